@@ -1,0 +1,50 @@
+"""The ``w2sprobe`` entry point: one sub-command group per module, bad input -> ``error: ...``, exit 2."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+import typer
+
+from ..errors import UsageError
+from . import cache as cache_cmd
+from . import config_cmd, data, extract
+
+app = typer.Typer(
+    name="w2sprobe",
+    help="Weak-to-strong generalization research on cached activations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(data.app, name="data")
+app.command("extract")(extract.extract)
+app.add_typer(cache_cmd.app, name="cache")
+app.add_typer(config_cmd.app, name="config")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every kind of bad input ends as one ``error:`` line and exit code 2."""
+    try:
+        app(args=argv, standalone_mode=False)
+    except UsageError as exc:
+        _fail(str(exc))
+    except click.exceptions.Abort:
+        _fail("interrupted", code=130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        _fail(exc.format_message())
+    except KeyboardInterrupt:
+        _fail("interrupted", code=130)
+
+
+def _fail(message: str, code: int = 2) -> None:
+    first_line = " ".join(message.strip().split())
+    print(f"error: {first_line}", file=sys.stderr)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Options every command shares, and the helpers that turn them into settings and output."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.console import Console
+
+from ..config import Settings, resolve
+
+#: Progress bars and messages go to stderr; tables to stdout unless ``--json`` claims it.
+stderr = Console(stderr=True)
+stdout = Console()
+
+CacheDirOpt = Annotated[
+    Optional[str], typer.Option("--cache-dir", help="Workspace root (default ./cache, env W2SPROBE_CACHE).")
+]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed for splits and anything random (default 0).")]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda (default auto).")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object summarising what was done on stdout.")]
+ConfigOpt = Annotated[
+    Optional[str], typer.Option("--config", help="Config file (default ./w2sprobe.toml when present).")
+]
+DataDirOpt = Annotated[
+    Optional[str],
+    typer.Option("--data-dir", help="Local dataset mirror (<folder>/<split>.jsonl); env W2SPROBE_DATA_DIR."),
+]
+DatasetOpt = Annotated[
+    Optional[str],
+    typer.Option("--dataset", help="Registry name (w2sprobe data list) or a .jsonl/.csv/.parquet file."),
+]
+TextFieldOpt = Annotated[Optional[str], typer.Option("--text-field", help="Text column of a dataset file.")]
+LabelFieldOpt = Annotated[Optional[str], typer.Option("--label-field", help="0/1 label column of a dataset file.")]
+NTrainOpt = Annotated[Optional[int], typer.Option("--n-train", help="Train pool size before halving (10000).")]
+NValOpt = Annotated[Optional[int], typer.Option("--n-val", help="Validation size (1000).")]
+NTestOpt = Annotated[Optional[int], typer.Option("--n-test", help="Test size (5000).")]
+
+
+def settings_from(config: str | None, **cli_values: Any) -> Settings:
+    """Resolve the effective options of one command invocation."""
+    return resolve(cli_values, config)
+
+
+def emit_json(summary: dict[str, Any]) -> None:
+    """Write the command's one JSON object to stdout."""
+    sys.stdout.write(json.dumps(summary, default=str) + "\n")
+    sys.stdout.flush()
