@@ -48,3 +48,8 @@ def emit_json(summary: dict[str, Any]) -> None:
     """Write the command's one JSON object to stdout."""
     sys.stdout.write(json.dumps(summary, default=str) + "\n")
     sys.stdout.flush()
+
+
+def layer_summary(layers: list[int]) -> str:
+    """``4,8,16`` for a few layers, ``0..12 (13)`` for many."""
+    return ",".join(map(str, layers)) if len(layers) <= 6 else f"{layers[0]}..{layers[-1]} ({len(layers)})"

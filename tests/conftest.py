@@ -1,0 +1,91 @@
+"""Shared fixtures: tiny random models of each architecture, saved as real HF folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+WORDS = [f"w{i}" for i in range(120)] + "the a good bad movie film great awful not very".split()
+
+
+def make_tokenizer(with_pad: bool, cls_token: bool):
+    """A word-level fast tokenizer over WORDS; decoders get no pad token (as GPT-2/Llama)."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    specials = ["[UNK]", "[PAD]", "[CLS]", "[SEP]", "</s>"]
+    vocab = {tok: i for i, tok in enumerate(specials + WORDS)}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    if cls_token:
+        backend.post_processor = processors.TemplateProcessing(
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+    kwargs = {"unk_token": "[UNK]", "eos_token": "</s>"}
+    if with_pad:
+        kwargs["pad_token"] = "[PAD]"
+    return PreTrainedTokenizerFast(tokenizer_object=backend, **kwargs)
+
+
+def tiny_config(arch: str, num_layers: int = 3):
+    from transformers import (BertConfig, GPT2Config, LlamaConfig, MistralConfig, MPNetConfig,
+                              Qwen2Config)
+
+    vocab = 5 + len(WORDS)
+    common = dict(vocab_size=vocab, hidden_size=16, num_hidden_layers=num_layers,
+                  num_attention_heads=4, intermediate_size=32)
+    decoder = dict(common, num_key_value_heads=2, eos_token_id=4, bos_token_id=4, pad_token_id=None)
+    return {
+        "llama": lambda: LlamaConfig(**decoder),
+        "qwen2": lambda: Qwen2Config(**decoder),
+        "mistral": lambda: MistralConfig(**decoder),
+        "gpt2": lambda: GPT2Config(vocab_size=vocab, n_embd=16, n_layer=num_layers, n_head=4,
+                                   bos_token_id=4, eos_token_id=4),
+        "bert": lambda: BertConfig(**common, pad_token_id=1),
+        "mpnet": lambda: MPNetConfig(**common, pad_token_id=1),
+    }[arch]()
+
+
+ARCHS = ["gpt2", "llama", "qwen2", "mistral", "bert", "mpnet"]
+DECODERS = {"gpt2", "llama", "qwen2", "mistral"}
+
+
+def build_tiny_model(folder: Path, arch: str, num_layers: int = 3, seed: int = 0) -> Path:
+    """Save a random tiny ``arch`` model plus tokenizer to ``folder`` and return it."""
+    from transformers import AutoModel
+
+    torch.manual_seed(seed)
+    model = AutoModel.from_config(tiny_config(arch, num_layers))
+    model.save_pretrained(folder)
+    make_tokenizer(with_pad=arch not in DECODERS, cls_token=arch not in DECODERS).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_models(tmp_path_factory) -> dict[str, Path]:
+    """One saved tiny model per architecture, built once per test session."""
+    root = tmp_path_factory.mktemp("models")
+    return {arch: build_tiny_model(root / arch, arch) for arch in ARCHS}
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """The offline dataset mirror beside the repo (../shared/data); its absence is a failure."""
+    assert SHARED_DATA.is_dir(), f"offline dataset mirror missing: expected {SHARED_DATA}"
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(monkeypatch, tmp_path_factory):
+    """No test reads the user's config file or env overrides; assets stay in a shared test dir."""
+    for name in ("W2SPROBE_CACHE", "W2SPROBE_DATA_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")

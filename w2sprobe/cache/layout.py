@@ -1,0 +1,44 @@
+"""Names and places inside the activation cache (the DESIGN.md file contract)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..workspace import slug
+
+#: Splits in the order they are stored and extracted.
+SPLIT_ORDER = ("weak_train", "strong_train", "val", "test")
+
+#: Bumped when the file layout changes, so old files get new keys instead of being misread.
+FORMAT_VERSION = 1
+
+PARTIAL_SUFFIX = ".partial"
+
+
+def layer_name(layer: int) -> str:
+    """Dataset name of a stored layer: ``layer_016`` (3-digit, zero-padded)."""
+    return f"layer_{layer:03d}"
+
+
+def layer_of(name: str) -> int | None:
+    """Inverse of :func:`layer_name`; ``None`` for other dataset names."""
+    if name.startswith("layer_") and name[6:].isdigit():
+        return int(name[6:])
+    return None
+
+
+def acts_root(cache_dir: Path) -> Path:
+    return Path(cache_dir) / "acts"
+
+
+def activation_path(cache_dir: Path, model: str, dataset: str, key: str) -> Path:
+    """``<cache>/acts/<model-slug>/<dataset-slug>/<key>.h5``."""
+    return acts_root(cache_dir) / slug(model) / slug(dataset) / f"{key}.h5"
+
+
+def partial_path(path: Path) -> Path:
+    return path.with_name(path.name + PARTIAL_SUFFIX)
+
+
+def lock_path(path: Path) -> Path:
+    return path.with_name(path.name + ".lock")

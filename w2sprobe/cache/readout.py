@@ -1,0 +1,85 @@
+"""Reading pooled per-layer activations out of one forward pass with nnsight.
+
+:class:`LayerReader` wraps a loaded model in ``nnsight.NNsight`` once, and for each batch
+traces a single forward pass that taps the requested layers in execution order, pools each
+(``last`` / ``mean`` / ``first`` token, by attention mask) on the model's device, and stops
+the forward right after the deepest requested layer.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import torch
+from nnsight import NNsight
+from torch import nn
+
+from ..errors import UsageError
+from ..models import ModelLayout
+
+POOLINGS = ("last", "mean", "first")
+
+
+def check_pooling(pooling: str) -> str:
+    if pooling not in POOLINGS:
+        raise UsageError(f"unknown pooling '{pooling}'; use one of {', '.join(POOLINGS)}")
+    return pooling
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
+    """(batch, seq, dim) -> (batch, dim), reading positions from the attention mask.
+
+    ``last`` takes the last non-pad token of a right-padded batch (mask sum - 1), never a
+    position guessed from the pad id; ``mean`` averages over unmasked tokens.
+    """
+    if pooling == "first":
+        return hidden[:, 0]
+    if pooling == "last":
+        last = mask.sum(dim=1) - 1
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)
+    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)
+
+
+class LayerReader:
+    """Pooled activations of selected layers (HF ``hidden_states`` numbering) per batch."""
+
+    def __init__(self, model: nn.Module, layout: ModelLayout, layers: list[int], pooling: str):
+        self.layers = sorted(layers)
+        self.pooling = check_pooling(pooling)
+        self.layout = layout
+        self.forward_kwargs = {"use_cache": False} if layout.is_decoder else {}
+        with warnings.catch_warnings():
+            # BERT-style blocks have a child named "output"; nnsight renames it and warns.
+            warnings.simplefilter("ignore", UserWarning)
+            self.traced = NNsight(model)
+            self._taps = [self._tap(layer) for layer in self.layers]
+
+    def _tap(self, layer: int):
+        """(envoy, "input" | "output") whose value is ``hidden_states[layer]``."""
+        blocks = _envoy(self.traced, self.layout.blocks_path)
+        if layer == 0:
+            return blocks[0], "input"
+        if layer == self.layout.num_layers and self.layout.final_norm_path:
+            return _envoy(self.traced, self.layout.final_norm_path), "output"
+        return blocks[layer - 1], "output"
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """(len(layers), batch, hidden) pooled activations, on the model's device."""
+        pooled: list[torch.Tensor] = []
+        taps, pooling, mask = self._taps, self.pooling, attention_mask
+        with self.traced.trace(input_ids=input_ids, attention_mask=attention_mask,
+                               **self.forward_kwargs) as tracer:
+            for envoy, attr in taps:
+                value = getattr(envoy, attr)
+                hidden = value[0] if isinstance(value, tuple) else value
+                pooled.append(pool(hidden, mask, pooling))
+            tracer.stop()  # nothing after the deepest requested layer is needed
+        return torch.stack(pooled)
+
+
+def _envoy(root, path: str):
+    envoy = root
+    for part in path.split("."):
+        envoy = envoy[int(part)] if part.isdigit() else getattr(envoy, part)
+    return envoy

@@ -1,0 +1,236 @@
+"""Reading activation files: the notebook API and what ``cache ls`` / ``cache verify`` use.
+
+>>> store = ActivationStore.open("cache/acts/mpnet/sst2/3f2a....h5")
+>>> x = store.get("strong_train", 12)            # (N, 768) float16, memory-mapped
+>>> x = store.get("test", 12, rows=slice(0, 100)) # reads only those rows
+>>> y = store.labels("test"); ids = store.ids("test")
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ..errors import UsageError
+from .layout import PARTIAL_SUFFIX, acts_root, layer_name
+
+
+class ActivationStore:
+    """A complete activation file opened read-only.
+
+    Activations come back as NumPy arrays: contiguous layers are memory-mapped (nothing is
+    read until used), and ``rows=`` reads only the requested rows.
+    """
+
+    def __init__(self, path: Path, handle: h5py.File):
+        self.path = path
+        self._h5 = handle
+        self.manifest: dict = json.loads(handle.attrs["manifest"])
+
+    @classmethod
+    def open(cls, path: str | Path) -> "ActivationStore":
+        """Open a complete file; partial, corrupt or incomplete files raise UsageError."""
+        path = Path(path)
+        if path.name.endswith(PARTIAL_SUFFIX):
+            raise UsageError(f"{path} is a partial file; rerun the extraction to complete it")
+        try:
+            handle = h5py.File(path, "r")
+        except FileNotFoundError:
+            raise UsageError(f"activation file {path} does not exist") from None
+        except OSError as exc:
+            raise UsageError(f"activation file {path} is corrupt: {exc}") from None
+        if not bool(handle.attrs.get("complete", False)) or "manifest" not in handle.attrs:
+            handle.close()
+            raise UsageError(f"activation file {path} is not marked complete")
+        return cls(path, handle)
+
+    # -- metadata ------------------------------------------------------------------------
+    @property
+    def attrs(self) -> dict:
+        return dict(self._h5.attrs)
+
+    @property
+    def layers(self) -> list[int]:
+        return [int(layer) for layer in self._h5.attrs["layers"]]
+
+    @property
+    def splits(self) -> list[str]:
+        return list(self._h5.keys())
+
+    def num_rows(self, split: str) -> int:
+        return len(self._group(split)["ids"])
+
+    # -- data ----------------------------------------------------------------------------
+    def ids(self, split: str) -> np.ndarray:
+        """Example ids of ``split`` (str), aligned with rows of every layer."""
+        return self._group(split)["ids"].asstr()[:]
+
+    def labels(self, split: str) -> np.ndarray:
+        """Ground-truth labels (float32 0/1) of ``split``."""
+        return self._group(split)["labels"][:]
+
+    def get(self, split: str, layer: int, rows: slice | np.ndarray | None = None) -> np.ndarray:
+        """Activations (rows, hidden) float16 of one split and layer.
+
+        Without ``rows`` the whole layer is memory-mapped when its storage allows it;
+        with ``rows`` (a slice or sorted index array) only those rows are read.
+        """
+        dataset = self._layer(split, layer)
+        if rows is None:
+            mapped = _memmap(self.path, dataset)
+            return mapped if mapped is not None else dataset[:]
+        return dataset[rows]
+
+    def torch(self, split: str, layer: int, *, dtype=None, device="cpu"):
+        """:meth:`get` as a torch tensor (default float32, the dtype probe math wants)."""
+        import torch
+
+        array = np.asarray(self.get(split, layer))
+        return torch.from_numpy(array).to(device=device, dtype=dtype or torch.float32)
+
+    def close(self) -> None:
+        self._h5.close()
+
+    def __enter__(self) -> "ActivationStore":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # -- internals -----------------------------------------------------------------------
+    def _group(self, split: str) -> h5py.Group:
+        if split not in self._h5:
+            raise UsageError(f"split '{split}' is not in {self.path.name}; it has {', '.join(self.splits)}")
+        return self._h5[split]
+
+    def _layer(self, split: str, layer: int) -> h5py.Dataset:
+        group = self._group(split)
+        name = layer_name(layer)
+        if name not in group:
+            raise UsageError(f"layer {layer} is not in {self.path.name}; cached layers: {self.layers}")
+        return group[name]
+
+
+def _memmap(path: Path, dataset: h5py.Dataset) -> np.ndarray | None:
+    """A read-only memory map of a contiguous, unfiltered dataset, else ``None``."""
+    offset = dataset.id.get_offset()
+    if dataset.chunks is not None or offset is None:
+        return None
+    return np.memmap(path, mode="r", dtype=dataset.dtype, offset=offset, shape=dataset.shape)
+
+
+# --------------------------------------------------------------------------- listing
+
+
+@dataclass
+class CacheEntry:
+    """One activation file as ``cache ls`` shows it."""
+
+    path: Path
+    key: str
+    model: str
+    dataset: str
+    layers: list[int]
+    rows: int
+    size_bytes: int
+    complete: bool
+    problem: str | None = None
+
+    def as_dict(self) -> dict:
+        return {**self.__dict__, "path": str(self.path)}
+
+
+def list_entries(cache_dir: Path) -> list[CacheEntry]:
+    """Every activation file (complete and partial) under ``<cache_dir>/acts``."""
+    root = acts_root(cache_dir)
+    if not root.is_dir():
+        return []
+    files = sorted(p for p in root.rglob("*") if p.name.endswith((".h5", ".h5" + PARTIAL_SUFFIX)))
+    return [_describe(path) for path in files]
+
+
+def _describe(path: Path) -> CacheEntry:
+    key = path.name.split(".h5")[0]
+    entry = CacheEntry(path=path, key=key, model="?", dataset="?", layers=[], rows=0,
+                       size_bytes=path.stat().st_size, complete=False)
+    try:
+        with h5py.File(path, "r") as handle:
+            entry.model = str(handle.attrs.get("model", "?"))
+            entry.dataset = str(handle.attrs.get("dataset", "?"))
+            entry.layers = [int(x) for x in handle.attrs.get("layers", [])]
+            entry.rows = sum(len(handle[s]["ids"]) for s in handle if "ids" in handle[s])
+            entry.complete = bool(handle.attrs.get("complete", False)) and not path.name.endswith(PARTIAL_SUFFIX)
+    except (OSError, KeyError) as exc:
+        entry.problem = f"unreadable: {exc}"
+    return entry
+
+
+def verify(path: Path) -> list[str]:
+    """Problems found in one activation file (empty list = healthy).
+
+    Checks: it opens, it is complete (not partial), its manifest matches its attrs, every
+    split has ids/labels/each layer with matching row counts and the manifest's hidden size,
+    every row was committed, and the activations are finite (read in blocks).
+    """
+    problems: list[str] = []
+    if path.name.endswith(PARTIAL_SUFFIX):
+        problems.append("partial (extraction not finished; rerun it to resume)")
+    try:
+        handle = h5py.File(path, "r")
+    except OSError as exc:
+        return problems + [f"cannot be opened (truncated or corrupt): {exc}"]
+    with handle:
+        problems += _verify_handle(handle, partial=bool(problems))
+    return problems
+
+
+def _verify_handle(handle: h5py.File, partial: bool) -> list[str]:
+    problems: list[str] = []
+    try:
+        manifest = json.loads(handle.attrs["manifest"])
+        layers = [int(x) for x in handle.attrs["layers"]]
+        hidden = int(handle.attrs["hidden_size"])
+    except (KeyError, ValueError) as exc:
+        return [f"manifest missing or unreadable: {exc}"]
+    if manifest.get("layers") != layers:
+        problems.append("manifest layers disagree with the file's layers attribute")
+    if not partial and not bool(handle.attrs.get("complete", False)):
+        problems.append("not marked complete")
+    for split in handle:
+        problems += _verify_split(handle[split], split, layers, hidden, partial)
+    return problems
+
+
+def _verify_split(group: h5py.Group, split: str, layers: list[int], hidden: int, partial: bool) -> list[str]:
+    problems = []
+    try:
+        rows = len(group["ids"])
+        if len(group["labels"]) != rows:
+            problems.append(f"{split}: labels has {len(group['labels'])} rows, ids {rows}")
+        committed = int(group.attrs.get("committed_rows", -1))
+        if committed != rows and not partial:
+            problems.append(f"{split}: only {committed} of {rows} rows committed")
+        for layer in layers:
+            problems += _verify_layer(group, split, layer, rows, hidden)
+    except (KeyError, OSError) as exc:
+        problems.append(f"{split}: unreadable ({exc})")
+    return problems
+
+
+def _verify_layer(group: h5py.Group, split: str, layer: int, rows: int, hidden: int) -> list[str]:
+    name = layer_name(layer)
+    if name not in group:
+        return [f"{split}: {name} missing"]
+    dataset = group[name]
+    if dataset.shape != (rows, hidden):
+        return [f"{split}/{name}: shape {dataset.shape}, expected {(rows, hidden)}"]
+    block = max(1, (64 << 20) // max(1, hidden * dataset.dtype.itemsize))
+    for start in range(0, rows, block):
+        if not np.isfinite(dataset[start:start + block]).all():
+            return [f"{split}/{name}: non-finite values near row {start}"]
+    return []
+

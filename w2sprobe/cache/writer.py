@@ -1,0 +1,136 @@
+"""Crash-safe writing of one activation file.
+
+The file is created as ``<key>.h5.partial`` with every dataset at its final shape and its
+storage allocated up front, so later writes only fill raw data; each split group carries a
+``committed_rows`` counter that is advanced (and the file flushed) only after a window of
+rows is fully written.  After ``kill -9`` the same request reopens the partial file and
+continues after the last committed window; rows past the counter are simply rewritten.
+When every split is committed the file is marked ``complete`` and renamed atomically, so a
+reader never sees a half-written ``<key>.h5``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .layout import layer_name, partial_path
+
+STORAGE_DTYPE = np.float16
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """What the file must hold for one split besides activations."""
+
+    name: str
+    ids: list[str]
+    labels: np.ndarray
+
+
+class PartialActivationFile:
+    """An activation file being written; use :meth:`open` to create or resume one."""
+
+    def __init__(self, final_path: Path, handle: h5py.File, layers: list[int]):
+        self.final_path = final_path
+        self.path = partial_path(final_path)
+        self.layers = layers
+        self._h5 = handle
+
+    @classmethod
+    def open(cls, final_path: Path, attrs: dict, splits: list[SplitData], layers: list[int],
+             hidden_size: int) -> "PartialActivationFile":
+        """Resume the partial file if it was made for the same manifest, else start it afresh."""
+        path = partial_path(final_path)
+        handle = _reopen_if_same(path, attrs["manifest"])
+        if handle is None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handle = _create(path, attrs, splits, layers, hidden_size)
+        return cls(final_path, handle, layers)
+
+    def committed(self, split: str) -> int:
+        """Rows of ``split`` already written and committed."""
+        return int(self._h5[split].attrs["committed_rows"])
+
+    def write_window(self, split: str, start: int, acts: np.ndarray) -> None:
+        """Write ``acts`` (layers, rows, hidden) at rows ``start:`` of ``split`` and commit them.
+
+        Windows are written in order, so the committed rows are always a prefix of the split.
+        """
+        group = self._h5[split]
+        stop = start + acts.shape[1]
+        for index, layer in enumerate(self.layers):
+            group[layer_name(layer)][start:stop] = acts[index]
+        self._h5.flush()  # data reaches the OS before the counter says it is there
+        group.attrs.modify("committed_rows", np.int64(stop))
+        self._h5.flush()
+
+    def finish(self) -> Path:
+        """Mark the file complete, close it and rename it to its final name (atomic)."""
+        self._h5.attrs.modify("complete", True)
+        self._h5.close()
+        os.replace(self.path, self.final_path)
+        return self.final_path
+
+    def close(self) -> None:
+        """Close without completing (the partial file stays for a later resume)."""
+        if self._h5.id.valid:
+            self._h5.close()
+
+
+def _reopen_if_same(path: Path, manifest: str) -> h5py.File | None:
+    """The existing partial file if it is readable and was started for ``manifest``."""
+    if not path.exists():
+        return None
+    try:
+        handle = h5py.File(path, "r+")
+    except OSError:  # torn by a crash mid-metadata-write: start over
+        path.unlink()
+        return None
+    if handle.attrs.get("manifest") != manifest:
+        handle.close()
+        path.unlink()
+        return None
+    return handle
+
+
+def _create(path: Path, attrs: dict, splits: list[SplitData], layers: list[int], hidden_size: int) -> h5py.File:
+    handle = h5py.File(path, "w", track_order=True)
+    for name, value in attrs.items():
+        handle.attrs[name] = value
+    handle.attrs["complete"] = False
+    for split in splits:
+        _create_split(handle, split, layers, hidden_size)
+    handle.flush()
+    return handle
+
+
+def _create_split(handle: h5py.File, split: SplitData, layers: list[int], hidden_size: int) -> None:
+    group = handle.create_group(split.name, track_order=True)
+    group.create_dataset("ids", data=np.array(split.ids, dtype=object), dtype=h5py.string_dtype())
+    group.create_dataset("labels", data=np.asarray(split.labels, dtype=np.float32))
+    rows = len(split.ids)
+    for layer in layers:
+        # Contiguous, allocated now: writes never change metadata, and readers can memory-map.
+        group.create_dataset(
+            layer_name(layer), shape=(rows, hidden_size), dtype=STORAGE_DTYPE,
+            dcpl=_early_allocation(), track_times=False,
+        )
+    group.attrs["committed_rows"] = np.int64(0)
+
+
+def _early_allocation():
+    dcpl = h5py.h5p.create(h5py.h5p.DATASET_CREATE)
+    dcpl.set_alloc_time(h5py.h5d.ALLOC_TIME_EARLY)
+    dcpl.set_fill_time(h5py.h5d.FILL_TIME_NEVER)
+    return dcpl
+
+
+def manifest_json(manifest: dict) -> str:
+    """The manifest as stored in the file (sorted keys: byte-stable across runs)."""
+    return json.dumps(manifest, sort_keys=True)

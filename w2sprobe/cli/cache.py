@@ -1,0 +1,54 @@
+"""``w2sprobe cache ls|verify``: what is cached, and whether it is intact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from ..cache import list_entries, verify as verify_file
+from ..workspace import resolve_cache_dir
+from .common import CacheDirOpt, ConfigOpt, DeviceOpt, JsonOpt, SeedOpt, emit_json, layer_summary, settings_from, stdout
+
+app = typer.Typer(help="List and verify cached activation files.", no_args_is_help=True)
+
+
+@app.command("ls")
+def ls(cache_dir: CacheDirOpt = None, seed: SeedOpt = None, device: DeviceOpt = None,
+       as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+    """List activation files: key, model, dataset, layers, rows, size, complete?"""
+    root = resolve_cache_dir(settings_from(config, cache_dir=cache_dir)["cache_dir"])
+    entries = list_entries(root)
+    if as_json:
+        emit_json({"command": "cache ls", "cache_dir": str(root), "entries": [e.as_dict() for e in entries]})
+        return
+    table = Table("key", "model", "dataset", "layers", "rows", "size", "complete")
+    for e in entries:
+        table.add_row(e.key, e.model, e.dataset, layer_summary(e.layers), str(e.rows),
+                      f"{e.size_bytes / 2**20:.1f} MiB", "yes" if e.complete else (e.problem or "no (partial)"))
+    stdout.print(table if entries else f"no activation files under {root}")
+
+
+@app.command("verify")
+def verify(
+    paths: Annotated[Optional[list[str]], typer.Argument(help="Files to check (default: every file in the cache).")] = None,
+    cache_dir: CacheDirOpt = None, seed: SeedOpt = None, device: DeviceOpt = None,
+    as_json: JsonOpt = False, config: ConfigOpt = None,
+) -> None:
+    """Check files for truncation, corruption, missing rows or layers; exit 1 if any has a problem."""
+    root = resolve_cache_dir(settings_from(config, cache_dir=cache_dir)["cache_dir"])
+    files = [Path(p) for p in paths] if paths else [e.path for e in list_entries(root)]
+    report = {str(path): (verify_file(path) if path.exists() else ["does not exist"]) for path in files}
+    if as_json:
+        emit_json({"command": "cache verify", "cache_dir": str(root), "files": report,
+                   "ok": not any(report.values())})
+    else:
+        for path, problems in report.items():
+            stdout.print(f"{'ok' if not problems else 'BAD'}  {path}" + "".join(f"\n    - {p}" for p in problems))
+        if not report:
+            stdout.print(f"no activation files under {root}")
+    if any(report.values()):
+        raise typer.Exit(1)
+
