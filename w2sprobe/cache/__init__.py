@@ -1,6 +1,6 @@
 """The activation cache: extraction (one forward pass, every requested layer) and HDF5 storage."""
 
-from .extract import ExtractRequest, ExtractResult, extract, parse_layers, plan_extraction
+from .extraction import ExtractRequest, ExtractResult, extract, parse_layers, plan_extraction
 from .store import ActivationStore, CacheEntry, list_entries, verify
 
 __all__ = [

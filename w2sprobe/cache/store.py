@@ -89,7 +89,7 @@ class ActivationStore:
         """:meth:`get` as a torch tensor (default float32, the dtype probe math wants)."""
         import torch
 
-        array = np.asarray(self.get(split, layer))
+        array = np.array(self.get(split, layer))  # a writable copy, not the read-only map
         return torch.from_numpy(array).to(device=device, dtype=dtype or torch.float32)
 
     def close(self) -> None:
