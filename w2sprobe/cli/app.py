@@ -27,7 +27,8 @@ app.add_typer(config_cmd.app, name="config")
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every kind of bad input ends as one ``error:`` line and exit code 2."""
     try:
-        app(args=argv, standalone_mode=False)
+        # Without standalone mode click returns (not raises) the code of typer.Exit.
+        code = app(args=argv, standalone_mode=False)
     except UsageError as exc:
         _fail(str(exc))
     except click.exceptions.Abort:
@@ -38,6 +39,8 @@ def main(argv: list[str] | None = None) -> None:
         _fail(exc.format_message())
     except KeyboardInterrupt:
         _fail("interrupted", code=130)
+    if isinstance(code, int) and code:
+        sys.exit(code)
 
 
 def _fail(message: str, code: int = 2) -> None:

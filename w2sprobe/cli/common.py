@@ -8,6 +8,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..config import Settings, resolve
 
@@ -53,3 +54,27 @@ def emit_json(summary: dict[str, Any]) -> None:
 def layer_summary(layers: list[int]) -> str:
     """``4,8,16`` for a few layers, ``0..12 (13)`` for many."""
     return ",".join(map(str, layers)) if len(layers) <= 6 else f"{layers[0]}..{layers[-1]} ({len(layers)})"
+
+
+class RowProgress:
+    """A progress bar on stderr that appears only once work starts (cache hits and errors print none)."""
+
+    def __init__(self, description: str):
+        self.description = description
+        self._bar: Progress | None = None
+        self._task = None
+
+    def update(self, done: int, total: int, *_: Any) -> None:
+        if self._bar is None:
+            self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                                 TimeRemainingColumn(), console=stderr, transient=True)
+            self._bar.start()
+            self._task = self._bar.add_task(self.description, total=total)
+        self._bar.update(self._task, completed=done, total=total)
+
+    def __enter__(self) -> "RowProgress":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self._bar is not None:
+            self._bar.stop()

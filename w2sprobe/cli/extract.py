@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..cache import ExtractRequest, extract as run_extraction
 from ..data import splits_from_settings
@@ -14,7 +13,7 @@ from ..models import set_cpu_threads
 from ..workspace import ensure_writable_dir, resolve_cache_dir
 from .common import (
     CacheDirOpt, ConfigOpt, DataDirOpt, DatasetOpt, DeviceOpt, JsonOpt, LabelFieldOpt, NTestOpt,
-    NTrainOpt, NValOpt, SeedOpt, TextFieldOpt, emit_json, layer_summary, settings_from, stderr,
+    NTrainOpt, NValOpt, SeedOpt, TextFieldOpt, RowProgress, emit_json, layer_summary, settings_from, stderr,
 )
 
 
@@ -55,9 +54,8 @@ def extract(
         pooling=settings["pooling"], max_length=int(settings["max_length"]),
         batch_size=int(settings["batch_size"]), dtype=settings["dtype"], device=settings["device"],
     )
-    with _progress() as bar:
-        task = bar.add_task("extract", total=None)
-        result = run_extraction(request, root, progress=lambda done, total, _: bar.update(task, completed=done, total=total))
+    with RowProgress("extract") as progress:
+        result = run_extraction(request, root, progress=progress.update)
     summary = {
         "command": "extract", "key": result.key, "path": str(result.path), "cache_hit": result.cache_hit,
         "model": request.model, "dataset": request.splits.dataset, "layers": result.layers,
@@ -69,9 +67,4 @@ def extract(
     else:
         verb = "cache hit" if result.cache_hit else f"extracted {sum(result.rows.values())} rows"
         stderr.print(f"{verb}: {result.path} (layers {layer_summary(result.layers)})")
-
-
-def _progress() -> Progress:
-    return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                    TimeRemainingColumn(), console=stderr, transient=True)
 

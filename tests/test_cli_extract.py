@@ -1,0 +1,163 @@
+"""``w2sprobe extract`` / ``cache`` / ``config`` from the command line, and the bad-input matrix."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import h5py
+import pytest
+
+from conftest import build_tiny_model
+from w2sprobe.cli.app import main
+
+SMALL = ["--n-train", "40", "--n-val", "10", "--n-test", "20"]
+
+
+def run(capsys, *args) -> tuple[int, str, str]:
+    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Path -> SHA-256 of every file under ``root`` (to prove nothing was touched)."""
+    if not root.exists():
+        return {}
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(".lock")}
+
+
+@pytest.fixture
+def workdir(tmp_path, monkeypatch, shared_data):
+    """A working directory with a populated cache (one extraction of the tiny BERT on sst2)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("W2SPROBE_DATA_DIR", str(shared_data))
+    return tmp_path
+
+
+def extract_args(model: Path, *extra: str) -> list[str]:
+    return ["extract", "--model", str(model), "--dataset", "sst2", *SMALL, "--cache-dir", "c", *extra]
+
+
+def test_extract_json_then_cache_hit_then_ls_and_verify(capsys, workdir, tiny_models):
+    code, out, err = run(capsys, *extract_args(tiny_models["bert"], "--layers", "1,3", "--json"))
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["cache_hit"] is False and first["layers"] == [1, 3]
+    assert first["rows"] == {"weak_train": 20, "strong_train": 20, "val": 10, "test": 20}
+    assert Path(first["path"]).is_file() and first["tokens"] > 0
+
+    code, out, _ = run(capsys, *extract_args(tiny_models["bert"], "--layers", "1,3", "--json"))
+    second = json.loads(out)
+    assert code == 0 and second["cache_hit"] is True and second["key"] == first["key"]
+
+    code, out, _ = run(capsys, "cache", "ls", "--cache-dir", "c", "--json")
+    entries = json.loads(out)["entries"]
+    assert code == 0 and len(entries) == 1
+    assert entries[0]["key"] == first["key"] and entries[0]["complete"] and entries[0]["rows"] == 70
+    assert entries[0]["layers"] == [1, 3] and entries[0]["dataset"] == "sst2"
+
+    code, out, _ = run(capsys, "cache", "verify", "--cache-dir", "c", "--json")
+    assert code == 0 and json.loads(out)["ok"] is True
+
+
+def test_cache_verify_exits_1_on_a_truncated_file(capsys, workdir, tiny_models):
+    code, out, _ = run(capsys, *extract_args(tiny_models["bert"], "--layers", "2", "--json"))
+    path = Path(json.loads(out)["path"])
+    path.write_bytes(path.read_bytes()[:4000])
+    code, out, _ = run(capsys, "cache", "verify", "--cache-dir", "c")
+    assert code == 1 and "BAD" in out and "truncated or corrupt" in out
+
+
+def test_layer_16_exactly_as_written_with_a_config_file(capsys, workdir):
+    model = build_tiny_model(workdir / "llama16", "llama", num_layers=16)
+    (workdir / "w2sprobe.toml").write_text(
+        f'strong_model = "{model}"\ndataset = "sst2"\ncache_dir = "c"\nn_train = 30\nn_val = 6\nn_test = 10\n')
+    code, _, err = run(capsys, "extract", "--layer", "16")
+    assert code == 0, err
+    files = list((workdir / "c" / "acts").rglob("*.h5"))
+    assert len(files) == 1
+    with h5py.File(files[0], "r") as handle:
+        assert list(handle.attrs["layers"]) == [16] and handle.attrs["pooling"] == "last"
+        assert handle["test"]["layer_016"].shape == (10, 16)
+
+    code, out, _ = run(capsys, "config", "show", "--json")
+    options = json.loads(out)["options"]
+    assert options["strong_model"]["value"] == str(model)
+    assert options["strong_model"]["source"].startswith("config ")
+    assert options["weak_model"] == {"value": "minilm", "source": "default"}
+
+
+def test_demo_default_model_refuses_layer_16_with_a_clear_line(capsys, workdir):
+    code, _, err = run(capsys, "extract", "--layer", "16", "--cache-dir", "c", *SMALL)
+    assert code == 2
+    assert err.strip().splitlines() == [err.strip()] and err.startswith("error: layer 16 is outside 0..12")
+
+
+def _file_with(tmp: Path, name: str, rows: list[dict]) -> Path:
+    path = tmp / name
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+BAD_INPUTS = {
+    "unknown dataset": (lambda m, t: ["--dataset", "no-such-dataset"], "unknown dataset"),
+    "missing field": (lambda m, t: ["--dataset", str(_file_with(t, "f.jsonl", [{"sentence": "a", "label": 0}]))],
+                      "text"),
+    "non-binary labels": (lambda m, t: ["--dataset", str(_file_with(
+        t, "g.jsonl", [{"text": f"w{i}", "label": i % 3} for i in range(30)]))], "binary"),
+    "empty split": (lambda m, t: ["--dataset", str(_file_with(
+        t, "h.jsonl", [{"text": f"w{i}", "label": int(i == 0)} for i in range(5)]))], "empty"),
+    "unknown model": (lambda m, t: ["--model", "no-such-model"], "unknown model"),
+    "unreadable folder": (lambda m, t: ["--model", str(t)], "unreadable"),
+    "layer out of range": (lambda m, t: ["--layers", "0,7"], "layer 7 is outside 0..3"),
+    "unknown pooling": (lambda m, t: ["--pool", "max"], "unknown pooling"),
+    "max length": (lambda m, t: ["--max-length", "0"], "max-length must be > 0"),
+    "unwritable cache": (lambda m, t: ["--cache-dir", str(_file_with(t, "plainfile", []) / "sub")], "not writable"),
+    "bad device": (lambda m, t: ["--device", "tpu"], "unknown device"),
+    "both layer options": (lambda m, t: ["--layer", "1", "--layers", "2"], "either --layer or --layers"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_error_line_exit_2_and_cache_untouched(capsys, workdir, tiny_models, case):
+    code, _, err = run(capsys, *extract_args(tiny_models["gpt2"], "--layers", "1"))
+    assert code == 0, err
+    before = snapshot(workdir / "c")
+    make_args, message = BAD_INPUTS[case]
+    inputs = workdir / "inputs"
+    inputs.mkdir()
+    args = extract_args(tiny_models["gpt2"], "--layers", "1")
+    extra = make_args(tiny_models["gpt2"], inputs)
+    if "--layers" in extra or "--layer" in extra:
+        args = args[: args.index("--layers")]
+    code, out, err = run(capsys, *args, *extra)
+    assert code == 2, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], err
+    assert "Traceback" not in err and out == ""
+    assert snapshot(workdir / "c") == before
+
+
+def test_corrupt_existing_file_is_an_error_and_kept(capsys, workdir, tiny_models):
+    code, out, _ = run(capsys, *extract_args(tiny_models["gpt2"], "--layers", "1", "--json"))
+    path = Path(json.loads(out)["path"])
+    path.write_bytes(b"not an hdf5 file at all")
+    code, _, err = run(capsys, *extract_args(tiny_models["gpt2"], "--layers", "1"))
+    assert code == 2 and err.startswith("error: ") and "corrupt" in err
+    assert path.read_bytes() == b"not an hdf5 file at all"
+
+
+def test_console_script_lists_the_commands():
+    out = subprocess.run([sys.executable, "-m", "w2sprobe", "--help"], capture_output=True, text=True, check=True)
+    for command in ("data", "extract", "cache", "config"):
+        assert command in out.stdout
