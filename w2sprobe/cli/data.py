@@ -1,0 +1,153 @@
+"""``w2sprobe data list`` and ``w2sprobe data show NAME``: the registry and one dataset's splits."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Optional
+
+import typer
+from rich.table import Column, Table
+
+from ..data import REGISTRY, DatasetSpec, SplitSet, is_user_file, get_spec, mirror_folder, splits_from_settings
+from ..data.sources import mirror_splits
+from .common import (
+    CacheDirOpt, ConfigOpt, DataDirOpt, DeviceOpt, JsonOpt, LabelFieldOpt, NTestOpt, NTrainOpt,
+    NValOpt, SeedOpt, TextFieldOpt, emit_json, settings_from, stdout,
+)
+
+app = typer.Typer(help="Inspect the dataset registry and the splits built from it.", no_args_is_help=True)
+
+N_EXAMPLES = 3
+
+
+@app.command("list")
+def list_command(
+    data_dir: DataDirOpt = None,
+    cache_dir: CacheDirOpt = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """List every registered dataset and whether the configured mirror has it."""
+    settings = settings_from(config, data_dir=data_dir, cache_dir=cache_dir, seed=seed, device=device)
+    rows = [_list_row(spec, settings["data_dir"]) for spec in REGISTRY.values()]
+    if as_json:
+        emit_json({"command": "data list", "data_dir": settings["data_dir"], "datasets": rows})
+        return
+    table = Table("hub id (config)", "train / test pool", "mirror", "train offline")
+    for column in table.columns:
+        column.overflow = "fold"  # wrap, never cut with an ellipsis
+    # Names are what users type next: keep each on one line, whole, even on a narrow terminal.
+    table.columns.insert(0, Column("name", no_wrap=True, min_width=max(len(row["name"]) for row in rows)))
+    for row in rows:
+        hub = row["hub_id"] + (f" ({row['hub_config']})" if row["hub_config"] else "")
+        table.add_row(row["name"], hub, row["pools"], _yes_no(row["in_mirror"]), _yes_no(row["train_offline"]))
+    stdout.print(f"data dir: {settings['data_dir'] or '(none: hub only)'}")
+    stdout.print(table)
+
+
+@app.command("show")
+def show_command(
+    name: Annotated[Optional[str], typer.Argument(help="Registry name or a data file; default: the configured dataset.")] = None,
+    data_dir: DataDirOpt = None,
+    n_train: NTrainOpt = None,
+    n_val: NValOpt = None,
+    n_test: NTestOpt = None,
+    text_field: TextFieldOpt = None,
+    label_field: LabelFieldOpt = None,
+    cache_dir: CacheDirOpt = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = None,
+    as_json: JsonOpt = False,
+    config: ConfigOpt = None,
+) -> None:
+    """Build NAME's splits and print its spec, the split report, the fingerprint and examples."""
+    settings = settings_from(
+        config, dataset=name, data_dir=data_dir, n_train=n_train, n_val=n_val, n_test=n_test,
+        text_field=text_field, label_field=label_field, cache_dir=cache_dir, seed=seed, device=device,
+    )
+    dataset = str(settings["dataset"])
+    spec = None if is_user_file(dataset) else get_spec(dataset)
+    split_set = splits_from_settings(settings)
+    summary = {"command": "data show", "dataset": split_set.dataset,
+               "spec": _spec_dict(spec) if spec else None, "fingerprint": split_set.fingerprint,
+               "report": split_set.report, "examples": _examples(split_set)}
+    if as_json:
+        emit_json(summary)
+    else:
+        _print_show(summary)
+
+
+def _list_row(spec: DatasetSpec, data_dir: Optional[str]) -> dict[str, Any]:
+    folder = mirror_folder(spec, data_dir)
+    present = set(mirror_splits(folder)) if folder else set()
+    return {"name": spec.name, "hub_id": spec.hub_id, "hub_config": spec.hub_config,
+            "pools": spec.pools_text, "in_mirror": folder is not None,
+            "mirror_splits": sorted(present),
+            "train_offline": folder is not None and set(spec.train_splits) <= present}
+
+
+def _spec_dict(spec: DatasetSpec) -> dict[str, Any]:
+    return {"name": spec.name, "hub_id": spec.hub_id, "hub_config": spec.hub_config,
+            "train_splits": list(spec.train_splits), "test_split": spec.test_split,
+            "mirror_folder": spec.mirror_folder, "formatter": spec.formatter.__name__,
+            "labels": spec.label_note, "description": spec.description}
+
+
+def _examples(split_set: SplitSet) -> list[dict[str, Any]]:
+    """The first few rows of the first non-empty split, test first (it is never carved down)."""
+    for split in (split_set.splits[name] for name in ("test", "val", "strong_train", "weak_train")):
+        if len(split):
+            return [{"split": split.name, "id": split.ids[i], "label": int(split.labels[i]),
+                     "text": split.texts[i]} for i in range(min(N_EXAMPLES, len(split)))]
+    return []
+
+
+def _print_show(summary: dict[str, Any]) -> None:
+    report, spec = summary["report"], summary["spec"]
+    if spec:
+        hub = spec["hub_id"] + (f" ({spec['hub_config']})" if spec["hub_config"] else "")
+        _line(f"{spec['name']}: {spec['description']}")
+        _line(f"hub: {hub}; labels: {spec['labels']}; formatter: {spec['formatter']}")
+    _line(f"source: {report['source']}; seed {report['seed']}; fingerprint {summary['fingerprint']}")
+    stdout.print(_pool_table(report["pools"]))
+    stdout.print(_split_table(report["splits"]))
+    for note in report["notes"]:
+        _line(f"note: {note}")
+    for example in summary["examples"]:
+        _line(f"\n[{example['split']} {example['id']} label={example['label']}]")
+        _line(example["text"])
+
+
+def _line(text: str) -> None:
+    # Dataset text is printed verbatim: no rich markup, no re-wrapping.
+    stdout.print(text, markup=False, highlight=False, soft_wrap=True)
+
+
+def _pool_table(pools: dict[str, dict]) -> Table:
+    """One column per pool, one row per processing step (fits a narrow terminal)."""
+    table = Table("", *pools, title="pools")
+    rows = [("from", "from"), ("rows loaded", "rows_loaded"), ("dropped empty", "dropped_empty"),
+            ("dropped duplicates", "dropped_duplicates"), ("dropped test overlap", "dropped_test_overlap"),
+            ("label 0/1 before balancing", "label_counts_before_balance"),
+            ("dropped by balancing", "dropped_by_balancing"), ("balanced size", "balanced_size")]
+    for title, key in rows:
+        table.add_row(title, *(_cell(stats[key]) for stats in pools.values()))
+    return table
+
+
+def _split_table(splits: dict[str, dict]) -> Table:
+    table = Table("split", "size", "requested", "label 0/1", title="splits")
+    for name, entry in splits.items():
+        table.add_row(name, str(entry["size"]), str(entry["requested"]), _cell(entry["label_counts"]))
+    return table
+
+
+def _cell(value: Any) -> str:
+    if isinstance(value, dict):  # label counts
+        return f"{value['0']}/{value['1']}"
+    return str(value)
+
+
+def _yes_no(flag: bool) -> str:
+    return "yes" if flag else "no"
