@@ -161,3 +161,19 @@ def test_console_script_lists_the_commands():
     out = subprocess.run([sys.executable, "-m", "w2sprobe", "--help"], capture_output=True, text=True, check=True)
     for command in ("data", "extract", "cache", "config"):
         assert command in out.stdout
+
+
+@pytest.mark.parametrize("args,message", [
+    (["extract", "--bogus"], "No such option: --bogus"),
+    (["extract", "--batch-size", "x"], "Invalid value for '--batch-size'"),
+    (["nonsense"], "No such command"),
+])
+def test_option_errors_are_one_line_exit_2(capsys, workdir, args, message):
+    code, out, err = run(capsys, *args)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+
+
+def test_bare_group_prints_help(capsys):
+    code, _, err = run(capsys, "cache")
+    assert code == 2 and "verify" in err and "error:" not in err

@@ -113,7 +113,6 @@ def test_show_user_file_with_custom_fields(capsys, tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["data", "show", "no-such-dataset"], "error: unknown dataset 'no-such-dataset'; known: anli-r2"),
     (["data", "show", "sst2", "--n-test", "0"], "error: n_test must be an integer >= 1"),
-    (["data", "show", "piqa"], "error: dataset piqa: split weak_train is empty after balancing"),
     (["data", "show", "FILE", "--label-field", "gold"], "error: "),
 ])
 def test_bad_input_is_one_error_line_and_exit_2(capsys, mirror, tmp_path, args, message):

@@ -213,9 +213,14 @@ def test_carved_test_is_at_most_half_the_pool(mirror):
     assert len(split_set.splits["val"]) + len(split_set.splits["strong_train"]) + len(split_set.splits["weak_train"]) == balanced - balanced // 2
 
 
-def test_default_sizes_on_a_small_carved_pool_fail_clearly(mirror):
-    with pytest.raises(UsageError, match="split weak_train is empty after balancing"):
-        load_splits("piqa", data_dir=mirror)
+def test_default_sizes_on_a_small_carved_pool_give_val_half_the_train_pool(mirror):
+    split_set = load_splits("piqa", data_dir=mirror)
+    sizes = {name: len(split) for name, split in split_set.splits.items()}
+    train_pool = split_set.report["pools"]["shared"]["balanced_size"] - sizes["test"]
+    assert sizes["val"] == train_pool // 2
+    assert sizes["weak_train"] + sizes["strong_train"] == train_pool - train_pool // 2
+    assert min(sizes.values()) > 0
+    assert any("val:" in note and "fewer than the 1000 requested" in note for note in split_set.report["notes"])
 
 
 # --- sources: hub vs mirror, manual downloads ------------------------------------------------------

@@ -6,6 +6,7 @@ import sys
 
 import click
 import typer
+from typer import exceptions as typer_errors
 
 from ..errors import UsageError
 from . import cache as cache_cmd
@@ -31,16 +32,27 @@ def main(argv: list[str] | None = None) -> None:
         code = app(args=argv, standalone_mode=False)
     except UsageError as exc:
         _fail(str(exc))
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         _fail("interrupted", code=130)
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         sys.exit(exc.exit_code)
-    except click.ClickException as exc:
-        _fail(exc.format_message())
+    except (click.ClickException, typer_errors.TyperException) as exc:
+        # typer >= 0.26 vendors click, so its usage errors are not click's classes.
+        _usage_error(exc)
     except KeyboardInterrupt:
         _fail("interrupted", code=130)
     if isinstance(code, int) and code:
         sys.exit(code)
+
+
+def _usage_error(exc: Exception) -> None:
+    """A bad option or argument: the one-line message (help text for a bare command group)."""
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        ctx = getattr(exc, "ctx", None)
+        print(ctx.get_help() if ctx else exc, file=sys.stderr)
+        sys.exit(2)
+    format_message = getattr(exc, "format_message", None)
+    _fail(format_message() if format_message else str(exc))
 
 
 def _fail(message: str, code: int = 2) -> None:

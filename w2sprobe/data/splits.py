@@ -231,7 +231,8 @@ def _carve(pools: Pools, formatter: Formatter, seed: int, sizes: SplitSizes, rep
 
 def _assign(train_pool: _Pool, test_pool: _Pool, seed: int, sizes: SplitSizes) -> dict[str, Split]:
     """Cut val/train from the train pool, halve train, cap test; in ``SPLIT_NAMES`` order."""
-    val = train_pool.take(range(min(sizes.n_val, len(train_pool))))
+    # A small (e.g. carved) pool gives val at most half of it, so train is never left empty.
+    val = train_pool.take(range(min(sizes.n_val, len(train_pool) // 2)))
     train = train_pool.take(range(len(val), min(len(val) + sizes.n_train, len(train_pool))))
     order = np.random.default_rng(HALVING_SEED_OFFSET + seed).permutation(len(train))
     n_strong = math.ceil(len(train) / 2)
