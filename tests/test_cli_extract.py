@@ -175,5 +175,5 @@ def test_option_errors_are_one_line_exit_2(capsys, workdir, args, message):
 
 
 def test_bare_group_prints_help(capsys):
-    code, _, err = run(capsys, "cache")
-    assert code == 2 and "verify" in err and "error:" not in err
+    code, out, err = run(capsys, "cache")
+    assert code == 2 and "verify" in out + err and "error:" not in err

@@ -46,10 +46,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _usage_error(exc: Exception) -> None:
-    """A bad option or argument: the one-line message (help text for a bare command group)."""
+    """A bad option or argument: its one-line message (a bare command group already showed help)."""
     if type(exc).__name__ == "NoArgsIsHelpError":
-        ctx = getattr(exc, "ctx", None)
-        print(ctx.get_help() if ctx else exc, file=sys.stderr)
         sys.exit(2)
     format_message = getattr(exc, "format_message", None)
     _fail(format_message() if format_message else str(exc))
