@@ -1,6 +1,6 @@
 """The activation cache: extraction (one forward pass, every requested layer) and HDF5 storage."""
 
-from .extraction import ExtractRequest, ExtractResult, extract, parse_layers, plan_extraction
+from .extraction import ExtractRequest, ExtractResult, extract, find_cached_layer, parse_layers, plan_extraction
 from .store import ActivationStore, CacheEntry, list_entries, verify
 
 __all__ = [
@@ -9,6 +9,7 @@ __all__ = [
     "ExtractRequest",
     "ExtractResult",
     "extract",
+    "find_cached_layer",
     "list_entries",
     "parse_layers",
     "plan_extraction",

@@ -255,3 +255,30 @@ def _text_config(ref: ModelRef):
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(f"cannot read the config of model {ref.name}: {exc}") from None
     return config.get_text_config() if hasattr(config, "get_text_config") else config
+
+
+def find_cached_layer(plan: ExtractPlan, layer: int) -> Path:
+    """A complete activation file made like ``plan`` (any layer set) that stores ``layer``.
+
+    Probes need one layer; whichever extraction stored it (``--layer 16`` or ``--layers all``)
+    serves, as long as everything else in the manifest (model weights, dataset fingerprint,
+    pooling, max length, dtype) matches.  UsageError names the cached layers otherwise.
+    """
+    wanted = {k: v for k, v in plan.manifest.items() if k != "layers"}
+    cached: set[int] = set()
+    for path in sorted(plan.path.parent.glob("*.h5")):
+        try:
+            with ActivationStore.open(path) as store:
+                manifest = {k: v for k, v in store.manifest.items() if k != "layers"}
+                layers = store.layers
+        except UsageError:
+            continue  # partial or corrupt files are never read; `cache verify` reports them
+        if manifest == wanted:
+            if layer in layers:
+                return path
+            cached.update(layers)
+    if cached:
+        raise UsageError(f"layer {layer} is not in the cache for {plan.ref.name} on {plan.manifest['dataset']}; "
+                         f"cached layers: {sorted(cached)} (run w2sprobe extract --layer {layer})")
+    raise UsageError(f"no cached activations of {plan.ref.name} on {plan.manifest['dataset']} with these "
+                     f"settings; run w2sprobe extract --layer {layer} first")
