@@ -281,3 +281,17 @@ def test_peak_memory_does_not_hold_all_activations(tiny_models, tmp_path):
         writer.PartialActivationFile.write_window = original
     assert max(seen) == 16 and sum(seen) == 115
     assert os.path.getsize(next((tmp_path / "acts").rglob("*.h5"))) > 115 * 16 * 2 * 4
+
+
+def test_find_cached_layer_serves_any_extraction_that_stored_it(tiny_models, tmp_path):
+    from w2sprobe.cache import find_cached_layer
+
+    with pytest.raises(UsageError, match="no cached activations"):
+        find_cached_layer(plan_extraction(request(tiny_models["gpt2"], layers=[3]), tmp_path), 3)
+    stored = extract(request(tiny_models["gpt2"], layers="1,3"), tmp_path).path
+    assert find_cached_layer(plan_extraction(request(tiny_models["gpt2"], layers=[3]), tmp_path), 3) == stored
+    with pytest.raises(UsageError, match=r"layer 2 is not in the cache .*cached layers: \[1, 3\]"):
+        find_cached_layer(plan_extraction(request(tiny_models["gpt2"], layers=[2]), tmp_path), 2)
+    other_pooling = plan_extraction(request(tiny_models["gpt2"], layers=[3], pooling="mean"), tmp_path)
+    with pytest.raises(UsageError, match="no cached activations"):
+        find_cached_layer(other_pooling, 3)
