@@ -42,6 +42,18 @@ DEFAULTS: dict[str, Any] = {
     "dtype": "auto",
     "text_field": "text",
     "label_field": "label",
+    # probes: the blog's settings
+    "probe": "knn",
+    "layer": None,  # None = the reference's probe layer, (L + 1) // 2
+    "labels": "weak",
+    "k": 50,
+    "metric": "euclidean",
+    "knn_backend": "auto",
+    "l2": 1e-2,
+    "standardize": False,
+    "k_cc": 50,
+    "k_zeta": 50,
+    "contamination": 0.1,
 }
 
 #: Environment variables that stand in for an option (below the config file).

@@ -1,6 +1,9 @@
 """The activation cache: extraction (one forward pass, every requested layer) and HDF5 storage."""
 
-from .extraction import ExtractRequest, ExtractResult, extract, find_cached_layer, parse_layers, plan_extraction
+from .extraction import (
+    ExtractRequest, ExtractResult, cached_layers, extract, find_cached_layer,
+    parse_layers, plan_extraction,
+)
 from .store import ActivationStore, CacheEntry, list_entries, verify
 
 __all__ = [
@@ -8,6 +11,7 @@ __all__ = [
     "CacheEntry",
     "ExtractRequest",
     "ExtractResult",
+    "cached_layers",
     "extract",
     "find_cached_layer",
     "list_entries",

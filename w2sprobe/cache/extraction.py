@@ -257,28 +257,33 @@ def _text_config(ref: ModelRef):
     return config.get_text_config() if hasattr(config, "get_text_config") else config
 
 
-def find_cached_layer(plan: ExtractPlan, layer: int) -> Path:
-    """A complete activation file made like ``plan`` (any layer set) that stores ``layer``.
+def cached_layers(plan: ExtractPlan) -> dict[int, Path]:
+    """Layer -> a complete activation file made like ``plan`` (any layer set) that stores it.
 
-    Probes need one layer; whichever extraction stored it (``--layer 16`` or ``--layers all``)
-    serves, as long as everything else in the manifest (model weights, dataset fingerprint,
-    pooling, max length, dtype) matches.  UsageError names the cached layers otherwise.
+    Probes need single layers; whichever extraction stored one (``--layer 16`` or ``--layers
+    all``) serves, as long as everything else in the manifest (model weights, dataset
+    fingerprint, pooling, max length, dtype) matches.  Partial or corrupt files are skipped.
     """
     wanted = {k: v for k, v in plan.manifest.items() if k != "layers"}
-    cached: set[int] = set()
+    found: dict[int, Path] = {}
     for path in sorted(plan.path.parent.glob("*.h5")):
         try:
             with ActivationStore.open(path) as store:
-                manifest = {k: v for k, v in store.manifest.items() if k != "layers"}
-                layers = store.layers
+                if {k: v for k, v in store.manifest.items() if k != "layers"} == wanted:
+                    found.update({layer: path for layer in store.layers if layer not in found})
         except UsageError:
-            continue  # partial or corrupt files are never read; `cache verify` reports them
-        if manifest == wanted:
-            if layer in layers:
-                return path
-            cached.update(layers)
-    if cached:
-        raise UsageError(f"layer {layer} is not in the cache for {plan.ref.name} on {plan.manifest['dataset']}; "
-                         f"cached layers: {sorted(cached)} (run w2sprobe extract --layer {layer})")
-    raise UsageError(f"no cached activations of {plan.ref.name} on {plan.manifest['dataset']} with these "
-                     f"settings; run w2sprobe extract --layer {layer} first")
+            continue  # `cache verify` reports such files; they are never read
+    return found
+
+
+def find_cached_layer(plan: ExtractPlan, layer: int) -> Path:
+    """The file holding ``layer`` (see :func:`cached_layers`); UsageError names the cached layers."""
+    found = cached_layers(plan)
+    if layer in found:
+        return found[layer]
+    where = f"{plan.ref.name} on {plan.manifest['dataset']}"
+    if found:
+        raise UsageError(f"layer {layer} is not in the cache for {where}; cached layers: {sorted(found)} "
+                         f"(run w2sprobe extract --layer {layer})")
+    raise UsageError(f"no cached activations of {where} with these settings; "
+                     f"run w2sprobe extract --layer {layer} first")

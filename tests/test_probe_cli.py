@@ -1,0 +1,180 @@
+"""``w2sprobe probe | filter | relabel | sweep`` on a real cache, and label sets."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from w2sprobe.cache import ActivationStore, list_entries
+from w2sprobe.labels import LabelSet, find_label_set, list_label_sets, load_label_set, save_label_set
+from w2sprobe.metrics import roc_auc
+from w2sprobe.probes import KnnProbe
+
+SIZES = ["--n-train", "300", "--n-val", "60", "--n-test", "80"]
+
+
+def run(capsys, *args):
+    from w2sprobe.cli.app import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.fixture
+def cached(tmp_path, monkeypatch, shared_data, tiny_models, capsys):
+    """A workspace with the tiny BERT's layers 1..3 on sst2 and a noisy 'weak' label set."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("W2SPROBE_DATA_DIR", str(shared_data))
+    (tmp_path / "w2sprobe.toml").write_text(f'strong_model = "{tiny_models["bert"]}"\ncache_dir = "c"\n'
+                                            'n_train = 300\nn_val = 60\nn_test = 80\n')
+    code, _, err = run(capsys, "extract", "--layers", "1,2,3")
+    assert code == 0, err
+    path = list_entries(Path("c"))[0].path
+    rng = np.random.default_rng(0)
+    with ActivationStore.open(path) as store:
+        ids = {s: store.ids(s) for s in store.splits}
+        truth = {s: store.labels(s) for s in store.splits}
+    soft = {s: np.where(rng.random(len(y)) < 0.3, 1 - y, y) * 0.8 + 0.1 for s, y in truth.items()}
+    save_label_set(LabelSet("weak", "sst2", ids, soft, {"made": "ground truth with 30% flips"}), Path("c"))
+    return {"path": path, "ids": ids, "truth": truth, "soft": soft}
+
+
+def test_probe_writes_predictions_then_metrics(capsys, cached):
+    code, out, err = run(capsys, "probe", "--probe", "knn", "--k", "10", "--layer", "2", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    folder = Path(summary["path"])
+    metrics = json.loads((folder / "metrics.json").read_text())
+    with (folder / "predictions.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    test = [r for r in rows if r["split"] == "test"]
+    assert len(test) == 80 and {r["split"] for r in rows} == {"val", "test"}
+    preds = np.array([float(r["soft_pred"]) for r in test])
+    assert [r["id"] for r in test] == cached["ids"]["test"].tolist()
+    assert metrics["auc"] == pytest.approx(roc_auc(cached["truth"]["test"], preds))
+    assert metrics["labels_auc"] == pytest.approx(roc_auc(cached["truth"]["test"], cached["soft"]["test"]))
+    assert metrics["auc_minus_labels_auc"] == pytest.approx(metrics["auc"] - metrics["labels_auc"])
+    assert summary["layer"] == 2 and metrics["labels"] == "weak"
+
+
+def test_default_layer_is_the_reference_middle_layer(capsys, cached):
+    code, out, err = run(capsys, "probe", "--json", "--k", "5")
+    assert code == 0, err
+    assert json.loads(out)["layer"] == 2  # (3 + 1) // 2
+
+
+def test_filter_drops_exactly_the_fraction_and_reports_precision(capsys, cached):
+    code, out, err = run(capsys, "filter", "--probe", "knn", "--k", "10", "--contamination", "0.2", "--layer", "3", "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    stored = find_label_set(Path("c"), "sst2", summary["key"])
+    assert stored.sizes() == {"strong_train": 150 - 30, "val": 60 - 12, "test": 80}
+    for split, n in (("strong_train", 150), ("val", 60)):
+        report = summary["report"][split]
+        kept = set(stored.ids[split].tolist())
+        removed = [i for i, id_ in enumerate(cached["ids"][split].tolist()) if id_ not in kept]
+        wrong = (cached["soft"][split] > 0.5) != (cached["truth"][split] > 0.5)
+        assert report["removed"] == len(removed) == round(0.2 * n)
+        assert report["mislabeled_removed"] == int(wrong[removed].sum())
+        assert report["precision"] == pytest.approx(wrong[removed].mean())
+        np.testing.assert_allclose(stored.align(split, cached["ids"][split])[1][~np.isin(
+            np.arange(n), removed)], cached["soft"][split][~np.isin(np.arange(n), removed)], rtol=1e-6)
+    assert stored.manifest["kind"] == "filter" and stored.manifest["parent_name"] == "weak"
+
+
+def test_relabel_exactly_as_written_equals_the_probe_api(capsys, cached):
+    code, _, err = run(capsys, "relabel", "--probe", "knn", "--k", "50")
+    assert code == 0, err
+    (meta,) = [m for m in list_label_sets(Path("c"), "sst2") if m["name"] == "knn-relabel"]
+    relabeled = load_label_set(Path("c") / "labels" / "sst2" / meta["key"])
+    with ActivationStore.open(cached["path"]) as store:
+        probe = KnnProbe(k=50).fit(store.get("strong_train", 2), cached["soft"]["strong_train"])
+        np.testing.assert_allclose(relabeled.soft["strong_train"], probe.predict_fit_set(), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(relabeled.soft["val"], probe.predict(store.get("val", 2)), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(relabeled.soft["test"], cached["soft"]["test"], rtol=1e-6)
+
+
+def test_sweep_reads_the_cache_without_any_forward_pass(capsys, cached, tmp_path, monkeypatch):
+    def no_forward(*_, **__):
+        raise AssertionError("a sweep must not load a model")
+
+    monkeypatch.setattr("w2sprobe.cache.extraction.load_model", no_forward)
+    code, out, err = run(capsys, "sweep", "--probe", "knn", "--k", "5,10,25", "--layers", "1,all",
+                         "--out", str(tmp_path / "sw"), "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["layers"] == [1, 2, 3] and summary["grid"] == [5, 10, 25]
+    rows = json.loads((tmp_path / "sw" / "sweep.json").read_text())
+    assert [(r["layer"], r["k"]) for r in rows] == [(layer, k) for layer in (1, 2, 3) for k in (5, 10, 25)]
+    assert (tmp_path / "sw" / "sweep.png").stat().st_size > 10_000
+    assert len((tmp_path / "sw" / "sweep.csv").read_text().splitlines()) == 10
+
+
+def test_logreg_sweep_over_l2(capsys, cached, tmp_path):
+    code, out, err = run(capsys, "sweep", "--probe", "logreg", "--l2", "1e-3,1e-1", "--layers", "3",
+                         "--out", str(tmp_path / "lr"), "--json")
+    assert code == 0, err
+    assert [r["l2"] for r in json.loads(out)["rows"]] == [1e-3, 1e-1]
+
+
+@pytest.mark.parametrize("args,message", [
+    (["probe", "--probe", "svm"], "unknown probe 'svm'"),
+    (["probe", "--k", "0"], "k"),
+    (["filter", "--contamination", "1.0"], "contamination"),
+    (["filter", "--contamination", "-0.1"], "contamination"),
+    (["probe", "--layer", "0"], "layer 0 is not in the cache"),
+    (["probe", "--labels", "nonexistent"], "no label set 'nonexistent'"),
+    (["sweep", "--k", "5,x"], "grid must be comma-separated numbers"),
+])
+def test_bad_probe_input(capsys, cached, args, message):
+    before = sorted(p.name for p in Path("c").rglob("*"))
+    code, out, err = run(capsys, *args)
+    assert code == 2 and out == ""
+    assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
+    assert sorted(p.name for p in Path("c").rglob("*")) == before
+
+
+def test_label_set_with_foreign_ids_is_refused(capsys, cached):
+    ids = {s: np.array([f"x{i}" for i in range(5)]) for s in ("strong_train", "val")}
+    save_label_set(LabelSet("foreign", "sst2", ids, {s: np.full(5, 0.5) for s in ids}), Path("c"))
+    code, _, err = run(capsys, "probe", "--labels", "foreign")
+    assert code == 2 and "does not match the activations" in err
+
+
+def test_missing_weak_labels_say_where_they_come_from(capsys, cached):
+    for folder in (Path("c") / "labels" / "sst2").iterdir():
+        for f in folder.iterdir():
+            f.unlink()
+        folder.rmdir()
+    code, _, err = run(capsys, "relabel", "--probe", "knn", "--k", "50")
+    assert code == 2 and "no label set 'weak'" in err and "train weak" in err and "--labels gt" in err
+
+
+# ------------------------------------------------------------------ label sets
+
+
+def test_label_set_round_trip_align_and_ambiguity(tmp_path):
+    ids = {"strong_train": np.array(["a", "b", "c"]), "val": np.array(["d"])}
+    soft = {"strong_train": np.array([0.1, 0.9, 0.5]), "val": np.array([1.0])}
+    first = LabelSet("weak", "toy", ids, soft, {"seed": 0})
+    folder = save_label_set(first, tmp_path)
+    loaded = load_label_set(folder)
+    assert loaded.key == first.key and loaded.sizes() == {"strong_train": 3, "val": 1}
+    np.testing.assert_array_equal(loaded.soft["strong_train"], np.float32([0.1, 0.9, 0.5]))
+    mask, aligned = loaded.align("strong_train", np.array(["c", "x", "a", "b"]))
+    assert mask.tolist() == [True, False, True, True]
+    np.testing.assert_allclose(aligned[mask], [0.5, 0.1, 0.9], rtol=1e-6)
+    assert find_label_set(tmp_path, "toy", "weak").key == first.key
+    save_label_set(LabelSet("weak", "toy", ids, soft, {"seed": 1}), tmp_path)
+    with pytest.raises(Exception, match="ambiguous"):
+        find_label_set(tmp_path, "toy", "weak")
+    assert find_label_set(tmp_path, "toy", first.key).manifest == {"seed": 0}

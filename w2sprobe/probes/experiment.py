@@ -1,0 +1,159 @@
+"""Probe experiments on cached activations: predict, filter and relabel a label set.
+
+A probe is fit on ``strong_train`` activations of one layer against a label set's soft labels
+(the weak labels by default) and then:
+
+* :func:`evaluate_probe` predicts val/test and scores test ROC AUC against ground truth, next
+  to the AUC of the label set's own test labels (the blog's "probe AUC minus weak AUC");
+* :func:`filter_label_set` drops the highest-disagreement fraction of train and val and says
+  how many dropped labels were actually wrong (the filter's precision);
+* :func:`relabel_label_set` replaces train and val labels by the probe's soft predictions
+  (out-of-sample on train: a point never votes for itself).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..cache import ActivationStore
+from ..errors import UsageError
+from ..labels import LabelSet
+from ..metrics import accuracy, roc_auc
+from . import make_probe
+
+TRAIN, EVAL_SPLITS = "strong_train", ("val", "test")
+
+
+@dataclass
+class ProbeSpec:
+    """Which probe, with which parameters, on which layer."""
+
+    name: str
+    params: dict
+    layer: int
+    device: str = "cpu"  # where the math runs; not part of what the result means
+
+    def describe(self) -> dict:
+        return {"probe": self.name, "layer": self.layer, **self.params}
+
+    def build(self):
+        return make_probe(self.name, **self.params, device=self.device)
+
+
+@dataclass
+class ProbeOutcome:
+    """Predictions (per split, aligned with the store's ids) and metrics of one probe run."""
+
+    spec: ProbeSpec
+    predictions: dict[str, np.ndarray]
+    ids: dict[str, np.ndarray]
+    metrics: dict = field(default_factory=dict)
+
+
+def ground_truth_labels(store: ActivationStore, dataset: str) -> LabelSet:
+    """The activation file's ground truth as a label set (name ``gt``): probing the task itself."""
+    splits = [s for s in store.splits]
+    return LabelSet("gt", dataset, {s: store.ids(s) for s in splits}, {s: store.labels(s) for s in splits},
+                    {"source": "ground truth", "activations": store.manifest})
+
+
+def training_data(store: ActivationStore, labels: LabelSet, layer: int, split: str = TRAIN):
+    """(acts, soft labels, row mask) of ``split`` rows that ``labels`` covers."""
+    mask, soft = labels.align(split, store.ids(split))
+    if not mask.any():
+        raise UsageError(f"label set {labels.name} labels none of the {split} rows")
+    acts = store.get(split, layer)
+    rows = np.flatnonzero(mask)
+    return np.asarray(acts[rows] if len(rows) < len(mask) else acts), soft[rows], rows
+
+
+def evaluate_probe(store: ActivationStore, labels: LabelSet, spec: ProbeSpec) -> ProbeOutcome:
+    """Fit on strong_train against ``labels``; predict val and test; score test vs ground truth."""
+    acts, soft, _ = training_data(store, labels, spec.layer)
+    probe = spec.build().fit(acts, soft)
+    outcome = ProbeOutcome(spec, {}, {})
+    for split in EVAL_SPLITS:
+        outcome.ids[split] = store.ids(split)
+        outcome.predictions[split] = probe.predict(np.asarray(store.get(split, spec.layer)))
+    truth = store.labels("test")
+    auc = roc_auc(truth, outcome.predictions["test"])
+    outcome.metrics = {"auc": auc, "accuracy": accuracy(truth, outcome.predictions["test"]),
+                       "n": int(len(truth)), "train_n": int(len(soft)), **_label_set_auc(store, labels, auc)}
+    return outcome
+
+
+def _label_set_auc(store: ActivationStore, labels: LabelSet, probe_auc: float) -> dict:
+    """AUC of the label set's own test labels, and the probe's gain over it (when it has test)."""
+    if "test" not in labels.ids:
+        return {}
+    mask, soft = labels.align("test", store.ids("test"))
+    if not mask.all():
+        return {}
+    label_auc = roc_auc(store.labels("test"), soft)
+    return {"labels_auc": label_auc, "auc_minus_labels_auc": probe_auc - label_auc}
+
+
+@dataclass
+class FilterOutcome:
+    """The filtered label set plus what the filter removed, per split."""
+
+    labels: LabelSet
+    report: dict
+
+
+def filter_label_set(store: ActivationStore, labels: LabelSet, spec: ProbeSpec, contamination: float,
+                     name: str) -> FilterOutcome:
+    """Drop the ``contamination`` fraction of train and val rows the probe disagrees with most."""
+    acts, soft, rows = training_data(store, labels, spec.layer)
+    probe = spec.build()
+    kept: dict[str, np.ndarray] = {}
+    report: dict = {}
+    for split in (TRAIN, "val"):
+        split_acts, split_soft, split_rows = (acts, soft, rows) if split == TRAIN else training_data(
+            store, labels, spec.layer, split)
+        result = probe.filter(split_acts, split_soft, contamination)
+        keep = np.asarray(result.keep, dtype=bool)
+        kept[split] = split_rows[keep]
+        report[split] = _filter_report(result, keep, split_soft, store.labels(split)[split_rows])
+    ids = {split: store.ids(split)[kept[split]] for split in kept}
+    soft_kept = {split: labels.align(split, store.ids(split))[1][kept[split]] for split in kept}
+    _carry_test(labels, store, ids, soft_kept)
+    manifest = {"kind": "filter", "probe": spec.describe(), "contamination": contamination,
+                "parent": labels.key, "parent_name": labels.name, "activations": store.manifest,
+                "report": report}
+    return FilterOutcome(LabelSet(name, labels.dataset, ids, soft_kept, manifest), report)
+
+
+def _filter_report(result, keep: np.ndarray, soft: np.ndarray, truth: np.ndarray) -> dict:
+    """Sizes, and how many removed labels were wrong vs how many wrong labels there were."""
+    wrong = (soft > 0.5) != (truth > 0.5)
+    removed = ~keep
+    report = {"before": int(len(keep)), "kept": int(keep.sum()), "removed": int(removed.sum()),
+              "mislabeled_before": int(wrong.sum()), "mislabeled_removed": int((wrong & removed).sum()),
+              "precision": float((wrong & removed).sum() / removed.sum()) if removed.any() else float("nan"),
+              "mislabel_rate_before": float(wrong.mean()),
+              "mislabel_rate_after": float(wrong[keep].mean()) if keep.any() else float("nan")}
+    report.update({k: v for k, v in result.summary().items() if k not in report})
+    return report
+
+
+def relabel_label_set(store: ActivationStore, labels: LabelSet, spec: ProbeSpec, name: str) -> LabelSet:
+    """Train and val labels replaced by the probe's soft predictions (train: out-of-sample)."""
+    acts, soft, rows = training_data(store, labels, spec.layer)
+    probe = spec.build().fit(acts, soft)
+    ids = {TRAIN: store.ids(TRAIN)[rows], "val": store.ids("val")}
+    new_soft = {TRAIN: probe.predict_fit_set(), "val": probe.predict(np.asarray(store.get("val", spec.layer)))}
+    _carry_test(labels, store, ids, new_soft)
+    manifest = {"kind": "relabel", "probe": spec.describe(), "parent": labels.key,
+                "parent_name": labels.name, "activations": store.manifest}
+    return LabelSet(name, labels.dataset, ids, new_soft, manifest)
+
+
+def _carry_test(labels: LabelSet, store: ActivationStore, ids: dict, soft: dict) -> None:
+    """Test labels pass through unchanged, so a student's weak baseline stays comparable."""
+    if "test" in labels.ids:
+        mask, test_soft = labels.align("test", store.ids("test"))
+        ids["test"] = store.ids("test")[mask]
+        soft["test"] = test_soft[mask]

@@ -1,0 +1,105 @@
+"""Writing probe results: one run's predictions + metrics, and a sweep's table + plot.
+
+A probe run lives in ``<cache>/probes/<dataset>/<key>/`` with ``predictions.csv``
+(``split,id,soft_pred``) written first and ``metrics.json`` last (via rename), so a crash never
+leaves a run that looks complete.  A sweep writes ``sweep.csv``, ``sweep.json`` and ``sweep.png``.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+from pathlib import Path
+
+from ..hashing import short_hash
+from ..labels import LabelSet
+from ..workspace import slug
+from .experiment import ProbeOutcome
+
+
+def probe_run_dir(cache_dir: Path, dataset: str, outcome: ProbeOutcome, labels: LabelSet, activations: dict) -> Path:
+    key = short_hash({"probe": outcome.spec.describe(), "labels": labels.key, "activations": activations})
+    return Path(cache_dir) / "probes" / slug(dataset) / key
+
+
+def save_probe_outcome(outcome: ProbeOutcome, labels: LabelSet, activations: dict, cache_dir: Path) -> Path:
+    """Write predictions, then metrics (the file that marks the run complete)."""
+    folder = probe_run_dir(cache_dir, labels.dataset, outcome, labels, activations)
+    folder.mkdir(parents=True, exist_ok=True)
+    _atomic_write(folder / "predictions.csv", _predictions_csv(outcome))
+    metrics = {**outcome.metrics, "probe": outcome.spec.describe(), "labels": labels.name,
+               "labels_key": labels.key, "activations": activations}
+    _atomic_write(folder / "metrics.json", json.dumps(_finite(metrics), indent=2, sort_keys=True))
+    return folder
+
+
+def _predictions_csv(outcome: ProbeOutcome) -> str:
+    lines = ["split,id,soft_pred"]
+    for split, preds in outcome.predictions.items():
+        lines += [f"{split},{id_},{float(p)!r}" for id_, p in zip(outcome.ids[split].tolist(), preds.tolist())]
+    return "\n".join(lines) + "\n"
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def _finite(obj):
+    """NaN is not JSON: write ``null`` instead."""
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
+    if isinstance(obj, dict):
+        return {k: _finite(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_finite(v) for v in obj]
+    return obj
+
+
+# --------------------------------------------------------------------------- sweeps
+
+
+def write_sweep(rows: list[dict], out_dir: Path, param: str) -> dict[str, Path]:
+    """Tidy table (CSV + JSON) and a plot of the probe's gain over the labels vs ``param``."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    columns = list(dict.fromkeys(key for row in rows for key in row))
+    with (out_dir / "sweep.csv").open("w", newline="") as fh:
+        writer = csv.DictWriter(fh, fieldnames=columns)
+        writer.writeheader()
+        writer.writerows(rows)
+    (out_dir / "sweep.json").write_text(json.dumps(_finite(rows), indent=2))
+    paths = {"csv": out_dir / "sweep.csv", "json": out_dir / "sweep.json"}
+    paths["png"] = plot_sweep(rows, param, out_dir / "sweep.png")
+    return paths
+
+
+def plot_sweep(rows: list[dict], param: str, path: Path) -> Path:
+    """Probe AUC minus the labels' AUC (or probe AUC) vs ``param``, one line per layer."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    metric = "auc_minus_labels_auc" if all(r.get("auc_minus_labels_auc") is not None for r in rows) else "auc"
+    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    colors = plt.get_cmap("tab10")  # colour-blind-safe enough for <= 10 lines; markers differ too
+    markers = "osD^vP*Xh<"
+    for index, layer in enumerate(sorted({r["layer"] for r in rows})):
+        points = sorted((r[param], r[metric]) for r in rows if r["layer"] == layer)
+        ax.plot(*zip(*points), marker=markers[index % len(markers)], color=colors(index % 10), label=f"layer {layer}")
+    if metric == "auc_minus_labels_auc":
+        ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
+    values = [r[param] for r in rows]
+    if min(values) > 0 and max(values) / min(values) >= 20:
+        ax.set_xscale("log")
+    ax.set_xlabel(param)
+    ax.set_ylabel("probe AUC − label-set AUC" if metric != "auc" else "probe test AUC")
+    ax.set_title(f"{rows[0]['probe']} sweep on {rows[0].get('dataset', '')}")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
