@@ -1,0 +1,312 @@
+"""Exact k-nearest-neighbour search in bounded memory, behind interchangeable backends.
+
+The search walks blocks of queries and, inside each, blocks of the index, keeping a running
+top-k per query: peak scratch memory follows ``memory_budget_bytes``, never N x M.
+
+Conventions every backend follows (so they return the same neighbours on the same data):
+
+* distances are **squared** Euclidean for ``metric="euclidean"`` (faiss's convention) and
+  ``1 - cosine similarity`` for ``metric="cosine"``, computed as half the squared distance
+  between L2-normalised rows, so cosine runs the very same Euclidean search (an all-zero row
+  stays at the origin, at cosine distance 0.5 from every unit row);
+* neighbours come sorted by (distance, index): among equal distances (duplicated points) the
+  smaller index wins, also at the k-th place;
+* ``k`` is clipped to the number of rows searched; with ``exclude_self`` a query never gets
+  its own row back (its duplicates still count).
+
+Backends: ``torch`` (CPU or CUDA), ``faiss`` (faiss-cpu), ``cuml`` (GPU, optional extra).
+``auto`` picks faiss on CPU when it is installed, else torch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Callable
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from ..errors import UsageError
+from .base import DEFAULT_MEMORY_BUDGET, Acts, check_acts, check_choice, check_k, device_of, take_rows
+
+METRICS = ("euclidean", "cosine")
+BACKENDS = ("auto", "torch", "faiss", "cuml")
+
+# Scratch bytes per (query, index) pair inside a block: the float32 distance and topk's temps.
+_PAIR_BYTES = 12
+# Past a few thousand query rows a block gains no GEMM speed, only memory.
+_MAX_QUERY_BLOCK = 4096
+
+Array = np.ndarray | torch.Tensor
+
+# A block searcher: (queries, index rows, k, block width) -> (distances, local indices), the k
+# nearest per query; the width is the size of a full index block (the last one may be shorter).
+BlockSearch = Callable[[torch.Tensor, torch.Tensor, int, int], tuple[torch.Tensor, torch.Tensor]]
+
+
+def knn_search(index: Acts, queries: Acts, k: int, *, metric: str = "euclidean",
+               exclude_self: bool | np.ndarray = False, index_rows: np.ndarray | None = None,
+               backend: str = "auto", device: str | torch.device = "cpu",
+               memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+               check_index: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` nearest rows of ``index`` for each row of ``queries``.
+
+    Returns ``(distances, indices)``, float32 and int64, shape (M, k') with k' = ``k`` clipped
+    to the rows searched, sorted by (distance, index); ``indices`` number rows of ``index``.
+
+    ``exclude_self``: ``True`` when ``queries`` is ``index`` (query i is row i); or an int
+    array giving, per query, the index row that is the query itself (-1: none). Then
+    k' = min(k, rows - 1) when every query's own row is searched, else min(k, rows), and a
+    query short of neighbours is padded with index -1 and distance inf.
+    ``index_rows`` (ascending) restricts the search to those rows of ``index``.
+    ``check_index=False`` skips the NaN/inf pass over an index the caller has checked already.
+    """
+    k = check_k(k)
+    check_choice(metric, "metric", METRICS)
+    dev = device_of(device)
+    search = _block_searcher(check_choice(backend, "backend", BACKENDS), dev)
+    if check_index:
+        index = check_acts(index, memory_budget_bytes=memory_budget_bytes, name="index")
+    if queries is not index:
+        queries = check_acts(queries, memory_budget_bytes=memory_budget_bytes, name="queries")
+    if queries.shape[1] != index.shape[1]:
+        raise UsageError(f"queries have {queries.shape[1]} features but the index has {index.shape[1]}")
+    rows = _check_index_rows(index_rows, index.shape[0])
+    self_ids = _self_ids(exclude_self, queries.shape[0], index.shape[0])
+    return _search(index, queries, k, metric=metric, self_ids=self_ids, rows=rows, search=search,
+                   device=dev, budget=memory_budget_bytes)
+
+
+def knn_graph(acts: Acts, k: int, **search_options) -> sp.csr_matrix:
+    """The directed kNN graph of ``acts``: edge i -> j when j is among i's ``k`` nearest (self excluded).
+
+    ``search_options`` go to :func:`knn_search` (metric, backend, device, memory budget).
+    """
+    _, neighbours = knn_search(acts, acts, k, exclude_self=True, **search_options)
+    return neighbour_graph(neighbours, neighbours.shape[0])
+
+
+def neighbour_graph(neighbours: np.ndarray, n: int) -> sp.csr_matrix:
+    """A sparse (n, n) adjacency with an edge i -> j for each ``neighbours[i]`` entry (-1 skipped)."""
+    valid = neighbours >= 0
+    sources = np.repeat(np.arange(neighbours.shape[0]), valid.sum(1))
+    edges = np.ones(sources.size, dtype=np.int8)
+    return sp.csr_matrix((edges, (sources, neighbours[valid])), shape=(n, n))
+
+
+# --------------------------------------------------------------------------- the block loop
+
+
+def _search(index: Acts, queries: Acts, k: int, *, metric: str, self_ids: np.ndarray | None,
+            rows: np.ndarray | None, search: BlockSearch, device: torch.device,
+            budget: int) -> tuple[np.ndarray, np.ndarray]:
+    n_rows = index.shape[0] if rows is None else rows.size
+    n_queries, dim = queries.shape
+    columns = _result_width(k, n_rows, self_ids, rows)
+    wanted = min(columns + (self_ids is not None), n_rows)  # one spare to drop the query itself
+    q_block, i_block = _plan_blocks(n_queries, n_rows, dim, wanted, budget)
+    distances = np.full((n_queries, columns), np.inf, dtype=np.float32)
+    indices = np.full((n_queries, columns), -1, dtype=np.int64)
+    if columns == 0:
+        return distances, indices
+    for q0 in range(0, n_queries, q_block):
+        q = _prepare(take_rows(queries, slice(q0, q0 + q_block), device), metric)
+        best = None
+        for i0 in range(0, n_rows, i_block):
+            block_rows, block_ids = _block(rows, i0, min(i0 + i_block, n_rows), device)
+            x = _prepare(take_rows(index, block_rows, device), metric)
+            d, local = search(q, x, min(wanted, x.shape[0]), i_block)
+            best = merge_keys(best, pack_keys(_host(d), _host(block_ids)[_host(local)]), wanted)
+        d, i = (_to_numpy(part) for part in unpack_keys(best))
+        if self_ids is not None:
+            d, i = _drop_self(d, i, self_ids[q0:q0 + q_block], columns)
+        distances[q0:q0 + q.shape[0]], indices[q0:q0 + q.shape[0]] = d[:, :columns], i[:, :columns]
+    if metric == "cosine":
+        distances /= 2  # |a - b|^2 / 2 = 1 - cos(a, b) for unit rows
+    return distances, indices
+
+
+def _result_width(k: int, n_rows: int, self_ids: np.ndarray | None, rows: np.ndarray | None) -> int:
+    """Result columns: k clipped to the rows searched, one fewer when every query is among them."""
+    if self_ids is None:
+        return min(k, n_rows)
+    searched = self_ids >= 0 if rows is None else np.isin(self_ids, rows)
+    return min(k, n_rows - 1 if searched.all() else n_rows)
+
+
+def _plan_blocks(n_queries: int, n_rows: int, dim: int, k: int, budget: int) -> tuple[int, int]:
+    """Query and index block sizes whose scratch memory stays within ``budget`` bytes."""
+    per_query = 10 * dim + 48 * k  # float32 row, its source slice, its squares, top-k merge scratch
+    per_row = 10 * dim
+    # Up to half the budget for queries: every query block re-reads (and converts) the index.
+    q_block = min(n_queries, _MAX_QUERY_BLOCK, max(1, budget // 2 // per_query))
+    i_block = max(1, (budget - q_block * per_query) // (per_row + _PAIR_BYTES * q_block))
+    return q_block, min(n_rows, i_block)
+
+
+def _block(rows: np.ndarray | None, start: int, stop: int,
+           device: torch.device) -> tuple[slice | np.ndarray, torch.Tensor]:
+    """Which rows of the index to read, and their index numbers (for the results)."""
+    if rows is None:
+        return slice(start, stop), torch.arange(start, stop, device=device)
+    return rows[start:stop], torch.from_numpy(rows[start:stop]).to(device)
+
+
+def _prepare(block: torch.Tensor, metric: str) -> torch.Tensor:
+    if metric == "cosine":
+        block /= block.norm(dim=1, keepdim=True).clamp_min(torch.finfo(block.dtype).tiny)
+    return block
+
+
+# Key handling runs in numpy on the CPU (torch is far slower on these small arrays there)
+# and in torch on a GPU; the functions below take either.
+
+def pack_keys(d: Array, i: Array) -> Array:
+    """(distance, index) pairs as int64 keys that sort exactly like the pairs.
+
+    Distances are >= 0, and the bits of a non-negative float32 order like the float; the
+    index fills the low 32 bits, so equal distances sort by index.
+    """
+    if isinstance(d, np.ndarray):
+        return ((d + np.float32(0)).view(np.int32).astype(np.int64) << 32) | i  # + 0 turns -0.0 into +0.0
+    return ((d + 0.0).view(torch.int32).to(torch.int64) << 32) | i
+
+
+def unpack_keys(keys: Array) -> tuple[Array, Array]:
+    if isinstance(keys, np.ndarray):
+        return (keys >> 32).astype(np.int32).view(np.float32), keys & 0xFFFFFFFF
+    return (keys >> 32).to(torch.int32).view(torch.float32), keys & 0xFFFFFFFF
+
+
+def merge_keys(best: Array | None, keys: Array, k: int) -> Array:
+    """The ``k`` smallest keys per row of ``best`` and ``keys`` together, ascending."""
+    if isinstance(keys, np.ndarray):
+        return np.sort(keys if best is None else np.concatenate([best, keys], 1), axis=1)[:, :k]
+    return (keys if best is None else torch.cat([best, keys], 1)).sort(dim=1).values[:, :k]
+
+
+def _host(t: torch.Tensor) -> Array:
+    return t.numpy() if t.device.type == "cpu" else t
+
+
+def _to_numpy(a: Array) -> np.ndarray:
+    return a if isinstance(a, np.ndarray) else a.cpu().numpy()
+
+
+def _drop_self(d: np.ndarray, i: np.ndarray, self_ids: np.ndarray,
+               columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """Remove each query's own row (else the spare last candidate); pad rows left short."""
+    is_self = i == self_ids[:, None]
+    if d.shape[1] > columns:
+        is_self[~is_self.any(1), -1] = True
+    order = np.argsort(is_self, axis=1, kind="stable")[:, :columns]  # self moves to the end
+    d, i = np.take_along_axis(d, order, 1), np.take_along_axis(i, order, 1)
+    pad = np.take_along_axis(is_self, order, 1)
+    d[pad], i[pad] = np.inf, -1
+    return d, i
+
+
+def _check_index_rows(index_rows: np.ndarray | None, n: int) -> np.ndarray | None:
+    if index_rows is None:
+        return None
+    rows = np.asarray(index_rows, dtype=np.int64)
+    if rows.ndim != 1 or rows.size == 0 or rows[0] < 0 or rows[-1] >= n \
+            or np.any(np.diff(rows) <= 0):
+        raise UsageError(f"index_rows must be a non-empty ascending list of rows in [0, {n})")
+    return rows
+
+
+def _self_ids(exclude_self: bool | np.ndarray, n_queries: int, n_index: int) -> np.ndarray | None:
+    if isinstance(exclude_self, (bool, np.bool_)):
+        if not exclude_self:
+            return None
+        if n_queries != n_index:
+            raise UsageError(f"exclude_self=True needs the queries to be the index rows; "
+                             f"got {n_queries} queries for {n_index} rows")
+        return np.arange(n_queries)
+    ids = np.asarray(exclude_self, dtype=np.int64)
+    if ids.shape != (n_queries,) or ids.min(initial=-1) < -1 or ids.max(initial=-1) >= n_index:
+        raise UsageError(f"exclude_self must hold one row id in [-1, {n_index}) per query ({n_queries})")
+    return ids
+
+
+# --------------------------------------------------------------------------- backends
+
+
+def _block_searcher(backend: str, device: torch.device) -> BlockSearch:
+    if backend == "auto":
+        backend = "faiss" if device.type == "cpu" and _installed("faiss") else "torch"
+    if backend == "faiss":
+        if not _installed("faiss"):
+            raise UsageError("faiss is not installed: pip install 'w2sprobe[faiss]'")
+        if device.type != "cpu":
+            raise UsageError("the faiss backend runs on the CPU; use --device cpu or another backend")
+        return _faiss_block
+    if backend == "cuml":
+        if not _installed("cuml"):
+            raise UsageError("cuML is not installed: pip install 'w2sprobe[gpu]'")
+        if device.type != "cuda":
+            raise UsageError("the cuml backend needs a CUDA device; use --device cuda")
+        return _cuml_block
+    return torch_block
+
+
+def _installed(module: str) -> bool:
+    return importlib.util.find_spec(module) is not None
+
+
+def torch_block(q: torch.Tensor, x: torch.Tensor, k: int,
+                width: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    """Exact k nearest rows of ``x`` per row of ``q``: squared distances, ties by smaller index.
+
+    A short block is padded to ``width`` rows: BLAS rounds a product differently for different
+    matrix shapes, and only one shape for all blocks gives duplicated rows equal distances.
+    """
+    n = x.shape[0]
+    if width > n:
+        x = torch.cat([x, x.new_zeros(width - n, x.shape[1])])
+    # |x|^2 - 2 q.x ranks each row like the distance; |q|^2 (and the clamp) wait for the winners.
+    d = torch.addmm((x * x).sum(1), q, x.T, alpha=-2)[:, :n]
+    q_norms = (q * q).sum(1, keepdim=True)
+    spare = min(k + 1, d.shape[1])
+    values, local = d.topk(spare, dim=1, largest=False, sorted=True)
+    values = (values + q_norms).clamp_(min=0)  # rounding can dip below 0 for identical rows
+    if spare > k:
+        # topk picks freely among values tied with the k-th: redo those rows in index order.
+        crowded = (values[:, k - 1] == values[:, k]).nonzero().squeeze(1)
+        if crowded.numel():
+            full = (d[crowded] + q_norms[crowded]).clamp_(min=0)
+            order = full.argsort(dim=1, stable=True)[:, :spare]
+            local[crowded], values[crowded] = order, full.gather(1, order)
+    return values[:, :k], local[:, :k]
+
+
+def _faiss_block(q: torch.Tensor, x: torch.Tensor, k: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """faiss's brute-force L2 search; it scans rows in order and keeps the earlier of equal
+    distances, which is the smaller-index rule (its products are the same whatever the block
+    size, so no padding to ``width``)."""
+    import faiss
+
+    d, local = faiss.knn(q.numpy(), x.numpy(), k, metric=faiss.METRIC_L2)
+    return torch.from_numpy(d), torch.from_numpy(local)
+
+
+def _cuml_block(q: torch.Tensor, x: torch.Tensor, k: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """cuML's brute-force search; it orders equal distances freely, so rows where the k-th
+    distance is tied with the next one are redone by :func:`torch_block` on the same GPU."""
+    from cuml.neighbors import NearestNeighbors
+
+    spare = min(k + 1, x.shape[0])
+    model = NearestNeighbors(n_neighbors=spare, algorithm="brute", metric="sqeuclidean", output_type="cupy")
+    d, local = model.fit(x).kneighbors(q)
+    d = torch.as_tensor(d, device=q.device).clamp_(min=0)  # keys need d >= 0
+    keys = pack_keys(d, torch.as_tensor(local, device=q.device).long())
+    d, local = unpack_keys(keys.sort(dim=1).values)  # cuML's order of equal distances is its own
+    if spare == k:
+        return d, local
+    tied = d[:, k - 1] == d[:, k]
+    if tied.any():
+        rows = tied.nonzero().squeeze(1)
+        d[rows, :k], local[rows, :k] = torch_block(q[rows], x, k, width)
+    return d[:, :k], local[:, :k]

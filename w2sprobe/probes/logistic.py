@@ -1,0 +1,188 @@
+"""Logistic-regression probe trained on soft labels, full-batch L-BFGS.
+
+Objective (the convention of EleutherAI elk's ``Classifier``, which the reference study used)::
+
+    f(w, b) = mean_i BCE(sigmoid(x_i . w + b), y_i) + l2 * ||w||^2        (bias unpenalised)
+
+with BCE against the weak *soft* label y_i in [0, 1].
+
+Equivalences, worked out so other solvers can be checked against (or stand in for) ours:
+
+* scikit-learn: ``LogisticRegression(C=1 / (2 * l2 * N), solver="lbfgs")`` fitted on the rows
+  duplicated as (x_i, 1) with sample weight y_i and (x_i, 0) with weight 1 - y_i minimises
+  ``(1 / sum(weights)) * sum_j s_j * logloss_j + ||w||^2 / (2 * C * sum(weights))``; the
+  weights sum to N and the weighted log-losses of a duplicated pair add up to BCE_i, so this
+  is exactly f. The coefficients agree (tests/test_probes_logistic.py checks it).
+* cuML (``cuml.linear_model.LogisticRegression``, QN solver): its loss is the sample-weighted
+  mean ``sum_j s_j * l_j / sum(s)``, its penalty ``0.5 * (1 / C) / rows * ||w||^2`` (the
+  strength is divided by the number of *rows*), and its gradient divides by the rows too, so
+  loss and gradient only agree when the weights sum to the row count. Its logistic loss is
+  ``log(1 + exp(-(2y - 1) z))``, which is BCE only for hard 0/1 targets. Hence: 2N duplicated
+  rows with hard targets 1 and 0 and weights ``2 * y_i`` and ``2 * (1 - y_i)`` (summing to
+  2N), which makes its loss ``(1 / N) * sum_i BCE_i``; and ``C = 1 / (4 * N * l2)``, which
+  makes its penalty ``0.5 * 4 * N * l2 / (2N) * ||w||^2 = l2 * ||w||^2``. Not testable
+  without a GPU; the mapping lives in :func:`cuml_fit`.
+
+Math runs in float32 whatever the cache dtype (``dtype="float64"`` for tight comparisons).
+With ``standardize=True`` each feature is centred and scaled by its training mean and
+standard deviation (constant features by 1), and the penalty applies in that space.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import UsageError
+from .base import (DEFAULT_MEMORY_BUDGET, Acts, FilterResult, check_acts, check_choice,
+                   check_contamination, check_k, check_labels, check_number, device_of,
+                   filter_by_score, rows_per_block, take_rows)
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+class LogisticProbe:
+    """Soft-label logistic regression with an L2 penalty (module doc for the exact objective).
+
+    ``tol`` bounds the largest gradient entry at convergence; ``max_iter`` the L-BFGS
+    iterations. After ``fit``: ``coef_`` (D,), ``intercept_``, ``loss_`` (final objective),
+    ``n_iter_``. Constant labels are fine: hard 0s or 1s drive the bias towards -inf/+inf, and
+    the probe predicts the constant up to ``tol``.
+    """
+
+    name = "logreg"
+
+    def __init__(self, l2: float = 1e-2, standardize: bool = False, max_iter: int = 500,
+                 tol: float = 1e-6, backend: str = "torch", device: str | torch.device = "cpu",
+                 dtype: str = "float32", memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET):
+        self.l2 = check_number(l2, "l2")
+        self.standardize = bool(standardize)
+        self.max_iter = check_k(max_iter, "max_iter")
+        self.tol = check_number(tol, "tol")
+        self.backend = check_choice(backend, "backend", ("torch", "cuml"))
+        self.device = device_of(device)
+        self.dtype = DTYPES[check_choice(dtype, "dtype", tuple(DTYPES))]
+        self.memory_budget_bytes = memory_budget_bytes
+        self.coef_: np.ndarray | None = None
+        self.intercept_ = 0.0
+        self.loss_ = math.nan
+        self.n_iter_ = 0
+        self._w: torch.Tensor | None = None
+        self._b: torch.Tensor | None = None
+        self._shift: torch.Tensor | None = None
+        self._scale: torch.Tensor | None = None
+        self._labels: np.ndarray | None = None
+        self._fit_predictions: np.ndarray | None = None
+
+    def fit(self, acts: Acts, labels: Any) -> "LogisticProbe":
+        """Minimise the objective on ``acts`` (N, D) and soft ``labels`` (N,)."""
+        acts = check_acts(acts, min_rows=2, memory_budget_bytes=self.memory_budget_bytes)
+        self._labels = check_labels(labels, acts.shape[0])
+        y = torch.from_numpy(self._labels).to(self.device, self.dtype)
+        x = self._load(acts)
+        self._shift, self._scale = standardisation(x) if self.standardize else (None, None)
+        if self.standardize:
+            x.sub_(self._shift).div_(self._scale)
+        fit = cuml_fit if self.backend == "cuml" else torch_fit
+        w, b, self.n_iter_ = fit(x, y, self.l2, max_iter=self.max_iter, tol=self.tol)
+        with torch.no_grad():
+            self.loss_ = float(logistic_objective(x, y, w, b, self.l2))
+            self._fit_predictions = torch.sigmoid(x @ w + b).float().cpu().numpy()
+        self._w, self._b = w.detach(), b.detach()
+        self.coef_, self.intercept_ = self._w.cpu().numpy(), float(self._b)
+        return self
+
+    def predict(self, acts: Acts) -> np.ndarray:
+        """sigmoid(x . w + b) for each row, read in bounded blocks."""
+        if self.coef_ is None:
+            raise UsageError("the logistic probe is not fitted yet: call fit(acts, labels) first")
+        acts = check_acts(acts, memory_budget_bytes=self.memory_budget_bytes)
+        if acts.shape[1] != self.coef_.size:
+            raise UsageError(f"acts have {acts.shape[1]} features; "
+                             f"the probe was fitted on {self.coef_.size}")
+        step = rows_per_block(acts.shape[1], self.memory_budget_bytes)
+        out = np.empty(acts.shape[0], dtype=np.float32)
+        for start in range(0, acts.shape[0], step):
+            x = take_rows(acts, slice(start, start + step), self.device).to(self.dtype)
+            if self.standardize:
+                x.sub_(self._shift).div_(self._scale)
+            out[start:start + x.shape[0]] = torch.sigmoid(x @ self._w + self._b).float().cpu().numpy()
+        return out
+
+    def predict_fit_set(self) -> np.ndarray:
+        """The fitted model's predictions on its own training rows (in sample)."""
+        if self._fit_predictions is None:
+            raise UsageError("the logistic probe is not fitted yet: call fit(acts, labels) first")
+        return self._fit_predictions
+
+    def filter(self, acts: Acts, labels: Any, contamination: float) -> FilterResult:
+        """Fit, then drop the ``round(N * contamination)`` rows the fit disagrees with most."""
+        check_contamination(contamination)  # before the expensive fit
+        self.fit(acts, labels)
+        return filter_by_score(np.abs(self._labels - self._fit_predictions), contamination)
+
+    def _load(self, acts: Acts) -> torch.Tensor:
+        """All rows as one ``dtype`` tensor on the device, filled block by block."""
+        x = torch.empty(acts.shape, dtype=self.dtype, device=self.device)
+        step = rows_per_block(acts.shape[1], self.memory_budget_bytes)
+        for start in range(0, acts.shape[0], step):
+            x[start:start + step] = take_rows(acts, slice(start, start + step), self.device)
+        return x
+
+
+def logistic_objective(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
+                       l2: float) -> torch.Tensor:
+    """mean_i BCE(sigmoid(x_i . w + b), y_i) + l2 * ||w||^2."""
+    return F.binary_cross_entropy_with_logits(x @ w + b, y) + l2 * w.square().sum()
+
+
+def standardisation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-feature mean and standard deviation (1 where a feature is constant)."""
+    var, mean = torch.var_mean(x, dim=0, correction=0)
+    scale = var.sqrt()
+    return mean, torch.where(scale > 0, scale, torch.ones_like(scale))
+
+
+def torch_fit(x: torch.Tensor, y: torch.Tensor, l2: float, *, max_iter: int,
+              tol: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """Full-batch L-BFGS with a strong-Wolfe line search, from w = 0, b = 0."""
+    w = torch.zeros(x.shape[1], dtype=x.dtype, device=x.device, requires_grad=True)
+    b = torch.zeros((), dtype=x.dtype, device=x.device, requires_grad=True)
+    optimizer = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, max_eval=2 * max_iter,
+                                  tolerance_grad=tol, tolerance_change=torch.finfo(x.dtype).eps,
+                                  history_size=20, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optimizer.zero_grad()
+        loss = logistic_objective(x, y, w, b, l2)
+        loss.backward()
+        return loss
+
+    optimizer.step(closure)
+    return w.detach(), b.detach(), int(optimizer.state[w]["n_iter"])
+
+
+def cuml_fit(x: torch.Tensor, y: torch.Tensor, l2: float, *, max_iter: int,
+             tol: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The same objective through cuML's QN solver (mapping derived in the module doc)."""
+    try:
+        from cuml.linear_model import LogisticRegression
+    except ImportError as exc:
+        raise UsageError("cuML is not installed: pip install 'w2sprobe[gpu]'") from exc
+    if x.device.type != "cuda":
+        raise UsageError("the cuml backend needs a CUDA device; use --device cuda")
+    n = x.shape[0]
+    rows = torch.cat([x, x])
+    targets = torch.cat([torch.ones_like(y), torch.zeros_like(y)])
+    weights = 2 * torch.cat([y, 1 - y])  # sums to the row count, as cuML's gradient assumes
+    penalty = {"penalty": None} if l2 == 0 else {"penalty": "l2", "C": 1 / (4 * n * l2)}
+    model = LogisticRegression(**penalty, tol=tol, max_iter=max_iter, fit_intercept=True,
+                               output_type="cupy")
+    model.fit(rows, targets, sample_weight=weights)
+    w = torch.as_tensor(model.coef_, device=x.device).reshape(-1).to(x.dtype)
+    b = torch.as_tensor(model.intercept_, device=x.device).reshape(()).to(x.dtype)
+    return w, b, int(np.asarray(model.n_iter_).max())
