@@ -17,7 +17,7 @@ method needs.
 * ``logreg`` 20k x 1024 and 20k x 4096, l2 = 1e-2: ours vs sklearn lbfgs on the duplicated
   rows with sample weights (C = 1 / (2 l2 N)); the final objective of both, in float64.
 
-    python bench/probes.py                     # all groups, about 10 minutes on 2 cores
+    python bench/probes.py                     # all groups, about 7 minutes on 2 cores
     python bench/probes.py --only knn logreg
 """
 
