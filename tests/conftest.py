@@ -68,6 +68,19 @@ def build_tiny_model(folder: Path, arch: str, num_layers: int = 3, seed: int = 0
     return folder
 
 
+def run_cli(capsys, *args: str) -> tuple[int, str, str]:
+    """Run the w2sprobe CLI in-process; returns (exit code, stdout, stderr)."""
+    from w2sprobe.cli.app import main
+
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """One saved tiny model per architecture, built once per test session."""

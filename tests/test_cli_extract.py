@@ -11,21 +11,12 @@ from pathlib import Path
 import h5py
 import pytest
 
-from conftest import build_tiny_model
-from w2sprobe.cli.app import main
+from conftest import build_tiny_model, run_cli
 
 SMALL = ["--n-train", "40", "--n-val", "10", "--n-test", "20"]
 
 
-def run(capsys, *args) -> tuple[int, str, str]:
-    """Run the CLI in-process; returns (exit code, stdout, stderr)."""
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 def snapshot(root: Path) -> dict[str, str]:

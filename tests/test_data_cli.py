@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
+
+from conftest import run_cli
 from data_helpers import mirror, no_hub  # noqa: F401
 
-from w2sprobe.cli.app import main
 from w2sprobe.data import SplitSizes, list_datasets, load_splits
 
 SMALL = ["--n-train", "200", "--n-val", "20", "--n-test", "100"]
@@ -20,14 +21,7 @@ def isolated(tmp_path, monkeypatch):
     monkeypatch.delenv("W2SPROBE_DATA_DIR", raising=False)
 
 
-def run(capsys, *args: str) -> tuple[int, str, str]:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 def test_list_json_says_what_the_mirror_has(capsys, mirror):

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import run_cli
 from w2sprobe.cache import ActivationStore, list_entries
 from w2sprobe.labels import LabelSet, find_label_set, list_label_sets, load_label_set, save_label_set
 from w2sprobe.metrics import roc_auc
@@ -17,16 +18,7 @@ from w2sprobe.probes import KnnProbe
 SIZES = ["--n-train", "300", "--n-val", "60", "--n-test", "80"]
 
 
-def run(capsys, *args):
-    from w2sprobe.cli.app import main
-
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code or 0
-    out, err = capsys.readouterr()
-    return code, out, err
+run = run_cli
 
 
 @pytest.fixture

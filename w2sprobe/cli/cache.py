@@ -25,6 +25,7 @@ def ls(cache_dir: CacheDirOpt = None, seed: SeedOpt = None, device: DeviceOpt = 
         emit_json({"command": "cache ls", "cache_dir": str(root), "entries": [e.as_dict() for e in entries]})
         return
     table = Table("key", "model", "dataset", "layers", "rows", "size", "complete")
+    table.columns[0].no_wrap = table.columns[0].min_width = 16  # a key must stay copyable
     for e in entries:
         table.add_row(e.key, e.model, e.dataset, layer_summary(e.layers), str(e.rows),
                       f"{e.size_bytes / 2**20:.1f} MiB", "yes" if e.complete else (e.problem or "no (partial)"))
