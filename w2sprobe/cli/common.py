@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..config import Settings, resolve
+from ..jsonutil import finite
 
 #: Progress bars and messages go to stderr; tables to stdout unless ``--json`` claims it.
 stderr = Console(stderr=True)
@@ -47,7 +48,7 @@ def settings_from(config: str | None, **cli_values: Any) -> Settings:
 
 def emit_json(summary: dict[str, Any]) -> None:
     """Write the command's one JSON object to stdout."""
-    sys.stdout.write(json.dumps(summary, default=str) + "\n")
+    sys.stdout.write(json.dumps(finite(summary), default=str, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from pathlib import Path
 
 from ..hashing import short_hash
+from ..jsonutil import finite
 from ..labels import LabelSet
 from ..workspace import slug
 from .experiment import ProbeOutcome
@@ -31,7 +31,7 @@ def save_probe_outcome(outcome: ProbeOutcome, labels: LabelSet, activations: dic
     _atomic_write(folder / "predictions.csv", _predictions_csv(outcome))
     metrics = {**outcome.metrics, "probe": outcome.spec.describe(), "labels": labels.name,
                "labels_key": labels.key, "activations": activations}
-    _atomic_write(folder / "metrics.json", json.dumps(_finite(metrics), indent=2, sort_keys=True))
+    _atomic_write(folder / "metrics.json", json.dumps(finite(metrics), indent=2, sort_keys=True))
     return folder
 
 
@@ -48,17 +48,6 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
-def _finite(obj):
-    """NaN is not JSON: write ``null`` instead."""
-    if isinstance(obj, float) and not math.isfinite(obj):
-        return None
-    if isinstance(obj, dict):
-        return {k: _finite(v) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_finite(v) for v in obj]
-    return obj
-
-
 # --------------------------------------------------------------------------- sweeps
 
 
@@ -70,7 +59,7 @@ def write_sweep(rows: list[dict], out_dir: Path, param: str) -> dict[str, Path]:
         writer = csv.DictWriter(fh, fieldnames=columns)
         writer.writeheader()
         writer.writerows(rows)
-    (out_dir / "sweep.json").write_text(json.dumps(_finite(rows), indent=2))
+    (out_dir / "sweep.json").write_text(json.dumps(finite(rows), indent=2))
     paths = {"csv": out_dir / "sweep.csv", "json": out_dir / "sweep.json"}
     paths["png"] = plot_sweep(rows, param, out_dir / "sweep.png")
     return paths
