@@ -313,3 +313,17 @@ def test_find_cached_layer_serves_any_extraction_that_stored_it(tiny_models, tmp
     other_pooling = plan_extraction(request(tiny_models["gpt2"], layers=[3], pooling="mean"), tmp_path)
     with pytest.raises(UsageError, match="no cached activations"):
         find_cached_layer(other_pooling, 3)
+
+
+def test_a_layer_subset_of_a_cached_file_is_a_hit_without_forward(tiny_models, tmp_path, monkeypatch):
+    everything = extract(request(tiny_models["gpt2"], layers="all"), tmp_path)
+
+    def no_model(*_, **__):
+        raise AssertionError("layers already cached must not load the model")
+
+    monkeypatch.setattr("w2sprobe.cache.extraction.load_model", no_model)
+    subset = extract(request(tiny_models["gpt2"], layers="1,3"), tmp_path)
+    assert subset.cache_hit and subset.path == everything.path and subset.layers == [1, 3]
+    assert len(list(tmp_path.rglob("*.h5"))) == 1
+    with pytest.raises(AssertionError, match="must not load"):  # other pooling: a real new extraction
+        extract(request(tiny_models["gpt2"], layers="1", pooling="mean"), tmp_path)

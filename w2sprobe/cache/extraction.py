@@ -165,9 +165,11 @@ def extract(request: ExtractRequest, cache_dir: Path, progress: ProgressFn | Non
 
 
 def _cache_hit(plan: ExtractPlan) -> ExtractResult | None:
-    """The complete file of this key, checked against the request's manifest, if it exists."""
+    """The complete file of this key (checked against the request's manifest), else a complete
+    file made the same way that already holds every requested layer (``--layer 16`` after
+    ``--layers all`` runs no model), else ``None``."""
     if not plan.path.exists():
-        return None
+        return _superset_hit(plan)
     with ActivationStore.open(plan.path) as store:
         if store.manifest != plan.manifest:
             raise UsageError(
@@ -176,6 +178,18 @@ def _cache_hit(plan: ExtractPlan) -> ExtractResult | None:
             )
         rows = {split: store.num_rows(split) for split in store.splits}
     return ExtractResult(plan.key, plan.path, True, plan.layers, rows, manifest=plan.manifest)
+
+
+def _superset_hit(plan: ExtractPlan) -> ExtractResult | None:
+    holders = cached_layers(plan)
+    files = {holders.get(layer) for layer in plan.layers}
+    if len(files) != 1 or None in files:
+        return None
+    (path,) = files
+    with ActivationStore.open(path) as store:
+        rows = {split: store.num_rows(split) for split in store.splits}
+        manifest = store.manifest
+    return ExtractResult(path.name.removesuffix(".h5"), path, True, plan.layers, rows, manifest=manifest)
 
 
 def _run(plan: ExtractPlan, request: ExtractRequest, progress: ProgressFn | None) -> ExtractResult:
