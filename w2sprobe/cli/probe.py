@@ -17,7 +17,7 @@ from ..probes.results import save_probe_outcome, write_sweep
 from ..workspace import ensure_writable_dir, resolve_cache_dir
 from .common import (
     CacheDirOpt, ConfigOpt, DataDirOpt, DatasetOpt, DeviceOpt, JsonOpt, LabelFieldOpt, NTestOpt, NTrainOpt,
-    NValOpt, SeedOpt, TextFieldOpt, emit_json, stdout,
+    NValOpt, SeedOpt, TextFieldOpt, emit_json, settings_from, stdout,
 )
 
 ProbeOpt = Annotated[Optional[str], typer.Option("--probe", help="knn | logreg | topo (default knn).")]
@@ -38,8 +38,7 @@ NameOpt = Annotated[Optional[str], typer.Option("--name", help="Name of the labe
 
 
 def _settings(config: Optional[str], **cli: Any) -> tuple[Settings, Path]:
-    from .common import settings_from
-
+    """Resolved options and the (writable) workspace root."""
     settings = settings_from(config, **cli)
     set_cpu_threads()
     return settings, ensure_writable_dir(resolve_cache_dir(settings["cache_dir"]))
