@@ -78,6 +78,16 @@ class LabelSet:
         return mask, soft
 
 
+#: Manifest fields a derived set inherits from its parent: which weak run it descends from and
+#: which splits it labels (so students find their weak run for PGR, and mismatches are caught).
+LINEAGE_FIELDS = ("weak_run", "dataset_fingerprint", "split_sizes", "seed")
+
+
+def lineage(labels: LabelSet) -> dict:
+    """The lineage fields of ``labels`` (absent ones omitted), for a set derived from it."""
+    return {k: labels.manifest[k] for k in LINEAGE_FIELDS if labels.manifest.get(k) is not None}
+
+
 def labels_root(cache_dir: Path, dataset: str) -> Path:
     return Path(cache_dir) / "labels" / slug(dataset)
 

@@ -271,10 +271,18 @@ def load_model(ref: ModelRef, *, device: torch.device, dtype: torch.dtype) -> nn
 
 
 def _load(auto_class, ref: ModelRef, **kwargs):
+    from transformers.utils import logging as hf_logging
+
+    # Our own progress bars own stderr; transformers' per-load bar would interleave with them.
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
     try:
         return auto_class.from_pretrained(ref.location, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(f"cannot load model {ref.name} from {ref.location}: {_first_line(exc)}") from None
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
 
 
 def _first_line(exc: Exception) -> str:

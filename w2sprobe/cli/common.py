@@ -36,9 +36,12 @@ DatasetOpt = Annotated[
 ]
 TextFieldOpt = Annotated[Optional[str], typer.Option("--text-field", help="Text column of a dataset file.")]
 LabelFieldOpt = Annotated[Optional[str], typer.Option("--label-field", help="0/1 label column of a dataset file.")]
-NTrainOpt = Annotated[Optional[int], typer.Option("--n-train", help="Train pool size before halving (10000).")]
-NValOpt = Annotated[Optional[int], typer.Option("--n-val", help="Validation size (1000).")]
-NTestOpt = Annotated[Optional[int], typer.Option("--n-test", help="Test size (5000).")]
+NTrainOpt = Annotated[Optional[int], typer.Option("--n-train", help="Train pool size before halving (1200; 10000 in --preset blog).")]
+NValOpt = Annotated[Optional[int], typer.Option("--n-val", help="Validation size (100; 1000 in --preset blog).")]
+NTestOpt = Annotated[Optional[int], typer.Option("--n-test", help="Test size (400; 5000 in --preset blog).")]
+PresetOpt = Annotated[
+    Optional[str], typer.Option("--preset", help="demo (the defaults) | blog (the study's models, sizes, settings).")
+]
 
 
 def settings_from(config: str | None, **cli_values: Any) -> Settings:
@@ -79,3 +82,20 @@ class RowProgress:
     def __exit__(self, *exc: Any) -> None:
         if self._bar is not None:
             self._bar.stop()
+
+
+class StepProgress(RowProgress):
+    """A training progress bar: steps, plus the latest loss and val AUC in its description."""
+
+    def update(self, done: int, total: int, info: dict | None = None) -> None:
+        super().update(done, total)
+        if info and self._bar is not None:
+            extra = f" loss {info['loss']:.3f}" if "loss" in info else ""
+            if info.get("val_auc") is not None:
+                self.last_val = f" val AUC {info['val_auc']:.3f}"
+            self._bar.update(self._task, description=f"{self.description}{extra}{getattr(self, 'last_val', '')}")
+
+    def reset(self, description: str) -> None:
+        """Start a fresh bar for the next stage."""
+        self.__exit__()
+        self._bar, self.description = None, description

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..cache import ActivationStore
 from ..errors import UsageError
-from ..labels import LabelSet
+from ..labels import LabelSet, lineage
 from ..metrics import accuracy, roc_auc
 from . import make_probe
 
@@ -122,7 +122,7 @@ def filter_label_set(store: ActivationStore, labels: LabelSet, spec: ProbeSpec, 
     _carry_test(labels, store, ids, soft_kept)
     manifest = {"kind": "filter", "probe": spec.describe(), "contamination": contamination,
                 "parent": labels.key, "parent_name": labels.name, "activations": store.manifest,
-                "report": report}
+                "report": report, **lineage(labels)}
     return FilterOutcome(LabelSet(name, labels.dataset, ids, soft_kept, manifest), report)
 
 
@@ -147,7 +147,7 @@ def relabel_label_set(store: ActivationStore, labels: LabelSet, spec: ProbeSpec,
     new_soft = {TRAIN: probe.predict_fit_set(), "val": probe.predict(np.asarray(store.get("val", spec.layer)))}
     _carry_test(labels, store, ids, new_soft)
     manifest = {"kind": "relabel", "probe": spec.describe(), "parent": labels.key,
-                "parent_name": labels.name, "activations": store.manifest}
+                "parent_name": labels.name, "activations": store.manifest, **lineage(labels)}
     return LabelSet(name, labels.dataset, ids, new_soft, manifest)
 
 

@@ -1,0 +1,36 @@
+"""Training checkpoints: one file per run, replaced atomically, loadable with ``weights_only``.
+
+A checkpoint is written at every evaluation; a killed run (even ``kill -9``) that is started
+again with the same command continues from the last one instead of starting over.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, is_dataclass
+from pathlib import Path
+
+import torch
+
+
+def save_checkpoint(path: Path, payload: dict) -> None:
+    """Write ``payload`` (dataclasses become dicts) to ``path`` via a temporary file + rename."""
+    payload = {key: asdict(value) if is_dataclass(value) else value for key, value in payload.items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    torch.save(payload, tmp)
+    os.replace(tmp, path)
+
+
+def load_checkpoint(path: Path) -> dict | None:
+    """The saved payload with ``state`` rebuilt as a TrainingState, or None if absent/unreadable."""
+    from .trainer import TrainingState
+
+    if not path.is_file():
+        return None
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload["state"] = TrainingState(**payload["state"])
+    except Exception:  # noqa: BLE001 - a torn or foreign file only costs a restart, never a crash
+        return None
+    return payload

@@ -1,0 +1,103 @@
+"""Any HF transformer as a binary sequence classifier: backbone (+ LoRA) -> pooled -> fp32 logit.
+
+The head reads the same pooled representation the activation cache stores (``last`` non-pad
+token for decoders, mask-aware ``mean`` for encoders, positions from the attention mask), so
+one architecture-agnostic class covers encoders and decoders without relying on each model's
+``*ForSequenceClassification`` (which finds the last token from the pad id).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..cache.readout import pool
+from ..errors import UsageError
+from ..models import ModelRef, describe, load_model
+
+
+@dataclass(frozen=True)
+class LoraSettings:
+    """LoRA adapter shape; ``targets=None`` = every linear projection inside the transformer blocks."""
+
+    enabled: bool = True
+    rank: int = 8
+    alpha: float = 16.0
+    dropout: float = 0.0
+    targets: tuple[str, ...] | None = None
+
+
+class SequenceClassifier(nn.Module):
+    """``logit = head(pool(backbone(x)))`` with the head kept in float32."""
+
+    def __init__(self, backbone: nn.Module, hidden_size: int, pooling: str, is_decoder: bool):
+        super().__init__()
+        self.backbone = backbone
+        self.pooling = pooling
+        self.forward_kwargs = {"use_cache": False} if is_decoder else {}
+        self.head = nn.Linear(hidden_size, 1, dtype=torch.float32)
+        # A small head starts every prediction near 1/2, as the reference initialises its score head.
+        nn.init.normal_(self.head.weight, std=0.01)
+        nn.init.zeros_(self.head.bias)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **self.forward_kwargs)
+        pooled = pool(out.last_hidden_state, attention_mask, self.pooling)
+        return self.head(pooled.float()).squeeze(-1)
+
+    def trainable_state(self) -> dict[str, torch.Tensor]:
+        """Only what training changes (LoRA + head, or everything without LoRA): small checkpoints."""
+        names = {name for name, p in self.named_parameters() if p.requires_grad}
+        return {name: t.detach().clone() for name, t in self.state_dict().items() if name in names}
+
+    def load_trainable_state(self, state: dict[str, torch.Tensor]) -> None:
+        missing = set(state) - set(self.state_dict())
+        if missing:
+            raise ValueError(f"checkpoint has unknown parameters: {sorted(missing)[:3]}")
+        self.load_state_dict(state, strict=False)
+
+
+def lora_target_modules(backbone: nn.Module, blocks_path: str) -> list[str]:
+    """Full names of every linear projection (attention and MLP) inside the transformer blocks.
+
+    Found from the module tree, so Llama/Mistral/Qwen (``q_proj`` ... ``down_proj``), GPT-2
+    (``c_attn``/``c_proj``/``c_fc``, Conv1D), BERT and MPNet (``query``/``q`` ... ``dense``) all work
+    without a table of names, and nothing outside the blocks (e.g. BERT's pooler) is adapted.
+    """
+    from transformers.pytorch_utils import Conv1D
+
+    prefix = blocks_path + "."
+    return [name for name, module in backbone.named_modules()
+            if name.startswith(prefix) and isinstance(module, (nn.Linear, Conv1D))]
+
+
+def build_classifier(ref: ModelRef, *, device: torch.device, dtype: torch.dtype, pooling: str | None,
+                     lora: LoraSettings, seed: int) -> SequenceClassifier:
+    """Load ``ref`` and wrap it for training: LoRA on the blocks (or full finetuning), fp32 head."""
+    torch.manual_seed(seed)  # LoRA A matrices and the head are random
+    backbone = load_model(ref, device=device, dtype=dtype)
+    layout = describe(backbone)
+    if lora.enabled:
+        backbone = _with_lora(backbone, layout.blocks_path, lora)
+    classifier = SequenceClassifier(backbone, layout.hidden_size, pooling or layout.default_pooling,
+                                    layout.is_decoder)
+    return classifier.to(device)
+
+
+def _with_lora(backbone: nn.Module, blocks_path: str, lora: LoraSettings) -> nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    targets = list(lora.targets) if lora.targets else lora_target_modules(backbone, blocks_path)
+    if not targets:
+        raise UsageError("no linear layers found in the transformer blocks to put LoRA on; use --no-lora")
+    config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets)
+    try:
+        with warnings.catch_warnings():
+            # peft probes a transformers attribute that transformers 5 deprecates; not ours to fix.
+            warnings.simplefilter("ignore", FutureWarning)
+            return get_peft_model(backbone, config)
+    except ValueError as exc:
+        raise UsageError(f"--lora-targets {','.join(targets)}: {str(exc).splitlines()[0]}") from None
