@@ -70,8 +70,10 @@ class RowProgress:
 
     def update(self, done: int, total: int, *_: Any) -> None:
         if self._bar is None:
+            # Off when stderr is not a terminal: logs get the commands' summary lines instead.
             self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), console=stderr, transient=True)
+                                 TimeRemainingColumn(), console=stderr, transient=True,
+                                 disable=not stderr.is_terminal)
             self._bar.start()
             self._task = self._bar.add_task(self.description, total=total)
         self._bar.update(self._task, completed=done, total=total)
