@@ -1,0 +1,1 @@
+"""Reports across datasets: tables, statistics and figures from result files only."""
