@@ -1,0 +1,195 @@
+"""``build_report`` on synthetic result files: tables, pairing, seeds, saturation, what is missing."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from report_fixtures import make_study, noisy_scores, write_run
+from w2sprobe.errors import UsageError
+from w2sprobe.metrics import pgr, roc_auc
+from w2sprobe.report import build_report
+from w2sprobe.report.groups import experiment_group
+from w2sprobe.report.stats import id_set_seed, resample_indices
+
+DATASETS = ("alpha", "beta", "gamma", "delta")
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    root = tmp_path_factory.mktemp("study")
+    return root, make_study(root, datasets=DATASETS, n=120)
+
+
+def test_tables_hold_the_written_aucs_and_pgrs(study):
+    root, written = study
+    report = build_report(root, n_boot=100)
+    assert report.datasets == sorted(DATASETS) and report.experiments == ["weak", "ceiling", "xent", "logconf",
+                                                                         "knn-filter"]
+    for (dataset, experiment, _), metrics in written.items():
+        row = report.row(dataset, experiment)
+        assert row["auc"] == pytest.approx(metrics["auc"]) and row["n"] == 120
+        if experiment not in ("weak", "ceiling"):
+            expected = pgr(metrics["auc"], written[dataset, "weak", 0]["auc"], written[dataset, "ceiling", 0]["auc"])
+            assert row["pgr"] == pytest.approx(expected)
+            low, high = row["pgr_ci"]
+            assert low < row["pgr"] < high
+
+
+def test_summary_and_comparisons_match_an_independent_computation(study):
+    root, written = study
+    report = build_report(root, n_boot=0)
+    xent = np.array([written[d, "xent", 0]["pgr"] for d in sorted(DATASETS)])
+    logconf = np.array([written[d, "logconf", 0]["pgr"] for d in sorted(DATASETS)])
+    summary = {s["experiment"]: s for s in report.summary}
+    assert summary["logconf"]["mean_pgr"] == pytest.approx(logconf.mean())
+    assert summary["logconf"]["median_pgr"] == pytest.approx(np.median(logconf))
+    assert summary["logconf"]["positive"] == int((logconf > 0).sum())
+    comparison = next(c for c in report.comparisons if c["experiment"] == "logconf")
+    assert comparison["wins"] == int((logconf > xent).sum()) and comparison["losses"] == int((logconf < xent).sum())
+    assert comparison["mean_diff"] == pytest.approx((logconf - xent).mean())
+    assert comparison["t_test_p"] == pytest.approx(stats.ttest_rel(logconf, xent, alternative="greater").pvalue)
+    assert comparison["wilcoxon_p"] == pytest.approx(stats.wilcoxon(logconf, xent, alternative="greater").pvalue)
+    assert comparison["statement"].startswith(f"logconf better than xent on {comparison['wins']} of 4 datasets")
+    assert [c["experiment"] for c in report.comparisons] == ["logconf", "knn-filter"]
+    assert all(r["auc_ci"] is None for r in report.rows)  # --n-boot 0: no intervals
+
+
+def test_pgr_interval_is_a_paired_bootstrap_over_shared_ids(tmp_path):
+    rng = np.random.default_rng(9)
+    ids = [f"r{i:03d}" for i in range(60)]
+    y = (np.arange(60) % 2).astype(float)
+    weak = write_run(tmp_path, "d", "w", "weak", "weak", 0, ids, y, noisy_scores(y, 0.7, rng))
+    ceiling = write_run(tmp_path, "d", "c", "ceiling", "ceiling", 0, ids, y, noisy_scores(y, 3.0, rng))
+    # The student predicted its rows in another order, and two extra ids the others lack.
+    order = rng.permutation(60)
+    s_ids = [ids[i] for i in order] + ["extra1", "extra2"]
+    s_y = np.r_[y[order], 0.0, 1.0]
+    s_pred = noisy_scores(s_y, 1.5, rng)
+    write_run(tmp_path, "d", "s", "student", "xent", 0, s_ids, s_y, s_pred, weak=weak, ceiling=ceiling, pgr=None)
+    row = build_report(tmp_path, n_boot=200, seed=3).seed_rows[-1]
+    assert row["n_shared"] == 60
+    # Brute force: join by id, resample the sorted shared ids, loop.
+    student_by_id = dict(zip(s_ids, s_pred))
+    preds = {"w": _column(tmp_path, "w"), "c": _column(tmp_path, "c")}
+    shared = sorted(ids)
+    idx = resample_indices(60, 200, np.random.default_rng(id_set_seed(shared, 3)))
+    truth = np.array([y[ids.index(i)] for i in shared])
+    s_vec = np.array([student_by_id[i] for i in shared])
+    w_vec, c_vec = (np.array([preds[k][i] for i in shared]) for k in ("w", "c"))
+    loop = [pgr(roc_auc(truth[i], s_vec[i]), roc_auc(truth[i], w_vec[i]), roc_auc(truth[i], c_vec[i])) for i in idx]
+    assert row["pgr_ci"] == pytest.approx(list(np.percentile(loop, [2.5, 97.5])), abs=1e-12)
+    # No recorded PGR: it is computed from the paired runs' AUCs.
+    assert row["pgr"] == pytest.approx(pgr(roc_auc(s_y, s_pred), weak["auc"], ceiling["auc"]))
+
+
+def _column(root, key):
+    lines = (root / "runs" / "d" / key / "predictions.csv").read_text().splitlines()[1:]
+    return {parts[1]: float(parts[2]) for parts in (line.split(",") for line in lines) if parts[0] == "test"}
+
+
+def test_seeds_are_aggregated_and_tests_use_per_dataset_means(tmp_path):
+    written = make_study(tmp_path, datasets=("a", "b", "c"), seeds=(0, 1, 2), n=80)
+    report = build_report(tmp_path, n_boot=0)
+    for dataset in ("a", "b", "c"):
+        values = [written[dataset, "logconf", s]["pgr"] for s in (0, 1, 2)]
+        row = report.row(dataset, "logconf")
+        assert row["seeds"] == [0, 1, 2] and row["n_seeds"] == 3
+        assert row["pgr"] == pytest.approx(np.mean(values))
+        assert row["pgr_se"] == pytest.approx(np.std(values, ddof=1) / np.sqrt(3))
+    means = {e: np.array([np.mean([written[d, e, s]["pgr"] for s in (0, 1, 2)]) for d in ("a", "b", "c")])
+             for e in ("xent", "logconf")}
+    comparison = next(c for c in report.comparisons if c["experiment"] == "logconf")
+    assert comparison["n"] == 3
+    assert comparison["t_test_p"] == pytest.approx(
+        stats.ttest_rel(means["logconf"], means["xent"], alternative="greater").pvalue)
+    assert len(report.seed_rows) == 3 * 3 * 5
+
+
+def test_saturated_datasets_are_listed_and_excluded(tmp_path):
+    make_study(tmp_path, datasets=("easy", "hard1", "hard2"), n=100)
+    y = (np.arange(100) % 2).astype(float)
+    ids = [f"easy-{i:04d}" for i in range(100)]
+    perfect = y * 0.9 + 0.05
+    for key in ("weak0s0", "ceil0s0", "xent0s0"):  # make weak, ceiling and xent perfect on "easy"
+        folder = tmp_path / "runs" / "easy" / key
+        metrics = json.loads((folder / "metrics.json").read_text())
+        shutil.rmtree(folder)
+        weak = {"key": "weak0s0", "auc": 1.0} if metrics["stage"] == "student" else None
+        write_run(tmp_path, "easy", key, metrics["stage"], metrics["experiment"], 0, ids, y, perfect,
+                  weak=weak, ceiling={"key": "ceil0s0", "auc": 1.0} if weak else None, pgr=None)
+    report = build_report(tmp_path, n_boot=0)
+    assert [s["dataset"] for s in report.saturated] == ["easy"]
+    assert report.included == ["hard1", "hard2"]
+    assert all(s["n_datasets"] == 2 for s in report.summary)
+    assert all(c["n"] == 2 for c in report.comparisons)
+    # A lower bar than perfect does not saturate the others; a threshold of 1 saturates none.
+    assert build_report(tmp_path, n_boot=0, saturation=1.0).saturated == []
+
+
+def test_missing_runs_are_listed_not_fatal(tmp_path):
+    make_study(tmp_path, datasets=("full",), n=60)
+    y = (np.arange(60) % 2).astype(float)
+    rng = np.random.default_rng(0)
+    ids = [f"x{i}" for i in range(60)]
+    # A student whose weak run exists but whose ceiling was never trained.
+    weak = write_run(tmp_path, "nockpt", "w", "weak", "weak", 0, ids, y, noisy_scores(y, 1, rng))
+    write_run(tmp_path, "nockpt", "s", "student", "xent", 0, ids, y, noisy_scores(y, 2, rng), weak=weak)
+    # A dataset with only a weak run, and an unfinished run (no metrics.json).
+    write_run(tmp_path, "weakonly", "w", "weak", "weak", 0, ids, y, noisy_scores(y, 1, rng))
+    write_run(tmp_path, "full", "unfinished", "student", "kl", 0, ids, y, y, finished=False)
+    report = build_report(tmp_path, n_boot=50)
+    messages = [m["message"] for m in report.missing]
+    assert "nockpt xent seed 0: no ceiling run for seed 0" in messages
+    assert "nockpt: no ceiling run" in messages
+    assert "weakonly: no ceiling run" in messages and "weakonly: no student or probe runs" in messages
+    assert [(i["dataset"], i["key"], i["experiment"]) for i in report.incomplete] == [("full", "unfinished", "kl")]
+    assert "kl" not in report.experiments
+    row = report.row("nockpt", "xent")
+    assert row["pgr"] is None and row["pgr_ci"] is None and row["auc"] is not None
+
+
+def test_ambiguous_and_named_references(tmp_path):
+    y = (np.arange(40) % 2).astype(float)
+    rng = np.random.default_rng(1)
+    ids = [f"x{i}" for i in range(40)]
+    w1 = write_run(tmp_path, "d", "w1", "weak", "weak", 0, ids, y, noisy_scores(y, 1, rng), model="small")
+    write_run(tmp_path, "d", "w2", "weak", "weak", 0, ids, y, noisy_scores(y, 1, rng), model="tiny")
+    ceiling = write_run(tmp_path, "d", "c", "ceiling", "ceiling", 0, ids, y, noisy_scores(y, 3, rng))
+    write_run(tmp_path, "d", "guess", "student", "xent", 0, ids, y, noisy_scores(y, 2, rng), ceiling=ceiling)
+    named = write_run(tmp_path, "d", "named", "student", "kl", 0, ids, y, noisy_scores(y, 2, rng), weak=w1,
+                      ceiling=ceiling)
+    report = build_report(tmp_path, n_boot=0)
+    assert any("2 weak runs for seed 0" in m["message"] and "ambiguous" in m["message"] for m in report.missing)
+    assert report.row("d", "xent")["pgr"] is None
+    assert report.row("d", "kl")["pgr"] == pytest.approx(pgr(named["auc"], w1["auc"], ceiling["auc"]))
+
+
+def test_unknown_or_absent_baseline(study, tmp_path):
+    root, _ = study
+    with pytest.raises(UsageError, match="unknown baseline experiment 'nope'; known: xent, logconf, knn-filter"):
+        build_report(root, baseline="nope", n_boot=0)
+    make_study(tmp_path, datasets=("a", "b"), experiments={"kl": 1.0, "entropy": 1.2}, n=40)
+    report = build_report(tmp_path, n_boot=0)  # default xent absent: no comparisons, and a note says so
+    assert report.comparisons == [] and "pass --baseline (one of kl, entropy)" in report.notes[0]
+    assert [c["experiment"] for c in build_report(tmp_path, baseline="kl", n_boot=0).comparisons] == ["entropy"]
+
+
+def test_dataset_subset_and_errors(study, tmp_path):
+    root, _ = study
+    report = build_report(root, datasets=["beta", "alpha"], n_boot=0)
+    assert report.datasets == ["alpha", "beta"] and {r["dataset"] for r in report.runs} == {"alpha", "beta"}
+    with pytest.raises(UsageError, match="no results for dataset"):
+        build_report(root, datasets=["zeta"], n_boot=0)
+    with pytest.raises(UsageError, match=f"no results found in {tmp_path / 'runs'}"):
+        build_report(tmp_path, n_boot=0)
+
+
+def test_experiment_groups():
+    assert [experiment_group(e) for e in ("xent", "window", "s2s-2", "logreg-probe", "topo-filter",
+                                          "knn-filter+logconf", "logreg-relabel", "mystery")] == \
+        ["losses", "losses", "s2s", "probe predictions", "filter", "filter", "relabel", "other"]

@@ -1,0 +1,303 @@
+"""The numbers of a report: per-run and per-dataset tables, saturation, comparisons to a baseline.
+
+``build_report`` turns the result files under a workspace into a :class:`Report`; rendering
+(figures, Markdown/HTML/JSON) lives in ``figures.py`` and ``render.py`` and only reads it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ..errors import UsageError
+from ..hashing import short_hash
+from ..metrics import pgr as pgr_of
+from .collect import REFERENCE_STAGES, Collection, RunResult, collect_results, read_test_predictions
+from .groups import experiment_group, experiment_order
+from .probe_inputs import collect_filters, collect_sweeps
+from .stats import (bootstrap_pgr, is_saturated, mean_se, paired_comparison, percentile_ci, resample_counts,
+                    weighted_auc)
+
+DEFAULT_BASELINE = "xent"
+DEFAULT_N_BOOT = 1000
+DEFAULT_SATURATION = 0.999
+
+Progress = Callable[[int, int, str], None]
+
+
+@dataclass
+class Report:
+    """Everything a rendered report shows, as plain data (``to_dict`` is the ``--json`` object).
+
+    ``seed_rows``: one per run (AUC, accuracy, PGR, 95% bootstrap CIs); ``rows``: one per
+    (dataset, experiment), mean ± standard error over seeds; ``summary``: per experiment across
+    the non-saturated datasets; ``comparisons``: each intervention vs the baseline.
+    """
+
+    cache_dir: Path
+    key: str
+    options: dict
+    datasets: list[str]
+    experiments: list[str]
+    runs: list[dict]
+    seed_rows: list[dict]
+    rows: list[dict]
+    saturated: list[dict]
+    summary: list[dict]
+    comparisons: list[dict]
+    missing: list[dict]
+    incomplete: list[dict]
+    sweeps: list[dict] = field(default_factory=list)
+    filters: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def included(self) -> list[str]:
+        """Datasets the summary and comparisons use (the non-saturated ones)."""
+        gone = {item["dataset"] for item in self.saturated}
+        return [d for d in self.datasets if d not in gone]
+
+    def row(self, dataset: str, experiment: str) -> dict | None:
+        return next((r for r in self.rows if r["dataset"] == dataset and r["experiment"] == experiment), None)
+
+    def to_dict(self) -> dict:
+        return {"cache_dir": str(self.cache_dir), "key": self.key, "options": self.options,
+                "datasets": self.datasets, "included_datasets": self.included, "experiments": self.experiments,
+                "saturated": self.saturated, "summary": self.summary, "comparisons": self.comparisons,
+                "rows": self.rows, "seed_rows": self.seed_rows, "missing": self.missing,
+                "incomplete": self.incomplete, "runs": self.runs, "sweeps": self.sweeps,
+                "filters": self.filters, "notes": self.notes}
+
+
+def build_report(cache_dir: Path | str, datasets: list[str] | None = None, baseline: str | None = None,
+                 n_boot: int = DEFAULT_N_BOOT, saturation: float = DEFAULT_SATURATION, seed: int = 0,
+                 progress: Progress | None = None) -> Report:
+    """Read the results under ``cache_dir`` and compute every table of the report.
+
+    ``baseline`` None means the default ``xent``, silently skipped when absent; a baseline the
+    caller names must exist. ``n_boot`` 0 skips the bootstrap (no CIs). ``seed`` seeds it.
+    """
+    if n_boot < 0:
+        raise UsageError(f"--n-boot must be >= 0, got {n_boot}")
+    if not 0 < saturation <= 1:
+        raise UsageError(f"--saturation must be in (0, 1], got {saturation}")
+    root = Path(cache_dir)
+    found = collect_results(root, datasets)
+    notes: list[str] = []
+    chosen = _check_baseline(found, baseline, notes)
+    seed_rows = []
+    for done, dataset in enumerate(found.datasets):
+        if progress:
+            progress(done, len(found.datasets), dataset)
+        seed_rows += dataset_seed_rows(found, dataset, n_boot, seed, found.missing)
+    if progress:
+        progress(len(found.datasets), len(found.datasets), "")
+    rows = aggregate_seeds(seed_rows)
+    saturated = saturated_datasets(rows, found.datasets, chosen or DEFAULT_BASELINE, saturation)
+    gone = {item["dataset"] for item in saturated}
+    included = [d for d in found.datasets if d not in gone]
+    sweeps, sweep_notes = collect_sweeps(root, datasets)
+    filters = collect_filters(root, datasets)
+    options = {"datasets": datasets, "baseline": chosen, "n_boot": n_boot, "saturation": saturation,
+               "seed": seed, "ci_level": 0.95}
+    experiments = sorted({r["experiment"] for r in rows}, key=experiment_order)
+    return Report(
+        cache_dir=root, key=_inputs_key(found, sweeps, filters, options), options=options,
+        datasets=found.datasets, experiments=experiments, runs=[run.describe() for run in found.runs],
+        seed_rows=seed_rows, rows=rows, saturated=saturated, summary=experiment_summary(rows, included),
+        comparisons=compare_to_baseline(rows, included, chosen) if chosen else [],
+        missing=found.missing, incomplete=found.incomplete, sweeps=sweeps, filters=filters,
+        notes=notes + sweep_notes)
+
+
+# --------------------------------------------------------------------------- per run
+
+
+class _Bootstrap:
+    """Bootstrap AUC vectors, memoised per (run, id set): the weak and ceiling runs are shared
+    by every student of a dataset, and runs on the same ids share one counts matrix."""
+
+    def __init__(self, n_boot: int, seed: int):
+        self.n_boot, self.seed = n_boot, seed
+        self._counts: dict[str, np.ndarray] = {}
+        self._aucs: dict[tuple[str, str], np.ndarray] = {}
+
+    def auc(self, key: str, ids: np.ndarray, scores: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        id_hash = short_hash(ids.tolist(), 32)
+        if (key, id_hash) not in self._aucs:
+            if id_hash not in self._counts:
+                self._counts[id_hash] = resample_counts(ids.tolist(), self.n_boot, self.seed)
+            self._aucs[key, id_hash] = weighted_auc(labels, scores, self._counts[id_hash])
+        return self._aucs[key, id_hash]
+
+
+def dataset_seed_rows(found: Collection, dataset: str, n_boot: int, seed: int, missing: list[dict]) -> list[dict]:
+    """One row per run of ``dataset``: AUC, accuracy, PGR and their bootstrap CIs."""
+    runs = sorted(found.of(dataset), key=lambda r: (experiment_order(r.experiment), r.seed))
+    predictions = {run.key: read_test_predictions(run) for run in runs}
+    for run in runs:
+        if predictions[run.key] is None:
+            missing.append({"dataset": dataset, "experiment": run.experiment, "seed": run.seed, "run": run.key,
+                            "reason": "no predictions.csv: no confidence intervals",
+                            "message": f"{dataset} {run.experiment} seed {run.seed}: no predictions.csv: "
+                                       "no confidence intervals"})
+    boot = _Bootstrap(n_boot, seed) if n_boot > 0 else None
+    rows = []
+    for run in runs:
+        row = _run_row(run)
+        own = predictions[run.key]
+        if boot and own is not None:
+            row["auc_ci"] = percentile_ci(boot.auc(run.key, *own))
+        if run.stage not in REFERENCE_STAGES:
+            row.update(_pgr_fields(run, found.pairs[run.key], predictions, boot))
+        rows.append(row)
+    return rows
+
+
+def _run_row(run: RunResult) -> dict:
+    return {"dataset": run.dataset, "experiment": run.experiment, "group": experiment_group(run.experiment),
+            "stage": run.stage, "seed": run.seed, "key": run.key, "model": run.model,
+            "labels": run.metrics.get("labels"), "n": run.n, "auc": run.auc, "auc_ci": None,
+            "accuracy": run.accuracy}
+
+
+def _pgr_fields(run: RunResult, pairing, predictions: dict, boot: _Bootstrap | None) -> dict:
+    """PGR (recorded by the run, else from its paired weak/ceiling AUCs) and its paired CI."""
+    weak, ceiling = pairing.weak, pairing.ceiling
+    point = run.recorded_pgr
+    if point is None and weak and ceiling and None not in (run.auc, weak.auc, ceiling.auc):
+        point = pgr_of(run.auc, weak.auc, ceiling.auc)
+    out = {"pgr": point if point is None or math.isfinite(point) else None, "pgr_ci": None, "n_shared": None,
+           "weak_key": weak.key if weak else None, "ceiling_key": ceiling.key if ceiling else None,
+           "weak_auc": weak.auc if weak else None, "ceiling_auc": ceiling.auc if ceiling else None}
+    triple = [predictions.get(r.key) if r else None for r in (run, weak, ceiling)]
+    if boot is None or any(p is None for p in triple):
+        return out
+    # Paired: join the three runs by test id and resample those shared ids once for all three.
+    shared = np.intersect1d(np.intersect1d(triple[0][0], triple[1][0]), triple[2][0])
+    out["n_shared"] = int(shared.size)
+    if shared.size < 2:
+        return out
+    aucs = []
+    for source, (ids, scores, labels) in zip((run, weak, ceiling), triple):
+        rows = np.searchsorted(ids, shared)  # ids are sorted by read_test_predictions
+        aucs.append(boot.auc(source.key, shared, scores[rows], labels[rows]))
+    out["pgr_ci"] = percentile_ci(bootstrap_pgr(*aucs))
+    return out
+
+
+# --------------------------------------------------------------------------- across seeds and datasets
+
+
+def aggregate_seeds(seed_rows: list[dict]) -> list[dict]:
+    """One row per (dataset, experiment): mean ± standard error over seeds.
+
+    With a single seed the row also carries that run's bootstrap CIs; with several, the spread
+    over seeds (``*_se``) is the honest uncertainty and the per-seed CIs stay in ``seed_rows``.
+    """
+    cells: dict[tuple[str, str], list[dict]] = {}
+    for row in seed_rows:
+        cells.setdefault((row["dataset"], row["experiment"]), []).append(row)
+    rows = []
+    for (dataset, experiment), runs in sorted(cells.items(), key=lambda kv: (kv[0][0], experiment_order(kv[0][1]))):
+        out = {"dataset": dataset, "experiment": experiment, "group": experiment_group(experiment),
+               "stage": runs[0]["stage"], "seeds": sorted(r["seed"] for r in runs), "n_seeds": len(runs),
+               "keys": [r["key"] for r in runs]}
+        ns = sorted({r["n"] for r in runs if r["n"] is not None})
+        out["n"] = ns[0] if len(ns) == 1 else ns or None
+        for metric in ("auc", "accuracy", "pgr"):
+            summary = mean_se(r.get(metric) for r in runs)
+            out[metric], out[f"{metric}_se"] = summary.mean, summary.se
+        single = runs[0] if len(runs) == 1 else {}
+        out["auc_ci"], out["pgr_ci"] = single.get("auc_ci"), single.get("pgr_ci")
+        rows.append(out)
+    return rows
+
+
+def saturated_datasets(rows: list[dict], datasets: list[str], baseline: str, threshold: float) -> list[dict]:
+    """Datasets where weak, ceiling and student AUC all exceed ``threshold`` (the study drops them).
+
+    "Student" is the baseline experiment's student when the dataset has one, else every student
+    run of the dataset; a dataset lacking weak, ceiling or any student is never called saturated.
+    """
+    out = []
+    for dataset in datasets:
+        cells = {r["experiment"]: r for r in rows if r["dataset"] == dataset}
+        students = [cells[baseline]] if baseline in cells else [r for r in cells.values() if r["stage"] == "student"]
+        if "weak" not in cells or "ceiling" not in cells or not students:
+            continue
+        aucs = [cells["weak"]["auc"], cells["ceiling"]["auc"], *(r["auc"] for r in students)]
+        if is_saturated(aucs, threshold):
+            out.append({"dataset": dataset, "weak_auc": aucs[0], "ceiling_auc": aucs[1],
+                        "student_auc": min(aucs[2:]), "student": ",".join(r["experiment"] for r in students),
+                        "threshold": threshold})
+    return out
+
+
+def experiment_summary(rows: list[dict], included: list[str]) -> list[dict]:
+    """Per experiment over the included datasets: how many have a PGR, mean/median, how many > 0."""
+    out = []
+    for experiment in sorted({r["experiment"] for r in rows if r["stage"] not in REFERENCE_STAGES},
+                             key=experiment_order):
+        values = [r["pgr"] for r in rows if r["experiment"] == experiment and r["dataset"] in included
+                  and r["pgr"] is not None]
+        out.append({"experiment": experiment, "group": experiment_group(experiment), "n_datasets": len(values),
+                    "mean_pgr": float(np.mean(values)) if values else None,
+                    "median_pgr": float(np.median(values)) if values else None,
+                    "positive": sum(v > 0 for v in values)})
+    return out
+
+
+def compare_to_baseline(rows: list[dict], included: list[str], baseline: str) -> list[dict]:
+    """Each intervention vs ``baseline``, paired by dataset on the per-dataset (seed-mean) PGR."""
+    pgr = {(r["dataset"], r["experiment"]): r["pgr"] for r in rows}
+    interventions = sorted({r["experiment"] for r in rows if r["stage"] not in REFERENCE_STAGES} - {baseline},
+                           key=experiment_order)
+    out = []
+    for experiment in interventions:
+        paired = [(d, pgr.get((d, experiment)), pgr.get((d, baseline))) for d in included]
+        both = [(d, x, y) for d, x, y in paired if x is not None and y is not None]
+        lacking = [d for d, x, y in paired if x is None or y is None]
+        stats = paired_comparison([x for _, x, _ in both], [y for _, _, y in both])
+        out.append({"experiment": experiment, "group": experiment_group(experiment), "baseline": baseline,
+                    "metric": "pgr", **stats, "datasets_without_pair": lacking,
+                    "per_dataset": [{"dataset": d, "pgr": x, "baseline_pgr": y, "diff": x - y} for d, x, y in both],
+                    "statement": comparison_statement(experiment, baseline, stats)})
+    return out
+
+
+def comparison_statement(experiment: str, baseline: str, stats: dict) -> str:
+    """The blog's sentence: "logconf better than xent on 16 of 21 datasets; t-test p = .135, ..."."""
+    def p(value, note):
+        return f"{value:.3g}" if value is not None else f"n/a ({note})"
+
+    return (f"{experiment} better than {baseline} on {stats['wins']} of {stats['n']} datasets "
+            f"(worse on {stats['losses']}); one-sided paired t-test p = {p(stats['t_test_p'], stats['t_test_note'])}, "
+            f"Wilcoxon signed-rank p = {p(stats['wilcoxon_p'], stats['wilcoxon_note'])}")
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def _check_baseline(found: Collection, baseline: str | None, notes: list[str]) -> str | None:
+    """The baseline to compare against; a named one must be a student/probe experiment."""
+    known = sorted({r.experiment for r in found.runs if r.stage not in REFERENCE_STAGES}, key=experiment_order)
+    name = baseline or DEFAULT_BASELINE
+    if name in known:
+        return name
+    if baseline is not None:
+        raise UsageError(f"unknown baseline experiment '{baseline}'; known: {', '.join(known) if known else 'none'}")
+    notes.append(f"no '{DEFAULT_BASELINE}' runs, so no comparisons; pass --baseline "
+                 + (f"(one of {', '.join(known)})" if known else "once student runs exist"))
+    return None
+
+
+def _inputs_key(found: Collection, sweeps: list[dict], filters: list[dict], options: dict) -> str:
+    """Short hash of every input file's content and the options: the default output folder name."""
+    return short_hash({"runs": sorted((r.key, short_hash(r.metrics)) for r in found.runs),
+                       "sweeps": sorted({r["path"] for r in sweeps}), "filters": sorted(f["key"] or "" for f in filters),
+                       "options": options}, 12)

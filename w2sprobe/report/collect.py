@@ -1,0 +1,293 @@
+"""Find and validate result files; pair each student/probe run with its weak and ceiling runs.
+
+Reads only what the training and probe stages write (see the README's result-file contract):
+``<cache>/runs/<dataset>/<key>/{manifest.json, predictions.csv, metrics.json}``.  A folder
+without ``metrics.json`` is an unfinished run: listed as incomplete, never used.  Whatever a
+report cannot use (a student without a ceiling, a dataset with only a weak run) becomes an
+entry of ``missing`` instead of an exception; only an unreadable finished run is an error.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+
+#: Stages a run can have; weak and ceiling are the references PGR is measured against.
+STAGES = ("weak", "ceiling", "student", "probe")
+REFERENCE_STAGES = ("weak", "ceiling")
+
+
+@dataclass
+class RunResult:
+    """One finished run, as its ``metrics.json`` describes it."""
+
+    key: str
+    stage: str
+    experiment: str
+    dataset: str
+    seed: int
+    model: str | None
+    auc: float | None
+    accuracy: float | None
+    n: int | None
+    folder: Path
+    metrics: dict = field(repr=False)
+    manifest: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def recorded_pgr(self) -> float | None:
+        """The PGR the run itself recorded (None when absent or not finite)."""
+        value = self.metrics.get("pgr")
+        return float(value) if _is_number(value) and math.isfinite(value) else None
+
+    def reference_key(self, stage: str) -> str | None:
+        """The key of the weak/ceiling run this run says it was measured against, if any."""
+        ref = self.metrics.get(stage)
+        if isinstance(ref, dict) and isinstance(ref.get("key"), str):
+            return ref["key"]
+        return None
+
+    def describe(self) -> dict:
+        """What a report lists to trace a number back to its inputs."""
+        return {"key": self.key, "dataset": self.dataset, "stage": self.stage, "experiment": self.experiment,
+                "seed": self.seed, "model": self.model, "labels": self.metrics.get("labels"),
+                "labels_key": self.metrics.get("labels_key"), "path": str(self.folder),
+                "config": self.metrics.get("config")}
+
+
+@dataclass
+class Pairing:
+    """The weak and ceiling runs a student/probe run's PGR is measured against (None = missing)."""
+
+    weak: RunResult | None
+    ceiling: RunResult | None
+
+
+@dataclass
+class Collection:
+    """Every finished run under a workspace, plus what could not be used and why."""
+
+    root: Path
+    runs: list[RunResult]
+    pairs: dict[str, Pairing]
+    incomplete: list[dict]
+    missing: list[dict]
+
+    @property
+    def datasets(self) -> list[str]:
+        return sorted({run.dataset for run in self.runs})
+
+    def of(self, dataset: str) -> list[RunResult]:
+        return [run for run in self.runs if run.dataset == dataset]
+
+
+def runs_root(cache_dir: Path) -> Path:
+    return Path(cache_dir) / "runs"
+
+
+def collect_results(cache_dir: Path, datasets: list[str] | None = None) -> Collection:
+    """Read every run under ``<cache_dir>/runs`` (optionally only ``datasets``) and pair students.
+
+    Raises UsageError when nothing finished is found, when a requested dataset has no runs,
+    or when a finished run's ``metrics.json`` is unreadable (the message names the file).
+    """
+    root = runs_root(cache_dir)
+    runs, incomplete = [], []
+    for folder in sorted(p for p in root.glob("*/*") if p.is_dir()) if root.is_dir() else []:
+        if folder.name.startswith("."):  # staging folders of writers in progress
+            continue
+        if (folder / "metrics.json").is_file():
+            runs.append(read_run(folder))
+        else:
+            incomplete.append(_incomplete(folder))
+    if datasets:
+        runs, incomplete = _only(datasets, runs, incomplete, root)
+    if not runs:
+        what = f"{len(incomplete)} unfinished run(s) (no metrics.json) and no finished ones" if incomplete \
+            else "no finished runs (<dataset>/<key>/metrics.json)"
+        raise UsageError(f"no results found in {root}: {what}")
+    missing: list[dict] = []
+    runs = _drop_duplicates(runs, missing)
+    pairs = {run.key: _pair(run, runs, missing) for run in runs if run.stage not in REFERENCE_STAGES}
+    missing += _dataset_gaps(runs)
+    return Collection(Path(cache_dir), runs, pairs, incomplete, missing)
+
+
+def read_run(folder: Path) -> RunResult:
+    """A finished run from its ``metrics.json``; a malformed file is a UsageError naming it."""
+    path = folder / "metrics.json"
+    try:
+        metrics = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise UsageError(f"corrupt metrics file {path}: {exc}") from None
+    problem = _metrics_problem(metrics)
+    if problem:
+        raise UsageError(f"corrupt metrics file {path}: {problem}")
+    return RunResult(
+        key=metrics["key"], stage=metrics["stage"], experiment=metrics["experiment"], dataset=metrics["dataset"],
+        seed=int(metrics["seed"]), model=metrics.get("model"), auc=_float(metrics.get("auc")),
+        accuracy=_float(metrics.get("accuracy")), n=metrics.get("n"), folder=folder, metrics=metrics,
+        manifest=_read_manifest(folder))
+
+
+def read_test_predictions(run: RunResult) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
+    """``(ids, soft_pred, label)`` of the run's test split, sorted by id; None if the file is absent.
+
+    A present but malformed ``predictions.csv`` of a finished run is a UsageError naming it.
+    """
+    path = run.folder / "predictions.csv"
+    if not path.is_file():
+        return None
+    ids, preds, labels = [], [], []
+    try:
+        with path.open(newline="") as fh:
+            reader = csv.DictReader(fh)
+            absent = {"split", "id", "soft_pred", "label"} - set(reader.fieldnames or [])
+            if absent:
+                raise ValueError(f"missing column(s) {', '.join(sorted(absent))}")
+            for row in reader:
+                if row["split"] == "test":
+                    ids.append(row["id"])
+                    preds.append(float(row["soft_pred"]))
+                    labels.append(float(row["label"]))
+    except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as exc:
+        raise UsageError(f"corrupt predictions file {path}: {exc}") from None
+    if not ids:
+        raise UsageError(f"corrupt predictions file {path}: no 'test' rows")
+    ids_arr = np.asarray(ids, dtype=str)
+    order = np.argsort(ids_arr, kind="stable")
+    sorted_ids = ids_arr[order]
+    if (sorted_ids[1:] == sorted_ids[:-1]).any():
+        raise UsageError(f"corrupt predictions file {path}: duplicated test ids")
+    scores, truth = np.asarray(preds)[order], np.asarray(labels)[order]
+    if not (np.isfinite(scores).all() and np.isfinite(truth).all()):
+        raise UsageError(f"corrupt predictions file {path}: non-finite soft_pred or label")
+    return sorted_ids, scores, truth
+
+
+# --------------------------------------------------------------------------- validation
+
+
+def _metrics_problem(metrics) -> str | None:
+    """Why ``metrics`` breaks the contract, or None."""
+    if not isinstance(metrics, dict):
+        return "expected a JSON object"
+    for name in ("key", "stage", "experiment", "dataset"):
+        if not isinstance(metrics.get(name), str) or not metrics[name]:
+            return f"field '{name}' must be a non-empty string"
+    if metrics["stage"] not in STAGES:
+        return f"stage '{metrics['stage']}' is not one of {', '.join(STAGES)}"
+    if isinstance(metrics.get("seed"), bool) or not isinstance(metrics.get("seed"), int):
+        return "field 'seed' must be an integer"
+    for name in ("auc", "accuracy", "pgr"):
+        if metrics.get(name) is not None and not _is_number(metrics[name]):
+            return f"field '{name}' must be a number or null"
+    if "auc" not in metrics:
+        return "field 'auc' is missing"
+    for name in REFERENCE_STAGES:
+        ref = metrics.get(name)
+        if ref is not None and not (isinstance(ref, dict) and isinstance(ref.get("key"), str)):
+            return f"field '{name}' must be {{\"key\", \"auc\"}} or null"
+    return None
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _float(value) -> float | None:
+    return float(value) if _is_number(value) and math.isfinite(value) else None
+
+
+def _read_manifest(folder: Path) -> dict:
+    """``manifest.json`` of a run folder, or {} (it only adds the weak_run/ceiling_run fallback)."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return manifest if isinstance(manifest, dict) else {}
+
+
+def _incomplete(folder: Path) -> dict:
+    """What we know about an unfinished run folder (its manifest, if readable)."""
+    manifest = _read_manifest(folder)
+    return {"dataset": manifest.get("dataset", folder.parent.name), "key": manifest.get("key", folder.name),
+            "stage": manifest.get("stage"), "experiment": manifest.get("experiment"),
+            "seed": manifest.get("seed"), "path": str(folder), "reason": "no metrics.json (unfinished)"}
+
+
+def _only(datasets: list[str], runs: list[RunResult], incomplete: list[dict], root: Path):
+    """Keep the requested datasets (by name or folder name); unknown names are an error."""
+    wanted = set(datasets)
+    known = {run.dataset for run in runs} | {run.folder.parent.name for run in runs}
+    unknown = sorted(wanted - known - {item["dataset"] for item in incomplete})
+    if unknown:
+        have = sorted({run.dataset for run in runs})
+        raise UsageError(f"no results for dataset(s) {', '.join(unknown)} in {root}; "
+                         f"found: {', '.join(have) if have else 'none'}")
+    keep = [run for run in runs if run.dataset in wanted or run.folder.parent.name in wanted]
+    return keep, [item for item in incomplete if item["dataset"] in wanted]
+
+
+def _drop_duplicates(runs: list[RunResult], missing: list[dict]) -> list[RunResult]:
+    """One run per (dataset, stage, experiment, seed, model): the newest; the others are listed.
+
+    Two finished runs of the same experiment and seed differ in config; averaging them as if
+    they were seeds would be wrong, so the report uses the most recent and says so.
+    """
+    newest: dict[tuple, RunResult] = {}
+    for run in sorted(runs, key=lambda r: ((r.folder / "metrics.json").stat().st_mtime, r.key)):
+        slot = (run.dataset, run.stage, run.experiment, run.seed, run.model if run.stage in REFERENCE_STAGES else "")
+        if slot in newest:
+            old = newest[slot]
+            missing.append(_gap(old.dataset, old.experiment, old.seed, old.key,
+                                f"superseded by the newer run {run.key} of the same experiment and seed"))
+        newest[slot] = run
+    kept = set(id(run) for run in newest.values())
+    return [run for run in runs if id(run) in kept]
+
+
+def _pair(run: RunResult, runs: list[RunResult], missing: list[dict]) -> Pairing:
+    """The weak and ceiling runs of ``run``: the keys it names, else the one run of that stage
+    for the same dataset and seed."""
+    found = {}
+    for stage in REFERENCE_STAGES:
+        key = run.reference_key(stage) or run.manifest.get(f"{stage}_run")
+        same_dataset = [r for r in runs if r.dataset == run.dataset and r.stage == stage]
+        if isinstance(key, str):
+            match = [r for r in same_dataset if r.key == key]
+            reason = f"its {stage} run {key} is not among the finished runs"
+        else:
+            match = [r for r in same_dataset if r.seed == run.seed]
+            reason = (f"no {stage} run for seed {run.seed}" if not match else
+                      f"{len(match)} {stage} runs for seed {run.seed} ({', '.join(r.key for r in match)}): ambiguous")
+        found[stage] = match[0] if len(match) == 1 else None
+        if found[stage] is None:
+            missing.append(_gap(run.dataset, run.experiment, run.seed, run.key, reason))
+    return Pairing(found["weak"], found["ceiling"])
+
+
+def _dataset_gaps(runs: list[RunResult]) -> list[dict]:
+    """Datasets that lack a whole stage (only a weak run, no ceiling, no student ...)."""
+    gaps = []
+    for dataset in sorted({run.dataset for run in runs}):
+        stages = {run.stage for run in runs if run.dataset == dataset}
+        for stage, what in (("weak", "no weak run"), ("ceiling", "no ceiling run")):
+            if stage not in stages:
+                gaps.append(_gap(dataset, None, None, None, what))
+        if not stages & {"student", "probe"}:
+            gaps.append(_gap(dataset, None, None, None, "no student or probe runs"))
+    return gaps
+
+
+def _gap(dataset: str, experiment: str | None, seed: int | None, key: str | None, reason: str) -> dict:
+    subject = " ".join(str(x) for x in (dataset, experiment, f"seed {seed}" if seed is not None else None) if x)
+    return {"dataset": dataset, "experiment": experiment, "seed": seed, "run": key, "reason": reason,
+            "message": f"{subject}: {reason}"}
