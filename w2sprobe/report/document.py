@@ -1,0 +1,207 @@
+"""The report as a sequence of blocks (headings, paragraphs, tables, figures) for any renderer.
+
+Keeping the content here and the markup in ``render.py`` means Markdown and HTML show the same
+tables with the same numbers, formatted once.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from .build import Report
+from .figures import Figure
+from .groups import GROUP_TITLES
+
+
+@dataclass
+class Heading:
+    level: int
+    text: str
+
+
+@dataclass
+class Para:
+    text: str
+
+
+@dataclass
+class Bullets:
+    items: list[str]
+
+
+@dataclass
+class Table:
+    headers: list[str]
+    rows: list[list[str]]
+
+
+@dataclass
+class FigureBlock:
+    figure: Figure
+
+
+@dataclass
+class Code:
+    text: str
+
+
+def report_blocks(report: Report, figures: list[Figure], skipped: list[dict]) -> list:
+    """Everything the rendered report shows, in order."""
+    blocks: list = [Heading(1, "Weak-to-strong report"), Para(_intro(report))]
+    blocks += _summary(report) + _comparisons(report) + _saturation(report)
+    blocks += _figures(figures, skipped) + _per_dataset(report) + _gaps(report) + _inputs(report)
+    return blocks
+
+
+def _intro(report: Report) -> str:
+    opts = report.options
+    return (f"{len(report.runs)} finished run(s) over {len(report.datasets)} dataset(s) from {report.cache_dir}. "
+            f"Baseline: {opts['baseline'] or 'none'}; bootstrap: {opts['n_boot']} paired resamples of the shared "
+            f"test ids (seed {opts['seed']}), percentile 95% CIs; saturation threshold: AUC > {opts['saturation']}. "
+            f"Report key {report.key}.")
+
+
+def _summary(report: Report) -> list:
+    rows = [[s["experiment"], s["group"], str(s["n_datasets"]), fmt(s["mean_pgr"]), fmt(s["median_pgr"]),
+             f"{s['positive']}/{s['n_datasets']}"] for s in report.summary]
+    blocks: list = [Heading(2, "Summary")]
+    if not rows:
+        return blocks + [Para("No student or probe runs yet: nothing to summarise.")]
+    text = f"PGR over the {len(report.included)} non-saturated dataset(s)"
+    return blocks + [Para(text + " (per-dataset means over seeds)."),
+                     Table(["experiment", "group", "datasets", "mean PGR", "median PGR", "PGR > 0"], rows),
+                     Para("PGR by dataset (saturated datasets marked *):"), _pgr_matrix(report)]
+
+
+def _pgr_matrix(report: Report) -> Table:
+    """Datasets x interventions, the numbers behind the dot plot."""
+    experiments = [s["experiment"] for s in report.summary]
+    saturated = {s["dataset"] for s in report.saturated}
+    rows = []
+    for dataset in report.datasets:
+        cells = [fmt((report.row(dataset, e) or {}).get("pgr")) for e in experiments]
+        rows.append([dataset + (" *" if dataset in saturated else ""), *cells])
+    return Table(["dataset", *experiments], rows)
+
+
+def _comparisons(report: Report) -> list:
+    baseline = report.options["baseline"]
+    if not baseline:
+        return [Heading(2, "Comparisons"), Para("; ".join(report.notes) or "No baseline experiment.")]
+    blocks: list = [Heading(2, f"Comparisons with {baseline}")]
+    if not report.comparisons:
+        return blocks + [Para(f"No other interventions to compare with {baseline}.")]
+    blocks.append(Para("Per-dataset PGR (mean over seeds) of each intervention minus the baseline's; "
+                       "one-sided tests of 'intervention > baseline': paired t-test (mean effect) and Wilcoxon "
+                       "signed-rank (median effect)."))
+    blocks.append(Bullets([c["statement"] for c in report.comparisons]))
+    rows = [[c["experiment"], str(c["n"]), str(c["wins"]), str(c["losses"]), str(c["ties"]), fmt(c["mean_diff"]),
+             fmt(c["median_diff"]), fmt_p(c["t_test_p"], c["t_test_note"]),
+             fmt_p(c["wilcoxon_p"], c["wilcoxon_note"])] for c in report.comparisons]
+    return blocks + [Table(["intervention", "datasets", "wins", "losses", "ties", "mean ΔPGR", "median ΔPGR",
+                            "t-test p", "Wilcoxon p"], rows)]
+
+
+def _saturation(report: Report) -> list:
+    threshold = report.options["saturation"]
+    blocks: list = [Heading(2, "Saturated datasets")]
+    if not report.saturated:
+        return blocks + [Para(f"None: no dataset has weak, ceiling and student AUC all above {threshold}.")]
+    rows = [[s["dataset"], fmt(s["weak_auc"]), fmt(s["ceiling_auc"]), fmt(s["student_auc"]), s["student"]]
+            for s in report.saturated]
+    return blocks + [Para(f"Weak, ceiling and student AUC all above {threshold}: excluded from the summary and "
+                          "comparisons, as in the study."),
+                     Table(["dataset", "weak AUC", "ceiling AUC", "student AUC", "student"], rows)]
+
+
+def _figures(figures: list[Figure], skipped: list[dict]) -> list:
+    blocks: list = [Heading(2, "Figures")]
+    for figure in figures:
+        blocks += [Heading(3, figure.title), FigureBlock(figure)]
+    if skipped:
+        blocks.append(Bullets([f"{s['name']} skipped: {s['reason']}" for s in skipped]))
+    return blocks
+
+
+def _per_dataset(report: Report) -> list:
+    blocks: list = [Heading(2, "Results per dataset")]
+    saturated = {s["dataset"] for s in report.saturated}
+    for dataset in report.datasets:
+        rows = [r for r in report.rows if r["dataset"] == dataset]
+        title = dataset + (" (saturated)" if dataset in saturated else "")
+        table = [[r["experiment"], GROUP_TITLES[r["group"]], seeds(r), fmt_n(r["n"]), with_spread(r, "auc"),
+                  with_spread(r, "accuracy"), with_spread(r, "pgr")] for r in rows]
+        blocks += [Heading(3, title),
+                   Table(["experiment", "group", "seeds", "test n", "AUC", "accuracy", "PGR"], table)]
+    blocks.append(Para("One seed: value [95% bootstrap CI]; several seeds: mean ± standard error (per-seed values "
+                       "and CIs are in report.json, seed_rows)."))
+    return blocks
+
+
+def _gaps(report: Report) -> list:
+    blocks: list = [Heading(2, "Missing and incomplete runs")]
+    items = [m["message"] for m in report.missing]
+    items += [f"{i['dataset']} {i.get('experiment') or ''} {i['key']}: incomplete ({i['reason']}) at {i['path']}"
+              for i in report.incomplete]
+    items += [n for n in report.notes if n not in items]
+    return blocks + ([Bullets(items)] if items else [Para("Nothing missing: every student and probe run has its "
+                                                          "weak and ceiling runs.")])
+
+
+def _inputs(report: Report) -> list:
+    blocks: list = [Heading(2, "Inputs"), Para("Every run this report used; its folder holds manifest.json, "
+                                               "predictions.csv and metrics.json.")]
+    rows = [[r["dataset"], r["experiment"], r["stage"], str(r["seed"]), r["key"], str(r["model"]),
+             str(r["labels"] or "—"), r["path"]] for r in report.runs]
+    blocks.append(Table(["dataset", "experiment", "stage", "seed", "key", "model", "labels", "path"], rows))
+    blocks.append(Code(json.dumps({r["key"]: r["config"] for r in report.runs}, indent=1, sort_keys=True,
+                                  default=str)))
+    if report.filters:
+        blocks.append(Table(["dataset", "label set", "key", "probe", "layer", "contamination", "precision",
+                             "mislabel rate"],
+                            [[f["dataset"], str(f["name"]), str(f["key"]), str(f["probe"]), str(f["layer"]),
+                              fmt(f["contamination"]), fmt(f["precision"]), fmt(f["base_rate"])]
+                             for f in report.filters]))
+    sweeps = sorted({r["path"] for r in report.sweeps})
+    if sweeps:
+        blocks.append(Bullets([f"sweep {path}" for path in sweeps]))
+    return blocks
+
+
+# --------------------------------------------------------------------------- formatting
+
+
+def fmt(value, digits: int = 3) -> str:
+    """A number for a table (``—`` when missing)."""
+    if value is None:
+        return "—"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def fmt_p(p, note) -> str:
+    return f"{p:.3g}" if p is not None else f"— ({note})"
+
+
+def fmt_n(n) -> str:
+    return "—" if n is None else (str(n) if not isinstance(n, list) else "/".join(map(str, n)))
+
+
+def seeds(row: dict) -> str:
+    return ",".join(map(str, row["seeds"]))
+
+
+def with_spread(row: dict, metric: str) -> str:
+    """``0.864 [0.841, 0.885]`` (one seed, with a CI), ``0.864 ± 0.012`` (seeds), or just the value."""
+    value = row.get(metric)
+    if value is None:
+        return "—"
+    digits = 4 if metric == "auc" else 3
+    ci, se = row.get(f"{metric}_ci"), row.get(f"{metric}_se")
+    if ci:
+        return f"{value:.{digits}f} [{ci[0]:.{digits}f}, {ci[1]:.{digits}f}]"
+    if se is not None:
+        return f"{value:.{digits}f} ± {se:.{digits}f}"
+    return f"{value:.{digits}f}"

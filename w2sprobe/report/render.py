@@ -1,0 +1,128 @@
+"""Write a report: figures (PNG + SVG), ``report.json`` always, and ``report.md`` or ``report.html``.
+
+The HTML is self-contained (figures embedded as base64 PNG) so it can be mailed or attached
+as one file; the Markdown links the image files next to it.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from pathlib import Path
+
+from ..errors import UsageError
+from ..jsonutil import finite
+from .build import Report
+from .document import Bullets, Code, FigureBlock, Heading, Para, Table, report_blocks
+from .figures import draw_figures
+
+FORMATS = ("html", "md", "json")
+
+
+def default_out_dir(report: Report) -> Path:
+    """``<cache>/reports/<short hash of the inputs and options>/``."""
+    return Path(report.cache_dir) / "reports" / report.key
+
+
+def write_report(report: Report, out_dir: Path | None = None, fmt: str = "html") -> dict:
+    """Draw the figures and write the report; returns the JSON summary (numbers, figures, files)."""
+    if fmt not in FORMATS:
+        raise UsageError(f"unknown report format '{fmt}'; choose one of {', '.join(FORMATS)}")
+    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(report)
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create report folder {out_dir}: {exc.strerror}") from None
+    figures, skipped = draw_figures(report, out_dir / "figures")
+    summary = {**report.to_dict(), "figures": [f.to_dict() for f in figures], "skipped_figures": skipped}
+    files = {"json": out_dir / "report.json"}
+    if fmt == "md":
+        files["md"] = out_dir / "report.md"
+        files["md"].write_text(to_markdown(report_blocks(report, figures, skipped), out_dir))
+    elif fmt == "html":
+        files["html"] = out_dir / "report.html"
+        files["html"].write_text(to_html(report_blocks(report, figures, skipped)))
+    summary["files"] = {name: str(path) for name, path in files.items()}
+    summary["out_dir"] = str(out_dir)
+    files["json"].write_text(json.dumps(finite(summary), indent=1, default=str, allow_nan=False))
+    return summary
+
+
+# --------------------------------------------------------------------------- Markdown
+
+
+def to_markdown(blocks: list, out_dir: Path) -> str:
+    """GitHub-flavoured Markdown; figures link their PNG (the SVG sits beside it)."""
+    parts = []
+    for block in blocks:
+        if isinstance(block, Heading):
+            parts.append(f"{'#' * block.level} {block.text}")
+        elif isinstance(block, Para):
+            parts.append(block.text)
+        elif isinstance(block, Bullets):
+            parts.append("\n".join(f"- {item}" for item in block.items))
+        elif isinstance(block, Table):
+            parts.append(_md_table(block))
+        elif isinstance(block, FigureBlock):
+            fig = block.figure
+            png, svg = (_relative(p, out_dir) for p in (fig.png, fig.svg))
+            parts.append(f"![{fig.title}]({png})\n\n*{fig.caption}* ([SVG]({svg}))")
+        elif isinstance(block, Code):
+            parts.append(f"<details><summary>run configs</summary>\n\n```json\n{block.text}\n```\n\n</details>")
+    return "\n\n".join(parts) + "\n"
+
+
+def _md_table(table: Table) -> str:
+    def cells(values):
+        return "| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |"
+
+    return "\n".join([cells(table.headers), cells(["---"] * len(table.headers)), *map(cells, table.rows)])
+
+
+def _relative(path: Path, base: Path) -> str:
+    try:
+        return Path(path).relative_to(base).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+# --------------------------------------------------------------------------- HTML
+
+_CSS = """
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+color:#222;line-height:1.45}
+table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
+th,td{border-bottom:1px solid #ddd;padding:.25em .7em;text-align:left;vertical-align:top}
+th{background:#f4f4f4} td{font-variant-numeric:tabular-nums}
+figure{margin:1em 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.9em;color:#444;margin-top:.4em}
+pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em;max-height:30em}
+"""
+
+
+def to_html(blocks: list) -> str:
+    """One self-contained HTML page: figures as base64 PNG, the run configs in a collapsed block."""
+    body = []
+    esc = html.escape
+    for block in blocks:
+        if isinstance(block, Heading):
+            body.append(f"<h{block.level}>{esc(block.text)}</h{block.level}>")
+        elif isinstance(block, Para):
+            body.append(f"<p>{esc(block.text)}</p>")
+        elif isinstance(block, Bullets):
+            body.append("<ul>" + "".join(f"<li>{esc(item)}</li>" for item in block.items) + "</ul>")
+        elif isinstance(block, Table):
+            head = "".join(f"<th>{esc(h)}</th>" for h in block.headers)
+            rows = "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>" for row in block.rows)
+            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+        elif isinstance(block, FigureBlock):
+            fig = block.figure
+            data = base64.b64encode(Path(fig.png).read_bytes()).decode()
+            body.append(f'<figure><img alt="{esc(fig.title)}" src="data:image/png;base64,{data}">'
+                        f"<figcaption>{esc(fig.caption)}</figcaption></figure>")
+        elif isinstance(block, Code):
+            body.append(f"<details><summary>run configs</summary><pre>{esc(block.text)}</pre></details>")
+    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>Weak-to-strong report</title><style>{_CSS}</style></head><body>\n"
+            + "\n".join(body) + "\n</body></html>\n")
