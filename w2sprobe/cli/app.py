@@ -10,7 +10,7 @@ from typer import exceptions as typer_errors
 
 from ..errors import UsageError
 from . import cache as cache_cmd
-from . import config_cmd, data, extract, probe, run, train
+from . import config_cmd, data, extract, probe, report, run, train
 
 app = typer.Typer(
     name="w2sprobe",
@@ -24,6 +24,7 @@ app.command("extract")(extract.extract)
 app.command("train")(train.train)
 for command in (probe.probe, probe.filter, probe.relabel, probe.sweep):
     app.command(command.__name__)(command)
+app.command("report")(report.report)
 app.command("run")(run.run)
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(config_cmd.app, name="config")
