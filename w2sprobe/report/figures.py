@@ -218,7 +218,9 @@ def _sweep_panel(ax, rows: list[dict], param: str, datasets: list[str]) -> None:
         if len({x for x, _ in points}) < 2:
             continue
         points.sort()
-        colour = OKABE_ITO[datasets.index(line[0]) % len(OKABE_ITO)]
+        # Colour tells datasets apart; with a single dataset it doubles the marker instead.
+        colour_index = datasets.index(line[0]) if len(datasets) > 1 else variants.index(line[1:])
+        colour = OKABE_ITO[colour_index % len(OKABE_ITO)]
         marker = MARKERS[variants.index(line[1:]) % len(MARKERS)]
         detail = f"L{line[2]}" if param != "layer" else " ".join(f"{k}={v}" for k, v in zip(keys[2:], line[2:])
                                                                  if v is not None)
@@ -227,6 +229,8 @@ def _sweep_panel(ax, rows: list[dict], param: str, datasets: list[str]) -> None:
     values = [x for pts in lines.values() for x, _ in pts]
     if param == "l2" or (min(values) > 0 and max(values) / min(values) >= 20):
         ax.set_xscale("log")
+    if param == "layer":
+        ax.xaxis.get_major_locator().set_params(integer=True)
     ax.axhline(0, color="#777777", linewidth=0.8, linestyle="--")
     ax.set_xlabel({"k": "k (kNN neighbours)", "l2": "L2 penalty", "k_zeta": "k_zeta (TopoFilter)",
                    "layer": "layer"}[param])
@@ -270,6 +274,9 @@ def filter_precision(report: Report):
     if base:
         ax.plot(*zip(*base), linestyle="none", marker="_", color="black", markersize=14, markeredgewidth=1.5,
                 label="random removal (mislabel rate)")
+    # A wide enough x range that the sideways dodge does not read as a different contamination.
+    spread = [r["contamination"] for r in rows]
+    ax.set_xlim(max(min(spread) - 0.05, 0), max(spread) + 0.05)
     ax.set_xlabel("contamination (fraction removed)")
     ax.set_ylabel("precision (removed labels that were wrong)")
     ax.set_ylim(0, 1.02)
