@@ -90,10 +90,15 @@ def build_classifier(ref: ModelRef, *, device: torch.device, dtype: torch.dtype,
 def _with_lora(backbone: nn.Module, blocks_path: str, lora: LoraSettings) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
+    from transformers.pytorch_utils import Conv1D
+
     targets = list(lora.targets) if lora.targets else lora_target_modules(backbone, blocks_path)
     if not targets:
         raise UsageError("no linear layers found in the transformer blocks to put LoRA on; use --no-lora")
-    config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets)
+    # GPT-2's Conv1D stores its weight transposed; peft must be told.
+    transposed = any(isinstance(m, Conv1D) for n, m in backbone.named_modules() if n in set(targets))
+    config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
+                        fan_in_fan_out=transposed)
     try:
         with warnings.catch_warnings():
             # peft probes a transformers attribute that transformers 5 deprecates; not ours to fix.

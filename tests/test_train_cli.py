@@ -1,0 +1,277 @@
+"""``w2sprobe train`` and ``w2sprobe run`` on tiny models and the sst2 mirror: results, caching, errors."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import run_cli
+from w2sprobe.config import resolve
+from w2sprobe.data import splits_from_settings
+from w2sprobe.labels import LabelSet, find_label_set, list_label_sets, save_label_set
+from w2sprobe.runs import RunRecord, find_runs, read_predictions
+from w2sprobe.train.inputs import stage_request
+from w2sprobe.train.stages import pgr_fields, training_examples
+
+TINY = 'n_train = 120\nn_val = 30\nn_test = 40\nepochs = 2\neval_every = 3\nwarmup_steps = 2\nstrong_lr = 3e-3\n'
+
+
+def write_config(folder: Path, tiny_models, shared_data, extra: str = "") -> Path:
+    config = folder / "w2sprobe.toml"
+    config.write_text(f'weak_model = "{tiny_models["bert"]}"\nstrong_model = "{tiny_models["llama"]}"\n'
+                      f'data_dir = "{shared_data}"\ncache_dir = "{folder / "c"}"\n{TINY}{extra}')
+    return config
+
+
+def cli_json(*args: str) -> tuple[int, dict]:
+    """Run the CLI in-process outside a function-scoped fixture; parse its --json output."""
+    from w2sprobe.cli.app import main
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        try:
+            main([*args, "--json"])
+            code = 0
+        except SystemExit as exc:
+            code = exc.code or 0
+    return code, json.loads(out.getvalue())
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory, tiny_models, shared_data):
+    """One full ``w2sprobe run`` over every experiment, shared by the tests below."""
+    folder = tmp_path_factory.mktemp("pipeline")
+    config = write_config(folder, tiny_models, shared_data)
+    code, summary = cli_json("run", "--config", str(config))
+    assert code == 0, summary
+    settings = resolve({}, config)
+    return {"config": config, "cache": folder / "c", "summary": summary, "settings": settings,
+            "splits": splits_from_settings(settings)}
+
+
+def stages_of(summary: dict) -> dict[str, dict]:
+    return {s["stage"]: s for s in summary["datasets"][0]["stages"]}
+
+
+def runs_by_experiment(cache: Path) -> dict[str, RunRecord]:
+    return {r.metrics["experiment"]: r for r in find_runs(cache, "sst2")}
+
+
+def test_run_does_every_experiment_with_pgr(pipeline):
+    stages = stages_of(pipeline["summary"])
+    expected = ["weak", "ceiling", "xent", "kl", "logconf", "entropy", "window", "s2s-1", "s2s-2", "extract",
+                "knn-probe", "logreg-probe", "knn-filter", "logreg-filter", "topo-filter", "knn-relabel",
+                "logreg-relabel"]
+    assert list(stages) == expected
+    assert {s["status"] for s in stages.values()} == {"ran"}
+    runs = runs_by_experiment(pipeline["cache"])
+    assert set(runs) == set(expected) - {"extract"}
+    weak, ceiling = runs["weak"].metrics, runs["ceiling"].metrics
+    for name, run in runs.items():
+        m = run.metrics
+        assert (run.folder / "manifest.json").is_file() and m["n"] == 40
+        assert (run.folder / "predictions.csv").read_text().splitlines()[0] == "split,id,soft_pred,label"
+        if name in ("weak", "ceiling"):
+            continue
+        assert m["weak"]["key"] == weak["key"] and m["ceiling"]["key"] == ceiling["key"]
+        assert m["pgr"] == pytest.approx((m["auc"] - weak["auc"]) / (ceiling["auc"] - weak["auc"]))
+        assert stages[name]["pgr"] == pytest.approx(m["pgr"])
+
+
+def test_metrics_match_the_predictions(pipeline):
+    from w2sprobe.metrics import roc_auc
+
+    for run in find_runs(pipeline["cache"], "sst2"):
+        test = read_predictions(run.folder / "predictions.csv")["test"]
+        assert run.metrics["auc"] == pytest.approx(roc_auc(test.labels, test.soft))
+        assert list(test.ids) == pipeline["splits"].splits["test"].ids
+
+
+def test_rerun_is_all_cache_hits(pipeline, monkeypatch):
+    from w2sprobe.cache import extraction
+    from w2sprobe.train.trainer import Trainer
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a cached stage was recomputed")
+
+    monkeypatch.setattr(Trainer, "fit", forbidden)
+    monkeypatch.setattr(extraction, "_run", forbidden)
+    code, summary = cli_json("run", "--config", str(pipeline["config"]))
+    assert code == 0
+    assert {s["status"] for s in summary["datasets"][0]["stages"]} == {"cached"}
+    assert {k: v.get("auc") for k, v in stages_of(summary).items()} == \
+        {k: v.get("auc") for k, v in stages_of(pipeline["summary"]).items()}
+
+
+def test_plan_shows_what_a_change_invalidates(pipeline):
+    code, summary = cli_json("run", "--plan", "--k", "7", "--config", str(pipeline["config"]))
+    assert code == 0 and summary["plan"]
+    status = {k: v["status"] for k, v in stages_of(summary).items()}
+    assert status.pop("knn-probe") == status.pop("knn-filter") == status.pop("knn-relabel") == "to run"
+    assert set(status.values()) == {"cached"}
+    assert not find_runs(pipeline["cache"], "sst2", experiment="knn-probe", config={"probe": "knn", "k": 7})
+
+
+def test_filtered_student_trains_on_exactly_the_kept_ids(pipeline):
+    labels = find_label_set(pipeline["cache"], "sst2", "topo-filter")
+    kept = labels.ids["strong_train"]
+    assert 0 < len(kept) < len(pipeline["splits"].splits["strong_train"].ids)
+    run = runs_by_experiment(pipeline["cache"])["topo-filter"]
+    assert run.metrics["train_n"] == len(kept) and run.metrics["labels_key"] == labels.key
+    request = stage_request(pipeline["settings"], pipeline["splits"], "student", labels=labels)
+    train, val = training_examples(request)
+    assert sorted(train.ids.tolist()) == sorted(kept.tolist())
+    assert sorted(val.ids.tolist()) == sorted(labels.ids["val"].tolist())
+    position = {id_: i for i, id_ in enumerate(kept.tolist())}
+    np.testing.assert_array_equal(train.targets, labels.soft["strong_train"][[position[i] for i in train.ids]])
+
+
+def test_weak_labels_and_s2s_labels_come_from_the_runs(pipeline):
+    runs = runs_by_experiment(pipeline["cache"])
+    weak = find_label_set(pipeline["cache"], "sst2", "weak")
+    weak_preds = runs["weak"].predictions()
+    for split in ("strong_train", "val", "test"):
+        assert list(weak.ids[split]) == pipeline["splits"].splits[split].ids
+        np.testing.assert_array_equal(weak.soft[split], weak_preds[split].soft)
+    s2s = find_label_set(pipeline["cache"], "sst2", "s2s-1")
+    np.testing.assert_array_equal(s2s.soft["strong_train"], runs["xent"].predictions()["strong_train"].soft)
+    np.testing.assert_array_equal(s2s.soft["test"], weak.soft["test"])
+    assert runs["s2s-1"].metrics["labels_key"] == s2s.key
+    assert runs["s2s-2"].metrics["labels_key"] == find_label_set(pipeline["cache"], "sst2", "s2s-2").key
+
+
+def test_window_radius_is_midweak_of_its_own_labels(pipeline):
+    runs = runs_by_experiment(pipeline["cache"])
+    weak = find_label_set(pipeline["cache"], "sst2", "weak")
+    expected = float(np.median(np.abs(weak.soft["strong_train"].astype(np.float64) - 0.5)))
+    assert runs["window"].metrics["radius"] == pytest.approx(expected, rel=1e-6)
+    assert runs["window"].metrics["config"]["radius"] == "midweak"
+
+
+def test_pgr_without_a_gap_is_null(tmp_path):
+    weak = RunRecord(tmp_path, {"key": "w", "auc": 0.8})
+    assert np.isnan(pgr_fields(0.9, weak, RunRecord(tmp_path, {"key": "c", "auc": 0.8}))["pgr"])
+    assert pgr_fields(0.9, weak, None) == {"weak": {"key": "w", "auc": 0.8}, "ceiling": None, "pgr": None}
+    assert pgr_fields(0.85, weak, RunRecord(tmp_path, {"key": "c", "auc": 0.9}))["pgr"] == pytest.approx(0.5)
+
+
+# --------------------------------------------------------------------------- w2sprobe train
+
+
+@pytest.fixture
+def workspace(tmp_path, monkeypatch, tiny_models, shared_data):
+    monkeypatch.chdir(tmp_path)
+    write_config(tmp_path, tiny_models, shared_data)
+    return tmp_path
+
+
+def test_train_stages_and_s2s(workspace, capsys):
+    code, _, err = run_cli(capsys, "train", "student")
+    assert code == 2 and "w2sprobe train weak" in err
+    for stage in ("weak", "ceiling"):
+        code, _, err = run_cli(capsys, "train", stage)
+        assert code == 0, err
+    code, out, err = run_cli(capsys, "train", "student", "--loss", "logconf", "--s2s-iters", "1", "--json")
+    assert code == 0, err
+    runs = json.loads(out)["runs"]
+    assert [r["experiment"] for r in runs] == ["logconf", "logconf+s2s-1"]
+    assert all(r["pgr"] is not None and r["ceiling"] is not None for r in runs)
+    code, out, _ = run_cli(capsys, "train", "weak", "--json")
+    assert code == 0 and json.loads(out)["runs"][0]["experiment"] == "weak"
+
+
+def test_train_bad_input(workspace, capsys):
+    assert run_cli(capsys, "train", "weak")[0] == 0
+    cases = {
+        ("--loss", "hinge"): "unknown loss 'hinge'",
+        ("--radius", "0.7", "--loss", "window"): "radius",
+        ("--radius", "0", "--loss", "window"): "radius",
+        ("--lr", "0"): "--lr must be > 0",
+        ("--lr", "-1e-3"): "--lr must be > 0",
+        ("--labels", "nosuchset"): "no label set 'nosuchset'",
+    }
+    for args, message in cases.items():
+        code, _, err = run_cli(capsys, "train", "student", *args)
+        assert code == 2 and err.startswith("error: ") and message in err, (args, err)
+        assert err.count("\n") == 1
+    assert run_cli(capsys, "train", "teacher")[0] == 2
+
+
+def test_label_set_of_other_splits_is_refused(workspace, capsys):
+    foreign = LabelSet("foreign", "sst2", {"strong_train": np.array(["x1", "x2"])},
+                       {"strong_train": np.array([0.2, 0.9])}, {"weak_run": "none"})
+    save_label_set(foreign, workspace / "c")
+    code, _, err = run_cli(capsys, "train", "student", "--labels", foreign.key)
+    assert code == 2 and "does not match sst2's splits" in err
+
+
+def test_missing_weak_run_names_the_command(workspace, capsys):
+    assert run_cli(capsys, "train", "weak")[0] == 0
+    weak = find_label_set(workspace / "c", "sst2", "weak")
+    orphan = LabelSet("orphan", "sst2", weak.ids, weak.soft, {**weak.manifest, "weak_run": "0123456789abcdef"})
+    save_label_set(orphan, workspace / "c")
+    code, _, err = run_cli(capsys, "train", "student", "--labels", "orphan")
+    assert code == 2 and "weak run behind label set orphan" in err and "w2sprobe train weak" in err
+
+
+def test_run_bad_input(workspace, capsys):
+    code, _, err = run_cli(capsys, "run", "--dataset", "nope")
+    assert code == 2 and "unknown dataset 'nope'" in err
+    code, _, err = run_cli(capsys, "run", "--experiments", "xent,telepathy")
+    assert code == 2 and "unknown experiment 'telepathy'" in err
+    code, _, err = run_cli(capsys, "run", "--preset", "huge")
+    assert code == 2 and "unknown preset 'huge'" in err
+    assert not list_label_sets(workspace / "c", "sst2")
+
+
+def test_failed_dataset_does_not_stop_the_others(workspace, capsys, tmp_path):
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text('{"text": "a", "label": 0}\n')  # one class: no balanced splits possible
+    code, out, err = run_cli(capsys, "run", "--dataset", str(broken), "--dataset", "sst2",
+                             "--experiments", "weak", "--json")
+    summary = json.loads(out)
+    assert code == 1 and summary["failed"] == [str(broken)]
+    assert summary["datasets"][1]["error"] is None
+    assert [s["status"] for s in summary["datasets"][1]["stages"]] == ["ran", "ran"]
+
+
+def test_preset_blog_sets_the_study(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no w2sprobe.toml here
+    settings = resolve({"preset": "blog"}, None)
+    assert settings["strong_model"] == "meta-llama/Meta-Llama-3-8B" and settings["layer"] == 16
+    assert settings["strong_lr"] == 8e-5 and settings["n_train"] == 10_000
+    assert settings.sources["layer"] == "preset blog"
+    assert resolve({"preset": "blog", "layer": 8}, None)["layer"] == 8  # the command line wins
+
+
+def test_kill_9_then_the_same_command_resumes(workspace):
+    """A real ``kill -9`` mid-training; the rerun continues from the last checkpoint."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "w2sprobe", "train", "ceiling", "--epochs", "40", "--eval-every", "4",
+               "--json"]
+    process = subprocess.Popen(command, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    checkpoints = []
+    while time.time() < deadline and not checkpoints and process.poll() is None:
+        checkpoints = list((workspace / "c" / "runs").glob("*/*/checkpoint.pt"))
+        time.sleep(0.05)
+    assert checkpoints and process.poll() is None, "training ended before it could be killed"
+    time.sleep(0.2)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not list((workspace / "c" / "runs").glob("*/*/metrics.json"))
+    done = subprocess.run(command, cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    run = json.loads(done.stdout)["runs"][0]
+    assert run["resumed_from"] and run["resumed_from"] > 0 and run["steps"] == 40 * 2
+    assert not list((workspace / "c" / "runs").glob("*/*/checkpoint.pt"))

@@ -1,0 +1,150 @@
+"""The LoRA trainer on tiny random models: it learns, resumes, batches and selects checkpoints."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from w2sprobe.metrics import roc_auc
+from w2sprobe.models import load_tokenizer, resolve_model
+from w2sprobe.train import Examples, TrainConfig, Trainer, build_classifier, lora_target_modules
+from w2sprobe.train.batching import epoch_batches, inference_batches, micro_batches
+from w2sprobe.train.losses import LogConfLoss
+
+CPU = torch.device("cpu")
+POSITIVE, NEGATIVE = "good great w1 w2 w3".split(), "bad awful w4 w5 w6".split()
+
+
+def toy(n: int, seed: int) -> Examples:
+    """A separable task: the words of a text come from one of two disjoint vocabularies."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    texts = [" ".join(rng.choice(POSITIVE if y else NEGATIVE, rng.integers(2, 9))) + " the movie" for y in labels]
+    return Examples(np.array([f"{seed}-{i}" for i in range(n)]), texts, labels.astype(np.float32))
+
+
+def make_trainer(folder, config: TrainConfig, checkpoint=None, progress=None) -> Trainer:
+    ref = resolve_model(str(folder))
+    model = build_classifier(ref, device=CPU, dtype=torch.float32, pooling=None, lora=config.lora, seed=config.seed)
+    return Trainer(model, load_tokenizer(ref), config, CPU, checkpoint=checkpoint, progress=progress)
+
+
+FAST = dict(lr=3e-3, epochs=3, batch_size=32, minibatch=16, warmup_steps=2, eval_every=4)
+
+
+@pytest.mark.parametrize("arch", ["bert", "llama", "gpt2"])
+def test_learns_a_separable_task(tiny_models, arch):
+    trainer = make_trainer(tiny_models[arch], TrainConfig(**FAST))
+    result = trainer.fit(toy(256, 0), toy(64, 1))
+    test = toy(128, 2)
+    assert roc_auc(test.targets, trainer.predict(test.texts)) > 0.9
+    assert result.steps == 3 * 8 and result.best_val_auc > 0.9
+    assert [h["step"] for h in result.history] == [4, 8, 12, 16, 20, 24]
+
+
+def test_lora_targets_every_block_projection(tiny_models):
+    ref = resolve_model(str(tiny_models["llama"]))
+    model = build_classifier(ref, device=CPU, dtype=torch.float32, pooling=None,
+                             lora=TrainConfig().lora, seed=0)
+    trainable = {name for name, p in model.named_parameters() if p.requires_grad}
+    for proj in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"):
+        assert any(f"{proj}.lora_A" in name for name in trainable), proj
+    assert {"head.weight", "head.bias"} <= trainable
+    assert not any("embed" in name for name in trainable)
+    assert model.head.weight.dtype == torch.float32
+
+
+def test_gpt2_conv1d_and_bert_dense_are_targets(tiny_models):
+    from w2sprobe.models import describe, load_model
+
+    for arch, expected in (("gpt2", {"c_attn", "c_proj", "c_fc"}), ("bert", {"query", "key", "value", "dense"})):
+        ref = resolve_model(str(tiny_models[arch]))
+        backbone = load_model(ref, device=CPU, dtype=torch.float32)
+        names = lora_target_modules(backbone, describe(backbone).blocks_path)
+        assert {n.rsplit(".", 1)[-1] for n in names} == expected
+        assert not any("pooler" in n for n in names)
+
+
+def test_resumes_after_a_kill(tiny_models, tmp_path):
+    """Killed after step 6, the run restarts from its step-4 checkpoint and ends where an unbroken one does."""
+    config = TrainConfig(**FAST)
+    train, val, test = toy(200, 0), toy(48, 1), toy(64, 2)
+    unbroken = make_trainer(tiny_models["bert"], config)
+    unbroken.fit(train, val)
+    expected = unbroken.predict(test.texts)
+
+    def kill_at_6(step, total, info):
+        if step == 6:
+            raise KeyboardInterrupt
+
+    checkpoint = tmp_path / "checkpoint.pt"
+    with pytest.raises(KeyboardInterrupt):
+        make_trainer(tiny_models["bert"], config, checkpoint, kill_at_6).fit(train, val)
+    assert checkpoint.is_file()
+    steps_seen = []
+    resumed = make_trainer(tiny_models["bert"], config, checkpoint, lambda s, t, i: steps_seen.append(s))
+    result = resumed.fit(train, val)
+    assert result.resumed_from == 4 and steps_seen[0] == 5
+    np.testing.assert_allclose(resumed.predict(test.texts), expected, atol=1e-5)
+
+
+def test_checkpoint_of_another_config_is_ignored(tiny_models, tmp_path):
+    checkpoint = tmp_path / "checkpoint.pt"
+    make_trainer(tiny_models["bert"], TrainConfig(**FAST), checkpoint).fit(toy(64, 0), toy(16, 1))
+    other = TrainConfig(**{**FAST, "lr": 1e-3})
+    assert make_trainer(tiny_models["bert"], other, checkpoint).fit(toy(64, 0), toy(16, 1)).resumed_from is None
+
+
+def test_keeps_the_best_val_checkpoint(tiny_models):
+    """Val labels are the flipped truth: the best val AUC is an early, barely trained model."""
+    train, val = toy(200, 0), toy(48, 1)
+    flipped = Examples(val.ids, val.texts, 1 - val.targets)
+    trainer = make_trainer(tiny_models["bert"], TrainConfig(**FAST))
+    result = trainer.fit(train, flipped)
+    best = max(result.history, key=lambda h: h["val_auc"])
+    assert result.best_step == best["step"] and result.best_val_auc == best["val_auc"]
+    assert roc_auc(flipped.targets, trainer.predict(flipped.texts)) == pytest.approx(best["val_auc"], abs=1e-6)
+
+
+def test_logconf_buffer_is_fed_by_training_steps_only(tiny_models, monkeypatch):
+    calls = []
+    original = LogConfLoss.threshold
+    monkeypatch.setattr(LogConfLoss, "threshold", lambda self, p, y: calls.append(len(p)) or original(self, p, y))
+    config = TrainConfig(**{**FAST, "loss": "logconf", "minibatch": 8})
+    trainer = make_trainer(tiny_models["bert"], config)
+    trainer.fit(toy(96, 0), toy(40, 1))  # 3 epochs x 3 batches x 4 micro-batches; 3 evaluations of 40 rows
+    trainer.predict(toy(30, 2).texts)
+    assert len(calls) == 36 and sum(calls) == 3 * 96
+
+
+def test_epoch_batches_cover_every_row_once_and_are_reproducible():
+    lengths = np.random.default_rng(0).integers(1, 60, 1000)
+    batches = epoch_batches(lengths, 32, seed=3, epoch=1)
+    rows = np.concatenate(batches)
+    assert sorted(rows.tolist()) == list(range(1000))
+    assert all(len(b) <= 32 for b in batches)
+    again = epoch_batches(lengths, 32, seed=3, epoch=1)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(batches, epoch_batches(lengths, 32, seed=3, epoch=2)))
+    # bucketing: padding within batches is far below a random batching's
+    padded = sum(len(b) * lengths[b].max() for b in batches)
+    random = sum(len(b) * lengths[b].max() for b in np.array_split(np.random.default_rng(1).permutation(1000), 32))
+    assert padded < 0.75 * random
+
+
+def test_micro_and_inference_batches():
+    lengths = np.array([5, 1, 9, 3, 7, 2])
+    micro = micro_batches(np.arange(6), lengths, 4)
+    assert [m.tolist() for m in micro] == [[1, 5, 3, 0], [4, 2]]
+    batches = inference_batches(lengths, max_tokens=12, max_rows=3)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(6))
+    assert all(len(b) * lengths[b].max() <= 12 or len(b) == 1 for b in batches)
+
+
+@pytest.mark.parametrize("field,value", [("lr", 0.0), ("lr", -1e-4), ("epochs", 0), ("minibatch", 0)])
+def test_bad_config(field, value):
+    from w2sprobe.errors import UsageError
+
+    with pytest.raises(UsageError):
+        TrainConfig(**{field: value})
