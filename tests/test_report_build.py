@@ -193,3 +193,30 @@ def test_experiment_groups():
     assert [experiment_group(e) for e in ("xent", "window", "s2s-2", "logreg-probe", "topo-filter",
                                           "knn-filter+logconf", "logreg-relabel", "mystery")] == \
         ["losses", "losses", "s2s", "probe predictions", "filter", "filter", "relabel", "other"]
+
+
+def test_reads_what_the_training_side_writes(tmp_path):
+    """The contract from the writer's side: files made by ``w2sprobe.runs`` are read as written."""
+    from w2sprobe.runs import SplitPredictions, run_dir, write_manifest, write_metrics, write_predictions
+
+    rng = np.random.default_rng(2)
+    ids = np.array([f"t{i}" for i in range(50)])
+    y = (np.arange(50) % 2).astype(np.float32)
+    records = {}
+    for key, stage, experiment, signal in (("wk", "weak", "weak", 0.5), ("cl", "ceiling", "ceiling", 3.0),
+                                           ("st", "student", "logconf", 1.5)):
+        folder = run_dir(tmp_path, "my/data", key)  # a dataset name that needs a slug
+        identity = {"key": key, "stage": stage, "experiment": experiment, "dataset": "my/data", "seed": 0,
+                    "model": "m", "config": {"loss": experiment}}
+        write_manifest(folder, identity)
+        soft = noisy_scores(y, signal, rng).astype(np.float32)
+        write_predictions(folder, {"test": SplitPredictions(ids, soft, y)})
+        metrics = {**identity, "auc": roc_auc(y, soft), "accuracy": 0.5, "n": 50, "labels": None}
+        if stage == "student":
+            metrics.update({"weak": records["wk"].ref(), "ceiling": records["cl"].ref(),
+                            "pgr": pgr(metrics["auc"], records["wk"].auc, records["cl"].auc)})
+        records[key] = write_metrics(folder, metrics)
+    report = build_report(tmp_path, baseline="logconf", n_boot=50)
+    row = report.row("my/data", "logconf")
+    assert row["pgr"] == pytest.approx(records["st"].metrics["pgr"]) and row["pgr_ci"] is not None
+    assert report.seed_rows[-1]["weak_key"] == "wk" and report.missing == []
