@@ -188,6 +188,11 @@ def test_train_stages_and_s2s(workspace, capsys):
     assert all(r["pgr"] is not None and r["ceiling"] is not None for r in runs)
     code, out, _ = run_cli(capsys, "train", "weak", "--json")
     assert code == 0 and json.loads(out)["runs"][0]["experiment"] == "weak"
+    # a previous student's predictions as labels, by its run key
+    code, out, err = run_cli(capsys, "train", "student", "--labels", runs[0]["key"], "--json")
+    assert code == 0, err
+    again = json.loads(out)["runs"][0]
+    assert again["experiment"] == f"student-{runs[0]['key']}" and again["weak"]["key"] == runs[0]["weak"]["key"]
 
 
 def test_train_bad_input(workspace, capsys):

@@ -55,6 +55,16 @@ def test_lora_targets_every_block_projection(tiny_models):
     assert model.head.weight.dtype == torch.float32
 
 
+def test_no_lora_trains_every_weight(tiny_models):
+    from w2sprobe.train import LoraSettings
+
+    ref = resolve_model(str(tiny_models["bert"]))
+    model = build_classifier(ref, device=CPU, dtype=torch.float32, pooling=None, lora=LoraSettings(enabled=False),
+                             seed=0)
+    assert all(p.requires_grad for p in model.parameters())
+    assert not any("lora" in name for name, _ in model.named_parameters())
+
+
 def test_gpt2_conv1d_and_bert_dense_are_targets(tiny_models):
     from w2sprobe.models import describe, load_model
 

@@ -359,6 +359,29 @@ def is_decoder_type(model_type: str) -> bool:
     return model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
 
 
+def configure_cpu_runtime() -> int:
+    """Threads as :func:`set_cpu_threads`, and a fixed glibc mmap threshold.
+
+    Training pads every batch to its own length, so tensor sizes vary from step to step; glibc's
+    adaptive threshold then keeps freed blocks on the heap and RSS climbs (MiniLM, one epoch of
+    200 rows: 1.15 GB peak instead of 0.88 GB). Large blocks mapped directly go back to the OS.
+    """
+    _fix_mmap_threshold(64 * 1024)
+    return set_cpu_threads()
+
+
+def _fix_mmap_threshold(size: int) -> None:
+    import ctypes
+    import ctypes.util
+
+    libc_name = ctypes.util.find_library("c")
+    try:
+        libc = ctypes.CDLL(libc_name)
+        libc.mallopt(-3, size)  # M_MMAP_THRESHOLD (glibc); other libcs lack mallopt: nothing to do
+    except (OSError, AttributeError, TypeError):
+        pass
+
+
 def set_cpu_threads() -> int:
     """One torch thread per core this process may use: oversubscription slows small CPUs badly."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

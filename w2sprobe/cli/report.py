@@ -26,7 +26,8 @@ def report(
     n_boot: Annotated[int, typer.Option(
         "--n-boot", help="Bootstrap resamples for the 95% CIs (0: none).")] = DEFAULT_N_BOOT,
     saturation: Annotated[float, typer.Option(
-        "--saturation", help="Drop datasets whose weak, ceiling and student AUC all exceed this.")] = DEFAULT_SATURATION,
+        "--saturation", help="Drop datasets whose weak, ceiling and student AUC all exceed this.",
+    )] = DEFAULT_SATURATION,
     cache_dir: CacheDirOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, as_json: JsonOpt = False,
     config: ConfigOpt = None,
 ) -> None:

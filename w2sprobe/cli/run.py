@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ..data import get_spec, is_user_file
-from ..models import set_cpu_threads
+from ..models import configure_cpu_runtime
 from ..pipeline import DatasetResult, Reporter, StageOutcome, parse_experiments, run_plan
 from ..workspace import ensure_writable_dir, resolve_cache_dir
 from .common import (
@@ -80,7 +80,7 @@ def run(
                              datasets=list(dataset) if dataset else None)
     datasets = _datasets(settings)
     parse_experiments(settings["experiments"])  # a typo fails before any work
-    set_cpu_threads()
+    configure_cpu_runtime()
     root = ensure_writable_dir(resolve_cache_dir(settings["cache_dir"]))
     if not as_json:
         stderr.print(f"{'plan' if plan else 'run'}: {', '.join(datasets)}; weak {settings['weak_model']} -> strong "

@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ..data import splits_from_settings
-from ..models import set_cpu_threads
+from ..models import configure_cpu_runtime
 from ..runs import RunRecord
 from ..train.inputs import student_labels
 from ..train.workflow import strong_to_strong, train_ceiling, train_student, train_weak
@@ -54,7 +54,7 @@ def train(
     stage: Annotated[str, typer.Argument(help="weak | ceiling | student")],
     model: Annotated[Optional[str], Opt("--model", help="The stage's model (default: weak_model for weak, "
                                                          "else strong_model).")] = None,
-    labels: Annotated[Optional[str], Opt("--labels", help="student: label set name or key (default weak).")] = None,
+    labels: Annotated[Optional[str], Opt("--labels", help="student: label set name or key, or a student run's key (default weak).")] = None,
     s2s_iters: Annotated[int, Opt("--s2s-iters", help="student: then N strong-to-strong iterations.")] = 0,
     loss: LossOpt = None, lr: LrOpt = None, epochs: EpochsOpt = None, batch_size: BatchOpt = None,
     minibatch: MinibatchOpt = None, beta2: Beta2Opt = None, warmup_steps: WarmupOpt = None,
@@ -79,7 +79,7 @@ def train(
     cli["weak_model" if stage == "weak" else "strong_model"] = model or cli["weak_model" if stage == "weak"
                                                                         else "strong_model"]
     settings = settings_from(config, **cli)
-    set_cpu_threads()
+    configure_cpu_runtime()
     root = ensure_writable_dir(resolve_cache_dir(settings["cache_dir"]))
     splits = splits_from_settings(settings)
     runs = _run(stage, settings, splits, root, s2s_iters)

@@ -7,11 +7,11 @@ from pathlib import Path
 from ..config import Settings
 from ..data import SplitSet
 from ..errors import UsageError
-from ..labels import LabelSet, find_label_set, labels_root, list_label_sets, load_label_set
+from ..labels import LabelSet, find_label_set, labels_root, list_label_sets, load_label_set, save_label_set
 from ..models import resolve_model
 from ..runs import RunRecord, find_runs, load_run, run_dir
 from .classifier import LoraSettings
-from .stages import StageRequest, check_labels_match, plan_stage, split_sizes
+from .stages import StageRequest, check_labels_match, plan_stage, split_sizes, student_label_set
 from .trainer import TrainConfig
 
 
@@ -51,10 +51,17 @@ def lineage_matches(manifest: dict, splits: SplitSet) -> bool:
 
 
 def student_labels(settings: Settings, splits: SplitSet, cache_dir: Path, name: str) -> LabelSet:
-    """The label set a student trains on: ``weak`` (of these splits), or any set by name or key."""
+    """The label set a student trains on: ``weak`` (of these splits), any set by name or key, or
+    the key of a finished student run (its strong_train and val predictions)."""
     if name == "weak":
         return weak_labels(settings, splits, cache_dir)
-    labels = find_label_set(cache_dir, splits.dataset, name)
+    run = load_run(run_dir(cache_dir, splits.dataset, name))
+    if run is not None and run.metrics.get("stage") == "student":
+        labels = student_label_set(run, find_label_set(cache_dir, splits.dataset, run.metrics["labels_key"]),
+                                   f"student-{run.key}")
+        save_label_set(labels, cache_dir)
+    else:
+        labels = find_label_set(cache_dir, splits.dataset, name)
     check_labels_match(labels, splits)
     return labels
 

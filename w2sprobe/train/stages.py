@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -131,6 +132,7 @@ def run_stage(plan: StagePlan, progress: ProgressFn | None = None) -> RunRecord:
         done = plan.cached
         if done is None:
             done = _train(plan, progress)
+            gc.collect()  # peft wraps the model in reference cycles: free it before the next stage loads one
         if plan.request.stage == "weak":
             save_label_set(weak_label_set(done, plan.request.splits.dataset), plan.folder.parents[2])
         return done
