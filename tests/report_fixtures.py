@@ -33,7 +33,8 @@ def write_run(root: Path, dataset: str, key: str, stage: str, experiment: str, s
                 "weak_run": weak["key"] if weak else None, "ceiling_run": ceiling["key"] if ceiling else None}
     (folder / "manifest.json").write_text(json.dumps(manifest))
     if predictions:
-        lines = ["split,id,soft_pred,label"] + [f"test,{i},{float(p)!r},{float(y)!r}" for i, p, y in zip(ids, preds, labels)]
+        lines = ["split,id,soft_pred,label"]
+        lines += [f"test,{i},{float(p)!r},{float(y)!r}" for i, p, y in zip(ids, preds, labels)]
         lines += [f"val,v{i},0.5,1.0" for i in range(3)]  # other splits must be ignored
         (folder / "predictions.csv").write_text("\n".join(lines) + "\n")
     if not finished:

@@ -299,5 +299,6 @@ def _check_baseline(found: Collection, baseline: str | None, notes: list[str]) -
 def _inputs_key(found: Collection, sweeps: list[dict], filters: list[dict], options: dict) -> str:
     """Short hash of every input file's content and the options: the default output folder name."""
     return short_hash({"runs": sorted((r.key, short_hash(r.metrics)) for r in found.runs),
-                       "sweeps": sorted({r["path"] for r in sweeps}), "filters": sorted(f["key"] or "" for f in filters),
+                       "sweeps": sorted({r["path"] for r in sweeps}),
+                       "filters": sorted(f["key"] or "" for f in filters),
                        "options": options}, 12)
