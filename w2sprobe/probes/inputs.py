@@ -7,7 +7,6 @@ Label sets are looked up by name or key; ``gt`` is the ground truth stored with 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from ..cache import ActivationStore, ExtractRequest, cached_layers, find_cached_layer, plan_extraction
