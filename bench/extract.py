@@ -37,7 +37,7 @@ import torch
 from w2sprobe.cache import ExtractRequest, extract
 from w2sprobe.cache.readout import pool
 from w2sprobe.data import SplitSet, SplitSizes, load_splits
-from w2sprobe.models import describe, load_model, load_tokenizer, resolve_model, configure_cpu_runtime
+from w2sprobe.models import describe, load_model, load_tokenizer, resolve_model, set_cpu_threads
 
 WINDOW, BATCH, MAX_LENGTH = 512, 32, 512
 
@@ -161,7 +161,7 @@ class PeakSampler:
 
 def rss_child(method: str, model_name: str, data_dir: str, rows: int) -> None:
     """Print the RSS growth (MiB) of the extraction itself, after data and model are loaded."""
-    configure_cpu_runtime()
+    set_cpu_threads()
     splits, warm_up = sst2_splits(data_dir, rows), sst2_splits(data_dir, 64)
     if method == "ours":  # extract() loads its own model; the warm-up run leaves it freed but mapped
         run = lambda data: time_ours(model_name, data)  # noqa: E731
@@ -190,7 +190,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--out", default=None, help="also write the results as JSON here")
     args = parser.parse_args()
-    configure_cpu_runtime()
+    set_cpu_threads()
     results = []
     for name in args.models:
         row = throughput(name, args.data_dir, args.rows, args.repeats, args.reference_rows)

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 
 from w2sprobe.data import SplitSizes, load_splits
-from w2sprobe.models import describe, load_model, load_tokenizer, resolve_model, configure_cpu_runtime
+from w2sprobe.models import describe, load_model, load_tokenizer, resolve_model, set_cpu_threads
 from w2sprobe.train import Examples, TrainConfig, Trainer, build_classifier, lora_target_modules
 
 LR, MAX_LENGTH = 5e-4, 512
@@ -79,7 +79,7 @@ def main() -> None:
     parser.add_argument("--minibatch", type=int, nargs="+", default=[32, 8])
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
-    configure_cpu_runtime()
+    set_cpu_threads()
     splits = load_splits("sst2", data_dir=args.data_dir, sizes=SplitSizes(2 * args.rows, 10, 10))
     split = splits.splits["strong_train"]
     train = Examples(np.array(split.ids), split.texts, split.labels)

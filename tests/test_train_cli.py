@@ -280,3 +280,39 @@ def test_kill_9_then_the_same_command_resumes(workspace):
     run = json.loads(done.stdout)["runs"][0]
     assert run["resumed_from"] and run["resumed_from"] > 0 and run["steps"] == 40 * 2
     assert not list((workspace / "c" / "runs").glob("*/*/checkpoint.pt"))
+
+
+# --------------------------------------------------------------------------- shards
+
+
+def test_two_shard_workers_run_each_stage_once(workspace):
+    """Two concurrent ``--shard i/2`` workers: every stage ran exactly once between them."""
+    command = [sys.executable, "-m", "w2sprobe", "run", "--experiments", "losses,s2s", "--seeds", "0,1", "--json"]
+    workers = [subprocess.Popen([*command, "--shard", f"{i}/2"], cwd=workspace, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True) for i in range(2)]
+    outputs = [w.communicate(timeout=600) for w in workers]
+    assert all(w.returncode == 0 for w in workers), [err for _, err in outputs]
+    ran: dict[tuple, int] = {}
+    for index, (out, _) in enumerate(outputs):
+        summary = json.loads(out)
+        assert summary["shard"] == f"{index}/2"
+        for result in summary["datasets"]:
+            for stage in result["stages"]:
+                unit = (result["seed"], stage["stage"])
+                ran[unit] = ran.get(unit, 0) + (stage["status"] == "ran")
+                if stage["shard"] == index:
+                    assert stage["status"] in ("ran", "cached")
+    stages = ["weak", "ceiling", "xent", "kl", "logconf", "entropy", "window", "s2s-1", "s2s-2"]
+    assert ran == {(seed, stage): 1 for seed in (0, 1) for stage in stages}
+    assert len(find_runs(workspace / "c", "sst2")) == 2 * len(stages)
+
+
+def test_plan_json_shows_the_shards(workspace, capsys):
+    code, out, err = run_cli(capsys, "run", "--plan", "--json", "--experiments", "xent", "--shard", "1/3")
+    assert code == 0, err
+    stages = json.loads(out)["datasets"][0]["stages"]
+    # plan order weak, ceiling, xent dealt to workers 0, 1, 2: worker 1 owns ceiling only
+    assert [(s["stage"], s["shard"]) for s in stages] == [("ceiling", 1)]
+    for bad in ("3/3", "-1/2", "1", "a/b", "0/0"):
+        code, _, err = run_cli(capsys, "run", "--plan", "--shard", bad)
+        assert code == 2 and "--shard must be i/n" in err

@@ -65,6 +65,7 @@ class StageOutcome:
     key: str | None = None
     seconds: float = 0.0
     metrics: dict = field(default_factory=dict)
+    shard: int = 0  # the worker that owns it (``--shard i/n``); others only wait for it
 
 
 class Reporter:
@@ -80,33 +81,88 @@ class Reporter:
 @dataclass
 class DatasetResult:
     dataset: str
+    seed: int
     stages: list[StageOutcome]
     error: str | None = None
 
 
+def stage_names(experiments: list[str], s2s_iters: int) -> list[str]:
+    """The stages of one dataset, in an order that respects every dependency."""
+    names = ["weak", "ceiling"]
+    names += [loss for loss in LOSSES if loss in experiments or (loss == "xent" and "s2s" in experiments)]
+    if "s2s" in experiments:
+        names += [f"s2s-{i}" for i in range(1, s2s_iters + 1)]
+    probe_work = [name for name in experiments if name in GROUPS["probes"]]
+    return names + (["extract", *probe_work] if probe_work else [])
+
+
+def prerequisites(stage: str) -> set[str]:
+    """Every stage that must be finished before ``stage`` can run (transitively)."""
+    if stage in ("weak", "ceiling", "extract"):
+        return set()
+    if stage.startswith("s2s-"):
+        iteration = int(stage.removeprefix("s2s-"))
+        parent = "xent" if iteration == 1 else f"s2s-{iteration - 1}"
+        return {parent} | prerequisites(parent)
+    if stage in LOSSES:
+        return {"weak", "ceiling"}
+    return {"weak", "ceiling", "extract"}
+
+
+def parse_shard(spec: str | None) -> tuple[int, int]:
+    """``"i/n"`` -> (i, n) with 0 <= i < n; None -> (0, 1)."""
+    if spec is None:
+        return 0, 1
+    try:
+        index, count = (int(part) for part in str(spec).split("/"))
+    except ValueError:
+        index, count = -1, 0
+    if not 0 <= index < count:
+        raise UsageError(f"--shard must be i/n with 0 <= i < n (e.g. 0/4), got '{spec}'")
+    return index, count
+
+
 def run_plan(settings: Settings, datasets: list[str], cache_dir: Path, *, dry_run: bool = False,
-             reporter: Reporter | None = None) -> list[DatasetResult]:
-    """Run (or, with ``dry_run``, only list) every selected experiment on every dataset."""
+             reporter: Reporter | None = None, seeds: list[int] | None = None,
+             shard: tuple[int, int] = (0, 1)) -> list[DatasetResult]:
+    """Run (or, with ``dry_run``, only list) every selected experiment on every dataset and seed.
+
+    With ``shard=(i, n)`` the independent stages (datasets x seeds x stages, in plan order) are
+    dealt round-robin to n workers and this one runs the i-th share plus whatever those stages
+    need; shared prerequisites are taken under the stage's file lock, so between all workers
+    every stage runs once and the others read it from the cache.
+    """
     experiments = parse_experiments(settings["experiments"])
+    names = stage_names(experiments, int(settings["s2s_iters"]))
+    seeds = seeds if seeds is not None else [int(settings["seed"])]
+    units = [(dataset, seed, name) for dataset in datasets for seed in seeds for name in names]
+    owner = {unit: position % shard[1] for position, unit in enumerate(units)}
     results = []
     for dataset in datasets:
-        scoped = Settings({**settings.values, "dataset": dataset}, settings.sources, settings.config_path)
-        pipeline = DatasetPipeline(scoped, cache_dir, experiments, reporter or Reporter(), dry_run)
-        try:
-            pipeline.run()
-            results.append(DatasetResult(dataset, pipeline.outcomes))
-        except Exception as exc:  # noqa: BLE001 - one dataset's failure must not stop the others
-            results.append(DatasetResult(dataset, pipeline.outcomes, _first_line(exc)))
+        for seed in seeds:
+            mine = {name for name in names if owner[(dataset, seed, name)] == shard[0]}
+            if not mine:
+                continue
+            needed = mine.union(*(prerequisites(name) for name in mine))
+            shards = {name: owner[(dataset, seed, name)] for name in names}
+            scoped = Settings({**settings.values, "dataset": dataset, "seed": seed}, settings.sources,
+                              settings.config_path)
+            pipeline = DatasetPipeline(scoped, cache_dir, reporter or Reporter(), dry_run, shards)
+            try:
+                pipeline.run([name for name in names if name in needed])
+                results.append(DatasetResult(dataset, seed, pipeline.outcomes))
+            except Exception as exc:  # noqa: BLE001 - one dataset's failure must not stop the others
+                results.append(DatasetResult(dataset, seed, pipeline.outcomes, _first_line(exc)))
     return results
 
 
 class DatasetPipeline:
     """The stages of one dataset, run in dependency order with their outputs kept in memory."""
 
-    def __init__(self, settings: Settings, cache_dir: Path, experiments: list[str], reporter: Reporter,
-                 dry_run: bool):
-        self.settings, self.cache_dir, self.experiments = settings, cache_dir, experiments
-        self.reporter, self.dry_run = reporter, dry_run
+    def __init__(self, settings: Settings, cache_dir: Path, reporter: Reporter, dry_run: bool,
+                 shards: dict[str, int] | None = None):
+        self.settings, self.cache_dir = settings, cache_dir
+        self.reporter, self.dry_run, self.shards = reporter, dry_run, shards or {}
         self.outcomes: list[StageOutcome] = []
         self.splits: SplitSet | None = None
         self.weak: RunRecord | None = None
@@ -118,21 +174,24 @@ class DatasetPipeline:
     def dataset(self) -> str:
         return str(self.settings["dataset"])
 
-    def run(self) -> None:
+    def run(self, stages: list[str]) -> None:
+        """Run ``stages`` (names from :func:`stage_names`, in that order)."""
         self.splits = splits_from_settings(self.settings)
-        self._stage("weak", self._weak)
-        self._stage("ceiling", self._ceiling)
-        for loss in LOSSES:
-            if loss in self.experiments or (loss == "xent" and "s2s" in self.experiments):
-                self._stage(loss, lambda dry, loss=loss: self._student(loss, self.weak_labels, loss, dry))
-        if "s2s" in self.experiments:
-            for i in range(1, int(self.settings["s2s_iters"]) + 1):
-                self._stage(f"s2s-{i}", lambda dry, i=i: self._s2s(i, dry))
-        probe_work = [e for e in self.experiments if e in GROUPS["probes"]]
-        if probe_work:
-            self._stage("extract", self._extract)
-            for name in probe_work:
-                self._stage(name, lambda dry, name=name: self._probe_experiment(name, dry))
+        for name in stages:
+            self._stage(name, self._work(name))
+
+    def _work(self, name: str) -> Callable[[bool], tuple]:
+        if name == "weak":
+            return self._weak
+        if name == "ceiling":
+            return self._ceiling
+        if name in LOSSES:
+            return lambda dry: self._student(name, self.weak_labels, name, dry)
+        if name.startswith("s2s-"):
+            return lambda dry: self._s2s(int(name.removeprefix("s2s-")), dry)
+        if name == "extract":
+            return self._extract
+        return lambda dry: self._probe_experiment(name, dry)
 
     # ------------------------------------------------------------------ bookkeeping
 
@@ -147,11 +206,11 @@ class DatasetPipeline:
             pass  # dry run: an input is not cached yet, so neither is this stage
         except Exception as exc:
             self._record(StageOutcome(self.dataset, name, "failed", seconds=time.perf_counter() - started,
-                                      metrics={"error": _first_line(exc)}))
+                                      metrics={"error": _first_line(exc)}, shard=self.shards.get(name, 0)))
             raise
         status = "cached" if cached else ("to run" if self.dry_run else "ran")
         self._record(StageOutcome(self.dataset, name, status, key, time.perf_counter() - started,
-                                  dict(record.metrics) if record else {}))
+                                  dict(record.metrics) if record else {}, self.shards.get(name, 0)))
 
     def _record(self, outcome: StageOutcome) -> None:
         self.outcomes.append(outcome)
@@ -160,9 +219,10 @@ class DatasetPipeline:
     def _train(self, request, dry: bool):
         plan = plan_stage(request, self.cache_dir)
         cached = plan.cached
-        if dry:
+        if dry or cached:
             return plan.key, cached is not None, cached
-        return plan.key, cached is not None, run_stage(plan, self.reporter.progress)
+        record = run_stage(plan, self.reporter.progress)
+        return plan.key, not record.fresh, record  # another worker may have run it while we waited
 
     # ------------------------------------------------------------------ stages
 
@@ -219,8 +279,8 @@ class DatasetPipeline:
         cached = layer in cached_layers(plan)
         if dry or cached:
             return plan.key, cached, None
-        extract(request, self.cache_dir, progress=lambda done, total, *_: self.reporter.progress(done, total))
-        return plan.key, False, None
+        result = extract(request, self.cache_dir, progress=lambda done, total, *_: self.reporter.progress(done, total))
+        return plan.key, result.cache_hit, None
 
     def _store(self) -> ActivationStore:
         plan = plan_extraction(self._extraction_request(), self.cache_dir)

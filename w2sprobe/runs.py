@@ -40,6 +40,7 @@ class RunRecord:
 
     folder: Path
     metrics: dict
+    fresh: bool = False  # written by this process just now (not found in the cache)
 
     @property
     def key(self) -> str:
@@ -103,7 +104,7 @@ def write_predictions(folder: Path, predictions: dict[str, SplitPredictions]) ->
 def write_metrics(folder: Path, metrics: dict) -> RunRecord:
     """Write the file that marks the run complete (after everything else)."""
     atomic_write(folder / "metrics.json", json.dumps(finite(metrics), indent=2, sort_keys=True, default=str))
-    return RunRecord(folder, json.loads((folder / "metrics.json").read_text()))
+    return RunRecord(folder, json.loads((folder / "metrics.json").read_text()), fresh=True)
 
 
 def read_predictions(path: Path) -> dict[str, SplitPredictions]:

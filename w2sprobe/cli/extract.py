@@ -9,7 +9,7 @@ import typer
 from ..cache import ExtractRequest, extract as run_extraction
 from ..data import splits_from_settings
 from ..errors import UsageError
-from ..models import configure_cpu_runtime
+from ..models import set_cpu_threads
 from ..workspace import ensure_writable_dir, resolve_cache_dir
 from .common import (
     CacheDirOpt, ConfigOpt, DataDirOpt, DatasetOpt, DeviceOpt, JsonOpt, LabelFieldOpt, NTestOpt,
@@ -48,7 +48,7 @@ def extract(
         cache_dir=cache_dir, seed=seed, device=device,
     )
     root = ensure_writable_dir(resolve_cache_dir(settings["cache_dir"]))
-    configure_cpu_runtime()
+    set_cpu_threads()
     request = ExtractRequest(
         model=settings["strong_model"], splits=splits_from_settings(settings), layers=settings["layers"],
         pooling=settings["pooling"], max_length=int(settings["max_length"]),

@@ -10,7 +10,7 @@ from rich.table import Table
 
 from ..config import Settings
 from ..labels import save_label_set
-from ..models import configure_cpu_runtime
+from ..models import set_cpu_threads
 from ..probes.experiment import evaluate_probe, filter_label_set, relabel_label_set
 from ..probes.inputs import activation_plan, load_labels, open_store, probe_spec, resolve_layers
 from ..probes.results import save_probe_outcome, write_sweep
@@ -40,7 +40,7 @@ NameOpt = Annotated[Optional[str], typer.Option("--name", help="Name of the labe
 def _settings(config: Optional[str], **cli: Any) -> tuple[Settings, Path]:
     """Resolved options and the (writable) workspace root."""
     settings = settings_from(config, **cli)
-    configure_cpu_runtime()
+    set_cpu_threads()
     return settings, ensure_writable_dir(resolve_cache_dir(settings["cache_dir"]))
 
 

@@ -9,8 +9,9 @@ import typer
 from rich.table import Table
 
 from ..data import get_spec, is_user_file
-from ..models import configure_cpu_runtime
-from ..pipeline import DatasetResult, Reporter, StageOutcome, parse_experiments, run_plan
+from ..models import set_cpu_threads
+from ..errors import UsageError
+from ..pipeline import DatasetResult, Reporter, StageOutcome, parse_experiments, parse_shard, run_plan
 from ..workspace import ensure_writable_dir, resolve_cache_dir
 from .common import (
     CacheDirOpt, ConfigOpt, DataDirOpt, DeviceOpt, JsonOpt, NTestOpt, NTrainOpt, NValOpt, PresetOpt, SeedOpt,
@@ -58,6 +59,10 @@ def run(
     experiments: Annotated[Optional[str], Opt("--experiments", help="all | losses | s2s | probes | a comma list "
                                                                    "of experiment names (default all).")] = None,
     plan: Annotated[bool, Opt("--plan", help="List the stages and which are cached; run nothing.")] = False,
+    shard: Annotated[Optional[str], Opt("--shard", help="i/n: run the i-th of n round-robin shares of the "
+                                                       "stages (a job array; workers share the cache).")] = None,
+    seeds: Annotated[Optional[str], Opt("--seeds", help="Comma list of seeds to run every stage with "
+                                                       "(default: --seed).")] = None,
     preset: PresetOpt = None,
     layer: Annotated[Optional[int], Opt("--layer", help="Probe layer (default (L+1)//2).")] = None,
     layers: Annotated[Optional[str], Opt("--layers", help="Layers to cache (default all).")] = None,
@@ -75,20 +80,34 @@ def run(
 ) -> None:
     """Run every experiment of the study (weak, ceiling, losses, s2s, probes) with PGR; cached stages are skipped."""
     cli = {k: v for k, v in locals().items() if k not in ("dataset", "weak", "strong", "plan", "as_json", "config",
-                                                          "pool")}
+                                                          "pool", "shard", "seeds")}
     settings = settings_from(config, **cli, weak_model=weak, strong_model=strong, pooling=pool,
                              datasets=list(dataset) if dataset else None)
     datasets = _datasets(settings)
     parse_experiments(settings["experiments"])  # a typo fails before any work
-    configure_cpu_runtime()
+    worker, seed_list = parse_shard(shard), _seeds(seeds, settings)
+    set_cpu_threads()
     root = ensure_writable_dir(resolve_cache_dir(settings["cache_dir"]))
     if not as_json:
         stderr.print(f"{'plan' if plan else 'run'}: {', '.join(datasets)}; weak {settings['weak_model']} -> strong "
                      f"{settings['strong_model']}; cache {root}", highlight=False)
-    results = run_plan(settings, datasets, root, dry_run=plan, reporter=ConsoleReporter(quiet=as_json or plan))
-    _show(results, plan, as_json)
+    results = run_plan(settings, datasets, root, dry_run=plan, reporter=ConsoleReporter(quiet=as_json or plan),
+                       seeds=seed_list, shard=worker)
+    _show(results, plan, as_json, worker)
     if any(r.error for r in results):
         sys.exit(1)
+
+
+def _seeds(spec: str | None, settings) -> list[int]:
+    if spec is None:
+        return [int(settings["seed"])]
+    try:
+        seeds = sorted({int(part) for part in spec.split(",") if part.strip()})
+    except ValueError:
+        seeds = []
+    if not seeds or min(seeds) < 0:
+        raise UsageError(f"--seeds must be a comma list of non-negative integers, got '{spec}'")
+    return seeds
 
 
 def _datasets(settings) -> list[str]:
@@ -101,15 +120,19 @@ def _datasets(settings) -> list[str]:
     return names
 
 
-def _show(results: list[DatasetResult], plan: bool, as_json: bool) -> None:
+def _show(results: list[DatasetResult], plan: bool, as_json: bool, shard: tuple[int, int]) -> None:
     if as_json:
-        emit_json({"command": "run", "plan": plan, "datasets": [_dataset_summary(r) for r in results],
+        emit_json({"command": "run", "plan": plan, "shard": f"{shard[0]}/{shard[1]}",
+                   "datasets": [_dataset_summary(r) for r in results],
                    "failed": [r.dataset for r in results if r.error]})
         return
+    several_seeds = len({r.seed for r in results}) > 1
     for result in results:
-        table = Table("stage", "status", "test AUC", "PGR", "key", title=result.dataset)
+        title = f"{result.dataset} (seed {result.seed})" if several_seeds else result.dataset
+        table = Table("stage", "status", "test AUC", "PGR", "key", *(["shard"] if shard[1] > 1 else []), title=title)
         for o in result.stages:
-            table.add_row(o.stage, o.status, _fmt(o.metrics.get("auc")), _fmt(o.metrics.get("pgr")), o.key or "—")
+            table.add_row(o.stage, o.status, _fmt(o.metrics.get("auc")), _fmt(o.metrics.get("pgr")), o.key or "—",
+                          *([str(o.shard)] if shard[1] > 1 else []))
         stdout.print(table)
     failed = [r for r in results if r.error]
     for result in failed:
@@ -121,8 +144,8 @@ def _show(results: list[DatasetResult], plan: bool, as_json: bool) -> None:
 
 def _dataset_summary(result: DatasetResult) -> dict[str, Any]:
     keep = ("auc", "accuracy", "n", "pgr", "val_auc", "experiment", "error")
-    return {"dataset": result.dataset, "error": result.error, "stages": [
-        {"stage": o.stage, "status": o.status, "key": o.key, "seconds": round(o.seconds, 2),
+    return {"dataset": result.dataset, "seed": result.seed, "error": result.error, "stages": [
+        {"stage": o.stage, "status": o.status, "key": o.key, "shard": o.shard, "seconds": round(o.seconds, 2),
          **{k: o.metrics[k] for k in keep if k in o.metrics}} for o in result.stages]}
 
 

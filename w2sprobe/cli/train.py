@@ -8,7 +8,7 @@ import typer
 from rich.table import Table
 
 from ..data import splits_from_settings
-from ..models import configure_cpu_runtime
+from ..models import set_cpu_threads
 from ..runs import RunRecord
 from ..train.inputs import student_labels
 from ..train.workflow import strong_to_strong, train_ceiling, train_student, train_weak
@@ -79,7 +79,7 @@ def train(
     cli["weak_model" if stage == "weak" else "strong_model"] = model or cli["weak_model" if stage == "weak"
                                                                         else "strong_model"]
     settings = settings_from(config, **cli)
-    configure_cpu_runtime()
+    set_cpu_threads()
     root = ensure_writable_dir(resolve_cache_dir(settings["cache_dir"]))
     splits = splits_from_settings(settings)
     runs = _run(stage, settings, splits, root, s2s_iters)

@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -24,7 +23,7 @@ from ..errors import UsageError
 from ..hashing import short_hash
 from ..labels import LabelSet, lineage, save_label_set
 from ..metrics import accuracy, pgr, roc_auc
-from ..models import ModelRef, load_tokenizer, resolve_device, resolve_dtype, resolve_model
+from ..models import ModelRef, load_tokenizer, release_freed_memory, resolve_device, resolve_dtype, resolve_model
 from ..runs import RunRecord, SplitPredictions, load_run, run_dir, write_manifest, write_metrics, write_predictions
 from .classifier import build_classifier
 from .trainer import Examples, FitResult, TrainConfig, Trainer
@@ -132,7 +131,7 @@ def run_stage(plan: StagePlan, progress: ProgressFn | None = None) -> RunRecord:
         done = plan.cached
         if done is None:
             done = _train(plan, progress)
-            gc.collect()  # peft wraps the model in reference cycles: free it before the next stage loads one
+            release_freed_memory()  # before the next stage loads its model
         if plan.request.stage == "weak":
             save_label_set(weak_label_set(done, plan.request.splits.dataset), plan.folder.parents[2])
         return done
