@@ -62,7 +62,7 @@ def hf_trainer(ref, tokenizer, train: Examples) -> dict:
             output_dir=out, per_device_train_batch_size=1, gradient_accumulation_steps=32, num_train_epochs=1,
             learning_rate=LR, adam_beta2=0.95, lr_scheduler_type="cosine", warmup_steps=40, weight_decay=0.1,
             logging_strategy="no", save_strategy="no", eval_strategy="no", report_to=[], use_cpu=True,
-            dataloader_num_workers=0, group_by_length=False, disable_tqdm=True,
+            dataloader_num_workers=0, train_sampling_strategy="random", disable_tqdm=True,  # no length grouping
         )
         trainer = HFTrainer(model=model, args=args, train_dataset=data)
         started = time.perf_counter()
@@ -72,6 +72,9 @@ def hf_trainer(ref, tokenizer, train: Examples) -> dict:
 
 
 def main() -> None:
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the head-initialisation report is expected here
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--model", default="mpnet")

@@ -99,6 +99,13 @@ def test_resumes_after_a_kill(tiny_models, tmp_path):
     np.testing.assert_allclose(resumed.predict(test.texts), expected, atol=1e-5)
 
 
+def test_without_val_labels_the_last_step_is_kept(tiny_models):
+    empty = Examples(np.array([], dtype=str), [], np.array([], dtype=np.float32))
+    trainer = make_trainer(tiny_models["bert"], TrainConfig(**FAST))
+    result = trainer.fit(toy(64, 0), empty)
+    assert result.best_val_auc is None and result.best_step == result.steps == 6 and result.history == []
+
+
 def test_checkpoint_of_another_config_is_ignored(tiny_models, tmp_path):
     checkpoint = tmp_path / "checkpoint.pt"
     make_trainer(tiny_models["bert"], TrainConfig(**FAST), checkpoint).fit(toy(64, 0), toy(16, 1))

@@ -32,6 +32,8 @@ class Encoded:
 
 
 def encode(tokenizer, texts: list[str], max_length: int) -> Encoded:
+    if not texts:  # e.g. a label set without val labels; fast tokenizers fail on an empty batch
+        return Encoded([], int(tokenizer.pad_token_id))
     ids = tokenizer(list(texts), truncation=True, max_length=max_length)["input_ids"]
     return Encoded([list(x) if len(x) else [tokenizer.pad_token_id] for x in ids], int(tokenizer.pad_token_id))
 
