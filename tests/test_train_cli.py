@@ -220,6 +220,16 @@ def test_label_set_of_other_splits_is_refused(workspace, capsys):
     assert code == 2 and "does not match sst2's splits" in err
 
 
+def test_label_set_of_another_dataset_is_refused(pipeline):
+    from w2sprobe.errors import UsageError
+    from w2sprobe.train.stages import check_labels_match
+
+    weak = find_label_set(pipeline["cache"], "sst2", "weak")
+    other = LabelSet("weak", "cola", weak.ids, weak.soft, weak.manifest)
+    with pytest.raises(UsageError, match="was made for dataset cola, not sst2"):
+        check_labels_match(other, pipeline["splits"])
+
+
 def test_missing_weak_run_names_the_command(workspace, capsys):
     assert run_cli(capsys, "train", "weak")[0] == 0
     weak = find_label_set(workspace / "c", "sst2", "weak")

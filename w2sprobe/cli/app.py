@@ -24,8 +24,8 @@ app.command("extract")(extract.extract)
 app.command("train")(train.train)
 for command in (probe.probe, probe.filter, probe.relabel, probe.sweep):
     app.command(command.__name__)(command)
-app.command("report")(report.report)
 app.command("run")(run.run)
+app.command("report")(report.report)
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(config_cmd.app, name="config")
 
