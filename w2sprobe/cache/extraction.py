@@ -5,6 +5,10 @@ hit that loads no model and runs no forward pass.  Otherwise, under a per-key fi
 are processed in windows of ``window_rows``: each window is tokenized in one call, its rows are
 sorted by length into batches (little padding), every batch is one traced forward pass, and the
 window is written back in the original row order and committed (see :mod:`.writer`).
+
+Under ``torchrun`` (``WORLD_SIZE`` > 1) :func:`extract` is a collective that every rank calls:
+each rank computes its slice of the rows and rank 0 merges them into the same file a single
+process writes (see :mod:`.distributed`).
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 from filelock import FileLock, Timeout
 
 from .. import __version__
+from ..distributed import init_from_env
 from ..errors import UsageError
 from ..hashing import short_hash
 from ..models import (
@@ -32,7 +37,7 @@ from ..models import (
     resolve_model,
 )
 from ..workspace import ensure_writable_dir
-from .layout import FORMAT_VERSION, SPLIT_ORDER, activation_path, lock_path
+from .layout import FORMAT_VERSION, SPLIT_ORDER, activation_path, lock_path, shard_files
 from .readout import LayerReader, check_pooling
 from .store import ActivationStore
 from .writer import PartialActivationFile, SplitData, manifest_json
@@ -89,6 +94,8 @@ class ExtractResult:
     seconds: float = 0.0
     resumed_rows: int = 0
     manifest: dict = field(default_factory=dict)
+    #: Processes that computed the rows (torchrun ranks); 1 for a single process or a cache hit.
+    world_size: int = 1
 
     @property
     def tokens_per_second(self) -> float:
@@ -151,20 +158,35 @@ def parse_layers(layers: list[int] | str | int, num_layers: int) -> list[int]:
 
 def extract(request: ExtractRequest, cache_dir: Path, progress: ProgressFn | None = None,
             lock_timeout: float = -1) -> ExtractResult:
-    """Cache the activations of ``request`` under ``cache_dir`` (or find them cached)."""
+    """Cache the activations of ``request`` under ``cache_dir`` (or find them cached).
+
+    Launched by torchrun with several processes, every rank must call it: the rows are split
+    across ranks and the result (the same file and key as one process) is returned on every rank.
+    """
     plan = plan_extraction(request, cache_dir)
+    env = init_from_env(plan.device)
     ensure_writable_dir(plan.path.parent)
-    hit = _cache_hit(plan)
+    if env.enabled:
+        from .distributed import extract_data_parallel  # it builds on this module's functions
+
+        return extract_data_parallel(plan, request, env, progress, lock_timeout)
+    hit = find_cache_hit(plan)
     if hit:
         return hit
+    with key_lock(plan, lock_timeout):
+        return find_cache_hit(plan) or _run(plan, request, progress)
+
+
+def key_lock(plan: ExtractPlan, timeout: float):
+    """Acquire the per-key file lock every writer of ``plan.path`` holds (a context manager that
+    releases it); a timeout is a UsageError."""
     try:
-        with FileLock(str(lock_path(plan.path)), timeout=lock_timeout):
-            return _cache_hit(plan) or _run(plan, request, progress)
+        return FileLock(str(lock_path(plan.path)), timeout=timeout).acquire()
     except Timeout:
         raise UsageError(f"another process is extracting {plan.path.name}; try again when it finishes") from None
 
 
-def _cache_hit(plan: ExtractPlan) -> ExtractResult | None:
+def find_cache_hit(plan: ExtractPlan) -> ExtractResult | None:
     """The complete file of this key (checked against the request's manifest), else a complete
     file made the same way that already holds every requested layer (``--layer 16`` after
     ``--layers all`` runs no model), else ``None``."""
@@ -193,34 +215,54 @@ def _superset_hit(plan: ExtractPlan) -> ExtractResult | None:
 
 
 def _run(plan: ExtractPlan, request: ExtractRequest, progress: ProgressFn | None) -> ExtractResult:
-    tokenizer = load_tokenizer(plan.ref)
-    model = load_model(plan.ref, device=plan.device, dtype=plan.dtype)
-    reader = LayerReader(model, describe(model), plan.layers, plan.pooling)
-    splits = [split for name in SPLIT_ORDER if (split := request.splits.splits.get(name))]
+    splits = ordered_splits(request)
     data = [SplitData(s.name, s.ids, s.labels) for s in splits]
-    partial = PartialActivationFile.open(plan.path, _file_attrs(plan), data, plan.layers, plan.hidden_size)
-    total = sum(len(s.ids) for s in splits)
+    partial = PartialActivationFile.open(plan.path, file_attrs(plan), data, plan.layers, plan.hidden_size)
     result = ExtractResult(plan.key, plan.path, False, plan.layers,
                            {s.name: len(s.ids) for s in splits}, manifest=plan.manifest)
-    done = sum(partial.committed(s.name) for s in splits)
-    result.resumed_rows = done
-    started = time.perf_counter()
+    result.resumed_rows = sum(partial.committed(s.name) for s in splits)
     try:
-        for split in splits:
-            for start in range(partial.committed(split.name), len(split.ids), request.window_rows):
-                texts = split.texts[start:start + request.window_rows]
-                acts, tokens = _extract_window(texts, tokenizer, reader, plan, request.batch_size)
-                partial.write_window(split.name, start, acts)
-                done += len(texts)
-                result.tokens += tokens
-                if progress:
-                    progress(done, total, result.tokens)
+        result.tokens, result.seconds = fill_rows(partial, {s.name: s.texts for s in splits}, plan, request,
+                                                  progress)
     except BaseException:
         partial.close()
         raise
-    result.seconds = time.perf_counter() - started
     partial.finish()
+    for shard in shard_files(plan.path):  # left by a killed data-parallel run of this key: obsolete now
+        shard.unlink(missing_ok=True)
     return result
+
+
+def ordered_splits(request: ExtractRequest) -> list:
+    """The request's splits in the order they are stored (:data:`SPLIT_ORDER`)."""
+    return [split for name in SPLIT_ORDER if (split := request.splits.splits.get(name))]
+
+
+def fill_rows(partial: PartialActivationFile, texts: dict[str, list[str]], plan: ExtractPlan,
+              request: ExtractRequest, progress: ProgressFn | None) -> tuple[int, float]:
+    """Compute and commit every row of ``partial`` past its committed counters.
+
+    ``texts`` maps each split of ``partial`` to the texts of its rows, in row order.  The model
+    is loaded only when rows remain.  Returns (tokens processed, seconds of forward passes).
+    """
+    done = sum(partial.committed(name) for name in texts)
+    total = sum(len(rows) for rows in texts.values())
+    if done == total:
+        return 0, 0.0
+    tokenizer = load_tokenizer(plan.ref)
+    model = load_model(plan.ref, device=plan.device, dtype=plan.dtype)
+    reader = LayerReader(model, describe(model), plan.layers, plan.pooling)
+    tokens, started = 0, time.perf_counter()
+    for name, rows in texts.items():
+        for start in range(partial.committed(name), len(rows), request.window_rows):
+            window = rows[start:start + request.window_rows]
+            acts, window_tokens = _extract_window(window, tokenizer, reader, plan, request.batch_size)
+            partial.write_window(name, start, acts)
+            done += len(window)
+            tokens += window_tokens
+            if progress:
+                progress(done, total, tokens)
+    return tokens, time.perf_counter() - started
 
 
 def _extract_window(texts: list[str], tokenizer, reader: LayerReader, plan: ExtractPlan,
@@ -243,7 +285,7 @@ def _extract_window(texts: list[str], tokenizer, reader: LayerReader, plan: Extr
     return out, int(lengths.sum())
 
 
-def _file_attrs(plan: ExtractPlan) -> dict:
+def file_attrs(plan: ExtractPlan) -> dict:
     """Root attributes of the DESIGN.md activation-file contract."""
     return {
         "model": plan.ref.name,

@@ -42,3 +42,17 @@ def partial_path(path: Path) -> Path:
 
 def lock_path(path: Path) -> Path:
     return path.with_name(path.name + ".lock")
+
+
+def shard_path(path: Path, rank: int, world_size: int) -> Path:
+    """Rank ``rank``'s shard of ``path`` in a data-parallel extraction: ``<key>.h5.rank<r>-of-<W>``.
+
+    The writer adds :data:`PARTIAL_SUFFIX` and a shard is never renamed to a complete file, so
+    shards never match ``*.h5`` / ``*.h5.partial`` and readers and ``cache ls`` never see them.
+    """
+    return path.with_name(f"{path.name}.rank{rank}-of-{world_size}")
+
+
+def shard_files(path: Path) -> list[Path]:
+    """Every shard file of ``path`` on disk, of any world size."""
+    return sorted(path.parent.glob(f"{path.name}.rank*-of-*{PARTIAL_SUFFIX}"))
