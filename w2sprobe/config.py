@@ -43,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "max_length": 512,
     "batch_size": 32,
     "dtype": "auto",
+    "device_map": None,  # train: from_pretrained's device_map (one model over several devices)
     "text_field": "text",
     "label_field": "label",
     # probes: the blog's settings

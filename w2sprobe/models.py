@@ -262,12 +262,40 @@ def load_tokenizer(ref: ModelRef):
     return tokenizer
 
 
-def load_model(ref: ModelRef, *, device: torch.device, dtype: torch.dtype) -> nn.Module:
-    """The bare transformer (no task head), in eval mode, on ``device``."""
+def load_model(ref: ModelRef, *, device: torch.device, dtype: torch.dtype,
+               device_map: str | None = None) -> nn.Module:
+    """The bare transformer (no task head), in eval mode, on ``device`` — or, with ``device_map``,
+    placed by ``from_pretrained`` (accelerate) across devices, for a model too big for one."""
     from transformers import AutoModel
 
+    if device_map:
+        return _load(AutoModel, ref, dtype=dtype, device_map=check_device_map(device_map)).eval()
     model = _load(AutoModel, ref, dtype=dtype)
     return model.to(device).eval()
+
+
+#: ``--device-map`` strategies of accelerate; anything else must name one device (``cuda:1``, ``cpu``).
+DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
+
+
+def check_device_map(device_map: str) -> str:
+    """A ``device_map`` ``from_pretrained`` accepts (a strategy or a device), else a UsageError."""
+    import importlib.util
+
+    if importlib.util.find_spec("accelerate") is None:
+        raise UsageError("--device-map needs the accelerate package: pip install accelerate")
+    if device_map in DEVICE_MAP_STRATEGIES:
+        return device_map
+    try:
+        device = torch.device(device_map)
+    except RuntimeError:
+        raise UsageError(f"unknown --device-map '{device_map}'; use {', '.join(DEVICE_MAP_STRATEGIES)} "
+                         "or a device such as cuda:1") from None
+    if device.type not in ("cpu", "cuda", "mps", "xpu"):
+        raise UsageError(f"--device-map {device_map}: not a device to load weights on")
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UsageError(f"--device-map {device_map}: no CUDA GPU is available")
+    return device_map
 
 
 def _load(auto_class, ref: ModelRef, **kwargs):

@@ -1,4 +1,8 @@
-"""``w2sprobe train weak|ceiling|student``: one training stage (cached, resumable)."""
+"""``w2sprobe train weak|ceiling|student``: one training stage (cached, resumable).
+
+Data-parallel under ``torchrun --nproc-per-node N -m w2sprobe train ...``, or with
+``--launcher torchrun --nproc N``, which re-executes the same command through torchrun.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +12,12 @@ import typer
 from rich.table import Table
 
 from ..data import splits_from_settings
-from ..models import set_cpu_threads
+from ..distributed import check_nproc, env_world_size, init_from_env, launch_torchrun
+from ..errors import UsageError
+from ..models import check_device_map, resolve_device, set_cpu_threads
 from ..runs import RunRecord
-from ..train.inputs import student_labels
+from ..train.distributed import shutdown
+from ..train.inputs import student_labels, train_config
 from ..train.workflow import strong_to_strong, train_ceiling, train_student, train_weak
 from ..workspace import ensure_writable_dir, resolve_cache_dir
 from .common import (
@@ -46,11 +53,19 @@ MaxLenOpt = Annotated[Optional[int], Opt("--max-length", help="Truncate texts to
 DtypeOpt = Annotated[Optional[str], Opt("--dtype", help="auto | float32 | bfloat16 | float16.")]
 WeakModelOpt = Annotated[Optional[str], Opt("--weak", help="Weak model (alias, folder or hub id).")]
 StrongModelOpt = Annotated[Optional[str], Opt("--strong", help="Strong model (alias, folder or hub id).")]
+LauncherOpt = Annotated[Optional[str], Opt("--launcher", help="none | torchrun: run data-parallel as --nproc "
+                                                              "torchrun workers on this machine.")]
+NprocOpt = Annotated[Optional[int], Opt("--nproc", help="Workers for --launcher torchrun (at most the GPUs "
+                                                        "visible; any number on CPU).")]
+DeviceMapOpt = Annotated[Optional[str], Opt("--device-map", help="Spread a model too big for one device: "
+                                                                 "auto | balanced | sequential | a device "
+                                                                 "(from_pretrained's device_map; one process).")]
 
 STAGES = ("weak", "ceiling", "student")
 
 
 def train(
+    ctx: typer.Context,
     stage: Annotated[str, typer.Argument(help="weak | ceiling | student")],
     model: Annotated[Optional[str], Opt("--model", help="The stage's model (default: weak_model for weak, "
                                                          "else strong_model).")] = None,
@@ -66,36 +81,95 @@ def train(
     data_dir: DataDirOpt = None, text_field: TextFieldOpt = None, label_field: LabelFieldOpt = None,
     n_train: NTrainOpt = None, n_val: NValOpt = None, n_test: NTestOpt = None, preset: PresetOpt = None,
     cache_dir: CacheDirOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, as_json: JsonOpt = False,
-    config: ConfigOpt = None,
+    config: ConfigOpt = None, launcher: LauncherOpt = None, nproc: NprocOpt = None,
+    device_map: DeviceMapOpt = None,
 ) -> None:
     """Train one stage: weak (weak model, ground truth), ceiling (strong, ground truth) or student (strong, a label set)."""
     if stage not in STAGES:
-        from ..errors import UsageError
-
         raise UsageError(f"unknown stage '{stage}'; use weak, ceiling or student")
-    cli = {k: v for k, v in locals().items() if k not in ("stage", "model", "labels", "s2s_iters", "as_json",
-                                                          "config", "weak", "strong", "pool")}
+    cli = {k: v for k, v in locals().items() if k not in ("ctx", "stage", "model", "labels", "s2s_iters", "as_json",
+                                                          "config", "weak", "strong", "pool", "launcher", "nproc")}
     cli.update(pooling=pool, weak_model=weak, strong_model=strong, labels=labels)
     cli["weak_model" if stage == "weak" else "strong_model"] = model or cli["weak_model" if stage == "weak"
                                                                         else "strong_model"]
     settings = settings_from(config, **cli)
+    if _wants_launcher(launcher, nproc):
+        raise typer.Exit(_launch(ctx, stage, settings, nproc))
+    if settings["device_map"]:
+        if env_world_size() > 1:
+            raise UsageError("--device-map spreads one model over devices in a single process; it cannot run "
+                             "under torchrun (data-parallel workers each hold a whole model)")
+        check_device_map(settings["device_map"])
     set_cpu_threads()
-    root = ensure_writable_dir(resolve_cache_dir(settings["cache_dir"]))
-    splits = splits_from_settings(settings)
-    runs = _run(stage, settings, splits, root, s2s_iters)
-    _show(runs, as_json)
+    env = init_from_env(resolve_device(settings["device"]))  # a no-op unless started by torchrun
+    try:
+        root = ensure_writable_dir(resolve_cache_dir(settings["cache_dir"]))
+        splits = splits_from_settings(settings)
+        runs = _run(stage, settings, splits, root, s2s_iters, show_progress=env.is_main)
+        if env.is_main:  # one table / JSON object, not one per worker
+            _show(runs, as_json)
+    finally:
+        shutdown()
 
 
-def _run(stage: str, settings, splits, root, s2s_iters: int) -> list[RunRecord]:
-    with StepProgress(f"train {stage} on {splits.dataset}") as progress:
+def _wants_launcher(launcher: str | None, nproc: int | None) -> bool:
+    if launcher not in (None, "none", "torchrun"):
+        raise UsageError(f"unknown --launcher '{launcher}'; use none or torchrun")
+    if launcher == "torchrun":
+        return True
+    if nproc is not None:
+        raise UsageError("--nproc needs --launcher torchrun (or start the command under torchrun)")
+    return False
+
+
+def _launch(ctx: typer.Context, stage: str, settings, nproc: int | None) -> int:
+    """Check what can be checked here (so bad input fails once, with exit 2), then exec torchrun."""
+    nproc = 1 if nproc is None else nproc
+    check_nproc(nproc, str(settings["device"]))
+    if env_world_size() > 1:
+        raise UsageError("--launcher torchrun inside a torchrun worker; drop --launcher/--nproc")
+    if settings["device_map"]:
+        raise UsageError("--device-map spreads one model over devices in a single process; it cannot be "
+                         "combined with --launcher torchrun")
+    resolve_device(str(settings["device"]))
+    train_config(settings, stage)  # validates the recipe
+    return launch_torchrun(nproc, _relaunch_argv(ctx, drop=("launcher", "nproc")))
+
+
+def _relaunch_argv(ctx: typer.Context, drop: tuple[str, ...]) -> list[str]:
+    """This command's arguments as the user typed them (minus ``drop``), rebuilt from the parsed values.
+
+    Options from the config file or environment are not repeated: the workers read them the same way.
+    """
+    argv = [ctx.info_name]
+    for param in ctx.command.params:
+        source = ctx.get_parameter_source(param.name)
+        if param.name in drop or source is None or source.name != "COMMANDLINE":
+            continue
+        value = ctx.params[param.name]
+        if param.param_type_name == "argument":
+            argv.append(str(value))
+        elif getattr(param, "is_flag", False):
+            if param.secondary_opts:
+                argv.append(param.opts[0] if value else param.secondary_opts[0])
+            elif value:
+                argv.append(param.opts[0])
+        else:
+            argv += [param.opts[0], str(value)]
+    return argv
+
+
+def _run(stage: str, settings, splits, root, s2s_iters: int, show_progress: bool = True) -> list[RunRecord]:
+    with StepProgress(f"train {stage} on {splits.dataset}") as bar:
+        progress = bar.update if show_progress else None
         if stage == "weak":
-            return [train_weak(settings, splits, root, progress.update)]
+            return [train_weak(settings, splits, root, progress)]
         if stage == "ceiling":
-            return [train_ceiling(settings, splits, root, progress.update)]
+            return [train_ceiling(settings, splits, root, progress)]
         label_set = student_labels(settings, splits, root, str(settings["labels"]))
-        first = train_student(settings, splits, root, label_set, progress=progress.update)
+        first = train_student(settings, splits, root, label_set, progress=progress)
         return [first, *strong_to_strong(settings, splits, root, first, label_set, s2s_iters,
-                                         progress=progress.update)]
+                                         progress=progress)]
 
 
 def _show(runs: list[RunRecord], as_json: bool) -> None:

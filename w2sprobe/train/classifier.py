@@ -46,7 +46,8 @@ class SequenceClassifier(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **self.forward_kwargs)
         pooled = pool(out.last_hidden_state, attention_mask, self.pooling)
-        return self.head(pooled.float()).squeeze(-1)
+        # With --device-map the last block may sit on another device than the head.
+        return self.head(pooled.float().to(self.head.weight.device)).squeeze(-1)
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
         """Only what training changes (LoRA + head, or everything without LoRA): small checkpoints."""
@@ -75,15 +76,22 @@ def lora_target_modules(backbone: nn.Module, blocks_path: str) -> list[str]:
 
 
 def build_classifier(ref: ModelRef, *, device: torch.device, dtype: torch.dtype, pooling: str | None,
-                     lora: LoraSettings, seed: int) -> SequenceClassifier:
-    """Load ``ref`` and wrap it for training: LoRA on the blocks (or full finetuning), fp32 head."""
+                     lora: LoraSettings, seed: int, device_map: str | None = None) -> SequenceClassifier:
+    """Load ``ref`` and wrap it for training: LoRA on the blocks (or full finetuning), fp32 head.
+
+    With ``device_map`` the backbone stays where ``from_pretrained`` placed it (possibly over
+    several devices) and only the head goes to ``device``.
+    """
     torch.manual_seed(seed)  # LoRA A matrices and the head are random
-    backbone = load_model(ref, device=device, dtype=dtype)
+    backbone = load_model(ref, device=device, dtype=dtype, device_map=device_map)
     layout = describe(backbone)
     if lora.enabled:
         backbone = _with_lora(backbone, layout.blocks_path, lora)
     classifier = SequenceClassifier(backbone, layout.hidden_size, pooling or layout.default_pooling,
                                     layout.is_decoder)
+    if device_map:
+        classifier.head.to(device)  # moving the whole model would undo the backbone's placement
+        return classifier
     return classifier.to(device)
 
 

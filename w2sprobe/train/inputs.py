@@ -40,7 +40,8 @@ def stage_request(settings: Settings, splits: SplitSet, stage: str, **fields) ->
     """A request for ``stage`` with the model the stage uses (weak model for ``weak``)."""
     model = settings["weak_model"] if stage == "weak" else settings["strong_model"]
     config = train_config(settings, stage, fields.pop("loss", None))
-    return StageRequest(stage, model, splits, config, device=settings["device"], dtype=settings["dtype"], **fields)
+    return StageRequest(stage, model, splits, config, device=settings["device"], dtype=settings["dtype"],
+                        device_map=settings["device_map"], **fields)
 
 
 def lineage_matches(manifest: dict, splits: SplitSet) -> bool:

@@ -6,6 +6,10 @@
 * ``student`` — the strong model on a label set's ``strong_train`` labels (only the ids the set
   keeps: a filtered set trains on exactly those), checkpoint chosen on the set's val labels;
   predicts strong_train (so it can relabel: strong-to-strong), val and test, and reports PGR.
+
+Under ``torchrun`` every rank runs the stage together (data-parallel, :mod:`.distributed`);
+rank 0 alone takes the run folder's lock, decides whether the stage is cached, and writes the
+manifest, predictions, metrics and label set; the other ranks read the finished run after it.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 from filelock import FileLock
 
 from ..data import SplitSet
+from ..distributed import DistEnv, barrier, current
 from ..errors import UsageError
 from ..hashing import short_hash
 from ..labels import LabelSet, lineage, save_label_set
@@ -26,6 +31,7 @@ from ..metrics import accuracy, pgr, roc_auc
 from ..models import ModelRef, load_tokenizer, release_freed_memory, resolve_device, resolve_dtype, resolve_model
 from ..runs import RunRecord, SplitPredictions, load_run, run_dir, write_manifest, write_metrics, write_predictions
 from .classifier import build_classifier
+from .distributed import from_rank0, main_rank_lock
 from .trainer import Examples, FitResult, TrainConfig, Trainer
 
 STAGE_NAMES = ("weak", "ceiling", "student")
@@ -46,6 +52,7 @@ class StageRequest:
     experiment: str | None = None
     device: str = "auto"
     dtype: str = "auto"
+    device_map: str | None = None  # spread one model over devices (single process); not in the key
     weak: RunRecord | None = None  # the runs PGR is computed against (students)
     ceiling: RunRecord | None = None
 
@@ -125,29 +132,58 @@ ProgressFn = Callable[[int, int, dict], None]
 
 
 def run_stage(plan: StagePlan, progress: ProgressFn | None = None) -> RunRecord:
-    """Train (or resume, or find cached) the stage; write predictions, then metrics."""
-    plan.folder.mkdir(parents=True, exist_ok=True)
-    with FileLock(str(plan.folder / ".lock")):
-        done = plan.cached
-        if done is None:
-            done = _train(plan, progress)
+    """Train (or resume, or find cached) the stage; write predictions, then metrics.
+
+    In a process group every rank must call it; each gets the finished run.
+    """
+    env = current()
+    if env.is_main:
+        plan.folder.mkdir(parents=True, exist_ok=True)
+    with main_rank_lock(lambda: FileLock(str(plan.folder / ".lock")), env):
+        done, cached = _cached_on_rank0(plan, env)
+        if not cached:
+            done = _train(plan, progress, env)
             release_freed_memory()  # before the next stage loads its model
-        if plan.request.stage == "weak":
+        if plan.request.stage == "weak" and env.is_main:
             save_label_set(weak_label_set(done, plan.request.splits.dataset), plan.folder.parents[2])
+    if not env.enabled:
         return done
+    barrier()  # rank 0's files are complete before the other ranks read them
+    return done if env.is_main else load_run(plan.folder)
 
 
-def _train(plan: StagePlan, progress: ProgressFn | None) -> RunRecord:
+def _cached_on_rank0(plan: StagePlan, env: DistEnv) -> tuple[RunRecord | None, bool]:
+    """(the cached run on rank 0 / None elsewhere, whether rank 0 found it): one decision for all ranks."""
+    done, verdict = None, ("train", "")
+    if env.is_main:
+        try:
+            done = plan.cached
+            verdict = ("cached", "") if done is not None else ("train", "")
+        except UsageError as exc:  # e.g. a corrupt metrics file: every rank must fail, none may wait
+            verdict = ("error", str(exc))
+    verdict = from_rank0(verdict, env)
+    if verdict[0] == "error":
+        raise UsageError(verdict[1])
+    return done, verdict[0] == "cached"
+
+
+def _train(plan: StagePlan, progress: ProgressFn | None, env: DistEnv) -> RunRecord | None:
+    """Train and predict on every rank; rank 0 writes the results (the others get None)."""
     request, started = plan.request, time.perf_counter()
-    write_manifest(plan.folder, plan.manifest)
-    device = resolve_device(request.device)
+    if env.is_main:
+        write_manifest(plan.folder, plan.manifest)
+    device = env.device(resolve_device(request.device))
     model = build_classifier(plan.ref, device=device, dtype=resolve_dtype(request.dtype, device),
-                             pooling=request.config.pooling, lora=request.config.lora, seed=request.config.seed)
+                             pooling=request.config.pooling, lora=request.config.lora, seed=request.config.seed,
+                             device_map=request.device_map)
     trainer = Trainer(model, load_tokenizer(plan.ref), request.config, device,
-                      checkpoint=plan.folder / "checkpoint.pt", progress=progress)
+                      checkpoint=plan.folder / "checkpoint.pt", progress=progress if env.is_main else None,
+                      env=env)
     train, val = training_examples(request)
     fit = trainer.fit(train, val)
     predictions = {split: _predict(trainer, request.splits, split) for split in PREDICT_SPLITS[request.stage]}
+    if not env.is_main:
+        return None
     write_predictions(plan.folder, predictions)
     record = write_metrics(plan.folder, _metrics(plan, fit, predictions, len(train.ids), started))
     (plan.folder / "checkpoint.pt").unlink(missing_ok=True)

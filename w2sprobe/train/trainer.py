@@ -6,8 +6,10 @@ on val every 25 steps, and the checkpoint with the best val AUC kept.  As in the
 val AUC is measured against the labels the run trains on (weak labels for a student), not the
 ground truth: selecting on ground truth would leak it into weak-to-strong results.
 
-What it adds: length-bucketed dynamic padding, ``torch.inference_mode`` prediction, and a
-checkpoint at every evaluation so that a killed run resumes where it stopped.
+What it adds: length-bucketed dynamic padding, ``torch.inference_mode`` prediction, a
+checkpoint at every evaluation so that a killed run resumes where it stopped, and data-parallel
+training when launched by ``torchrun`` (:mod:`.distributed`: each rank trains on its share of
+every batch, gradients are summed across ranks, only rank 0 writes the checkpoint).
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..distributed import DistEnv, current
 from ..errors import UsageError
 from ..metrics import roc_auc
 from .batching import Encoded, collate, encode, epoch_batches, inference_batches, micro_batches
 from .checkpoint import load_checkpoint, save_checkpoint
 from .classifier import LoraSettings, SequenceClassifier
+from .distributed import (
+    broadcast_parameters, combine_shards, gather_objects, inference_rows, rank_rows, sum_gradients,
+)
 from .losses import check_loss_name, make_loss, midweak_radius, parse_radius
 
 #: ``progress(step, total_steps, info)`` after every optimizer step.
@@ -121,12 +127,18 @@ class FitResult:
 
 
 class Trainer:
-    """Fit a :class:`SequenceClassifier` on soft labels and predict with it."""
+    """Fit a :class:`SequenceClassifier` on soft labels and predict with it.
+
+    In a ``torch.distributed`` group (``env``, default: the group this process joined) every
+    rank must call :meth:`fit` and :meth:`predict` with the same data; they return the same
+    result on every rank, and only rank 0 writes the checkpoint.
+    """
 
     def __init__(self, model: SequenceClassifier, tokenizer, config: TrainConfig, device: torch.device,
-                 checkpoint: Path | None = None, progress: ProgressFn | None = None):
+                 checkpoint: Path | None = None, progress: ProgressFn | None = None, env: DistEnv | None = None):
         self.model, self.tokenizer, self.config, self.device = model, tokenizer, config, device
         self.checkpoint, self.progress = checkpoint, progress
+        self.env = env or current()
 
     # ------------------------------------------------------------------ training
 
@@ -144,7 +156,8 @@ class Trainer:
         total = cfg.epochs * steps_per_epoch
         optimizer, scheduler = self._optimizer(total)
         targets = torch.as_tensor(train.targets, dtype=torch.float32, device=self.device)
-        torch.manual_seed(cfg.seed + 1)  # dropout
+        torch.manual_seed(cfg.seed + 1 + self.env.rank)  # dropout: independent masks per rank
+        broadcast_parameters(self._trainable(), self.env)
         state = self._resume(optimizer, scheduler, loss_fn)
         started = time.perf_counter() - state.seconds
         for epoch in range(cfg.epochs):
@@ -176,24 +189,32 @@ class Trainer:
         from transformers import get_cosine_schedule_with_warmup
 
         cfg = self.config
-        params = [p for p in self.model.parameters() if p.requires_grad]
-        optimizer = torch.optim.AdamW(params, lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.AdamW(self._trainable(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
         scheduler = get_cosine_schedule_with_warmup(optimizer, min(cfg.warmup_steps, total_steps), total_steps)
         return optimizer, scheduler
 
+    def _trainable(self) -> list[torch.nn.Parameter]:
+        return [p for p in self.model.parameters() if p.requires_grad]
+
     def _step(self, enc: Encoded, lengths: np.ndarray, rows: np.ndarray, targets: torch.Tensor, loss_fn,
               optimizer, scheduler, step: int) -> float:
-        """One optimizer step over a batch, accumulating gradients over its micro-batches."""
+        """One optimizer step over a batch, accumulating gradients over its micro-batches.
+
+        With several ranks each runs the micro-batches of its share of ``rows``; the weights stay
+        relative to the whole batch, so the summed gradient is the whole batch's mean.  The
+        logconf loss's threshold buffer sees only this rank's predictions (it is per rank).
+        """
         self.model.train()
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
-        for micro in micro_batches(rows, lengths, self.config.minibatch):
+        for micro in micro_batches(rank_rows(rows, lengths, self.env), lengths, self.config.minibatch):
             input_ids, mask = collate(enc, micro, self.device)
             logits = self.model(input_ids, mask)
             # Weighted so the accumulated gradient is the whole batch's mean.
             loss = loss_fn(logits, targets[torch.as_tensor(micro, device=self.device)], step - 1)
             (loss * (len(micro) / len(rows))).backward()
             total += float(loss.detach()) * len(micro) / len(rows)
+        total = sum_gradients(self._trainable(), self.env, total)
         optimizer.step()
         scheduler.step()
         return total
@@ -220,10 +241,14 @@ class Trainer:
     def _save(self, state: TrainingState, optimizer, scheduler, loss_fn) -> None:
         if self.checkpoint is None:
             return
+        # What differs between ranks (dropout RNG, logconf buffer) is saved for each rank.
+        ranks = gather_objects({"loss": loss_fn.state_dict(), "rng": torch.get_rng_state()}, self.env)
+        if not self.env.is_main:
+            return
         save_checkpoint(self.checkpoint, {
             "config": self.config.describe(), "state": state, "model": self.model.trainable_state(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "loss": loss_fn.state_dict(), "rng": torch.get_rng_state(),
+            "loss": loss_fn.state_dict(), "rng": torch.get_rng_state(), "ranks": ranks,
         })
 
     def _resume(self, optimizer, scheduler, loss_fn) -> TrainingState:
@@ -233,8 +258,11 @@ class Trainer:
         self.model.load_trainable_state(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
-        loss_fn.load_state_dict(saved["loss"])
-        torch.set_rng_state(saved["rng"])
+        ranks = saved.get("ranks") or []
+        # Same world size: each rank continues its own streams; otherwise rank 0's are the best guess.
+        mine = ranks[self.env.rank] if len(ranks) == self.env.world_size else saved
+        loss_fn.load_state_dict(mine["loss"])
+        torch.set_rng_state(mine["rng"])
         state: TrainingState = saved["state"]
         state.resumed_from = state.step
         return state
@@ -247,10 +275,13 @@ class Trainer:
 
     @torch.inference_mode()
     def _predict(self, enc: Encoded) -> np.ndarray:
+        """Each rank predicts its shard; every rank returns all predictions."""
         self.model.eval()
-        out = np.empty(len(enc), dtype=np.float32)
+        out = np.zeros(len(enc), dtype=np.float32)
+        mine = inference_rows(enc.lengths, self.env)
         max_rows = 4 * self.config.batch_size
-        for rows in inference_batches(enc.lengths, max_tokens=max_rows * 64, max_rows=max_rows):
+        for batch in inference_batches(enc.lengths[mine], max_tokens=max_rows * 64, max_rows=max_rows):
+            rows = mine[batch]
             input_ids, mask = collate(enc, rows, self.device)
             out[rows] = torch.sigmoid(self.model(input_ids, mask).float()).cpu().numpy()
-        return out
+        return combine_shards(out, self.env, self.device)
