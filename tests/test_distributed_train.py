@@ -164,6 +164,7 @@ def test_device_map_single_process_matches(tmp_path, tiny_models, shared_data, r
     (("--launcher", "torchrun", "--nproc", "0"), "--nproc must be >= 1"),
     (("--launcher", "torchrun", "--nproc", "2", "--device-map", "auto"), "--device-map"),
     (("--nproc", "2"), "--nproc needs --launcher torchrun"),
+    (("--launcher", "torchrun"), "needs --nproc"),
     (("--launcher", "mpirun"), "unknown --launcher"),
     (("--device-map", "everywhere"), "unknown --device-map"),
     (("--launcher", "torchrun", "--nproc", "2", "--lr", "-1"), "--lr must be > 0"),
@@ -183,5 +184,6 @@ def test_device_map_is_refused_inside_a_torchrun_worker(tmp_path, tiny_models, s
         monkeypatch.setenv(name, value)
     code, _, err = run_cli(capsys, "train", "ceiling", "--config", str(config), "--device-map", "auto")
     assert code == 2 and err.startswith("error: --device-map") and "torchrun" in err
-    code, _, err = run_cli(capsys, "train", "ceiling", "--config", str(config), "--launcher", "torchrun")
+    code, _, err = run_cli(capsys, "train", "ceiling", "--config", str(config), "--launcher", "torchrun",
+                           "--nproc", "2")
     assert code == 2 and "inside a torchrun worker" in err

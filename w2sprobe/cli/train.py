@@ -124,7 +124,8 @@ def _wants_launcher(launcher: str | None, nproc: int | None) -> bool:
 
 def _launch(ctx: typer.Context, stage: str, settings, nproc: int | None) -> int:
     """Check what can be checked here (so bad input fails once, with exit 2), then exec torchrun."""
-    nproc = 1 if nproc is None else nproc
+    if nproc is None:
+        raise UsageError("--launcher torchrun needs --nproc N")
     check_nproc(nproc, str(settings["device"]))
     if env_world_size() > 1:
         raise UsageError("--launcher torchrun inside a torchrun worker; drop --launcher/--nproc")

@@ -189,7 +189,8 @@ class Trainer:
         from transformers import get_cosine_schedule_with_warmup
 
         cfg = self.config
-        optimizer = torch.optim.AdamW(self._trainable(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay)
+        optimizer = torch.optim.AdamW(self._trainable(), lr=cfg.lr, betas=(0.9, cfg.beta2),
+                                      weight_decay=cfg.weight_decay)
         scheduler = get_cosine_schedule_with_warmup(optimizer, min(cfg.warmup_steps, total_steps), total_steps)
         return optimizer, scheduler
 
