@@ -2,8 +2,8 @@
 
 :class:`LayerReader` wraps a loaded model in ``nnsight.NNsight`` once, and for each batch
 traces a single forward pass that taps the requested layers in execution order, pools each
-(``last`` / ``mean`` / ``first`` token, by attention mask) on the model's device, and stops
-the forward right after the deepest requested layer.
+(``last`` / ``mean`` / ``first`` token by attention mask, with :mod:`w2sprobe.pooling`) on the
+model's device, and stops the forward right after the deepest requested layer.
 """
 
 from __future__ import annotations
@@ -14,31 +14,8 @@ import torch
 from nnsight import NNsight
 from torch import nn
 
-from ..errors import UsageError
 from ..models import ModelLayout
-
-POOLINGS = ("last", "mean", "first")
-
-
-def check_pooling(pooling: str) -> str:
-    if pooling not in POOLINGS:
-        raise UsageError(f"unknown pooling '{pooling}'; use one of {', '.join(POOLINGS)}")
-    return pooling
-
-
-def pool(hidden: torch.Tensor, mask: torch.Tensor, pooling: str) -> torch.Tensor:
-    """(batch, seq, dim) -> (batch, dim), reading positions from the attention mask.
-
-    ``last`` takes the last non-pad token of a right-padded batch (mask sum - 1), never a
-    position guessed from the pad id; ``mean`` averages over unmasked tokens.
-    """
-    if pooling == "first":
-        return hidden[:, 0]
-    if pooling == "last":
-        last = mask.sum(dim=1) - 1
-        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
-    weights = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp_min(1)
+from ..pooling import check_pooling, pool
 
 
 class LayerReader:

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..cache.readout import pool
 from ..errors import UsageError
 from ..models import ModelRef, describe, load_model
+from ..pooling import pool
 
 
 @dataclass(frozen=True)
