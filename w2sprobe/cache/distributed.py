@@ -22,10 +22,11 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 import h5py
 import numpy as np
@@ -33,17 +34,23 @@ import torch.distributed as dist
 
 from ..distributed import DistEnv
 from ..errors import UsageError
-from .extraction import (
-    ExtractPlan, ExtractRequest, ExtractResult, ProgressFn, file_attrs, fill_rows, find_cache_hit, key_lock,
-    ordered_splits,
-)
 from .layout import layer_name, partial_path, shard_files, shard_path
+from .lookup import find_cache_hit, key_lock
+from .plan import ExtractPlan, ExtractRequest, ExtractResult, ProgressFn, file_attrs, ordered_splits
 from .writer import PartialActivationFile, SplitData, manifest_json
 
 #: How long finished ranks wait for the slowest one (a resumed shard can take hours).
 WAIT_TIMEOUT = timedelta(hours=24)
 
 T = TypeVar("T")
+
+#: Computes and commits a writer's missing rows (:func:`~w2sprobe.cache.extraction.fill_rows`):
+#: (writer, split -> texts, plan, request, progress) -> (tokens, seconds of forward passes).
+#: Passed in, so this module shards and merges without knowing how rows are computed.
+RowFiller = Callable[
+    [PartialActivationFile, dict[str, list[str]], ExtractPlan, ExtractRequest, ProgressFn | None],
+    tuple[int, float],
+]
 
 
 @dataclass(frozen=True)
@@ -56,15 +63,17 @@ class ShardStats:
 
 
 def shard_rows(rows: int, rank: int, world_size: int) -> tuple[int, int]:
-    """Rank ``rank``'s contiguous slice ``[start, stop)`` of ``rows`` rows (sizes differ by <= 1)."""
+    """Rank ``rank``'s contiguous slice ``[start, stop)`` of ``rows`` rows (sizes differ by <=1)."""
     return rows * rank // world_size, rows * (rank + 1) // world_size
 
 
 def extract_data_parallel(plan: ExtractPlan, request: ExtractRequest, env: DistEnv,
-                          progress: ProgressFn | None, lock_timeout: float) -> ExtractResult:
+                          progress: ProgressFn | None, lock_timeout: float,
+                          fill_rows: RowFiller) -> ExtractResult:
     """:func:`~w2sprobe.cache.extraction.extract` as a collective over the torchrun group.
 
     Every rank returns the same result.  Only rank 0 reports ``progress`` (of its own shard).
+    ``fill_rows`` computes a shard's rows (the single-process path's row loop).
     """
     plan = replace(plan, device=env.device(plan.device))
     group = dist.new_group(backend="gloo", timeout=WAIT_TIMEOUT)
@@ -77,10 +86,11 @@ def extract_data_parallel(plan: ExtractPlan, request: ExtractRequest, env: DistE
             hit = _decided_by_main(env, group, claim_key)
             if hit:
                 return hit
-            mine = _write_shard(plan, request, env, progress if env.is_main else None)
+            mine = _write_shard(plan, request, env, progress if env.is_main else None, fill_rows)
             stats: list[Any] = [None] * env.world_size
             dist.all_gather_object(stats, mine, group=group)  # returns once every shard is finished
-            return _decided_by_main(env, group, lambda: _merge(plan, request, env.world_size, stats))
+            return _decided_by_main(env, group,
+                                    lambda: _merge(plan, request, env.world_size, stats))
     finally:
         dist.destroy_process_group(group)
 
@@ -113,11 +123,12 @@ def _decided_by_main(env: DistEnv, group, compute: Callable[[], T]) -> T:
 
 
 def _write_shard(plan: ExtractPlan, request: ExtractRequest, env: DistEnv,
-                 progress: ProgressFn | None) -> ShardStats:
+                 progress: ProgressFn | None, fill_rows: RowFiller) -> ShardStats:
     """Compute (or resume) this rank's rows of every split into its shard file."""
     splits = ordered_splits(request)
     ranges = {s.name: shard_rows(len(s.ids), env.rank, env.world_size) for s in splits}
-    data = [SplitData(s.name, s.ids[slice(*ranges[s.name])], s.labels[slice(*ranges[s.name])]) for s in splits]
+    data = [SplitData(s.name, s.ids[slice(*ranges[s.name])], s.labels[slice(*ranges[s.name])])
+            for s in splits]
     attrs = {**file_attrs(plan), "shard_rank": env.rank, "shard_world_size": env.world_size,
              "shard_rows": manifest_json(ranges)}
     shard = PartialActivationFile.open(shard_path(plan.path, env.rank, env.world_size), attrs, data,
@@ -131,13 +142,14 @@ def _write_shard(plan: ExtractPlan, request: ExtractRequest, env: DistEnv,
     return ShardStats(resumed, tokens, seconds)
 
 
-def _merge(plan: ExtractPlan, request: ExtractRequest, world_size: int, stats: list[ShardStats]) -> ExtractResult:
+def _merge(plan: ExtractPlan, request: ExtractRequest, world_size: int,
+           stats: list[ShardStats]) -> ExtractResult:
     """Copy every shard's rows in order into the activation file, finish it, delete the shards."""
     started = time.perf_counter()
     splits = ordered_splits(request)
-    target = PartialActivationFile.open(plan.path, file_attrs(plan), [SplitData(s.name, s.ids, s.labels)
-                                                                      for s in splits],
-                                        plan.layers, plan.hidden_size)
+    data = [SplitData(s.name, s.ids, s.labels) for s in splits]
+    target = PartialActivationFile.open(plan.path, file_attrs(plan), data, plan.layers,
+                                        plan.hidden_size)
     try:
         for rank in range(world_size):
             with _open_shard(plan, rank, world_size) as shard:
@@ -154,7 +166,8 @@ def _merge(plan: ExtractPlan, request: ExtractRequest, world_size: int, stats: l
         plan.key, plan.path, False, plan.layers, {s.name: len(s.ids) for s in splits},
         tokens=sum(s.tokens for s in stats),
         seconds=max(s.seconds for s in stats) + time.perf_counter() - started,
-        resumed_rows=sum(s.resumed_rows for s in stats), manifest=plan.manifest, world_size=world_size,
+        resumed_rows=sum(s.resumed_rows for s in stats), manifest=plan.manifest,
+        world_size=world_size,
     )
 
 
@@ -164,7 +177,9 @@ def _open_shard(plan: ExtractPlan, rank: int, world_size: int) -> h5py.File:
     try:
         handle = h5py.File(path, "r")
     except OSError as exc:
-        raise UsageError(f"shard {path.name} is missing or unreadable ({exc}); rerun the extraction") from None
+        raise UsageError(
+            f"shard {path.name} is missing or unreadable ({exc}); rerun the extraction"
+        ) from None
     ranges = json.loads(handle.attrs.get("shard_rows", "{}"))
     unfinished = [name for name, (start, stop) in ranges.items()
                   if int(handle[name].attrs["committed_rows"]) != stop - start]
@@ -180,7 +195,8 @@ def _copy_rows(shard: h5py.File, target: PartialActivationFile, split, rows: tup
     start, stop = rows
     group = shard[split.name]
     if list(group["ids"].asstr()[:]) != list(split.ids[start:stop]):
-        raise UsageError(f"shard {shard.filename} holds other examples than this request; rerun the extraction")
+        raise UsageError(f"shard {shard.filename} holds other examples than this request; "
+                         "rerun the extraction")
     # Resume after the merged prefix: windows before target's counter are already in place.
     for begin in range(max(start, target.committed(split.name)), stop, window_rows):
         end = min(begin + window_rows, stop)

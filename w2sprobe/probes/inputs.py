@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..cache import ActivationStore, ExtractRequest, cached_layers, find_cached_layer, plan_extraction
-from ..cache.extraction import ExtractPlan
+from ..cache.plan import ExtractPlan
 from ..config import Settings
 from ..data import splits_from_settings
 from ..errors import UsageError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cache.extraction import ExtractPlan
+from ..cache.plan import ExtractPlan
 from ..config import Settings
 from ..errors import UsageError
 from ..hashing import short_hash

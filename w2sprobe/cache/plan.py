@@ -1,0 +1,175 @@
+"""What an extraction computes: a request, resolved (without loading weights) into a keyed plan.
+
+:func:`plan_extraction` validates an :class:`ExtractRequest` against the model's config and
+fixes everything that changes the stored numbers — weights revision, dataset fingerprint, split
+sizes, pooling, max length, layers, compute dtype — in the plan's manifest, whose hash is the
+cache key and names the file.  The single-process path (:mod:`.extraction`) and the
+data-parallel one (:mod:`.distributed`) both work from the same :class:`ExtractPlan`, write the
+same root attributes (:func:`file_attrs`) and report an :class:`ExtractResult`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+
+from .. import __version__
+from ..errors import UsageError
+from ..hashing import short_hash
+from ..models import ModelRef, default_pooling_for, resolve_device, resolve_dtype, resolve_model
+from ..models.layout import text_config
+from ..pooling import check_pooling
+from .layout import FORMAT_VERSION, SPLIT_ORDER, activation_path
+from .writer import manifest_json
+
+if TYPE_CHECKING:  # only for annotations: the cache does not need the dataset registry
+    from ..data import SplitSet
+
+#: Called after each batch with (rows done, rows total, tokens done) for progress display.
+ProgressFn = Callable[[int, int, int], None]
+
+
+@dataclass
+class ExtractRequest:
+    """Everything that decides what an extraction computes (and how fast)."""
+
+    model: str
+    splits: SplitSet
+    layers: list[int] | str = "all"
+    pooling: str | None = None
+    max_length: int = 512
+    batch_size: int = 32
+    dtype: str = "auto"
+    device: str = "auto"
+    #: Rows per commit: memory and the work lost to a kill are bounded by one window.
+    window_rows: int = 512
+
+
+@dataclass
+class ExtractPlan:
+    """A request resolved against the model's config: its key, file and manifest."""
+
+    ref: ModelRef
+    layers: list[int]
+    pooling: str
+    num_layers: int
+    hidden_size: int
+    device: torch.device
+    dtype: torch.dtype
+    key: str
+    path: Path
+    manifest: dict
+
+
+@dataclass
+class ExtractResult:
+    """What ``w2sprobe extract`` reports."""
+
+    key: str
+    path: Path
+    cache_hit: bool
+    layers: list[int]
+    rows: dict[str, int]
+    tokens: int = 0
+    seconds: float = 0.0
+    resumed_rows: int = 0
+    manifest: dict = field(default_factory=dict)
+    #: Processes that computed the rows (torchrun ranks); 1 for a single process or a cache hit.
+    world_size: int = 1
+
+    @property
+    def tokens_per_second(self) -> float:
+        return self.tokens / self.seconds if self.seconds else 0.0
+
+
+def plan_extraction(request: ExtractRequest, cache_dir: Path) -> ExtractPlan:
+    """Validate the request and compute its key without loading weights."""
+    if request.max_length <= 0:
+        raise UsageError(f"max-length must be > 0, got {request.max_length}")
+    if request.batch_size <= 0:
+        raise UsageError(f"batch-size must be > 0, got {request.batch_size}")
+    ref = resolve_model(request.model)
+    config = _text_config(ref)
+    num_layers, hidden = int(config.num_hidden_layers), int(config.hidden_size)
+    layers = parse_layers(request.layers, num_layers)
+    pooling = check_pooling(request.pooling or default_pooling_for(config.model_type))
+    device = resolve_device(request.device)
+    dtype = resolve_dtype(request.dtype, device)
+    splits = request.splits
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "model_revision": ref.revision,
+        "dataset": splits.dataset,
+        "dataset_fingerprint": splits.fingerprint,
+        "split_sizes": {name: len(split.ids) for name, split in splits.splits.items()},
+        "pooling": pooling,
+        "max_length": request.max_length,
+        "layers": layers,
+        "compute_dtype": str(dtype).removeprefix("torch."),
+    }
+    key = short_hash(manifest)
+    path = activation_path(cache_dir, ref.name, splits.dataset, key)
+    return ExtractPlan(ref, layers, pooling, num_layers, hidden, device, dtype, key, path, manifest)
+
+
+def parse_layers(layers: list[int] | str | int, num_layers: int) -> list[int]:
+    """``"all"`` / ``"4,8,16"`` / ``[16]`` -> sorted unique layers, each checked against 0..L."""
+    if isinstance(layers, int):
+        layers = [layers]
+    if isinstance(layers, str):
+        text = layers.strip().lower()
+        if text == "all":
+            return list(range(num_layers + 1))
+        try:
+            layers = [int(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise UsageError(
+                f"layers must be 'all' or integers like 4,8,16; got '{text}'"
+            ) from None
+    if not layers:
+        raise UsageError("no layers requested")
+    bad = [layer for layer in layers if not 0 <= int(layer) <= num_layers]
+    if bad:
+        raise UsageError(
+            f"layer {bad[0]} is outside 0..{num_layers} for this model "
+            f"({num_layers} blocks; layer 0 = embeddings, layer i = output of block i)"
+        )
+    return sorted({int(layer) for layer in layers})
+
+
+def ordered_splits(request: ExtractRequest) -> list:
+    """The request's splits in the order they are stored (:data:`SPLIT_ORDER`)."""
+    return [split for name in SPLIT_ORDER if (split := request.splits.splits.get(name))]
+
+
+def file_attrs(plan: ExtractPlan) -> dict:
+    """Root attributes of the DESIGN.md activation-file contract."""
+    return {
+        "model": plan.ref.name,
+        "model_revision": plan.ref.revision,
+        "dataset": plan.manifest["dataset"],
+        "dataset_fingerprint": plan.manifest["dataset_fingerprint"],
+        "pooling": plan.pooling,
+        "max_length": plan.manifest["max_length"],
+        "num_layers": plan.num_layers,
+        "hidden_size": plan.hidden_size,
+        "layers": np.array(plan.layers, dtype=np.int64),
+        "w2sprobe_version": __version__,
+        "key": plan.key,
+        "manifest": manifest_json(plan.manifest),
+    }
+
+
+def _text_config(ref: ModelRef):
+    from transformers import AutoConfig
+
+    try:
+        config = AutoConfig.from_pretrained(ref.location)
+    except (OSError, ValueError, KeyError) as exc:
+        raise UsageError(f"cannot read the config of model {ref.name}: {exc}") from None
+    return text_config(config)
