@@ -1,9 +1,10 @@
 """torch.distributed plumbing shared by data-parallel extraction and training.
 
 w2sprobe does not schedule processes itself: ``torchrun`` (or ``w2sprobe ... --launcher torchrun
---nproc N``, which execs it) starts one process per device and sets ``RANK``, ``WORLD_SIZE``,
-``LOCAL_RANK`` and the rendezvous address; :func:`init_from_env` joins that group with NCCL on
-GPUs and gloo on CPU.  Without those variables everything runs as a single process (rank 0 of 1).
+--nproc N``, which :func:`validate_launcher` checks and then execs it) starts one process per
+device and sets ``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK`` and the rendezvous address;
+:func:`init_from_env` joins that group with NCCL on GPUs and gloo on CPU.  Without those
+variables everything runs as a single process (rank 0 of 1).
 """
 
 from __future__ import annotations
@@ -60,15 +61,20 @@ def init_from_env(device: torch.device) -> DistEnv:
         dist.init_process_group(backend=backend)
     if device.type == "cpu":
         # Ranks share the machine's cores: oversubscribed threads make every rank slower.
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        torch.set_num_threads(max(1, cores // max(1, int(os.environ.get("LOCAL_WORLD_SIZE", world)))))
+        if hasattr(os, "sched_getaffinity"):
+            cores = len(os.sched_getaffinity(0))
+        else:
+            cores = os.cpu_count() or 1
+        local_world = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", world)))
+        torch.set_num_threads(max(1, cores // local_world))
     return env
 
 
 def current() -> DistEnv:
     """The group this process already joined (or single process)."""
     if dist.is_available() and dist.is_initialized():
-        return DistEnv(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", "0")))
+        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+        return DistEnv(dist.get_rank(), dist.get_world_size(), local_rank)
     return DistEnv()
 
 
@@ -89,8 +95,37 @@ def check_nproc(nproc: int, device: str) -> None:
                              "use --nproc <= the device count or --device cpu")
 
 
+#: What ``--launcher`` accepts: ``none`` (the same as leaving it out) runs in this process,
+#: ``torchrun`` starts ``--nproc`` workers on this machine.
+LAUNCHERS = ("none", "torchrun")
+
+
+def validate_launcher(launcher: str | None, nproc: int | None, device: str) -> bool:
+    """Check a command's ``--launcher``/``--nproc``; True when it should exec torchrun.
+
+    ``launcher`` ``None`` or ``"none"`` runs in this process (False); ``--nproc`` then has
+    nothing to size and is an error.  ``"torchrun"`` needs ``--nproc``, is refused inside a
+    process torchrun already started (the workers would each launch a group of their own), and
+    checks ``nproc`` against ``device`` (:func:`check_nproc`).  Every problem is a UsageError,
+    raised before anything is launched, so bad input fails once and not once per worker.
+    """
+    if launcher is not None and launcher not in LAUNCHERS:
+        raise UsageError(f"unknown --launcher '{launcher}'; use {' or '.join(LAUNCHERS)}")
+    if launcher != "torchrun":
+        if nproc is not None:
+            raise UsageError("--nproc needs --launcher torchrun "
+                             "(or start the command under torchrun yourself)")
+        return False
+    if nproc is None:
+        raise UsageError("--launcher torchrun needs --nproc N")
+    if env_world_size() > 1:
+        raise UsageError("--launcher torchrun inside a torchrun worker; drop --launcher/--nproc")
+    check_nproc(nproc, device)
+    return True
+
+
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
     """Run ``w2sprobe <argv>`` as ``nproc`` torchrun workers on this machine; their exit code."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "-m", "w2sprobe", *argv]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               f"--nproc-per-node={nproc}", "-m", "w2sprobe", *argv]
     return subprocess.call(command)
