@@ -13,8 +13,9 @@ import numpy as np
 import pytest
 from data_helpers import mirror, mirror_rows, no_hub  # noqa: F401
 
-from w2sprobe.config import resolve
-from w2sprobe.data import SPLIT_NAMES, SplitSizes, get_spec, load_splits, splits_from_settings
+from w2sprobe.options import resolve
+from w2sprobe.data import SPLIT_NAMES, SplitSizes, get_spec, load_splits
+from w2sprobe.study import load_options_splits
 from w2sprobe.errors import UsageError
 
 SMALL = SplitSizes(n_train=400, n_val=50, n_test=200)
@@ -313,7 +314,8 @@ def test_user_file_too_small_is_an_empty_split_error(tmp_path):
         load_splits(str(path))
 
 
-def test_splits_from_settings_uses_the_resolved_options(mirror):
-    settings = resolve({"dataset": "cola", "data_dir": str(mirror), "seed": 2, "n_train": 100, "n_val": 10, "n_test": 30})
+def test_splits_from_options_use_the_resolved_options(mirror):
+    settings = resolve({"dataset": "cola", "data_dir": str(mirror), "seed": 2, "n_train": 100, "n_val": 10,
+                        "n_test": 30})
     expected = load_splits("cola", data_dir=mirror, seed=2, sizes=SplitSizes(100, 10, 30))
-    assert splits_from_settings(settings).fingerprint == expected.fingerprint
+    assert load_options_splits(settings, "cola").fingerprint == expected.fingerprint

@@ -26,7 +26,7 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 
 def extract_args(model: Path, cache: Path, data: Path, layers: str = "1,3") -> list[str]:
     return ["extract", "--model", str(model), "--dataset", "sst2", "--data-dir", str(data), *SIZES,
-            "--layers", layers, "--batch-size", "16", "--cache-dir", str(cache), "--json"]
+            "--layers", layers, "--extract-batch-size", "16", "--cache-dir", str(cache), "--json"]
 
 
 def torchrun(cwd: Path, *target: str) -> subprocess.CompletedProcess:
@@ -57,6 +57,7 @@ def test_shard_rows_cover_every_row_once_in_order():
             assert max(b - a for a, b in ranges) - min(b - a for a, b in ranges) <= 1
 
 
+@pytest.mark.slow  # a subprocess: torchrun, kill -9 or a fresh interpreter
 @pytest.mark.parametrize("arch", ["bert", "llama"])
 def test_torchrun_gives_the_single_process_file(capsys, tmp_path, tiny_models, shared_data, arch):
     want = single_process_reference(capsys, extract_args(tiny_models[arch], tmp_path / "one", shared_data))
@@ -76,6 +77,7 @@ def test_torchrun_gives_the_single_process_file(capsys, tmp_path, tiny_models, s
     assert again["cache_hit"] and again["path"] == got["path"]
 
 
+@pytest.mark.slow  # a subprocess: torchrun, kill -9 or a fresh interpreter
 def test_launcher_option_runs_torchrun_workers(capfd, tmp_path, tiny_models, shared_data, monkeypatch):
     monkeypatch.chdir(tmp_path)
     args = extract_args(tiny_models["llama"], tmp_path / "two", shared_data, layers="0,2")
@@ -126,6 +128,7 @@ def writes(log: Path) -> list[tuple]:
             (line.split() for line in lines if line)]
 
 
+@pytest.mark.slow  # a subprocess: torchrun, kill -9 or a fresh interpreter
 def test_killed_rank_and_killed_merge_resume_to_the_identical_file(capsys, tmp_path, tiny_models, shared_data):
     want = single_process_reference(capsys, extract_args(tiny_models["llama"], tmp_path / "one", shared_data))
     script = tmp_path / "worker.py"
@@ -185,7 +188,7 @@ def test_a_single_process_run_removes_leftover_shards_of_its_key(tiny_models, tm
 
 @pytest.mark.parametrize("extra,message", [
     (["--launcher", "torchrun", "--nproc", "0"], "--nproc must be >= 1, got 0"),
-    (["--launcher", "slurm", "--nproc", "2"], "unknown launcher 'slurm'"),
+    (["--launcher", "slurm", "--nproc", "2"], "unknown --launcher 'slurm'"),
     (["--nproc", "2"], "--nproc needs --launcher torchrun"),
     (["--launcher", "torchrun"], "--launcher torchrun needs --nproc"),
     (["--launcher", "torchrun", "--nproc", "3", "--device", "cuda"], "--nproc 3 is more than the 1 visible GPU"),
@@ -194,7 +197,7 @@ def test_bad_launcher_options_are_one_error_line(capsys, tmp_path, tiny_models, 
                                                  extra, message):
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     monkeypatch.setattr("torch.cuda.device_count", lambda: 1)
-    monkeypatch.setattr("w2sprobe.cli.extract.launch_torchrun", lambda *_: pytest.fail("must not launch"))
+    monkeypatch.setattr("w2sprobe.distributed.launch_torchrun", lambda *_: pytest.fail("must not launch"))
     code, out, err = run_cli(capsys, *extract_args(tiny_models["bert"], tmp_path / "c", shared_data), *extra)
     assert code == 2 and out == ""
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1, err

@@ -109,6 +109,7 @@ def test_rank_shares_partition_every_batch():
     assert sorted(np.concatenate(slices).tolist()) == list(range(len(lengths)))
 
 
+@pytest.mark.slow  # a subprocess: torchrun, kill -9 or a fresh interpreter
 def test_torchrun_two_processes_match_one(tmp_path, tiny_models, shared_data, reference):
     config = write_config(tmp_path, tiny_models, shared_data)
     done = subprocess.run(torchrun(2, "train", "ceiling", "--config", str(config), "--json"), cwd=tmp_path,
@@ -123,6 +124,7 @@ def test_torchrun_two_processes_match_one(tmp_path, tiny_models, shared_data, re
     assert [p.name for p in (tmp_path / "c" / "runs" / "sst2").iterdir()] == [run["key"]]
 
 
+@pytest.mark.slow  # a subprocess: torchrun, kill -9 or a fresh interpreter
 def test_kill_9_then_launcher_resumes(tmp_path, tiny_models, shared_data, reference):
     """``kill -9`` every process of a 2-rank run after its first checkpoint; the same command in the
     ``--launcher torchrun --nproc 2`` form (same key: its argv was rebuilt faithfully) resumes it."""

@@ -182,6 +182,7 @@ KILLER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a subprocess: torchrun, kill -9 or a fresh interpreter
 @pytest.mark.parametrize("die_at,mid_write", [(1, False), (4, True), (7, False)])
 def test_kill_9_then_rerun_gives_the_identical_file(tiny_models, tmp_path, die_at, mid_write):
     reference = extract(request(tiny_models["gpt2"]), tmp_path / "ref").path

@@ -119,11 +119,11 @@ def test_logreg_sweep_over_l2(capsys, cached, tmp_path):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["probe", "--probe", "svm"], "unknown probe 'svm'"),
+    (["probe", "--probe", "svm"], "option --probe: 'svm' is not one of knn, logreg, topo"),
     (["probe", "--k", "0"], "k"),
     (["filter", "--contamination", "1.0"], "contamination"),
     (["filter", "--contamination", "-0.1"], "contamination"),
-    (["probe", "--layer", "0"], "layer 0 is not in the cache"),
+    (["probe", "--layer", "0", "--no-build"], "is not built yet (--no-build); make it with: w2sprobe extract"),
     (["probe", "--labels", "nonexistent"], "no label set 'nonexistent'"),
     (["sweep", "--k", "5,x"], "grid must be comma-separated numbers"),
 ])
@@ -139,7 +139,7 @@ def test_label_set_with_foreign_ids_is_refused(capsys, cached):
     ids = {s: np.array([f"x{i}" for i in range(5)]) for s in ("strong_train", "val")}
     save_label_set(LabelSet("foreign", "sst2", ids, {s: np.full(5, 0.5) for s in ids}), Path("c"))
     code, _, err = run(capsys, "probe", "--labels", "foreign")
-    assert code == 2 and "does not match the activations" in err
+    assert code == 2 and "does not match sst2's splits" in err
 
 
 def test_missing_weak_labels_say_where_they_come_from(capsys, cached):
@@ -147,8 +147,9 @@ def test_missing_weak_labels_say_where_they_come_from(capsys, cached):
         for f in folder.iterdir():
             f.unlink()
         folder.rmdir()
-    code, _, err = run(capsys, "relabel", "--probe", "knn", "--k", "50")
-    assert code == 2 and "no label set 'weak'" in err and "train weak" in err and "--labels gt" in err
+    code, _, err = run(capsys, "relabel", "--probe", "knn", "--k", "50", "--no-build")
+    assert code == 2 and "weak labels: train weak minilm on sst2 is not built yet" in err
+    assert "make it with: w2sprobe train weak --dataset sst2" in err
 
 
 # ------------------------------------------------------------------ label sets

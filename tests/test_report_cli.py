@@ -89,7 +89,7 @@ def test_json_has_the_numbers(capsys, study, tmp_path):
 
 def test_markdown_default_folder_subset_and_skipped_figures(capsys, study):
     root, _ = study
-    code, out, err = run_cli(capsys, "report", "--cache-dir", str(root), "--datasets", "gamma,alpha",
+    code, out, err = run_cli(capsys, "report", "--cache-dir", str(root), "--dataset", "gamma,alpha",
                              "--format", "md", "--json", "--n-boot", "0", "--seed", "4")
     assert code == 0, err
     summary = json.loads(out)
@@ -110,7 +110,7 @@ def test_bootstrap_is_seeded(capsys, study, tmp_path):
     root, _ = study
     cis = []
     for seed, name in ((0, "a"), (0, "b"), (1, "c")):
-        code, out, err = run_cli(capsys, "report", "--cache-dir", str(root), "--datasets", "alpha", "--seed",
+        code, out, err = run_cli(capsys, "report", "--cache-dir", str(root), "--dataset", "alpha", "--seed",
                                  str(seed), "--out", str(tmp_path / name), "--format", "json", "--json", *BOOT)
         assert code == 0, err
         cis.append([r["pgr_ci"] for r in json.loads(out)["rows"]])
@@ -159,7 +159,7 @@ def test_corrupt_predictions_file_is_named(capsys, tmp_path):
     (["--format", "pdf"], "'pdf' is not one of html, md, json"),
     (["--n-boot", "-1"], "--n-boot must be >= 0"),
     (["--saturation", "1.5"], "--saturation must be in (0, 1]"),
-    (["--datasets", "alpha,zeta"], "no results for dataset(s) zeta"),
+    (["--dataset", "alpha,zeta"], "no results for dataset(s) zeta"),
 ])
 def test_bad_options(capsys, study, args, message):
     root, _ = study

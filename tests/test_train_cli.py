@@ -16,10 +16,10 @@ import numpy as np
 import pytest
 
 from conftest import run_cli
-from w2sprobe.config import resolve
-from w2sprobe.data import splits_from_settings
 from w2sprobe.labels import LabelSet, find_label_set, list_label_sets, save_label_set
+from w2sprobe.options import resolve
 from w2sprobe.runs import RunRecord, find_runs, read_predictions
+from w2sprobe.study import load_options_splits
 from w2sprobe.train.inputs import stage_request
 from w2sprobe.train.stages import pgr_fields, training_examples
 
@@ -56,11 +56,12 @@ def pipeline(tmp_path_factory, tiny_models, shared_data):
     assert code == 0, summary
     settings = resolve({}, config)
     return {"config": config, "cache": folder / "c", "summary": summary, "settings": settings,
-            "splits": splits_from_settings(settings)}
+            "splits": load_options_splits(settings, "sst2")}
 
 
 def stages_of(summary: dict) -> dict[str, dict]:
-    return {s["stage"]: s for s in summary["datasets"][0]["stages"]}
+    """The plan's stages by name (the label-set nodes the graph also lists are left out)."""
+    return {s["stage"]: s for s in summary["datasets"][0]["stages"] if not s["stage"].startswith("labels:")}
 
 
 def runs_by_experiment(cache: Path) -> dict[str, RunRecord]:
@@ -176,12 +177,13 @@ def workspace(tmp_path, monkeypatch, tiny_models, shared_data):
 
 
 def test_train_stages_and_s2s(workspace, capsys):
-    code, _, err = run_cli(capsys, "train", "student")
-    assert code == 2 and "w2sprobe train weak" in err
+    code, _, err = run_cli(capsys, "train", "student", "--no-build")
+    assert code == 2 and "is not built yet (--no-build); make it with: w2sprobe train weak" in err
+    assert not (workspace / "c" / "runs").exists()
     for stage in ("weak", "ceiling"):
         code, _, err = run_cli(capsys, "train", stage)
         assert code == 0, err
-    code, out, err = run_cli(capsys, "train", "student", "--loss", "logconf", "--s2s-iters", "1", "--json")
+    code, out, err = run_cli(capsys, "train", "s2s", "--loss", "logconf", "--s2s-iters", "1", "--json")
     assert code == 0, err
     runs = json.loads(out)["runs"]
     assert [r["experiment"] for r in runs] == ["logconf", "logconf+s2s-1"]
@@ -198,7 +200,7 @@ def test_train_stages_and_s2s(workspace, capsys):
 def test_train_bad_input(workspace, capsys):
     assert run_cli(capsys, "train", "weak")[0] == 0
     cases = {
-        ("--loss", "hinge"): "unknown loss 'hinge'",
+        ("--loss", "hinge"): "option --loss: 'hinge' is not one of xent, kl, logconf, entropy, window",
         ("--radius", "0.7", "--loss", "window"): "radius",
         ("--radius", "0", "--loss", "window"): "radius",
         ("--lr", "0"): "--lr must be > 0",
@@ -262,13 +264,14 @@ def test_failed_dataset_does_not_stop_the_others(workspace, capsys, tmp_path):
 
 def test_preset_blog_sets_the_study(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # no w2sprobe.toml here
-    settings = resolve({"preset": "blog"}, None)
-    assert settings["strong_model"] == "meta-llama/Meta-Llama-3-8B" and settings["layer"] == 16
-    assert settings["strong_lr"] == 8e-5 and settings["n_train"] == 10_000
-    assert settings.sources["layer"] == "preset blog"
-    assert resolve({"preset": "blog", "layer": 8}, None)["layer"] == 8  # the command line wins
+    opts = resolve({}, None, preset="blog")
+    assert opts.model.strong_model == "meta-llama/Meta-Llama-3-8B" and opts.probe.layer == 16
+    assert opts.train.strong_lr == 8e-5 and opts.data.n_train == 10_000
+    assert opts.sources["layer"] == "preset blog"
+    assert resolve({"layer": 8}, None, preset="blog").probe.layer == 8  # the command line wins
 
 
+@pytest.mark.slow  # a subprocess: torchrun, kill -9 or a fresh interpreter
 def test_kill_9_then_the_same_command_resumes(workspace):
     """A real ``kill -9`` mid-training; the rerun continues from the last checkpoint."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -295,6 +298,7 @@ def test_kill_9_then_the_same_command_resumes(workspace):
 # --------------------------------------------------------------------------- shards
 
 
+@pytest.mark.slow  # a subprocess: torchrun, kill -9 or a fresh interpreter
 def test_two_shard_workers_run_each_stage_once(workspace):
     """Two concurrent ``--shard i/2`` workers: every stage ran exactly once between them."""
     command = [sys.executable, "-m", "w2sprobe", "run", "--experiments", "losses,s2s", "--seeds", "0,1", "--json"]

@@ -37,14 +37,16 @@ ReportFormat = Literal["html", "md", "json"]
 
 
 def option(default: Any, doc: str, *, flag: str | None = None, env: str | None = None,
-           relative_path: bool = False, metavar: str | None = None) -> Any:
+           relative_path: bool = False, metavar: str | None = None, shown: str | None = None) -> Any:
     """A documented option field.
 
     ``flag`` overrides the command-line name (default ``--`` + the field name with ``-``);
     ``env`` names an environment variable that sets it; ``relative_path`` resolves a value from
-    a config file against that file's folder.
+    a config file against that file's folder; ``shown`` is how help states a default that
+    depends on something else (the model, the stage).
     """
-    meta = {"doc": doc, "flag": flag, "env": env, "relative_path": relative_path, "metavar": metavar}
+    meta = {"doc": doc, "flag": flag, "env": env, "relative_path": relative_path, "metavar": metavar,
+            "shown": shown}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -69,8 +71,8 @@ class DataOptions:
 
     dataset: list[str] = option(["sst2"], "Registry name (w2sprobe data list) or a .jsonl/.csv/.parquet file; "
                                           "repeat for several where a command takes several.", metavar="NAME")
-    data_dir: str | None = option(None, "Local dataset mirror (<folder>/<split>.jsonl); without it, the hub.",
-                                  env="W2SPROBE_DATA_DIR", relative_path=True, metavar="DIR")
+    data_dir: str | None = option(None, "Local dataset mirror (<folder>/<split>.jsonl).", env="W2SPROBE_DATA_DIR",
+                                  relative_path=True, metavar="DIR", shown="none: the hub")
     text_field: str = option("text", "Text column of a dataset file.")
     label_field: str = option("label", "Label column of a dataset file (0/1, or see positive_label).")
     positive_label: str | None = option(None, "Multi-class labels: this value is the positive class, every "
@@ -88,9 +90,10 @@ class ModelOptions:
                              flag="--weak", metavar="MODEL")
     strong_model: str = option("mpnet", "Strong student: alias (minilm, mpnet, smollm2), HF folder or hub id.",
                                flag="--strong", metavar="MODEL")
-    dtype: Dtype = option("auto", "Compute dtype (auto: bfloat16 on GPUs, float32 on CPU).")
+    dtype: Dtype = option("auto", "Compute dtype (auto: bfloat16 on GPUs, float32 on CPU; stored as float16).")
     device_map: str | None = option(None, "Spread one model too big for one device: auto | balanced | "
-                                          "sequential | a device (from_pretrained's device_map).")
+                                          "sequential | a device (from_pretrained's device_map).",
+                                    shown="none: one device")
 
 
 @dataclass
@@ -99,8 +102,8 @@ class ExtractOptions:
 
     layers: str = option("all", "Layers to cache: comma list (4,8,16) or all (every layer of the model; "
                                 "HF hidden_states numbering, 0 = embeddings).", metavar="LAYERS")
-    pooling: Pooling | None = option(None, "Token pooling (default: last for decoders, mean for encoders).",
-                                     flag="--pool")
+    pooling: Pooling | None = option(None, "Token pooling of the activations and the classifier head.",
+                                     flag="--pool", shown="last for decoders, mean for encoders")
     max_length: int = option(512, "Truncate texts to this many tokens.")
     extract_batch_size: int = option(32, "Examples per forward pass while extracting activations.")
 
@@ -110,7 +113,8 @@ class ProbeOptions:
     """Probes on the cached activations and the label sets they make."""
 
     probe: ProbeName = option("knn", "Probe to fit.")
-    layer: int | None = option(None, "Layer to probe (default (L+1)//2, the reference's probe layer).")
+    layer: int | None = option(None, "Layer to probe; for extract, the one layer to cache.",
+                               shown="(L+1)//2, the reference's probe layer")
     labels: str = option("weak", "Label set (name or key) to fit on or train on; gt = ground truth.")
     k: int = option(50, "kNN neighbours.")
     metric: Metric = option("euclidean", "Distance of kNN and TopoFilter.")
@@ -126,7 +130,8 @@ class ProbeOptions:
 class TrainOptions:
     """The LoRA training recipe (the study's, except the strong learning rate)."""
 
-    lr: float | None = option(None, "Learning rate of every stage (overrides weak_lr and strong_lr).")
+    lr: float | None = option(None, "Learning rate of every stage (overrides weak_lr and strong_lr).",
+                              shown="weak_lr / strong_lr")
     weak_lr: float = option(5e-4, "Learning rate of the weak model.")
     # 8e-5 suits Llama-3-8B (the blog preset) but leaves MPNet on 600 examples below its weak
     # supervisor (measured), so the demo trains the strong model at 5e-4.
@@ -142,8 +147,8 @@ class TrainOptions:
     lora_rank: int = option(8, "LoRA rank.")
     lora_alpha: float = option(16.0, "LoRA alpha.")
     lora_dropout: float = option(0.0, "LoRA dropout.")
-    lora_targets: list[str] = option([], "Module names to adapt (default: every linear projection in the "
-                                         "blocks).", metavar="NAMES")
+    lora_targets: list[str] = option([], "Module names to adapt (comma list).", metavar="NAMES",
+                                     shown="every linear projection in the blocks")
     loss: Loss = option("xent", "Student loss.")
     logconf_weight: float = option(0.5, "Final weight of the logconf / entropy term.")
     logconf_warmup: int = option(100, "Steps over which that weight rises from 0.")
@@ -162,7 +167,7 @@ class RunOptions:
 
     experiments: list[str] = option(["all"], "Experiments: all, the groups losses / s2s / probes, or names.",
                                     metavar="NAMES")
-    seeds: list[int] = option([], "Seeds to run every stage with (default: --seed).", metavar="SEEDS")
+    seeds: list[int] = option([], "Seeds to run every stage with.", metavar="SEEDS", shown="the seed option")
     shard: str | None = option(None, "i/n: run the i-th of n round-robin shares of the stages.", metavar="I/N")
 
 
@@ -170,14 +175,14 @@ class RunOptions:
 class ReportOptions:
     """What ``w2sprobe report`` reads and computes."""
 
-    report_datasets: list[str] = option([], "Datasets to include (default: every dataset with results).",
-                                        flag="--dataset", metavar="NAME")
+    report_datasets: list[str] = option([], "Datasets to include; repeat or comma-separate.", flag="--dataset",
+                                        metavar="NAME", shown="every dataset with results")
     baseline: str = option("xent", "Experiment the interventions are compared with.")
     n_boot: int = option(1000, "Bootstrap resamples for the 95% CIs (0: none).")
     saturation: float = option(0.999, "Exclude datasets whose weak, ceiling and student AUC all exceed this.")
     format: ReportFormat = option("html", "html (self-contained) | md (+ image files) | json.")
-    out: str | None = option(None, "Report folder (default <cache>/reports/<hash of the inputs>).",
-                             relative_path=True, metavar="DIR")
+    out: str | None = option(None, "Report folder.", relative_path=True, metavar="DIR",
+                             shown="<cache>/reports/<hash of the inputs>")
 
 
 GROUPS: dict[str, type] = {
@@ -257,9 +262,12 @@ class OptionSpec:
     relative_path: bool
     choices: tuple[str, ...] = ()
     metavar: str | None = None
+    shown: str | None = None
 
     def default_text(self) -> str:
         """The default as help shows it: one format for every option."""
+        if self.shown is not None:
+            return self.shown
         value = self.default
         if value is None:
             return "none"
@@ -299,7 +307,7 @@ def _specs() -> dict[str, OptionSpec]:
                 raise AssertionError(f"option {f.name} is defined twice")
             specs[f.name] = OptionSpec(f.name, group, kind, optional, default, meta["doc"],
                                        meta["flag"] or "--" + f.name.replace("_", "-"), meta["env"],
-                                       meta["relative_path"], choices, meta["metavar"])
+                                       meta["relative_path"], choices, meta["metavar"], meta["shown"])
     return specs
 
 
@@ -331,9 +339,9 @@ def coerce(spec: OptionSpec, value: Any, where: str) -> Any:
 def _coerce(spec: OptionSpec, value: Any, text: bool) -> Any:
     kind = spec.kind
     if kind in ("list_str", "list_int"):
-        items = value.split(",") if isinstance(value, str) else value
-        if not isinstance(items, (list, tuple)):
-            items = [items]
+        items = value if isinstance(value, (list, tuple)) else [value]
+        # "4,8" and ["4", "8"] alike: repeated flags, comma lists and TOML arrays all work
+        items = [part for item in items for part in (item.split(",") if isinstance(item, str) else [item])]
         if kind == "list_int":
             return [_int(item, text or isinstance(value, str)) for item in items if str(item).strip()]
         return [_str(item) for item in items if str(item).strip()]
@@ -345,7 +353,10 @@ def _coerce(spec: OptionSpec, value: Any, text: bool) -> Any:
         if isinstance(value, str):
             if not text:
                 raise TypeError(f"expected a number, got the string {value!r}")
-            return float(value)
+            try:
+                return float(value)
+            except ValueError:
+                raise ValueError(f"expected a number, got {value!r}") from None
         if not isinstance(value, (int, float)):
             raise TypeError(f"expected a number, got {value!r}")
         return float(value)
@@ -370,7 +381,10 @@ def _int(value: Any, text: bool) -> int:
     if isinstance(value, str):
         if not text:
             raise TypeError(f"expected an integer, got the string {value!r}")
-        return int(value.strip())
+        try:
+            return int(value.strip())
+        except ValueError:
+            raise ValueError(f"expected an integer, got {value!r}") from None
     if isinstance(value, float) and value.is_integer():
         return int(value)
     if not isinstance(value, int):

@@ -1,4 +1,7 @@
-"""Where cached artifacts live: ``./cache`` unless ``--cache-dir`` or ``W2SPROBE_CACHE`` say otherwise."""
+"""The workspace on disk: a writable root, and folder names safe for any model id or path.
+
+Its root is the ``cache_dir`` option (``./cache``, ``--cache-dir``, ``W2SPROBE_CACHE``).
+"""
 
 from __future__ import annotations
 
@@ -7,18 +10,6 @@ import re
 from pathlib import Path
 
 from .errors import UsageError
-
-DEFAULT_CACHE_DIR = Path("cache")
-CACHE_ENV = "W2SPROBE_CACHE"
-
-
-def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """The workspace root: the argument, else ``$W2SPROBE_CACHE``, else ``./cache``."""
-    if cache_dir is not None:
-        return Path(cache_dir)
-    env = os.environ.get(CACHE_ENV)
-    return Path(env) if env else DEFAULT_CACHE_DIR
-
 
 def ensure_writable_dir(path: Path) -> Path:
     """Create ``path`` if needed and prove we can write there, or raise UsageError."""

@@ -1,21 +1,24 @@
-"""The activation cache: extraction (one forward pass, every requested layer) and HDF5 storage."""
+"""The activation cache: extraction (one forward pass, every requested layer) and HDF5 storage.
 
-from .extraction import extract
-from .lookup import cached_layers, find_cached_layer
-from .plan import ExtractPlan, ExtractRequest, ExtractResult, parse_layers, plan_extraction
+Reading the cache (:mod:`.store`) needs only h5py; planning and extracting need torch and
+transformers, so those names are imported on first use: ``w2sprobe cache ls`` stays instant.
+"""
+
+from importlib import import_module
+
 from .store import ActivationStore, CacheEntry, list_entries, verify
 
-__all__ = [
-    "ActivationStore",
-    "CacheEntry",
-    "ExtractPlan",
-    "ExtractRequest",
-    "ExtractResult",
-    "cached_layers",
-    "extract",
-    "find_cached_layer",
-    "list_entries",
-    "parse_layers",
-    "plan_extraction",
-    "verify",
-]
+_LAZY = {
+    "extract": ".extraction", "cached_layers": ".lookup", "find_cached_layer": ".lookup",
+    "ExtractPlan": ".plan", "ExtractRequest": ".plan", "ExtractResult": ".plan", "parse_layers": ".plan",
+    "plan_extraction": ".plan",
+}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(import_module(_LAZY[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+__all__ = ["ActivationStore", "CacheEntry", "list_entries", "verify", *_LAZY]

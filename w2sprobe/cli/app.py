@@ -1,12 +1,14 @@
-"""The ``w2sprobe`` entry point: one sub-command group per module, bad input -> ``error: ...``, exit 2."""
+"""The ``w2sprobe`` entry point: one sub-command group per module, bad input -> ``error: ...``, exit 2.
+
+Command modules import heavy libraries (torch, transformers, nnsight, datasets) only inside the
+command that needs them, so ``--help``, ``data list``, ``cache ls`` and ``config show`` are instant.
+"""
 
 from __future__ import annotations
 
 import sys
 
-import click
 import typer
-from typer import exceptions as typer_errors
 
 from ..errors import UsageError
 from . import cache as cache_cmd
@@ -18,6 +20,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,
 )
 app.add_typer(data.app, name="data")
 app.command("extract")(extract.extract)
@@ -32,6 +35,9 @@ app.add_typer(config_cmd.app, name="config")
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every kind of bad input ends as one ``error:`` line and exit code 2."""
+    import click
+    from typer import exceptions as typer_errors
+
     try:
         # Without standalone mode click returns (not raises) the code of typer.Exit.
         code = app(args=argv, standalone_mode=False)
@@ -53,6 +59,9 @@ def main(argv: list[str] | None = None) -> None:
 def _usage_error(exc: Exception) -> None:
     """A bad option or argument: its one-line message (a bare command group already showed help)."""
     if type(exc).__name__ == "NoArgsIsHelpError":
+        context = getattr(exc, "ctx", None)
+        if context is not None:
+            print(context.get_help())
         sys.exit(2)
     format_message = getattr(exc, "format_message", None)
     _fail(format_message() if format_message else str(exc))

@@ -6,22 +6,25 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from ..cache import list_entries, verify as verify_file
-from ..workspace import resolve_cache_dir
-from .common import CacheDirOpt, ConfigOpt, DeviceOpt, JsonOpt, SeedOpt, emit_json, layer_summary, settings_from, stdout
+from ..options import Options
+from .common import emit_json, layer_summary, stdout
+from .params import Control, options_command
 
-app = typer.Typer(help="List and verify cached activation files.", no_args_is_help=True)
+app = typer.Typer(help="List and verify cached activation files.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("ls")
-def ls(cache_dir: CacheDirOpt = None, seed: SeedOpt = None, device: DeviceOpt = None,
-       as_json: JsonOpt = False, config: ConfigOpt = None) -> None:
+@options_command((), preset=False, inert=("seed", "device"))
+def ls(opts: Options, ctl: Control) -> None:
     """List activation files: key, model, dataset, layers, rows, size, complete?"""
-    root = resolve_cache_dir(settings_from(config, cache_dir=cache_dir)["cache_dir"])
+    from rich.table import Table
+
+    from ..cache.store import list_entries
+
+    root = opts.cache_dir
     entries = list_entries(root)
-    if as_json:
+    if ctl.as_json:
         emit_json({"command": "cache ls", "cache_dir": str(root), "entries": [e.as_dict() for e in entries]})
         return
     table = Table("key", "model", "dataset", "layers", "rows", "size", "complete")
@@ -33,16 +36,19 @@ def ls(cache_dir: CacheDirOpt = None, seed: SeedOpt = None, device: DeviceOpt = 
 
 
 @app.command("verify")
+@options_command((), preset=False, inert=("seed", "device"))
 def verify(
-    paths: Annotated[Optional[list[str]], typer.Argument(help="Files to check (default: every file in the cache).")] = None,
-    cache_dir: CacheDirOpt = None, seed: SeedOpt = None, device: DeviceOpt = None,
-    as_json: JsonOpt = False, config: ConfigOpt = None,
+    opts: Options, ctl: Control,
+    paths: Annotated[Optional[list[str]], typer.Argument(
+        metavar="[PATH]...", help="Files to check [default: every activation file in the cache]")] = None,
 ) -> None:
     """Check files for truncation, corruption, missing rows or layers; exit 1 if any has a problem."""
-    root = resolve_cache_dir(settings_from(config, cache_dir=cache_dir)["cache_dir"])
+    from ..cache.store import list_entries, verify as verify_file
+
+    root = opts.cache_dir
     files = [Path(p) for p in paths] if paths else [e.path for e in list_entries(root)]
     report = {str(path): (verify_file(path) if path.exists() else ["does not exist"]) for path in files}
-    if as_json:
+    if ctl.as_json:
         emit_json({"command": "cache verify", "cache_dir": str(root), "files": report,
                    "ok": not any(report.values())})
     else:

@@ -1,53 +1,19 @@
-"""Options every command shares, and the helpers that turn them into settings and output."""
+"""Output shared by the commands: the JSON summary, progress bars and the graph reporter."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Annotated, Any, Optional
+from typing import Any
 
-import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from ..config import Settings, resolve
 from ..jsonutil import finite
 
 #: Progress bars and messages go to stderr; tables to stdout unless ``--json`` claims it.
 stderr = Console(stderr=True)
 stdout = Console()
-
-CacheDirOpt = Annotated[
-    Optional[str], typer.Option("--cache-dir", help="Workspace root (default ./cache, env W2SPROBE_CACHE).")
-]
-SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed for splits and anything random (default 0).")]
-DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="auto | cpu | cuda (default auto).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object summarising what was done on stdout.")]
-ConfigOpt = Annotated[
-    Optional[str], typer.Option("--config", help="Config file (default ./w2sprobe.toml when present).")
-]
-DataDirOpt = Annotated[
-    Optional[str],
-    typer.Option("--data-dir", help="Local dataset mirror (<folder>/<split>.jsonl); env W2SPROBE_DATA_DIR."),
-]
-DatasetOpt = Annotated[
-    Optional[str],
-    typer.Option("--dataset", help="Registry name (w2sprobe data list) or a .jsonl/.csv/.parquet file."),
-]
-TextFieldOpt = Annotated[Optional[str], typer.Option("--text-field", help="Text column of a dataset file.")]
-LabelFieldOpt = Annotated[Optional[str], typer.Option("--label-field", help="0/1 label column of a dataset file.")]
-NTrainOpt = Annotated[Optional[int], typer.Option("--n-train", help="Train pool size before halving (1200; 10000 in --preset blog).")]
-NValOpt = Annotated[Optional[int], typer.Option("--n-val", help="Validation size (100; 1000 in --preset blog).")]
-NTestOpt = Annotated[Optional[int], typer.Option("--n-test", help="Test size (400; 5000 in --preset blog).")]
-PresetOpt = Annotated[
-    Optional[str], typer.Option("--preset", help="demo (the defaults) | blog (the study's models, sizes, settings).")
-]
-
-
-def settings_from(config: str | None, **cli_values: Any) -> Settings:
-    """Resolve the effective options of one command invocation."""
-    return resolve(cli_values, config)
-
 
 def emit_json(summary: dict[str, Any]) -> None:
     """Write the command's one JSON object to stdout."""
@@ -101,3 +67,77 @@ class StepProgress(RowProgress):
         """Start a fresh bar for the next stage."""
         self.__exit__()
         self._bar, self.description = None, description
+
+
+class GraphReporter:
+    """Says on stderr what a command builds (prerequisites included) and shows its progress."""
+
+    def __init__(self, quiet: bool = False, log_done: bool = False):
+        self.quiet, self.log_done = quiet, log_done
+        self.bar: StepProgress | None = None
+
+    def building(self, dataset: str, stage: str, what: str, prerequisite: bool) -> None:
+        if not self.quiet:
+            stderr.print(f"building {what} ...", highlight=False)
+        self.bar = StepProgress(f"{dataset} {stage}")
+
+    def progress(self, done: int, total: int, info: dict | None = None) -> None:
+        if self.bar is not None and not self.quiet:
+            self.bar.update(done, total, info if isinstance(info, dict) else None)  # extraction passes tokens
+
+    def done(self, outcome) -> None:
+        if self.bar is not None:
+            self.bar.__exit__()
+            self.bar = None
+        if self.quiet or not self.log_done or outcome.status == "to run":
+            return
+        m = outcome.metrics
+        scores = "" if m.get("auc") is None else f"  AUC {m['auc']:.4f}"
+        if m.get("pgr") is not None:
+            scores += f"  PGR {m['pgr']:+.3f}"
+        error = f"  {m['error']}" if "error" in m else ""
+        stderr.print(f"{outcome.dataset:<14} {outcome.stage:<15} {outcome.status:<7} {outcome.seconds:7.1f}s"
+                     f"{scores}{error}", highlight=False)
+
+
+def fmt(value: Any) -> str:
+    """A table cell: 4 decimals for floats, a dash for missing values."""
+    return "—" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def show_plan(outcomes: list, as_json: bool, command: str) -> None:
+    """What ``--plan`` found: each node cached or to run."""
+    rows = [{"dataset": o.dataset, "seed": o.seed, "stage": o.stage, "status": o.status, "key": o.key}
+            for o in outcomes]
+    if as_json:
+        emit_json({"command": command, "plan": True, "nodes": rows})
+        return
+    for row in rows:
+        stdout.print(f"{row['status']:<7} {row['dataset']:<14} {row['stage']:<18} {row['key'] or '—'}",
+                     highlight=False)
+    todo = sum(row["status"] == "to run" for row in rows)
+    stdout.print(f"{todo} to build; the rest are cached")
+
+
+def open_study(opts, ctl, quiet: bool = False):
+    """The study of the command's one dataset, on a graph in the command's mode."""
+    from ..graph import Graph
+    from ..models import set_cpu_threads
+    from ..study import Study
+    from ..workspace import ensure_writable_dir
+
+    if not ctl.plan:
+        ensure_writable_dir(opts.cache_dir)
+    set_cpu_threads()
+    return Study(opts, opts.dataset, Graph(ctl.mode, GraphReporter(quiet=quiet)))
+
+
+def request(study, stage: str, build):
+    """Ask the study for the command's target node; None when a ``--plan`` cannot reach it."""
+    from ..graph import Blocked
+
+    study.graph.target(study.dataset, study.seed, stage)
+    try:
+        return build()
+    except Blocked:
+        return None

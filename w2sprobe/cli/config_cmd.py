@@ -2,25 +2,29 @@
 
 from __future__ import annotations
 
-from rich.table import Table
-
 import typer
 
-from .common import ConfigOpt, JsonOpt, emit_json, settings_from, stdout
+from ..options import SPECS, Options
+from .common import emit_json, stdout
+from .params import Control, options_command
 
-app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True)
+app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True, rich_markup_mode=None)
 
 
 @app.command("show")
-def show(config: ConfigOpt = None, as_json: JsonOpt = False) -> None:
-    """Print every option's effective value and its source (default, env, config file)."""
-    settings = settings_from(config)
-    if as_json:
-        emit_json({"config_file": settings.config_path, "options": {
-            name: {"value": value, "source": source} for name, value, source in settings.rows()}})
+@options_command((), inert=("cache_dir", "seed", "device"))
+def show(opts: Options, ctl: Control) -> None:
+    """Print every option's effective value, its source (default, preset, env, config file) and doc."""
+    rows = opts.rows()
+    if ctl.as_json:
+        emit_json({"config_file": opts.config_path, "preset": opts.preset, "options": {
+            name: {"group": group, "value": value, "source": source, "doc": SPECS[name].doc}
+            for group, name, value, source in rows}})
         return
-    table = Table("option", "value", "source")
-    for name, value, source in settings.rows():
-        table.add_row(name, repr(value), source)
-    stdout.print(f"config file: {settings.config_path or '(none)'}")
+    from rich.table import Table
+
+    table = Table("group", "option", "value", "source")
+    for group, name, value, source in rows:
+        table.add_row(group, name, repr(value), source)
+    stdout.print(f"config file: {opts.config_path or '(none)'}; preset: {opts.preset or '(none)'}")
     stdout.print(table)

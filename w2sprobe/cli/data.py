@@ -5,34 +5,30 @@ from __future__ import annotations
 from typing import Annotated, Any, Optional
 
 import typer
-from rich.table import Column, Table
 
-from ..data import REGISTRY, DatasetSpec, SplitSet, is_user_file, get_spec, mirror_folder, splits_from_settings
-from ..data.sources import mirror_splits
-from .common import (
-    CacheDirOpt, ConfigOpt, DataDirOpt, DeviceOpt, JsonOpt, LabelFieldOpt, NTestOpt, NTrainOpt,
-    NValOpt, SeedOpt, TextFieldOpt, emit_json, settings_from, stdout,
-)
+from ..options import Options
+from .common import emit_json, stdout
+from .params import Control, options_command
 
-app = typer.Typer(help="Inspect the dataset registry and the splits built from it.", no_args_is_help=True)
+app = typer.Typer(help="Inspect the dataset registry and the splits built from it.", no_args_is_help=True,
+                  rich_markup_mode=None)
 
 N_EXAMPLES = 3
+DATA = ("data_dir", "text_field", "label_field", "n_train", "n_val", "n_test")
 
 
 @app.command("list")
-def list_command(
-    data_dir: DataDirOpt = None,
-    cache_dir: CacheDirOpt = None,
-    seed: SeedOpt = None,
-    device: DeviceOpt = None,
-    as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-) -> None:
+@options_command(("data_dir",), preset=False, inert=("seed", "device", "cache_dir"))
+def list_command(opts: Options, ctl: Control) -> None:
     """List every registered dataset and whether the configured mirror has it."""
-    settings = settings_from(config, data_dir=data_dir, cache_dir=cache_dir, seed=seed, device=device)
-    rows = [_list_row(spec, settings["data_dir"]) for spec in REGISTRY.values()]
-    if as_json:
-        emit_json({"command": "data list", "data_dir": settings["data_dir"], "datasets": rows})
+    from rich.table import Column, Table
+
+    from ..data import REGISTRY
+
+    data_dir = opts.data.data_dir
+    rows = [_list_row(spec, data_dir) for spec in REGISTRY.values()]
+    if ctl.as_json:
+        emit_json({"command": "data list", "data_dir": data_dir, "datasets": rows})
         return
     table = Table("hub id (config)", "train / test pool", "mirror", "train offline")
     for column in table.columns:
@@ -42,43 +38,37 @@ def list_command(
     for row in rows:
         hub = row["hub_id"] + (f" ({row['hub_config']})" if row["hub_config"] else "")
         table.add_row(row["name"], hub, row["pools"], _yes_no(row["in_mirror"]), _yes_no(row["train_offline"]))
-    stdout.print(f"data dir: {settings['data_dir'] or '(none: hub only)'}")
+    stdout.print(f"data dir: {data_dir or '(none: hub only)'}")
     stdout.print(table)
 
 
 @app.command("show")
+@options_command(("dataset",) + DATA, inert=("device", "cache_dir"))
 def show_command(
-    name: Annotated[Optional[str], typer.Argument(help="Registry name or a data file; default: the configured dataset.")] = None,
-    data_dir: DataDirOpt = None,
-    n_train: NTrainOpt = None,
-    n_val: NValOpt = None,
-    n_test: NTestOpt = None,
-    text_field: TextFieldOpt = None,
-    label_field: LabelFieldOpt = None,
-    cache_dir: CacheDirOpt = None,
-    seed: SeedOpt = None,
-    device: DeviceOpt = None,
-    as_json: JsonOpt = False,
-    config: ConfigOpt = None,
+    opts: Options, ctl: Control,
+    name: Annotated[Optional[str], typer.Argument(
+        metavar="[NAME]", help="Registry name or a data file [default: the dataset option]")] = None,
 ) -> None:
     """Build NAME's splits and print its spec, the split report, the fingerprint and examples."""
-    settings = settings_from(
-        config, dataset=name, data_dir=data_dir, n_train=n_train, n_val=n_val, n_test=n_test,
-        text_field=text_field, label_field=label_field, cache_dir=cache_dir, seed=seed, device=device,
-    )
-    dataset = str(settings["dataset"])
+    from ..data import get_spec, is_user_file
+    from ..study import load_options_splits
+
+    dataset = name or opts.dataset
     spec = None if is_user_file(dataset) else get_spec(dataset)
-    split_set = splits_from_settings(settings)
+    split_set = load_options_splits(opts, dataset)
     summary = {"command": "data show", "dataset": split_set.dataset,
                "spec": _spec_dict(spec) if spec else None, "fingerprint": split_set.fingerprint,
                "report": split_set.report, "examples": _examples(split_set)}
-    if as_json:
+    if ctl.as_json:
         emit_json(summary)
     else:
         _print_show(summary)
 
 
-def _list_row(spec: DatasetSpec, data_dir: Optional[str]) -> dict[str, Any]:
+def _list_row(spec, data_dir: Optional[str]) -> dict[str, Any]:
+    from ..data import mirror_folder
+    from ..data.sources import mirror_splits
+
     folder = mirror_folder(spec, data_dir)
     present = set(mirror_splits(folder)) if folder else set()
     return {"name": spec.name, "hub_id": spec.hub_id, "hub_config": spec.hub_config,
@@ -87,14 +77,14 @@ def _list_row(spec: DatasetSpec, data_dir: Optional[str]) -> dict[str, Any]:
             "train_offline": folder is not None and set(spec.train_splits) <= present}
 
 
-def _spec_dict(spec: DatasetSpec) -> dict[str, Any]:
+def _spec_dict(spec) -> dict[str, Any]:
     return {"name": spec.name, "hub_id": spec.hub_id, "hub_config": spec.hub_config,
             "train_splits": list(spec.train_splits), "test_split": spec.test_split,
             "mirror_folder": spec.mirror_folder, "formatter": spec.formatter.__name__,
             "labels": spec.label_note, "description": spec.description}
 
 
-def _examples(split_set: SplitSet) -> list[dict[str, Any]]:
+def _examples(split_set) -> list[dict[str, Any]]:
     """The first few rows of the first non-empty split, test first (it is never carved down)."""
     for split in (split_set.splits[name] for name in ("test", "val", "strong_train", "weak_train")):
         if len(split):
@@ -124,7 +114,9 @@ def _line(text: str) -> None:
     stdout.print(text, markup=False, highlight=False, soft_wrap=True)
 
 
-def _pool_table(pools: dict[str, dict]) -> Table:
+def _pool_table(pools: dict[str, dict]):
+    from rich.table import Table
+
     """One column per pool, one row per processing step (fits a narrow terminal)."""
     table = Table("", *pools, title="pools")
     rows = [("from", "from"), ("rows loaded", "rows_loaded"), ("dropped empty", "dropped_empty"),
@@ -136,7 +128,9 @@ def _pool_table(pools: dict[str, dict]) -> Table:
     return table
 
 
-def _split_table(splits: dict[str, dict]) -> Table:
+def _split_table(splits: dict[str, dict]):
+    from rich.table import Table
+
     table = Table("split", "size", "requested", "label 0/1", title="splits")
     for name, entry in splits.items():
         table.add_row(name, str(entry["size"]), str(entry["requested"]), _cell(entry["label_counts"]))

@@ -6,108 +6,89 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..cache import ExtractRequest, extract as run_extraction, plan_extraction
-from ..data import splits_from_settings
-from ..distributed import check_nproc, current, env_world_size, launch_torchrun
 from ..errors import UsageError
-from ..models import set_cpu_threads
-from ..workspace import ensure_writable_dir, resolve_cache_dir
-from .common import (
-    CacheDirOpt, ConfigOpt, DataDirOpt, DatasetOpt, DeviceOpt, JsonOpt, LabelFieldOpt, NTestOpt,
-    NTrainOpt, NValOpt, SeedOpt, TextFieldOpt, RowProgress, emit_json, layer_summary, settings_from, stderr,
-)
+from ..options import Options
+from .common import emit_json, layer_summary, open_study, request, show_plan, stderr
+from .params import Control, options_command
+
+DATA = ("dataset", "data_dir", "text_field", "label_field", "n_train", "n_val", "n_test")
+EXTRACT = ("strong_model", "layer", "layers", "pooling", "max_length", "extract_batch_size", "dtype")
 
 
-LAUNCHERS = ("torchrun",)
-
-
+@options_command(DATA + EXTRACT, graph=True)
 def extract(
-    ctx: typer.Context,
-    model: Annotated[Optional[str], typer.Option("--model", help="Alias (minilm, mpnet, smollm2), folder or hub id; default: strong_model.")] = None,
-    dataset: DatasetOpt = None,
-    layer: Annotated[Optional[int], typer.Option("--layer", help="One layer (HF hidden_states numbering: 0 = embeddings).")] = None,
-    layers: Annotated[Optional[str], typer.Option("--layers", help="Comma list (4,8,16) or 'all' (default).")] = None,
-    pool: Annotated[Optional[str], typer.Option("--pool", help="last | mean | first (default: last for decoders, mean for encoders).")] = None,
-    max_length: Annotated[Optional[int], typer.Option("--max-length", help="Truncate texts to this many tokens (512).")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Examples per forward pass (32).")] = None,
-    dtype: Annotated[Optional[str], typer.Option("--dtype", help="auto | float32 | float16 | bfloat16 (compute dtype; stored as float16).")] = None,
-    data_dir: DataDirOpt = None,
-    text_field: TextFieldOpt = None,
-    label_field: LabelFieldOpt = None,
-    n_train: NTrainOpt = None,
-    n_val: NValOpt = None,
-    n_test: NTestOpt = None,
-    cache_dir: CacheDirOpt = None,
-    seed: SeedOpt = None,
-    device: DeviceOpt = None,
-    as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-    launcher: Annotated[Optional[str], typer.Option("--launcher", help="torchrun: run as --nproc data-parallel processes on this machine (the same file as one process).")] = None,
-    nproc: Annotated[Optional[int], typer.Option("--nproc", help="Processes for --launcher torchrun (on CUDA at most the visible GPUs).")] = None,
+    opts: Options, ctl: Control,
+    model: Annotated[Optional[str], typer.Option("--model", metavar="MODEL", help=(
+        "Model to extract: alias, HF folder or hub id [default: strong_model]"))] = None,
+    launcher: Annotated[Optional[str], typer.Option("--launcher", metavar="[none|torchrun]", help=(
+        "torchrun: run as --nproc data-parallel processes on this machine (the same file as one process)."))] = None,
+    nproc: Annotated[Optional[int], typer.Option("--nproc", metavar="INTEGER", help=(
+        "Processes for --launcher torchrun (on CUDA at most the visible GPUs)."))] = None,
 ) -> None:
     """Run MODEL once over every split of DATASET and cache the requested layers in HDF5.
 
-    Under torchrun (or with --launcher torchrun --nproc N) the rows are split across the processes.
+    --layer N extracts that layer (HF hidden_states numbering: 0 = embeddings, i = block i);
+    --layers takes a comma list or all. Under torchrun the rows are split across the processes.
     """
-    if layer is not None and layers is not None:
-        raise UsageError("give either --layer or --layers, not both")
-    settings = settings_from(
-        config, strong_model=model, dataset=dataset, layers=str(layer) if layer is not None else layers,
-        pooling=pool, max_length=max_length, batch_size=batch_size, dtype=dtype, data_dir=data_dir,
-        text_field=text_field, label_field=label_field, n_train=n_train, n_val=n_val, n_test=n_test,
-        cache_dir=cache_dir, seed=seed, device=device,
-    )
-    if launcher is not None or nproc is not None:
-        _check_launcher(launcher, nproc)
-        check_nproc(nproc, settings["device"])
-    root = ensure_writable_dir(resolve_cache_dir(settings["cache_dir"]))
-    set_cpu_threads()
-    request = ExtractRequest(
-        model=settings["strong_model"], splits=splits_from_settings(settings), layers=settings["layers"],
-        pooling=settings["pooling"], max_length=int(settings["max_length"]),
-        batch_size=int(settings["batch_size"]), dtype=settings["dtype"], device=settings["device"],
-    )
-    if launcher is not None:
-        plan_extraction(request, root)  # bad input is one error line here, not one per worker
-        raise typer.Exit(launch_torchrun(nproc, _worker_argv(ctx)))
-    with RowProgress("extract") as progress:
-        result = run_extraction(request, root, progress=progress.update)
+    from ..distributed import current, launch_torchrun, validate_launcher
+
+    if model is not None:
+        opts = opts.replace(strong_model=model)
+    layers = _requested_layers(opts)
+    if validate_launcher(launcher, nproc, opts.workspace.device):
+        study = open_study(opts, ctl, quiet=True)
+        study.extraction_plan(layers)  # bad input is one error line here, not one per worker
+        raise typer.Exit(launch_torchrun(nproc, worker_argv(ctl.context, drop=("launcher", "nproc"))))
+    study = open_study(opts, ctl)
+    plan = request(study, "extract", lambda: study.extraction(layers))
+    if ctl.plan:
+        show_plan(study.graph.outcomes, ctl.as_json, "extract")
+        return
     if not current().is_main:
         return  # rank 0 speaks for the whole group
-    summary = {
-        "command": "extract", "key": result.key, "path": str(result.path), "cache_hit": result.cache_hit,
-        "model": request.model, "dataset": request.splits.dataset, "layers": result.layers,
-        "rows": result.rows, "tokens": result.tokens, "seconds": round(result.seconds, 3),
-        "tokens_per_second": round(result.tokens_per_second, 1), "resumed_rows": result.resumed_rows,
-        "world_size": result.world_size,
-    }
-    if as_json:
+    summary = {"command": "extract", **study.graph.outcomes[-1].metrics, "model": plan.ref.name,
+               "dataset": study.dataset}
+    if ctl.as_json:
         emit_json(summary)
     else:
-        verb = "cache hit" if result.cache_hit else f"extracted {sum(result.rows.values())} rows"
-        if result.world_size > 1:
-            verb += f" on {result.world_size} processes"
-        stderr.print(f"{verb}: {result.path} (layers {layer_summary(result.layers)})")
+        verb = "cache hit" if summary["cache_hit"] else f"extracted {sum(summary['rows'].values())} rows"
+        if summary["world_size"] > 1:
+            verb += f" on {summary['world_size']} processes"
+        stderr.print(f"{verb}: {summary['path']} (layers {layer_summary(summary['layers'])})", highlight=False)
 
 
-def _check_launcher(launcher: str | None, nproc: int | None) -> None:
-    if launcher is None:
-        raise UsageError("--nproc needs --launcher torchrun")
-    if launcher not in LAUNCHERS:
-        raise UsageError(f"unknown launcher '{launcher}'; use {' or '.join(LAUNCHERS)} "
-                         "(or start w2sprobe under torchrun yourself)")
-    if nproc is None:
-        raise UsageError(f"--launcher {launcher} needs --nproc N")
-    if env_world_size() > 1:
-        raise UsageError("--launcher is for starting a run, not for a process torchrun already started")
+def _requested_layers(opts: Options) -> str | list[int]:
+    """``--layer N`` alone -> [N]; otherwise ``--layers`` (default all)."""
+    layer_given = opts.sources.get("layer") == "command line"
+    layers_given = opts.sources.get("layers") == "command line"
+    if layer_given and layers_given:
+        raise UsageError("give either --layer or --layers, not both")
+    if layer_given:
+        return [opts.probe.layer]
+    return opts.extract.layers if layers_given or opts.sources.get("layers") != "default" else None
 
 
-def _worker_argv(ctx: typer.Context) -> list[str]:
-    """This command line as the workers get it: every option given, minus the launcher's own."""
-    argv = ["extract"]
+def worker_argv(ctx: typer.Context, drop: tuple[str, ...]) -> list[str]:
+    """This command line as torchrun workers get it: what the user typed, minus ``drop``.
+
+    Options from the config file or environment are not repeated: the workers read them the same way.
+    """
+    argv = [ctx.info_name]
     for param in ctx.command.params:
-        value = ctx.params.get(param.name)
-        if param.name in ("launcher", "nproc") or value is None or value is False:
+        source = ctx.get_parameter_source(param.name)
+        if param.name in drop or source is None or source.name != "COMMANDLINE":
             continue
-        argv += [param.opts[0]] if value is True else [param.opts[0], str(value)]
+        value = ctx.params[param.name]
+        if param.param_type_name == "argument":
+            argv.append(str(value))
+        elif getattr(param, "is_flag", False):
+            if param.secondary_opts:
+                argv.append(param.opts[0] if value else param.secondary_opts[0])
+            elif value:
+                argv.append(param.opts[0])
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                argv += [param.opts[0], str(item)]
+        else:
+            argv += [param.opts[0], str(value)]
     return argv

@@ -3,188 +3,156 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
-from rich.table import Table
 
-from ..config import Settings
-from ..labels import save_label_set
-from ..models import set_cpu_threads
-from ..probes.experiment import evaluate_probe, filter_label_set, relabel_label_set
-from ..probes.inputs import activation_plan, load_labels, open_store, probe_spec, resolve_layers
-from ..probes.results import save_probe_outcome, write_sweep
-from ..workspace import ensure_writable_dir, resolve_cache_dir
-from .common import (
-    CacheDirOpt, ConfigOpt, DataDirOpt, DatasetOpt, DeviceOpt, JsonOpt, LabelFieldOpt, NTestOpt, NTrainOpt,
-    NValOpt, SeedOpt, TextFieldOpt, emit_json, settings_from, stdout,
-)
+from ..options import Options
+from .common import emit_json, fmt, open_study, request, show_plan, stdout
+from .params import Control, options_command
 
-ProbeOpt = Annotated[Optional[str], typer.Option("--probe", help="knn | logreg | topo (default knn).")]
-LayerOpt = Annotated[Optional[int], typer.Option("--layer", help="Layer to probe (default (L+1)//2).")]
-LabelsOpt = Annotated[Optional[str], typer.Option("--labels", help="Label set name or key to fit on (default weak; gt = ground truth).")]
-KOpt = Annotated[Optional[int], typer.Option("--k", help="kNN neighbours (50).")]
-MetricOpt = Annotated[Optional[str], typer.Option("--metric", help="euclidean | cosine (kNN, TopoFilter).")]
-BackendOpt = Annotated[Optional[str], typer.Option("--knn-backend", help="auto | torch | faiss | cuml.")]
-L2Opt = Annotated[Optional[float], typer.Option("--l2", help="Logistic L2 penalty (1e-2).")]
-StandardizeOpt = Annotated[Optional[bool], typer.Option("--standardize/--no-standardize", help="Standardise features (logreg).")]
-KccOpt = Annotated[Optional[int], typer.Option("--k-cc", help="TopoFilter graph neighbours (50).")]
-KzetaOpt = Annotated[Optional[int], typer.Option("--k-zeta", help="TopoFilter label neighbours (50).")]
-ModelOpt = Annotated[Optional[str], typer.Option("--model", help="Strong model whose activations to probe (default strong_model).")]
-PoolOpt = Annotated[Optional[str], typer.Option("--pool", help="Pooling the activations were extracted with.")]
-MaxLenOpt = Annotated[Optional[int], typer.Option("--max-length", help="Max length the activations were extracted with.")]
-DtypeOpt = Annotated[Optional[str], typer.Option("--dtype", help="Compute dtype the activations were extracted with.")]
-NameOpt = Annotated[Optional[str], typer.Option("--name", help="Name of the label set to write (default <probe>-<kind>).")]
+DATA = ("dataset", "data_dir", "text_field", "label_field", "n_train", "n_val", "n_test")
+ACTIVATIONS = ("strong_model", "weak_model", "layers", "pooling", "max_length", "extract_batch_size", "dtype")
+PROBE = ("probe", "layer", "labels", "k", "metric", "knn_backend", "l2", "standardize", "k_cc", "k_zeta")
+#: What building the weak labels (a prerequisite of the default --labels weak) reads.
+WEAK_TRAINING = ("weak_lr", "epochs", "batch_size", "minibatch", "warmup_steps", "eval_every")
+FIELDS = DATA + ACTIVATIONS + PROBE + WEAK_TRAINING
+
+NameOpt = Annotated[Optional[str], typer.Option("--name", metavar="TEXT", help=(
+    "Name of the label set to write [default: <probe>-<kind>]"))]
 
 
-def _settings(config: Optional[str], **cli: Any) -> tuple[Settings, Path]:
-    """Resolved options and the (writable) workspace root."""
-    settings = settings_from(config, **cli)
-    set_cpu_threads()
-    return settings, ensure_writable_dir(resolve_cache_dir(settings["cache_dir"]))
+@options_command(FIELDS, graph=True)
+def probe(opts: Options, ctl: Control) -> None:
+    """Fit a probe on strong_train against a label set; report its test AUC vs ground truth.
+
+    The run (predictions, then metrics) is written to cache/runs/<dataset>/<key>/, where
+    w2sprobe report reads it.
+    """
+    study = open_study(opts, ctl)
+    name = opts.probe.probe
+    labels = opts.probe.labels
+    stage = f"{name}-probe" if labels == "weak" else f"{name}-probe@{labels}"
+    run = request(study, stage, lambda: study.probe_run(name, labels))
+    if ctl.plan:
+        return show_plan(study.graph.outcomes, ctl.as_json, "probe")
+    m = run.metrics
+    summary = {"command": "probe", "dataset": study.dataset, "labels": m["labels"], **m["probe"],
+               **{k: m.get(k) for k in ("auc", "accuracy", "n", "train_n", "labels_auc", "auc_minus_labels_auc",
+                                        "pgr", "key")}, "path": str(run.folder)}
+    _show(summary, ctl.as_json, ("probe", "layer", "labels", "auc", "labels_auc", "auc_minus_labels_auc",
+                                 "accuracy", "n", "pgr", "path"))
 
 
-def _single(settings: Settings, root: Path):
-    plan = activation_plan(settings, root)
-    layer = resolve_layers(plan, settings["layer"])[0]
-    store = open_store(plan, layer)
-    return store, load_labels(settings, store, root), probe_spec(settings, settings["probe"], layer)
-
-
-def probe(
-    probe: ProbeOpt = None, layer: LayerOpt = None, labels: LabelsOpt = None, k: KOpt = None,
-    metric: MetricOpt = None, knn_backend: BackendOpt = None, l2: L2Opt = None, standardize: StandardizeOpt = None,
-    k_cc: KccOpt = None, k_zeta: KzetaOpt = None, model: ModelOpt = None, dataset: DatasetOpt = None,
-    pool: PoolOpt = None, max_length: MaxLenOpt = None, dtype: DtypeOpt = None, data_dir: DataDirOpt = None,
-    text_field: TextFieldOpt = None, label_field: LabelFieldOpt = None, n_train: NTrainOpt = None,
-    n_val: NValOpt = None, n_test: NTestOpt = None, cache_dir: CacheDirOpt = None, seed: SeedOpt = None,
-    device: DeviceOpt = None, as_json: JsonOpt = False, config: ConfigOpt = None,
-) -> None:
-    """Fit a probe on strong_train against a label set; report test AUC vs ground truth."""
-    settings, root = _settings(**locals_of(locals()))
-    store, label_set, spec = _single(settings, root)
-    with store:
-        outcome = evaluate_probe(store, label_set, spec)
-        folder = save_probe_outcome(outcome, label_set, store.manifest, root)
-    summary = {"command": "probe", "dataset": label_set.dataset, "labels": label_set.name,
-               **spec.describe(), **outcome.metrics, "path": str(folder)}
-    _show(summary, as_json, ("probe", "layer", "labels", "auc", "labels_auc", "auc_minus_labels_auc", "accuracy", "n"))
-
-
-def filter(  # noqa: A001 - the command is called filter
-    probe: ProbeOpt = None, contamination: Annotated[Optional[float], typer.Option(
-        "--contamination", help="Fraction of train and val to drop (0.1).")] = None,
-    name: NameOpt = None, layer: LayerOpt = None, labels: LabelsOpt = None, k: KOpt = None,
-    metric: MetricOpt = None, knn_backend: BackendOpt = None, l2: L2Opt = None, standardize: StandardizeOpt = None,
-    k_cc: KccOpt = None, k_zeta: KzetaOpt = None, model: ModelOpt = None, dataset: DatasetOpt = None,
-    pool: PoolOpt = None, max_length: MaxLenOpt = None, dtype: DtypeOpt = None, data_dir: DataDirOpt = None,
-    text_field: TextFieldOpt = None, label_field: LabelFieldOpt = None, n_train: NTrainOpt = None,
-    n_val: NValOpt = None, n_test: NTestOpt = None, cache_dir: CacheDirOpt = None, seed: SeedOpt = None,
-    device: DeviceOpt = None, as_json: JsonOpt = False, config: ConfigOpt = None,
-) -> None:
+@options_command(FIELDS + ("contamination",), graph=True)
+def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: A001 - the command is filter
     """Write a label set without the rows the probe disagrees with most (train and val)."""
-    settings, root = _settings(**locals_of(locals(), skip=("name",)))
-    store, label_set, spec = _single(settings, root)
-    with store:
-        outcome = filter_label_set(store, label_set, spec, float(settings["contamination"]),
-                                   name or f"{spec.name}-filter")
-    folder = save_label_set(outcome.labels, root)
-    summary = {"command": "filter", "label_set": outcome.labels.name, "key": outcome.labels.key,
-               "path": str(folder), "parent": label_set.name, **spec.describe(),
-               "contamination": settings["contamination"], "sizes": outcome.labels.sizes(), "report": outcome.report}
-    if as_json:
-        emit_json(summary)
+    from rich.table import Table
+
+    from ..study import FILTER
+
+    labels, study = _derive(opts, ctl, FILTER, name)
+    if labels is None:
         return
-    table = Table("split", "before", "kept", "removed", "mislabeled removed", "precision", "mislabel rate before → after")
-    for split, r in outcome.report.items():
+    report = labels.manifest.get("report", {})
+    summary = {"command": "filter", "label_set": labels.name, "key": labels.key,
+               "parent": labels.manifest.get("parent_name"), **labels.manifest["probe"],
+               "contamination": labels.manifest.get("contamination"), "sizes": labels.sizes(), "report": report}
+    if ctl.as_json:
+        return emit_json(summary)
+    table = Table("split", "before", "kept", "removed", "mislabeled removed", "precision",
+                  "mislabel rate before → after")
+    for split, r in report.items():
         table.add_row(split, str(r["before"]), str(r["kept"]), str(r["removed"]),
-                      f"{r['mislabeled_removed']}/{r['mislabeled_before']}", f"{r['precision']:.3f}",
+                      f"{r['mislabeled_removed']}/{r['mislabeled_before']}", fmt(r["precision"]),
                       f"{r['mislabel_rate_before']:.3f} → {r['mislabel_rate_after']:.3f}")
-    stdout.print(f"label set {outcome.labels.name} ({outcome.labels.key}) at {folder}")
+    stdout.print(f"label set {labels.name} ({labels.key})")
     stdout.print(table)
 
 
-def relabel(
-    probe: ProbeOpt = None, name: NameOpt = None, layer: LayerOpt = None, labels: LabelsOpt = None, k: KOpt = None,
-    metric: MetricOpt = None, knn_backend: BackendOpt = None, l2: L2Opt = None, standardize: StandardizeOpt = None,
-    k_cc: KccOpt = None, k_zeta: KzetaOpt = None, model: ModelOpt = None, dataset: DatasetOpt = None,
-    pool: PoolOpt = None, max_length: MaxLenOpt = None, dtype: DtypeOpt = None, data_dir: DataDirOpt = None,
-    text_field: TextFieldOpt = None, label_field: LabelFieldOpt = None, n_train: NTrainOpt = None,
-    n_val: NValOpt = None, n_test: NTestOpt = None, cache_dir: CacheDirOpt = None, seed: SeedOpt = None,
-    device: DeviceOpt = None, as_json: JsonOpt = False, config: ConfigOpt = None,
-) -> None:
+@options_command(FIELDS, graph=True)
+def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
     """Write a label set whose train and val labels are the probe's soft predictions."""
-    settings, root = _settings(**locals_of(locals(), skip=("name",)))
-    store, label_set, spec = _single(settings, root)
-    with store:
-        new = relabel_label_set(store, label_set, spec, name or f"{spec.name}-relabel")
-    folder = save_label_set(new, root)
-    summary = {"command": "relabel", "label_set": new.name, "key": new.key, "path": str(folder),
-               "parent": label_set.name, **spec.describe(), "sizes": new.sizes()}
-    _show(summary, as_json, ("label_set", "key", "parent", "probe", "layer", "sizes", "path"))
+    from ..study import RELABEL
+
+    labels, _ = _derive(opts, ctl, RELABEL, name)
+    if labels is None:
+        return
+    summary = {"command": "relabel", "label_set": labels.name, "key": labels.key,
+               "parent": labels.manifest.get("parent_name"), **labels.manifest["probe"], "sizes": labels.sizes()}
+    _show(summary, ctl.as_json, ("label_set", "key", "parent", "probe", "layer", "sizes"))
 
 
+def _derive(opts: Options, ctl: Control, kind: str, name: str | None):
+    from ..study import LabelRecipe, check_label_set_name
+
+    recipe = LabelRecipe(kind, opts.probe.probe, opts.probe.labels, name)
+    check_label_set_name(recipe.name or recipe.default_name)
+    study = open_study(opts, ctl)
+    labels = request(study, f"labels:{recipe.name or recipe.default_name}", lambda: study.derived(recipe))
+    if ctl.plan:
+        show_plan(study.graph.outcomes, ctl.as_json, kind)
+        return None, study
+    return labels, study
+
+
+@options_command(tuple(f for f in FIELDS if f not in ("k", "l2", "k_zeta", "layer", "layers")), graph=True)
 def sweep(
-    probe: ProbeOpt = None,
-    layers: Annotated[Optional[str], typer.Option("--layers", help="Comma list and/or 'all' (every cached layer).")] = None,
-    k: Annotated[Optional[str], typer.Option("--k", help="kNN k grid, e.g. 5,10,25,50,100,200.")] = None,
-    l2: Annotated[Optional[str], typer.Option("--l2", help="Logistic L2 grid, e.g. 1e-4,1e-3,1e-2,1e-1.")] = None,
-    k_zeta: Annotated[Optional[str], typer.Option("--k-zeta", help="TopoFilter k_zeta grid.")] = None,
-    out: Annotated[Optional[str], typer.Option("--out", help="Folder for sweep.csv/json/png (default in the cache).")] = None,
-    labels: LabelsOpt = None, metric: MetricOpt = None, knn_backend: BackendOpt = None,
-    standardize: StandardizeOpt = None, model: ModelOpt = None, dataset: DatasetOpt = None,
-    pool: PoolOpt = None, max_length: MaxLenOpt = None, dtype: DtypeOpt = None, data_dir: DataDirOpt = None,
-    text_field: TextFieldOpt = None, label_field: LabelFieldOpt = None, n_train: NTrainOpt = None,
-    n_val: NValOpt = None, n_test: NTestOpt = None, cache_dir: CacheDirOpt = None, seed: SeedOpt = None,
-    device: DeviceOpt = None, as_json: JsonOpt = False, config: ConfigOpt = None,
+    opts: Options, ctl: Control,
+    k: Annotated[Optional[str], typer.Option("--k", metavar="INTEGERS", help=(
+        "kNN k grid, e.g. 5,10,25,50,100,200 [default: the k option]"))] = None,
+    l2: Annotated[Optional[str], typer.Option("--l2", metavar="FLOATS", help=(
+        "Logistic L2 grid, e.g. 1e-4,1e-3,1e-2 [default: the l2 option]"))] = None,
+    k_zeta: Annotated[Optional[str], typer.Option("--k-zeta", metavar="INTEGERS", help=(
+        "TopoFilter k_zeta grid [default: the k_zeta option]"))] = None,
+    layers: Annotated[Optional[str], typer.Option("--layers", metavar="LAYERS", help=(
+        "Layers to sweep: comma list and/or all (here: every cached layer; missing ones are extracted) "
+        "[default: the probe layer]"))] = None,
+    out: Annotated[Optional[str], typer.Option("--out", metavar="DIR", help=(
+        "Folder for sweep.csv/json/png [default: <cache>/sweeps/<dataset>/<key>]"))] = None,
 ) -> None:
     """Evaluate a probe over a parameter grid and layers from the cache: table + plot."""
-    from ..probes.sweep import GRID_PARAM, parse_grid, run_sweep
+    from rich.table import Table
 
-    settings, root = _settings(**locals_of(locals(), skip=("layers", "k", "l2", "k_zeta", "out")))
-    name = settings["probe"]
+    from ..probes.inputs import check_probe
+    from ..probes.results import write_sweep
+    from ..probes.sweep import GRID_PARAM, parse_grid, run_sweep, sweep_dir
+
+    name = opts.probe.probe
     param = GRID_PARAM.get(name)
     grid_text = {"k": k, "l2": l2, "k_zeta": k_zeta}.get(param)
-    grid = parse_grid(grid_text, param, default=settings[param]) if param else [None]
-    plan = activation_plan(settings, root)
-    layer_list = resolve_layers(plan, layers if layers is not None else settings["layer"])
-    rows = run_sweep(settings, plan, root, name, layer_list, param, grid)
-    out_dir = Path(out) if out else root / "sweeps" / rows[0]["dataset"] / rows[0]["sweep_key"]
+    grid = parse_grid(grid_text, param, default=getattr(opts.probe, param)) if param else [None]
+    for value in grid:
+        check_probe(opts, name, {param: value} if param else None)
+    study = open_study(opts, ctl)
+    rows = request(study, "sweep", lambda: run_sweep(study, name, study.probe_layers(layers), param, grid))
+    if ctl.plan:
+        return show_plan(study.graph.outcomes, ctl.as_json, "sweep")
+    out_dir = Path(out) if out else sweep_dir(opts.cache_dir, study.dataset, rows[0]["sweep_key"])
     paths = write_sweep(rows, out_dir, param or "layer")
-    summary = {"command": "sweep", "probe": name, "param": param, "grid": grid, "layers": layer_list,
-               "rows": rows, "files": {k: str(v) for k, v in paths.items()}}
-    if as_json:
-        emit_json(summary)
-        return
+    summary = {"command": "sweep", "probe": name, "param": param, "grid": grid,
+               "layers": sorted({r["layer"] for r in rows}), "rows": rows,
+               "files": {key: str(value) for key, value in paths.items()}}
+    if ctl.as_json:
+        return emit_json(summary)
     columns = ["layer", *([param] if param else []), "auc", "labels_auc", "auc_minus_labels_auc"]
     table = Table(*columns)
     for row in rows:
-        table.add_row(*(_fmt(row.get(c)) for c in columns))
+        table.add_row(*(fmt(row.get(c)) for c in columns))
     stdout.print(table)
     stdout.print(f"table: {paths['csv']}  plot: {paths['png']}")
-
-
-def locals_of(values: dict, skip: tuple[str, ...] = ()) -> dict:
-    """Command parameters as settings keys (CLI-only parameters removed)."""
-    renamed = {"model": "strong_model", "pool": "pooling"}
-    drop = {"as_json", *skip}
-    out = {renamed.get(k, k): v for k, v in values.items() if k not in drop}
-    return {"config": out.pop("config"), **out}
 
 
 def _show(summary: dict, as_json: bool, keys: tuple[str, ...]) -> None:
     if as_json:
         emit_json(summary)
         return
+    from rich.table import Table
+
     table = Table("", "")
     for key in keys:
         if key in summary:
-            table.add_row(key, _fmt(summary[key]))
+            table.add_row(key, fmt(summary[key]))
     stdout.print(table)
 
-
-def _fmt(value: Any) -> str:
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return "—" if value is None else str(value)
 

@@ -2,52 +2,39 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
-
-import typer
-from rich import box
-from rich.table import Table
-
-from ..report import DEFAULT_N_BOOT, DEFAULT_SATURATION, FORMATS, build_report, write_report
-from ..workspace import resolve_cache_dir
-from .common import (CacheDirOpt, ConfigOpt, DeviceOpt, JsonOpt, RowProgress, SeedOpt, emit_json, settings_from,
-                     stdout)
+from ..options import Options
+from .common import RowProgress, emit_json, stdout
+from .params import Control, options_command
 
 
-def report(
-    out: Annotated[Optional[str], typer.Option(
-        "--out", help="Report folder (default <cache>/reports/<hash of the inputs>).")] = None,
-    datasets: Annotated[Optional[str], typer.Option(
-        "--datasets", help="Comma list of datasets to include (default: every dataset with results).")] = None,
-    fmt: Annotated[str, typer.Option(
-        "--format", help="html (self-contained) | md (+ image files) | json; report.json is always written.")] = "html",
-    baseline: Annotated[Optional[str], typer.Option(
-        "--baseline", help="Experiment the interventions are compared with (default xent).")] = None,
-    n_boot: Annotated[int, typer.Option(
-        "--n-boot", help="Bootstrap resamples for the 95% CIs (0: none).")] = DEFAULT_N_BOOT,
-    saturation: Annotated[float, typer.Option(
-        "--saturation", help="Drop datasets whose weak, ceiling and student AUC all exceed this.",
-    )] = DEFAULT_SATURATION,
-    cache_dir: CacheDirOpt = None, seed: SeedOpt = None, device: DeviceOpt = None, as_json: JsonOpt = False,
-    config: ConfigOpt = None,
-) -> None:
-    """Summarise finished runs: per-dataset AUC/PGR with CIs, tests vs a baseline, figures."""
-    if fmt not in FORMATS:
-        raise typer.BadParameter(f"'{fmt}' is not one of {', '.join(FORMATS)}", param_hint="'--format'")
-    # --device is accepted for uniformity with every other command; a report needs no accelerator.
-    settings = settings_from(config, cache_dir=cache_dir, seed=seed, device=device)
-    wanted = [d.strip() for d in datasets.split(",") if d.strip()] if datasets else None
+@options_command(("report_datasets", "baseline", "n_boot", "saturation", "format", "out"), preset=False,
+                 inert=("device",))
+def report(opts: Options, ctl: Control) -> None:
+    """Summarise finished runs: per-dataset AUC/PGR with CIs, tests vs a baseline, figures.
+
+    Reads only result files under the cache; --seed seeds the bootstrap.
+    """
+    from pathlib import Path
+
+    from ..report import build_report, write_report
+
+    r = opts.report
+    baseline = None if opts.sources.get("baseline") == "default" else r.baseline  # absent default: skipped
     with RowProgress("bootstrap") as bar:
-        built = build_report(resolve_cache_dir(settings["cache_dir"]), datasets=wanted, baseline=baseline,
-                             n_boot=n_boot, saturation=saturation, seed=int(settings["seed"]), progress=bar.update)
-    summary = {"command": "report", **write_report(built, out, fmt)}
-    if as_json:
+        built = build_report(opts.cache_dir, datasets=r.report_datasets or None, baseline=baseline,
+                             n_boot=r.n_boot, saturation=r.saturation, seed=opts.workspace.seed,
+                             progress=bar.update)
+    summary = {"command": "report", **write_report(built, Path(r.out) if r.out else None, r.format)}
+    if ctl.as_json:
         emit_json(summary)
         return
     _print(summary)
 
 
 def _print(summary: dict) -> None:
+    from rich import box
+    from rich.table import Table
+
     """The headline numbers on the terminal; the full tables are in the written report."""
     table = Table(title=f"{len(summary['included_datasets'])} of {len(summary['datasets'])} datasets "
                         f"(saturated excluded); baseline {summary['options']['baseline'] or 'none'}",

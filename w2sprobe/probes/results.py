@@ -1,54 +1,16 @@
-"""Writing probe results: one run's predictions + metrics, and a sweep's table + plot.
+"""A sweep's table and plot: ``sweep.csv``, ``sweep.json`` and ``sweep.png``.
 
-A probe run lives in ``<cache>/probes/<dataset>/<key>/`` with ``predictions.csv``
-(``split,id,soft_pred``) written first and ``metrics.json`` last (via rename), so a crash never
-leaves a run that looks complete.  A sweep writes ``sweep.csv``, ``sweep.json`` and ``sweep.png``.
+Probe runs themselves are results like any trained run: :mod:`w2sprobe.runs` writes them to
+``<cache>/runs/<dataset>/<key>/`` (see :meth:`w2sprobe.study.Study.probe_run`).
 """
 
 from __future__ import annotations
 
 import csv
 import json
-import os
 from pathlib import Path
 
-from ..hashing import short_hash
 from ..jsonutil import finite
-from ..labels import LabelSet
-from ..workspace import slug
-from .experiment import ProbeOutcome
-
-
-def probe_run_dir(cache_dir: Path, dataset: str, outcome: ProbeOutcome, labels: LabelSet, activations: dict) -> Path:
-    key = short_hash({"probe": outcome.spec.describe(), "labels": labels.key, "activations": activations})
-    return Path(cache_dir) / "probes" / slug(dataset) / key
-
-
-def save_probe_outcome(outcome: ProbeOutcome, labels: LabelSet, activations: dict, cache_dir: Path) -> Path:
-    """Write predictions, then metrics (the file that marks the run complete)."""
-    folder = probe_run_dir(cache_dir, labels.dataset, outcome, labels, activations)
-    folder.mkdir(parents=True, exist_ok=True)
-    _atomic_write(folder / "predictions.csv", _predictions_csv(outcome))
-    metrics = {**outcome.metrics, "probe": outcome.spec.describe(), "labels": labels.name,
-               "labels_key": labels.key, "activations": activations}
-    _atomic_write(folder / "metrics.json", json.dumps(finite(metrics), indent=2, sort_keys=True))
-    return folder
-
-
-def _predictions_csv(outcome: ProbeOutcome) -> str:
-    lines = ["split,id,soft_pred"]
-    for split, preds in outcome.predictions.items():
-        lines += [f"{split},{id_},{float(p)!r}" for id_, p in zip(outcome.ids[split].tolist(), preds.tolist())]
-    return "\n".join(lines) + "\n"
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
-
-
-# --------------------------------------------------------------------------- sweeps
 
 
 def write_sweep(rows: list[dict], out_dir: Path, param: str) -> dict[str, Path]:

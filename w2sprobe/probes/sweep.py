@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..cache.plan import ExtractPlan
-from ..config import Settings
 from ..errors import UsageError
 from ..hashing import short_hash
-from .experiment import evaluate_probe
-from .inputs import load_labels, open_store, probe_spec
+from ..workspace import slug
+
+if TYPE_CHECKING:
+    from ..study import Study
 
 #: The parameter a sweep varies for each probe.
 GRID_PARAM = {"knn": "k", "logreg": "l2", "topo": "k_zeta"}
@@ -29,17 +30,25 @@ def parse_grid(text: str | None, param: str, default) -> list:
     return sorted(set(values))
 
 
-def run_sweep(settings: Settings, plan: ExtractPlan, cache_dir: Path, probe: str, layers: list[int],
-              param: str | None, grid: list) -> list[dict]:
+def sweep_dir(cache_dir: Path, dataset: str, key: str) -> Path:
+    """Where a sweep's table and plot go: ``<cache>/sweeps/<dataset slug>/<key>``."""
+    return Path(cache_dir) / "sweeps" / slug(dataset) / key
+
+
+def run_sweep(study: Study, probe: str, layers: list[int], param: str | None, grid: list) -> list[dict]:
     """One tidy row per (layer, value): test AUC, the labels' AUC and the difference."""
+    from .experiment import evaluate_probe
+    from .inputs import probe_spec
+
+    labels = study.label_set(study.options.probe.labels)
+    plan = study.extraction(need=layers)
     sweep_key = short_hash({"plan": plan.manifest, "probe": probe, "layers": layers, "param": param,
-                            "grid": grid, "labels": settings["labels"]})
+                            "grid": grid, "labels": labels.key})
     rows = []
     for layer in layers:
-        with open_store(plan, layer) as store:
-            labels = load_labels(settings, store, cache_dir)
+        with study.store(layer) as store:
             for value in grid:
-                spec = probe_spec(settings, probe, layer, {param: value} if param else None)
+                spec = probe_spec(study.options, probe, layer, {param: value} if param else None)
                 metrics = evaluate_probe(store, labels, spec).metrics
                 rows.append({"dataset": labels.dataset, "probe": probe, "layer": layer,
                              **({param: value} if param else {}), "labels": labels.name,

@@ -1,0 +1,63 @@
+"""Layers, in one place: parsing a layer spec, the default probe layer, the extraction request.
+
+Numbering is Hugging Face's ``hidden_states``: layer 0 = the embeddings output, layer i = the
+output of block i, so a model with L blocks has layers 0..L.  In a spec, ``all`` means every
+layer *of the model* when extracting, and every *cached* layer when probing or sweeping (the
+probes never run the model).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .cache.extraction import ExtractRequest
+    from .data import SplitSet
+    from .options import Options
+
+
+def default_probe_layer(num_layers: int) -> int:
+    """The reference study's probe layer: ``(L + 1) // 2`` (16 for Llama-3-8B's 32 blocks)."""
+    return (num_layers + 1) // 2
+
+
+def parse_layer_spec(spec: str | int | list, available: list[int], num_layers: int,
+                     model: str = "this model") -> list[int]:
+    """``all`` / ``4,8,16`` / ``[16]`` -> sorted layers; ``all`` = ``available``.
+
+    Every layer is checked against 0..L of the model, with a message that says how many blocks
+    it has and how the numbering goes, so ``--layer 16`` on a 12-block model explains itself.
+    """
+    items = spec if isinstance(spec, list) else str(spec).split(",")
+    layers: set[int] = set()
+    for item in (str(i).strip().lower() for i in items if str(i).strip()):
+        if item == "all":
+            layers.update(available)
+        elif item.lstrip("-").isdigit():
+            layers.add(int(item))
+        else:
+            raise UsageError(f"layers must be integers or 'all'; got '{item}'")
+    bad = [layer for layer in sorted(layers) if not 0 <= layer <= num_layers]
+    if bad:
+        raise UsageError(layer_range_message(bad[0], num_layers, model))
+    return sorted(layers)
+
+
+def layer_range_message(layer: int, num_layers: int, model: str) -> str:
+    return (f"layer {layer} is outside 0..{num_layers} for {model} ({num_layers} blocks; layer 0 = "
+            f"embeddings, layer i = output of block i); set --layer (or layer/layers in w2sprobe.toml) "
+            f"within 0..{num_layers}, or use a deeper strong_model such as smollm2 (30 blocks)")
+
+
+def extraction_request(options: Options, splits: SplitSet, layers: str | list[int] | None = None,
+                       model: str | None = None) -> ExtractRequest:
+    """The one builder from options to an extraction of the strong model on ``splits``."""
+    from .cache.extraction import ExtractRequest
+
+    return ExtractRequest(model=model or options.model.strong_model, splits=splits,
+                          layers=options.extract.layers if layers is None else layers,
+                          pooling=options.extract.pooling, max_length=options.extract.max_length,
+                          batch_size=options.extract.extract_batch_size, dtype=options.model.dtype,
+                          device=options.workspace.device)
