@@ -9,8 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..cache import ActivationStore, ExtractRequest, cached_layers, find_cached_layer, plan_extraction
-from ..cache.plan import ExtractPlan
+from ..cache import (
+    ActivationStore,
+    ExtractPlan,
+    ExtractRequest,
+    cached_layers,
+    find_cached_layer,
+    plan_extraction,
+)
 from ..config import Settings
 from ..data import splits_from_settings
 from ..errors import UsageError
