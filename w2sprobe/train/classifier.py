@@ -97,7 +97,6 @@ def build_classifier(ref: ModelRef, *, device: torch.device, dtype: torch.dtype,
 
 def _with_lora(backbone: nn.Module, blocks_path: str, lora: LoraSettings) -> nn.Module:
     from peft import LoraConfig, get_peft_model
-
     from transformers.pytorch_utils import Conv1D
 
     targets = list(lora.targets) if lora.targets else lora_target_modules(backbone, blocks_path)
