@@ -68,6 +68,8 @@ class Loss:
     name = "xent"
     #: Whether :meth:`begin_batch` needs the whole batch's predictions before any gradient.
     needs_batch_predictions = False
+    #: Whether the batch mean counts every example (then the count is known without the ranks).
+    counts_every_example = True
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor, step: int) -> torch.Tensor:
         """The loss of one whole batch: ``begin_batch`` on it, then its terms' mean."""
@@ -172,6 +174,7 @@ class WindowLoss(Loss):
     """Cross-entropy on the examples the student is unconfident about: ``|p - 1/2| <= radius``."""
 
     name = "window"
+    counts_every_example = False
 
     def __init__(self, radius: float):
         self.radius = check_radius(radius)

@@ -268,8 +268,8 @@ class Trainer:
             loss_sum, n = loss_fn.terms(logits, micro_targets, step - 1)
             loss_sum.backward()
             total, count = total + float(loss_sum.detach()), count + n
-        if self.env.enabled:
-            count = sum(gather_objects(count, self.env))
+        if self.env.enabled:  # the whole batch's count; only window's needs the other ranks' share
+            count = len(rows) if loss_fn.counts_every_example else sum(gather_objects(count, self.env))
         scale = 1.0 / max(count, 1)  # count 0: an empty window, every gradient is already 0
         for p in self._trainable():
             if p.grad is not None:
@@ -289,7 +289,8 @@ class Trainer:
         Run in training mode under a forked RNG that is then restored, so the gradient pass
         that follows draws the very same dropout masks and sees the very same predictions.
         """
-        devices = [self.device] if self.device.type == "cuda" else []
+        # Every CUDA device: with --device-map dropout also draws on the other devices' generators.
+        devices = list(range(torch.cuda.device_count())) if self.device.type == "cuda" else []
         mine: dict[int, float] = {}
         with torch.random.fork_rng(devices=devices):
             for micro in micros:
