@@ -121,6 +121,47 @@ def test_cosine_matches_brute_force(rng):
         np.testing.assert_allclose(d, 1 - np.take_along_axis(similarity, i, 1), atol=1e-5)
 
 
+def with_zero_rows(rng, n=60, dim=5, zeros=(3, 17, 41)):
+    x = rng.standard_normal((n, dim)).astype(np.float32)
+    x[list(zeros)] = 0
+    return x
+
+
+def assert_exact_cosine_knn(x, queries, d, i, exclude_self=False):
+    """Tie-robust exactness against sklearn: each reported distance is sklearn's distance to the
+    reported row, and the reported distances are sklearn's k smallest (in order)."""
+    from sklearn.metrics.pairwise import cosine_distances
+    from sklearn.neighbors import NearestNeighbors
+
+    truth = cosine_distances(queries.astype(np.float64), x.astype(np.float64))
+    np.testing.assert_allclose(d, np.take_along_axis(truth, i, 1), atol=2e-6)
+    nn = NearestNeighbors(n_neighbors=d.shape[1], metric="cosine", algorithm="brute").fit(x.astype(np.float64))
+    want_d, _ = nn.kneighbors(None if exclude_self else queries.astype(np.float64))
+    np.testing.assert_allclose(d, want_d, atol=2e-6)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_cosine_zero_rows_follow_sklearn(rng, backend):
+    """An all-zero row is at cosine distance 1 from everything (sklearn's convention), so it is
+    nobody's near neighbour; it used to sit at 0.5 from every row and crowd the lists."""
+    x = with_zero_rows(rng)
+    queries = np.concatenate([x[:10], np.zeros((2, 5), np.float32)])
+    d, i = knn_search(x, queries, 40, metric="cosine", backend=backend)
+    assert_exact_cosine_knn(x, queries, d, i)
+    np.testing.assert_allclose(d[-2:], 1.0, atol=1e-6)  # a zero query: distance 1 to every row
+    d, i = knn_search(x, x, 40, metric="cosine", exclude_self=True, backend=backend, memory_budget_bytes=3_000)
+    assert_exact_cosine_knn(x, x, d, i, exclude_self=True)
+
+
+def test_zero_rows_are_rarely_neighbours_in_the_knn_probe(rng):
+    """The issue's repro: 200 rows, 2 of them zero, k = 10 (before: a zero row was in 198 of 200 lists)."""
+    x = rng.standard_normal((200, 16)).astype(np.float32)
+    x[[5, 150]] = 0
+    _, i = knn_search(x, x, 10, metric="cosine", exclude_self=True)
+    listed = int(np.isin(i, [5, 150]).any(1).sum())
+    assert listed == 0, listed
+
+
 def test_k_at_least_n_returns_every_row(rng):
     x = rng.standard_normal((6, 3))
     assert knn_search(x, x[:2], 50)[1].shape == (2, 6)

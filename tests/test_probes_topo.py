@@ -11,6 +11,7 @@ from scipy.spatial.distance import cdist
 
 from w2sprobe.errors import UsageError
 from w2sprobe.probes import TopoFilterProbe, make_probe
+from w2sprobe.probes.topo import TopoFilterWarning
 
 topo_module = importlib.import_module("w2sprobe.probes.topo")
 
@@ -113,7 +114,8 @@ def test_removes_exactly_the_requested_fraction(rng):
 
 def test_overshoot_is_reported_not_hidden(rng):
     x, y = clustered(rng, flip=0.3)
-    result = TopoFilterProbe(k_cc=2, k_zeta=5).filter(x, y, 0.01)
+    with pytest.warns(TopoFilterWarning, match=r"removed 290 of 300 points, more than the 3 asked for"):
+        result = TopoFilterProbe(k_cc=2, k_zeta=5).filter(x, y, 0.01)
     assert result.removed_by_components > result.requested == 3
     assert result.removed_by_score == 0
     assert result.overshoot == result.removed_by_components - 3
@@ -124,7 +126,8 @@ def test_duplicated_points_and_constant_labels(rng):
     x, _ = clustered(rng, n=120)
     x[60:90] = x[0]
     y = np.full(120, 0.8, dtype=np.float32)  # one class only: the other contributes nothing
-    result = TopoFilterProbe(k_cc=6, k_zeta=6).filter(x, y, 0.1)
+    with pytest.warns(TopoFilterWarning):  # the duplicates' component wins; the rest goes
+        result = TopoFilterProbe(k_cc=6, k_zeta=6).filter(x, y, 0.1)
     want_keep, want_c, want_pred = dense_topofilter(x, y, 6, 6, 0.1)
     np.testing.assert_array_equal(result.keep, want_keep)
     np.testing.assert_allclose(TopoFilterProbe(k_cc=6, k_zeta=6).fit(x, y).predict_fit_set(), 0.8, atol=1e-6)

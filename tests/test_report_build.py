@@ -131,6 +131,65 @@ def test_saturated_datasets_are_listed_and_excluded(tmp_path):
     assert build_report(tmp_path, n_boot=0, saturation=1.0).saturated == []
 
 
+def tiny_gap_study(root):
+    """Three datasets; on "flat" the ceiling's AUC is within 0.01 of the weak model's, so a
+    student an ordinary amount worse than weak gets a PGR far below -1."""
+    make_study(root, datasets=("flat", "hard1", "hard2"), n=200)
+    folder = root / "runs" / "flat"
+    weak = json.loads((folder / "weak0s0" / "metrics.json").read_text())
+    rows = [line.split(",") for line in (folder / "weak0s0" / "predictions.csv").read_text().split()[1:]]
+    test = [r for r in rows if r[0] == "test"]
+    ids, preds, labels = [r[1] for r in test], np.array([float(r[2]) for r in test]), np.array(
+        [float(r[3]) for r in test])
+    ceiling_preds = preds.copy()
+    ceiling_preds[:4] = labels[:4]  # a nudge: AUC moves by well under 0.02
+    shutil.rmtree(folder / "ceil0s0")
+    ceiling = write_run(root, "flat", "ceil0s0", "ceiling", "ceiling", 0, ids, labels, ceiling_preds)
+    gap = ceiling["auc"] - weak["auc"]
+    assert 0 < gap < 0.01
+    for name in ("xent", "logconf", "knn-filter"):
+        student = json.loads((folder / f"{name}0s0" / "metrics.json").read_text())
+        shutil.rmtree(folder / f"{name}0s0")
+        worse = noisy_scores(labels, 0.3, np.random.default_rng(7))
+        auc = roc_auc(labels, worse)
+        write_run(root, "flat", f"{name}0s0", "student", student["experiment"], 0, ids, labels, worse,
+                  weak=weak, ceiling=ceiling, pgr=pgr(auc, weak["auc"], ceiling["auc"]))
+    return weak, ceiling
+
+
+def test_unstable_pgr_is_flagged_and_excluded(tmp_path):
+    weak, ceiling = tiny_gap_study(tmp_path)
+    report = build_report(tmp_path, n_boot=0)
+    assert report.options["min_gap"] == 0.02
+    assert [u["dataset"] for u in report.unstable] == ["flat"]
+    assert report.unstable[0]["gap"] == pytest.approx(ceiling["auc"] - weak["auc"])
+    assert report.included == ["hard1", "hard2"]
+    assert all(s["n_datasets"] == 2 for s in report.summary)
+    assert all(c["n"] == 2 and "flat" in c["excluded_datasets"] for c in report.comparisons)
+    row = report.row("flat", "xent")
+    assert row["pgr"] < -1 and row["pgr_unstable"] is True  # still shown, flagged
+    assert report.row("hard1", "xent")["pgr_unstable"] is False
+    assert all(r["pgr_unstable"] for r in report.seed_rows if r["dataset"] == "flat" and "pgr" in r)
+    # The threshold is a parameter: 0 flags nothing.
+    assert build_report(tmp_path, n_boot=0, min_gap=0.0).unstable == []
+    with pytest.raises(UsageError, match="min-gap"):
+        build_report(tmp_path, n_boot=0, min_gap=-0.1)
+
+
+def test_unstable_pgr_is_said_in_the_rendered_report(tmp_path):
+    from w2sprobe.report import write_report
+
+    tiny_gap_study(tmp_path)
+    summary = write_report(build_report(tmp_path, n_boot=0), tmp_path / "out", fmt="md")
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "## Unstable PGR" in text and "Ceiling − weak AUC below 0.02" in text
+    assert "flat †" in text  # the PGR matrix marks it
+    assert "(unstable)" in text  # the per-dataset table flags its PGRs
+    assert [u["dataset"] for u in summary["unstable"]] == ["flat"]
+    captions = {f["name"]: f["caption"] for f in summary["figures"]}
+    assert "unstable PGR" in captions["pgr_by_dataset"] and "flat" in captions["pgr_by_dataset"]
+
+
 def test_missing_runs_are_listed_not_fatal(tmp_path):
     make_study(tmp_path, datasets=("full",), n=60)
     y = (np.arange(60) % 2).astype(float)

@@ -96,6 +96,8 @@ def test_metrics_match_the_predictions(pipeline):
         test = read_predictions(run.folder / "predictions.csv")["test"]
         assert run.metrics["auc"] == pytest.approx(roc_auc(test.labels, test.soft))
         assert list(test.ids) == pipeline["splits"].splits["test"].ids
+        if run.metrics["stage"] != "probe":  # trained runs record their warnings (maybe none)
+            assert all(set(w) == {"code", "message"} for w in run.metrics["warnings"])
 
 
 def test_rerun_is_all_cache_hits(pipeline, monkeypatch):

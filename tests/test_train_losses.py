@@ -80,6 +80,39 @@ def test_logconf_balanced_hardens_at_the_median():
     assert float(loss(z, y, 0)) == pytest.approx(float(expected), abs=1e-6)
 
 
+# Four predictions p = [0.1, 0.4, 0.6, 0.8] with a weak-label prior of 0.75 (three 1s, one 0).
+P4 = torch.tensor([0.1, 0.4, 0.6, 0.8])
+Y4 = torch.tensor([1.0, 1.0, 1.0, 0.0])
+
+
+def test_logconf_quantile_threshold_by_hand():
+    """Reference code: quantile at 1 - 0.75 = 0.25 of the buffer. numpy's linear rule: position
+    0.25 * 3 = 0.75 between 0.1 and 0.4 -> 0.1 + 0.75 * 0.3 = 0.325; hardened = [0, 1, 1, 1]."""
+    loss = LogConfLoss(weight=1.0, warmup=0, threshold="quantile")
+    assert loss.threshold(P4, Y4) == pytest.approx(0.325, abs=1e-7)
+    hard = torch.tensor([0.0, 1.0, 1.0, 1.0])  # alpha = 1: the hardened predictions are the target
+    expected = float(torch.nn.functional.binary_cross_entropy_with_logits(torch.logit(P4), hard))
+    assert float(LogConfLoss(1.0, 0, threshold="quantile")(torch.logit(P4), Y4, 0)) == pytest.approx(expected, abs=1e-6)
+    # by hand: -(ln 0.9 + ln 0.4 + ln 0.6 + ln 0.8) / 4
+    assert expected == pytest.approx(-(math.log(0.9) + math.log(0.4) + math.log(0.6) + math.log(0.8)) / 4, abs=1e-6)
+
+
+def test_logconf_median_threshold_by_hand():
+    """The blog: the median of the buffer, (0.4 + 0.6) / 2 = 0.5, whatever the prior; hardened = [0, 0, 1, 1]."""
+    loss = LogConfLoss(weight=1.0, warmup=0, threshold="median")
+    assert loss.threshold(P4, Y4) == pytest.approx(0.5, abs=1e-7)
+    value = float(LogConfLoss(1.0, 0, threshold="median")(torch.logit(P4), Y4, 0))
+    # by hand: -(ln 0.9 + ln 0.6 + ln 0.6 + ln 0.8) / 4
+    assert value == pytest.approx(-(math.log(0.9) + 2 * math.log(0.6) + math.log(0.8)) / 4, abs=1e-6)
+
+
+def test_logconf_threshold_choice():
+    assert make_loss("logconf", logconf_threshold="median").threshold_rule == "median"
+    assert make_loss("logconf").threshold_rule == "quantile"
+    with pytest.raises(UsageError, match="unknown logconf threshold"):
+        LogConfLoss(threshold="mean")
+
+
 def test_logconf_buffer_is_bounded_and_resumable():
     loss = LogConfLoss()
     for step in range(40):

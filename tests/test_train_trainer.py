@@ -6,11 +6,14 @@ import numpy as np
 import pytest
 import torch
 
+from w2sprobe.errors import UsageError
+from w2sprobe.hashing import short_hash
 from w2sprobe.metrics import roc_auc
 from w2sprobe.models import load_tokenizer, resolve_model
 from w2sprobe.train import Examples, TrainConfig, Trainer, build_classifier, lora_target_modules
 from w2sprobe.train.batching import epoch_batches, inference_batches, micro_batches
 from w2sprobe.train.losses import LogConfLoss
+from w2sprobe.train.trainer import TrainingWarning
 
 CPU = torch.device("cpu")
 POSITIVE, NEGATIVE = "good great w1 w2 w3".split(), "bad awful w4 w5 w6".split()
@@ -102,8 +105,59 @@ def test_resumes_after_a_kill(tiny_models, tmp_path):
 def test_without_val_labels_the_last_step_is_kept(tiny_models):
     empty = Examples(np.array([], dtype=str), [], np.array([], dtype=np.float32))
     trainer = make_trainer(tiny_models["bert"], TrainConfig(**FAST))
-    result = trainer.fit(toy(64, 0), empty)
+    with pytest.warns(TrainingWarning, match="no val examples"):
+        result = trainer.fit(toy(64, 0), empty)
     assert result.best_val_auc is None and result.best_step == result.steps == 6 and result.history == []
+    assert [w["code"] for w in result.warnings] == ["no_val_labels"]
+
+
+def test_val_labels_on_one_side_of_one_half_warn_and_are_recorded(tiny_models):
+    """knn-relabel can give val labels all in (0.500, 0.508]: no val AUC, so no selection."""
+    val = toy(24, 1)
+    one_sided = Examples(val.ids, val.texts, np.linspace(0.5001, 0.508, 24).astype(np.float32))
+    trainer = make_trainer(tiny_models["bert"], TrainConfig(**FAST))
+    with pytest.warns(TrainingWarning, match=r"all 24 val labels lie on one side of 1/2 \(range \[0.500, 0.508\]\)"):
+        result = trainer.fit(toy(64, 0), one_sided)
+    assert result.best_val_auc is None and result.best_step == result.steps
+    assert [w["code"] for w in result.warnings] == ["val_auc_undefined"]
+    assert "last step is kept" in result.warnings[0]["message"]
+
+
+def test_a_schedule_shorter_than_its_warmup_warns(tiny_models):
+    config = TrainConfig(**{**FAST, "warmup_steps": 40})  # 64 rows / 32 x 3 epochs = 6 steps
+    with pytest.warns(TrainingWarning, match="6 optimizer steps but 40 warmup steps"):
+        result = make_trainer(tiny_models["bert"], config).fit(toy(64, 0), toy(16, 1))
+    assert [w["code"] for w in result.warnings] == ["warmup_longer_than_run"]
+
+
+def test_a_clean_run_has_no_warnings(tiny_models, recwarn):
+    result = make_trainer(tiny_models["bert"], TrainConfig(**FAST)).fit(toy(64, 0), toy(16, 1))
+    assert result.warnings == [] and not [w for w in recwarn if issubclass(w.category, TrainingWarning)]
+
+
+# Keys of runs made before logconf_threshold existed (computed with the code of main at 4bbe1cd):
+# the default must leave them, and so every cached run, where they were.
+EARLIER_KEYS = {(): "6b9e9b63eb6dcd06", (("loss", "entropy"),): "ac0e4b8d6281e1ac",
+                (("loss", "logconf"), ("minibatch", 32)): "4de43dd77b940889",
+                (("loss", "window"), ("radius", 0.2), ("minibatch", 32)): "2638be00f62e141e"}
+
+
+@pytest.mark.parametrize("fields", list(EARLIER_KEYS))
+def test_describe_of_unchanged_recipes_keeps_the_earlier_key(fields):
+    config = TrainConfig(**dict(fields))
+    assert short_hash(config.describe()) == EARLIER_KEYS[fields]
+    assert "logconf_threshold" not in config.describe()
+
+
+def test_describe_names_what_changes_the_result():
+    assert TrainConfig(loss="logconf", logconf_threshold="median").describe()["logconf_threshold"] == "median"
+    assert "logconf_threshold" not in TrainConfig(loss="xent", logconf_threshold="median").describe()
+    # Accumulated window/logconf runs changed arithmetic (one batch mean / one threshold per batch).
+    assert TrainConfig(loss="window", minibatch=8).describe()["accumulation"] == "whole-batch"
+    assert TrainConfig(loss="logconf", minibatch=8).describe()["accumulation"] == "whole-batch"
+    assert "accumulation" not in TrainConfig(loss="xent", minibatch=8).describe()
+    with pytest.raises(UsageError, match="unknown logconf threshold"):
+        TrainConfig(logconf_threshold="mean")
 
 
 def test_checkpoint_of_another_config_is_ignored(tiny_models, tmp_path):
@@ -130,9 +184,10 @@ def test_logconf_buffer_is_fed_by_training_steps_only(tiny_models, monkeypatch):
     monkeypatch.setattr(LogConfLoss, "threshold", lambda self, p, y: calls.append(len(p)) or original(self, p, y))
     config = TrainConfig(**{**FAST, "loss": "logconf", "minibatch": 8})
     trainer = make_trainer(tiny_models["bert"], config)
-    trainer.fit(toy(96, 0), toy(40, 1))  # 3 epochs x 3 batches x 4 micro-batches; 3 evaluations of 40 rows
+    trainer.fit(toy(96, 0), toy(40, 1))  # 3 epochs x 3 batches (of 4 micro-batches); 3 evaluations of 40 rows
     trainer.predict(toy(30, 2).texts)
-    assert len(calls) == 36 and sum(calls) == 3 * 96
+    # Once per optimizer batch, with all 32 of its predictions (not once per micro-batch).
+    assert calls == [32] * 9
 
 
 def test_epoch_batches_cover_every_row_once_and_are_reproducible():
@@ -161,7 +216,5 @@ def test_micro_and_inference_batches():
 
 @pytest.mark.parametrize("field,value", [("lr", 0.0), ("lr", -1e-4), ("epochs", 0), ("minibatch", 0)])
 def test_bad_config(field, value):
-    from w2sprobe.errors import UsageError
-
     with pytest.raises(UsageError):
         TrainConfig(**{field: value})

@@ -6,7 +6,8 @@ A probe is fit on ``strong_train`` activations of one layer against a label set'
 * :func:`evaluate_probe` predicts val/test and scores test ROC AUC against ground truth, next
   to the AUC of the label set's own test labels (the blog's "probe AUC minus weak AUC");
 * :func:`filter_label_set` drops the highest-disagreement fraction of train and val and says
-  how many dropped labels were actually wrong (the filter's precision);
+  how many dropped labels were actually wrong (the filter's precision); val is scored by the
+  probe fit on strong_train (TopoFilter: its own filter on val alone), as the reference does;
 * :func:`relabel_label_set` replaces train and val labels by the probe's soft predictions
   (out-of-sample on train: a point never votes for itself).
 """
@@ -22,6 +23,8 @@ from ..errors import UsageError
 from ..labels import LabelSet, lineage
 from ..metrics import accuracy, roc_auc
 from . import make_probe
+from .base import filter_by_score
+from .topo import overshoot_message
 
 TRAIN, EVAL_SPLITS = "strong_train", ("val", "test")
 
@@ -105,18 +108,36 @@ class FilterOutcome:
 
 def filter_label_set(store: ActivationStore, labels: LabelSet, spec: ProbeSpec, contamination: float,
                      name: str) -> FilterOutcome:
-    """Drop the ``contamination`` fraction of train and val rows the probe disagrees with most."""
+    """Drop the ``contamination`` fraction of train and val rows the probe disagrees with most.
+
+    strong_train: the probe's own filter (fit on strong_train, each row scored out of sample
+    where the probe allows: a kNN point never votes for itself).  val: each row is scored by
+    ``|label - prediction|`` of that same strong_train-fit probe, as the reference code does;
+    refitting on val would judge val labels by val labels alone (with ``n_val <= k + 1`` a kNN
+    refit just drops the most extreme labels, whatever the activations say).  TopoFilter is the
+    exception, again as the reference: its component step is defined on the graph of the points
+    it filters, so it runs its whole filter on val alone.  Each split's report says which
+    (``scored_by``) and lists ``warnings`` (e.g. TopoFilter's component step removing more than
+    asked).
+    """
     acts, soft, rows = training_data(store, labels, spec.layer)
     probe = spec.build()
+    train_result = probe.filter(acts, soft, contamination)
+    val_acts, val_soft, val_rows = training_data(store, labels, spec.layer, "val")
+    if getattr(probe, "filters_each_split", False):
+        val_result, val_scorer = probe.filter(val_acts, val_soft, contamination), "TopoFilter on val alone"
+    else:
+        disagreement = np.abs(val_soft - probe.predict(val_acts))
+        val_result, val_scorer = filter_by_score(disagreement, contamination), "probe fit on strong_train"
+    results = {TRAIN: (train_result, soft, rows, "probe fit on strong_train"),
+               "val": (val_result, val_soft, val_rows, val_scorer)}
     kept: dict[str, np.ndarray] = {}
     report: dict = {}
-    for split in (TRAIN, "val"):
-        split_acts, split_soft, split_rows = (acts, soft, rows) if split == TRAIN else training_data(
-            store, labels, spec.layer, split)
-        result = probe.filter(split_acts, split_soft, contamination)
+    for split, (result, split_soft, split_rows, scorer) in results.items():
         keep = np.asarray(result.keep, dtype=bool)
         kept[split] = split_rows[keep]
         report[split] = _filter_report(result, keep, split_soft, store.labels(split)[split_rows])
+        report[split]["scored_by"] = scorer
     ids = {split: store.ids(split)[kept[split]] for split in kept}
     soft_kept = {split: labels.align(split, store.ids(split))[1][kept[split]] for split in kept}
     _carry_test(labels, store, ids, soft_kept)
@@ -136,6 +157,10 @@ def _filter_report(result, keep: np.ndarray, soft: np.ndarray, truth: np.ndarray
               "mislabel_rate_before": float(wrong.mean()),
               "mislabel_rate_after": float(wrong[keep].mean()) if keep.any() else float("nan")}
     report.update({k: v for k, v in result.summary().items() if k not in report})
+    report["warnings"] = []
+    if result.overshoot:  # recorded with the label set; topo.py also raised a TopoFilterWarning
+        report["warnings"].append({"code": "component_step_overshoot",
+                                   "message": overshoot_message(result)})
     return report
 
 

@@ -7,8 +7,13 @@ Conventions every backend follows (so they return the same neighbours on the sam
 
 * distances are **squared** Euclidean for ``metric="euclidean"`` (faiss's convention) and
   ``1 - cosine similarity`` for ``metric="cosine"``, computed as half the squared distance
-  between L2-normalised rows, so cosine runs the very same Euclidean search (an all-zero row
-  stays at the origin, at cosine distance 0.5 from every unit row);
+  between L2-normalised rows, so cosine runs the very same Euclidean search;
+* an all-zero row has cosine similarity 0 with everything (scikit-learn's convention:
+  ``cosine_distances`` and ``NearestNeighbors(metric="cosine")``), i.e. distance 1, itself and
+  other zero rows included.  Left at the origin it would be at distance 0.5 from every unit row
+  and land in almost every neighbour list; so each cosine row gets two extra coordinates, a
+  zero query ``e_q`` and a zero index row ``e_x`` (orthogonal unit vectors, 0 for non-zero
+  rows), which puts every pair involving a zero row at squared distance 2, cosine distance 1;
 * neighbours come sorted by (distance, index): among equal distances (duplicated points) the
   smaller index wins, also at the k-th place;
 * ``k`` is clipped to the number of rows searched; with ``exclude_self`` a query never gets
@@ -39,6 +44,10 @@ _PAIR_BYTES = 12
 _MAX_QUERY_BLOCK = 4096
 
 Array = np.ndarray | torch.Tensor
+
+# Cosine rows carry two flag coordinates: column 0 marks a zero query row, column 1 a zero
+# index row (see the module doc); they sit after the features.
+_ZERO_FLAGS, _QUERY, _INDEX = 2, 0, 1
 
 # A block searcher: (queries, index rows, k, block width) -> (distances, local indices), the k
 # nearest per query; the width is the size of a full index block (the last one may be shorter).
@@ -105,17 +114,18 @@ def _search(index: Acts, queries: Acts, k: int, *, metric: str, self_ids: np.nda
     n_queries, dim = queries.shape
     columns = _result_width(k, n_rows, self_ids, rows)
     wanted = min(columns + (self_ids is not None), n_rows)  # one spare to drop the query itself
-    q_block, i_block = _plan_blocks(n_queries, n_rows, dim, wanted, budget)
+    width = dim + (_ZERO_FLAGS if metric == "cosine" else 0)
+    q_block, i_block = _plan_blocks(n_queries, n_rows, width, wanted, budget)
     distances = np.full((n_queries, columns), np.inf, dtype=np.float32)
     indices = np.full((n_queries, columns), -1, dtype=np.int64)
     if columns == 0:
         return distances, indices
     for q0 in range(0, n_queries, q_block):
-        q = _prepare(take_rows(queries, slice(q0, q0 + q_block), device), metric)
+        q = _prepare(take_rows(queries, slice(q0, q0 + q_block), device), metric, _QUERY)
         best = None
         for i0 in range(0, n_rows, i_block):
             block_rows, block_ids = _block(rows, i0, min(i0 + i_block, n_rows), device)
-            x = _prepare(take_rows(index, block_rows, device), metric)
+            x = _prepare(take_rows(index, block_rows, device), metric, _INDEX)
             d, local = search(q, x, min(wanted, x.shape[0]), i_block)
             best = merge_keys(best, pack_keys(_host(d), _host(block_ids)[_host(local)]), wanted)
         d, i = (_to_numpy(part) for part in unpack_keys(best))
@@ -153,10 +163,15 @@ def _block(rows: np.ndarray | None, start: int, stop: int,
     return rows[start:stop], torch.from_numpy(rows[start:stop]).to(device)
 
 
-def _prepare(block: torch.Tensor, metric: str) -> torch.Tensor:
-    if metric == "cosine":
-        block /= block.norm(dim=1, keepdim=True).clamp_min(torch.finfo(block.dtype).tiny)
-    return block
+def _prepare(block: torch.Tensor, metric: str, role: int) -> torch.Tensor:
+    """Cosine: unit rows plus the zero-row flags (module doc); Euclidean: the rows as they are."""
+    if metric != "cosine":
+        return block
+    norms = block.norm(dim=1, keepdim=True)
+    block /= norms.clamp_min(torch.finfo(block.dtype).tiny)
+    flags = block.new_zeros(block.shape[0], _ZERO_FLAGS)
+    flags[:, role] = (norms[:, 0] == 0).to(block.dtype)
+    return torch.cat([block, flags], dim=1)
 
 
 # Key handling runs in numpy on the CPU (torch is far slower on these small arrays there)

@@ -7,7 +7,8 @@
 2. Zeta step (``filter``): score each point of C by ``|label - mean label of its k_zeta
    nearest points of C|`` (self excluded) and remove the highest scores until
    ``round(N * contamination)`` points are gone in all. If the component step alone removed
-   more, the result says so (``removed_by_components`` and ``overshoot``); nothing is hidden.
+   more, the result says so (``removed_by_components`` and ``overshoot``) and ``filter``
+   raises a :class:`TopoFilterWarning`; nothing is hidden.
 
 Predictions (what relabeling uses, as the study's ``topo_relabel``) are the mean label of the
 ``k_zeta`` nearest points of C; for training points the point itself is excluded.
@@ -22,6 +23,7 @@ and, for most points, their nearest kept neighbours; the rest get a search restr
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -36,6 +38,16 @@ from .knn import neighbour_mean
 from .knn_search import BACKENDS, METRICS, knn_search, neighbour_graph
 
 
+class TopoFilterWarning(UserWarning):
+    """TopoFilter's component step alone removed more points than the contamination asked for."""
+
+
+def overshoot_message(result: FilterResult) -> str:
+    return (f"TopoFilter's component step alone removed {result.removed_by_components} of {result.keep.size} "
+            f"points, more than the {result.requested} asked for (overshoot {result.overshoot}); "
+            "a larger k_cc keeps more points in the largest components")
+
+
 class TopoFilterProbe:
     """TopoFilter with ``k_cc`` graph neighbours and ``k_zeta`` label neighbours (module doc).
 
@@ -44,6 +56,8 @@ class TopoFilterProbe:
     """
 
     name = "topo"
+    #: Filters every split on its own (the reference runs TopoFilter on val alone, too).
+    filters_each_split = True
 
     def __init__(self, k_cc: int = 50, k_zeta: int = 50, metric: str = "euclidean",
                  backend: str = "auto", device: str | torch.device = "cpu",
@@ -88,7 +102,10 @@ class TopoFilterProbe:
         check_contamination(contamination)  # before the expensive fit
         self.fit(acts, labels)
         scores = np.abs(self._labels - self._fit_predictions)
-        return filter_by_score(scores, contamination, candidates=self.kept_)
+        result = filter_by_score(scores, contamination, candidates=self.kept_)
+        if result.overshoot:
+            warnings.warn(overshoot_message(result), TopoFilterWarning, stacklevel=2)
+        return result
 
     # -- internals -----------------------------------------------------------------------
     def _search(self, queries: Acts, k: int, **options) -> tuple[np.ndarray, np.ndarray]:

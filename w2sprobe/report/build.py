@@ -25,6 +25,9 @@ from .stats import (bootstrap_pgr, is_saturated, mean_se, paired_comparison, per
 DEFAULT_BASELINE = "xent"
 DEFAULT_N_BOOT = 1000
 DEFAULT_SATURATION = 0.999
+#: PGR divides by ceiling - weak AUC; below this gap a few test rows swing it by whole units
+#: (PGRs like -16.7), so such a dataset's PGRs are flagged unstable and left out of the summary.
+DEFAULT_MIN_GAP = 0.02
 
 Progress = Callable[[int, int, str], None]
 
@@ -35,7 +38,9 @@ class Report:
 
     ``seed_rows``: one per run (AUC, accuracy, PGR, 95% bootstrap CIs); ``rows``: one per
     (dataset, experiment), mean ± standard error over seeds; ``summary``: per experiment across
-    the non-saturated datasets; ``comparisons``: each intervention vs the baseline.
+    the included datasets (neither saturated nor ``unstable``: ceiling − weak AUC below
+    ``options["min_gap"]``); ``comparisons``: each intervention vs the baseline.  Rows with a
+    PGR carry ``pgr_unstable``; ``run_warnings`` are the warnings the runs recorded.
     """
 
     cache_dir: Path
@@ -54,11 +59,13 @@ class Report:
     sweeps: list[dict] = field(default_factory=list)
     filters: list[dict] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    unstable: list[dict] = field(default_factory=list)
+    run_warnings: list[dict] = field(default_factory=list)
 
     @property
     def included(self) -> list[str]:
-        """Datasets the summary and comparisons use (the non-saturated ones)."""
-        gone = {item["dataset"] for item in self.saturated}
+        """Datasets the summary and comparisons use (neither saturated nor with unstable PGR)."""
+        gone = {item["dataset"] for item in self.saturated + self.unstable}
         return [d for d in self.datasets if d not in gone]
 
     def row(self, dataset: str, experiment: str) -> dict | None:
@@ -67,24 +74,28 @@ class Report:
     def to_dict(self) -> dict:
         return {"cache_dir": str(self.cache_dir), "key": self.key, "options": self.options,
                 "datasets": self.datasets, "included_datasets": self.included, "experiments": self.experiments,
-                "saturated": self.saturated, "summary": self.summary, "comparisons": self.comparisons,
+                "saturated": self.saturated, "unstable": self.unstable, "summary": self.summary, "comparisons": self.comparisons,
                 "rows": self.rows, "seed_rows": self.seed_rows, "missing": self.missing,
                 "incomplete": self.incomplete, "runs": self.runs, "sweeps": self.sweeps,
-                "filters": self.filters, "notes": self.notes}
+                "filters": self.filters, "notes": self.notes, "run_warnings": self.run_warnings}
 
 
 def build_report(cache_dir: Path | str, datasets: list[str] | None = None, baseline: str | None = None,
                  n_boot: int = DEFAULT_N_BOOT, saturation: float = DEFAULT_SATURATION, seed: int = 0,
-                 progress: Progress | None = None) -> Report:
+                 progress: Progress | None = None, min_gap: float = DEFAULT_MIN_GAP) -> Report:
     """Read the results under ``cache_dir`` and compute every table of the report.
 
     ``baseline`` None means the default ``xent``, silently skipped when absent; a baseline the
     caller names must exist. ``n_boot`` 0 skips the bootstrap (no CIs). ``seed`` seeds it.
+    ``min_gap``: a dataset whose ceiling − weak AUC is below it has unstable PGRs: they are
+    shown flagged and left out of the summary and comparisons, like a saturated dataset's.
     """
     if n_boot < 0:
         raise UsageError(f"--n-boot must be >= 0, got {n_boot}")
     if not 0 < saturation <= 1:
         raise UsageError(f"--saturation must be in (0, 1], got {saturation}")
+    if not (isinstance(min_gap, (int, float)) and 0 <= min_gap < 1):
+        raise UsageError(f"--min-gap must be in [0, 1), got {min_gap}")
     root = Path(cache_dir)
     found = collect_results(root, datasets)
     notes: list[str] = []
@@ -98,20 +109,22 @@ def build_report(cache_dir: Path | str, datasets: list[str] | None = None, basel
         progress(len(found.datasets), len(found.datasets), "")
     rows = aggregate_seeds(seed_rows)
     saturated = saturated_datasets(rows, found.datasets, chosen or DEFAULT_BASELINE, saturation)
-    gone = {item["dataset"] for item in saturated}
+    unstable = unstable_datasets(rows, found.datasets, min_gap)
+    flag_unstable(seed_rows, rows, unstable, min_gap)
+    gone = {item["dataset"] for item in saturated + unstable}
     included = [d for d in found.datasets if d not in gone]
     sweeps, sweep_notes = collect_sweeps(root, datasets)
     filters = collect_filters(root, datasets)
     options = {"datasets": datasets, "baseline": chosen, "n_boot": n_boot, "saturation": saturation,
-               "seed": seed, "ci_level": 0.95}
+               "min_gap": min_gap, "seed": seed, "ci_level": 0.95}
     experiments = sorted({r["experiment"] for r in rows}, key=experiment_order)
     return Report(
         cache_dir=root, key=_inputs_key(found, sweeps, filters, options), options=options,
         datasets=found.datasets, experiments=experiments, runs=[run.describe() for run in found.runs],
         seed_rows=seed_rows, rows=rows, saturated=saturated, summary=experiment_summary(rows, included),
-        comparisons=compare_to_baseline(rows, included, chosen) if chosen else [],
+        comparisons=compare_to_baseline(rows, included, chosen, found.datasets) if chosen else [],
         missing=found.missing, incomplete=found.incomplete, sweeps=sweeps, filters=filters,
-        notes=notes + sweep_notes)
+        notes=notes + sweep_notes, unstable=unstable, run_warnings=recorded_warnings(found))
 
 
 # --------------------------------------------------------------------------- per run
@@ -238,6 +251,49 @@ def saturated_datasets(rows: list[dict], datasets: list[str], baseline: str, thr
     return out
 
 
+def unstable_datasets(rows: list[dict], datasets: list[str], min_gap: float) -> list[dict]:
+    """Datasets whose (seed-mean) ceiling − weak test AUC is below ``min_gap``: PGR is unstable.
+
+    A negative gap (ceiling below weak) is unstable too. A dataset lacking weak or ceiling AUC is
+    not flagged (it has no PGRs to flag).
+    """
+    out = []
+    for dataset in datasets:
+        weak, ceiling = (next((r for r in rows if r["dataset"] == dataset and r["experiment"] == stage), None)
+                         for stage in ("weak", "ceiling"))
+        if not weak or not ceiling or weak["auc"] is None or ceiling["auc"] is None:
+            continue
+        gap = ceiling["auc"] - weak["auc"]
+        if gap < min_gap:
+            out.append({"dataset": dataset, "weak_auc": weak["auc"], "ceiling_auc": ceiling["auc"], "gap": gap,
+                        "min_gap": min_gap})
+    return out
+
+
+def flag_unstable(seed_rows: list[dict], rows: list[dict], unstable: list[dict], min_gap: float) -> None:
+    """``pgr_unstable`` on every row with a PGR: a seed row by its own weak/ceiling pair's gap,
+    a per-dataset row by its dataset's (seed-mean) gap."""
+    flagged = {item["dataset"] for item in unstable}
+    for row in seed_rows:
+        if "pgr" in row:
+            gap = None if row["weak_auc"] is None or row["ceiling_auc"] is None else row["ceiling_auc"] - row["weak_auc"]
+            row["pgr_unstable"] = gap is not None and gap < min_gap
+    for row in rows:
+        if row["stage"] not in REFERENCE_STAGES:
+            row["pgr_unstable"] = row["dataset"] in flagged
+
+
+def recorded_warnings(found: Collection) -> list[dict]:
+    """The warnings runs recorded in their metrics.json (``{"code", "message"}`` each)."""
+    out = []
+    for run in found.runs:
+        for warning in run.metrics.get("warnings") or []:
+            if isinstance(warning, dict):
+                out.append({"dataset": run.dataset, "experiment": run.experiment, "seed": run.seed, "run": run.key,
+                            "code": warning.get("code"), "message": warning.get("message")})
+    return out
+
+
 def experiment_summary(rows: list[dict], included: list[str]) -> list[dict]:
     """Per experiment over the included datasets: how many have a PGR, mean/median, how many > 0."""
     out = []
@@ -252,8 +308,12 @@ def experiment_summary(rows: list[dict], included: list[str]) -> list[dict]:
     return out
 
 
-def compare_to_baseline(rows: list[dict], included: list[str], baseline: str) -> list[dict]:
-    """Each intervention vs ``baseline``, paired by dataset on the per-dataset (seed-mean) PGR."""
+def compare_to_baseline(rows: list[dict], included: list[str], baseline: str,
+                        datasets: list[str] | None = None) -> list[dict]:
+    """Each intervention vs ``baseline``, paired by dataset on the per-dataset (seed-mean) PGR.
+
+    ``datasets`` (all of them) lets each comparison list the ones left out (``excluded_datasets``).
+    """
     pgr = {(r["dataset"], r["experiment"]): r["pgr"] for r in rows}
     interventions = sorted({r["experiment"] for r in rows if r["stage"] not in REFERENCE_STAGES} - {baseline},
                            key=experiment_order)
@@ -265,6 +325,7 @@ def compare_to_baseline(rows: list[dict], included: list[str], baseline: str) ->
         stats = paired_comparison([x for _, x, _ in both], [y for _, _, y in both])
         out.append({"experiment": experiment, "group": experiment_group(experiment), "baseline": baseline,
                     "metric": "pgr", **stats, "datasets_without_pair": lacking,
+                    "excluded_datasets": [d for d in datasets or [] if d not in included],
                     "per_dataset": [{"dataset": d, "pgr": x, "baseline_pgr": y, "diff": x - y} for d, x, y in both],
                     "statement": comparison_statement(experiment, baseline, stats)})
     return out

@@ -49,8 +49,9 @@ class Code:
 def report_blocks(report: Report, figures: list[Figure], skipped: list[dict]) -> list:
     """Everything the rendered report shows, in order."""
     blocks: list = [Heading(1, "Weak-to-strong report"), Para(_intro(report))]
-    blocks += _summary(report) + _comparisons(report) + _saturation(report)
-    blocks += _figures(figures, skipped) + _per_dataset(report) + _gaps(report) + _inputs(report)
+    blocks += _summary(report) + _comparisons(report) + _saturation(report) + _unstable(report)
+    blocks += _figures(figures, skipped) + _per_dataset(report) + _gaps(report) + _run_warnings(report)
+    blocks += _inputs(report)
     return blocks
 
 
@@ -58,7 +59,8 @@ def _intro(report: Report) -> str:
     opts = report.options
     return (f"{len(report.runs)} finished run(s) over {len(report.datasets)} dataset(s) from {report.cache_dir}. "
             f"Baseline: {opts['baseline'] or 'none'}; bootstrap: {opts['n_boot']} paired resamples of the shared "
-            f"test ids (seed {opts['seed']}), percentile 95% CIs; saturation threshold: AUC > {opts['saturation']}. "
+            f"test ids (seed {opts['seed']}), percentile 95% CIs; saturation threshold: AUC > {opts['saturation']}; "
+            f"PGR unstable (flagged †, not summarised) where ceiling − weak AUC < {opts['min_gap']}. "
             f"Report key {report.key}.")
 
 
@@ -68,20 +70,23 @@ def _summary(report: Report) -> list:
     blocks: list = [Heading(2, "Summary")]
     if not rows:
         return blocks + [Para("No student or probe runs yet: nothing to summarise.")]
-    text = f"PGR over the {len(report.included)} non-saturated dataset(s)"
+    text = f"PGR over the {len(report.included)} dataset(s) neither saturated nor with unstable PGR"
     return blocks + [Para(text + " (per-dataset means over seeds)."),
                      Table(["experiment", "group", "datasets", "mean PGR", "median PGR", "PGR > 0"], rows),
-                     Para("PGR by dataset (saturated datasets marked *):"), _pgr_matrix(report)]
+                     Para("PGR by dataset (saturated datasets marked *, unstable PGR †; neither is in the "
+                          "summary):"), _pgr_matrix(report)]
 
 
 def _pgr_matrix(report: Report) -> Table:
     """Datasets x interventions, the numbers behind the dot plot."""
     experiments = [s["experiment"] for s in report.summary]
     saturated = {s["dataset"] for s in report.saturated}
+    unstable = {s["dataset"] for s in report.unstable}
     rows = []
     for dataset in report.datasets:
         cells = [fmt((report.row(dataset, e) or {}).get("pgr")) for e in experiments]
-        rows.append([dataset + (" *" if dataset in saturated else ""), *cells])
+        marks = (" *" if dataset in saturated else "") + (" †" if dataset in unstable else "")
+        rows.append([dataset + marks, *cells])
     return Table(["dataset", *experiments], rows)
 
 
@@ -115,6 +120,26 @@ def _saturation(report: Report) -> list:
                      Table(["dataset", "weak AUC", "ceiling AUC", "student AUC", "student"], rows)]
 
 
+def _unstable(report: Report) -> list:
+    min_gap = report.options["min_gap"]
+    blocks: list = [Heading(2, "Unstable PGR")]
+    if not report.unstable:
+        return blocks + [Para(f"None: every dataset's ceiling − weak AUC is at least {min_gap}.")]
+    rows = [[u["dataset"], fmt(u["weak_auc"]), fmt(u["ceiling_auc"]), fmt(u["gap"], 4)] for u in report.unstable]
+    return blocks + [Para(f"Ceiling − weak AUC below {min_gap}: PGR divides by that gap, so a few test rows swing "
+                          "it by whole units. Their PGRs are shown flagged (†, \"(unstable)\") but excluded from the "
+                          "summary and comparisons, like saturated datasets."),
+                     Table(["dataset", "weak AUC", "ceiling AUC", "gap"], rows)]
+
+
+def _run_warnings(report: Report) -> list:
+    if not report.run_warnings:
+        return []
+    return [Heading(2, "Run warnings"),
+            Bullets([f"{w['dataset']} {w['experiment']} seed {w['seed']} ({w['run']}): {w['message']}"
+                     for w in report.run_warnings])]
+
+
 def _figures(figures: list[Figure], skipped: list[dict]) -> list:
     blocks: list = [Heading(2, "Figures")]
     for figure in figures:
@@ -129,9 +154,12 @@ def _per_dataset(report: Report) -> list:
     saturated = {s["dataset"] for s in report.saturated}
     for dataset in report.datasets:
         rows = [r for r in report.rows if r["dataset"] == dataset]
-        title = dataset + (" (saturated)" if dataset in saturated else "")
+        unstable = any(u["dataset"] == dataset for u in report.unstable)
+        title = dataset + (" (saturated)" if dataset in saturated else "") + (" (unstable PGR)" if unstable else "")
         table = [[r["experiment"], GROUP_TITLES[r["group"]], seeds(r), fmt_n(r["n"]), with_spread(r, "auc"),
-                  with_spread(r, "accuracy"), with_spread(r, "pgr")] for r in rows]
+                  with_spread(r, "accuracy"), with_spread(r, "pgr") + (" (unstable)" if r.get("pgr_unstable")
+                                                                       and r.get("pgr") is not None else "")]
+                 for r in rows]
         blocks += [Heading(3, title),
                    Table(["experiment", "group", "seeds", "test n", "AUC", "accuracy", "PGR"], table)]
     blocks.append(Para("One seed: value [95% bootstrap CI]; several seeds: mean ± standard error (per-seed values "

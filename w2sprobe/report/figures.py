@@ -88,12 +88,15 @@ def pgr_by_dataset(report: Report):
     fig.suptitle("Performance gap recovered per dataset", fontsize=12)
     fig.tight_layout()
     saturated = len(report.saturated)
+    unstable = [u["dataset"] for u in report.unstable]
     caption = ("PGR = (student − weak) / (ceiling − weak) on test ROC AUC, one marker per intervention, "
                f"{'baseline ' + baseline + ' (black circles) in every panel' if baseline else 'no baseline'}; "
                "dashed line = weak supervisor (0), dotted = ceiling (1). Error bars: 95% paired bootstrap CI "
                "(one seed) or ± standard error over seeds."
                + (f" {clipped} point(s) beyond the axis are drawn as triangles on its edge." if clipped else "")
-               + (f" {saturated} saturated dataset(s) excluded." if saturated else ""))
+               + (f" {saturated} saturated dataset(s) excluded." if saturated else "")
+               + (f" Excluded for unstable PGR (ceiling − weak AUC < {report.options['min_gap']}): "
+                  f"{', '.join(unstable)}." if unstable else ""))
     return fig, "PGR per dataset and intervention", caption
 
 
@@ -168,7 +171,9 @@ def auc_by_dataset(report: Report):
                     yerr=[[max(y - e[0], 0) if e else 0 for y, e in zip(ys, errs)],
                           [max(e[1] - y, 0) if e else 0 for y, e in zip(ys, errs)]])
     saturated = {item["dataset"] for item in report.saturated}
-    _dataset_axis(ax, [f"{d} (saturated)" if d in saturated else d for d in datasets])
+    unstable = {item["dataset"] for item in report.unstable}
+    _dataset_axis(ax, [d + (" (saturated)" if d in saturated else "") + (" (unstable PGR)" if d in unstable else "")
+                       for d in datasets])
     ax.set_ylabel("test ROC AUC")
     ax.set_title("Weak vs student vs ceiling", loc="left")
     ax.grid(axis="y", color="#dddddd", linewidth=0.5)
@@ -176,7 +181,8 @@ def auc_by_dataset(report: Report):
     fig.tight_layout()
     caption = ("Test ROC AUC of the weak supervisor, the strong student trained on its labels "
                f"({student or 'none'}) and the strong ceiling trained on ground truth; the grey bar spans the "
-               "weak-to-ceiling gap that PGR measures. Error bars: 95% bootstrap CI (one seed) or ± standard error.")
+               "weak-to-ceiling gap that PGR measures. Error bars: 95% bootstrap CI (one seed) or ± standard error."
+               + (f" '(unstable PGR)': the gap is below {report.options['min_gap']} AUC." if unstable else ""))
     return fig, "Weak, student and ceiling AUC per dataset", caption
 
 

@@ -7,11 +7,22 @@ returns the batch mean.  Names as on the command line (``--loss``):
 * ``kl``      ``KL(y || p) = xent - H(y)``: the same gradient as xent, a loss that is 0 at a perfect fit;
 * ``logconf`` Burns et al.'s auxiliary confidence loss: xent against
   ``(1 - a) y + a * 1[p > t]``, ``a`` rising linearly to ``weight`` over ``warmup`` steps, ``t``
-  the quantile of the last 32 student predictions at ``1 - mean(y)`` (``0.5`` with
-  ``balance_batch``), so that the hardened labels have the batch's weak-label prior;
+  set from the last 32 student predictions: ``threshold="quantile"`` (default, the reference
+  code) takes their quantile at ``1 - mean(y)`` (``0.5`` with ``balance_batch``), so that the
+  hardened labels have the batch's weak-label prior; ``threshold="median"`` takes their median,
+  as the blog words it ("the median of the most recent 32 predictions");
 * ``entropy`` ``(1 - a) CE(p, y) + a H(p)`` (the blog's entropy loss): a real entropy penalty,
   so its gradient pushes predictions away from 1/2 (it is not a rescaled xent);
-* ``window``  xent on the examples whose confidence ``|p - 1/2|`` is at most ``radius`` only.
+* ``window``  xent on the examples whose confidence ``|p - 1/2|`` is at most ``radius`` only,
+  averaged over those examples.
+
+Gradient accumulation.  A loss is a mean over an optimizer batch, but the trainer sees the batch
+in micro-batches.  So every loss also offers :meth:`Loss.terms`: the *sum* of its per-example
+terms over a micro-batch and the number of examples the batch mean divides by (all of them, or
+window's in-window ones).  The trainer sums both over the micro-batches (and ranks) and divides
+the accumulated gradient by the total count once, so each example weighs ``1 / count`` of the
+whole batch however it was split.  What depends on the whole batch's predictions (logconf's
+threshold) is set once per batch by :meth:`Loss.begin_batch` before any micro-batch's terms.
 """
 
 from __future__ import annotations
@@ -28,6 +39,8 @@ from ..errors import UsageError
 LOSSES = ("xent", "kl", "logconf", "entropy", "window")
 #: The rolling buffer of student predictions that sets logconf's hardening threshold.
 LOGCONF_BUFFER = 32
+#: How logconf turns that buffer into a threshold (see the module doc); the first is the default.
+LOGCONF_THRESHOLDS = ("quantile", "median")
 
 
 def bernoulli_entropy_from_logits(z: torch.Tensor) -> torch.Tensor:
@@ -47,12 +60,33 @@ def ramp(step: int, weight: float, warmup: int) -> float:
 
 
 class Loss:
-    """Base: ``loss(z, y, step)``; stateful losses also implement ``state_dict``."""
+    """Base: ``loss(z, y, step)`` is the batch mean; the trainer uses ``begin_batch`` + ``terms``.
+
+    Stateful losses also implement ``state_dict``.
+    """
 
     name = "xent"
+    #: Whether :meth:`begin_batch` needs the whole batch's predictions before any gradient.
+    needs_batch_predictions = False
+    #: Whether the batch mean counts every example (then the count is known without the ranks).
+    counts_every_example = True
 
     def __call__(self, logits: torch.Tensor, targets: torch.Tensor, step: int) -> torch.Tensor:
-        return F.binary_cross_entropy_with_logits(logits.float(), targets.float())
+        """The loss of one whole batch: ``begin_batch`` on it, then its terms' mean."""
+        self.begin_batch(torch.sigmoid(logits.detach().float()), targets)
+        total, count = self.terms(logits, targets, step)
+        return total / max(count, 1)  # count 0 (an empty window): total is a graph-keeping 0
+
+    def begin_batch(self, probs: torch.Tensor, targets: torch.Tensor) -> None:
+        """See the predictions ``probs`` and ``targets`` of the whole optimizer batch (no gradient)."""
+
+    def terms(self, logits: torch.Tensor, targets: torch.Tensor, step: int) -> tuple[torch.Tensor, int]:
+        """(sum of the per-example terms of these examples, how many the batch mean counts)."""
+        logits, targets = logits.float(), targets.float()
+        return self.per_example(logits, targets, step).sum(), int(logits.numel())
+
+    def per_example(self, logits: torch.Tensor, targets: torch.Tensor, step: int) -> torch.Tensor:
+        return F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
 
     def state_dict(self) -> dict:
         return {}
@@ -68,33 +102,51 @@ class XentLoss(Loss):
 class KLLoss(Loss):
     name = "kl"
 
-    def __call__(self, logits, targets, step):
-        targets = targets.float()
-        return super().__call__(logits, targets, step) - bernoulli_entropy(targets).mean()
+    def per_example(self, logits, targets, step):
+        return super().per_example(logits, targets, step) - bernoulli_entropy(targets)
 
 
 class LogConfLoss(Loss):
-    """Cross-entropy against the weak labels mixed with the student's hardened predictions."""
+    """Cross-entropy against the weak labels mixed with the student's hardened predictions.
+
+    The threshold is set once per optimizer batch (:meth:`begin_batch`) from the buffer after
+    the whole batch's predictions joined it, and with the whole batch's prior, so it is the
+    same for every micro-batch (the reference code recomputes it per micro-batch).
+    """
 
     name = "logconf"
+    needs_batch_predictions = True
 
-    def __init__(self, weight: float = 0.5, warmup: int = 100, balance_batch: bool = False):
+    def __init__(self, weight: float = 0.5, warmup: int = 100, balance_batch: bool = False,
+                 threshold: str = "quantile"):
         self.weight, self.warmup, self.balance_batch = weight, warmup, balance_batch
+        self.threshold_rule = check_logconf_threshold(threshold)
         # Bounded: the reference code's buffer grows for the whole run.
         self.buffer: deque[float] = deque(maxlen=LOGCONF_BUFFER)
+        self.current_threshold: float | None = None
 
     def threshold(self, probs: torch.Tensor, targets: torch.Tensor) -> float:
-        """Feed this batch's predictions to the buffer, then its quantile at ``1 - prior``."""
-        self.buffer.extend(probs.detach().float().cpu().tolist())
-        prior = 0.5 if self.balance_batch else float(targets.float().mean())
-        return float(np.quantile(np.fromiter(self.buffer, dtype=np.float64), 1.0 - prior))
+        """Feed this batch's predictions to the buffer, then read the threshold off it.
 
-    def __call__(self, logits, targets, step):
-        logits, targets = logits.float(), targets.float()
-        probs = torch.sigmoid(logits)
-        hard = (probs.detach() > self.threshold(probs, targets)).float()
+        ``quantile``: the buffer's quantile at ``1 - prior`` (prior = mean target, 0.5 with
+        ``balance_batch``); ``median``: its median, whatever the prior.
+        """
+        self.buffer.extend(probs.detach().float().cpu().tolist())
+        if self.threshold_rule == "median":
+            level = 0.5
+        else:
+            level = 1.0 - (0.5 if self.balance_batch else float(targets.float().mean()))
+        return float(np.quantile(np.fromiter(self.buffer, dtype=np.float64), level))
+
+    def begin_batch(self, probs, targets):
+        self.current_threshold = self.threshold(probs, targets)
+
+    def per_example(self, logits, targets, step):
+        if self.current_threshold is None:
+            raise RuntimeError("logconf: begin_batch must see the batch before its terms")
+        hard = (torch.sigmoid(logits.detach()) > self.current_threshold).float()
         alpha = ramp(step, self.weight, self.warmup)
-        return F.binary_cross_entropy_with_logits(logits, (1 - alpha) * targets + alpha * hard)
+        return F.binary_cross_entropy_with_logits(logits, (1 - alpha) * targets + alpha * hard, reduction="none")
 
     def state_dict(self) -> dict:
         return {"buffer": list(self.buffer)}
@@ -112,27 +164,29 @@ class EntropyLoss(Loss):
     def __init__(self, weight: float = 0.5, warmup: int = 100):
         self.weight, self.warmup = weight, warmup
 
-    def __call__(self, logits, targets, step):
-        logits, targets = logits.float(), targets.float()
+    def per_example(self, logits, targets, step):
         alpha = ramp(step, self.weight, self.warmup)
-        xent = F.binary_cross_entropy_with_logits(logits, targets)
-        return (1 - alpha) * xent + alpha * bernoulli_entropy_from_logits(logits).mean()
+        xent = F.binary_cross_entropy_with_logits(logits, targets, reduction="none")
+        return (1 - alpha) * xent + alpha * bernoulli_entropy_from_logits(logits)
 
 
 class WindowLoss(Loss):
     """Cross-entropy on the examples the student is unconfident about: ``|p - 1/2| <= radius``."""
 
     name = "window"
+    counts_every_example = False
 
     def __init__(self, radius: float):
         self.radius = check_radius(radius)
 
-    def __call__(self, logits, targets, step):
+    def terms(self, logits, targets, step):
+        """Only the in-window examples count, in the sum and in the mean's denominator."""
         logits, targets = logits.float(), targets.float()
         inside = (torch.sigmoid(logits.detach()) - 0.5).abs() <= self.radius
         if not inside.any():
-            return logits.sum() * 0.0  # keeps the graph: a step with nothing to learn
-        return F.binary_cross_entropy_with_logits(logits[inside], targets[inside])
+            return logits.sum() * 0.0, 0  # keeps the graph: nothing to learn here
+        xent = F.binary_cross_entropy_with_logits(logits[inside], targets[inside], reduction="sum")
+        return xent, int(inside.sum())
 
 
 def check_radius(radius: float) -> float:
@@ -160,11 +214,11 @@ def midweak_radius(train_labels: np.ndarray) -> float:
 
 
 def make_loss(name: str, *, aux_weight: float = 0.5, aux_warmup: int = 100, balance_batch: bool = False,
-              radius: float = 0.15) -> Loss:
+              radius: float = 0.15, logconf_threshold: str = "quantile") -> Loss:
     """The loss called ``name``; ``radius`` must already be a number (see :func:`midweak_radius`)."""
     check_loss_name(name)
     if name == "logconf":
-        return LogConfLoss(aux_weight, aux_warmup, balance_batch)
+        return LogConfLoss(aux_weight, aux_warmup, balance_batch, logconf_threshold)
     if name == "entropy":
         return EntropyLoss(aux_weight, aux_warmup)
     if name == "window":
@@ -176,3 +230,9 @@ def check_loss_name(name: str) -> str:
     if name not in LOSSES:
         raise UsageError(f"unknown loss '{name}'; known: {', '.join(LOSSES)}")
     return name
+
+
+def check_logconf_threshold(rule: str) -> str:
+    if rule not in LOGCONF_THRESHOLDS:
+        raise UsageError(f"unknown logconf threshold '{rule}'; use one of {', '.join(LOGCONF_THRESHOLDS)}")
+    return rule

@@ -227,6 +227,9 @@ def _metrics(plan: StagePlan, fit: FitResult, predictions: dict[str, SplitPredic
         "labels": request.labels.name if request.labels and request.stage == "student" else None,
         "labels_key": request.labels.key if request.labels and request.stage == "student" else None,
     }
+    # Why a result may mislead (no val AUC to select on, a schedule shorter than its warmup):
+    # recorded with the run, not only printed, so a report can show it later.
+    metrics["warnings"] = list(fit.warnings)
     if fit.radius is not None:
         metrics["radius"] = fit.radius
     if request.stage == "student":

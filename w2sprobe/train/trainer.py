@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -32,10 +33,21 @@ from .classifier import LoraSettings, SequenceClassifier
 from .distributed import (
     broadcast_parameters, combine_shards, gather_objects, inference_rows, rank_rows, sum_gradients,
 )
-from .losses import check_loss_name, make_loss, midweak_radius, parse_radius
+from .losses import (
+    check_logconf_threshold, check_loss_name, make_loss, midweak_radius, parse_radius,
+)
 
 #: ``progress(step, total_steps, info)`` after every optimizer step.
 ProgressFn = Callable[[int, int, dict], None]
+
+#: Losses whose batch gradient changed when accumulation became split-independent (window: the
+#: in-window mean over the whole batch; logconf: one threshold per batch).  Their accumulated
+#: runs get a new key, so a result of the old arithmetic is never taken for the new one.
+_WHOLE_BATCH_LOSSES = ("window", "logconf")
+
+
+class TrainingWarning(UserWarning):
+    """Training ran, but something about it needs the researcher's attention (also in metrics.json)."""
 
 
 @dataclass(frozen=True)
@@ -56,6 +68,8 @@ class TrainConfig:
     aux_warmup: int = 100
     balance_batch: bool = False
     radius: float | str = "midweak"
+    #: logconf's threshold: ``quantile`` (the reference code) or ``median`` (the blog's words).
+    logconf_threshold: str = "quantile"
     lora: LoraSettings = field(default_factory=LoraSettings)
     pooling: str | None = None
     seed: int = 0
@@ -73,6 +87,7 @@ class TrainConfig:
         if self.lora.enabled and self.lora.rank < 1:
             raise UsageError(f"--lora-rank must be >= 1, got {self.lora.rank}")
         check_loss_name(self.loss)
+        check_logconf_threshold(self.logconf_threshold)
         object.__setattr__(self, "radius", parse_radius(self.radius))
 
     def describe(self) -> dict:
@@ -84,6 +99,10 @@ class TrainConfig:
             config.pop("aux_weight"), config.pop("aux_warmup")
         if self.loss != "logconf":
             config.pop("balance_batch")
+        if self.loss != "logconf" or self.logconf_threshold == "quantile":
+            config.pop("logconf_threshold")  # the default leaves the keys of earlier runs as they were
+        if self.loss in _WHOLE_BATCH_LOSSES and self.minibatch < self.batch_size:
+            config["accumulation"] = "whole-batch"
         return config
 
 
@@ -120,6 +139,8 @@ class FitResult:
     seconds: float
     resumed_from: int | None
     radius: float | None
+    #: ``{"code", "message"}`` for each :class:`TrainingWarning` the run raised.
+    warnings: list[dict] = field(default_factory=list)
 
     @property
     def tokens_per_second(self) -> float:
@@ -151,9 +172,11 @@ class Trainer:
         lengths = enc.lengths
         radius = midweak_radius(train.targets) if cfg.radius == "midweak" else cfg.radius
         loss_fn = make_loss(cfg.loss, aux_weight=cfg.aux_weight, aux_warmup=cfg.aux_warmup,
-                            balance_batch=cfg.balance_batch, radius=radius)
+                            balance_batch=cfg.balance_batch, radius=radius,
+                            logconf_threshold=cfg.logconf_threshold)
         steps_per_epoch = math.ceil(len(lengths) / cfg.batch_size)
         total = cfg.epochs * steps_per_epoch
+        notes = self._check_setup(total, val.targets)
         optimizer, scheduler = self._optimizer(total)
         targets = torch.as_tensor(train.targets, dtype=torch.float32, device=self.device)
         torch.manual_seed(cfg.seed + 1 + self.env.rank)  # dropout: independent masks per rank
@@ -180,7 +203,29 @@ class Trainer:
         has_auc = math.isfinite(state.best_auc)
         return FitResult(total, state.best_step, state.best_auc if has_auc else None, state.history,
                          state.tokens, state.seconds, state.resumed_from,
-                         radius if cfg.loss == "window" else None)
+                         radius if cfg.loss == "window" else None, notes)
+
+    def _check_setup(self, total_steps: int, val_targets: np.ndarray) -> list[dict]:
+        """Warn (``TrainingWarning``, once per fit) about what would otherwise fail silently."""
+        cfg, notes = self.config, []
+        if total_steps < cfg.warmup_steps:
+            notes.append({"code": "warmup_longer_than_run", "message": (
+                f"the schedule has {total_steps} optimizer steps but {cfg.warmup_steps} warmup steps: the "
+                f"warmup is cut to {total_steps}, so the learning rate only rises and never decays "
+                "(more data, more epochs or fewer --warmup-steps)")})
+        hardened = np.asarray(val_targets) > 0.5
+        if hardened.size == 0:
+            notes.append({"code": "no_val_labels", "message": (
+                "no val examples to select a checkpoint on: the last step is kept")})
+        elif hardened.all() or not hardened.any():
+            low, high = float(np.min(val_targets)), float(np.max(val_targets))
+            notes.append({"code": "val_auc_undefined", "message": (
+                f"all {hardened.size} val labels lie on one side of 1/2 (range [{low:.3f}, {high:.3f}]): val AUC "
+                "is undefined, so no checkpoint can be selected and the last step is kept")})
+        for note in notes:
+            if self.env.is_main:
+                warnings.warn(note["message"], TrainingWarning, stacklevel=3)
+        return notes
 
     def _encode(self, texts: list[str]) -> Encoded:
         return encode(self.tokenizer, texts, self.config.max_length)
@@ -201,24 +246,60 @@ class Trainer:
               optimizer, scheduler, step: int) -> float:
         """One optimizer step over a batch, accumulating gradients over its micro-batches.
 
-        With several ranks each runs the micro-batches of its share of ``rows``; the weights stay
-        relative to the whole batch, so the summed gradient is the whole batch's mean.  The
-        logconf loss's threshold buffer sees only this rank's predictions (it is per rank).
+        Each micro-batch backpropagates the *sum* of its loss terms; the summed gradient is then
+        divided once by the batch's count (examples, or window's in-window examples, over all
+        micro-batches and ranks), so the step is the whole batch's mean gradient whatever the
+        split.  A loss that needs the whole batch's predictions first (logconf's threshold) gets
+        them from a no-grad pass over the micro-batches when there is more than one piece.
         """
         self.model.train()
         optimizer.zero_grad(set_to_none=True)
-        total = 0.0
-        for micro in micro_batches(rank_rows(rows, lengths, self.env), lengths, self.config.minibatch):
+        micros = micro_batches(rank_rows(rows, lengths, self.env), lengths, self.config.minibatch)
+        one_piece = len(micros) == 1 and not self.env.enabled
+        if loss_fn.needs_batch_predictions and not one_piece:
+            loss_fn.begin_batch(self._batch_predictions(enc, rows, micros), targets[self._index(rows)])
+        total, count = 0.0, 0
+        for micro in micros:
             input_ids, mask = collate(enc, micro, self.device)
             logits = self.model(input_ids, mask)
-            # Weighted so the accumulated gradient is the whole batch's mean.
-            loss = loss_fn(logits, targets[torch.as_tensor(micro, device=self.device)], step - 1)
-            (loss * (len(micro) / len(rows))).backward()
-            total += float(loss.detach()) * len(micro) / len(rows)
-        total = sum_gradients(self._trainable(), self.env, total)
+            micro_targets = targets[self._index(micro)]
+            if loss_fn.needs_batch_predictions and one_piece:  # the micro-batch is the whole batch
+                loss_fn.begin_batch(torch.sigmoid(logits.detach().float()), micro_targets)
+            loss_sum, n = loss_fn.terms(logits, micro_targets, step - 1)
+            loss_sum.backward()
+            total, count = total + float(loss_sum.detach()), count + n
+        if self.env.enabled:  # the whole batch's count; only window's needs the other ranks' share
+            count = len(rows) if loss_fn.counts_every_example else sum(gather_objects(count, self.env))
+        scale = 1.0 / max(count, 1)  # count 0: an empty window, every gradient is already 0
+        for p in self._trainable():
+            if p.grad is not None:
+                p.grad.mul_(scale)
+        total = sum_gradients(self._trainable(), self.env, total * scale)
         optimizer.step()
         scheduler.step()
         return total
+
+    def _index(self, rows: np.ndarray) -> torch.Tensor:
+        return torch.as_tensor(rows, device=self.device)
+
+    @torch.no_grad()
+    def _batch_predictions(self, enc: Encoded, rows: np.ndarray, micros: list[np.ndarray]) -> torch.Tensor:
+        """P(label = 1) of every row of the batch, in ``rows`` order, from all ranks.
+
+        Run in training mode under a forked RNG that is then restored, so the gradient pass
+        that follows draws the very same dropout masks and sees the very same predictions.
+        """
+        # Every CUDA device: with --device-map dropout also draws on the other devices' generators.
+        devices = list(range(torch.cuda.device_count())) if self.device.type == "cuda" else []
+        mine: dict[int, float] = {}
+        with torch.random.fork_rng(devices=devices):
+            for micro in micros:
+                probs = torch.sigmoid(self.model(*collate(enc, micro, self.device)).float()).cpu()
+                mine.update(zip(micro.tolist(), probs.tolist()))
+        merged: dict[int, float] = {}
+        for shard in gather_objects(mine, self.env):  # every rank's rows of the batch
+            merged.update(shard)
+        return torch.tensor([merged[row] for row in rows.tolist()], dtype=torch.float32)
 
     def _evaluate(self, enc_val: Encoded, val_targets: np.ndarray, state: TrainingState) -> dict:
         """Val AUC against the training labels (hardened at 1/2); keep the best weights."""

@@ -1,0 +1,121 @@
+"""Gradient accumulation: a batch's gradient must not depend on how it is split into micro-batches.
+
+The reference for every loss is the plain gradient of the loss on the whole 32-example batch,
+computed in one forward/backward pass outside the trainer.  The trainer's ``_step`` is then run
+with micro-batches of 32 (one piece) and 8 (four pieces) and its accumulated gradient, read just
+before the optimizer step, must equal the reference.  The model is a deterministic bag of
+embeddings (no dropout), so any difference comes from the accumulation arithmetic alone.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from w2sprobe.train import TrainConfig, Trainer
+from w2sprobe.train.batching import Encoded, collate
+from w2sprobe.train.losses import make_loss
+
+CPU = torch.device("cpu")
+VOCAB, DIM, BATCH = 40, 6, 32
+STEP = 60  # past the auxiliary warmup below: logconf and entropy run at full weight
+
+
+class BagOfEmbeddings(nn.Module):
+    """logit = w . mean(embeddings of the unpadded tokens) + b: exact under any padding."""
+
+    def __init__(self, seed: int = 0):
+        super().__init__()
+        g = torch.Generator().manual_seed(seed)
+        self.embed = nn.Parameter(torch.randn(VOCAB, DIM, generator=g))
+        self.head = nn.Parameter(torch.randn(DIM, generator=g))
+        self.bias = nn.Parameter(torch.tensor(0.1))
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        mask = attention_mask.float()
+        pooled = (self.embed[input_ids] * mask[..., None]).sum(1) / mask.sum(1, keepdim=True)
+        return pooled @ self.head + self.bias
+
+
+class GradientRecorder:
+    """Stands in for the optimizer: remembers the gradients it was asked to apply."""
+
+    def __init__(self, params):
+        self.params, self.grads = list(params), None
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        for p in self.params:
+            p.grad = None
+
+    def step(self) -> None:
+        self.grads = [p.grad.detach().clone() for p in self.params]
+
+
+class NoSchedule:
+    def step(self) -> None:
+        pass
+
+
+def toy_batch(seed: int = 0) -> tuple[Encoded, np.ndarray, torch.Tensor]:
+    rng = np.random.default_rng(seed)
+    ids = [rng.integers(1, VOCAB, rng.integers(2, 12)).tolist() for _ in range(BATCH)]
+    targets = torch.as_tensor(rng.uniform(0, 1, BATCH), dtype=torch.float32)
+    return Encoded(ids, pad_id=0), rng.permutation(BATCH), targets
+
+
+def window_radius(model: nn.Module, enc: Encoded, rows: np.ndarray) -> float:
+    """A radius with about half the batch inside the window (and no point on its edge)."""
+    with torch.no_grad():
+        probs = torch.sigmoid(model(*collate(enc, rows, CPU))).numpy()
+    confidence = np.sort(np.abs(probs - 0.5))
+    radius = float(confidence[BATCH // 2 - 1] + confidence[BATCH // 2]) / 2
+    assert 0 < (confidence <= radius).sum() < BATCH
+    return radius
+
+
+def config_for(loss: str, minibatch: int, radius: float) -> TrainConfig:
+    return TrainConfig(loss=loss, batch_size=BATCH, minibatch=minibatch, aux_warmup=10, aux_weight=0.5,
+                       radius=radius)
+
+
+def whole_batch_gradient(loss_name: str, config: TrainConfig, enc, rows, targets) -> list[torch.Tensor]:
+    """The reference: one forward and backward of the loss over all 32 examples."""
+    model = BagOfEmbeddings()
+    loss_fn = make_loss(loss_name, aux_weight=config.aux_weight, aux_warmup=config.aux_warmup,
+                        radius=config.radius)
+    loss_fn(model(*collate(enc, rows, CPU)), targets[torch.as_tensor(rows)], STEP - 1).backward()
+    return [p.grad.detach().clone() for p in model.parameters()]
+
+
+def trainer_gradient(loss_name: str, config: TrainConfig, enc, rows, targets) -> list[torch.Tensor]:
+    model = BagOfEmbeddings()
+    trainer = Trainer(model, None, config, CPU)
+    loss_fn = make_loss(loss_name, aux_weight=config.aux_weight, aux_warmup=config.aux_warmup,
+                        radius=config.radius)
+    recorder = GradientRecorder(model.parameters())
+    trainer._step(enc, enc.lengths, rows, targets, loss_fn, recorder, NoSchedule(), STEP)
+    return recorder.grads
+
+
+def max_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return max(float((x - y).abs().max()) for x, y in zip(a, b))
+
+
+@pytest.mark.parametrize("loss", ["xent", "kl", "logconf", "entropy", "window"])
+def test_batch_gradient_does_not_depend_on_the_micro_batch_split(loss):
+    enc, rows, targets = toy_batch()
+    radius = window_radius(BagOfEmbeddings(), enc, rows)
+    reference = whole_batch_gradient(loss, config_for(loss, BATCH, radius), enc, rows, targets)
+    assert max(float(g.abs().max()) for g in reference) > 1e-3  # a gradient worth comparing
+    for minibatch in (BATCH, 8):
+        got = trainer_gradient(loss, config_for(loss, minibatch, radius), enc, rows, targets)
+        assert max_difference(got, reference) < 1e-6, (loss, minibatch, max_difference(got, reference))
+
+
+def test_window_with_nothing_inside_gives_a_zero_gradient():
+    enc, rows, targets = toy_batch()
+    config = config_for("window", 8, 1e-9)
+    grads = trainer_gradient("window", config, enc, rows, targets)
+    assert all(float(g.abs().max()) == 0.0 for g in grads)
