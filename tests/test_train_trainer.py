@@ -135,11 +135,13 @@ def test_a_clean_run_has_no_warnings(tiny_models, recwarn):
     assert result.warnings == [] and not [w for w in recwarn if issubclass(w.category, TrainingWarning)]
 
 
-# Keys of runs made before logconf_threshold existed (computed with the code of main at 4bbe1cd):
-# the default must leave them, and so every cached run, where they were.
-EARLIER_KEYS = {(): "6b9e9b63eb6dcd06", (("loss", "entropy"),): "ac0e4b8d6281e1ac",
-                (("loss", "logconf"), ("minibatch", 32)): "4de43dd77b940889",
-                (("loss", "window"), ("radius", 0.2), ("minibatch", 32)): "2638be00f62e141e"}
+# Keys of runs made before logconf_threshold existed (computed with the code of main at 4bbe1cd,
+# whose TrainConfig defaulted to lr 8e-5 and minibatch 8): the new fields' defaults must leave
+# them, and so every cached run, where they were.
+OLD = (("lr", 8e-5), ("minibatch", 8))
+EARLIER_KEYS = {OLD: "6b9e9b63eb6dcd06", (*OLD, ("loss", "entropy")): "ac0e4b8d6281e1ac",
+                (("lr", 8e-5), ("loss", "logconf"), ("minibatch", 32)): "4de43dd77b940889",
+                (("lr", 8e-5), ("loss", "window"), ("radius", 0.2), ("minibatch", 32)): "2638be00f62e141e"}
 
 
 @pytest.mark.parametrize("fields", list(EARLIER_KEYS))

@@ -180,6 +180,8 @@ class ReportOptions:
     baseline: str = option("xent", "Experiment the interventions are compared with.")
     n_boot: int = option(1000, "Bootstrap resamples for the 95% CIs (0: none).")
     saturation: float = option(0.999, "Exclude datasets whose weak, ceiling and student AUC all exceed this.")
+    min_gap: float = option(0.02, "Flag PGR as unstable (and exclude it from the summary) where ceiling - "
+                                  "weak AUC is below this.")
     format: ReportFormat = option("html", "html (self-contained) | md (+ image files) | json.")
     out: str | None = option(None, "Report folder.", relative_path=True, metavar="DIR",
                              shown="<cache>/reports/<hash of the inputs>")

@@ -7,7 +7,7 @@ from .common import RowProgress, emit_json, stdout
 from .params import Control, options_command
 
 
-@options_command(("report_datasets", "baseline", "n_boot", "saturation", "format", "out"), preset=False,
+@options_command(("report_datasets", "baseline", "n_boot", "saturation", "min_gap", "format", "out"), preset=False,
                  inert=("device",))
 def report(opts: Options, ctl: Control) -> None:
     """Summarise finished runs: per-dataset AUC/PGR with CIs, tests vs a baseline, figures.
@@ -23,7 +23,7 @@ def report(opts: Options, ctl: Control) -> None:
     with RowProgress("bootstrap") as bar:
         built = build_report(opts.cache_dir, datasets=r.report_datasets or None, baseline=baseline,
                              n_boot=r.n_boot, saturation=r.saturation, seed=opts.workspace.seed,
-                             progress=bar.update)
+                             progress=bar.update, min_gap=r.min_gap)
     summary = {"command": "report", **write_report(built, Path(r.out) if r.out else None, r.format)}
     if ctl.as_json:
         emit_json(summary)

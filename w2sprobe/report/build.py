@@ -16,18 +16,20 @@ import numpy as np
 from ..errors import UsageError
 from ..hashing import short_hash
 from ..metrics import pgr as pgr_of
+from ..options import ReportOptions
 from .collect import REFERENCE_STAGES, Collection, RunResult, collect_results, read_test_predictions
 from .groups import experiment_group, experiment_order
 from .probe_inputs import collect_filters, collect_sweeps
 from .stats import (bootstrap_pgr, is_saturated, mean_se, paired_comparison, percentile_ci, resample_counts,
                     weighted_auc)
 
-DEFAULT_BASELINE = "xent"
-DEFAULT_N_BOOT = 1000
-DEFAULT_SATURATION = 0.999
-#: PGR divides by ceiling - weak AUC; below this gap a few test rows swing it by whole units
-#: (PGRs like -16.7), so such a dataset's PGRs are flagged unstable and left out of the summary.
-DEFAULT_MIN_GAP = 0.02
+# The defaults are the report options' (w2sprobe.options): one place for the CLI and the library.
+_DEFAULTS = ReportOptions()
+DEFAULT_BASELINE = _DEFAULTS.baseline
+DEFAULT_N_BOOT = _DEFAULTS.n_boot
+DEFAULT_SATURATION = _DEFAULTS.saturation
+#: PGR divides by ceiling - weak AUC; below this gap it is noise, flagged and left out of summaries.
+DEFAULT_MIN_GAP = _DEFAULTS.min_gap
 
 Progress = Callable[[int, int, str], None]
 

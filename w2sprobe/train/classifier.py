@@ -16,6 +16,7 @@ from torch import nn
 
 from ..errors import UsageError
 from ..models import ModelRef, describe, load_model
+from ..options import TrainOptions
 from ..pooling import pool
 
 
@@ -23,10 +24,10 @@ from ..pooling import pool
 class LoraSettings:
     """LoRA adapter shape; ``targets=None`` = every linear projection inside the transformer blocks."""
 
-    enabled: bool = True
-    rank: int = 8
-    alpha: float = 16.0
-    dropout: float = 0.0
+    enabled: bool = TrainOptions().lora
+    rank: int = TrainOptions().lora_rank
+    alpha: float = TrainOptions().lora_alpha
+    dropout: float = TrainOptions().lora_dropout
     targets: tuple[str, ...] | None = None
 
 

@@ -1,8 +1,9 @@
 """Data-parallel training on ``torch.distributed``: who trains which rows, and what ranks exchange.
 
 Under ``torchrun`` every rank builds the same batch schedule (:func:`.batching.epoch_batches` is
-a pure function of seed and epoch), takes its share of each batch (:func:`rank_rows`), weights
-each micro-batch loss by ``len(micro) / len(whole batch)`` exactly as a single process does, and
+a pure function of seed and epoch), takes its share of each batch (:func:`rank_rows`), sums its
+micro-batch losses and divides the gradient once by the whole batch's count (examples, or for
+the window loss the in-window examples of every rank) exactly as a single process does, and
 :func:`sum_gradients` adds the trainable gradients of all ranks before the optimizer step.  So a
 step is the single-process step up to the order of float additions, whatever the world size.
 Gradients are summed by hand (bucketed ``all_reduce``) rather than by ``DistributedDataParallel``

@@ -23,7 +23,8 @@ def train_config(options: Options, stage: str, loss: str | None = None) -> Train
         lr=lr, epochs=t.epochs, batch_size=t.batch_size, minibatch=t.minibatch, beta2=t.beta2,
         warmup_steps=t.warmup_steps, weight_decay=t.weight_decay, eval_every=t.eval_every,
         max_length=options.extract.max_length, loss=(loss or t.loss) if stage == "student" else "xent",
-        aux_weight=t.logconf_weight, aux_warmup=t.logconf_warmup, balance_batch=t.balance_batch,
+        aux_weight=t.logconf_weight, aux_warmup=t.logconf_warmup, logconf_threshold=t.logconf_threshold,
+        balance_batch=t.balance_batch,
         radius=t.radius, lora=lora, pooling=options.extract.pooling, seed=options.workspace.seed,
     )
 

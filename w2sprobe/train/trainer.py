@@ -27,6 +27,7 @@ import torch
 from ..distributed import DistEnv, current
 from ..errors import UsageError
 from ..metrics import roc_auc
+from ..options import ExtractOptions, TrainOptions
 from .batching import Encoded, collate, encode, epoch_batches, inference_batches, micro_batches
 from .checkpoint import load_checkpoint, save_checkpoint
 from .classifier import LoraSettings, SequenceClassifier
@@ -50,26 +51,30 @@ class TrainingWarning(UserWarning):
     """Training ran, but something about it needs the researcher's attention (also in metrics.json)."""
 
 
+_TRAIN = TrainOptions()
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that changes what training produces (it is part of the run's key)."""
 
-    lr: float = 8e-5
-    epochs: int = 3
-    batch_size: int = 32
-    minibatch: int = 8
-    beta2: float = 0.95
-    warmup_steps: int = 40
-    weight_decay: float = 0.1
-    eval_every: int = 25
-    max_length: int = 512
-    loss: str = "xent"
-    aux_weight: float = 0.5
-    aux_warmup: int = 100
-    balance_batch: bool = False
-    radius: float | str = "midweak"
+    # Defaults are the options' (w2sprobe.options), so the library and the CLI agree.
+    lr: float = _TRAIN.strong_lr
+    epochs: int = _TRAIN.epochs
+    batch_size: int = _TRAIN.batch_size
+    minibatch: int = _TRAIN.minibatch
+    beta2: float = _TRAIN.beta2
+    warmup_steps: int = _TRAIN.warmup_steps
+    weight_decay: float = _TRAIN.weight_decay
+    eval_every: int = _TRAIN.eval_every
+    max_length: int = ExtractOptions().max_length
+    loss: str = _TRAIN.loss
+    aux_weight: float = _TRAIN.logconf_weight
+    aux_warmup: int = _TRAIN.logconf_warmup
+    balance_batch: bool = _TRAIN.balance_batch
+    radius: float | str = _TRAIN.radius
     #: logconf's threshold: ``quantile`` (the reference code) or ``median`` (the blog's words).
-    logconf_threshold: str = "quantile"
+    logconf_threshold: str = _TRAIN.logconf_threshold
     lora: LoraSettings = field(default_factory=LoraSettings)
     pooling: str | None = None
     seed: int = 0
