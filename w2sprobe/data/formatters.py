@@ -10,9 +10,10 @@ templates and MC-k rule exactly (see ``DATASETS.md`` §2/§3), except for the do
 
 Returning ``None`` or an empty ``txt`` means "drop this row"; the caller counts such drops.
 
-Formatters that never touch ``rng`` are marked ``@rng_free``: the split builder may then format
-rows in any order (storage order, or only the rows it keeps), which is what lets a 3.6M-row
-dataset build its splits without a pass in shuffled order.
+Formatters that never touch ``rng`` are marked ``@rng_free``, and those that draw a fixed number
+of ``rng.random()`` values per row ``@fixed_draws(n)``: the split builder may then format rows in
+any order (storage order, or only the rows it keeps), which is what lets a 3.6M-row dataset
+build its splits without a pass in shuffled order.
 
 The MC-k rule, per row in post-shuffle order with the pool's ``random.Random``:
 draw ``u = rng.random()``; label 1 iff ``u < 0.5``; label 1 shows the gold option, label 0 one
@@ -43,6 +44,23 @@ def rng_free(formatter: Formatter) -> Formatter:
 def is_rng_free(formatter: Formatter) -> bool:
     """Whether ``formatter`` was marked ``@rng_free``."""
     return bool(getattr(formatter, "rng_free", False))
+
+
+def fixed_draws(n: int) -> Callable[[Formatter], Formatter]:
+    """Mark a formatter that makes exactly ``n`` ``rng.random()`` calls per row, nothing else.
+
+    Its draws do not depend on the row, so the split builder can draw them up front in
+    shuffled order and format the rows in any order (anthropic_hh's coin).
+    """
+    def mark(formatter: Formatter) -> Formatter:
+        formatter.draws_per_row = n  # type: ignore[attr-defined]
+        return formatter
+    return mark
+
+
+def draws_per_row(formatter: Formatter) -> Optional[int]:
+    """``n`` for a ``@fixed_draws(n)`` formatter (0 for ``@rng_free``), else ``None``."""
+    return 0 if is_rng_free(formatter) else getattr(formatter, "draws_per_row", None)
 
 
 def _coin(rng: random.Random) -> int:
@@ -99,6 +117,7 @@ def amazon_polarity(row: Row, rng: random.Random) -> Example:
     return f"{row['title']} {row['content']}", int(row["label"])
 
 
+@fixed_draws(1)
 def anthropic_hh(row: Row, rng: random.Random) -> Example:
     """anthropic_hh: a coin flip shows ``chosen`` (label 1) or ``rejected`` (label 0) verbatim."""
     label = _coin(rng)

@@ -47,7 +47,7 @@ import numpy as np
 
 from ..errors import UsageError
 from ..hashing import short_hash
-from .formatters import Formatter, is_rng_free
+from .formatters import Formatter, draws_per_row
 from .formatters import text as text_formatter
 from .registry import get_spec
 from .rows import RowSource, as_source
@@ -113,6 +113,28 @@ class _Scan:
     formatter: Formatter
     seed: int
     order: np.ndarray  # storage index of each shuffled position
+    _draws: Optional[np.ndarray] = None
+
+    @property
+    def order_free(self) -> bool:
+        """Whether rows may be formatted in any order (``rng_free`` or ``fixed_draws``)."""
+        return draws_per_row(self.formatter) is not None
+
+    def draws(self) -> np.ndarray:
+        """A ``fixed_draws(d)`` formatter's rng values, (rows, d), by shuffled position.
+
+        Exactly what one ``random.Random(seed)`` would hand out row after row in shuffled order.
+        """
+        if self._draws is None:
+            d = draws_per_row(self.formatter) or 0
+            rng = random.Random(self.seed)
+            self._draws = np.array([rng.random() for _ in range(len(self.order) * d)],
+                                   dtype=np.float64).reshape(len(self.order), d)
+        return self._draws
+
+    def rng_for(self, position: int, draws: np.ndarray):
+        """The rng to format the row at a shuffled position with, in an order-free pass."""
+        return _NoRng() if draws.shape[1] == 0 else _ReplayRng(draws[position])
 
 
 @dataclass
@@ -137,6 +159,22 @@ class _NoRng:
 
     def __getattr__(self, name):
         raise RuntimeError("a formatter marked rng_free used its rng")
+
+
+class _ReplayRng:
+    """Serves a ``fixed_draws`` formatter its pre-drawn values; anything else fails loudly."""
+
+    def __init__(self, values: np.ndarray):
+        self.values, self.used = values.tolist(), 0
+
+    def random(self) -> float:
+        if self.used >= len(self.values):
+            raise RuntimeError("a formatter marked fixed_draws drew more values than declared")
+        self.used += 1
+        return self.values[self.used - 1]
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"a formatter marked fixed_draws called rng.{name}")
 
 
 def text_id(txt: str) -> str:
@@ -230,12 +268,18 @@ def _scan_keys(scan: _Scan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     n = len(scan.order)
     keys, labels = np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.int64)
     empty = np.zeros(n, dtype=bool)
-    if is_rng_free(scan.formatter):
-        # Order-free: read in storage order (sequential, batch by batch), then apply the shuffle.
-        no_rng, start = _NoRng(), 0
+    if scan.order_free:
+        # Read in storage order (sequential, batch by batch), then apply the shuffle.
+        draws = scan.draws()
+        if draws.shape[1]:
+            by_storage = np.empty_like(draws)
+            by_storage[scan.order] = draws
+            draws = by_storage
+        start = 0
         for batch in scan.source.batches():
             for offset, row in enumerate(batch):
-                _record(scan.formatter(row, no_rng), start + offset, keys, labels, empty)
+                i = start + offset
+                _record(scan.formatter(row, scan.rng_for(i, draws)), i, keys, labels, empty)
             start += len(batch)
         return keys[scan.order], labels[scan.order], empty[scan.order]
     for position, example in _shuffled_examples(scan, n):
@@ -266,11 +310,12 @@ def _texts(pool: _Pool) -> list[str]:
     wanted = {int(p): None for p in pool.positions}
     if not wanted:
         return []
-    if is_rng_free(scan.formatter):
+    if scan.order_free:
         positions = np.fromiter(wanted, dtype=np.int64)
-        rows = scan.source.take(scan.order[positions])
-        no_rng = _NoRng()
-        found = {int(p): scan.formatter(row, no_rng)[0] for p, row in zip(positions, rows)}
+        rows = scan.source.gather(scan.order[positions])
+        draws = scan.draws()
+        found = {int(p): scan.formatter(row, scan.rng_for(int(p), draws))[0]
+                 for p, row in zip(positions, rows)}
     else:
         found = {position: example[0] for position, example
                  in _shuffled_examples(scan, max(wanted) + 1) if position in wanted}
@@ -309,6 +354,9 @@ def _balance(pool: _Pool, seed: int, stats: dict, pool_name: str) -> _Pool:
     counts = Counter(pool.labels.tolist())
     stats["label_counts_before_balance"] = {str(k): counts.get(k, 0) for k in (0, 1)}
     if len(counts) != 2:
+        if not counts:
+            raise UsageError(f"the {pool_name} pool ({stats['from']}) has no rows left after dropping "
+                             "empty, duplicate and test-overlapping rows")
         only = f"only label {sorted(counts)[0]}" if len(counts) == 1 else f"{len(counts)} label values"
         raise UsageError(f"the {pool_name} pool ({stats['from']}) has {only} after dropping empty "
                          f"and duplicate rows ({len(pool)} rows); balancing needs both 0 and 1")
