@@ -230,6 +230,7 @@ def user_pools(dataset: str, *, text_field: str = "text", label_field: str = "la
     fields = template_fields(template, f"dataset {name}") if template else [text_field]
     for split in splits:
         _check_fields(split, fields + [label_field], template, name)
+    splits = _drop_unlabeled(splits, notes)
     values = [value for split in splits for value in split.values]
     labels = LabelMap(list(dict.fromkeys(values)), _where(splits, source), label_field,
                       positive_label, next((s.names for s in splits if s.names), None))
@@ -246,6 +247,17 @@ def user_pools(dataset: str, *, text_field: str = "text", label_field: str = "la
         if pools.train is not None:  # carve test out of train, as for a single file
             pools.test, pools.train = pools.train, None
     return name, pools, formatter
+
+
+def _drop_unlabeled(splits: list[_Split], notes: list[str]) -> list[_Split]:
+    """Hub test splits are often unlabeled (every label -1, as GLUE's): use the others."""
+    kept = [s for s in splits if not (s.origin.startswith("hub split") and s.values == [UNLABELED])]
+    for split in splits:
+        if split not in kept:
+            notes.append(f"{split.origin} is unlabeled (every label {UNLABELED}); not used")
+    if not kept:
+        raise UsageError(f"every split of {splits[0].origin} is unlabeled (label {UNLABELED})")
+    return kept
 
 
 def _rows(split: Optional[_Split]) -> Optional[RowSource]:
@@ -314,11 +326,7 @@ def _hub_splits(location: str, name: str) -> tuple[list[_Split], str, list[str]]
         stem = next((s for s in stems if s in loaded.data), None)
         if stem is None:
             continue
-        split = _split_of(role, loaded.data[stem], f"hub split {stem}")
-        if split.values == [UNLABELED]:
-            notes.append(f"hub split {stem} of {repo} is unlabeled (all {UNLABELED}); not used")
-            continue
-        splits.append(split)
+        splits.append(_split_of(role, loaded.data[stem], f"hub split {stem}"))
     if not splits:
         raise UsageError(f"dataset {name}: hub repo {repo} has no labeled train, validation or test "
                          f"split (found: {', '.join(loaded.data) or 'none'})")
