@@ -36,9 +36,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 OLD_COMMIT = "4bbe1cd"  # the branch point: the eager split builder
 SIZES = (10_000, 1_000, 5_000)
-WORDS = ("good great bad awful product quality price delivery battery screen sound works broke "
-         "returned love hate recommend never again cheap sturdy flimsy perfect gift kids easy hard "
-         "manual setup minutes hours days months years fine okay excellent terrible").split()
+WORDS = ["good", "great", "bad", "awful", "product", "quality", "price", "delivery", "battery", "screen", "sound", "works", "broke", "returned", "love", "hate", "recommend", "never", "again", "cheap", "sturdy", "flimsy", "perfect", "gift", "kids", "easy", "hard", "manual", "setup", "minutes", "hours", "days", "months", "years", "fine", "okay", "excellent", "terrible"]
 
 
 def generate(work: Path, n_train: int, n_test: int, seed: int = 0) -> Path:

@@ -19,7 +19,8 @@ import pyarrow.parquet as pq
 import pytest
 from data_helpers import no_hub  # noqa: F401
 
-from w2sprobe.data import SplitSizes, formatters as fmt
+from w2sprobe.data import SplitSizes
+from w2sprobe.data import formatters as fmt
 from w2sprobe.data.rows import ArrowRows, ListRows, as_source
 from w2sprobe.data.sources import Pools
 from w2sprobe.data.splits import build_splits

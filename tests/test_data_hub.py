@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 
+import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from data_helpers import no_hub  # noqa: F401
-
-import datasets
 from datasets import Dataset, DatasetDict
 from datasets.exceptions import DatasetNotFoundError
+
 from w2sprobe.data import REGISTRY, SplitSizes, get_spec, load_splits
 from w2sprobe.data import hub as hub_module
 from w2sprobe.data.hub import HUB_SOURCES, PARQUET_REVISION, HubSource, load_with_fallback

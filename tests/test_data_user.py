@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import tomllib
 from data_helpers import no_hub  # noqa: F401
-
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
+
 from w2sprobe.data import SplitSizes, load_splits
 from w2sprobe.data.user import USER_DATASETS, define_dataset, define_datasets
 from w2sprobe.errors import UsageError

@@ -5,25 +5,58 @@ Typical use::
     from w2sprobe.data import load_splits, SplitSizes
     splits = load_splits("sst2", data_dir="../shared/data", sizes=SplitSizes(n_train=2000))
     splits.splits["test"].texts, splits.splits["test"].labels, splits.fingerprint
+
+Users' own data goes through the same call: a file, a folder of ``train/validation/test``
+files, ``hub:org/name[:config]`` (with ``positive_label=`` for one class vs the rest), or a
+name defined from a ``[datasets.NAME]`` config table with ``define_dataset``.  Notices meant
+for the user (e.g. a hub repo read from its parquet branch) are in ``report["notes"]``.
 """
 
 from __future__ import annotations
 
 from ..config import Settings
+from ..errors import UsageError
 from .formatters import Example, Formatter
+from .hub import HUB_SOURCES, PARQUET_REVISION, HubSource, load_with_fallback
 from .registry import REGISTRY, DatasetSpec, get_spec, list_datasets
-from .sources import Pools, is_user_file, load_hub_split, load_mirror_split, load_user_file, mirror_folder
+from .sources import (
+    Pools,
+    check_data_dir,
+    is_user_file,
+    load_hub_split,
+    load_mirror_split,
+    load_user_file,
+    mirror_folder,
+)
 from .splits import SPLIT_NAMES, Split, SplitSet, SplitSizes, load_splits, text_id
+from .user import (
+    USER_DATASETS,
+    UserDatasetSpec,
+    define_dataset,
+    define_datasets,
+    is_hub_source,
+    is_user_data,
+    parse_hub_source,
+)
 
 __all__ = [
-    "REGISTRY", "SPLIT_NAMES", "DatasetSpec", "Example", "Formatter", "Pools", "Split", "SplitSet",
-    "SplitSizes", "get_spec", "is_user_file", "list_datasets", "load_hub_split", "load_mirror_split",
-    "load_splits", "load_user_file", "mirror_folder", "splits_from_settings", "text_id",
+    "HUB_SOURCES", "PARQUET_REVISION", "REGISTRY", "SPLIT_NAMES", "USER_DATASETS", "DatasetSpec",
+    "Example", "Formatter", "HubSource", "Pools", "Split", "SplitSet", "SplitSizes", "UserDatasetSpec",
+    "check_data_dir", "define_dataset", "define_datasets", "get_spec", "is_hub_source", "is_user_data",
+    "is_user_file", "list_datasets", "load_hub_split", "load_mirror_split", "load_splits",
+    "load_user_file", "load_with_fallback", "mirror_folder", "parse_hub_source", "splits_from_settings",
+    "text_id",
 ]
 
 
 def splits_from_settings(settings: Settings) -> SplitSet:
     """Build the splits the resolved options ask for (dataset, data_dir, seed, sizes, fields)."""
     sizes = SplitSizes(n_train=settings["n_train"], n_val=settings["n_val"], n_test=settings["n_test"])
-    return load_splits(settings["dataset"], data_dir=settings["data_dir"], seed=settings["seed"],
-                       sizes=sizes, text_field=settings["text_field"], label_field=settings["label_field"])
+    dataset = settings["dataset"]
+    if isinstance(dataset, list):  # the typed options hold a list: one SplitSet is one dataset
+        if len(dataset) != 1:
+            raise UsageError(f"this command builds one dataset at a time; got {', '.join(dataset)}")
+        dataset = dataset[0]
+    return load_splits(dataset, data_dir=settings["data_dir"], seed=settings["seed"],
+                       sizes=sizes, text_field=settings["text_field"], label_field=settings["label_field"],
+                       positive_label=settings.values.get("positive_label"))

@@ -24,15 +24,15 @@ with exactly two options, the other one (no extra draw).
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Optional
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ..errors import UsageError
 
 #: One formatted example: the model input and its ground-truth 0/1 label.
 Example = tuple[str, int]
 Row = Mapping[str, Any]
-Formatter = Callable[[Row, random.Random], Optional[Example]]
+Formatter = Callable[[Row, random.Random], Example | None]
 
 
 def rng_free(formatter: Formatter) -> Formatter:
@@ -58,7 +58,7 @@ def fixed_draws(n: int) -> Callable[[Formatter], Formatter]:
     return mark
 
 
-def draws_per_row(formatter: Formatter) -> Optional[int]:
+def draws_per_row(formatter: Formatter) -> int | None:
     """``n`` for a ``@fixed_draws(n)`` formatter (0 for ``@rng_free``), else ``None``."""
     return 0 if is_rng_free(formatter) else getattr(formatter, "draws_per_row", None)
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import UsageError
 
@@ -43,10 +43,10 @@ class HubSource:
     """
 
     repo: str
-    config: Optional[str]
+    config: str | None
     splits: tuple[str, ...]
-    revision: Optional[str] = None
-    export_dir: Optional[str] = None
+    revision: str | None = None
+    export_dir: str | None = None
     why: str = ""
     manual_download: bool = False
 
@@ -61,7 +61,7 @@ class HubSource:
         return f"{self.repo}{config}{folder} @{self.revision or 'main'}"
 
 
-def _parquet(repo: str, splits: tuple[str, ...], why: str, export_dir: Optional[str] = None) -> HubSource:
+def _parquet(repo: str, splits: tuple[str, ...], why: str, export_dir: str | None = None) -> HubSource:
     return HubSource(repo, INFERRED_CONFIG, splits, PARQUET_REVISION, export_dir, why)
 
 
@@ -173,11 +173,11 @@ class HubLoad:
 
     data: Any  # datasets.Dataset (one split) or DatasetDict (split=None)
     source: HubSource
-    notice: Optional[str] = None
+    notice: str | None = None
 
 
-def load_hub_dataset(repo: str, *, config: Optional[str], split: Optional[str],
-                     revision: Optional[str] = None, data_files: Optional[dict] = None) -> Any:
+def load_hub_dataset(repo: str, *, config: str | None, split: str | None,
+                     revision: str | None = None, data_files: dict | None = None) -> Any:
     """``datasets.load_dataset`` on a hub repo: the only call in w2sprobe that reaches the hub."""
     import datasets
 
@@ -189,7 +189,7 @@ def load_hub_dataset(repo: str, *, config: Optional[str], split: Optional[str],
     return datasets.load_dataset(repo, config, **kwargs)
 
 
-def export_data_files(export_dir: Optional[str], splits: tuple[str, ...] | list[str]) -> Optional[dict]:
+def export_data_files(export_dir: str | None, splits: tuple[str, ...] | list[str]) -> dict | None:
     """``data_files`` selecting one config folder of a parquet export, or ``None`` to infer."""
     if export_dir is None:
         return None
@@ -207,7 +207,7 @@ def parquet_fallback(source: HubSource) -> HubSource:
                      why=f"fallback: {source.repo}@{source.revision or 'main'} is script-only")
 
 
-def load_with_fallback(source: HubSource, split: Optional[str], dataset: str) -> HubLoad:
+def load_with_fallback(source: HubSource, split: str | None, dataset: str) -> HubLoad:
     """Load ``split`` (``None``: all splits) of ``source``; retry the parquet branch once.
 
     Only the loading-script error triggers the retry; everything else, and a failed retry,
@@ -215,13 +215,13 @@ def load_with_fallback(source: HubSource, split: Optional[str], dataset: str) ->
     """
     try:
         return HubLoad(_load(source, split), source)
-    except Exception as exc:  # classified below: the datasets library raises many types
+    except Exception as exc:  # noqa: BLE001 - classified below: datasets raises many types
         if SCRIPT_ERROR not in str(exc) or source.on_parquet_branch:
             raise hub_error(dataset, source, exc) from None
     fallback = parquet_fallback(source)
     try:
         data = _load(fallback, split)
-    except Exception as exc:
+    except Exception as exc:  # noqa: BLE001 - as above: one line for the user
         raise hub_error(dataset, fallback, exc, script_only=True) from None
     notice = (f"{dataset}: {source.repo}@{source.revision or 'main'} holds only a loading script; "
               f"loaded its auto-converted {PARQUET_REVISION} branch instead (config "
@@ -231,7 +231,7 @@ def load_with_fallback(source: HubSource, split: Optional[str], dataset: str) ->
     return HubLoad(data, fallback, notice)
 
 
-def _load(source: HubSource, split: Optional[str]) -> Any:
+def _load(source: HubSource, split: str | None) -> Any:
     files = None
     if source.on_parquet_branch and source.export_dir:
         files = export_data_files(source.export_dir, [split] if split else list(source.splits))

@@ -8,7 +8,6 @@ loads today); mirror folders follow the offline mirror's layout (§7).  Names ma
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from ..errors import UsageError
 from . import formatters as fmt
@@ -29,14 +28,14 @@ class DatasetSpec:
 
     name: str
     hub_id: str
-    hub_config: Optional[str]
+    hub_config: str | None
     train_splits: tuple[str, ...]
-    test_split: Optional[str]
+    test_split: str | None
     mirror_folder: str
     formatter: Formatter
     label_note: str
     description: str
-    pooled_test_size: Optional[int] = None
+    pooled_test_size: int | None = None
     manual_download: bool = False
 
     @property
@@ -62,7 +61,7 @@ def _spec(name: str, train: str, test: str, folder: str, formatter: Formatter, l
     return _with_hub(name, (train,), test, folder, formatter, label_note, description, **extra)
 
 
-def _with_hub(name: str, train: tuple[str, ...], test: Optional[str], folder: str, formatter: Formatter,
+def _with_hub(name: str, train: tuple[str, ...], test: str | None, folder: str, formatter: Formatter,
               label_note: str, description: str, **extra) -> DatasetSpec:
     """A spec whose hub id, config and manual-download flag come from the resolution table.
 

@@ -9,7 +9,7 @@ given set of indices.  Lists of dicts (tests, small user files) are sources too.
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
-from typing import Any, Protocol, Union
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -148,7 +148,7 @@ class ArrowRows:
         return list(self.table.column_names)
 
 
-Source = Union[ListRows, ArrowRows]
+Source = ListRows | ArrowRows
 
 
 def as_source(rows: Any) -> RowSource:

@@ -13,11 +13,11 @@ export, ``<config>/<split>/0000.parquet``, which loads exactly as the hub's parq
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from .rows import RowSource, as_source, concat, select
 
 Rows = list[dict[str, Any]]
 #: Reads one hub split by name; ``None`` when the source lacks it.
-SplitReader = Callable[[str], Optional[RowSource]]
+SplitReader = Callable[[str], RowSource | None]
 
 #: Seed of the fixed permutation that splits pooled datasets (sciq): the same for every run.
 POOLED_SPLIT_SEED = 0
@@ -47,15 +47,15 @@ class Pools:
     for the user (e.g. a hub fallback), copied into the split report.
     """
 
-    train: Optional[RowSource]
-    test: Optional[RowSource]
+    train: RowSource | None
+    test: RowSource | None
     source: str
     origin: dict[str, str] = field(default_factory=dict)  # pool -> the hub split(s) it came from
-    val: Optional[RowSource] = None
+    val: RowSource | None = None
     notes: list[str] = field(default_factory=list)
 
 
-def mirror_folder(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> Optional[Path]:
+def mirror_folder(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> Path | None:
     """The dataset's folder inside ``data_dir`` if it exists there, else ``None``."""
     if data_dir is None:
         return None
@@ -81,7 +81,7 @@ def mirror_splits(folder: Path) -> list[str]:
     return sorted(names)
 
 
-def export_config_dir(folder: Path, preferred: tuple[Optional[str], ...] = ()) -> Optional[Path]:
+def export_config_dir(folder: Path, preferred: tuple[str | None, ...] = ()) -> Path | None:
     """The config folder of a parquet export inside ``folder`` (``<config>/<split>/*.parquet``).
 
     The first of ``preferred`` that exists wins (the table's export folder, the hub config,
@@ -96,13 +96,13 @@ def export_config_dir(folder: Path, preferred: tuple[Optional[str], ...] = ()) -
     return configs[0] if len(configs) == 1 else None
 
 
-def load_mirror_split(folder: Path, split: str) -> Optional[Rows]:
+def load_mirror_split(folder: Path, split: str) -> Rows | None:
     """One mirror split as hub-schema rows (a list), or ``None`` if the mirror lacks it."""
     rows = read_mirror_split(folder, split)
     return None if rows is None else rows.take(range(len(rows)))
 
 
-def read_mirror_split(folder: Path, split: str, preferred: tuple[Optional[str], ...] = ()) -> Optional[RowSource]:
+def read_mirror_split(folder: Path, split: str, preferred: tuple[str | None, ...] = ()) -> RowSource | None:
     """One mirror split as a row source, from ``<split>.jsonl`` or a parquet export."""
     path = folder / f"{split}.jsonl"
     if path.is_file():
@@ -114,7 +114,7 @@ def read_mirror_split(folder: Path, split: str, preferred: tuple[Optional[str], 
     return as_source(load_export_split(folder, config_dir.name, split))
 
 
-def load_export_split(base: str | os.PathLike, export_dir: str, split: str, revision: Optional[str] = None):
+def load_export_split(base: str | os.PathLike, export_dir: str, split: str, revision: str | None = None):
     """One split of a parquet export, local or on the hub: the call the hub fallback makes.
 
     ``load_dataset(base, "default", data_files={split: "<export_dir>/<split>/*.parquet"})``;
@@ -144,7 +144,7 @@ class HubReader:
         return as_source(loaded.data)
 
 
-def load_hub_split(hub_id: str, config: Optional[str], split: str) -> Rows:
+def load_hub_split(hub_id: str, config: str | None, split: str) -> Rows:
     """One hub split as rows (a list); the parquet-branch fallback applies as for the registry."""
     reader = HubReader(HubSource(hub_id, config, (split,)), hub_id)
     rows = reader(split)
@@ -157,7 +157,7 @@ def load_pools(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> Pools:
         folder = _require_mirror_folder(spec, data_dir)
         source = f"mirror {folder}"
         preferred = (spec.hub.export_dir, spec.hub_config)
-        read: SplitReader = lambda split: read_mirror_split(folder, split, preferred)  # noqa: E731
+        read: SplitReader = lambda split: read_mirror_split(folder, split, preferred)
         notes: list[str] = []
     elif spec.manual_download:
         raise _manual_download_error(spec)
@@ -253,7 +253,7 @@ def _read_table(loader: str, path: Path):
     try:
         with _datasets_quietly() as datasets:
             return datasets.load_dataset(loader, data_files={"train": str(path)}, split="train")
-    except Exception as exc:  # malformed files: report the parser's complaint in one line
+    except Exception as exc:  # noqa: BLE001 - malformed files: the parser's complaint, one line
         raise UsageError(f"cannot read {path}: {_first_line(exc)}") from None
 
 
@@ -279,7 +279,7 @@ def _first_line(exc: Exception) -> str:
     return message.splitlines()[0] if message else type(exc).__name__
 
 
-def _binary_label(value: Any) -> Optional[int]:
+def _binary_label(value: Any) -> int | None:
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, (int, float)) and value in (0, 1):

@@ -41,14 +41,13 @@ import os
 import random
 from collections import Counter
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from ..errors import UsageError
 from ..hashing import short_hash
 from .formatters import Formatter, draws_per_row
-from .formatters import text as text_formatter
 from .registry import get_spec
 from .rows import RowSource, as_source
 from .sources import Pools, is_user_file, load_pools, load_user_file
@@ -59,6 +58,7 @@ ID_HEX_CHARS = 16
 HALVING_SEED_OFFSET = 42
 #: Rows per formatting batch in the shuffled-order passes.
 SCAN_BATCH = 4096
+_NO_KEYS = np.zeros(0, dtype=np.uint64)
 
 
 @dataclass(frozen=True)
@@ -113,7 +113,7 @@ class _Scan:
     formatter: Formatter
     seed: int
     order: np.ndarray  # storage index of each shuffled position
-    _draws: Optional[np.ndarray] = None
+    _draws: np.ndarray | None = None
 
     @property
     def order_free(self) -> bool:
@@ -146,7 +146,7 @@ class _Pool:
     positions: np.ndarray  # int64 shuffled position in ``scan``
     scan: _Scan
 
-    def take(self, index) -> "_Pool":
+    def take(self, index) -> _Pool:
         index = np.asarray(index, dtype=np.int64)
         return _Pool(self.keys[index], self.labels[index], self.positions[index], self.scan)
 
@@ -193,7 +193,7 @@ def _key_id(key: int) -> str:
 
 def load_splits(dataset: str, *, data_dir: str | os.PathLike | None = None, seed: int = 0,
                 sizes: SplitSizes = SplitSizes(), text_field: str = "text",
-                label_field: str = "label", positive_label: Optional[str] = None) -> SplitSet:
+                label_field: str = "label", positive_label: str | None = None) -> SplitSet:
     """Build the splits of a dataset: a registry name, a user-defined name, or the user's data.
 
     ``dataset`` is a registry name (``w2sprobe data list``), a name defined from a
@@ -244,7 +244,7 @@ def build_splits(name: str, pools: Pools, formatter: Formatter, seed: int, sizes
 
 
 def _prepare(rows, formatter: Formatter, seed: int, report: dict, pool: str,
-             origin: Optional[str], exclude: np.ndarray = np.zeros(0, dtype=np.uint64)) -> _Pool:
+             origin: str | None, exclude: np.ndarray = _NO_KEYS) -> _Pool:
     """Shuffle and format a pool, drop empty texts, duplicates and ids in ``exclude``; count drops."""
     source = as_source(rows)
     scan = _Scan(source, formatter, seed, np.random.default_rng(seed).permutation(len(source)))
@@ -357,7 +357,7 @@ def _balance(pool: _Pool, seed: int, stats: dict, pool_name: str) -> _Pool:
         if not counts:
             raise UsageError(f"the {pool_name} pool ({stats['from']}) has no rows left after dropping "
                              "empty, duplicate and test-overlapping rows")
-        only = f"only label {sorted(counts)[0]}" if len(counts) == 1 else f"{len(counts)} label values"
+        only = f"only label {min(counts)}" if len(counts) == 1 else f"{len(counts)} label values"
         raise UsageError(f"the {pool_name} pool ({stats['from']}) has {only} after dropping empty "
                          f"and duplicate rows ({len(pool)} rows); balancing needs both 0 and 1")
     majority = max(counts, key=counts.__getitem__)
@@ -390,7 +390,7 @@ def _carve(pools: Pools, formatter: Formatter, seed: int, sizes: SplitSizes, rep
 
 
 def _assign(train_pool: _Pool, test_pool: _Pool, seed: int, sizes: SplitSizes,
-            val_pool: Optional[_Pool] = None) -> dict[str, _Pool]:
+            val_pool: _Pool | None = None) -> dict[str, _Pool]:
     """Cut val/train from the train pool (val from ``val_pool`` if given), halve train, cap test."""
     if val_pool is not None:
         val = val_pool.take(range(min(sizes.n_val, len(val_pool))))

@@ -22,7 +22,7 @@ import string
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 from ..errors import UsageError
 from .formatters import Formatter
@@ -45,10 +45,10 @@ class UserDatasetSpec:
 
     name: str
     source: str
-    template: Optional[str] = None
+    template: str | None = None
     text_field: str = "text"
     label_field: str = "label"
-    positive: Optional[str] = None
+    positive: str | None = None
     description: str = ""
 
 
@@ -70,7 +70,7 @@ def is_user_data(dataset: str) -> bool:
             or (is_user_file(dataset) and Path(dataset).is_file()))
 
 
-def parse_hub_source(dataset: str) -> tuple[str, Optional[str]]:
+def parse_hub_source(dataset: str) -> tuple[str, str | None]:
     """``hub:org/name[:config]`` -> ``(org/name, config or None)``."""
     body = str(dataset)[len(HUB_PREFIX):]
     repo, _, config = body.partition(":")
@@ -152,8 +152,8 @@ def template_fields(template: str, where: str) -> list[str]:
 class LabelMap:
     """Maps a label field's raw values to 0/1: binary values, or one value vs the rest."""
 
-    def __init__(self, values: list[Any], where: str, field: str, positive: Optional[str] = None,
-                 names: Optional[list[str]] = None):
+    def __init__(self, values: list[Any], where: str, field: str, positive: str | None = None,
+                 names: list[str] | None = None):
         self.field = field
         if positive is None:
             mapping = {value: _binary_label(value) for value in values}
@@ -212,11 +212,11 @@ class _Split:
     origin: str
     values: list[Any]
     class_names: dict[str, list[str]]
-    names: Optional[list[str]] = None  # the label field's ClassLabel names, if any
+    names: list[str] | None = None  # the label field's ClassLabel names, if any
 
 
 def user_pools(dataset: str, *, text_field: str = "text", label_field: str = "label",
-               positive_label: Optional[str] = None) -> tuple[str, Pools, Formatter]:
+               positive_label: str | None = None) -> tuple[str, Pools, Formatter]:
     """``(name, pools, formatter)`` for user data (see the module docstring for the forms)."""
     dataset = str(dataset)
     template = None
@@ -260,7 +260,7 @@ def _drop_unlabeled(splits: list[_Split], notes: list[str]) -> list[_Split]:
     return kept
 
 
-def _rows(split: Optional[_Split]) -> Optional[RowSource]:
+def _rows(split: _Split | None) -> RowSource | None:
     return None if split is None else split.rows
 
 
@@ -312,7 +312,7 @@ def _file_split(role: str, path: Path, origin: str) -> _Split:
     try:
         with _datasets_quietly() as datasets:
             dataset = datasets.load_dataset(loader, data_files={"train": str(path)}, split="train")
-    except Exception as exc:  # malformed files: report the parser's complaint in one line
+    except Exception as exc:  # noqa: BLE001 - malformed files: the parser's complaint, one line
         raise UsageError(f"cannot read {path}: {_first_line(exc)}") from None
     return _split_of(role, dataset, origin)
 
@@ -345,7 +345,7 @@ def _class_names(features) -> dict[str, list[str]]:
             if getattr(feature, "names", None)}
 
 
-def _check_fields(split: _Split, fields: list[str], template: Optional[str], name: str) -> None:
+def _check_fields(split: _Split, fields: list[str], template: str | None, name: str) -> None:
     """Every named field exists; the label column's distinct values are read from Arrow."""
     columns = split.rows.column_names
     *text_fields, label_field = fields
@@ -370,7 +370,7 @@ def _distinct(rows: RowSource, field: str) -> list[Any]:
     return list(dict.fromkeys(row[field] for row in rows.take(range(len(rows)))))
 
 
-def _binary_label(value: Any) -> Optional[int]:
+def _binary_label(value: Any) -> int | None:
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, (int, float)) and value in (0, 1):
@@ -380,18 +380,18 @@ def _binary_label(value: Any) -> Optional[int]:
     return None
 
 
-def _matches(value: Any, positive: str, names: Optional[list[str]]) -> bool:
+def _matches(value: Any, positive: str, names: list[str] | None) -> bool:
     if value is None:
         return False
-    if names and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
-        if names[value] == positive:
-            return True
+    if (names and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names)
+            and names[value] == positive):
+        return True
     if isinstance(value, float) and value.is_integer():
         value = int(value)
     return str(value) == positive or (isinstance(value, bool) and str(value).lower() == positive.lower())
 
 
-def _shown(value: Any, names: Optional[list[str]]) -> str:
+def _shown(value: Any, names: list[str] | None) -> str:
     if names and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names):
         return f"{value} ({names[value]})"
     return repr(value)
