@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import tomllib
-from data_helpers import no_hub  # noqa: F401
+from data_helpers import mirror, no_hub  # noqa: F401
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from w2sprobe.data import SplitSizes, load_splits
@@ -264,3 +264,10 @@ def test_table_with_a_hub_source(monkeypatch):
     assert all(t.startswith("News: ") for t in split_set.splits["test"].texts)
     assert split_set.splits["test"].labels.tolist() == \
         [float(int(t.split()[-1]) % 4 == 2) for t in split_set.splits["test"].texts]
+
+
+def test_a_registry_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch, mirror):
+    write(tmp_path / "sst2" / "train.jsonl", rows("mine", 100))
+    monkeypatch.chdir(tmp_path)
+    assert load_splits("sst2", data_dir=mirror, sizes=SIZES).report["source"].startswith("mirror")
+    assert load_splits("./sst2", sizes=SIZES).report["source"] == "folder sst2"

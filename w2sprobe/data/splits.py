@@ -51,6 +51,7 @@ from .formatters import Formatter, draws_per_row
 from .registry import get_spec
 from .rows import RowSource, as_source
 from .sources import Pools, is_user_file, load_pools, load_user_file
+from .user import is_user_data, user_pools
 
 SPLIT_NAMES = ("weak_train", "strong_train", "val", "test")
 ID_HEX_CHARS = 16
@@ -203,8 +204,6 @@ def load_splits(dataset: str, *, data_dir: str | os.PathLike | None = None, seed
     ``text_field``/``label_field``/``positive_label`` apply to files, folders and ``hub:``
     sources; ``positive_label`` makes a multi-class label one-vs-rest.
     """
-    from .user import is_user_data, user_pools  # user.py builds on this module's sources
-
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
     if is_user_data(dataset):

@@ -52,6 +52,8 @@ class UserDatasetSpec:
     description: str = ""
 
 
+_REGISTRY_KEYS = {_alias_key(name) for name in REGISTRY}
+
 #: Names defined with ``define_dataset``, by exact name.
 USER_DATASETS: dict[str, UserDatasetSpec] = {}
 
@@ -64,10 +66,17 @@ def is_hub_source(dataset: str) -> bool:
 
 
 def is_user_data(dataset: str) -> bool:
-    """Whether ``dataset`` names user data: a defined name, ``hub:...``, a folder or a file."""
+    """Whether ``dataset`` names user data: a defined name, ``hub:...``, a folder or a file.
+
+    A registry name wins over a folder of the same name in the working directory (``sst2``
+    is the registry's; write ``./sst2`` for the folder).
+    """
     dataset = str(dataset)
-    return (dataset in USER_DATASETS or is_hub_source(dataset) or Path(dataset).is_dir()
-            or (is_user_file(dataset) and Path(dataset).is_file()))
+    if dataset in USER_DATASETS or is_hub_source(dataset):
+        return True
+    if _alias_key(dataset) in _REGISTRY_KEYS and not any(sep in dataset for sep in ("/", os.sep, ".")):
+        return False
+    return Path(dataset).is_dir() or (is_user_file(dataset) and Path(dataset).is_file())
 
 
 def parse_hub_source(dataset: str) -> tuple[str, str | None]:
@@ -90,7 +99,7 @@ def define_dataset(name: str, table: Mapping[str, Any], *, base_dir: str | os.Pa
     fields; default: the ``text`` field), ``text`` (default ``text``), ``label`` (default
     ``label``), ``positive`` (the label value that is class 1; others are 0) and ``description``.
     """
-    if _alias_key(name) in {_alias_key(known) for known in REGISTRY}:
+    if _alias_key(name) in _REGISTRY_KEYS:
         raise UsageError(f"[datasets.{name}]: '{name}' is a registry dataset; choose another name")
     unknown = sorted(set(table) - set(TABLE_KEYS))
     if unknown:
