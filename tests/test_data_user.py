@@ -271,3 +271,12 @@ def test_a_registry_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch, 
     monkeypatch.chdir(tmp_path)
     assert load_splits("sst2", data_dir=mirror, sizes=SIZES).report["source"].startswith("mirror")
     assert load_splits("./sst2", sizes=SIZES).report["source"] == "folder sst2"
+
+
+def test_folder_with_train_and_validation_carves_test_and_keeps_val(tmp_path):
+    write(tmp_path / "train.jsonl", rows("train", 150))
+    write(tmp_path / "dev.csv", rows("dev", 40))
+    split_set = load_splits(str(tmp_path), sizes=SIZES)
+    assert split_set.splits["val"].texts and all(t.startswith("dev") for t in split_set.splits["val"].texts)
+    assert all(t.startswith("train") for t in split_set.splits["test"].texts)
+    assert split_set.report["pools"]["val"]["from"] == "dev.csv"

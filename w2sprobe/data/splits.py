@@ -236,6 +236,11 @@ def build_splits(name: str, pools: Pools, formatter: Formatter, seed: int, sizes
         train_pool = _balance(train_pool, seed, report["pools"]["train"], "train")
     else:
         test_pool, train_pool = _carve(pools, formatter, seed, sizes, report)
+        if pools.val is not None:  # user data with validation beside a single other split
+            shared = np.concatenate([test_pool.keys, train_pool.keys])
+            val_pool = _prepare(pools.val, formatter, seed, report, "val", pools.origin.get("val"),
+                                exclude=shared)
+            val_pool = _balance(val_pool, seed, report["pools"]["val"], "val")
     parts = _assign(train_pool, test_pool, seed, sizes, val_pool)
     splits = _materialise(parts)
     _report_splits(name, splits, sizes, report)
@@ -376,8 +381,6 @@ def _carve(pools: Pools, formatter: Formatter, seed: int, sizes: SplitSizes, rep
     role = "test" if pools.test is not None else "train"
     rows = pools.test if pools.test is not None else pools.train
     origin = pools.origin.get("shared") or pools.origin.get(role)
-    if pools.val is not None:
-        raise UsageError(f"{pools.source}: a validation split needs a train split beside it")
     pool = _prepare(rows, formatter, seed, report, "shared", origin)
     pool = _balance(pool, seed, report["pools"]["shared"], "shared")
     k = min(sizes.n_test, len(pool) // 2)
