@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import tomllib
-from data_helpers import mirror, no_hub  # noqa: F401
+from data_helpers import MIRROR, no_hub  # noqa: F401
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from w2sprobe.data import SplitSizes, load_splits
@@ -21,6 +21,14 @@ from w2sprobe.data.user import USER_DATASETS, define_dataset, define_datasets
 from w2sprobe.errors import UsageError
 
 SIZES = SplitSizes(n_train=40, n_val=10, n_test=20)
+
+
+@pytest.fixture
+def data_mirror():
+    """The shared offline mirror; its absence is a failure, never a skip."""
+    if not (MIRROR / "sst2" / "train.jsonl").is_file():
+        pytest.fail(f"offline dataset mirror not found at {MIRROR}")
+    return MIRROR
 
 
 @pytest.fixture(autouse=True)
@@ -266,10 +274,10 @@ def test_table_with_a_hub_source(monkeypatch):
         [float(int(t.split()[-1]) % 4 == 2) for t in split_set.splits["test"].texts]
 
 
-def test_a_registry_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch, mirror):
+def test_a_registry_name_wins_over_a_folder_of_that_name(tmp_path, monkeypatch, data_mirror):
     write(tmp_path / "sst2" / "train.jsonl", rows("mine", 100))
     monkeypatch.chdir(tmp_path)
-    assert load_splits("sst2", data_dir=mirror, sizes=SIZES).report["source"].startswith("mirror")
+    assert load_splits("sst2", data_dir=data_mirror, sizes=SIZES).report["source"].startswith("mirror")
     assert load_splits("./sst2", sizes=SIZES).report["source"] == "folder sst2"
 
 
@@ -280,3 +288,8 @@ def test_folder_with_train_and_validation_carves_test_and_keeps_val(tmp_path):
     assert split_set.splits["val"].texts and all(t.startswith("dev") for t in split_set.splits["val"].texts)
     assert all(t.startswith("train") for t in split_set.splits["test"].texts)
     assert split_set.report["pools"]["val"]["from"] == "dev.csv"
+
+
+def test_positive_label_is_refused_for_registry_datasets(data_mirror):
+    with pytest.raises(UsageError, match=r"--positive-label applies to files, folders and hub: sources; sst2"):
+        load_splits("sst2", data_dir=data_mirror, positive_label="1")

@@ -213,6 +213,9 @@ def load_splits(dataset: str, *, data_dir: str | os.PathLike | None = None, seed
     if is_user_file(dataset):  # a file whose suffix is known but that is not there: say so
         load_user_file(dataset, text_field, label_field)
     spec = get_spec(dataset)
+    if positive_label is not None:  # registry labels are fixed: silently ignoring it would mislead
+        raise UsageError(f"--positive-label applies to files, folders and hub: sources; {spec.name} "
+                         f"is a registry dataset with fixed labels ({spec.label_note})")
     return build_splits(spec.name, load_pools(spec, data_dir), spec.formatter, seed, sizes)
 
 
