@@ -27,6 +27,7 @@ def no_hub(monkeypatch):
         raise AssertionError(f"test tried to load from the hub: {args}")
 
     monkeypatch.setattr("w2sprobe.data.sources.load_hub_split", refuse)
+    monkeypatch.setattr("w2sprobe.data.hub.load_hub_dataset", refuse)
 
 
 def mirror_rows(folder: str, split: str) -> list[dict[str, Any]]:

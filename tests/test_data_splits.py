@@ -133,7 +133,7 @@ def test_duplicates_overlap_and_empty_rows_are_dropped_and_counted(tmp_path):
 def test_labels_must_take_two_values(tmp_path):
     write_jsonl(tmp_path / "sst2" / "train.jsonl", [{"idx": i, "sentence": f"s{i}", "label": 1} for i in range(20)])
     write_jsonl(tmp_path / "sst2" / "validation.jsonl", [{"idx": i, "sentence": f"v{i}", "label": i % 2} for i in range(20)])
-    with pytest.raises(UsageError, match=r"labels of the train pool \(train\) take 1 value\(s\) \[1\]; balancing needs exactly two"):
+    with pytest.raises(UsageError, match=r"the train pool \(train\) has only label 1 after dropping empty and duplicate rows \(20 rows\); balancing needs both 0 and 1"):
         load_splits("sst2", data_dir=tmp_path, sizes=SplitSizes(n_train=4, n_val=2, n_test=4))
 
 
@@ -226,17 +226,31 @@ def test_default_sizes_on_a_small_carved_pool_give_val_half_the_train_pool(mirro
 
 # --- sources: hub vs mirror, manual downloads ------------------------------------------------------
 
-def test_without_mirror_folder_the_hub_is_used(tmp_path, monkeypatch):
+def test_without_data_dir_the_hub_is_used_through_the_resolution_table(monkeypatch):
+    from datasets import Dataset
+
     calls = []
 
-    def fake_hub(hub_id, config, split):
-        calls.append((hub_id, config, split))
-        return [{"sentence": f"{split} {i}", "label": i % 2, "idx": i} for i in range(30)]
+    def fake_hub(repo, *, config, split, revision=None, data_files=None):
+        calls.append((repo, config, split, revision, data_files))
+        return Dataset.from_list([{"sentence": f"{split} {i}", "label": i % 2, "idx": i} for i in range(30)])
 
-    monkeypatch.setattr("w2sprobe.data.sources.load_hub_split", fake_hub)
-    split_set = load_splits("cola", data_dir=tmp_path, sizes=SplitSizes(n_train=10, n_val=4, n_test=10))
-    assert calls == [("nyu-mll/glue", "cola", "train"), ("nyu-mll/glue", "cola", "validation")]
-    assert split_set.report["source"] == "hub nyu-mll/glue (cola)"
+    monkeypatch.setattr("w2sprobe.data.hub.load_hub_dataset", fake_hub)
+    split_set = load_splits("cola", sizes=SplitSizes(n_train=10, n_val=4, n_test=10))
+    assert calls == [("nyu-mll/glue", "cola", "train", None, None),
+                     ("nyu-mll/glue", "cola", "validation", None, None)]
+    assert split_set.report["source"] == "hub nyu-mll/glue (cola) @main"
+    assert len(split_set.splits["test"]) == 10
+
+
+def test_a_data_dir_without_the_dataset_folder_is_an_error_not_a_hub_fallback(tmp_path):
+    with pytest.raises(UsageError, match=r"data dir .* has no folder cola/ for dataset cola .*drop --data-dir"):
+        load_splits("cola", data_dir=tmp_path)
+
+
+def test_a_missing_data_dir_is_an_error(tmp_path):
+    with pytest.raises(UsageError, match=r"data dir .*nowhere does not exist or is not a folder"):
+        load_splits("sst2", data_dir=tmp_path / "nowhere")
 
 
 STORY = {"story_id": "s", "input_sentence_1": "A.", "input_sentence_2": "B.", "input_sentence_3": "C.",

@@ -69,10 +69,14 @@ class WorkspaceOptions:
 class DataOptions:
     """Which data, and how it is split."""
 
-    dataset: list[str] = option(["sst2"], "Registry name (w2sprobe data list) or a .jsonl/.csv/.parquet file; "
-                                          "repeat for several where a command takes several.", metavar="NAME")
-    data_dir: str | None = option(None, "Local dataset mirror (<folder>/<split>.jsonl).", env="W2SPROBE_DATA_DIR",
-                                  relative_path=True, metavar="DIR", shown="none: the hub")
+    dataset: list[str] = option(["sst2"], "Registry name (w2sprobe data list), a [datasets.NAME] of the config, "
+                                          "a .jsonl/.csv/.parquet file, a folder of train/validation/test "
+                                          "files, or hub:org/name[:config]; repeat where a command takes "
+                                          "several.", metavar="NAME")
+    data_dir: str | None = option(None, "Local dataset mirror: <name>/<split>.jsonl or a hub parquet export "
+                                        "<name>/<config>/<split>/0000.parquet; a missing folder is an error.",
+                                  env="W2SPROBE_DATA_DIR", relative_path=True, metavar="DIR",
+                                  shown="none: the hub")
     text_field: str = option("text", "Text column of a dataset file.")
     label_field: str = option("label", "Label column of a dataset file (0/1, or see positive_label).")
     positive_label: str | None = option(None, "Multi-class labels: this value is the positive class, every "
@@ -217,6 +221,8 @@ class Options:
     sources: dict[str, str] = field(default_factory=dict)
     config_path: Path | None = None
     preset: str | None = None
+    #: ``[datasets.NAME]`` tables of the config file: users' own datasets (see w2sprobe.data.user).
+    dataset_tables: dict[str, Any] = field(default_factory=dict)
 
     @property
     def cache_dir(self) -> Path:
@@ -238,7 +244,8 @@ class Options:
         groups = {g: dataclasses.replace(getattr(self, g), **{k: v for k, v in values.items()
                                                                if SPECS[k].group == g}) for g in GROUPS}
         sources = {**self.sources, **{k: "plan" for k in values}}
-        return Options(**groups, sources=sources, config_path=self.config_path, preset=self.preset)
+        return Options(**groups, sources=sources, config_path=self.config_path, preset=self.preset,
+                       dataset_tables=self.dataset_tables)
 
     def rows(self) -> list[tuple[str, str, Any, str]]:
         """(group, option, value, source) for every option, in declaration order."""
@@ -426,7 +433,7 @@ def read_config_file(path: Path) -> dict[str, Any]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"cannot read config file {path}: {exc}") from None
     data = {key.replace("-", "_"): value for key, value in data.items()}
-    known = {*SPECS, "preset"}
+    known = {*SPECS, "preset", "datasets"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise UsageError(f"config file {path}: unknown option(s) {', '.join(unknown)}; see w2sprobe config show")
@@ -456,6 +463,9 @@ def resolve(cli_values: dict[str, Any] | None = None, config: str | os.PathLike 
     environ = os.environ if environ is None else environ
     path = find_config_file(config)
     file_values = read_config_file(path) if path else {}
+    tables = file_values.pop("datasets", {})
+    if not isinstance(tables, dict):
+        raise UsageError(f"config file {path}: 'datasets' must be [datasets.NAME] tables (user datasets)")
     preset_name = preset or file_values.pop("preset", None)
     file_values.pop("preset", None)
     if preset_name is not None and not isinstance(preset_name, str):
@@ -479,7 +489,7 @@ def resolve(cli_values: dict[str, Any] | None = None, config: str | os.PathLike 
         values[spec.group][name] = value
         sources[name] = source
     groups = {group: GROUPS[group](**vals) for group, vals in values.items()}
-    return Options(**groups, sources=sources, config_path=path, preset=preset_name)
+    return Options(**groups, sources=sources, config_path=path, preset=preset_name, dataset_tables=tables)
 
 
 def defaults(**values: Any) -> Options:

@@ -88,12 +88,9 @@ class DatasetResult:
 
 def check_plan(options: Options) -> tuple[list[str], list[int], list[str]]:
     """(datasets, seeds, stage names), each checked before any work starts."""
-    from .data import get_spec, is_user_file
+    from .study import check_datasets
 
-    datasets = list(options.data.dataset)
-    for name in datasets:
-        if not is_user_file(name):
-            get_spec(name)
+    datasets = check_datasets(options)
     seeds = sorted(set(options.run.seeds)) or [options.workspace.seed]
     if min(seeds) < 0:
         raise UsageError(f"--seeds must be non-negative integers, got {options.run.seeds}")

@@ -44,12 +44,35 @@ class LabelRecipe:
         return f"{self.probe}-{self.kind}"
 
 
+def define_user_datasets(options: Options) -> None:
+    """Register the config file's ``[datasets.NAME]`` tables (paths relative to that file)."""
+    if options.dataset_tables:
+        from .data import define_datasets
+
+        base = options.config_path.parent if options.config_path else None
+        define_datasets(options.dataset_tables, base_dir=base)
+
+
+def check_datasets(options: Options) -> list[str]:
+    """The options' datasets, each known (registry, user-defined, file, folder or hub:)."""
+    from .data import check_data_dir, get_spec, is_user_data
+
+    define_user_datasets(options)
+    if options.data.data_dir is not None:
+        check_data_dir(options.data.data_dir)
+    for name in options.data.dataset:
+        if not is_user_data(name):
+            get_spec(name)
+    return list(options.data.dataset)
+
+
 def load_options_splits(options: Options, dataset: str) -> SplitSet:
     """The seeded, balanced splits of ``dataset`` that these options describe."""
+    define_user_datasets(options)
     d = options.data
     sizes = SplitSizes(n_train=d.n_train, n_val=d.n_val, n_test=d.n_test)
     return load_splits(dataset, data_dir=d.data_dir, seed=options.workspace.seed, sizes=sizes,
-                       text_field=d.text_field, label_field=d.label_field)
+                       text_field=d.text_field, label_field=d.label_field, positive_label=d.positive_label)
 
 
 class Study:

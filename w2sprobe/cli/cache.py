@@ -43,7 +43,8 @@ def verify(
         metavar="[PATH]...", help="Files to check [default: every activation file in the cache]")] = None,
 ) -> None:
     """Check files for truncation, corruption, missing rows or layers; exit 1 if any has a problem."""
-    from ..cache.store import list_entries, verify as verify_file
+    from ..cache.store import list_entries
+    from ..cache.store import verify as verify_file
 
     root = opts.cache_dir
     files = [Path(p) for p in paths] if paths else [e.path for e in list_entries(root)]

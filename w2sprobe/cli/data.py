@@ -8,13 +8,12 @@ import typer
 
 from ..options import Options
 from .common import emit_json, stdout
-from .params import Control, options_command
+from .params import DATA, Control, options_command
 
 app = typer.Typer(help="Inspect the dataset registry and the splits built from it.", no_args_is_help=True,
                   rich_markup_mode=None)
 
 N_EXAMPLES = 3
-DATA = ("data_dir", "text_field", "label_field", "n_train", "n_val", "n_test")
 
 
 @app.command("list")
@@ -43,18 +42,19 @@ def list_command(opts: Options, ctl: Control) -> None:
 
 
 @app.command("show")
-@options_command(("dataset",) + DATA, inert=("device", "cache_dir"))
+@options_command(DATA, inert=("device", "cache_dir"))
 def show_command(
     opts: Options, ctl: Control,
     name: Annotated[Optional[str], typer.Argument(
         metavar="[NAME]", help="Registry name or a data file [default: the dataset option]")] = None,
 ) -> None:
     """Build NAME's splits and print its spec, the split report, the fingerprint and examples."""
-    from ..data import get_spec, is_user_file
-    from ..study import load_options_splits
+    from ..data import get_spec, is_user_data
+    from ..study import define_user_datasets, load_options_splits
 
+    define_user_datasets(opts)
     dataset = name or opts.dataset
-    spec = None if is_user_file(dataset) else get_spec(dataset)
+    spec = None if is_user_data(dataset) else get_spec(dataset)
     split_set = load_options_splits(opts, dataset)
     summary = {"command": "data show", "dataset": split_set.dataset,
                "spec": _spec_dict(spec) if spec else None, "fingerprint": split_set.fingerprint,

@@ -9,9 +9,8 @@ import typer
 from ..errors import UsageError
 from ..options import Options
 from .common import emit_json, layer_summary, open_study, request, show_plan, stderr
-from .params import Control, options_command
+from .params import DATA, Control, options_command
 
-DATA = ("dataset", "data_dir", "text_field", "label_field", "n_train", "n_val", "n_test")
 EXTRACT = ("strong_model", "layer", "layers", "pooling", "max_length", "extract_batch_size", "dtype")
 
 

@@ -19,7 +19,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..options import SPECS, OptionSpec, Options, resolve
+from ..options import SPECS, Options, OptionSpec, resolve
 
 METAVARS = {"int": "INTEGER", "float": "FLOAT", "str": "TEXT", "list_str": "TEXT", "list_int": "INTEGER"}
 PANELS = {"workspace": "Workspace", "data": "Data", "model": "Models", "extract": "Extraction",
@@ -79,6 +79,15 @@ CONTROL_PARAMETERS = {
 
 #: Options every command accepts (the design's contract); hidden where they change nothing.
 WORKSPACE = ("cache_dir", "seed", "device")
+
+
+def group(name: str, *, without: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """The option fields of one concern (``data``, ``train``, ...), in declaration order."""
+    return tuple(n for n, spec in SPECS.items() if spec.group == name and n not in without)
+
+
+#: What every command that builds splits reads.
+DATA = group("data")
 
 
 def options_command(fields: tuple[str, ...], *, graph: bool = False, preset: bool = True,

@@ -9,9 +9,8 @@ import typer
 
 from ..options import Options
 from .common import emit_json, fmt, open_study, request, show_plan, stdout
-from .params import Control, options_command
+from .params import DATA, Control, options_command
 
-DATA = ("dataset", "data_dir", "text_field", "label_field", "n_train", "n_val", "n_test")
 ACTIVATIONS = ("strong_model", "weak_model", "layers", "pooling", "max_length", "extract_batch_size", "dtype")
 PROBE = ("probe", "layer", "labels", "k", "metric", "knn_backend", "l2", "standardize", "k_cc", "k_zeta")
 #: What building the weak labels (a prerequisite of the default --labels weak) reads.

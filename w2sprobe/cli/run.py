@@ -5,19 +5,17 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from ..options import SPECS, Options
+from ..options import Options
 from .common import GraphReporter, emit_json, fmt, stderr, stdout
-from .params import Control, options_command
+from .params import DATA, Control, group, options_command
 
-DATA = ("dataset", "data_dir", "text_field", "label_field", "n_train", "n_val", "n_test")
 MODELS = ("weak_model", "strong_model", "dtype", "device_map")
 EXTRACT = ("layers", "pooling", "max_length", "extract_batch_size")
 PROBES = ("layer", "k", "metric", "knn_backend", "l2", "standardize", "k_cc", "k_zeta", "contamination")
-TRAINING = tuple(name for name, spec in SPECS.items() if spec.group == "train" and name != "loss")
-PLAN = ("experiments", "seeds", "shard")
+TRAINING = group("train", without=("loss",))
 
 
-@options_command(DATA + MODELS + EXTRACT + PROBES + TRAINING + PLAN, graph=True)
+@options_command(DATA + MODELS + EXTRACT + PROBES + TRAINING + group("run"), graph=True)
 def run(opts: Options, ctl: Control) -> None:
     """Run every experiment of the study (weak, ceiling, losses, s2s, probes) with PGR.
 

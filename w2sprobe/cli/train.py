@@ -11,14 +11,13 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..errors import UsageError
-from ..options import SPECS, Options
+from ..options import Options
 from .common import emit_json, fmt, open_study, request, show_plan, stdout
 from .extract import worker_argv
-from .params import Control, options_command
+from .params import DATA, Control, group, options_command
 
-DATA = ("dataset", "data_dir", "text_field", "label_field", "n_train", "n_val", "n_test")
 MODELS = ("weak_model", "strong_model", "dtype", "device_map", "pooling", "max_length")
-TRAINING = tuple(name for name, spec in SPECS.items() if spec.group == "train")
+TRAINING = group("train")
 STAGES = ("weak", "ceiling", "student", "s2s")
 
 

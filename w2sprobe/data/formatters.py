@@ -10,6 +10,11 @@ templates and MC-k rule exactly (see ``DATASETS.md`` §2/§3), except for the do
 
 Returning ``None`` or an empty ``txt`` means "drop this row"; the caller counts such drops.
 
+Formatters that never touch ``rng`` are marked ``@rng_free``, and those that draw a fixed number
+of ``rng.random()`` values per row ``@fixed_draws(n)``: the split builder may then format rows in
+any order (storage order, or only the rows it keeps), which is what lets a 3.6M-row dataset
+build its splits without a pass in shuffled order.
+
 The MC-k rule, per row in post-shuffle order with the pool's ``random.Random``:
 draw ``u = rng.random()``; label 1 iff ``u < 0.5``; label 1 shows the gold option, label 0 one
 wrong option chosen with ``rng.choice`` over the wrong options in hub order (an extra draw), or,
@@ -19,15 +24,43 @@ with exactly two options, the other one (no extra draw).
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping, Sequence
-from typing import Any, Callable, Optional
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 
 from ..errors import UsageError
 
 #: One formatted example: the model input and its ground-truth 0/1 label.
 Example = tuple[str, int]
 Row = Mapping[str, Any]
-Formatter = Callable[[Row, random.Random], Optional[Example]]
+Formatter = Callable[[Row, random.Random], Example | None]
+
+
+def rng_free(formatter: Formatter) -> Formatter:
+    """Mark a formatter whose output depends on the row alone (it never draws from ``rng``)."""
+    formatter.rng_free = True  # type: ignore[attr-defined]
+    return formatter
+
+
+def is_rng_free(formatter: Formatter) -> bool:
+    """Whether ``formatter`` was marked ``@rng_free``."""
+    return bool(getattr(formatter, "rng_free", False))
+
+
+def fixed_draws(n: int) -> Callable[[Formatter], Formatter]:
+    """Mark a formatter that makes exactly ``n`` ``rng.random()`` calls per row, nothing else.
+
+    Its draws do not depend on the row, so the split builder can draw them up front in
+    shuffled order and format the rows in any order (anthropic_hh's coin).
+    """
+    def mark(formatter: Formatter) -> Formatter:
+        formatter.draws_per_row = n  # type: ignore[attr-defined]
+        return formatter
+    return mark
+
+
+def draws_per_row(formatter: Formatter) -> int | None:
+    """``n`` for a ``@fixed_draws(n)`` formatter (0 for ``@rng_free``), else ``None``."""
+    return 0 if is_rng_free(formatter) else getattr(formatter, "draws_per_row", None)
 
 
 def _coin(rng: random.Random) -> int:
@@ -52,16 +85,19 @@ def _without_index(options: Sequence[str], index: int) -> list[str]:
 
 # --- label-field datasets -------------------------------------------------------------------
 
+@rng_free
 def sentence(row: Row, rng: random.Random) -> Example:
     """cola, sst2: ``{sentence}``."""
     return row["sentence"], int(row["label"])
 
 
+@rng_free
 def text(row: Row, rng: random.Random) -> Example:
     """twitter-sentiment, tweet_eval_hate, user files: ``{text}``."""
     return row["text"] or "", int(row["label"])
 
 
+@rng_free
 def anli(row: Row, rng: random.Random) -> Example:
     """anli-r2: label 1 iff the hub label is 0 (entailment)."""
     txt = (f"Premise: {row['premise']}\nHypothesis: {row['hypothesis']}\n\n"
@@ -69,27 +105,32 @@ def anli(row: Row, rng: random.Random) -> Example:
     return txt, int(row["label"] == 0)
 
 
+@rng_free
 def boolq(row: Row, rng: random.Random) -> Example:
     """boolq: the bool ``answer`` is the label; no ``?`` is added to the question."""
     return f"Passage: {row['passage']}\nQuestion: {row['question']}", int(row["answer"])
 
 
+@rng_free
 def amazon_polarity(row: Row, rng: random.Random) -> Example:
     """amazon_polarity: ``{title} {content}``, label 1 = positive."""
     return f"{row['title']} {row['content']}", int(row["label"])
 
 
+@fixed_draws(1)
 def anthropic_hh(row: Row, rng: random.Random) -> Example:
     """anthropic_hh: a coin flip shows ``chosen`` (label 1) or ``rejected`` (label 0) verbatim."""
     label = _coin(rng)
     return (row["chosen"] if label else row["rejected"]), label
 
 
+@rng_free
 def ethics_commonsense(row: Row, rng: random.Random) -> Example:
     """ethics-commonsense: ``{input}``, label 1 = clearly wrong."""
     return row["input"], int(row["label"])
 
 
+@rng_free
 def ethics_deontology(row: Row, rng: random.Random) -> Example:
     """ethics-deontology: label 1 = valid excuse; the prompt ends at ``A:``."""
     txt = ("Q: Is the following a morally valid excuse?\n\n"
@@ -97,29 +138,34 @@ def ethics_deontology(row: Row, rng: random.Random) -> Example:
     return txt, int(row["label"])
 
 
+@rng_free
 def ethics_justice(row: Row, rng: random.Random) -> Example:
     """ethics-justice; the prompt ends at ``A:``."""
     return f"Q: Does this statement exemplify justice?\n\n{row['scenario']}\n\nA:", int(row["label"])
 
 
+@rng_free
 def ethics_virtue(row: Row, rng: random.Random) -> Example:
     """ethics-virtue: label 1 = trait matches; the prompt ends at ``A:``."""
     txt = f"Q: Does this behavior match the adjective that follows?\n\n{row['scenario']}\n\nA:"
     return txt, int(row["label"])
 
 
+@rng_free
 def mc_taco(row: Row, rng: random.Random) -> Example:
     """mc_taco: label 1 = plausible answer (answer not quoted)."""
     txt = f"{row['sentence']}\n\nGiven the above, {row['question']} Is the answer {row['answer']}?"
     return txt, int(row["label"])
 
 
+@rng_free
 def multirc(row: Row, rng: random.Random) -> Example:
     """multirc (super_glue)."""
     txt = f"Passage:\n\n{row['paragraph']}\n\nQ: \"{row['question']}\" Is the answer \"{row['answer']}\"?"
     return txt, int(row["label"])
 
 
+@rng_free
 def paws(row: Row, rng: random.Random) -> Example:
     """paws (labeled_final): label 1 = paraphrase."""
     txt = (f"Sent 1: {row['sentence1']}\nSent 2: {row['sentence2']}\n\n"
@@ -127,6 +173,7 @@ def paws(row: Row, rng: random.Random) -> Example:
     return txt, int(row["label"])
 
 
+@rng_free
 def wic(row: Row, rng: random.Random) -> Example:
     """wic (super_glue): label 1 = same sense."""
     txt = (f"Sentence 1:\n{row['sentence1']}\n\nSentence 2:\n{row['sentence2']}\n\n"

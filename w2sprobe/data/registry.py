@@ -1,17 +1,18 @@
 """The dataset registry: name -> where the rows come from and how one row becomes an example.
 
-Hub ids, splits and label meanings follow the reference study (``DATASETS.md`` §1); mirror
-folders follow the offline mirror's layout (§7).  Names may be written with ``-`` or ``_``.
+Splits and label meanings follow the reference study (``DATASETS.md`` §1); hub repos, revisions
+and configs come from the resolution table in ``hub.py`` (the reference's ids, resolved to what
+loads today); mirror folders follow the offline mirror's layout (§7).  Names may be written with ``-`` or ``_``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
 
 from ..errors import UsageError
 from . import formatters as fmt
 from .formatters import Formatter
+from .hub import HUB_SOURCES, INFERRED_CONFIG, HubSource
 
 
 @dataclass(frozen=True)
@@ -27,15 +28,20 @@ class DatasetSpec:
 
     name: str
     hub_id: str
-    hub_config: Optional[str]
+    hub_config: str | None
     train_splits: tuple[str, ...]
-    test_split: Optional[str]
+    test_split: str | None
     mirror_folder: str
     formatter: Formatter
     label_note: str
     description: str
-    pooled_test_size: Optional[int] = None
+    pooled_test_size: int | None = None
     manual_download: bool = False
+
+    @property
+    def hub(self) -> HubSource:
+        """Where this dataset loads from on the hub (the resolution table's entry)."""
+        return HUB_SOURCES[self.name]
 
     @property
     def hub_splits(self) -> tuple[str, ...]:
@@ -50,80 +56,83 @@ class DatasetSpec:
         return f"{'+'.join(self.train_splits)} / {self.test_split}"
 
 
-def _spec(name: str, hub_id: str, config: Optional[str], train: str, test: str, folder: str,
-          formatter: Formatter, label_note: str, description: str, **extra) -> DatasetSpec:
-    return DatasetSpec(name, hub_id, config, (train,), test, folder, formatter, label_note,
-                       description, **extra)
+def _spec(name: str, train: str, test: str, folder: str, formatter: Formatter, label_note: str,
+          description: str, **extra) -> DatasetSpec:
+    return _with_hub(name, (train,), test, folder, formatter, label_note, description, **extra)
+
+
+def _with_hub(name: str, train: tuple[str, ...], test: str | None, folder: str, formatter: Formatter,
+              label_note: str, description: str, **extra) -> DatasetSpec:
+    """A spec whose hub id, config and manual-download flag come from the resolution table.
+
+    ``hub_config`` is the config as users know it (``commonsense``), also where the parquet
+    branch keeps it as a folder under the inferred ``default`` config.
+    """
+    hub = HUB_SOURCES[name]
+    config = hub.export_dir or (None if hub.config == INFERRED_CONFIG else hub.config)
+    return DatasetSpec(name, hub.repo, config, train, test, folder, formatter, label_note,
+                       description, manual_download=hub.manual_download, **extra)
 
 
 _MC = "MC rule: 1 = the gold option is shown, 0 = a wrong one"
 _ETHICS = "hendrycks/ethics; hub test = the hard test set"
 
 _SPECS: tuple[DatasetSpec, ...] = (
-    _spec("anli-r2", "facebook/anli", None, "train_r2", "test_r2", "anli", fmt.anli,
+    _spec("anli-r2", "train_r2", "test_r2", "anli", fmt.anli,
           "1 = entailment (hub label 0)", "Adversarial NLI round 2"),
-    _spec("boolq", "boolq", None, "train", "validation", "boolq", fmt.boolq,
+    _spec("boolq", "train", "validation", "boolq", fmt.boolq,
           "answer (true = 1)", "Yes/no questions about a passage"),
-    _spec("cola", "nyu-mll/glue", "cola", "train", "validation", "cola", fmt.sentence,
+    _spec("cola", "train", "validation", "cola", fmt.sentence,
           "1 = acceptable", "Grammatical acceptability (GLUE CoLA)"),
-    _spec("cosmos_qa", "cosmos_qa", None, "train", "validation", "cosmos_qa", fmt.cosmos_qa,
+    _spec("cosmos_qa", "train", "validation", "cosmos_qa", fmt.cosmos_qa,
           _MC + "; 'None of the above choices .' gold rows are always 0",
           "Commonsense reading comprehension"),
-    _spec("dream", "dream", None, "train", "test", "dream", fmt.dream, _MC,
-          "Dialogue reading comprehension"),
-    _spec("ethics-commonsense", "hendrycks/ethics", "commonsense", "train", "test",
-          "ethics_commonsense", fmt.ethics_commonsense, "1 = clearly wrong",
-          _ETHICS + "; not in the reference study"),
-    _spec("ethics-deontology", "hendrycks/ethics", "deontology", "train", "test",
-          "ethics_deontology", fmt.ethics_deontology, "1 = valid excuse", _ETHICS),
-    _spec("ethics-justice", "hendrycks/ethics", "justice", "train", "test", "ethics_justice",
-          fmt.ethics_justice, "1 = reasonable", _ETHICS),
-    _spec("ethics-utilitarianism", "hendrycks/ethics", "utilitarianism", "train", "test",
-          "ethics_utilitarianism", fmt.ethics_utilitarianism,
-          "1 = the shown position is the more pleasant scenario", _ETHICS),
-    _spec("ethics-virtue", "hendrycks/ethics", "virtue", "train", "test", "ethics_virtue",
-          fmt.ethics_virtue, "1 = trait matches", _ETHICS),
-    _spec("hellaswag", "Rowan/hellaswag", None, "train", "validation", "hellaswag", fmt.hellaswag,
-          _MC, "Sentence continuation"),
+    _spec("dream", "train", "test", "dream", fmt.dream, _MC, "Dialogue reading comprehension"),
+    _spec("ethics-commonsense", "train", "test", "ethics_commonsense", fmt.ethics_commonsense,
+          "1 = clearly wrong", _ETHICS + "; not in the reference study"),
+    _spec("ethics-deontology", "train", "test", "ethics_deontology", fmt.ethics_deontology,
+          "1 = valid excuse", _ETHICS),
+    _spec("ethics-justice", "train", "test", "ethics_justice", fmt.ethics_justice,
+          "1 = reasonable", _ETHICS),
+    _spec("ethics-utilitarianism", "train", "test", "ethics_utilitarianism",
+          fmt.ethics_utilitarianism, "1 = the shown position is the more pleasant scenario", _ETHICS),
+    _spec("ethics-virtue", "train", "test", "ethics_virtue", fmt.ethics_virtue,
+          "1 = trait matches", _ETHICS),
+    _spec("hellaswag", "train", "validation", "hellaswag", fmt.hellaswag, _MC,
+          "Sentence continuation"),
     # The hub's test split is the larger one, so the reference swapped them on purpose.
-    _spec("mc_taco", "mc_taco", None, "test", "validation", "mc_taco", fmt.mc_taco,
-          "1 = plausible answer", "Temporal commonsense (train/test swapped)"),
-    _spec("multirc", "super_glue", "multirc", "train", "validation", "multirc", fmt.multirc,
-          "1 = correct answer", "Multi-sentence reading comprehension"),
-    _spec("openbookqa", "allenai/openbookqa", None, "train", "test", "openbookqa", fmt.openbookqa,
+    _spec("mc_taco", "test", "validation", "mc_taco", fmt.mc_taco, "1 = plausible answer",
+          "Temporal commonsense (train/test swapped)"),
+    _spec("multirc", "train", "validation", "multirc", fmt.multirc, "1 = correct answer",
+          "Multi-sentence reading comprehension"),
+    _spec("openbookqa", "train", "test", "openbookqa", fmt.openbookqa,
           _MC + " (answer text in both cases: the reference's letter leak is fixed)",
           "Open-book science questions"),
-    _spec("paws", "paws", "labeled_final", "train", "test", "paws", fmt.paws, "1 = paraphrase",
-          "Paraphrase adversaries"),
-    _spec("piqa", "piqa", None, "train", "validation", "piqa", fmt.piqa, _MC,
-          "Physical commonsense"),
-    _spec("quail", "quail", None, "train", "validation", "quail", fmt.quail, _MC,
-          "Reading comprehension"),
-    _spec("quartz", "allenai/quartz", None, "train", "test", "quartz", fmt.quartz, _MC,
+    _spec("paws", "train", "test", "paws", fmt.paws, "1 = paraphrase", "Paraphrase adversaries"),
+    _spec("piqa", "train", "validation", "piqa", fmt.piqa, _MC, "Physical commonsense"),
+    _spec("quail", "train", "validation", "quail", fmt.quail, _MC, "Reading comprehension"),
+    _spec("quartz", "train", "test", "quartz", fmt.quartz, _MC,
           "Qualitative relationship questions"),
-    DatasetSpec("sciq", "sciq", None, ("train", "validation", "test"), None, "sciq", fmt.sciq,
-                _MC, "Science exam questions (hub splits pooled, fixed 3,000 test)",
-                pooled_test_size=3000),
-    DatasetSpec("sciq_with_support", "sciq", None, ("train", "validation", "test"), None, "sciq",
-                fmt.sciq_with_support, _MC, "Science questions with the support passage",
-                pooled_test_size=3000),
-    _spec("social_i_qa", "social_i_qa", None, "train", "validation", "social_i_qa",
-          fmt.social_i_qa, _MC, "Social commonsense"),
-    _spec("sst2", "stanfordnlp/sst2", None, "train", "validation", "sst2", fmt.sentence,
-          "1 = positive", "Movie review sentiment"),
-    _spec("story_cloze", "story_cloze", "2016", "validation", "test", "story_cloze",
-          fmt.story_cloze, _MC, "Story endings (hub needs a manual download)",
-          manual_download=True),
-    _spec("tweet_eval_hate", "cardiffnlp/tweet_eval", "hate", "train", "test", "tweet_eval_hate",
-          fmt.text, "1 = hate", "Hate speech in tweets; not in the reference study"),
-    _spec("twitter-sentiment", "EleutherAI/twitter-sentiment", None, "train", "test",
-          "twitter_sentiment", fmt.text, "1 = positive", "Tweet sentiment"),
-    _spec("wic", "super_glue", "wic", "train", "validation", "wic", fmt.wic, "1 = same sense",
-          "Word in context"),
-    _spec("amazon_polarity", "amazon_polarity", None, "train", "test", "amazon_polarity",
-          fmt.amazon_polarity, "1 = positive", "Amazon review polarity"),
-    _spec("anthropic_hh", "Anthropic/hh-rlhf", None, "train", "test", "anthropic_hh",
-          fmt.anthropic_hh, "1 = the chosen response is shown, 0 = the rejected one",
+    _with_hub("sciq", ("train", "validation", "test"), None, "sciq", fmt.sciq, _MC,
+              "Science exam questions (hub splits pooled, fixed 3,000 test)", pooled_test_size=3000),
+    _with_hub("sciq_with_support", ("train", "validation", "test"), None, "sciq",
+              fmt.sciq_with_support, _MC, "Science questions with the support passage",
+              pooled_test_size=3000),
+    _spec("social_i_qa", "train", "validation", "social_i_qa", fmt.social_i_qa, _MC,
+          "Social commonsense"),
+    _spec("sst2", "train", "validation", "sst2", fmt.sentence, "1 = positive",
+          "Movie review sentiment"),
+    _spec("story_cloze", "validation", "test", "story_cloze", fmt.story_cloze, _MC,
+          "Story endings (hub needs a manual download)"),
+    _spec("tweet_eval_hate", "train", "test", "tweet_eval_hate", fmt.text, "1 = hate",
+          "Hate speech in tweets; not in the reference study"),
+    _spec("twitter-sentiment", "train", "test", "twitter_sentiment", fmt.text, "1 = positive",
+          "Tweet sentiment"),
+    _spec("wic", "train", "validation", "wic", fmt.wic, "1 = same sense", "Word in context"),
+    _spec("amazon_polarity", "train", "test", "amazon_polarity", fmt.amazon_polarity,
+          "1 = positive", "Amazon review polarity"),
+    _spec("anthropic_hh", "train", "test", "anthropic_hh", fmt.anthropic_hh,
+          "1 = the chosen response is shown, 0 = the rejected one",
           "Helpful/harmless preference dialogues"),
 )
 

@@ -1,45 +1,61 @@
 """Where rows come from: a local mirror folder, the Hugging Face hub, or a user's own file.
 
-Rows are plain dicts in hub schema.  The rule for registry datasets: if ``data_dir`` is given and
-holds the dataset's mirror folder, the mirror is the *only* source (no silent hub fallback, so an
-offline run never half-depends on the network); otherwise the hub.
+Rows are hub-schema rows behind a ``RowSource`` (``rows.py``): Arrow tables, turned into dicts
+only a batch at a time.  The rule for registry datasets: with ``data_dir`` given, the mirror is
+the *only* source: a missing data dir, or one without the dataset's folder, is an error, never a
+silent hub fallback (an offline run must not half-depend on the network).  Without ``data_dir``,
+the hub, through the resolution table and fallback of ``hub.py``.
+
+A mirror folder holds either ``<split>.jsonl`` files (``../shared/data``) or a hub parquet
+export, ``<config>/<split>/0000.parquet``, which loads exactly as the hub's parquet branch does.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any
 
 import numpy as np
 
 from ..errors import UsageError
+from . import hub
+from .hub import INFERRED_CONFIG, HubSource, export_data_files, load_with_fallback
 from .registry import DatasetSpec
+from .rows import RowSource, as_source, concat, select
 
 Rows = list[dict[str, Any]]
 #: Reads one hub split by name; ``None`` when the source lacks it.
-SplitReader = Callable[[str], Optional[Rows]]
+SplitReader = Callable[[str], RowSource | None]
 
 #: Seed of the fixed permutation that splits pooled datasets (sciq): the same for every run.
 POOLED_SPLIT_SEED = 0
 
 USER_FILE_LOADERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+MIRROR_LAYOUTS = "<folder>/<split>.jsonl or a hub parquet export <folder>/<config>/<split>/0000.parquet"
 
 
 @dataclass
 class Pools:
-    """The raw rows of a dataset's train and test pools; ``None`` = not available here."""
+    """The raw rows of a dataset's train, test and (optional) validation pools.
 
-    train: Optional[Rows]
-    test: Optional[Rows]
+    ``None`` = not available here.  ``val`` is set only for user data that brings its own
+    validation split; registry datasets cut val from the train pool.  ``notes`` are notices
+    for the user (e.g. a hub fallback), copied into the split report.
+    """
+
+    train: RowSource | None
+    test: RowSource | None
     source: str
     origin: dict[str, str] = field(default_factory=dict)  # pool -> the hub split(s) it came from
+    val: RowSource | None = None
+    notes: list[str] = field(default_factory=list)
 
 
-def mirror_folder(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> Optional[Path]:
+def mirror_folder(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> Path | None:
     """The dataset's folder inside ``data_dir`` if it exists there, else ``None``."""
     if data_dir is None:
         return None
@@ -47,49 +63,109 @@ def mirror_folder(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> Opti
     return folder if folder.is_dir() else None
 
 
+def check_data_dir(data_dir: str | os.PathLike) -> Path:
+    """``data_dir`` as a Path; a UsageError if it is not an existing folder."""
+    path = Path(data_dir)
+    if not path.is_dir():
+        raise UsageError(f"data dir {path} does not exist or is not a folder; fix --data-dir, or "
+                         "drop it to load from the hub")
+    return path
+
+
 def mirror_splits(folder: Path) -> list[str]:
-    """Split names present in a mirror folder (``<split>.jsonl``)."""
-    return sorted(path.stem for path in folder.glob("*.jsonl"))
+    """Split names present in a mirror folder, in either layout."""
+    names = {path.stem for path in folder.glob("*.jsonl")}
+    config_dir = export_config_dir(folder)
+    if config_dir is not None:
+        names |= {path.name for path in config_dir.iterdir() if any(path.glob("*.parquet"))}
+    return sorted(names)
 
 
-def load_mirror_split(folder: Path, split: str) -> Optional[Rows]:
-    """One mirror split as hub-schema rows, or ``None`` if the mirror lacks that split."""
+def export_config_dir(folder: Path, preferred: tuple[str | None, ...] = ()) -> Path | None:
+    """The config folder of a parquet export inside ``folder`` (``<config>/<split>/*.parquet``).
+
+    The first of ``preferred`` that exists wins (the table's export folder, the hub config,
+    ``default``); otherwise the only config folder there is, else ``None``.
+    """
+    configs = [path for path in sorted(folder.iterdir()) if path.is_dir()
+               and any(child.is_dir() and any(child.glob("*.parquet")) for child in path.iterdir())]
+    by_name = {path.name: path for path in configs}
+    for name in (*preferred, INFERRED_CONFIG):
+        if name and name in by_name:
+            return by_name[name]
+    return configs[0] if len(configs) == 1 else None
+
+
+def load_mirror_split(folder: Path, split: str) -> Rows | None:
+    """One mirror split as hub-schema rows (a list), or ``None`` if the mirror lacks it."""
+    rows = read_mirror_split(folder, split)
+    return None if rows is None else rows.take(range(len(rows)))
+
+
+def read_mirror_split(folder: Path, split: str, preferred: tuple[str | None, ...] = ()) -> RowSource | None:
+    """One mirror split as a row source, from ``<split>.jsonl`` or a parquet export."""
     path = folder / f"{split}.jsonl"
-    if not path.is_file():
-        return None
-    with _datasets_quietly() as datasets:
-        return datasets.load_dataset("json", data_files={split: str(path)}, split=split).to_list()
-
-
-def load_hub_split(hub_id: str, config: Optional[str], split: str) -> Rows:
-    """One hub split as rows (needs network access and the hub's copy of the dataset)."""
-    try:
+    if path.is_file():
         with _datasets_quietly() as datasets:
-            dataset = datasets.load_dataset(hub_id, config, split=split)
-    except Exception as exc:  # any hub/network failure becomes one readable line
-        raise UsageError(
-            f"cannot load {hub_id}{'/' + config if config else ''} split {split} from the hub "
-            f"({_first_line(exc)}); pass --data-dir with a local mirror"
-        ) from None
-    return dataset.to_list()
+            return as_source(datasets.load_dataset("json", data_files={split: str(path)}, split=split))
+    config_dir = export_config_dir(folder, preferred)
+    if config_dir is None or not any((config_dir / split).glob("*.parquet")):
+        return None
+    return as_source(load_export_split(folder, config_dir.name, split))
+
+
+def load_export_split(base: str | os.PathLike, export_dir: str, split: str, revision: str | None = None):
+    """One split of a parquet export, local or on the hub: the call the hub fallback makes.
+
+    ``load_dataset(base, "default", data_files={split: "<export_dir>/<split>/*.parquet"})``;
+    only a hub repo gets a ``revision`` (the parquet branch).
+    """
+    files = export_data_files(export_dir, [split])
+    if revision is not None:
+        return hub.load_hub_dataset(str(base), config=INFERRED_CONFIG, split=split,
+                                    revision=revision, data_files=files)
+    with _datasets_quietly() as datasets:
+        return datasets.load_dataset(str(base), INFERRED_CONFIG, data_files=files, split=split)
+
+
+class HubReader:
+    """Reads one dataset's splits from the hub, keeping a fallback once one was needed."""
+
+    def __init__(self, source: HubSource, dataset: str):
+        self.source, self.dataset = source, dataset
+        self.notes: list[str] = []
+
+    def __call__(self, split: str) -> RowSource:
+        with _datasets_quietly():
+            loaded = load_with_fallback(self.source, split, self.dataset)
+        if loaded.notice:
+            self.notes.append(loaded.notice)
+        self.source = loaded.source  # later splits go straight to the branch that worked
+        return as_source(loaded.data)
+
+
+def load_hub_split(hub_id: str, config: str | None, split: str) -> Rows:
+    """One hub split as rows (a list); the parquet-branch fallback applies as for the registry."""
+    reader = HubReader(HubSource(hub_id, config, (split,)), hub_id)
+    rows = reader(split)
+    return rows.take(range(len(rows)))
 
 
 def load_pools(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> Pools:
-    """Load a registry dataset's pools from its mirror folder if present, else from the hub."""
-    folder = mirror_folder(spec, data_dir)
-    if folder is None and spec.manual_download:
-        raise UsageError(
-            f"dataset '{spec.name}' needs a manual download (hub {spec.hub_id}/{spec.hub_config}): "
-            f"put {', '.join(s + '.jsonl' for s in spec.hub_splits)} in hub schema under "
-            f"<data_dir>/{spec.mirror_folder}/ and pass --data-dir"
-        )
-    if folder is not None:
+    """Load a registry dataset's pools: only from its mirror folder if ``data_dir`` is given."""
+    if data_dir is not None:
+        folder = _require_mirror_folder(spec, data_dir)
         source = f"mirror {folder}"
-        read: SplitReader = lambda split: load_mirror_split(folder, split)  # noqa: E731
+        preferred = (spec.hub.export_dir, spec.hub_config)
+        read: SplitReader = lambda split: read_mirror_split(folder, split, preferred)
+        notes: list[str] = []
+    elif spec.manual_download:
+        raise _manual_download_error(spec)
     else:
-        source = f"hub {spec.hub_id}" + (f" ({spec.hub_config})" if spec.hub_config else "")
-        read = lambda split: load_hub_split(spec.hub_id, spec.hub_config, split)  # noqa: E731
+        reader = HubReader(spec.hub, spec.name)
+        source, read, notes = f"hub {spec.hub.describe()}", reader, reader.notes
     pools = _pooled(spec, read, source) if spec.pooled_test_size else _separate(spec, read, source)
+    pools.notes = notes
     if pools.train is None and pools.test is None:
         raise UsageError(
             f"mirror folder {folder} has none of the splits {', '.join(spec.hub_splits)} "
@@ -98,9 +174,29 @@ def load_pools(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> Pools:
     return pools
 
 
+def _require_mirror_folder(spec: DatasetSpec, data_dir: str | os.PathLike) -> Path:
+    root = check_data_dir(data_dir)
+    folder = mirror_folder(spec, root)
+    if folder is not None:
+        return folder
+    if spec.manual_download:
+        raise _manual_download_error(spec)
+    raise UsageError(f"data dir {root} has no folder {spec.mirror_folder}/ for dataset {spec.name} "
+                     f"(layouts: {MIRROR_LAYOUTS}); add it, or drop --data-dir to use the hub")
+
+
+def _manual_download_error(spec: DatasetSpec) -> UsageError:
+    return UsageError(
+        f"dataset '{spec.name}' needs a manual download (hub {spec.hub_id}/{spec.hub_config}): "
+        f"put {', '.join(s + '.jsonl' for s in spec.hub_splits)} in hub schema under "
+        f"<data_dir>/{spec.mirror_folder}/ and pass --data-dir"
+    )
+
+
 def _separate(spec: DatasetSpec, read: SplitReader, source: str) -> Pools:
     parts = [read(split) for split in spec.train_splits]
-    train = None if any(part is None for part in parts) else [row for part in parts for row in part]
+    train = None if any(part is None for part in parts) else (
+        parts[0] if len(parts) == 1 else concat(parts))
     return Pools(train=train, test=read(spec.test_split), source=source,
                  origin={"train": "+".join(spec.train_splits), "test": spec.test_split})
 
@@ -112,12 +208,11 @@ def _pooled(spec: DatasetSpec, read: SplitReader, source: str) -> Pools:
     if missing:
         raise UsageError(f"dataset '{spec.name}' pools all of {', '.join(spec.train_splits)}; "
                          f"{source} lacks {', '.join(missing)}")
-    rows = [row for part in parts for row in part]
+    rows = concat(parts)
     order = np.random.default_rng(POOLED_SPLIT_SEED).permutation(len(rows))
     n = spec.pooled_test_size
     pooled = "+".join(spec.train_splits)
-    return Pools(train=[rows[i] for i in order[n:]], test=[rows[i] for i in order[:n]],
-                 source=source,
+    return Pools(train=select(rows, order[n:]), test=select(rows, order[:n]), source=source,
                  origin={"train": f"{pooled} minus the fixed test pool",
                          "test": f"fixed {n} rows of {pooled}"})
 
@@ -158,7 +253,7 @@ def _read_table(loader: str, path: Path):
     try:
         with _datasets_quietly() as datasets:
             return datasets.load_dataset(loader, data_files={"train": str(path)}, split="train")
-    except Exception as exc:  # malformed files: report the parser's complaint in one line
+    except Exception as exc:  # noqa: BLE001 - malformed files: the parser's complaint, one line
         raise UsageError(f"cannot read {path}: {_first_line(exc)}") from None
 
 
@@ -184,7 +279,7 @@ def _first_line(exc: Exception) -> str:
     return message.splitlines()[0] if message else type(exc).__name__
 
 
-def _binary_label(value: Any) -> Optional[int]:
+def _binary_label(value: Any) -> int | None:
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, (int, float)) and value in (0, 1):

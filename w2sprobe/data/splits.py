@@ -22,7 +22,15 @@ Improvements over the reference:
 * a pool whose labels do not take exactly two values, or a split left empty, is a UsageError;
 * when only one pool is available (a mirror without the train split, or a user file), both are
   carved from it: test = its first ``min(n_test, N // 2)`` balanced rows, the rest is the train
-  pool; the report says so.
+  pool; the report says so;
+* user data may bring its own validation split: val then comes from it, not from the train pool.
+
+Memory: a pool is never held as Python dicts or texts.  A first pass formats every row once,
+keeping a 64-bit id key and a label per row (about 30 bytes a row with the shuffle permutation);
+dedup, overlap and balancing run on those arrays; a second pass formats only the rows that end
+up in a split.  Formatters marked ``rng_free`` are scanned in storage order and their kept rows
+fetched by index; the others (MC rule, anthropic_hh) are replayed in shuffled order with the
+same ``random.Random(seed)``, so the texts are exactly those of the first pass.
 """
 
 from __future__ import annotations
@@ -32,23 +40,26 @@ import math
 import os
 import random
 from collections import Counter
-from collections.abc import Container
 from dataclasses import asdict, dataclass
-from typing import Any, Optional
+from typing import Any
 
 import numpy as np
 
 from ..errors import UsageError
 from ..hashing import short_hash
-from .formatters import Formatter
-from .formatters import text as text_formatter
+from .formatters import Formatter, draws_per_row
 from .registry import get_spec
-from .sources import Pools, Rows, is_user_file, load_pools, load_user_file
+from .rows import RowSource, as_source
+from .sources import Pools, is_user_file, load_pools, load_user_file
+from .user import is_user_data, user_pools
 
 SPLIT_NAMES = ("weak_train", "strong_train", "val", "test")
 ID_HEX_CHARS = 16
 #: Offset of the seed that halves train, so that seed 0 matches the reference's ``seed=42``.
 HALVING_SEED_OFFSET = 42
+#: Rows per formatting batch in the shuffled-order passes.
+SCAN_BATCH = 4096
+_NO_KEYS = np.zeros(0, dtype=np.uint64)
 
 
 @dataclass(frozen=True)
@@ -96,19 +107,75 @@ class SplitSet:
 
 
 @dataclass
+class _Scan:
+    """One pool's source, formatter and shuffle: enough to re-create any row's text."""
+
+    source: RowSource
+    formatter: Formatter
+    seed: int
+    order: np.ndarray  # storage index of each shuffled position
+    _draws: np.ndarray | None = None
+
+    @property
+    def order_free(self) -> bool:
+        """Whether rows may be formatted in any order (``rng_free`` or ``fixed_draws``)."""
+        return draws_per_row(self.formatter) is not None
+
+    def draws(self) -> np.ndarray:
+        """A ``fixed_draws(d)`` formatter's rng values, (rows, d), by shuffled position.
+
+        Exactly what one ``random.Random(seed)`` would hand out row after row in shuffled order.
+        """
+        if self._draws is None:
+            d = draws_per_row(self.formatter) or 0
+            rng = random.Random(self.seed)
+            self._draws = np.array([rng.random() for _ in range(len(self.order) * d)],
+                                   dtype=np.float64).reshape(len(self.order), d)
+        return self._draws
+
+    def rng_for(self, position: int, draws: np.ndarray):
+        """The rng to format the row at a shuffled position with, in an order-free pass."""
+        return _NoRng() if draws.shape[1] == 0 else _ReplayRng(draws[position])
+
+
+@dataclass
 class _Pool:
-    """Formatted rows of one pool, in their current order."""
+    """Rows of one pool in their current order: id key, label, shuffled position (no texts)."""
 
-    texts: list[str]
-    ids: list[str]
+    keys: np.ndarray  # uint64: the id's 16 hex characters as a number
     labels: np.ndarray  # int64 0/1
+    positions: np.ndarray  # int64 shuffled position in ``scan``
+    scan: _Scan
 
-    def take(self, index) -> "_Pool":
+    def take(self, index) -> _Pool:
         index = np.asarray(index, dtype=np.int64)
-        return _Pool([self.texts[i] for i in index], [self.ids[i] for i in index], self.labels[index])
+        return _Pool(self.keys[index], self.labels[index], self.positions[index], self.scan)
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return len(self.keys)
+
+
+class _NoRng:
+    """Handed to ``rng_free`` formatters: a draw means the marking is wrong, so fail loudly."""
+
+    def __getattr__(self, name):
+        raise RuntimeError("a formatter marked rng_free used its rng")
+
+
+class _ReplayRng:
+    """Serves a ``fixed_draws`` formatter its pre-drawn values; anything else fails loudly."""
+
+    def __init__(self, values: np.ndarray):
+        self.values, self.used = values.tolist(), 0
+
+    def random(self) -> float:
+        if self.used >= len(self.values):
+            raise RuntimeError("a formatter marked fixed_draws drew more values than declared")
+        self.used += 1
+        return self.values[self.used - 1]
+
+    def __getattr__(self, name):
+        raise RuntimeError(f"a formatter marked fixed_draws called rng.{name}")
 
 
 def text_id(txt: str) -> str:
@@ -116,79 +183,173 @@ def text_id(txt: str) -> str:
     return hashlib.sha1(txt.encode("utf-8")).hexdigest()[:ID_HEX_CHARS]
 
 
+def _id_key(txt: str) -> int:
+    # The first 8 digest bytes are exactly the 16 hex characters of ``text_id``.
+    return int.from_bytes(hashlib.sha1(txt.encode("utf-8")).digest()[:8], "big")
+
+
+def _key_id(key: int) -> str:
+    return f"{key:016x}"
+
+
 def load_splits(dataset: str, *, data_dir: str | os.PathLike | None = None, seed: int = 0,
                 sizes: SplitSizes = SplitSizes(), text_field: str = "text",
-                label_field: str = "label") -> SplitSet:
-    """Build the splits of a registry dataset or of a ``.jsonl/.json/.csv/.parquet`` file.
+                label_field: str = "label", positive_label: str | None = None) -> SplitSet:
+    """Build the splits of a dataset: a registry name, a user-defined name, or the user's data.
 
-    ``data_dir`` is a local mirror (``<folder>/<split>.jsonl``); if it holds the dataset's folder,
-    only the mirror is used, otherwise the hub.  ``text_field``/``label_field`` apply to files.
+    ``dataset`` is a registry name (``w2sprobe data list``), a name defined from a
+    ``[datasets.NAME]`` table (``define_dataset``), a ``.jsonl/.json/.csv/.parquet`` file, a
+    folder with ``train.*``/``validation.*``/``test.*`` files, or ``hub:org/name[:config]``.
+    ``data_dir`` is a local mirror for registry names (then the hub is never used).
+    ``text_field``/``label_field``/``positive_label`` apply to files, folders and ``hub:``
+    sources; ``positive_label`` makes a multi-class label one-vs-rest.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
-    if is_user_file(dataset):
-        rows = load_user_file(dataset, text_field, label_field)
-        pools = Pools(train=None, test=rows, source=f"file {dataset}",
-                      origin={"shared": f"file {dataset}"})
-        return build_splits(str(dataset), pools, text_formatter, seed, sizes)
+    if is_user_data(dataset):
+        name, pools, formatter = user_pools(dataset, text_field=text_field, label_field=label_field,
+                                            positive_label=positive_label)
+        return build_splits(name, pools, formatter, seed, sizes)
+    if is_user_file(dataset):  # a file whose suffix is known but that is not there: say so
+        load_user_file(dataset, text_field, label_field)
     spec = get_spec(dataset)
+    if positive_label is not None:  # registry labels are fixed: silently ignoring it would mislead
+        raise UsageError(f"--positive-label applies to files, folders and hub: sources; {spec.name} "
+                         f"is a registry dataset with fixed labels ({spec.label_note})")
     return build_splits(spec.name, load_pools(spec, data_dir), spec.formatter, seed, sizes)
 
 
 def build_splits(name: str, pools: Pools, formatter: Formatter, seed: int, sizes: SplitSizes) -> SplitSet:
     """Process loaded pools into a SplitSet (see the module docstring for the steps)."""
     report: dict[str, Any] = {"dataset": name, "source": pools.source, "seed": seed,
-                              "requested": asdict(sizes), "pools": {}, "notes": []}
+                              "requested": asdict(sizes), "pools": {}, "notes": list(pools.notes)}
+    val_pool = None
     if pools.train is not None and pools.test is not None:
         test_pool = _prepare(pools.test, formatter, seed, report, "test", pools.origin.get("test"))
+        exclude = test_pool.keys
+        if pools.val is not None:
+            val_pool = _prepare(pools.val, formatter, seed, report, "val", pools.origin.get("val"),
+                                exclude=exclude)
+            exclude = np.concatenate([exclude, val_pool.keys])
         train_pool = _prepare(pools.train, formatter, seed, report, "train", pools.origin.get("train"),
-                              exclude=set(test_pool.ids))
+                              exclude=exclude)
         test_pool = _balance(test_pool, seed, report["pools"]["test"], "test")
+        if val_pool is not None:
+            val_pool = _balance(val_pool, seed, report["pools"]["val"], "val")
         train_pool = _balance(train_pool, seed, report["pools"]["train"], "train")
     else:
         test_pool, train_pool = _carve(pools, formatter, seed, sizes, report)
-    splits = _assign(train_pool, test_pool, seed, sizes)
+        if pools.val is not None:  # user data with validation beside a single other split
+            shared = np.concatenate([test_pool.keys, train_pool.keys])
+            val_pool = _prepare(pools.val, formatter, seed, report, "val", pools.origin.get("val"),
+                                exclude=shared)
+            val_pool = _balance(val_pool, seed, report["pools"]["val"], "val")
+    parts = _assign(train_pool, test_pool, seed, sizes, val_pool)
+    splits = _materialise(parts)
     _report_splits(name, splits, sizes, report)
     return SplitSet(dataset=name, splits=splits, fingerprint=_fingerprint(name, splits), report=report)
 
 
-def _prepare(rows: Rows, formatter: Formatter, seed: int, report: dict, pool: str,
-             origin: Optional[str], exclude: Container[str] = frozenset()) -> _Pool:
+def _prepare(rows, formatter: Formatter, seed: int, report: dict, pool: str,
+             origin: str | None, exclude: np.ndarray = _NO_KEYS) -> _Pool:
     """Shuffle and format a pool, drop empty texts, duplicates and ids in ``exclude``; count drops."""
-    texts, labels, empty = _format_shuffled(rows, formatter, seed)
-    ids = [text_id(txt) for txt in texts]
-    keep, duplicates, overlap = _first_unique(ids, exclude)
-    report["pools"][pool] = {"from": origin, "rows_loaded": len(rows), "dropped_empty": empty,
-                             "dropped_duplicates": duplicates, "dropped_test_overlap": overlap}
-    return _Pool(texts, ids, np.asarray(labels, dtype=np.int64)).take(keep)
+    source = as_source(rows)
+    scan = _Scan(source, formatter, seed, np.random.default_rng(seed).permutation(len(source)))
+    keys, labels, empty = _scan_keys(scan)
+    positions = np.flatnonzero(~empty)
+    keys, labels = keys[positions], labels[positions]
+    first = np.zeros(len(keys), dtype=bool)
+    first[np.unique(keys, return_index=True)[1]] = True
+    # Every occurrence of an excluded id counts as overlap (none is kept), as the reference does.
+    excluded = np.isin(keys, exclude) if len(exclude) else np.zeros(len(keys), dtype=bool)
+    keep = first & ~excluded
+    report["pools"][pool] = {"from": origin, "rows_loaded": len(source),
+                             "dropped_empty": int(empty.sum()),
+                             "dropped_duplicates": int((~first & ~excluded).sum()),
+                             "dropped_test_overlap": int(excluded.sum())}
+    return _Pool(keys[keep], labels[keep], positions[keep], scan)
 
 
-def _format_shuffled(rows: Rows, formatter: Formatter, seed: int) -> tuple[list[str], list[int], int]:
-    """Texts and labels in shuffled order, and how many rows formatted to nothing."""
-    rng = random.Random(seed)  # fresh per pool: MC labels depend on the pool's row order
-    texts, labels, empty = [], [], 0
-    for i in np.random.default_rng(seed).permutation(len(rows)):
-        example = formatter(rows[i], rng)
-        if example is None or example[0] == "":
-            empty += 1
-            continue
-        texts.append(example[0])
-        labels.append(example[1])
-    return texts, labels, empty
+def _scan_keys(scan: _Scan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per shuffled position: id key, label and whether the row formatted to nothing."""
+    n = len(scan.order)
+    keys, labels = np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.int64)
+    empty = np.zeros(n, dtype=bool)
+    if scan.order_free:
+        # Read in storage order (sequential, batch by batch), then apply the shuffle.
+        draws = scan.draws()
+        if draws.shape[1]:
+            by_storage = np.empty_like(draws)
+            by_storage[scan.order] = draws
+            draws = by_storage
+        start = 0
+        for batch in scan.source.batches():
+            for offset, row in enumerate(batch):
+                i = start + offset
+                _record(scan.formatter(row, scan.rng_for(i, draws)), i, keys, labels, empty)
+            start += len(batch)
+        return keys[scan.order], labels[scan.order], empty[scan.order]
+    for position, example in _shuffled_examples(scan, n):
+        _record(example, position, keys, labels, empty)
+    return keys, labels, empty
 
 
-def _first_unique(ids: list[str], exclude: Container[str]) -> tuple[list[int], int, int]:
-    """Positions to keep (first occurrence, not excluded), duplicates dropped, excluded dropped."""
-    keep, seen, duplicates, overlap = [], set(), 0, 0
-    for i, id_ in enumerate(ids):
-        if id_ in seen:
-            duplicates += 1
-        elif id_ in exclude:
-            overlap += 1
-        else:
-            seen.add(id_)
-            keep.append(i)
-    return keep, duplicates, overlap
+def _record(example, index: int, keys: np.ndarray, labels: np.ndarray, empty: np.ndarray) -> None:
+    if example is None or example[0] == "":
+        empty[index] = True
+    else:
+        keys[index] = _id_key(example[0])
+        labels[index] = example[1]
+
+
+def _shuffled_examples(scan: _Scan, stop: int):
+    """``(position, example)`` for shuffled positions ``0..stop-1``, one fresh rng per pool."""
+    rng = random.Random(scan.seed)  # fresh per pool: MC labels depend on the pool's row order
+    for start in range(0, stop, SCAN_BATCH):
+        rows = scan.source.take(scan.order[start:min(start + SCAN_BATCH, stop)])
+        for offset, row in enumerate(rows):
+            yield start + offset, scan.formatter(row, rng)
+
+
+def _texts(pool: _Pool) -> list[str]:
+    """The texts of a pool's rows, formatted again from the source (only these rows)."""
+    scan = pool.scan
+    wanted = {int(p): None for p in pool.positions}
+    if not wanted:
+        return []
+    if scan.order_free:
+        positions = np.fromiter(wanted, dtype=np.int64)
+        rows = scan.source.gather(scan.order[positions])
+        draws = scan.draws()
+        found = {int(p): scan.formatter(row, scan.rng_for(int(p), draws))[0]
+                 for p, row in zip(positions, rows)}
+    else:
+        found = {position: example[0] for position, example
+                 in _shuffled_examples(scan, max(wanted) + 1) if position in wanted}
+    texts = [found[int(p)] for p in pool.positions]
+    for txt, key in zip(texts, pool.keys.tolist()):
+        if _id_key(txt) != key:
+            raise RuntimeError("a formatter gave a different text for the same row twice; "
+                               "formatters must be deterministic given the row and the rng")
+    return texts
+
+
+def _materialise(parts: dict[str, _Pool]) -> dict[str, Split]:
+    """Splits with texts: each pool's source is re-read once for all the splits it feeds."""
+    texts: dict[str, list[str]] = {}
+    by_scan: dict[int, list[str]] = {}
+    for name, part in parts.items():
+        by_scan.setdefault(id(part.scan), []).append(name)
+    for names in by_scan.values():
+        merged = _Pool(np.concatenate([parts[n].keys for n in names]),
+                       np.concatenate([parts[n].labels for n in names]),
+                       np.concatenate([parts[n].positions for n in names]), parts[names[0]].scan)
+        all_texts, start = _texts(merged), 0
+        for n in names:
+            texts[n] = all_texts[start:start + len(parts[n])]
+            start += len(parts[n])
+    return {name: Split(name, [_key_id(k) for k in part.keys.tolist()], texts[name],
+                        part.labels.astype(np.float32)) for name, part in parts.items()}
 
 
 def _balance(pool: _Pool, seed: int, stats: dict, pool_name: str) -> _Pool:
@@ -200,8 +361,12 @@ def _balance(pool: _Pool, seed: int, stats: dict, pool_name: str) -> _Pool:
     counts = Counter(pool.labels.tolist())
     stats["label_counts_before_balance"] = {str(k): counts.get(k, 0) for k in (0, 1)}
     if len(counts) != 2:
-        raise UsageError(f"labels of the {pool_name} pool ({stats['from']}) take {len(counts)} "
-                         f"value(s) {sorted(counts)}; balancing needs exactly two")
+        if not counts:
+            raise UsageError(f"the {pool_name} pool ({stats['from']}) has no rows left after dropping "
+                             "empty, duplicate and test-overlapping rows")
+        only = f"only label {min(counts)}" if len(counts) == 1 else f"{len(counts)} label values"
+        raise UsageError(f"the {pool_name} pool ({stats['from']}) has {only} after dropping empty "
+                         f"and duplicate rows ({len(pool)} rows); balancing needs both 0 and 1")
     majority = max(counts, key=counts.__getitem__)
     minority_rows = np.flatnonzero(pool.labels != majority)
     majority_rows = np.flatnonzero(pool.labels == majority)
@@ -229,17 +394,20 @@ def _carve(pools: Pools, formatter: Formatter, seed: int, sizes: SplitSizes, rep
     return pool.take(range(k)), pool.take(range(k, len(pool)))
 
 
-def _assign(train_pool: _Pool, test_pool: _Pool, seed: int, sizes: SplitSizes) -> dict[str, Split]:
-    """Cut val/train from the train pool, halve train, cap test; in ``SPLIT_NAMES`` order."""
-    # A small (e.g. carved) pool gives val at most half of it, so train is never left empty.
-    val = train_pool.take(range(min(sizes.n_val, len(train_pool) // 2)))
-    train = train_pool.take(range(len(val), min(len(val) + sizes.n_train, len(train_pool))))
+def _assign(train_pool: _Pool, test_pool: _Pool, seed: int, sizes: SplitSizes,
+            val_pool: _Pool | None = None) -> dict[str, _Pool]:
+    """Cut val/train from the train pool (val from ``val_pool`` if given), halve train, cap test."""
+    if val_pool is not None:
+        val = val_pool.take(range(min(sizes.n_val, len(val_pool))))
+        train = train_pool.take(range(min(sizes.n_train, len(train_pool))))
+    else:
+        # A small (e.g. carved) pool gives val at most half of it, so train is never left empty.
+        val = train_pool.take(range(min(sizes.n_val, len(train_pool) // 2)))
+        train = train_pool.take(range(len(val), min(len(val) + sizes.n_train, len(train_pool))))
     order = np.random.default_rng(HALVING_SEED_OFFSET + seed).permutation(len(train))
     n_strong = math.ceil(len(train) / 2)
-    parts = {"weak_train": train.take(order[n_strong:]), "strong_train": train.take(order[:n_strong]),
-             "val": val, "test": test_pool.take(range(min(sizes.n_test, len(test_pool))))}
-    return {name: Split(name, part.ids, part.texts, part.labels.astype(np.float32))
-            for name, part in parts.items()}
+    return {"weak_train": train.take(order[n_strong:]), "strong_train": train.take(order[:n_strong]),
+            "val": val, "test": test_pool.take(range(min(sizes.n_test, len(test_pool))))}
 
 
 def _report_splits(name: str, splits: dict[str, Split], sizes: SplitSizes, report: dict) -> None:
