@@ -19,6 +19,7 @@ from w2sprobe.study import load_options_splits
 from w2sprobe.errors import UsageError
 
 SMALL = SplitSizes(n_train=400, n_val=50, n_test=200)
+BLOG = SplitSizes(n_train=10_000, n_val=1_000, n_test=5_000)  # the study's sizes (--preset blog)
 
 
 def all_ids(split_set) -> list[str]:
@@ -171,9 +172,9 @@ def test_fingerprint_follows_content_not_spelling(mirror):
     assert a.fingerprint == b.fingerprint != c.fingerprint
 
 
-def test_sst2_default_sizes_capped_reported_and_fast(mirror):
+def test_sst2_blog_sizes_capped_reported_and_fast(mirror):
     start = time.perf_counter()
-    split_set = load_splits("sst2", data_dir=mirror)
+    split_set = load_splits("sst2", data_dir=mirror, sizes=BLOG)
     elapsed = time.perf_counter() - start
     assert elapsed < 10, f"sst2 splits took {elapsed:.1f} s"
     sizes = {name: entry["size"] for name, entry in split_set.report["splits"].items()}
@@ -214,8 +215,8 @@ def test_carved_test_is_at_most_half_the_pool(mirror):
     assert len(split_set.splits["val"]) + len(split_set.splits["strong_train"]) + len(split_set.splits["weak_train"]) == balanced - balanced // 2
 
 
-def test_default_sizes_on_a_small_carved_pool_give_val_half_the_train_pool(mirror):
-    split_set = load_splits("piqa", data_dir=mirror)
+def test_blog_sizes_on_a_small_carved_pool_give_val_half_the_train_pool(mirror):
+    split_set = load_splits("piqa", data_dir=mirror, sizes=BLOG)
     sizes = {name: len(split) for name, split in split_set.splits.items()}
     train_pool = split_set.report["pools"]["shared"]["balanced_size"] - sizes["test"]
     assert sizes["val"] == train_pool // 2

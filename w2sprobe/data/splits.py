@@ -46,6 +46,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
+from ..options import DataOptions
 from ..hashing import short_hash
 from .formatters import Formatter, draws_per_row
 from .registry import get_spec
@@ -66,9 +67,10 @@ _NO_KEYS = np.zeros(0, dtype=np.uint64)
 class SplitSizes:
     """Requested sizes: ``n_train`` (before halving into weak/strong), ``n_val``, ``n_test``."""
 
-    n_train: int = 10_000
-    n_val: int = 1_000
-    n_test: int = 5_000
+    # The defaults are the data options' (the demo's 1,200/100/400; --preset blog: 10k/1k/5k).
+    n_train: int = DataOptions().n_train
+    n_val: int = DataOptions().n_val
+    n_test: int = DataOptions().n_test
 
     def __post_init__(self) -> None:
         for name, minimum in (("n_train", 2), ("n_val", 0), ("n_test", 1)):
