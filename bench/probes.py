@@ -40,7 +40,9 @@ OUT = Path(__file__).resolve().parent / "out"
 # --------------------------------------------------------------------------- data
 
 
-def clusters(n: int, dim: int, seed: int = SEED, n_clusters: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def clusters(
+    n: int, dim: int, seed: int = SEED, n_clusters: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """``n`` float16 points around ``n_clusters`` Gaussian centres; soft labels by the centre's
     class, 10% flipped (weak-label noise). Built 2048 rows at a time: no float32 copy of it all."""
     rng = np.random.default_rng(seed)
@@ -48,8 +50,10 @@ def clusters(n: int, dim: int, seed: int = SEED, n_clusters: int = 2) -> tuple[n
     which = rng.integers(0, n_clusters, n)
     x = np.empty((n, dim), dtype=np.float16)
     for start in range(0, n, 2048):
-        rows = which[start:start + 2048]
-        x[start:start + rows.size] = centres[rows] + rng.standard_normal((rows.size, dim), dtype=np.float32)
+        rows = which[start : start + 2048]
+        x[start : start + rows.size] = centres[rows] + rng.standard_normal(
+            (rows.size, dim), dtype=np.float32
+        )
     positive = which % 2 == 0
     y = np.where(positive, rng.uniform(0.55, 1, n), rng.uniform(0, 0.45, n))
     flip = rng.random(n) < 0.1
@@ -65,6 +69,7 @@ def knn_ours(backend):
         from w2sprobe.probes import KnnProbe
 
         return KnnProbe(k=K, backend=backend).fit(x, y).predict(q)
+
     return run
 
 
@@ -79,8 +84,11 @@ def knn_faiss(x, y, q):
 def knn_sklearn(x, y, q):
     from sklearn.neighbors import NearestNeighbors
 
-    return NearestNeighbors(n_neighbors=K, algorithm="brute").fit(x.astype(np.float32)).kneighbors(
-        q.astype(np.float32))
+    return (
+        NearestNeighbors(n_neighbors=K, algorithm="brute")
+        .fit(x.astype(np.float32))
+        .kneighbors(q.astype(np.float32))
+    )
 
 
 def knn_dense(x, y, q):
@@ -113,7 +121,9 @@ def topo_dense(x, y, q):
 
     xt, yt = torch.from_numpy(x.astype(np.float32)), torch.from_numpy(y)
     d = torch.cdist(xt, xt).fill_diagonal_(torch.inf)
-    adj = torch.zeros(d.shape, dtype=torch.bool).scatter_(1, d.topk(K_CC, largest=False).indices, True)
+    adj = torch.zeros(d.shape, dtype=torch.bool).scatter_(
+        1, d.topk(K_CC, largest=False).indices, True
+    )
     del d
     positive = yt[:, None] > 0.5
     kept = largest_component(adj & positive) | largest_component(adj & ~positive)
@@ -137,7 +147,10 @@ def logreg_sklearn(x, y, q):
     n, x32 = len(x), x.astype(np.float32)
     model = LogisticRegression(C=1 / (2 * L2 * n), max_iter=2000, tol=1e-6)
     model.fit(np.vstack([x32, x32]), np.r_[np.ones(n), np.zeros(n)], sample_weight=np.r_[y, 1 - y])
-    return {"loss": objective(x, y, model.coef_[0], model.intercept_[0]), "iterations": int(model.n_iter_[0])}
+    return {
+        "loss": objective(x, y, model.coef_[0], model.intercept_[0]),
+        "iterations": int(model.n_iter_[0]),
+    }
 
 
 def objective(x, y, w, b) -> float:
@@ -150,10 +163,18 @@ def objective(x, y, w, b) -> float:
     return float(logistic_objective(t(x), t(y), t(w), t(b), L2))
 
 
-METHODS = {"ours": knn_ours("auto"), "ours-torch": knn_ours("torch"), "faiss": knn_faiss,
-           "sklearn": knn_sklearn, "dense-cdist": knn_dense, "self-knn ours": self_knn_ours,
-           "topo ours": topo_ours, "topo dense": topo_dense, "logreg ours": logreg_ours,
-           "logreg sklearn": logreg_sklearn}
+METHODS = {
+    "ours": knn_ours("auto"),
+    "ours-torch": knn_ours("torch"),
+    "faiss": knn_faiss,
+    "sklearn": knn_sklearn,
+    "dense-cdist": knn_dense,
+    "self-knn ours": self_knn_ours,
+    "topo ours": topo_ours,
+    "topo dense": topo_dense,
+    "logreg ours": logreg_ours,
+    "logreg sklearn": logreg_sklearn,
+}
 
 
 # --------------------------------------------------------------------------- measuring
@@ -176,7 +197,7 @@ def child(spec: dict) -> dict:
     import w2sprobe.probes  # noqa: F401
 
     x, y = clusters(spec["n"] + spec["queries"], spec["dim"])
-    x, q, y = x[:spec["n"]], x[spec["n"]:], y[:spec["n"]]
+    x, q, y = x[: spec["n"]], x[spec["n"] :], y[: spec["n"]]
     method, times, peak = METHODS[spec["method"]], [], 0.0
     for _ in range(spec["repeats"]):
         with open("/proc/self/clear_refs", "w") as refs:
@@ -186,21 +207,36 @@ def child(spec: dict) -> dict:
         result = method(x, y, q)
         times.append(time.perf_counter() - start)
         peak = max(peak, rss_mb("VmHWM") - before)
-    return {"seconds": min(times), "extra_mb": peak, "result": result if isinstance(result, dict) else None}
+    return {
+        "seconds": min(times),
+        "extra_mb": peak,
+        "result": result if isinstance(result, dict) else None,
+    }
 
 
 def measure(method: str, n: int, dim: int, queries: int = 0, repeats: int = 2) -> dict:
     spec = {"method": method, "n": n, "dim": dim, "queries": queries, "repeats": repeats}
     repo = str(Path(__file__).resolve().parents[1])
-    done = subprocess.run([sys.executable, __file__, "--child", json.dumps(spec)], capture_output=True,
-                          text=True, env={**os.environ, "PYTHONPATH": repo})
+    done = subprocess.run(
+        [sys.executable, __file__, "--child", json.dumps(spec)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": repo},
+    )
     if done.returncode != 0:
-        error = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else f"exit {done.returncode}"
+        error = (
+            done.stderr.strip().splitlines()[-1]
+            if done.stderr.strip()
+            else f"exit {done.returncode}"
+        )
         print(f"  {method:15s} n={n:>6} d={dim:>4} q={queries:>5}  failed: {error}", flush=True)
         return {**spec, "error": error}
     row = {**spec, **json.loads(done.stdout.strip().splitlines()[-1])}
-    print(f"  {method:15s} n={n:>6} d={dim:>4} q={queries:>5}  {row['seconds']:8.2f} s  "
-          f"{row['extra_mb']:8.0f} MB extra  {row['result'] or ''}", flush=True)
+    print(
+        f"  {method:15s} n={n:>6} d={dim:>4} q={queries:>5}  {row['seconds']:8.2f} s  "
+        f"{row['extra_mb']:8.0f} MB extra  {row['result'] or ''}",
+        flush=True,
+    )
     return row
 
 
@@ -208,8 +244,11 @@ def measure(method: str, n: int, dim: int, queries: int = 0, repeats: int = 2) -
 
 
 def group_knn() -> list[dict]:
-    return [measure(m, 20_000, dim, 2_000) for dim in (1024, 4096)
-            for m in ("ours", "ours-torch", "faiss", "sklearn", "dense-cdist")]
+    return [
+        measure(m, 20_000, dim, 2_000)
+        for dim in (1024, 4096)
+        for m in ("ours", "ours-torch", "faiss", "sklearn", "dense-cdist")
+    ]
 
 
 def group_memory() -> list[dict]:
@@ -226,8 +265,11 @@ def group_topo() -> list[dict]:
 
 
 def group_logreg() -> list[dict]:
-    return [measure(m, 20_000, dim, repeats=1) for dim in (1024, 4096)
-            for m in ("logreg ours", "logreg sklearn")]
+    return [
+        measure(m, 20_000, dim, repeats=1)
+        for dim in (1024, 4096)
+        for m in ("logreg ours", "logreg sklearn")
+    ]
 
 
 GROUPS = {"knn": group_knn, "memory": group_memory, "topo": group_topo, "logreg": group_logreg}

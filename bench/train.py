@@ -34,8 +34,9 @@ LR, MAX_LENGTH = 5e-4, 512
 
 def ours(ref, tokenizer, train: Examples, minibatch: int) -> dict:
     config = TrainConfig(lr=LR, epochs=1, batch_size=32, minibatch=minibatch, max_length=MAX_LENGTH)
-    model = build_classifier(ref, device=torch.device("cpu"), dtype=torch.float32, pooling=None,
-                             lora=config.lora, seed=0)
+    model = build_classifier(
+        ref, device=torch.device("cpu"), dtype=torch.float32, pooling=None, lora=config.lora, seed=0
+    )
     empty = Examples(np.array([], dtype=str), [], np.array([], dtype=np.float32))  # no evaluation
     result = Trainer(model, tokenizer, config, torch.device("cpu")).fit(train, empty)
     return {"seconds": result.seconds, "tokens": result.tokens}
@@ -44,25 +45,54 @@ def ours(ref, tokenizer, train: Examples, minibatch: int) -> dict:
 def hf_trainer(ref, tokenizer, train: Examples) -> dict:
     from datasets import Dataset
     from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForSequenceClassification, Trainer as HFTrainer, TrainingArguments
+    from transformers import AutoModelForSequenceClassification, TrainingArguments
+    from transformers import Trainer as HFTrainer
 
     torch.manual_seed(0)
     backbone = load_model(ref, device=torch.device("cpu"), dtype=torch.float32)
-    targets = lora_target_modules(backbone, describe(backbone).blocks_path)  # the same modules as ours
+    targets = lora_target_modules(
+        backbone, describe(backbone).blocks_path
+    )  # the same modules as ours
     del backbone
     model = AutoModelForSequenceClassification.from_pretrained(ref.location, num_labels=2)
     prefix = model.base_model_prefix + "."
-    model = get_peft_model(model, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, modules_to_save=["classifier"],
-                                             target_modules=[prefix + t for t in targets]))
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=8,
+            lora_alpha=16,
+            lora_dropout=0.0,
+            modules_to_save=["classifier"],
+            target_modules=[prefix + t for t in targets],
+        ),
+    )
     enc = tokenizer(train.texts, truncation=True, max_length=MAX_LENGTH)
-    data = Dataset.from_dict({"input_ids": enc["input_ids"], "attention_mask": enc["attention_mask"],
-                              "labels": [[1 - y, y] for y in train.targets.tolist()]})
+    data = Dataset.from_dict(
+        {
+            "input_ids": enc["input_ids"],
+            "attention_mask": enc["attention_mask"],
+            "labels": [[1 - y, y] for y in train.targets.tolist()],
+        }
+    )
     with tempfile.TemporaryDirectory() as out:
         args = TrainingArguments(
-            output_dir=out, per_device_train_batch_size=1, gradient_accumulation_steps=32, num_train_epochs=1,
-            learning_rate=LR, adam_beta2=0.95, lr_scheduler_type="cosine", warmup_steps=40, weight_decay=0.1,
-            logging_strategy="no", save_strategy="no", eval_strategy="no", report_to=[], use_cpu=True,
-            dataloader_num_workers=0, train_sampling_strategy="random", disable_tqdm=True,  # no length grouping
+            output_dir=out,
+            per_device_train_batch_size=1,
+            gradient_accumulation_steps=32,
+            num_train_epochs=1,
+            learning_rate=LR,
+            adam_beta2=0.95,
+            lr_scheduler_type="cosine",
+            warmup_steps=40,
+            weight_decay=0.1,
+            logging_strategy="no",
+            save_strategy="no",
+            eval_strategy="no",
+            report_to=[],
+            use_cpu=True,
+            dataloader_num_workers=0,
+            train_sampling_strategy="random",
+            disable_tqdm=True,  # no length grouping
         )
         trainer = HFTrainer(model=model, args=args, train_dataset=data)
         started = time.perf_counter()
@@ -91,14 +121,22 @@ def main() -> None:
     runs: dict[str, list[dict]] = {}
     for _ in range(args.repeats):
         for minibatch in args.minibatch:
-            runs.setdefault(f"ours (minibatch {minibatch})", []).append(ours(ref, tokenizer, train, minibatch))
-        runs.setdefault("hf-trainer (1 x 32 accumulation)", []).append(hf_trainer(ref, tokenizer, train))
+            runs.setdefault(f"ours (minibatch {minibatch})", []).append(
+                ours(ref, tokenizer, train, minibatch)
+            )
+        runs.setdefault("hf-trainer (1 x 32 accumulation)", []).append(
+            hf_trainer(ref, tokenizer, train)
+        )
     best = {name: max(r["tokens"] / r["seconds"] for r in rs) for name, rs in runs.items()}
     baseline = best["hf-trainer (1 x 32 accumulation)"]
-    report = {"model": args.model, "rows": len(split.ids), "tokens": runs[next(iter(runs))][0]["tokens"],
-              "threads": torch.get_num_threads(),
-              "tokens_per_second": {k: round(v, 1) for k, v in best.items()},
-              "ratio_vs_hf_trainer": {k: round(v / baseline, 2) for k, v in best.items()}}
+    report = {
+        "model": args.model,
+        "rows": len(split.ids),
+        "tokens": runs[next(iter(runs))][0]["tokens"],
+        "threads": torch.get_num_threads(),
+        "tokens_per_second": {k: round(v, 1) for k, v in best.items()},
+        "ratio_vs_hf_trainer": {k: round(v / baseline, 2) for k, v in best.items()},
+    }
     print(json.dumps(report, indent=2))
 
 

@@ -27,7 +27,8 @@ def make_tokenizer(with_pad: bool, cls_token: bool):
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
     if cls_token:
         backend.post_processor = processors.TemplateProcessing(
-            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)])
+            single="[CLS] $A [SEP]", special_tokens=[("[CLS]", 2), ("[SEP]", 3)]
+        )
     kwargs = {"unk_token": "[UNK]", "eos_token": "</s>"}
     if with_pad:
         kwargs["pad_token"] = "[PAD]"
@@ -35,19 +36,36 @@ def make_tokenizer(with_pad: bool, cls_token: bool):
 
 
 def tiny_config(arch: str, num_layers: int = 3):
-    from transformers import (BertConfig, GPT2Config, LlamaConfig, MistralConfig, MPNetConfig,
-                              Qwen2Config)
+    from transformers import (
+        BertConfig,
+        GPT2Config,
+        LlamaConfig,
+        MistralConfig,
+        MPNetConfig,
+        Qwen2Config,
+    )
 
     vocab = 5 + len(WORDS)
-    common = dict(vocab_size=vocab, hidden_size=16, num_hidden_layers=num_layers,
-                  num_attention_heads=4, intermediate_size=32)
+    common = dict(
+        vocab_size=vocab,
+        hidden_size=16,
+        num_hidden_layers=num_layers,
+        num_attention_heads=4,
+        intermediate_size=32,
+    )
     decoder = dict(common, num_key_value_heads=2, eos_token_id=4, bos_token_id=4, pad_token_id=None)
     return {
         "llama": lambda: LlamaConfig(**decoder),
         "qwen2": lambda: Qwen2Config(**decoder),
         "mistral": lambda: MistralConfig(**decoder),
-        "gpt2": lambda: GPT2Config(vocab_size=vocab, n_embd=16, n_layer=num_layers, n_head=4,
-                                   bos_token_id=4, eos_token_id=4),
+        "gpt2": lambda: GPT2Config(
+            vocab_size=vocab,
+            n_embd=16,
+            n_layer=num_layers,
+            n_head=4,
+            bos_token_id=4,
+            eos_token_id=4,
+        ),
         "bert": lambda: BertConfig(**common, pad_token_id=1),
         "mpnet": lambda: MPNetConfig(**common, pad_token_id=1),
     }[arch]()
@@ -64,7 +82,9 @@ def build_tiny_model(folder: Path, arch: str, num_layers: int = 3, seed: int = 0
     torch.manual_seed(seed)
     model = AutoModel.from_config(tiny_config(arch, num_layers))
     model.save_pretrained(folder)
-    make_tokenizer(with_pad=arch not in DECODERS, cls_token=arch not in DECODERS).save_pretrained(folder)
+    make_tokenizer(with_pad=arch not in DECODERS, cls_token=arch not in DECODERS).save_pretrained(
+        folder
+    )
     return folder
 
 

@@ -16,13 +16,16 @@ MIRROR = REPO_ROOT.parent / "shared" / "data"
 def mirror() -> Path:
     """The shared offline dataset mirror; its absence is a failure, never a skip."""
     if not (MIRROR / "sst2" / "train.jsonl").is_file():
-        pytest.fail(f"offline dataset mirror not found at {MIRROR} (expected <repo>/../shared/data)")
+        pytest.fail(
+            f"offline dataset mirror not found at {MIRROR} (expected <repo>/../shared/data)"
+        )
     return MIRROR
 
 
 @pytest.fixture(autouse=True)
 def no_hub(monkeypatch):
     """Tests run offline: any attempt to reach the hub fails the test loudly."""
+
     def refuse(*args, **kwargs):
         raise AssertionError(f"test tried to load from the hub: {args}")
 

@@ -21,16 +21,40 @@ def noisy_scores(labels: np.ndarray, signal: float, rng: np.random.Generator) ->
     return 1 / (1 + np.exp(-raw))
 
 
-def write_run(root: Path, dataset: str, key: str, stage: str, experiment: str, seed: int, ids, labels, preds,
-              weak: dict | None = None, ceiling: dict | None = None, pgr: float | None = None,
-              finished: bool = True, predictions: bool = True, model: str = "m", extra: dict | None = None) -> dict:
+def write_run(
+    root: Path,
+    dataset: str,
+    key: str,
+    stage: str,
+    experiment: str,
+    seed: int,
+    ids,
+    labels,
+    preds,
+    weak: dict | None = None,
+    ceiling: dict | None = None,
+    pgr: float | None = None,
+    finished: bool = True,
+    predictions: bool = True,
+    model: str = "m",
+    extra: dict | None = None,
+) -> dict:
     """One run folder; returns the metrics written (or the manifest when ``finished`` is False)."""
     folder = Path(root) / "runs" / dataset / key
     folder.mkdir(parents=True, exist_ok=True)
     config = {"experiment": experiment, "seed": seed, "lr": 1e-4}
-    manifest = {"key": key, "stage": stage, "experiment": experiment, "dataset": dataset, "seed": seed,
-                "model": model, "config": config, "labels": None,
-                "weak_run": weak["key"] if weak else None, "ceiling_run": ceiling["key"] if ceiling else None}
+    manifest = {
+        "key": key,
+        "stage": stage,
+        "experiment": experiment,
+        "dataset": dataset,
+        "seed": seed,
+        "model": model,
+        "config": config,
+        "labels": None,
+        "weak_run": weak["key"] if weak else None,
+        "ceiling_run": ceiling["key"] if ceiling else None,
+    }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     if predictions:
         lines = ["split,id,soft_pred,label"]
@@ -39,19 +63,42 @@ def write_run(root: Path, dataset: str, key: str, stage: str, experiment: str, s
         (folder / "predictions.csv").write_text("\n".join(lines) + "\n")
     if not finished:
         return manifest
-    metrics = {"key": key, "stage": stage, "experiment": experiment, "dataset": dataset, "seed": seed,
-               "model": model, "auc": roc_auc(labels, preds), "accuracy": accuracy(labels, preds),
-               "n": len(ids), "labels": None if stage in ("weak", "ceiling") else "weak", "labels_key": None,
-               "config": config, "elapsed_s": 1.0, **(extra or {})}
+    metrics = {
+        "key": key,
+        "stage": stage,
+        "experiment": experiment,
+        "dataset": dataset,
+        "seed": seed,
+        "model": model,
+        "auc": roc_auc(labels, preds),
+        "accuracy": accuracy(labels, preds),
+        "n": len(ids),
+        "labels": None if stage in ("weak", "ceiling") else "weak",
+        "labels_key": None,
+        "config": config,
+        "elapsed_s": 1.0,
+        **(extra or {}),
+    }
     if stage in ("student", "probe"):
-        metrics.update({"pgr": pgr, "weak": {"key": weak["key"], "auc": weak["auc"]} if weak else None,
-                        "ceiling": {"key": ceiling["key"], "auc": ceiling["auc"]} if ceiling else None})
+        metrics.update(
+            {
+                "pgr": pgr,
+                "weak": {"key": weak["key"], "auc": weak["auc"]} if weak else None,
+                "ceiling": {"key": ceiling["key"], "auc": ceiling["auc"]} if ceiling else None,
+            }
+        )
     (folder / "metrics.json").write_text(json.dumps(metrics))
     return metrics
 
 
-def make_study(root: Path, datasets=("alpha", "beta", "gamma"), experiments=None, seeds=(0,), n: int = 200,
-               base_seed: int = 0) -> dict:
+def make_study(
+    root: Path,
+    datasets=("alpha", "beta", "gamma"),
+    experiments=None,
+    seeds=(0,),
+    n: int = 200,
+    base_seed: int = 0,
+) -> dict:
     """Weak, ceiling and one student per experiment for each dataset and seed.
 
     ``experiments`` maps name -> signal of its student's scores (stage "probe" if the name ends
@@ -64,10 +111,28 @@ def make_study(root: Path, datasets=("alpha", "beta", "gamma"), experiments=None
             rng = np.random.default_rng([base_seed, d_index, seed])
             ids = [f"{dataset}-{i:04d}" for i in range(n)]
             labels = (np.arange(n) % 2).astype(float)
-            weak = write_run(root, dataset, f"weak{d_index}s{seed}", "weak", "weak", seed, ids, labels,
-                             noisy_scores(labels, 0.8 + 0.2 * d_index, rng))
-            ceiling = write_run(root, dataset, f"ceil{d_index}s{seed}", "ceiling", "ceiling", seed, ids, labels,
-                                noisy_scores(labels, 3.0, rng))
+            weak = write_run(
+                root,
+                dataset,
+                f"weak{d_index}s{seed}",
+                "weak",
+                "weak",
+                seed,
+                ids,
+                labels,
+                noisy_scores(labels, 0.8 + 0.2 * d_index, rng),
+            )
+            ceiling = write_run(
+                root,
+                dataset,
+                f"ceil{d_index}s{seed}",
+                "ceiling",
+                "ceiling",
+                seed,
+                ids,
+                labels,
+                noisy_scores(labels, 3.0, rng),
+            )
             written[dataset, "weak", seed], written[dataset, "ceiling", seed] = weak, ceiling
             for e_index, (name, signal) in enumerate(experiments.items()):
                 preds = noisy_scores(labels, signal, rng)
@@ -75,6 +140,17 @@ def make_study(root: Path, datasets=("alpha", "beta", "gamma"), experiments=None
                 value = (auc - weak["auc"]) / (ceiling["auc"] - weak["auc"])
                 stage = "probe" if name.endswith("-probe") else "student"
                 written[dataset, name, seed] = write_run(
-                    root, dataset, f"{name}{d_index}s{seed}", stage, name, seed, ids, labels, preds,
-                    weak=weak, ceiling=ceiling, pgr=value)
+                    root,
+                    dataset,
+                    f"{name}{d_index}s{seed}",
+                    stage,
+                    name,
+                    seed,
+                    ids,
+                    labels,
+                    preds,
+                    weak=weak,
+                    ceiling=ceiling,
+                    pgr=value,
+                )
     return written

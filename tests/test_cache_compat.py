@@ -17,8 +17,24 @@ from pathlib import Path
 from conftest import run_cli
 
 FIXTURE = Path(__file__).parent / "fixtures" / "cache_v1"
-PLAN = ["weak", "ceiling", "xent", "kl", "logconf", "entropy", "window", "s2s-1", "extract", "knn-probe",
-        "logreg-probe", "knn-filter", "logreg-filter", "topo-filter", "knn-relabel", "logreg-relabel"]
+PLAN = [
+    "weak",
+    "ceiling",
+    "xent",
+    "kl",
+    "logconf",
+    "entropy",
+    "window",
+    "s2s-1",
+    "extract",
+    "knn-probe",
+    "logreg-probe",
+    "knn-filter",
+    "logreg-filter",
+    "topo-filter",
+    "knn-relabel",
+    "logreg-relabel",
+]
 
 
 def test_every_stage_of_the_old_cache_is_a_hit(tmp_path, monkeypatch, capsys, shared_data):
@@ -31,14 +47,23 @@ def test_every_stage_of_the_old_cache_is_a_hit(tmp_path, monkeypatch, capsys, sh
     stages = {s["stage"]: s for s in json.loads(out)["datasets"][0]["stages"]}
     assert [name for name in stages if not name.startswith("labels:")] == PLAN
     assert {name: s["status"] for name, s in stages.items()} == {name: "cached" for name in stages}
-    old_keys = {json.loads(p.read_text())["experiment"]: json.loads(p.read_text())["key"]
-                for p in (workspace / "cache" / "runs" / "sst2").glob("*/metrics.json")}
+    old_keys = {
+        json.loads(p.read_text())["experiment"]: json.loads(p.read_text())["key"]
+        for p in (workspace / "cache" / "runs" / "sst2").glob("*/metrics.json")
+    }
     assert {name: stages[name]["key"] for name in old_keys} == old_keys
     # and the commands that build single artifacts find them too, building nothing
-    for args in (["train", "s2s", "--s2s-iters", "1"], ["relabel", "--probe", "knn"], ["extract"],
-                 ["probe", "--probe", "logreg"]):
+    for args in (
+        ["train", "s2s", "--s2s-iters", "1"],
+        ["relabel", "--probe", "knn"],
+        ["extract"],
+        ["probe", "--probe", "logreg"],
+    ):
         code, out, err = run_cli(capsys, *args, "--no-build", "--data-dir", str(shared_data))
         assert code == 0, (args, err)
-    after = sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*") if p.is_file()
-                   and not p.name.endswith(".lock"))
+    after = sorted(
+        str(p.relative_to(workspace))
+        for p in workspace.rglob("*")
+        if p.is_file() and not p.name.endswith(".lock")
+    )
     assert after == before

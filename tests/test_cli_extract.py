@@ -10,7 +10,6 @@ from pathlib import Path
 
 import h5py
 import pytest
-
 from conftest import build_tiny_model, run_cli
 
 SMALL = ["--n-train", "40", "--n-val", "10", "--n-test", "20"]
@@ -23,8 +22,11 @@ def snapshot(root: Path) -> dict[str, str]:
     """Path -> SHA-256 of every file under ``root`` (to prove nothing was touched)."""
     if not root.exists():
         return {}
-    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(root.rglob("*")) if p.is_file() and not p.name.endswith(".lock")}
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and not p.name.endswith(".lock")
+    }
 
 
 @pytest.fixture
@@ -36,7 +38,17 @@ def workdir(tmp_path, monkeypatch, shared_data):
 
 
 def extract_args(model: Path, *extra: str) -> list[str]:
-    return ["extract", "--model", str(model), "--dataset", "sst2", *SMALL, "--cache-dir", "c", *extra]
+    return [
+        "extract",
+        "--model",
+        str(model),
+        "--dataset",
+        "sst2",
+        *SMALL,
+        "--cache-dir",
+        "c",
+        *extra,
+    ]
 
 
 def test_extract_json_then_cache_hit_then_ls_and_verify(capsys, workdir, tiny_models):
@@ -72,7 +84,8 @@ def test_cache_verify_exits_1_on_a_truncated_file(capsys, workdir, tiny_models):
 def test_layer_16_exactly_as_written_with_a_config_file(capsys, workdir):
     model = build_tiny_model(workdir / "llama16", "llama", num_layers=16)
     (workdir / "w2sprobe.toml").write_text(
-        f'strong_model = "{model}"\ndataset = "sst2"\ncache_dir = "c"\nn_train = 30\nn_val = 6\nn_test = 10\n')
+        f'strong_model = "{model}"\ndataset = "sst2"\ncache_dir = "c"\nn_train = 30\nn_val = 6\nn_test = 10\n'
+    )
     code, _, err = run(capsys, "extract", "--layer", "16")
     assert code == 0, err
     files = list((workdir / "c" / "acts").rglob("*.h5"))
@@ -85,13 +98,18 @@ def test_layer_16_exactly_as_written_with_a_config_file(capsys, workdir):
     options = json.loads(out)["options"]
     assert options["strong_model"]["value"] == str(model)
     assert options["strong_model"]["source"].startswith("config ")
-    assert (options["weak_model"]["value"], options["weak_model"]["source"]) == ("minilm", "default")
+    assert (options["weak_model"]["value"], options["weak_model"]["source"]) == (
+        "minilm",
+        "default",
+    )
 
 
 def test_demo_default_model_refuses_layer_16_with_a_clear_line(capsys, workdir):
     code, _, err = run(capsys, "extract", "--layer", "16", "--cache-dir", "c", *SMALL)
     assert code == 2
-    assert err.strip().splitlines() == [err.strip()] and err.startswith("error: layer 16 is outside 0..12")
+    assert err.strip().splitlines() == [err.strip()] and err.startswith(
+        "error: layer 16 is outside 0..12"
+    )
 
 
 def _file_with(tmp: Path, name: str, rows: list[dict]) -> Path:
@@ -102,20 +120,48 @@ def _file_with(tmp: Path, name: str, rows: list[dict]) -> Path:
 
 BAD_INPUTS = {
     "unknown dataset": (lambda m, t: ["--dataset", "no-such-dataset"], "unknown dataset"),
-    "missing field": (lambda m, t: ["--dataset", str(_file_with(t, "f.jsonl", [{"sentence": "a", "label": 0}]))],
-                      "text"),
-    "non-binary labels": (lambda m, t: ["--dataset", str(_file_with(
-        t, "g.jsonl", [{"text": f"w{i}", "label": i % 3} for i in range(30)]))], "binary"),
-    "empty split": (lambda m, t: ["--dataset", str(_file_with(
-        t, "h.jsonl", [{"text": f"w{i}", "label": int(i == 0)} for i in range(5)]))], "empty"),
+    "missing field": (
+        lambda m, t: ["--dataset", str(_file_with(t, "f.jsonl", [{"sentence": "a", "label": 0}]))],
+        "text",
+    ),
+    "non-binary labels": (
+        lambda m, t: [
+            "--dataset",
+            str(_file_with(t, "g.jsonl", [{"text": f"w{i}", "label": i % 3} for i in range(30)])),
+        ],
+        "binary",
+    ),
+    "empty split": (
+        lambda m, t: [
+            "--dataset",
+            str(
+                _file_with(
+                    t, "h.jsonl", [{"text": f"w{i}", "label": int(i == 0)} for i in range(5)]
+                )
+            ),
+        ],
+        "empty",
+    ),
     "unknown model": (lambda m, t: ["--model", "no-such-model"], "unknown model"),
     "unreadable folder": (lambda m, t: ["--model", str(t)], "unreadable"),
     "layer out of range": (lambda m, t: ["--layers", "0,7"], "layer 7 is outside 0..3"),
-    "unknown pooling": (lambda m, t: ["--pool", "max"], "option --pool: 'max' is not one of last, mean, first"),
+    "unknown pooling": (
+        lambda m, t: ["--pool", "max"],
+        "option --pool: 'max' is not one of last, mean, first",
+    ),
     "max length": (lambda m, t: ["--max-length", "0"], "max-length must be > 0"),
-    "unwritable cache": (lambda m, t: ["--cache-dir", str(_file_with(t, "plainfile", []) / "sub")], "not writable"),
-    "bad device": (lambda m, t: ["--device", "tpu"], "option --device: 'tpu' is not one of auto, cpu, cuda"),
-    "both layer options": (lambda m, t: ["--layer", "1", "--layers", "2"], "either --layer or --layers"),
+    "unwritable cache": (
+        lambda m, t: ["--cache-dir", str(_file_with(t, "plainfile", []) / "sub")],
+        "not writable",
+    ),
+    "bad device": (
+        lambda m, t: ["--device", "tpu"],
+        "option --device: 'tpu' is not one of auto, cpu, cuda",
+    ),
+    "both layer options": (
+        lambda m, t: ["--layer", "1", "--layers", "2"],
+        "either --layer or --layers",
+    ),
 }
 
 
@@ -133,7 +179,7 @@ def test_bad_input_is_one_error_line_exit_2_and_cache_untouched(capsys, workdir,
         args = args[: args.index("--layers")]
     if "--dataset" in extra:  # extract takes one dataset: the case's replaces sst2
         at = args.index("--dataset")
-        args = args[:at] + args[at + 2:]
+        args = args[:at] + args[at + 2 :]
     code, out, err = run(capsys, *args, *extra)
     assert code == 2, err
     lines = err.strip().splitlines()
@@ -153,16 +199,24 @@ def test_corrupt_existing_file_is_an_error_and_kept(capsys, workdir, tiny_models
 
 @pytest.mark.slow  # a subprocess: torchrun, kill -9 or a fresh interpreter
 def test_console_script_lists_the_commands():
-    out = subprocess.run([sys.executable, "-m", "w2sprobe", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "w2sprobe", "--help"], capture_output=True, text=True, check=True
+    )
     for command in ("data", "extract", "cache", "config"):
         assert command in out.stdout
 
 
-@pytest.mark.parametrize("args,message", [
-    (["extract", "--bogus"], "No such option: --bogus"),
-    (["extract", "--extract-batch-size", "x"], "option --extract-batch-size: expected an integer, got 'x'"),
-    (["nonsense"], "No such command"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["extract", "--bogus"], "No such option: --bogus"),
+        (
+            ["extract", "--extract-batch-size", "x"],
+            "option --extract-batch-size: expected an integer, got 'x'",
+        ),
+        (["nonsense"], "No such command"),
+    ],
+)
 def test_option_errors_are_one_line_exit_2(capsys, workdir, args, message):
     code, out, err = run(capsys, *args)
     assert code == 2 and out == ""

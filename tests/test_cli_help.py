@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import run_cli
+
 from w2sprobe.options import SPECS
 
 
@@ -28,10 +28,16 @@ def test_help_uses_conventional_metavars_and_one_default_format(capsys):
 
 def test_each_command_lists_only_the_options_it_uses(capsys):
     ls = help_of(capsys, "cache", "ls")
-    assert "--cache-dir" in ls and "--seed" not in ls and "--device" not in ls and "--preset" not in ls
+    assert (
+        "--cache-dir" in ls and "--seed" not in ls and "--device" not in ls and "--preset" not in ls
+    )
     extract = help_of(capsys, "extract")
     assert "--preset" in extract and "--plan" in extract and "--no-build" in extract
-    assert "--extract-batch-size" in extract and "--loss" not in extract and "--minibatch" not in extract
+    assert (
+        "--extract-batch-size" in extract
+        and "--loss" not in extract
+        and "--minibatch" not in extract
+    )
     train = help_of(capsys, "train")
     assert "--batch-size INTEGER" in train and "--extract-batch-size" not in train
     report = help_of(capsys, "report")
@@ -39,8 +45,18 @@ def test_each_command_lists_only_the_options_it_uses(capsys):
 
 
 def test_hidden_workspace_options_are_still_accepted(capsys, tmp_path):
-    code, out, err = run_cli(capsys, "cache", "ls", "--seed", "3", "--device", "cpu", "--cache-dir",
-                             str(tmp_path), "--json")
+    code, out, err = run_cli(
+        capsys,
+        "cache",
+        "ls",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--cache-dir",
+        str(tmp_path),
+        "--json",
+    )
     assert code == 0, err
     assert json.loads(out)["entries"] == []
 
@@ -53,7 +69,10 @@ def test_defaults_agree_between_help_config_show_and_the_options(capsys, tmp_pat
     for name, spec in SPECS.items():
         assert shown[name]["value"] == spec.default and shown[name]["source"] == "default", name
     train = " ".join(help_of(capsys, "train").split())
-    assert "Strong-to-strong iterations (each a student on the previous one's labels). [default: 2]" in train
+    assert (
+        "Strong-to-strong iterations (each a student on the previous one's labels). [default: 2]"
+        in train
+    )
 
 
 def test_an_option_is_checked_before_any_work(capsys, tmp_path, monkeypatch):
@@ -67,12 +86,15 @@ def test_an_option_is_checked_before_any_work(capsys, tmp_path, monkeypatch):
 
 @pytest.mark.slow  # a subprocess: a fresh interpreter, so imports are measured, not inherited
 def test_instant_commands_import_no_heavy_library(tmp_path):
-    probe = ("import sys, io, contextlib\nfrom w2sprobe.cli.app import main\n"
-             "for args in (['--help'], ['extract', '--help'], ['data', 'list'], ['cache', 'ls'], "
-             "['config', 'show']):\n"
-             "    try:\n        with contextlib.redirect_stdout(io.StringIO()):\n            main(args)\n"
-             "    except SystemExit:\n        pass\n"
-             "print(sorted(m for m in ('torch', 'transformers', 'nnsight', 'datasets') if m in sys.modules))")
-    done = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True,
-                          check=True)
+    probe = (
+        "import sys, io, contextlib\nfrom w2sprobe.cli.app import main\n"
+        "for args in (['--help'], ['extract', '--help'], ['data', 'list'], ['cache', 'ls'], "
+        "['config', 'show']):\n"
+        "    try:\n        with contextlib.redirect_stdout(io.StringIO()):\n            main(args)\n"
+        "    except SystemExit:\n        pass\n"
+        "print(sorted(m for m in ('torch', 'transformers', 'nnsight', 'datasets') if m in sys.modules))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
+    )
     assert done.stdout.strip() == "[]", done.stderr

@@ -50,7 +50,7 @@ def eager_pool(rows, formatter, seed, exclude=frozenset()):
     majority = max(counts, key=counts.__getitem__)
     minority = [k for k in kept if k[1] != majority]
     major = [k for k in kept if k[1] == majority]
-    major = [major[i] for i in np.random.default_rng(seed).permutation(len(major))[:len(minority)]]
+    major = [major[i] for i in np.random.default_rng(seed).permutation(len(major))[: len(minority)]]
     both = minority + major
     return [both[i] for i in np.random.default_rng(seed).permutation(len(both))], seen
 
@@ -58,26 +58,44 @@ def eager_pool(rows, formatter, seed, exclude=frozenset()):
 def eager_splits(train_rows, test_rows, formatter, seed, sizes):
     test, test_ids = eager_pool(test_rows, formatter, seed)
     train, _ = eager_pool(train_rows, formatter, seed, exclude=test_ids)
-    val, train = train[:sizes.n_val], train[sizes.n_val:sizes.n_val + sizes.n_train]
+    val, train = train[: sizes.n_val], train[sizes.n_val : sizes.n_val + sizes.n_train]
     order = np.random.default_rng(42 + seed).permutation(len(train))
     n_strong = math.ceil(len(train) / 2)
-    return {"weak_train": [train[i] for i in order[n_strong:]], "strong_train": [train[i] for i in order[:n_strong]],
-            "val": val, "test": test[:sizes.n_test]}
+    return {
+        "weak_train": [train[i] for i in order[n_strong:]],
+        "strong_train": [train[i] for i in order[:n_strong]],
+        "val": val,
+        "test": test[: sizes.n_test],
+    }
 
 
 def amazon(n, tag):
     # Duplicates (every 17th row repeats an earlier one) and cross-pool overlap (tag-free rows).
-    return [{"label": (i * 7) % 3 % 2, "title": f"T{i % 5}",
-             "content": f"{tag}{i if i % 17 else i // 17}" if i % 11 else f"shared {i}"} for i in range(n)]
+    return [
+        {
+            "label": (i * 7) % 3 % 2,
+            "title": f"T{i % 5}",
+            "content": f"{tag}{i if i % 17 else i // 17}" if i % 11 else f"shared {i}",
+        }
+        for i in range(n)
+    ]
 
 
 def hh(n, tag):
-    return [{"chosen": f"\n\nHuman: {tag}{i}\n\nAssistant: yes", "rejected": f"\n\nHuman: {tag}{i}\n\nAssistant: no"}
-            for i in range(n)]
+    return [
+        {
+            "chosen": f"\n\nHuman: {tag}{i}\n\nAssistant: yes",
+            "rejected": f"\n\nHuman: {tag}{i}\n\nAssistant: no",
+        }
+        for i in range(n)
+    ]
 
 
 def piqa(n, tag):
-    return [{"goal": f"{tag} goal {i}", "sol1": f"a{i % 9}", "sol2": f"b{i % 7}", "label": i % 2} for i in range(n)]
+    return [
+        {"goal": f"{tag} goal {i}", "sol1": f"a{i % 9}", "sol2": f"b{i % 7}", "label": i % 2}
+        for i in range(n)
+    ]
 
 
 def as_arrow_from_cache(rows, tmp_path, name):
@@ -91,14 +109,20 @@ def as_arrow_from_cache(rows, tmp_path, name):
     return source
 
 
-@pytest.mark.parametrize("make, formatter", [(amazon, fmt.amazon_polarity), (hh, fmt.anthropic_hh),
-                                             (piqa, fmt.piqa)], ids=["rng_free", "fixed_draws", "mc_rule"])
+@pytest.mark.parametrize(
+    "make, formatter",
+    [(amazon, fmt.amazon_polarity), (hh, fmt.anthropic_hh), (piqa, fmt.piqa)],
+    ids=["rng_free", "fixed_draws", "mc_rule"],
+)
 @pytest.mark.parametrize("seed", [0, 3])
 @pytest.mark.parametrize("arrow", [False, True], ids=["list", "arrow"])
 def test_two_pass_builder_equals_the_eager_builder(make, formatter, seed, arrow, tmp_path):
     train_rows, test_rows = make(700, "tr"), make(300, "te")
     if arrow:
-        train, test = as_arrow_from_cache(train_rows, tmp_path, "train"), as_arrow_from_cache(test_rows, tmp_path, "test")
+        train, test = (
+            as_arrow_from_cache(train_rows, tmp_path, "train"),
+            as_arrow_from_cache(test_rows, tmp_path, "test"),
+        )
     else:
         train, test = ListRows(train_rows), ListRows(test_rows)
     split_set = build_splits("x", Pools(train=train, test=test, source="t"), formatter, seed, SIZES)
@@ -111,8 +135,13 @@ def test_two_pass_builder_equals_the_eager_builder(make, formatter, seed, arrow,
 
 
 def test_amazon_rows_drop_duplicates_and_overlap_as_counted():
-    split_set = build_splits("x", Pools(train=ListRows(amazon(700, "tr")), test=ListRows(amazon(300, "te")),
-                                        source="t"), fmt.amazon_polarity, 0, SIZES)
+    split_set = build_splits(
+        "x",
+        Pools(train=ListRows(amazon(700, "tr")), test=ListRows(amazon(300, "te")), source="t"),
+        fmt.amazon_polarity,
+        0,
+        SIZES,
+    )
     train = split_set.report["pools"]["train"]
     assert train["dropped_duplicates"] > 0 and train["dropped_test_overlap"] > 0
 
@@ -164,10 +193,18 @@ def test_marking_mistakes_fail_loudly():
         rng.random()
         return row["content"], int(rng.random() < 0.5)
 
-    for formatter, message in ((lies, "marked rng_free used its rng"), (greedy, "drew more values")):
+    for formatter, message in (
+        (lies, "marked rng_free used its rng"),
+        (greedy, "drew more values"),
+    ):
         with pytest.raises(RuntimeError, match=message):
-            build_splits("x", Pools(train=ListRows(amazon(50, "a")), test=ListRows(amazon(50, "b")), source="t"),
-                         formatter, 0, SIZES)
+            build_splits(
+                "x",
+                Pools(train=ListRows(amazon(50, "a")), test=ListRows(amazon(50, "b")), source="t"),
+                formatter,
+                0,
+                SIZES,
+            )
 
 
 def test_gather_and_take_agree_on_streamed_arrow_rows(tmp_path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import run_cli
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
-from conftest import run_cli
 from w2sprobe.data.user import USER_DATASETS
 
 SMALL = ["--n-train", "40", "--n-val", "10", "--n-test", "20"]
@@ -27,7 +27,10 @@ def write_jsonl(path, rows):
 
 def nli_rows(split: str, n: int) -> list[dict]:
     gold = ("entailment", "neutral", "contradiction")
-    return [{"premise": f"{split} premise {i}", "hypothesis": f"hyp {i}", "gold": gold[i % 3]} for i in range(n)]
+    return [
+        {"premise": f"{split} premise {i}", "hypothesis": f"hyp {i}", "gold": gold[i % 3]}
+        for i in range(n)
+    ]
 
 
 def test_a_datasets_table_in_the_config_defines_a_dataset(capsys, workdir):
@@ -35,7 +38,8 @@ def test_a_datasets_table_in_the_config_defines_a_dataset(capsys, workdir):
         write_jsonl(workdir / "data" / "nli" / f"{split}.jsonl", nli_rows(split, n))
     (workdir / "w2sprobe.toml").write_text(
         '[datasets.my_nli]\nsource = "data/nli"\ntemplate = "Premise: {premise}\\nHypothesis: {hypothesis}"\n'
-        'label = "gold"\npositive = "entailment"\n')
+        'label = "gold"\npositive = "entailment"\n'
+    )
     code, out, err = run_cli(capsys, "data", "show", "my_nli", *SMALL, "--json")
     assert code == 0, err
     summary = json.loads(out)
@@ -47,8 +51,10 @@ def test_a_datasets_table_in_the_config_defines_a_dataset(capsys, workdir):
 
 def test_a_folder_of_splits_keeps_the_users_test(capsys, workdir):
     for split, n in (("train", 60), ("validation", 20), ("test", 30)):
-        write_jsonl(workdir / "mine" / f"{split}.jsonl",
-                    [{"text": f"{split} row {i}", "label": i % 2} for i in range(n)])
+        write_jsonl(
+            workdir / "mine" / f"{split}.jsonl",
+            [{"text": f"{split} row {i}", "label": i % 2} for i in range(n)],
+        )
     code, out, err = run_cli(capsys, "data", "show", "./mine", *SMALL, "--json")
     assert code == 0, err
     assert all(e["text"].startswith("test row") for e in json.loads(out)["examples"])
@@ -60,26 +66,53 @@ def test_a_hub_dataset_one_class_versus_the_rest(capsys, monkeypatch):
 
     def fake(repo, *, config, split, revision=None, data_files=None):
         assert repo == "fancyzhx/ag_news"
-        make = lambda s, n: Dataset.from_dict({"text": [f"{s} story {i}" for i in range(n)],  # noqa: E731
-                                                "label": [i % 4 for i in range(n)]}, features=features)
+        make = lambda s, n: Dataset.from_dict(
+            {
+                "text": [f"{s} story {i}" for i in range(n)],  # noqa: E731
+                "label": [i % 4 for i in range(n)],
+            },
+            features=features,
+        )
         return DatasetDict({"train": make("train", 200), "test": make("test", 80)})
 
     monkeypatch.setattr("w2sprobe.data.hub.load_hub_dataset", fake)
-    code, out, err = run_cli(capsys, "data", "show", "hub:fancyzhx/ag_news", "--positive-label", "Business",
-                             *SMALL, "--json")
+    code, out, err = run_cli(
+        capsys,
+        "data",
+        "show",
+        "hub:fancyzhx/ag_news",
+        "--positive-label",
+        "Business",
+        *SMALL,
+        "--json",
+    )
     assert code == 0, err
     for example in json.loads(out)["examples"]:
         assert example["label"] == int(int(example["text"].split()[-1]) % 4 == 2)
-    code, _, err = run_cli(capsys, "data", "show", "hub:fancyzhx/ag_news", "--positive-label", "Cooking", *SMALL)
-    assert code == 2 and err.startswith("error: ") and "Cooking" in err and len(err.strip().splitlines()) == 1
+    code, _, err = run_cli(
+        capsys, "data", "show", "hub:fancyzhx/ag_news", "--positive-label", "Cooking", *SMALL
+    )
+    assert (
+        code == 2
+        and err.startswith("error: ")
+        and "Cooking" in err
+        and len(err.strip().splitlines()) == 1
+    )
 
 
-@pytest.mark.parametrize("args, config, message", [
-    (["run", "--plan", "--data-dir", "no/such/folder"], "", "no/such/folder"),
-    (["data", "show", "bad_nli"], '[datasets.bad_nli]\nsource = "x.jsonl"\ntemplate = "{premise} {nosuch}"\n'
-     'label = "gold"\n', "nosuch"),
-    (["run", "--plan", "--dataset", "nothing-here"], "", "unknown dataset 'nothing-here'"),
-])
+@pytest.mark.parametrize(
+    "args, config, message",
+    [
+        (["run", "--plan", "--data-dir", "no/such/folder"], "", "no/such/folder"),
+        (
+            ["data", "show", "bad_nli"],
+            '[datasets.bad_nli]\nsource = "x.jsonl"\ntemplate = "{premise} {nosuch}"\n'
+            'label = "gold"\n',
+            "nosuch",
+        ),
+        (["run", "--plan", "--dataset", "nothing-here"], "", "unknown dataset 'nothing-here'"),
+    ],
+)
 def test_bad_user_data_is_one_line_and_writes_nothing(capsys, workdir, args, config, message):
     write_jsonl(workdir / "x.jsonl", nli_rows("train", 30))
     if config:

@@ -25,12 +25,37 @@ from w2sprobe.errors import UsageError
 REAL_LOAD_HUB_DATASET = hub_module.load_hub_dataset
 
 # Repos/ids whose main revision is known (public evidence) to hold only a loading script.
-KNOWN_SCRIPT_ONLY = {"piqa", "ybisk/piqa", "social_i_qa", "allenai/social_i_qa", "cosmos_qa",
-                     "allenai/cosmos_qa", "dream", "dataset-org/dream", "mc_taco", "CogComp/mc_taco",
-                     "quail", "textmachinelab/quail", "hendrycks/ethics", "EleutherAI/hendrycks_ethics"}
+KNOWN_SCRIPT_ONLY = {
+    "piqa",
+    "ybisk/piqa",
+    "social_i_qa",
+    "allenai/social_i_qa",
+    "cosmos_qa",
+    "allenai/cosmos_qa",
+    "dream",
+    "dataset-org/dream",
+    "mc_taco",
+    "CogComp/mc_taco",
+    "quail",
+    "textmachinelab/quail",
+    "hendrycks/ethics",
+    "EleutherAI/hendrycks_ethics",
+}
 # Bare ids of the reference study that have moved to a namespaced repo.
-LEGACY_BARE = {"boolq", "cosmos_qa", "dream", "mc_taco", "super_glue", "paws", "piqa", "quail",
-               "sciq", "social_i_qa", "amazon_polarity", "story_cloze"}
+LEGACY_BARE = {
+    "boolq",
+    "cosmos_qa",
+    "dream",
+    "mc_taco",
+    "super_glue",
+    "paws",
+    "piqa",
+    "quail",
+    "sciq",
+    "social_i_qa",
+    "amazon_polarity",
+    "story_cloze",
+}
 
 
 def script_error(name: str) -> RuntimeError:
@@ -47,16 +72,22 @@ def fake_datasets(monkeypatch):
         def fake(path, name=None, **kwargs):
             calls.append({"path": path, "name": name, **kwargs})
             return respond(path, name, **kwargs)
+
         monkeypatch.setattr(datasets, "load_dataset", fake)
         return calls
+
     return install
 
 
 def piqa_rows(split: str, n: int = 40) -> list[dict]:
-    return [{"goal": f"{split} goal {i}", "sol1": f"a{i}", "sol2": f"b{i}", "label": i % 2} for i in range(n)]
+    return [
+        {"goal": f"{split} goal {i}", "sol1": f"a{i}", "sol2": f"b{i}", "label": i % 2}
+        for i in range(n)
+    ]
 
 
 # --- the table ------------------------------------------------------------------------------
+
 
 def test_every_registry_entry_has_one_resolved_source():
     assert list(HUB_SOURCES) == list(REGISTRY)  # one table, same 28 names, same order
@@ -90,6 +121,7 @@ def test_known_moves_and_swaps():
 
 # --- the fallback ---------------------------------------------------------------------------
 
+
 def test_script_only_main_retries_the_parquet_branch_with_the_config_mapped(fake_datasets):
     def respond(path, name, revision=None, **kwargs):
         if revision != PARQUET_REVISION:
@@ -99,17 +131,28 @@ def test_script_only_main_retries_the_parquet_branch_with_the_config_mapped(fake
     calls = fake_datasets(respond)
     loaded = load_with_fallback(HubSource("ybisk/piqa", "plain_text", ("train",)), "train", "piqa")
     assert [(c["path"], c["name"], c.get("revision")) for c in calls] == [
-        ("ybisk/piqa", "plain_text", None), ("ybisk/piqa", "default", PARQUET_REVISION)]
+        ("ybisk/piqa", "plain_text", None),
+        ("ybisk/piqa", "default", PARQUET_REVISION),
+    ]
     assert calls[1]["data_files"] == {"train": "plain_text/train/*.parquet"}
     assert len(loaded.data) == 40 and loaded.source.revision == PARQUET_REVISION
     assert "holds only a loading script" in loaded.notice and PARQUET_REVISION in loaded.notice
 
 
 def test_fallback_without_a_config_lets_datasets_infer_the_splits(fake_datasets):
-    calls = fake_datasets(lambda path, name, revision=None, **kw: (
-        Dataset.from_list(piqa_rows("train")) if revision == PARQUET_REVISION else (_ for _ in ()).throw(script_error("x"))))
+    calls = fake_datasets(
+        lambda path, name, revision=None, **kw: (
+            Dataset.from_list(piqa_rows("train"))
+            if revision == PARQUET_REVISION
+            else (_ for _ in ()).throw(script_error("x"))
+        )
+    )
     load_with_fallback(HubSource("org/x", None, ("train",)), "train", "x")
-    assert (calls[1]["name"], calls[1]["revision"], calls[1].get("data_files")) == ("default", PARQUET_REVISION, None)
+    assert (calls[1]["name"], calls[1]["revision"], calls[1].get("data_files")) == (
+        "default",
+        PARQUET_REVISION,
+        None,
+    )
 
 
 def test_registry_load_reports_the_fallback_in_the_split_report(fake_datasets, monkeypatch):
@@ -118,61 +161,88 @@ def test_registry_load_reports_the_fallback_in_the_split_report(fake_datasets, m
         if revision != PARQUET_REVISION:
             raise script_error("glue")
         assert data_files == {split: f"cola/{split}/*.parquet"}
-        return Dataset.from_list([{"sentence": f"{split} s{i}", "label": i % 2, "idx": i} for i in range(40)])
+        return Dataset.from_list(
+            [{"sentence": f"{split} s{i}", "label": i % 2, "idx": i} for i in range(40)]
+        )
 
     calls = fake_datasets(respond)
     split_set = load_splits("cola", sizes=SplitSizes(n_train=10, n_val=4, n_test=10))
     # main is tried once; the split after the first goes straight to the branch that worked
     assert [c.get("revision") for c in calls] == [None, PARQUET_REVISION, PARQUET_REVISION]
-    assert any("nyu-mll/glue@main holds only a loading script" in note for note in split_set.report["notes"])
+    assert any(
+        "nyu-mll/glue@main holds only a loading script" in note
+        for note in split_set.report["notes"]
+    )
     assert len(split_set.splits["test"]) == 10
 
 
 def test_only_the_script_error_triggers_a_retry(fake_datasets):
     def respond(path, name, **kwargs):
-        raise DatasetNotFoundError(f"Dataset '{path}' doesn't exist on the Hub or cannot be accessed.")
+        raise DatasetNotFoundError(
+            f"Dataset '{path}' doesn't exist on the Hub or cannot be accessed."
+        )
 
     calls = fake_datasets(respond)
     with pytest.raises(UsageError) as error:
         load_with_fallback(HubSource("nobody/nothing", None, ("train",)), "train", "mine")
     assert len(calls) == 1
-    assert str(error.value) == ("dataset mine: hub repo nobody/nothing @main was not found on the hub "
-                                "(or is gated); pass --data-dir with a local mirror, or give the rows "
-                                "as a file or folder")
+    assert str(error.value) == (
+        "dataset mine: hub repo nobody/nothing @main was not found on the hub "
+        "(or is gated); pass --data-dir with a local mirror, or give the rows "
+        "as a file or folder"
+    )
 
 
 def test_script_only_repo_without_a_parquet_branch(fake_datasets):
     def respond(path, name, revision=None, **kwargs):
         if revision == PARQUET_REVISION:
-            raise DatasetNotFoundError(f"Revision '{revision}' doesn't exist for dataset '{path}' on the Hub.")
+            raise DatasetNotFoundError(
+                f"Revision '{revision}' doesn't exist for dataset '{path}' on the Hub."
+            )
         raise script_error("old")
 
     fake_datasets(respond)
-    with pytest.raises(UsageError, match=r"^dataset old: hub repo org/old .*holds only a loading script "
-                                         r"and has no parquet branch; pass --data-dir"):
+    with pytest.raises(
+        UsageError,
+        match=r"^dataset old: hub repo org/old .*holds only a loading script "
+        r"and has no parquet branch; pass --data-dir",
+    ):
         load_with_fallback(HubSource("org/old", None, ("train",)), "train", "old")
 
 
 def test_config_not_in_the_repo(fake_datasets):
-    fake_datasets(lambda path, name, **kw: (_ for _ in ()).throw(
-        ValueError(f"BuilderConfig '{name}' not found. Available: ['cola', 'sst2']")))
-    with pytest.raises(UsageError, match=r"hub repo nyu-mll/glue \(nope\) @main has no config 'nope' "
-                                         r"\(\['cola', 'sst2'\]\); pick one of those configs"):
-        load_with_fallback(HubSource("nyu-mll/glue", "nope", ("train",)), "train", "hub:nyu-mll/glue:nope")
+    fake_datasets(
+        lambda path, name, **kw: (_ for _ in ()).throw(
+            ValueError(f"BuilderConfig '{name}' not found. Available: ['cola', 'sst2']")
+        )
+    )
+    with pytest.raises(
+        UsageError,
+        match=r"hub repo nyu-mll/glue \(nope\) @main has no config 'nope' "
+        r"\(\['cola', 'sst2'\]\); pick one of those configs",
+    ):
+        load_with_fallback(
+            HubSource("nyu-mll/glue", "nope", ("train",)), "train", "hub:nyu-mll/glue:nope"
+        )
 
 
 def test_config_folder_missing_on_the_parquet_branch(fake_datasets):
     def respond(path, name, revision=None, **kwargs):
         if revision != PARQUET_REVISION:
             raise script_error("x")
-        raise datasets.exceptions.DataFilesNotFoundError(f"No (supported) data files found in {path}")
+        raise datasets.exceptions.DataFilesNotFoundError(
+            f"No (supported) data files found in {path}"
+        )
 
     fake_datasets(respond)
-    with pytest.raises(UsageError, match=r"has no folder 'nope' on its parquet branch; check the config name"):
+    with pytest.raises(
+        UsageError, match=r"has no folder 'nope' on its parquet branch; check the config name"
+    ):
         load_with_fallback(HubSource("org/x", "nope", ("train",)), "train", "x")
 
 
 # --- local parquet exports --------------------------------------------------------------------
+
 
 def write_export(root, folder: str, config: str, splits: dict[str, list[dict]]):
     for split, rows in splits.items():
@@ -199,9 +269,13 @@ def test_local_parquet_export_loads_like_the_jsonl_mirror(tmp_path):
     assert from_export.report["pools"]["train"]["rows_loaded"] == 200
 
 
-def test_local_export_uses_the_same_call_as_the_hub_parquet_branch(tmp_path, fake_datasets, monkeypatch):
-    splits = {split: [{"sentence": f"{split} {i}", "label": i % 2, "idx": i} for i in range(40)]
-              for split in ("train", "validation")}
+def test_local_export_uses_the_same_call_as_the_hub_parquet_branch(
+    tmp_path, fake_datasets, monkeypatch
+):
+    splits = {
+        split: [{"sentence": f"{split} {i}", "label": i % 2, "idx": i} for i in range(40)]
+        for split in ("train", "validation")
+    }
     write_export(tmp_path, "cola", "cola", splits)
     real = datasets.load_dataset
     local_calls = []
@@ -212,12 +286,17 @@ def test_local_export_uses_the_same_call_as_the_hub_parquet_branch(tmp_path, fak
 
     monkeypatch.setattr(datasets, "load_dataset", spy)
     load_splits("cola", data_dir=tmp_path, sizes=SplitSizes(n_train=10, n_val=4, n_test=10))
-    hub_calls = fake_datasets(lambda path, name, revision=None, split=None, **kw: (
-        Dataset.from_list(splits[split]) if revision == PARQUET_REVISION
-        else (_ for _ in ()).throw(script_error("glue"))))
+    hub_calls = fake_datasets(
+        lambda path, name, revision=None, split=None, **kw: (
+            Dataset.from_list(splits[split])
+            if revision == PARQUET_REVISION
+            else (_ for _ in ()).throw(script_error("glue"))
+        )
+    )
     load_splits("cola", sizes=SplitSizes(n_train=10, n_val=4, n_test=10))
-    assert [(c["name"], c["data_files"], c["split"]) for c in local_calls] == \
-        [(c["name"], c["data_files"], c["split"]) for c in hub_calls if c.get("revision")]
+    assert [(c["name"], c["data_files"], c["split"]) for c in local_calls] == [
+        (c["name"], c["data_files"], c["split"]) for c in hub_calls if c.get("revision")
+    ]
 
 
 def test_hub_is_never_used_with_a_data_dir(tmp_path):
@@ -232,11 +311,15 @@ def test_export_with_several_configs_picks_the_registry_config(tmp_path):
     other = [{"sentence": f"other {i}", "label": i % 2, "idx": i} for i in range(60)]
     write_export(tmp_path, "cola", "cola", {"train": rows, "validation": rows[:30]})
     write_export(tmp_path, "cola", "sst2", {"train": other, "validation": other[:30]})
-    split_set = load_splits("cola", data_dir=tmp_path, sizes=SplitSizes(n_train=10, n_val=4, n_test=10))
+    split_set = load_splits(
+        "cola", data_dir=tmp_path, sizes=SplitSizes(n_train=10, n_val=4, n_test=10)
+    )
     assert all(not t.startswith("other") for s in split_set.splits.values() for t in s.texts)
 
 
 def test_hub_source_datasetdict_for_user_hub_sources(fake_datasets):
-    calls = fake_datasets(lambda path, name, **kw: DatasetDict({"train": Dataset.from_list(piqa_rows("train"))}))
+    calls = fake_datasets(
+        lambda path, name, **kw: DatasetDict({"train": Dataset.from_list(piqa_rows("train"))})
+    )
     loaded = load_with_fallback(HubSource("org/y", "c", ()), None, "hub:org/y:c")
     assert calls[0]["split"] is None and list(loaded.data) == ["train"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import build_tiny_model, run_cli
+
 from w2sprobe.cache import ActivationStore, list_entries
 from w2sprobe.labels import find_label_set, list_label_sets
 from w2sprobe.probes import KnnProbe
@@ -21,7 +21,8 @@ def empty(tmp_path, monkeypatch, tiny_models, shared_data):
     (tmp_path / "w2sprobe.toml").write_text(
         f'weak_model = "{tiny_models["bert"]}"\nstrong_model = "{tiny_models["llama"]}"\n'
         f'data_dir = "{shared_data}"\ncache_dir = "c"\nn_train = 120\nn_val = 30\nn_test = 40\n'
-        'epochs = 1\neval_every = 3\nwarmup_steps = 2\n')
+        "epochs = 1\neval_every = 3\nwarmup_steps = 2\n"
+    )
     return tmp_path
 
 
@@ -59,15 +60,19 @@ def test_no_build_names_the_missing_node_and_writes_nothing(empty, capsys):
     code, out, err = run_cli(capsys, "relabel", "--probe", "knn", "--k", "50", "--no-build")
     assert code == 2 and out == ""
     assert err.startswith("error: weak labels: train weak ") and len(err.strip().splitlines()) == 1
-    assert err.strip().endswith("is not built yet (--no-build); make it with: w2sprobe train weak --dataset sst2")
+    assert err.strip().endswith(
+        "is not built yet (--no-build); make it with: w2sprobe train weak --dataset sst2"
+    )
     assert files_under(empty / "c") == []
 
 
 def test_extract_layer_16_exactly_as_written(tmp_path, monkeypatch, capsys, shared_data):
     monkeypatch.chdir(tmp_path)
     model = build_tiny_model(tmp_path / "llama16", "llama", num_layers=16)
-    (tmp_path / "w2sprobe.toml").write_text(f'strong_model = "{model}"\ndata_dir = "{shared_data}"\n'
-                                            'cache_dir = "c"\nn_train = 40\nn_val = 10\nn_test = 20\n')
+    (tmp_path / "w2sprobe.toml").write_text(
+        f'strong_model = "{model}"\ndata_dir = "{shared_data}"\n'
+        'cache_dir = "c"\nn_train = 40\nn_val = 10\nn_test = 20\n'
+    )
     code, _, err = run_cli(capsys, "extract", "--layer", "16")
     assert code == 0, err
     (entry,) = list_entries(Path("c"))

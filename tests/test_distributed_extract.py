@@ -11,9 +11,9 @@ from pathlib import Path
 
 import h5py
 import pytest
-
 from conftest import run_cli
 from test_extract import assert_same_file, request
+
 from w2sprobe.cache import ActivationStore, extract, list_entries, plan_extraction, verify
 from w2sprobe.cache.distributed import shard_rows
 from w2sprobe.cache.layout import partial_path, shard_files, shard_path
@@ -25,14 +25,31 @@ TORCHRUN = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--np
 
 
 def extract_args(model: Path, cache: Path, data: Path, layers: str = "1,3") -> list[str]:
-    return ["extract", "--model", str(model), "--dataset", "sst2", "--data-dir", str(data), *SIZES,
-            "--layers", layers, "--extract-batch-size", "16", "--cache-dir", str(cache), "--json"]
+    return [
+        "extract",
+        "--model",
+        str(model),
+        "--dataset",
+        "sst2",
+        "--data-dir",
+        str(data),
+        *SIZES,
+        "--layers",
+        layers,
+        "--extract-batch-size",
+        "16",
+        "--cache-dir",
+        str(cache),
+        "--json",
+    ]
 
 
 def torchrun(cwd: Path, *target: str) -> subprocess.CompletedProcess:
     """``torchrun --nproc-per-node 2 <target>`` with nothing but the given options (no config file)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("W2SPROBE_")}
-    return subprocess.run([*TORCHRUN, *target], cwd=cwd, env=env, capture_output=True, text=True, timeout=180)
+    return subprocess.run(
+        [*TORCHRUN, *target], cwd=cwd, env=env, capture_output=True, text=True, timeout=180
+    )
 
 
 def single_process_reference(capsys, args: list[str]) -> dict:
@@ -60,12 +77,20 @@ def test_shard_rows_cover_every_row_once_in_order():
 @pytest.mark.slow  # a subprocess: torchrun, kill -9 or a fresh interpreter
 @pytest.mark.parametrize("arch", ["bert", "llama"])
 def test_torchrun_gives_the_single_process_file(capsys, tmp_path, tiny_models, shared_data, arch):
-    want = single_process_reference(capsys, extract_args(tiny_models[arch], tmp_path / "one", shared_data))
-    proc = torchrun(tmp_path, "-m", "w2sprobe", *extract_args(tiny_models[arch], tmp_path / "two", shared_data))
+    want = single_process_reference(
+        capsys, extract_args(tiny_models[arch], tmp_path / "one", shared_data)
+    )
+    proc = torchrun(
+        tmp_path, "-m", "w2sprobe", *extract_args(tiny_models[arch], tmp_path / "two", shared_data)
+    )
     assert proc.returncode == 0, proc.stderr[-3000:]
     got = only_json_line(proc.stdout)
     assert got["world_size"] == 2 and not got["cache_hit"] and got["key"] == want["key"]
-    assert got["rows"] == want["rows"] == {"weak_train": 100, "strong_train": 100, "val": 40, "test": 60}
+    assert (
+        got["rows"]
+        == want["rows"]
+        == {"weak_train": 100, "strong_train": 100, "val": 40, "test": 60}
+    )
     path = Path(got["path"])
     assert path.relative_to(tmp_path / "two") == Path(want["path"]).relative_to(tmp_path / "one")
     assert_same_file(path, Path(want["path"]))
@@ -73,20 +98,25 @@ def test_torchrun_gives_the_single_process_file(capsys, tmp_path, tiny_models, s
     assert [(e.path, e.complete) for e in list_entries(tmp_path / "two")] == [(path, True)]
 
     # The world size is not part of the key: one process finds the torchrun file cached.
-    again = single_process_reference(capsys, extract_args(tiny_models[arch], tmp_path / "two", shared_data))
+    again = single_process_reference(
+        capsys, extract_args(tiny_models[arch], tmp_path / "two", shared_data)
+    )
     assert again["cache_hit"] and again["path"] == got["path"]
 
 
 @pytest.mark.slow  # a subprocess: torchrun, kill -9 or a fresh interpreter
-def test_launcher_option_runs_torchrun_workers(capfd, tmp_path, tiny_models, shared_data, monkeypatch):
+def test_launcher_option_runs_torchrun_workers(
+    capfd, tmp_path, tiny_models, shared_data, monkeypatch
+):
     monkeypatch.chdir(tmp_path)
     args = extract_args(tiny_models["llama"], tmp_path / "two", shared_data, layers="0,2")
     code, out, err = run_cli(capfd, *args[:1], "--launcher", "torchrun", "--nproc", "2", *args[1:])
     assert code == 0, err[-3000:]
     got = only_json_line(out)  # the workers' output: torchrun inherits this process's stdout
     assert got["world_size"] == 2 and got["layers"] == [0, 2]
-    want = single_process_reference(capfd, extract_args(tiny_models["llama"], tmp_path / "one", shared_data,
-                                                        layers="0,2"))
+    want = single_process_reference(
+        capfd, extract_args(tiny_models["llama"], tmp_path / "one", shared_data, layers="0,2")
+    )
     assert got["key"] == want["key"]
     assert_same_file(Path(got["path"]), Path(want["path"]))
 
@@ -124,13 +154,19 @@ def committed(path: Path) -> dict[str, int]:
 
 def writes(log: Path) -> list[tuple]:
     lines = log.read_text().split("\n") if log.exists() else []
-    return [(int(r), kind, split, int(start), int(n)) for r, kind, split, start, n in
-            (line.split() for line in lines if line)]
+    return [
+        (int(r), kind, split, int(start), int(n))
+        for r, kind, split, start, n in (line.split() for line in lines if line)
+    ]
 
 
 @pytest.mark.slow  # a subprocess: torchrun, kill -9 or a fresh interpreter
-def test_killed_rank_and_killed_merge_resume_to_the_identical_file(capsys, tmp_path, tiny_models, shared_data):
-    want = single_process_reference(capsys, extract_args(tiny_models["llama"], tmp_path / "one", shared_data))
+def test_killed_rank_and_killed_merge_resume_to_the_identical_file(
+    capsys, tmp_path, tiny_models, shared_data
+):
+    want = single_process_reference(
+        capsys, extract_args(tiny_models["llama"], tmp_path / "one", shared_data)
+    )
     script = tmp_path / "worker.py"
     script.write_text(WORKER)
     args = extract_args(tiny_models["llama"], tmp_path / "two", shared_data)
@@ -147,17 +183,27 @@ def test_killed_rank_and_killed_merge_resume_to_the_identical_file(capsys, tmp_p
     assert list_entries(tmp_path / "two") == []
     with pytest.raises(UsageError, match="partial"):
         ActivationStore.open(shard1)
-    code, out, _ = run_cli(capsys, "cache", "verify", "--cache-dir", str(tmp_path / "two"), "--json")
+    code, out, _ = run_cli(
+        capsys, "cache", "verify", "--cache-dir", str(tmp_path / "two"), "--json"
+    )
     assert code == 0 and json.loads(out)["files"] == {}
 
     # 2. Rerun: rank 1 resumes its shard (computes only val and test); rank 0 dies mid-merge.
     log = tmp_path / "kill-merge.log"
     proc = torchrun(tmp_path, str(script), "0", "merge", "3", str(log), *args)
     assert proc.returncode != 0 and proc.stdout.strip() == ""
-    assert [(split, start) for rank, kind, split, start, _ in writes(log) if rank == 1 and kind == "shard"] \
-        == [("val", 0), ("test", 0)]
+    assert [
+        (split, start)
+        for rank, kind, split, start, _ in writes(log)
+        if rank == 1 and kind == "shard"
+    ] == [("val", 0), ("test", 0)]
     # The merge copies rank 0's rows of every split, then rank 1's: it died after rank 0's val.
-    assert committed(partial_path(final)) == {"weak_train": 50, "strong_train": 50, "val": 20, "test": 0}
+    assert committed(partial_path(final)) == {
+        "weak_train": 50,
+        "strong_train": 50,
+        "val": 20,
+        "test": 0,
+    }
     assert shard0.exists() and shard1.exists() and not final.exists()
     entries = list_entries(tmp_path / "two")
     assert [(e.path, e.complete) for e in entries] == [(partial_path(final), False)]
@@ -169,9 +215,16 @@ def test_killed_rank_and_killed_merge_resume_to_the_identical_file(capsys, tmp_p
     got = only_json_line(proc.stdout)
     assert got["resumed_rows"] == 300 and got["tokens"] == 0 and got["key"] == want["key"]
     assert [(split, start, n) for _, kind, split, start, n in writes(log)] == [
-        ("test", 0, 30), ("weak_train", 50, 50), ("strong_train", 50, 50), ("val", 20, 20), ("test", 30, 30)]
+        ("test", 0, 30),
+        ("weak_train", 50, 50),
+        ("strong_train", 50, 50),
+        ("val", 20, 20),
+        ("test", 30, 30),
+    ]
     assert {kind for _, kind, *_ in writes(log)} == {"merge"}
-    assert Path(got["path"]) == final and shard_files(final) == [] and not partial_path(final).exists()
+    assert (
+        Path(got["path"]) == final and shard_files(final) == [] and not partial_path(final).exists()
+    )
     assert_same_file(final, Path(want["path"]))
     assert verify(final) == []
 
@@ -186,19 +239,30 @@ def test_a_single_process_run_removes_leftover_shards_of_its_key(tiny_models, tm
     assert shard_files(final) == [] and verify(final) == []
 
 
-@pytest.mark.parametrize("extra,message", [
-    (["--launcher", "torchrun", "--nproc", "0"], "--nproc must be >= 1, got 0"),
-    (["--launcher", "slurm", "--nproc", "2"], "unknown --launcher 'slurm'"),
-    (["--nproc", "2"], "--nproc needs --launcher torchrun"),
-    (["--launcher", "torchrun"], "--launcher torchrun needs --nproc"),
-    (["--launcher", "torchrun", "--nproc", "3", "--device", "cuda"], "--nproc 3 is more than the 1 visible GPU"),
-])
-def test_bad_launcher_options_are_one_error_line(capsys, tmp_path, tiny_models, shared_data, monkeypatch,
-                                                 extra, message):
+@pytest.mark.parametrize(
+    "extra,message",
+    [
+        (["--launcher", "torchrun", "--nproc", "0"], "--nproc must be >= 1, got 0"),
+        (["--launcher", "slurm", "--nproc", "2"], "unknown --launcher 'slurm'"),
+        (["--nproc", "2"], "--nproc needs --launcher torchrun"),
+        (["--launcher", "torchrun"], "--launcher torchrun needs --nproc"),
+        (
+            ["--launcher", "torchrun", "--nproc", "3", "--device", "cuda"],
+            "--nproc 3 is more than the 1 visible GPU",
+        ),
+    ],
+)
+def test_bad_launcher_options_are_one_error_line(
+    capsys, tmp_path, tiny_models, shared_data, monkeypatch, extra, message
+):
     monkeypatch.setattr("torch.cuda.is_available", lambda: True)
     monkeypatch.setattr("torch.cuda.device_count", lambda: 1)
-    monkeypatch.setattr("w2sprobe.distributed.launch_torchrun", lambda *_: pytest.fail("must not launch"))
-    code, out, err = run_cli(capsys, *extract_args(tiny_models["bert"], tmp_path / "c", shared_data), *extra)
+    monkeypatch.setattr(
+        "w2sprobe.distributed.launch_torchrun", lambda *_: pytest.fail("must not launch")
+    )
+    code, out, err = run_cli(
+        capsys, *extract_args(tiny_models["bert"], tmp_path / "c", shared_data), *extra
+    )
     assert code == 2 and out == ""
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1, err
     assert not (tmp_path / "c").exists()

@@ -19,14 +19,16 @@ from pathlib import Path
 import numpy as np
 import psutil  # installed with accelerate, which peft requires
 import pytest
-
 from conftest import run_cli
+
+from w2sprobe.distributed import DistEnv
 from w2sprobe.runs import read_predictions
 from w2sprobe.train.distributed import inference_rows, rank_rows
-from w2sprobe.distributed import DistEnv
 
-CONFIG = ('n_train = 122\nn_val = 30\nn_test = 40\nepochs = 3\nbatch_size = 15\nminibatch = 7\n'
-          'eval_every = 3\nwarmup_steps = 2\nstrong_lr = 3e-3\n')
+CONFIG = (
+    "n_train = 122\nn_val = 30\nn_test = 40\nepochs = 3\nbatch_size = 15\nminibatch = 7\n"
+    "eval_every = 3\nwarmup_steps = 2\nstrong_lr = 3e-3\n"
+)
 #: Measured on this machine: |AUC difference| 0.0 and max |prediction difference| <= 6e-8
 #: (float32 resolution near 0.5); without the gradient all_reduce the predictions differ by 0.09.
 AUC_TOL = 1e-5
@@ -37,8 +39,10 @@ RESUME = ("--epochs", "8", "--eval-every", "4")
 def write_config(folder: Path, tiny_models, shared_data) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "w2sprobe.toml"
-    config.write_text(f'weak_model = "{tiny_models["bert"]}"\nstrong_model = "{tiny_models["llama"]}"\n'
-                      f'data_dir = "{shared_data}"\ncache_dir = "{folder / "c"}"\n{CONFIG}')
+    config.write_text(
+        f'weak_model = "{tiny_models["bert"]}"\nstrong_model = "{tiny_models["llama"]}"\n'
+        f'data_dir = "{shared_data}"\ncache_dir = "{folder / "c"}"\n{CONFIG}'
+    )
     return config
 
 
@@ -63,8 +67,16 @@ def subprocess_env(shared_data: Path) -> dict[str, str]:
 
 
 def torchrun(nproc: int, *args: str) -> list[str]:
-    return [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-            "-m", "w2sprobe", *args]
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "w2sprobe",
+        *args,
+    ]
 
 
 def only_json_line(stdout: str) -> dict:
@@ -76,7 +88,9 @@ def only_json_line(stdout: str) -> dict:
 
 def assert_same_run(dp: dict, ref: dict) -> None:
     assert dp["key"] == ref["key"]
-    assert dp["train_n"] == ref["train_n"] == 61  # 4 batches of 15, then one row: rank 1 idles a step
+    assert (
+        dp["train_n"] == ref["train_n"] == 61
+    )  # 4 batches of 15, then one row: rank 1 idles a step
     assert dp["steps"] == ref["steps"] and dp["best_step"] == ref["best_step"]
     assert abs(dp["auc"] - ref["auc"]) <= AUC_TOL
     assert abs(dp["val_auc"] - ref["val_auc"]) <= AUC_TOL
@@ -94,8 +108,10 @@ def reference(tmp_path_factory, tiny_models, shared_data):
     """Single-process runs of the default recipe and of the longer one the resume test kills."""
     folder = tmp_path_factory.mktemp("single")
     config = write_config(folder, tiny_models, shared_data)
-    return {"default": in_process("train", "ceiling", "--config", str(config)),
-            "resume": in_process("train", "ceiling", "--config", str(config), *RESUME)}
+    return {
+        "default": in_process("train", "ceiling", "--config", str(config)),
+        "resume": in_process("train", "ceiling", "--config", str(config), *RESUME),
+    }
 
 
 def test_rank_shares_partition_every_batch():
@@ -103,7 +119,10 @@ def test_rank_shares_partition_every_batch():
     rows = np.array([6, 0, 2, 5, 1])
     shares = [rank_rows(rows, lengths, DistEnv(r, 2, r)) for r in range(2)]
     assert sorted(np.concatenate(shares).tolist()) == sorted(rows.tolist())
-    assert shares[0].tolist() == [1, 0, 2] and shares[1].tolist() == [6, 5]  # strided over length order
+    assert shares[0].tolist() == [1, 0, 2] and shares[1].tolist() == [
+        6,
+        5,
+    ]  # strided over length order
     assert rank_rows(rows[:1], lengths, DistEnv(1, 2, 1)).size == 0
     slices = [inference_rows(lengths, DistEnv(r, 3, r)) for r in range(3)]
     assert sorted(np.concatenate(slices).tolist()) == list(range(len(lengths)))
@@ -112,15 +131,25 @@ def test_rank_shares_partition_every_batch():
 @pytest.mark.slow  # a subprocess: torchrun, kill -9 or a fresh interpreter
 def test_torchrun_two_processes_match_one(tmp_path, tiny_models, shared_data, reference):
     config = write_config(tmp_path, tiny_models, shared_data)
-    done = subprocess.run(torchrun(2, "train", "ceiling", "--config", str(config), "--json"), cwd=tmp_path,
-                          env=subprocess_env(shared_data), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        torchrun(2, "train", "ceiling", "--config", str(config), "--json"),
+        cwd=tmp_path,
+        env=subprocess_env(shared_data),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     run = only_json_line(done.stdout)
     assert_same_run(run, reference["default"])
     # One run, written once by rank 0: no checkpoint or temporary files left behind.
     folder = Path(run["path"])
-    assert sorted(p.name for p in folder.iterdir()) == [".lock", "manifest.json", "metrics.json",
-                                                       "predictions.csv"]
+    assert sorted(p.name for p in folder.iterdir()) == [
+        ".lock",
+        "manifest.json",
+        "metrics.json",
+        "predictions.csv",
+    ]
     assert [p.name for p in (tmp_path / "c" / "runs" / "sst2").iterdir()] == [run["key"]]
 
 
@@ -131,10 +160,19 @@ def test_kill_9_then_launcher_resumes(tmp_path, tiny_models, shared_data, refere
     config = write_config(tmp_path, tiny_models, shared_data)
     args = ("train", "ceiling", "--config", str(config), *RESUME, "--json")
     env = subprocess_env(shared_data)
-    process = subprocess.Popen(torchrun(2, *args), cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        torchrun(2, *args),
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.time() + 120
-    while time.time() < deadline and process.poll() is None and not list(tmp_path.glob("c/runs/*/*/checkpoint.pt")):
+    while (
+        time.time() < deadline
+        and process.poll() is None
+        and not list(tmp_path.glob("c/runs/*/*/checkpoint.pt"))
+    ):
         time.sleep(0.05)
     assert process.poll() is None, "training ended before it could be killed"
     # torchrun starts its workers in their own sessions: kill the whole tree, as a crash would.
@@ -145,8 +183,14 @@ def test_kill_9_then_launcher_resumes(tmp_path, tiny_models, shared_data, refere
     process.wait()
     psutil.wait_procs(tree, timeout=10)
     assert not list(tmp_path.glob("c/runs/*/*/metrics.json"))
-    done = subprocess.run([sys.executable, "-m", "w2sprobe", *args, "--launcher", "torchrun", "--nproc", "2"],
-                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "w2sprobe", *args, "--launcher", "torchrun", "--nproc", "2"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     run = only_json_line(done.stdout)
     assert run["resumed_from"] and run["resumed_from"] > 0
@@ -157,20 +201,25 @@ def test_kill_9_then_launcher_resumes(tmp_path, tiny_models, shared_data, refere
 def test_device_map_single_process_matches(tmp_path, tiny_models, shared_data, reference, capsys):
     """``--device-map auto`` goes through from_pretrained's placement; on one CPU: the same run."""
     config = write_config(tmp_path, tiny_models, shared_data)
-    code, out, err = run_cli(capsys, "train", "ceiling", "--config", str(config), "--device-map", "auto", "--json")
+    code, out, err = run_cli(
+        capsys, "train", "ceiling", "--config", str(config), "--device-map", "auto", "--json"
+    )
     assert code == 0, err
     assert_same_run(json.loads(out)["runs"][0], reference["default"])
 
 
-@pytest.mark.parametrize("args, message", [
-    (("--launcher", "torchrun", "--nproc", "0"), "--nproc must be >= 1"),
-    (("--launcher", "torchrun", "--nproc", "2", "--device-map", "auto"), "--device-map"),
-    (("--nproc", "2"), "--nproc needs --launcher torchrun"),
-    (("--launcher", "torchrun"), "needs --nproc"),
-    (("--launcher", "mpirun"), "unknown --launcher"),
-    (("--device-map", "everywhere"), "unknown --device-map"),
-    (("--launcher", "torchrun", "--nproc", "2", "--lr", "-1"), "--lr must be > 0"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("--launcher", "torchrun", "--nproc", "0"), "--nproc must be >= 1"),
+        (("--launcher", "torchrun", "--nproc", "2", "--device-map", "auto"), "--device-map"),
+        (("--nproc", "2"), "--nproc needs --launcher torchrun"),
+        (("--launcher", "torchrun"), "needs --nproc"),
+        (("--launcher", "mpirun"), "unknown --launcher"),
+        (("--device-map", "everywhere"), "unknown --device-map"),
+        (("--launcher", "torchrun", "--nproc", "2", "--lr", "-1"), "--lr must be > 0"),
+    ],
+)
 def test_bad_input_is_one_line_exit_2(tmp_path, tiny_models, shared_data, capsys, args, message):
     config = write_config(tmp_path, tiny_models, shared_data)
     code, out, err = run_cli(capsys, "train", "ceiling", "--config", str(config), *args)
@@ -179,13 +228,26 @@ def test_bad_input_is_one_line_exit_2(tmp_path, tiny_models, shared_data, capsys
     assert not (tmp_path / "c").exists()  # refused before anything was written
 
 
-def test_device_map_is_refused_inside_a_torchrun_worker(tmp_path, tiny_models, shared_data, capsys, monkeypatch):
+def test_device_map_is_refused_inside_a_torchrun_worker(
+    tmp_path, tiny_models, shared_data, capsys, monkeypatch
+):
     """What each worker of ``torchrun ... train --device-map auto`` sees: refused before joining the group."""
     config = write_config(tmp_path, tiny_models, shared_data)
     for name, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}.items():
         monkeypatch.setenv(name, value)
-    code, _, err = run_cli(capsys, "train", "ceiling", "--config", str(config), "--device-map", "auto")
+    code, _, err = run_cli(
+        capsys, "train", "ceiling", "--config", str(config), "--device-map", "auto"
+    )
     assert code == 2 and err.startswith("error: --device-map") and "torchrun" in err
-    code, _, err = run_cli(capsys, "train", "ceiling", "--config", str(config), "--launcher", "torchrun",
-                           "--nproc", "2")
+    code, _, err = run_cli(
+        capsys,
+        "train",
+        "ceiling",
+        "--config",
+        str(config),
+        "--launcher",
+        "torchrun",
+        "--nproc",
+        "2",
+    )
     assert code == 2 and "inside a torchrun worker" in err

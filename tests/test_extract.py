@@ -16,9 +16,16 @@ import h5py
 import numpy as np
 import pytest
 import torch
-
 from conftest import REPO, WORDS
-from w2sprobe.cache import ActivationStore, ExtractRequest, extract, list_entries, plan_extraction, verify
+
+from w2sprobe.cache import (
+    ActivationStore,
+    ExtractRequest,
+    extract,
+    list_entries,
+    plan_extraction,
+    verify,
+)
 from w2sprobe.cache.layout import partial_path
 from w2sprobe.cache.readout import pool
 from w2sprobe.data import Split, SplitSet
@@ -39,7 +46,14 @@ def make_splits(sizes=(40, 30, 20, 25), seed: int = 0) -> SplitSet:
 
 
 def request(model: Path, **kwargs) -> ExtractRequest:
-    defaults = dict(model=str(model), splits=make_splits(), layers="all", batch_size=8, window_rows=16, device="cpu")
+    defaults = dict(
+        model=str(model),
+        splits=make_splits(),
+        layers="all",
+        batch_size=8,
+        window_rows=16,
+        device="cpu",
+    )
     return ExtractRequest(**{**defaults, **kwargs})
 
 
@@ -48,10 +62,12 @@ def file_contents(path: Path) -> dict:
     out = {}
     with h5py.File(path, "r") as handle:
         out["/"] = {k: np.asarray(v).tolist() for k, v in handle.attrs.items()}
+
         def visit(name, obj):
             if isinstance(obj, h5py.Dataset):
                 out[name] = obj[()].tolist() if obj.dtype.kind == "O" else obj[()].tobytes()
             out[name + "@"] = {k: np.asarray(v).tolist() for k, v in obj.attrs.items()}
+
         handle.visititems(visit)
     return out
 
@@ -69,7 +85,7 @@ def assert_same_file(path: Path, reference: Path) -> None:
         if "/layer_" in name and not name.endswith("@"):
             with h5py.File(path, "r") as a, h5py.File(reference, "r") as b:
                 x, y = a[name][()].astype(np.float32), b[name][()].astype(np.float32)
-            np.testing.assert_allclose(x, y, rtol=2 ** -10, atol=2 ** -24, err_msg=name)
+            np.testing.assert_allclose(x, y, rtol=2**-10, atol=2**-24, err_msg=name)
         else:
             assert got[name] == value, name
 
@@ -77,10 +93,24 @@ def assert_same_file(path: Path, reference: Path) -> None:
 def test_file_follows_the_contract_and_values_equal_hidden_states(tiny_models, tmp_path):
     result = extract(request(tiny_models["gpt2"]), tmp_path)
     assert not result.cache_hit and result.path.exists() and not partial_path(result.path).exists()
-    assert result.path.parent.parent.parent == tmp_path / "acts" and result.path.name == f"{result.key}.h5"
+    assert (
+        result.path.parent.parent.parent == tmp_path / "acts"
+        and result.path.name == f"{result.key}.h5"
+    )
     with h5py.File(result.path, "r") as handle:
-        for attr in ("model", "model_revision", "dataset", "dataset_fingerprint", "pooling", "max_length",
-                     "num_layers", "hidden_size", "layers", "complete", "w2sprobe_version"):
+        for attr in (
+            "model",
+            "model_revision",
+            "dataset",
+            "dataset_fingerprint",
+            "pooling",
+            "max_length",
+            "num_layers",
+            "hidden_size",
+            "layers",
+            "complete",
+            "w2sprobe_version",
+        ):
             assert attr in handle.attrs, attr
         assert bool(handle.attrs["complete"]) and handle.attrs["pooling"] == "last"
         assert list(handle.attrs["layers"]) == [0, 1, 2, 3]
@@ -91,7 +121,10 @@ def test_file_follows_the_contract_and_values_equal_hidden_states(tiny_models, t
 
     splits = make_splits()
     ref = ModelRef("tiny", str(tiny_models["gpt2"]), "x")
-    model, tokenizer = load_model(ref, device=torch.device("cpu"), dtype=torch.float32), load_tokenizer(ref)
+    model, tokenizer = (
+        load_model(ref, device=torch.device("cpu"), dtype=torch.float32),
+        load_tokenizer(ref),
+    )
     with ActivationStore.open(result.path) as store:
         for name, split in splits.splits.items():
             assert list(store.ids(name)) == split.ids
@@ -101,8 +134,12 @@ def test_file_follows_the_contract_and_values_equal_hidden_states(tiny_models, t
                 with torch.inference_mode():
                     hs = model(**enc, output_hidden_states=True).hidden_states
                 for layer in (0, 2, 3):
-                    want = pool(hs[layer], enc["attention_mask"], "last")[0].to(torch.float16).numpy()
-                    np.testing.assert_allclose(store.get(name, layer)[row], want, rtol=2e-3, atol=2e-3)
+                    want = (
+                        pool(hs[layer], enc["attention_mask"], "last")[0].to(torch.float16).numpy()
+                    )
+                    np.testing.assert_allclose(
+                        store.get(name, layer)[row], want, rtol=2e-3, atol=2e-3
+                    )
 
 
 def test_store_reads_slices_memory_maps_and_torch(tiny_models, tmp_path):
@@ -135,7 +172,10 @@ def test_changed_input_gives_a_new_key(tiny_models, tmp_path):
     assert plan_extraction(request(tiny_models["llama"], layers="1"), tmp_path).key != base
     assert plan_extraction(request(tiny_models["llama"], pooling="mean"), tmp_path).key != base
     assert plan_extraction(request(tiny_models["llama"], max_length=7), tmp_path).key != base
-    assert plan_extraction(request(tiny_models["llama"], splits=make_splits(seed=1)), tmp_path).key != base
+    assert (
+        plan_extraction(request(tiny_models["llama"], splits=make_splits(seed=1)), tmp_path).key
+        != base
+    )
     assert plan_extraction(request(tiny_models["gpt2"]), tmp_path).key != base
     assert plan_extraction(request(tiny_models["llama"], batch_size=2), tmp_path).key == base
 
@@ -187,8 +227,13 @@ KILLER = textwrap.dedent("""
 def test_kill_9_then_rerun_gives_the_identical_file(tiny_models, tmp_path, die_at, mid_write):
     reference = extract(request(tiny_models["gpt2"]), tmp_path / "ref").path
     cache = tmp_path / "killed"
-    script = KILLER.format(tests=str(REPO / "tests"), die_at=die_at, mid_write=mid_write,
-                           model=str(tiny_models["gpt2"]), cache=str(cache))
+    script = KILLER.format(
+        tests=str(REPO / "tests"),
+        die_at=die_at,
+        mid_write=mid_write,
+        model=str(tiny_models["gpt2"]),
+        cache=str(cache),
+    )
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO)
     assert proc.returncode == -9, proc.stderr[-2000:]
     target = cache / reference.relative_to(tmp_path / "ref")
@@ -211,8 +256,12 @@ def _extract_in_process(model: str, cache: str, queue) -> None:
 def test_two_processes_on_one_key_do_not_corrupt_each_other(tiny_models, tmp_path):
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()
-    procs = [ctx.Process(target=_extract_in_process, args=(str(tiny_models["gpt2"]), str(tmp_path), queue))
-             for _ in range(2)]
+    procs = [
+        ctx.Process(
+            target=_extract_in_process, args=(str(tiny_models["gpt2"]), str(tmp_path), queue)
+        )
+        for _ in range(2)
+    ]
     for proc in procs:
         proc.start()
     for proc in procs:
@@ -258,12 +307,15 @@ def test_verify_flags_missing_rows_and_non_finite_values(tiny_models, tmp_path):
     assert any("only 5 of 25 rows committed" in p for p in problems)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    (dict(layers="0,9"), r"layer 9 is outside 0\.\.3"),
-    (dict(layers="x"), "layers must be"),
-    (dict(pooling="max"), "unknown pooling"),
-    (dict(max_length=0), "max-length must be > 0"),
-])
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(layers="0,9"), r"layer 9 is outside 0\.\.3"),
+        (dict(layers="x"), "layers must be"),
+        (dict(pooling="max"), "unknown pooling"),
+        (dict(max_length=0), "max-length must be > 0"),
+    ],
+)
 def test_bad_requests_raise_before_touching_the_cache(tiny_models, tmp_path, kwargs, message):
     with pytest.raises(UsageError, match=message):
         extract(request(tiny_models["gpt2"], **kwargs), tmp_path)
@@ -308,15 +360,22 @@ def test_find_cached_layer_serves_any_extraction_that_stored_it(tiny_models, tmp
     with pytest.raises(UsageError, match="no cached activations"):
         find_cached_layer(plan_extraction(request(tiny_models["gpt2"], layers=[3]), tmp_path), 3)
     stored = extract(request(tiny_models["gpt2"], layers="1,3"), tmp_path).path
-    assert find_cached_layer(plan_extraction(request(tiny_models["gpt2"], layers=[3]), tmp_path), 3) == stored
+    assert (
+        find_cached_layer(plan_extraction(request(tiny_models["gpt2"], layers=[3]), tmp_path), 3)
+        == stored
+    )
     with pytest.raises(UsageError, match=r"layer 2 is not in the cache .*cached layers: \[1, 3\]"):
         find_cached_layer(plan_extraction(request(tiny_models["gpt2"], layers=[2]), tmp_path), 2)
-    other_pooling = plan_extraction(request(tiny_models["gpt2"], layers=[3], pooling="mean"), tmp_path)
+    other_pooling = plan_extraction(
+        request(tiny_models["gpt2"], layers=[3], pooling="mean"), tmp_path
+    )
     with pytest.raises(UsageError, match="no cached activations"):
         find_cached_layer(other_pooling, 3)
 
 
-def test_a_layer_subset_of_a_cached_file_is_a_hit_without_forward(tiny_models, tmp_path, monkeypatch):
+def test_a_layer_subset_of_a_cached_file_is_a_hit_without_forward(
+    tiny_models, tmp_path, monkeypatch
+):
     everything = extract(request(tiny_models["gpt2"], layers="all"), tmp_path)
 
     def no_model(*_, **__):
@@ -326,5 +385,7 @@ def test_a_layer_subset_of_a_cached_file_is_a_hit_without_forward(tiny_models, t
     subset = extract(request(tiny_models["gpt2"], layers="1,3"), tmp_path)
     assert subset.cache_hit and subset.path == everything.path and subset.layers == [1, 3]
     assert len(list(tmp_path.rglob("*.h5"))) == 1
-    with pytest.raises(AssertionError, match="must not load"):  # other pooling: a real new extraction
+    with pytest.raises(
+        AssertionError, match="must not load"
+    ):  # other pooling: a real new extraction
         extract(request(tiny_models["gpt2"], layers="1", pooling="mean"), tmp_path)

@@ -20,11 +20,17 @@ HAS_CUML = importlib.util.find_spec("cuml") is not None
 
 pytestmark = [
     pytest.mark.gpu,
-    pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU: torch.cuda.is_available() is False "
-                                            f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})"),
+    pytest.mark.skipif(
+        not HAS_CUDA,
+        reason="needs a CUDA GPU: torch.cuda.is_available() is False "
+        f"(torch {torch.__version__}, built for CUDA {torch.version.cuda})",
+    ),
 ]
-needs_cuml = pytest.mark.skipif(HAS_CUDA and not HAS_CUML, reason="cuML is not installed: pip install 'w2sprobe[gpu]' "
-                                                     "(cuml-cu13, matching torch's CUDA 13 wheels)")
+needs_cuml = pytest.mark.skipif(
+    HAS_CUDA and not HAS_CUML,
+    reason="cuML is not installed: pip install 'w2sprobe[gpu]' "
+    "(cuml-cu13, matching torch's CUDA 13 wheels)",
+)
 
 
 @pytest.fixture
@@ -42,12 +48,24 @@ def integer_points(rng, n: int, dim: int = 16) -> np.ndarray:
 
 @pytest.mark.parametrize("metric", ["euclidean", "cosine"])
 def test_torch_cuda_knn_equals_cpu(rng, metric):
-    x = integer_points(rng, 3000) if metric == "euclidean" else rng.standard_normal((3000, 64)).astype(np.float32)
+    x = (
+        integer_points(rng, 3000)
+        if metric == "euclidean"
+        else rng.standard_normal((3000, 64)).astype(np.float32)
+    )
     if metric == "cosine":
         x[7] = 0  # the zero-row convention holds on the GPU too
     cpu = knn_search(x, x, 50, metric=metric, exclude_self=True, backend="torch", device="cpu")
-    gpu = knn_search(x, x, 50, metric=metric, exclude_self=True, backend="torch", device="cuda",
-                     memory_budget_bytes=4 * 2**20)  # several blocks on the GPU too
+    gpu = knn_search(
+        x,
+        x,
+        50,
+        metric=metric,
+        exclude_self=True,
+        backend="torch",
+        device="cuda",
+        memory_budget_bytes=4 * 2**20,
+    )  # several blocks on the GPU too
     if metric == "euclidean":
         np.testing.assert_array_equal(gpu[1], cpu[1])
         np.testing.assert_array_equal(gpu[0], cpu[0])
@@ -110,6 +128,10 @@ def test_bf16_extraction_equals_fp32_within_tolerance(tiny_models, tmp_path, arc
             # bf16 keeps 8 bits of mantissa (relative step 2^-8 = 0.4%); a few blocks compound it
             # (on CPU: median 0.5%, max 0.8% for these tiny models).
             relative = np.linalg.norm(a - b, axis=1) / np.maximum(np.linalg.norm(a, axis=1), 1e-6)
-            assert np.median(relative) < 0.015 and relative.max() < 0.05, (split, layer, relative.max())
+            assert np.median(relative) < 0.015 and relative.max() < 0.05, (
+                split,
+                layer,
+                relative.max(),
+            )
     for store in stores.values():
         store.close()

@@ -25,8 +25,12 @@ class Store:
                 self.values[name] = f"{name}-v"
                 return self.values[name], {"inputs": inputs}
 
-            return NodeDef(lambda: Found(f"key-{name}", self.values.get(name)), build, f"the {name}",
-                           f"make {name}")
+            return NodeDef(
+                lambda: Found(f"key-{name}", self.values.get(name)),
+                build,
+                f"the {name}",
+                f"make {name}",
+            )
 
         return graph.node("ds", 0, name, define)
 
@@ -77,7 +81,11 @@ def test_plan_builds_nothing_and_marks_dependents_to_run():
         store.node(graph, "e")  # b is remembered as unbuilt, not listed twice
     assert store.built == []
     assert [(o.stage, o.status, o.key) for o in graph.outcomes] == [
-        ("a", "cached", "key-a"), ("b", "to run", "key-b"), ("d", "to run", None), ("e", "to run", None)]
+        ("a", "cached", "key-a"),
+        ("b", "to run", "key-b"),
+        ("d", "to run", None),
+        ("e", "to run", None),
+    ]
 
 
 def test_a_failing_build_is_recorded_and_raised():
@@ -88,15 +96,21 @@ def test_a_failing_build_is_recorded_and_raised():
 
     with pytest.raises(RuntimeError):
         graph.node("ds", 0, "x", lambda: NodeDef(lambda: Found("k"), boom, "x", "make x"))
-    assert (graph.outcomes[-1].status, graph.outcomes[-1].metrics) == ("failed", {"error": "disk full"})
+    assert (graph.outcomes[-1].status, graph.outcomes[-1].metrics) == (
+        "failed",
+        {"error": "disk full"},
+    )
 
 
 def test_stage_order_respects_every_dependency():
     names = stage_names(parse_experiments(["all"]), s2s_iters=2)
     assert names[:2] == ["weak", "ceiling"]
     assert names.index("xent") < names.index("s2s-1") < names.index("s2s-2")
-    assert all(names.index("extract") < names.index(p) for p in names if p.split("-")[-1] in ("probe", "filter",
-                                                                                                 "relabel"))
+    assert all(
+        names.index("extract") < names.index(p)
+        for p in names
+        if p.split("-")[-1] in ("probe", "filter", "relabel")
+    )
     assert stage_names(parse_experiments(["s2s"]), 1) == ["weak", "ceiling", "xent", "s2s-1"]
 
 

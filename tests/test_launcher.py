@@ -31,16 +31,19 @@ def test_the_accepted_launchers():
     assert LAUNCHERS == ("none", "torchrun")
 
 
-@pytest.mark.parametrize(("launcher", "nproc", "message"), [
-    ("slurm", 2, "unknown --launcher 'slurm'; use none or torchrun"),
-    ("Torchrun", 2, "unknown --launcher 'Torchrun'"),  # names are exact, as typer's choices
-    ("", None, "unknown --launcher ''"),
-    (None, 2, "--nproc needs --launcher torchrun"),
-    ("none", 2, "--nproc needs --launcher torchrun"),
-    ("torchrun", None, "--launcher torchrun needs --nproc N"),
-    ("torchrun", 0, "--nproc must be >= 1, got 0"),
-    ("torchrun", -3, "--nproc must be >= 1, got -3"),
-])
+@pytest.mark.parametrize(
+    ("launcher", "nproc", "message"),
+    [
+        ("slurm", 2, "unknown --launcher 'slurm'; use none or torchrun"),
+        ("Torchrun", 2, "unknown --launcher 'Torchrun'"),  # names are exact, as typer's choices
+        ("", None, "unknown --launcher ''"),
+        (None, 2, "--nproc needs --launcher torchrun"),
+        ("none", 2, "--nproc needs --launcher torchrun"),
+        ("torchrun", None, "--launcher torchrun needs --nproc N"),
+        ("torchrun", 0, "--nproc must be >= 1, got 0"),
+        ("torchrun", -3, "--nproc must be >= 1, got -3"),
+    ],
+)
 def test_bad_combinations_are_usage_errors(launcher, nproc, message):
     with pytest.raises(UsageError, match="^" + re.escape(message)):
         validate_launcher(launcher, nproc, "cpu")

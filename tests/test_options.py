@@ -22,7 +22,9 @@ def test_precedence_cli_over_file_over_env_over_preset_over_default(tmp_path):
     env = {"W2SPROBE_CACHE": "/env/cache", "W2SPROBE_DATA_DIR": "/env/data"}
     opts = resolve({"n_val": "9"}, config, environ=env)
     assert (opts.data.n_val, opts.sources["n_val"]) == (9, "command line")
-    assert opts.workspace.cache_dir == str(tmp_path / "from-file")  # file beats env, relative to the file
+    assert opts.workspace.cache_dir == str(
+        tmp_path / "from-file"
+    )  # file beats env, relative to the file
     assert opts.sources["cache_dir"] == f"config {config}"
     assert (opts.data.data_dir, opts.sources["data_dir"]) == ("/env/data", "env W2SPROBE_DATA_DIR")
     assert (opts.data.n_train, opts.sources["n_train"]) == (10_000, "preset blog")
@@ -36,28 +38,37 @@ def test_command_line_preset_overrides_the_file_preset(tmp_path):
     assert opts.data.n_train == 1_200 and opts.preset == "demo"
 
 
-@pytest.mark.parametrize("text, message", [
-    ('k = "50"', "key 'k': expected an integer, got the string '50'"),
-    ("k = 2.5", "key 'k': expected an integer, got 2.5"),
-    ("l2 = true", "key 'l2': expected a number, got True"),
-    ('probe = "lgreg"', "key 'probe': 'lgreg' is not one of knn, logreg, topo"),
-    ('standardize = "yes"', "key 'standardize': expected true or false"),
-    ("seeds = [0, 1.5]", "key 'seeds': expected an integer, got 1.5"),
-    ('nosuch = 1', "unknown option(s) nosuch"),
-    ('preset = "paper"', "unknown preset 'paper'"),
-    ("k = ", "cannot read config file"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('k = "50"', "key 'k': expected an integer, got the string '50'"),
+        ("k = 2.5", "key 'k': expected an integer, got 2.5"),
+        ("l2 = true", "key 'l2': expected a number, got True"),
+        ('probe = "lgreg"', "key 'probe': 'lgreg' is not one of knn, logreg, topo"),
+        ('standardize = "yes"', "key 'standardize': expected true or false"),
+        ("seeds = [0, 1.5]", "key 'seeds': expected an integer, got 1.5"),
+        ("nosuch = 1", "unknown option(s) nosuch"),
+        ('preset = "paper"', "unknown preset 'paper'"),
+        ("k = ", "cannot read config file"),
+    ],
+)
 def test_config_values_are_type_checked_naming_the_key(tmp_path, text, message):
     with pytest.raises(UsageError, match=None) as info:
         resolve({}, write(tmp_path, text + "\n"), environ={})
     assert message in str(info.value)
 
 
-@pytest.mark.parametrize("cli, message", [
-    ({"k": "fifty"}, "option --k: expected an integer, got 'fifty'"),
-    ({"loss": "hinge"}, "option --loss: 'hinge' is not one of xent, kl, logconf, entropy, window"),
-    ({"device": "tpu"}, "option --device: 'tpu' is not one of auto, cpu, cuda"),
-])
+@pytest.mark.parametrize(
+    "cli, message",
+    [
+        ({"k": "fifty"}, "option --k: expected an integer, got 'fifty'"),
+        (
+            {"loss": "hinge"},
+            "option --loss: 'hinge' is not one of xent, kl, logconf, entropy, window",
+        ),
+        ({"device": "tpu"}, "option --device: 'tpu' is not one of auto, cpu, cuda"),
+    ],
+)
 def test_command_line_values_are_type_checked(cli, message):
     with pytest.raises(UsageError) as info:
         resolve(cli, None, environ={})
@@ -65,12 +76,27 @@ def test_command_line_values_are_type_checked(cli, message):
 
 
 def test_text_values_are_parsed_and_lists_split_on_commas(tmp_path):
-    opts = resolve({"k": "7", "l2": "1e-3", "standardize": True, "seeds": ["0,2", "5"], "dataset": ["a", "b,c"]},
-                   None, environ={})
+    opts = resolve(
+        {
+            "k": "7",
+            "l2": "1e-3",
+            "standardize": True,
+            "seeds": ["0,2", "5"],
+            "dataset": ["a", "b,c"],
+        },
+        None,
+        environ={},
+    )
     assert (opts.probe.k, opts.probe.l2, opts.probe.standardize) == (7, 1e-3, True)
     assert opts.run.seeds == [0, 2, 5] and opts.data.dataset == ["a", "b", "c"]
-    file_opts = resolve({}, write(tmp_path, "layers = [16]\nseeds = [1, 2]\ndataset = \"cola\"\n"), environ={})
-    assert file_opts.extract.layers == "16" and file_opts.run.seeds == [1, 2] and file_opts.data.dataset == ["cola"]
+    file_opts = resolve(
+        {}, write(tmp_path, 'layers = [16]\nseeds = [1, 2]\ndataset = "cola"\n'), environ={}
+    )
+    assert (
+        file_opts.extract.layers == "16"
+        and file_opts.run.seeds == [1, 2]
+        and file_opts.data.dataset == ["cola"]
+    )
 
 
 def test_absolute_paths_in_a_config_file_stay_as_written(tmp_path):
@@ -101,7 +127,11 @@ def test_defaults_live_once_and_the_library_objects_agree():
     config = train_config(opts, "ceiling")
     assert (config.lr, config.minibatch, config.batch_size, config.epochs) == (5e-4, 32, 32, 3)
     blog = resolve({}, None, preset="blog", environ={})
-    assert (train_config(blog, "ceiling").lr, train_config(blog, "weak").lr, blog.train.minibatch) == (8e-5, 5e-4, 8)
+    assert (
+        train_config(blog, "ceiling").lr,
+        train_config(blog, "weak").lr,
+        blog.train.minibatch,
+    ) == (8e-5, 5e-4, 8)
 
 
 def test_replace_scopes_one_dataset_and_seed():

@@ -8,10 +8,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
+
 from w2sprobe.cache import ActivationStore, list_entries
-from w2sprobe.labels import LabelSet, find_label_set, list_label_sets, load_label_set, save_label_set
+from w2sprobe.labels import (
+    LabelSet,
+    find_label_set,
+    list_label_sets,
+    load_label_set,
+    save_label_set,
+)
 from w2sprobe.metrics import roc_auc
 from w2sprobe.probes import KnnProbe
 
@@ -26,8 +32,10 @@ def cached(tmp_path, monkeypatch, shared_data, tiny_models, capsys):
     """A workspace with the tiny BERT's layers 1..3 on sst2 and a noisy 'weak' label set."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("W2SPROBE_DATA_DIR", str(shared_data))
-    (tmp_path / "w2sprobe.toml").write_text(f'strong_model = "{tiny_models["bert"]}"\ncache_dir = "c"\n'
-                                            'n_train = 300\nn_val = 60\nn_test = 80\n')
+    (tmp_path / "w2sprobe.toml").write_text(
+        f'strong_model = "{tiny_models["bert"]}"\ncache_dir = "c"\n'
+        "n_train = 300\nn_val = 60\nn_test = 80\n"
+    )
     code, _, err = run(capsys, "extract", "--layers", "1,2,3")
     assert code == 0, err
     path = list_entries(Path("c"))[0].path
@@ -36,7 +44,9 @@ def cached(tmp_path, monkeypatch, shared_data, tiny_models, capsys):
         ids = {s: store.ids(s) for s in store.splits}
         truth = {s: store.labels(s) for s in store.splits}
     soft = {s: np.where(rng.random(len(y)) < 0.3, 1 - y, y) * 0.8 + 0.1 for s, y in truth.items()}
-    save_label_set(LabelSet("weak", "sst2", ids, soft, {"made": "ground truth with 30% flips"}), Path("c"))
+    save_label_set(
+        LabelSet("weak", "sst2", ids, soft, {"made": "ground truth with 30% flips"}), Path("c")
+    )
     return {"path": path, "ids": ids, "truth": truth, "soft": soft}
 
 
@@ -53,7 +63,9 @@ def test_probe_writes_predictions_then_metrics(capsys, cached):
     preds = np.array([float(r["soft_pred"]) for r in test])
     assert [r["id"] for r in test] == cached["ids"]["test"].tolist()
     assert metrics["auc"] == pytest.approx(roc_auc(cached["truth"]["test"], preds))
-    assert metrics["labels_auc"] == pytest.approx(roc_auc(cached["truth"]["test"], cached["soft"]["test"]))
+    assert metrics["labels_auc"] == pytest.approx(
+        roc_auc(cached["truth"]["test"], cached["soft"]["test"])
+    )
     assert metrics["auc_minus_labels_auc"] == pytest.approx(metrics["auc"] - metrics["labels_auc"])
     assert summary["layer"] == 2 and metrics["labels"] == "weak"
 
@@ -65,7 +77,19 @@ def test_default_layer_is_the_reference_middle_layer(capsys, cached):
 
 
 def test_filter_drops_exactly_the_fraction_and_reports_precision(capsys, cached):
-    code, out, err = run(capsys, "filter", "--probe", "knn", "--k", "10", "--contamination", "0.2", "--layer", "3", "--json")
+    code, out, err = run(
+        capsys,
+        "filter",
+        "--probe",
+        "knn",
+        "--k",
+        "10",
+        "--contamination",
+        "0.2",
+        "--layer",
+        "3",
+        "--json",
+    )
     assert code == 0, err
     summary = json.loads(out)
     stored = find_label_set(Path("c"), "sst2", summary["key"])
@@ -78,8 +102,11 @@ def test_filter_drops_exactly_the_fraction_and_reports_precision(capsys, cached)
         assert report["removed"] == len(removed) == round(0.2 * n)
         assert report["mislabeled_removed"] == int(wrong[removed].sum())
         assert report["precision"] == pytest.approx(wrong[removed].mean())
-        np.testing.assert_allclose(stored.align(split, cached["ids"][split])[1][~np.isin(
-            np.arange(n), removed)], cached["soft"][split][~np.isin(np.arange(n), removed)], rtol=1e-6)
+        np.testing.assert_allclose(
+            stored.align(split, cached["ids"][split])[1][~np.isin(np.arange(n), removed)],
+            cached["soft"][split][~np.isin(np.arange(n), removed)],
+            rtol=1e-6,
+        )
     assert stored.manifest["kind"] == "filter" and stored.manifest["parent_name"] == "weak"
 
 
@@ -90,8 +117,12 @@ def test_relabel_exactly_as_written_equals_the_probe_api(capsys, cached):
     relabeled = load_label_set(Path("c") / "labels" / "sst2" / meta["key"])
     with ActivationStore.open(cached["path"]) as store:
         probe = KnnProbe(k=50).fit(store.get("strong_train", 2), cached["soft"]["strong_train"])
-        np.testing.assert_allclose(relabeled.soft["strong_train"], probe.predict_fit_set(), rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(relabeled.soft["val"], probe.predict(store.get("val", 2)), rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(
+            relabeled.soft["strong_train"], probe.predict_fit_set(), rtol=1e-5, atol=1e-6
+        )
+        np.testing.assert_allclose(
+            relabeled.soft["val"], probe.predict(store.get("val", 2)), rtol=1e-5, atol=1e-6
+        )
     np.testing.assert_allclose(relabeled.soft["test"], cached["soft"]["test"], rtol=1e-6)
 
 
@@ -100,33 +131,63 @@ def test_sweep_reads_the_cache_without_any_forward_pass(capsys, cached, tmp_path
         raise AssertionError("a sweep must not load a model")
 
     monkeypatch.setattr("w2sprobe.cache.extraction.load_model", no_forward)
-    code, out, err = run(capsys, "sweep", "--probe", "knn", "--k", "5,10,25", "--layers", "1,all",
-                         "--out", str(tmp_path / "sw"), "--json")
+    code, out, err = run(
+        capsys,
+        "sweep",
+        "--probe",
+        "knn",
+        "--k",
+        "5,10,25",
+        "--layers",
+        "1,all",
+        "--out",
+        str(tmp_path / "sw"),
+        "--json",
+    )
     assert code == 0, err
     summary = json.loads(out)
     assert summary["layers"] == [1, 2, 3] and summary["grid"] == [5, 10, 25]
     rows = json.loads((tmp_path / "sw" / "sweep.json").read_text())
-    assert [(r["layer"], r["k"]) for r in rows] == [(layer, k) for layer in (1, 2, 3) for k in (5, 10, 25)]
+    assert [(r["layer"], r["k"]) for r in rows] == [
+        (layer, k) for layer in (1, 2, 3) for k in (5, 10, 25)
+    ]
     assert (tmp_path / "sw" / "sweep.png").stat().st_size > 10_000
     assert len((tmp_path / "sw" / "sweep.csv").read_text().splitlines()) == 10
 
 
 def test_logreg_sweep_over_l2(capsys, cached, tmp_path):
-    code, out, err = run(capsys, "sweep", "--probe", "logreg", "--l2", "1e-3,1e-1", "--layers", "3",
-                         "--out", str(tmp_path / "lr"), "--json")
+    code, out, err = run(
+        capsys,
+        "sweep",
+        "--probe",
+        "logreg",
+        "--l2",
+        "1e-3,1e-1",
+        "--layers",
+        "3",
+        "--out",
+        str(tmp_path / "lr"),
+        "--json",
+    )
     assert code == 0, err
     assert [r["l2"] for r in json.loads(out)["rows"]] == [1e-3, 1e-1]
 
 
-@pytest.mark.parametrize("args,message", [
-    (["probe", "--probe", "svm"], "option --probe: 'svm' is not one of knn, logreg, topo"),
-    (["probe", "--k", "0"], "k"),
-    (["filter", "--contamination", "1.0"], "contamination"),
-    (["filter", "--contamination", "-0.1"], "contamination"),
-    (["probe", "--layer", "0", "--no-build"], "is not built yet (--no-build); make it with: w2sprobe extract"),
-    (["probe", "--labels", "nonexistent"], "no label set 'nonexistent'"),
-    (["sweep", "--k", "5,x"], "grid must be comma-separated numbers"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["probe", "--probe", "svm"], "option --probe: 'svm' is not one of knn, logreg, topo"),
+        (["probe", "--k", "0"], "k"),
+        (["filter", "--contamination", "1.0"], "contamination"),
+        (["filter", "--contamination", "-0.1"], "contamination"),
+        (
+            ["probe", "--layer", "0", "--no-build"],
+            "is not built yet (--no-build); make it with: w2sprobe extract",
+        ),
+        (["probe", "--labels", "nonexistent"], "no label set 'nonexistent'"),
+        (["sweep", "--k", "5,x"], "grid must be comma-separated numbers"),
+    ],
+)
 def test_bad_probe_input(capsys, cached, args, message):
     before = sorted(p.name for p in Path("c").rglob("*"))
     code, out, err = run(capsys, *args)

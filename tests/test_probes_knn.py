@@ -12,7 +12,9 @@ import torch
 from w2sprobe.errors import UsageError
 from w2sprobe.probes import KnnProbe, Probe, knn_graph, knn_search, make_probe
 
-search_module = importlib.import_module("w2sprobe.probes.knn_search")  # the module, not the function
+search_module = importlib.import_module(
+    "w2sprobe.probes.knn_search"
+)  # the module, not the function
 
 BACKENDS = ["torch"] + (["faiss"] if importlib.util.find_spec("faiss") else [])
 
@@ -35,7 +37,7 @@ def brute_knn(index, queries, k, self_ids=None, rows=None):
 def integer_points(rng, n, dim=5, duplicates=20):
     """Small-integer coordinates: every distance is exact in float32 and ties abound."""
     x = rng.integers(-2, 3, size=(n, dim)).astype(np.float32)
-    x[n // 3:n // 3 + duplicates] = x[0]  # a block of exact duplicates of row 0
+    x[n // 3 : n // 3 + duplicates] = x[0]  # a block of exact duplicates of row 0
     return x
 
 
@@ -73,8 +75,10 @@ def test_backends_agree_on_float_data_with_duplicates(rng):
         pytest.skip("faiss not installed")
     x = rng.standard_normal((500, 32)).astype(np.float16)
     x[250:270] = x[3]
-    results = [knn_search(x, x, 40, exclude_self=True, backend=b, memory_budget_bytes=200_000)
-               for b in BACKENDS]
+    results = [
+        knn_search(x, x, 40, exclude_self=True, backend=b, memory_budget_bytes=200_000)
+        for b in BACKENDS
+    ]
     np.testing.assert_array_equal(results[0][1], results[1][1])
     np.testing.assert_allclose(results[0][0], results[1][0], rtol=1e-4, atol=1e-4)
 
@@ -103,8 +107,14 @@ def test_scratch_memory_follows_the_budget(rng, monkeypatch):
     """No block ever holds more (query, index) pairs than the budget allows: never N x M."""
     seen = []
     real = search_module.torch_block
-    monkeypatch.setattr(search_module, "torch_block", lambda q, x, k, width: seen.append(
-        (q.shape[0] * max(width, x.shape[0]), q.shape[0] * x.shape[0])) or real(q, x, k, width))
+    monkeypatch.setattr(
+        search_module,
+        "torch_block",
+        lambda q, x, k, width: (
+            seen.append((q.shape[0] * max(width, x.shape[0]), q.shape[0] * x.shape[0]))
+            or real(q, x, k, width)
+        ),
+    )
     x = rng.standard_normal((3000, 16)).astype(np.float32)
     knn_search(x, x[:500], 10, backend="torch", memory_budget_bytes=64_000)
     scratch, pairs = zip(*seen)
@@ -135,7 +145,9 @@ def assert_exact_cosine_knn(x, queries, d, i, exclude_self=False):
 
     truth = cosine_distances(queries.astype(np.float64), x.astype(np.float64))
     np.testing.assert_allclose(d, np.take_along_axis(truth, i, 1), atol=2e-6)
-    nn = NearestNeighbors(n_neighbors=d.shape[1], metric="cosine", algorithm="brute").fit(x.astype(np.float64))
+    nn = NearestNeighbors(n_neighbors=d.shape[1], metric="cosine", algorithm="brute").fit(
+        x.astype(np.float64)
+    )
     want_d, _ = nn.kneighbors(None if exclude_self else queries.astype(np.float64))
     np.testing.assert_allclose(d, want_d, atol=2e-6)
 
@@ -149,7 +161,9 @@ def test_cosine_zero_rows_follow_sklearn(rng, backend):
     d, i = knn_search(x, queries, 40, metric="cosine", backend=backend)
     assert_exact_cosine_knn(x, queries, d, i)
     np.testing.assert_allclose(d[-2:], 1.0, atol=1e-6)  # a zero query: distance 1 to every row
-    d, i = knn_search(x, x, 40, metric="cosine", exclude_self=True, backend=backend, memory_budget_bytes=3_000)
+    d, i = knn_search(
+        x, x, 40, metric="cosine", exclude_self=True, backend=backend, memory_budget_bytes=3_000
+    )
     assert_exact_cosine_knn(x, x, d, i, exclude_self=True)
 
 
@@ -205,11 +219,14 @@ def test_knn_graph_is_sparse_and_excludes_self(rng):
     assert sorted(graph[7].indices) == sorted(i[7])
 
 
-@pytest.mark.parametrize("bad, message", [
-    (dict(k=0), "k must be an integer >= 1"),
-    (dict(metric="manhattan"), "unknown metric"),
-    (dict(backend="annoy"), "unknown backend"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (dict(k=0), "k must be an integer >= 1"),
+        (dict(metric="manhattan"), "unknown metric"),
+        (dict(backend="annoy"), "unknown backend"),
+    ],
+)
 def test_search_rejects_bad_options(rng, bad, message):
     x = rng.standard_normal((10, 3))
     options = {"k": 3, **bad}
@@ -272,7 +289,9 @@ def test_probe_with_k_beyond_n_and_constant_labels(rng):
     np.testing.assert_allclose(probe.predict_fit_set(), 0.3, atol=1e-7)
     np.testing.assert_allclose(probe.predict(x[:2]), 0.3, atol=1e-7)
     y = np.array([1, 0, 0, 0, 0], dtype=np.float32)
-    np.testing.assert_allclose(KnnProbe(k=50).fit(x, y).predict_fit_set(), [0, .25, .25, .25, .25])
+    np.testing.assert_allclose(
+        KnnProbe(k=50).fit(x, y).predict_fit_set(), [0, 0.25, 0.25, 0.25, 0.25]
+    )
 
 
 @pytest.mark.parametrize("contamination", [-0.1, 1.0, 1.5, float("nan"), "0.1"])

@@ -57,7 +57,9 @@ def test_float32_reaches_the_same_loss(data):
     x16 = x.astype(np.float16).astype(np.float64)
     best = objective(x16, y, *sklearn_fit(x16, y))
     assert objective(x16, y, probe.coef_, probe.intercept_) == pytest.approx(best, abs=1e-5)
-    assert objective(x, y, probe.coef_, probe.intercept_) == pytest.approx(objective(x, y, w, b), abs=1e-3)
+    assert objective(x, y, probe.coef_, probe.intercept_) == pytest.approx(
+        objective(x, y, w, b), abs=1e-3
+    )
 
 
 def test_standardize_matches_sklearn_on_scaled_features(data):
@@ -70,7 +72,9 @@ def test_standardize_matches_sklearn_on_scaled_features(data):
 
 def test_predictions(data):
     x, y = data
-    probe = LogisticProbe(standardize=True, memory_budget_bytes=2_000).fit(x, y)  # predict in small blocks
+    probe = LogisticProbe(standardize=True, memory_budget_bytes=2_000).fit(
+        x, y
+    )  # predict in small blocks
     x_std = StandardScaler().fit_transform(x)
     want = 1 / (1 + np.exp(-(x_std @ probe.coef_ + probe.intercept_)))
     predictions = probe.predict(x)

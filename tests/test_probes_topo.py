@@ -36,7 +36,9 @@ def dense_topofilter(x, y, k_cc, k_zeta, contamination):
     component_kept = np.zeros(n, dtype=bool)
     for members in (np.flatnonzero(y > 0.5), np.flatnonzero(y <= 0.5)):
         if members.size:
-            _, comp = connected_components(adj[np.ix_(members, members)], directed=True, connection="strong")
+            _, comp = connected_components(
+                adj[np.ix_(members, members)], directed=True, connection="strong"
+            )
             sizes = np.bincount(comp)
             biggest = [c for c in comp if sizes[c] == sizes.max()][0]  # first member's component
             component_kept[members[comp == biggest]] = True
@@ -45,7 +47,7 @@ def dense_topofilter(x, y, k_cc, k_zeta, contamination):
     predictions = np.empty(n)
     for i in range(n):
         count = min(k_zeta, kept.size - component_kept[i])
-        predictions[i] = y[kept[nearest(to_kept[i:i + 1], count)[0]]].mean()
+        predictions[i] = y[kept[nearest(to_kept[i : i + 1], count)[0]]].mean()
     scores = np.abs(y - predictions)
     n_remove = max(round(n * contamination) - (n - kept.size), 0)
     ranked = sorted(kept, key=lambda i: (-scores[i], i))
@@ -70,8 +72,10 @@ def rng():
     return np.random.default_rng(0)
 
 
-@pytest.mark.parametrize("k_cc, k_zeta, contamination", [(5, 7, 0.1), (10, 10, 0.3), (3, 12, 0.2),
-                                                         (2, 5, 0.05), (400, 400, 0.1)])
+@pytest.mark.parametrize(
+    "k_cc, k_zeta, contamination",
+    [(5, 7, 0.1), (10, 10, 0.3), (3, 12, 0.2), (2, 5, 0.05), (400, 400, 0.1)],
+)
 def test_matches_dense_reference(rng, k_cc, k_zeta, contamination):
     x, y = clustered(rng)
     want_keep, want_c, want_pred = dense_topofilter(x, y, k_cc, k_zeta, contamination)
@@ -88,11 +92,16 @@ def test_points_short_of_kept_neighbours_are_searched_again(rng, monkeypatch):
     x, y = clustered(rng, flip=0.3)
     searched = []
     real = topo_module.TopoFilterProbe._search_kept
-    monkeypatch.setattr(topo_module.TopoFilterProbe, "_search_kept",
-                        lambda self, points, out: searched.append(points.size) or real(self, points, out))
+    monkeypatch.setattr(
+        topo_module.TopoFilterProbe,
+        "_search_kept",
+        lambda self, points, out: searched.append(points.size) or real(self, points, out),
+    )
     probe = TopoFilterProbe(k_cc=2, k_zeta=9).fit(x, y)
     assert sum(searched) > 0
-    np.testing.assert_allclose(probe.predict_fit_set(), dense_topofilter(x, y, 2, 9, 0)[2], atol=1e-6)
+    np.testing.assert_allclose(
+        probe.predict_fit_set(), dense_topofilter(x, y, 2, 9, 0)[2], atol=1e-6
+    )
 
 
 def test_predict_new_points_uses_kept_neighbours(rng):
@@ -102,7 +111,9 @@ def test_predict_new_points_uses_kept_neighbours(rng):
     kept = np.flatnonzero(probe.kept_)
     want = y[kept[nearest(cdist(queries, x[kept], "sqeuclidean"), 7)]].mean(1)
     np.testing.assert_allclose(probe.predict(queries), want, atol=1e-6)
-    np.testing.assert_array_equal(probe.predict(x), probe.predict_fit_set())  # its own set: self excluded
+    np.testing.assert_array_equal(
+        probe.predict(x), probe.predict_fit_set()
+    )  # its own set: self excluded
 
 
 def test_removes_exactly_the_requested_fraction(rng):
@@ -114,7 +125,9 @@ def test_removes_exactly_the_requested_fraction(rng):
 
 def test_overshoot_is_reported_not_hidden(rng):
     x, y = clustered(rng, flip=0.3)
-    with pytest.warns(TopoFilterWarning, match=r"removed 290 of 300 points, more than the 3 asked for"):
+    with pytest.warns(
+        TopoFilterWarning, match=r"removed 290 of 300 points, more than the 3 asked for"
+    ):
         result = TopoFilterProbe(k_cc=2, k_zeta=5).filter(x, y, 0.01)
     assert result.removed_by_components > result.requested == 3
     assert result.removed_by_score == 0
@@ -130,14 +143,18 @@ def test_duplicated_points_and_constant_labels(rng):
         result = TopoFilterProbe(k_cc=6, k_zeta=6).filter(x, y, 0.1)
     want_keep, want_c, want_pred = dense_topofilter(x, y, 6, 6, 0.1)
     np.testing.assert_array_equal(result.keep, want_keep)
-    np.testing.assert_allclose(TopoFilterProbe(k_cc=6, k_zeta=6).fit(x, y).predict_fit_set(), 0.8, atol=1e-6)
+    np.testing.assert_allclose(
+        TopoFilterProbe(k_cc=6, k_zeta=6).fit(x, y).predict_fit_set(), 0.8, atol=1e-6
+    )
 
 
 def test_tiny_sets(rng):
     x = rng.standard_normal((2, 3)).astype(np.float32)
     probe = TopoFilterProbe(k_cc=50, k_zeta=50).fit(x, np.array([1.0, 0.0]))
     assert probe.kept_.all()  # each class: one point, its own component
-    np.testing.assert_array_equal(probe.predict_fit_set(), [0.0, 1.0])  # each one's only kept neighbour
+    np.testing.assert_array_equal(
+        probe.predict_fit_set(), [0.0, 1.0]
+    )  # each one's only kept neighbour
     with pytest.raises(UsageError, match="at least 2 row"):
         TopoFilterProbe().fit(x[:1], np.array([1.0]))
 

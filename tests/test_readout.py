@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-
 from conftest import ARCHS, DECODERS, WORDS, make_tokenizer
+
 from w2sprobe.cache.readout import LayerReader, pool
 from w2sprobe.models import ModelRef, describe, load_model, load_tokenizer
 
@@ -33,7 +33,9 @@ def test_every_layer_matches_hidden_states(tiny_models, arch):
     ids, mask = _batch(tokenizer)
     assert (mask[:, -1] == 0).any(), "the batch must contain padding for this test to mean anything"
     with torch.inference_mode():
-        reference = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        reference = model(
+            input_ids=ids, attention_mask=mask, output_hidden_states=True
+        ).hidden_states
     assert len(reference) == layout.num_layers + 1
     layers = list(range(layout.num_layers + 1))
     for pooling in ("last", "mean", "first"):
@@ -48,7 +50,9 @@ def test_subset_of_layers_and_early_stop(tiny_models, arch):
     model, tokenizer = _load(tiny_models[arch])
     ids, mask = _batch(tokenizer)
     with torch.inference_mode():
-        reference = model(input_ids=ids, attention_mask=mask, output_hidden_states=True).hidden_states
+        reference = model(
+            input_ids=ids, attention_mask=mask, output_hidden_states=True
+        ).hidden_states
     got = LayerReader(model, describe(model), [1], "mean")(ids, mask)
     torch.testing.assert_close(got[0], pool(reference[1], mask, "mean"), rtol=1e-5, atol=1e-5)
 
@@ -68,13 +72,24 @@ def test_last_token_is_the_real_last_token_under_padding(tiny_models, arch):
 
 
 def test_decoder_tokenizer_gets_a_pad_token_and_right_padding(tiny_models):
-    tokenizer = load_tokenizer(ModelRef(name="tiny", location=str(tiny_models["llama"]), revision="test"))
+    tokenizer = load_tokenizer(
+        ModelRef(name="tiny", location=str(tiny_models["llama"]), revision="test")
+    )
     assert tokenizer.pad_token == tokenizer.eos_token
     assert tokenizer.padding_side == "right"
 
 
-@pytest.mark.parametrize("arch,final_norm", [("gpt2", "ln_f"), ("llama", "norm"), ("qwen2", "norm"),
-                                              ("mistral", "norm"), ("bert", None), ("mpnet", None)])
+@pytest.mark.parametrize(
+    "arch,final_norm",
+    [
+        ("gpt2", "ln_f"),
+        ("llama", "norm"),
+        ("qwen2", "norm"),
+        ("mistral", "norm"),
+        ("bert", None),
+        ("mpnet", None),
+    ],
+)
 def test_layout_from_module_tree(tiny_models, arch, final_norm):
     model, _ = _load(tiny_models[arch])
     layout = describe(model)

@@ -7,9 +7,9 @@ import shutil
 
 import numpy as np
 import pytest
+from report_fixtures import make_study, noisy_scores, write_run
 from scipy import stats
 
-from report_fixtures import make_study, noisy_scores, write_run
 from w2sprobe.errors import UsageError
 from w2sprobe.metrics import pgr, roc_auc
 from w2sprobe.report import build_report
@@ -28,13 +28,22 @@ def study(tmp_path_factory):
 def test_tables_hold_the_written_aucs_and_pgrs(study):
     root, written = study
     report = build_report(root, n_boot=100)
-    assert report.datasets == sorted(DATASETS) and report.experiments == ["weak", "ceiling", "xent", "logconf",
-                                                                         "knn-filter"]
+    assert report.datasets == sorted(DATASETS) and report.experiments == [
+        "weak",
+        "ceiling",
+        "xent",
+        "logconf",
+        "knn-filter",
+    ]
     for (dataset, experiment, _), metrics in written.items():
         row = report.row(dataset, experiment)
         assert row["auc"] == pytest.approx(metrics["auc"]) and row["n"] == 120
         if experiment not in ("weak", "ceiling"):
-            expected = pgr(metrics["auc"], written[dataset, "weak", 0]["auc"], written[dataset, "ceiling", 0]["auc"])
+            expected = pgr(
+                metrics["auc"],
+                written[dataset, "weak", 0]["auc"],
+                written[dataset, "ceiling", 0]["auc"],
+            )
             assert row["pgr"] == pytest.approx(expected)
             low, high = row["pgr_ci"]
             assert low < row["pgr"] < high
@@ -50,11 +59,19 @@ def test_summary_and_comparisons_match_an_independent_computation(study):
     assert summary["logconf"]["median_pgr"] == pytest.approx(np.median(logconf))
     assert summary["logconf"]["positive"] == int((logconf > 0).sum())
     comparison = next(c for c in report.comparisons if c["experiment"] == "logconf")
-    assert comparison["wins"] == int((logconf > xent).sum()) and comparison["losses"] == int((logconf < xent).sum())
+    assert comparison["wins"] == int((logconf > xent).sum()) and comparison["losses"] == int(
+        (logconf < xent).sum()
+    )
     assert comparison["mean_diff"] == pytest.approx((logconf - xent).mean())
-    assert comparison["t_test_p"] == pytest.approx(stats.ttest_rel(logconf, xent, alternative="greater").pvalue)
-    assert comparison["wilcoxon_p"] == pytest.approx(stats.wilcoxon(logconf, xent, alternative="greater").pvalue)
-    assert comparison["statement"].startswith(f"logconf better than xent on {comparison['wins']} of 4 datasets")
+    assert comparison["t_test_p"] == pytest.approx(
+        stats.ttest_rel(logconf, xent, alternative="greater").pvalue
+    )
+    assert comparison["wilcoxon_p"] == pytest.approx(
+        stats.wilcoxon(logconf, xent, alternative="greater").pvalue
+    )
+    assert comparison["statement"].startswith(
+        f"logconf better than xent on {comparison['wins']} of 4 datasets"
+    )
     assert [c["experiment"] for c in report.comparisons] == ["logconf", "knn-filter"]
     assert all(r["auc_ci"] is None for r in report.rows)  # --n-boot 0: no intervals
 
@@ -64,13 +81,28 @@ def test_pgr_interval_is_a_paired_bootstrap_over_shared_ids(tmp_path):
     ids = [f"r{i:03d}" for i in range(60)]
     y = (np.arange(60) % 2).astype(float)
     weak = write_run(tmp_path, "d", "w", "weak", "weak", 0, ids, y, noisy_scores(y, 0.7, rng))
-    ceiling = write_run(tmp_path, "d", "c", "ceiling", "ceiling", 0, ids, y, noisy_scores(y, 3.0, rng))
+    ceiling = write_run(
+        tmp_path, "d", "c", "ceiling", "ceiling", 0, ids, y, noisy_scores(y, 3.0, rng)
+    )
     # The student predicted its rows in another order, and two extra ids the others lack.
     order = rng.permutation(60)
     s_ids = [ids[i] for i in order] + ["extra1", "extra2"]
     s_y = np.r_[y[order], 0.0, 1.0]
     s_pred = noisy_scores(s_y, 1.5, rng)
-    write_run(tmp_path, "d", "s", "student", "xent", 0, s_ids, s_y, s_pred, weak=weak, ceiling=ceiling, pgr=None)
+    write_run(
+        tmp_path,
+        "d",
+        "s",
+        "student",
+        "xent",
+        0,
+        s_ids,
+        s_y,
+        s_pred,
+        weak=weak,
+        ceiling=ceiling,
+        pgr=None,
+    )
     row = build_report(tmp_path, n_boot=200, seed=3).seed_rows[-1]
     assert row["n_shared"] == 60
     # Brute force: join by id, resample the sorted shared ids, loop.
@@ -81,7 +113,10 @@ def test_pgr_interval_is_a_paired_bootstrap_over_shared_ids(tmp_path):
     truth = np.array([y[ids.index(i)] for i in shared])
     s_vec = np.array([student_by_id[i] for i in shared])
     w_vec, c_vec = (np.array([preds[k][i] for i in shared]) for k in ("w", "c"))
-    loop = [pgr(roc_auc(truth[i], s_vec[i]), roc_auc(truth[i], w_vec[i]), roc_auc(truth[i], c_vec[i])) for i in idx]
+    loop = [
+        pgr(roc_auc(truth[i], s_vec[i]), roc_auc(truth[i], w_vec[i]), roc_auc(truth[i], c_vec[i]))
+        for i in idx
+    ]
     assert row["pgr_ci"] == pytest.approx(list(np.percentile(loop, [2.5, 97.5])), abs=1e-12)
     # No recorded PGR: it is computed from the paired runs' AUCs.
     assert row["pgr"] == pytest.approx(pgr(roc_auc(s_y, s_pred), weak["auc"], ceiling["auc"]))
@@ -89,7 +124,11 @@ def test_pgr_interval_is_a_paired_bootstrap_over_shared_ids(tmp_path):
 
 def _column(root, key):
     lines = (root / "runs" / "d" / key / "predictions.csv").read_text().splitlines()[1:]
-    return {parts[1]: float(parts[2]) for parts in (line.split(",") for line in lines) if parts[0] == "test"}
+    return {
+        parts[1]: float(parts[2])
+        for parts in (line.split(",") for line in lines)
+        if parts[0] == "test"
+    }
 
 
 def test_seeds_are_aggregated_and_tests_use_per_dataset_means(tmp_path):
@@ -101,12 +140,17 @@ def test_seeds_are_aggregated_and_tests_use_per_dataset_means(tmp_path):
         assert row["seeds"] == [0, 1, 2] and row["n_seeds"] == 3
         assert row["pgr"] == pytest.approx(np.mean(values))
         assert row["pgr_se"] == pytest.approx(np.std(values, ddof=1) / np.sqrt(3))
-    means = {e: np.array([np.mean([written[d, e, s]["pgr"] for s in (0, 1, 2)]) for d in ("a", "b", "c")])
-             for e in ("xent", "logconf")}
+    means = {
+        e: np.array(
+            [np.mean([written[d, e, s]["pgr"] for s in (0, 1, 2)]) for d in ("a", "b", "c")]
+        )
+        for e in ("xent", "logconf")
+    }
     comparison = next(c for c in report.comparisons if c["experiment"] == "logconf")
     assert comparison["n"] == 3
     assert comparison["t_test_p"] == pytest.approx(
-        stats.ttest_rel(means["logconf"], means["xent"], alternative="greater").pvalue)
+        stats.ttest_rel(means["logconf"], means["xent"], alternative="greater").pvalue
+    )
     assert len(report.seed_rows) == 3 * 3 * 5
 
 
@@ -120,8 +164,20 @@ def test_saturated_datasets_are_listed_and_excluded(tmp_path):
         metrics = json.loads((folder / "metrics.json").read_text())
         shutil.rmtree(folder)
         weak = {"key": "weak0s0", "auc": 1.0} if metrics["stage"] == "student" else None
-        write_run(tmp_path, "easy", key, metrics["stage"], metrics["experiment"], 0, ids, y, perfect,
-                  weak=weak, ceiling={"key": "ceil0s0", "auc": 1.0} if weak else None, pgr=None)
+        write_run(
+            tmp_path,
+            "easy",
+            key,
+            metrics["stage"],
+            metrics["experiment"],
+            0,
+            ids,
+            y,
+            perfect,
+            weak=weak,
+            ceiling={"key": "ceil0s0", "auc": 1.0} if weak else None,
+            pgr=None,
+        )
     report = build_report(tmp_path, n_boot=0)
     assert [s["dataset"] for s in report.saturated] == ["easy"]
     assert report.included == ["hard1", "hard2"]
@@ -137,14 +193,21 @@ def tiny_gap_study(root):
     make_study(root, datasets=("flat", "hard1", "hard2"), n=200)
     folder = root / "runs" / "flat"
     weak = json.loads((folder / "weak0s0" / "metrics.json").read_text())
-    rows = [line.split(",") for line in (folder / "weak0s0" / "predictions.csv").read_text().split()[1:]]
+    rows = [
+        line.split(",") for line in (folder / "weak0s0" / "predictions.csv").read_text().split()[1:]
+    ]
     test = [r for r in rows if r[0] == "test"]
-    ids, preds, labels = [r[1] for r in test], np.array([float(r[2]) for r in test]), np.array(
-        [float(r[3]) for r in test])
+    ids, preds, labels = (
+        [r[1] for r in test],
+        np.array([float(r[2]) for r in test]),
+        np.array([float(r[3]) for r in test]),
+    )
     ceiling_preds = preds.copy()
     ceiling_preds[:4] = labels[:4]  # a nudge: AUC moves by well under 0.02
     shutil.rmtree(folder / "ceil0s0")
-    ceiling = write_run(root, "flat", "ceil0s0", "ceiling", "ceiling", 0, ids, labels, ceiling_preds)
+    ceiling = write_run(
+        root, "flat", "ceil0s0", "ceiling", "ceiling", 0, ids, labels, ceiling_preds
+    )
     gap = ceiling["auc"] - weak["auc"]
     assert 0 < gap < 0.01
     for name in ("xent", "logconf", "knn-filter"):
@@ -152,8 +215,20 @@ def tiny_gap_study(root):
         shutil.rmtree(folder / f"{name}0s0")
         worse = noisy_scores(labels, 0.3, np.random.default_rng(7))
         auc = roc_auc(labels, worse)
-        write_run(root, "flat", f"{name}0s0", "student", student["experiment"], 0, ids, labels, worse,
-                  weak=weak, ceiling=ceiling, pgr=pgr(auc, weak["auc"], ceiling["auc"]))
+        write_run(
+            root,
+            "flat",
+            f"{name}0s0",
+            "student",
+            student["experiment"],
+            0,
+            ids,
+            labels,
+            worse,
+            weak=weak,
+            ceiling=ceiling,
+            pgr=pgr(auc, weak["auc"], ceiling["auc"]),
+        )
     return weak, ceiling
 
 
@@ -197,7 +272,9 @@ def test_missing_runs_are_listed_not_fatal(tmp_path):
     ids = [f"x{i}" for i in range(60)]
     # A student whose weak run exists but whose ceiling was never trained.
     weak = write_run(tmp_path, "nockpt", "w", "weak", "weak", 0, ids, y, noisy_scores(y, 1, rng))
-    write_run(tmp_path, "nockpt", "s", "student", "xent", 0, ids, y, noisy_scores(y, 2, rng), weak=weak)
+    write_run(
+        tmp_path, "nockpt", "s", "student", "xent", 0, ids, y, noisy_scores(y, 2, rng), weak=weak
+    )
     # A dataset with only a weak run, and an unfinished run (no metrics.json).
     write_run(tmp_path, "weakonly", "w", "weak", "weak", 0, ids, y, noisy_scores(y, 1, rng))
     write_run(tmp_path, "full", "unfinished", "student", "kl", 0, ids, y, y, finished=False)
@@ -205,8 +282,12 @@ def test_missing_runs_are_listed_not_fatal(tmp_path):
     messages = [m["message"] for m in report.missing]
     assert "nockpt xent seed 0: no ceiling run for seed 0" in messages
     assert "nockpt: no ceiling run" in messages
-    assert "weakonly: no ceiling run" in messages and "weakonly: no student or probe runs" in messages
-    assert [(i["dataset"], i["key"], i["experiment"]) for i in report.incomplete] == [("full", "unfinished", "kl")]
+    assert (
+        "weakonly: no ceiling run" in messages and "weakonly: no student or probe runs" in messages
+    )
+    assert [(i["dataset"], i["key"], i["experiment"]) for i in report.incomplete] == [
+        ("full", "unfinished", "kl")
+    ]
     assert "kl" not in report.experiments
     row = report.row("nockpt", "xent")
     assert row["pgr"] is None and row["pgr_ci"] is None and row["auc"] is not None
@@ -216,32 +297,72 @@ def test_ambiguous_and_named_references(tmp_path):
     y = (np.arange(40) % 2).astype(float)
     rng = np.random.default_rng(1)
     ids = [f"x{i}" for i in range(40)]
-    w1 = write_run(tmp_path, "d", "w1", "weak", "weak", 0, ids, y, noisy_scores(y, 1, rng), model="small")
+    w1 = write_run(
+        tmp_path, "d", "w1", "weak", "weak", 0, ids, y, noisy_scores(y, 1, rng), model="small"
+    )
     write_run(tmp_path, "d", "w2", "weak", "weak", 0, ids, y, noisy_scores(y, 1, rng), model="tiny")
-    ceiling = write_run(tmp_path, "d", "c", "ceiling", "ceiling", 0, ids, y, noisy_scores(y, 3, rng))
-    write_run(tmp_path, "d", "guess", "student", "xent", 0, ids, y, noisy_scores(y, 2, rng), ceiling=ceiling)
-    named = write_run(tmp_path, "d", "named", "student", "kl", 0, ids, y, noisy_scores(y, 2, rng), weak=w1,
-                      ceiling=ceiling)
+    ceiling = write_run(
+        tmp_path, "d", "c", "ceiling", "ceiling", 0, ids, y, noisy_scores(y, 3, rng)
+    )
+    write_run(
+        tmp_path,
+        "d",
+        "guess",
+        "student",
+        "xent",
+        0,
+        ids,
+        y,
+        noisy_scores(y, 2, rng),
+        ceiling=ceiling,
+    )
+    named = write_run(
+        tmp_path,
+        "d",
+        "named",
+        "student",
+        "kl",
+        0,
+        ids,
+        y,
+        noisy_scores(y, 2, rng),
+        weak=w1,
+        ceiling=ceiling,
+    )
     report = build_report(tmp_path, n_boot=0)
-    assert any("2 weak runs for seed 0" in m["message"] and "ambiguous" in m["message"] for m in report.missing)
+    assert any(
+        "2 weak runs for seed 0" in m["message"] and "ambiguous" in m["message"]
+        for m in report.missing
+    )
     assert report.row("d", "xent")["pgr"] is None
-    assert report.row("d", "kl")["pgr"] == pytest.approx(pgr(named["auc"], w1["auc"], ceiling["auc"]))
+    assert report.row("d", "kl")["pgr"] == pytest.approx(
+        pgr(named["auc"], w1["auc"], ceiling["auc"])
+    )
 
 
 def test_unknown_or_absent_baseline(study, tmp_path):
     root, _ = study
-    with pytest.raises(UsageError, match="unknown baseline experiment 'nope'; known: xent, logconf, knn-filter"):
+    with pytest.raises(
+        UsageError, match="unknown baseline experiment 'nope'; known: xent, logconf, knn-filter"
+    ):
         build_report(root, baseline="nope", n_boot=0)
     make_study(tmp_path, datasets=("a", "b"), experiments={"kl": 1.0, "entropy": 1.2}, n=40)
-    report = build_report(tmp_path, n_boot=0)  # default xent absent: no comparisons, and a note says so
+    report = build_report(
+        tmp_path, n_boot=0
+    )  # default xent absent: no comparisons, and a note says so
     assert report.comparisons == [] and "pass --baseline (one of kl, entropy)" in report.notes[0]
-    assert [c["experiment"] for c in build_report(tmp_path, baseline="kl", n_boot=0).comparisons] == ["entropy"]
+    assert [
+        c["experiment"] for c in build_report(tmp_path, baseline="kl", n_boot=0).comparisons
+    ] == ["entropy"]
 
 
 def test_dataset_subset_and_errors(study, tmp_path):
     root, _ = study
     report = build_report(root, datasets=["beta", "alpha"], n_boot=0)
-    assert report.datasets == ["alpha", "beta"] and {r["dataset"] for r in report.runs} == {"alpha", "beta"}
+    assert report.datasets == ["alpha", "beta"] and {r["dataset"] for r in report.runs} == {
+        "alpha",
+        "beta",
+    }
     with pytest.raises(UsageError, match="no results for dataset"):
         build_report(root, datasets=["zeta"], n_boot=0)
     with pytest.raises(UsageError, match=f"no results found in {tmp_path / 'runs'}"):
@@ -249,31 +370,62 @@ def test_dataset_subset_and_errors(study, tmp_path):
 
 
 def test_experiment_groups():
-    assert [experiment_group(e) for e in ("xent", "window", "s2s-2", "logreg-probe", "topo-filter",
-                                          "knn-filter+logconf", "logreg-relabel", "mystery")] == \
-        ["losses", "losses", "s2s", "probe predictions", "filter", "filter", "relabel", "other"]
+    assert [
+        experiment_group(e)
+        for e in (
+            "xent",
+            "window",
+            "s2s-2",
+            "logreg-probe",
+            "topo-filter",
+            "knn-filter+logconf",
+            "logreg-relabel",
+            "mystery",
+        )
+    ] == ["losses", "losses", "s2s", "probe predictions", "filter", "filter", "relabel", "other"]
 
 
 def test_reads_what_the_training_side_writes(tmp_path):
     """The contract from the writer's side: files made by ``w2sprobe.runs`` are read as written."""
-    from w2sprobe.runs import SplitPredictions, run_dir, write_manifest, write_metrics, write_predictions
+    from w2sprobe.runs import (
+        SplitPredictions,
+        run_dir,
+        write_manifest,
+        write_metrics,
+        write_predictions,
+    )
 
     rng = np.random.default_rng(2)
     ids = np.array([f"t{i}" for i in range(50)])
     y = (np.arange(50) % 2).astype(np.float32)
     records = {}
-    for key, stage, experiment, signal in (("wk", "weak", "weak", 0.5), ("cl", "ceiling", "ceiling", 3.0),
-                                           ("st", "student", "logconf", 1.5)):
+    for key, stage, experiment, signal in (
+        ("wk", "weak", "weak", 0.5),
+        ("cl", "ceiling", "ceiling", 3.0),
+        ("st", "student", "logconf", 1.5),
+    ):
         folder = run_dir(tmp_path, "my/data", key)  # a dataset name that needs a slug
-        identity = {"key": key, "stage": stage, "experiment": experiment, "dataset": "my/data", "seed": 0,
-                    "model": "m", "config": {"loss": experiment}}
+        identity = {
+            "key": key,
+            "stage": stage,
+            "experiment": experiment,
+            "dataset": "my/data",
+            "seed": 0,
+            "model": "m",
+            "config": {"loss": experiment},
+        }
         write_manifest(folder, identity)
         soft = noisy_scores(y, signal, rng).astype(np.float32)
         write_predictions(folder, {"test": SplitPredictions(ids, soft, y)})
         metrics = {**identity, "auc": roc_auc(y, soft), "accuracy": 0.5, "n": 50, "labels": None}
         if stage == "student":
-            metrics.update({"weak": records["wk"].ref(), "ceiling": records["cl"].ref(),
-                            "pgr": pgr(metrics["auc"], records["wk"].auc, records["cl"].auc)})
+            metrics.update(
+                {
+                    "weak": records["wk"].ref(),
+                    "ceiling": records["cl"].ref(),
+                    "pgr": pgr(metrics["auc"], records["wk"].auc, records["cl"].auc),
+                }
+            )
         records[key] = write_metrics(folder, metrics)
     report = build_report(tmp_path, baseline="logconf", n_boot=50)
     row = report.row("my/data", "logconf")

@@ -7,7 +7,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
 from report_fixtures import make_study, noisy_scores, write_run
 
@@ -20,35 +19,86 @@ def study(tmp_path_factory):
     root = tmp_path_factory.mktemp("cache")
     written = make_study(root, datasets=("alpha", "beta", "gamma"), n=100)
     y = (np.arange(50) % 2).astype(float)
-    write_run(root, "lonely", "w", "weak", "weak", 0, [f"l{i}" for i in range(50)], y,
-              noisy_scores(y, 1.0, np.random.default_rng(0)))
+    write_run(
+        root,
+        "lonely",
+        "w",
+        "weak",
+        "weak",
+        0,
+        [f"l{i}" for i in range(50)],
+        y,
+        noisy_scores(y, 1.0, np.random.default_rng(0)),
+    )
     sweep = root / "sweeps" / "alpha" / "s1"
     sweep.mkdir(parents=True)
-    sweep.joinpath("sweep.json").write_text(json.dumps([
-        {"dataset": "alpha", "probe": "knn", "layer": layer, "k": k, "labels": "weak", "auc": 0.8,
-         "labels_auc": 0.75, "auc_minus_labels_auc": 0.05 - 0.0002 * k - 0.01 * (layer == 2), "accuracy": 0.7,
-         "n": 100, "train_n": 100, "sweep_key": "s1"} for layer in (2, 4) for k in (5, 50, 200)]))
+    sweep.joinpath("sweep.json").write_text(
+        json.dumps(
+            [
+                {
+                    "dataset": "alpha",
+                    "probe": "knn",
+                    "layer": layer,
+                    "k": k,
+                    "labels": "weak",
+                    "auc": 0.8,
+                    "labels_auc": 0.75,
+                    "auc_minus_labels_auc": 0.05 - 0.0002 * k - 0.01 * (layer == 2),
+                    "accuracy": 0.7,
+                    "n": 100,
+                    "train_n": 100,
+                    "sweep_key": "s1",
+                }
+                for layer in (2, 4)
+                for k in (5, 50, 200)
+            ]
+        )
+    )
     for i, (probe, contamination) in enumerate([("knn", 0.1), ("logreg", 0.1), ("knn", 0.2)]):
         folder = root / "labels" / "beta" / f"f{i}"
         folder.mkdir(parents=True)
-        folder.joinpath("manifest.json").write_text(json.dumps({
-            "name": f"{probe}-filter", "dataset": "beta", "key": f"f{i}", "sizes": {},
-            "manifest": {"kind": "filter", "probe": {"probe": probe, "layer": 4}, "contamination": contamination,
-                         "report": {"strong_train": {"precision": 0.4 + 0.1 * i, "mislabel_rate_before": 0.25,
-                                                     "mislabel_rate_after": 0.2, "removed": 10, "kept": 90,
-                                                     "before": 100}}}}))
+        folder.joinpath("manifest.json").write_text(
+            json.dumps(
+                {
+                    "name": f"{probe}-filter",
+                    "dataset": "beta",
+                    "key": f"f{i}",
+                    "sizes": {},
+                    "manifest": {
+                        "kind": "filter",
+                        "probe": {"probe": probe, "layer": 4},
+                        "contamination": contamination,
+                        "report": {
+                            "strong_train": {
+                                "precision": 0.4 + 0.1 * i,
+                                "mislabel_rate_before": 0.25,
+                                "mislabel_rate_after": 0.2,
+                                "removed": 10,
+                                "kept": 90,
+                                "before": 100,
+                            }
+                        },
+                    },
+                }
+            )
+        )
     return root, written
 
 
 def test_html_report_with_every_figure(capsys, study, tmp_path):
     root, written = study
-    code, out, err = run_cli(capsys, "report", "--cache-dir", str(root), "--out", str(tmp_path / "r"), *BOOT)
+    code, out, err = run_cli(
+        capsys, "report", "--cache-dir", str(root), "--out", str(tmp_path / "r"), *BOOT
+    )
     assert code == 0, err
     html = (tmp_path / "r" / "report.html").read_text()
     assert f"report: {tmp_path / 'r' / 'report.html'}" in " ".join(out.split())
     assert html.count("data:image/png;base64,") == 4  # self-contained: every figure embedded
     for name in ("pgr_by_dataset", "auc_by_dataset", "probe_sweeps", "filter_precision"):
-        png, svg = tmp_path / "r" / "figures" / f"{name}.png", tmp_path / "r" / "figures" / f"{name}.svg"
+        png, svg = (
+            tmp_path / "r" / "figures" / f"{name}.png",
+            tmp_path / "r" / "figures" / f"{name}.svg",
+        )
         assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
         assert "<svg" in svg.read_text()[:2000]
     # Traceability: every run's key and folder is listed; what is missing is said.
@@ -60,15 +110,32 @@ def test_html_report_with_every_figure(capsys, study, tmp_path):
 
 def test_json_has_the_numbers(capsys, study, tmp_path):
     root, written = study
-    code, out, err = run_cli(capsys, "report", "--cache-dir", str(root), "--out", str(tmp_path / "j"),
-                             "--format", "json", "--json", *BOOT)
+    code, out, err = run_cli(
+        capsys,
+        "report",
+        "--cache-dir",
+        str(root),
+        "--out",
+        str(tmp_path / "j"),
+        "--format",
+        "json",
+        "--json",
+        *BOOT,
+    )
     assert code == 0, err
     assert out.count("\n") == 1
     summary = json.loads(out)
-    assert summary["command"] == "report" and summary["datasets"] == ["alpha", "beta", "gamma", "lonely"]
+    assert summary["command"] == "report" and summary["datasets"] == [
+        "alpha",
+        "beta",
+        "gamma",
+        "lonely",
+    ]
     rows = {(r["dataset"], r["experiment"]): r for r in summary["rows"]}
     for dataset in ("alpha", "beta", "gamma"):
-        assert rows[dataset, "logconf"]["pgr"] == pytest.approx(written[dataset, "logconf", 0]["pgr"])
+        assert rows[dataset, "logconf"]["pgr"] == pytest.approx(
+            written[dataset, "logconf", 0]["pgr"]
+        )
         assert rows[dataset, "weak"]["auc"] == pytest.approx(written[dataset, "weak", 0]["auc"])
         assert rows[dataset, "weak"]["pgr"] is None  # NaN-free JSON: no PGR for a reference run
         low, high = rows[dataset, "xent"]["auc_ci"]
@@ -78,30 +145,55 @@ def test_json_has_the_numbers(capsys, study, tmp_path):
     comparison = next(c for c in summary["comparisons"] if c["experiment"] == "logconf")
     assert comparison["wins"] == int((logconf > xent).sum()) and comparison["n"] == 3
     assert comparison["mean_diff"] == pytest.approx((logconf - xent).mean())
-    assert {m["message"] for m in summary["missing"]} >= {"lonely: no ceiling run", "lonely: no student or probe runs"}
+    assert {m["message"] for m in summary["missing"]} >= {
+        "lonely: no ceiling run",
+        "lonely: no student or probe runs",
+    }
     assert Path(summary["files"]["json"]).is_file() and "html" not in summary["files"]
     assert json.loads(Path(summary["files"]["json"]).read_text())["rows"] == summary["rows"]
-    assert {f["name"] for f in summary["figures"]} == {"pgr_by_dataset", "auc_by_dataset", "probe_sweeps",
-                                                       "filter_precision"}
+    assert {f["name"] for f in summary["figures"]} == {
+        "pgr_by_dataset",
+        "auc_by_dataset",
+        "probe_sweeps",
+        "filter_precision",
+    }
     assert {r["key"] for r in summary["runs"]} >= {m["key"] for m in written.values()}
     assert any(f["precision"] == pytest.approx(0.4) for f in summary["filters"])
 
 
 def test_markdown_default_folder_subset_and_skipped_figures(capsys, study):
     root, _ = study
-    code, out, err = run_cli(capsys, "report", "--cache-dir", str(root), "--dataset", "gamma,alpha",
-                             "--format", "md", "--json", "--n-boot", "0", "--seed", "4")
+    code, out, err = run_cli(
+        capsys,
+        "report",
+        "--cache-dir",
+        str(root),
+        "--dataset",
+        "gamma,alpha",
+        "--format",
+        "md",
+        "--json",
+        "--n-boot",
+        "0",
+        "--seed",
+        "4",
+    )
     assert code == 0, err
     summary = json.loads(out)
     folder = Path(summary["out_dir"])
-    assert folder.parent == root / "reports" and len(folder.name) == 12  # <cache>/reports/<short hash>
+    assert (
+        folder.parent == root / "reports" and len(folder.name) == 12
+    )  # <cache>/reports/<short hash>
     markdown = (folder / "report.md").read_text()
     assert "![PGR per dataset and intervention](figures/pgr_by_dataset.png)" in markdown
     assert "| xent | losses | 2 |" in markdown and "### beta" not in markdown
     # beta holds the filtered label sets: with beta left out that figure has no inputs.
-    assert summary["skipped_figures"] == [{"name": "filter_precision",
-                                           "reason": "no filtered label sets with a precision (w2sprobe filter "
-                                                     "writes them)"}]
+    assert summary["skipped_figures"] == [
+        {
+            "name": "filter_precision",
+            "reason": "no filtered label sets with a precision (w2sprobe filter writes them)",
+        }
+    ]
     assert "filter_precision skipped" in markdown
     assert summary["options"]["seed"] == 4 and summary["datasets"] == ["alpha", "gamma"]
 
@@ -110,8 +202,22 @@ def test_bootstrap_is_seeded(capsys, study, tmp_path):
     root, _ = study
     cis = []
     for seed, name in ((0, "a"), (0, "b"), (1, "c")):
-        code, out, err = run_cli(capsys, "report", "--cache-dir", str(root), "--dataset", "alpha", "--seed",
-                                 str(seed), "--out", str(tmp_path / name), "--format", "json", "--json", *BOOT)
+        code, out, err = run_cli(
+            capsys,
+            "report",
+            "--cache-dir",
+            str(root),
+            "--dataset",
+            "alpha",
+            "--seed",
+            str(seed),
+            "--out",
+            str(tmp_path / name),
+            "--format",
+            "json",
+            "--json",
+            *BOOT,
+        )
         assert code == 0, err
         cis.append([r["pgr_ci"] for r in json.loads(out)["rows"]])
     assert cis[0] == cis[1] and cis[0] != cis[2]
@@ -132,13 +238,19 @@ def test_no_results_names_the_folder(capsys, tmp_path):
 
 def test_unknown_baseline_lists_known_experiments(capsys, study):
     root, _ = study
-    code, _, err = run_cli(capsys, "report", "--cache-dir", str(root), "--baseline", "xnet", "--n-boot", "0")
+    code, _, err = run_cli(
+        capsys, "report", "--cache-dir", str(root), "--baseline", "xnet", "--n-boot", "0"
+    )
     assert code == 2
-    assert _one_error_line(err) == "error: unknown baseline experiment 'xnet'; known: xent, logconf, knn-filter"
+    assert (
+        _one_error_line(err)
+        == "error: unknown baseline experiment 'xnet'; known: xent, logconf, knn-filter"
+    )
 
 
-@pytest.mark.parametrize("text", ["{not json", json.dumps({"key": "s", "stage": "student"}),
-                                  json.dumps([1, 2])])
+@pytest.mark.parametrize(
+    "text", ["{not json", json.dumps({"key": "s", "stage": "student"}), json.dumps([1, 2])]
+)
 def test_corrupt_metrics_file_is_named(capsys, tmp_path, text):
     make_study(tmp_path, datasets=("a",), n=30)
     bad = tmp_path / "runs" / "a" / "xent0s0" / "metrics.json"
@@ -155,12 +267,15 @@ def test_corrupt_predictions_file_is_named(capsys, tmp_path):
     assert code == 2 and f"corrupt predictions file {bad}" in _one_error_line(err)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--format", "pdf"], "'pdf' is not one of html, md, json"),
-    (["--n-boot", "-1"], "--n-boot must be >= 0"),
-    (["--saturation", "1.5"], "--saturation must be in (0, 1]"),
-    (["--dataset", "alpha,zeta"], "no results for dataset(s) zeta"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--format", "pdf"], "'pdf' is not one of html, md, json"),
+        (["--n-boot", "-1"], "--n-boot must be >= 0"),
+        (["--saturation", "1.5"], "--saturation must be in (0, 1]"),
+        (["--dataset", "alpha,zeta"], "no results for dataset(s) zeta"),
+    ],
+)
 def test_bad_options(capsys, study, args, message):
     root, _ = study
     code, _, err = run_cli(capsys, "report", "--cache-dir", str(root), *args)

@@ -9,9 +9,18 @@ import pytest
 from scipy import stats
 
 from w2sprobe.metrics import pgr, roc_auc
-from w2sprobe.report.stats import (bootstrap_pgr, counts_from_indices, id_set_seed, is_saturated, mean_se,
-                                   paired_comparison, percentile_ci, resample_counts, resample_indices,
-                                   weighted_auc)
+from w2sprobe.report.stats import (
+    bootstrap_pgr,
+    counts_from_indices,
+    id_set_seed,
+    is_saturated,
+    mean_se,
+    paired_comparison,
+    percentile_ci,
+    resample_counts,
+    resample_indices,
+    weighted_auc,
+)
 
 
 def _case(n=60, seed=0):
@@ -33,7 +42,9 @@ def test_vectorised_auc_equals_a_loop_over_resamples():
 
 def test_vectorised_auc_of_the_identity_resample_is_the_auc():
     labels, scores = _case(seed=3)
-    assert weighted_auc(labels, scores, np.ones((1, labels.size)))[0] == pytest.approx(roc_auc(labels, scores))
+    assert weighted_auc(labels, scores, np.ones((1, labels.size)))[0] == pytest.approx(
+        roc_auc(labels, scores)
+    )
 
 
 def test_single_class_resample_is_nan():
@@ -51,7 +62,9 @@ def test_bootstrap_ci_matches_brute_force_loop():
     idx = resample_indices(len(ids), 400, np.random.default_rng(id_set_seed(ids, 7)))
     loop = [roc_auc(labels[i], scores[i]) for i in idx]
     low, high = np.percentile(loop, [2.5, 97.5])
-    assert percentile_ci(weighted_auc(labels, scores, counts)) == pytest.approx([low, high], abs=1e-12)
+    assert percentile_ci(weighted_auc(labels, scores, counts)) == pytest.approx(
+        [low, high], abs=1e-12
+    )
     assert low < roc_auc(labels, scores) < high
 
 
@@ -62,8 +75,14 @@ def test_paired_pgr_bootstrap_matches_brute_force_loop():
     idx = resample_indices(90, 250, np.random.default_rng(11))
     counts = counts_from_indices(idx, 90)
     fast = bootstrap_pgr(*(weighted_auc(labels, p, counts) for p in (student, weak, ceiling)))
-    loop = [pgr(roc_auc(labels[i], student[i]), roc_auc(labels[i], weak[i]), roc_auc(labels[i], ceiling[i]))
-            for i in idx]
+    loop = [
+        pgr(
+            roc_auc(labels[i], student[i]),
+            roc_auc(labels[i], weak[i]),
+            roc_auc(labels[i], ceiling[i]),
+        )
+        for i in idx
+    ]
     np.testing.assert_allclose(fast, loop, atol=1e-12)
     assert percentile_ci(fast) == pytest.approx(list(np.percentile(loop, [2.5, 97.5])), abs=1e-12)
 
@@ -77,7 +96,9 @@ def test_resamples_depend_on_seed_and_id_set_not_on_call_order():
 
 
 def test_pgr_without_a_gap_is_dropped_from_the_interval():
-    out = bootstrap_pgr(np.array([0.8, 0.9, 0.7]), np.array([0.6, 0.7, 0.7]), np.array([1.0, 0.9, 0.7]))
+    out = bootstrap_pgr(
+        np.array([0.8, 0.9, 0.7]), np.array([0.6, 0.7, 0.7]), np.array([1.0, 0.9, 0.7])
+    )
     assert out[0] == pytest.approx(0.5) and out[1] == pytest.approx(1.0) and math.isnan(out[2])
     assert percentile_ci(np.array([np.nan, np.nan, 1.0])) is None  # mostly undefined: no interval
 
@@ -88,10 +109,20 @@ def test_paired_comparison_matches_scipy():
     other = base + rng.normal(0.03, 0.1, 21)
     out = paired_comparison(other, base)
     diff = other - base
-    assert out["n"] == 21 and out["wins"] == int((diff > 0).sum()) and out["losses"] == int((diff < 0).sum())
-    assert out["mean_diff"] == pytest.approx(diff.mean()) and out["median_diff"] == pytest.approx(np.median(diff))
-    assert out["t_test_p"] == pytest.approx(stats.ttest_rel(other, base, alternative="greater").pvalue)
-    assert out["wilcoxon_p"] == pytest.approx(stats.wilcoxon(other, base, alternative="greater").pvalue)
+    assert (
+        out["n"] == 21
+        and out["wins"] == int((diff > 0).sum())
+        and out["losses"] == int((diff < 0).sum())
+    )
+    assert out["mean_diff"] == pytest.approx(diff.mean()) and out["median_diff"] == pytest.approx(
+        np.median(diff)
+    )
+    assert out["t_test_p"] == pytest.approx(
+        stats.ttest_rel(other, base, alternative="greater").pvalue
+    )
+    assert out["wilcoxon_p"] == pytest.approx(
+        stats.wilcoxon(other, base, alternative="greater").pvalue
+    )
 
 
 def test_paired_comparison_on_hand_computed_inputs():

@@ -76,15 +76,24 @@ def window_radius(model: nn.Module, enc: Encoded, rows: np.ndarray) -> float:
 
 
 def config_for(loss: str, minibatch: int, radius: float) -> TrainConfig:
-    return TrainConfig(loss=loss, batch_size=BATCH, minibatch=minibatch, aux_warmup=10, aux_weight=0.5,
-                       radius=radius)
+    return TrainConfig(
+        loss=loss,
+        batch_size=BATCH,
+        minibatch=minibatch,
+        aux_warmup=10,
+        aux_weight=0.5,
+        radius=radius,
+    )
 
 
-def whole_batch_gradient(loss_name: str, config: TrainConfig, enc, rows, targets) -> list[torch.Tensor]:
+def whole_batch_gradient(
+    loss_name: str, config: TrainConfig, enc, rows, targets
+) -> list[torch.Tensor]:
     """The reference: one forward and backward of the loss over all 32 examples."""
     model = BagOfEmbeddings()
-    loss_fn = make_loss(loss_name, aux_weight=config.aux_weight, aux_warmup=config.aux_warmup,
-                        radius=config.radius)
+    loss_fn = make_loss(
+        loss_name, aux_weight=config.aux_weight, aux_warmup=config.aux_warmup, radius=config.radius
+    )
     loss_fn(model(*collate(enc, rows, CPU)), targets[torch.as_tensor(rows)], STEP - 1).backward()
     return [p.grad.detach().clone() for p in model.parameters()]
 
@@ -92,8 +101,9 @@ def whole_batch_gradient(loss_name: str, config: TrainConfig, enc, rows, targets
 def trainer_gradient(loss_name: str, config: TrainConfig, enc, rows, targets) -> list[torch.Tensor]:
     model = BagOfEmbeddings()
     trainer = Trainer(model, None, config, CPU)
-    loss_fn = make_loss(loss_name, aux_weight=config.aux_weight, aux_warmup=config.aux_warmup,
-                        radius=config.radius)
+    loss_fn = make_loss(
+        loss_name, aux_weight=config.aux_weight, aux_warmup=config.aux_warmup, radius=config.radius
+    )
     recorder = GradientRecorder(model.parameters())
     trainer._step(enc, enc.lengths, rows, targets, loss_fn, recorder, NoSchedule(), STEP)
     return recorder.grads
@@ -111,7 +121,11 @@ def test_batch_gradient_does_not_depend_on_the_micro_batch_split(loss):
     assert max(float(g.abs().max()) for g in reference) > 1e-3  # a gradient worth comparing
     for minibatch in (BATCH, 8):
         got = trainer_gradient(loss, config_for(loss, minibatch, radius), enc, rows, targets)
-        assert max_difference(got, reference) < 1e-6, (loss, minibatch, max_difference(got, reference))
+        assert max_difference(got, reference) < 1e-6, (
+            loss,
+            minibatch,
+            max_difference(got, reference),
+        )
 
 
 def test_window_with_nothing_inside_gives_a_zero_gradient():

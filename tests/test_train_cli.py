@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import run_cli
+
 from w2sprobe.labels import LabelSet, find_label_set, list_label_sets, save_label_set
 from w2sprobe.options import resolve
 from w2sprobe.runs import RunRecord, find_runs, read_predictions
@@ -23,13 +23,15 @@ from w2sprobe.study import load_options_splits
 from w2sprobe.train.inputs import stage_request
 from w2sprobe.train.stages import pgr_fields, training_examples
 
-TINY = 'n_train = 120\nn_val = 30\nn_test = 40\nepochs = 2\neval_every = 3\nwarmup_steps = 2\nstrong_lr = 3e-3\n'
+TINY = "n_train = 120\nn_val = 30\nn_test = 40\nepochs = 2\neval_every = 3\nwarmup_steps = 2\nstrong_lr = 3e-3\n"
 
 
 def write_config(folder: Path, tiny_models, shared_data, extra: str = "") -> Path:
     config = folder / "w2sprobe.toml"
-    config.write_text(f'weak_model = "{tiny_models["bert"]}"\nstrong_model = "{tiny_models["llama"]}"\n'
-                      f'data_dir = "{shared_data}"\ncache_dir = "{folder / "c"}"\n{TINY}{extra}')
+    config.write_text(
+        f'weak_model = "{tiny_models["bert"]}"\nstrong_model = "{tiny_models["llama"]}"\n'
+        f'data_dir = "{shared_data}"\ncache_dir = "{folder / "c"}"\n{TINY}{extra}'
+    )
     return config
 
 
@@ -55,13 +57,22 @@ def pipeline(tmp_path_factory, tiny_models, shared_data):
     code, summary = cli_json("run", "--config", str(config))
     assert code == 0, summary
     settings = resolve({}, config)
-    return {"config": config, "cache": folder / "c", "summary": summary, "settings": settings,
-            "splits": load_options_splits(settings, "sst2")}
+    return {
+        "config": config,
+        "cache": folder / "c",
+        "summary": summary,
+        "settings": settings,
+        "splits": load_options_splits(settings, "sst2"),
+    }
 
 
 def stages_of(summary: dict) -> dict[str, dict]:
     """The plan's stages by name (the label-set nodes the graph also lists are left out)."""
-    return {s["stage"]: s for s in summary["datasets"][0]["stages"] if not s["stage"].startswith("labels:")}
+    return {
+        s["stage"]: s
+        for s in summary["datasets"][0]["stages"]
+        if not s["stage"].startswith("labels:")
+    }
 
 
 def runs_by_experiment(cache: Path) -> dict[str, RunRecord]:
@@ -70,9 +81,25 @@ def runs_by_experiment(cache: Path) -> dict[str, RunRecord]:
 
 def test_run_does_every_experiment_with_pgr(pipeline):
     stages = stages_of(pipeline["summary"])
-    expected = ["weak", "ceiling", "xent", "kl", "logconf", "entropy", "window", "s2s-1", "s2s-2", "extract",
-                "knn-probe", "logreg-probe", "knn-filter", "logreg-filter", "topo-filter", "knn-relabel",
-                "logreg-relabel"]
+    expected = [
+        "weak",
+        "ceiling",
+        "xent",
+        "kl",
+        "logconf",
+        "entropy",
+        "window",
+        "s2s-1",
+        "s2s-2",
+        "extract",
+        "knn-probe",
+        "logreg-probe",
+        "knn-filter",
+        "logreg-filter",
+        "topo-filter",
+        "knn-relabel",
+        "logreg-relabel",
+    ]
     assert list(stages) == expected
     assert {s["status"] for s in stages.values()} == {"ran"}
     runs = runs_by_experiment(pipeline["cache"])
@@ -81,7 +108,9 @@ def test_run_does_every_experiment_with_pgr(pipeline):
     for name, run in runs.items():
         m = run.metrics
         assert (run.folder / "manifest.json").is_file() and m["n"] == 40
-        assert (run.folder / "predictions.csv").read_text().splitlines()[0] == "split,id,soft_pred,label"
+        assert (run.folder / "predictions.csv").read_text().splitlines()[
+            0
+        ] == "split,id,soft_pred,label"
         if name in ("weak", "ceiling"):
             continue
         assert m["weak"]["key"] == weak["key"] and m["ceiling"]["key"] == ceiling["key"]
@@ -112,17 +141,22 @@ def test_rerun_is_all_cache_hits(pipeline, monkeypatch):
     code, summary = cli_json("run", "--config", str(pipeline["config"]))
     assert code == 0
     assert {s["status"] for s in summary["datasets"][0]["stages"]} == {"cached"}
-    assert {k: v.get("auc") for k, v in stages_of(summary).items()} == \
-        {k: v.get("auc") for k, v in stages_of(pipeline["summary"]).items()}
+    assert {k: v.get("auc") for k, v in stages_of(summary).items()} == {
+        k: v.get("auc") for k, v in stages_of(pipeline["summary"]).items()
+    }
 
 
 def test_plan_shows_what_a_change_invalidates(pipeline):
     code, summary = cli_json("run", "--plan", "--k", "7", "--config", str(pipeline["config"]))
     assert code == 0 and summary["plan"]
     status = {k: v["status"] for k, v in stages_of(summary).items()}
-    assert status.pop("knn-probe") == status.pop("knn-filter") == status.pop("knn-relabel") == "to run"
+    assert (
+        status.pop("knn-probe") == status.pop("knn-filter") == status.pop("knn-relabel") == "to run"
+    )
     assert set(status.values()) == {"cached"}
-    assert not find_runs(pipeline["cache"], "sst2", experiment="knn-probe", config={"probe": "knn", "k": 7})
+    assert not find_runs(
+        pipeline["cache"], "sst2", experiment="knn-probe", config={"probe": "knn", "k": 7}
+    )
 
 
 def test_filtered_student_trains_on_exactly_the_kept_ids(pipeline):
@@ -136,7 +170,9 @@ def test_filtered_student_trains_on_exactly_the_kept_ids(pipeline):
     assert sorted(train.ids.tolist()) == sorted(kept.tolist())
     assert sorted(val.ids.tolist()) == sorted(labels.ids["val"].tolist())
     position = {id_: i for i, id_ in enumerate(kept.tolist())}
-    np.testing.assert_array_equal(train.targets, labels.soft["strong_train"][[position[i] for i in train.ids]])
+    np.testing.assert_array_equal(
+        train.targets, labels.soft["strong_train"][[position[i] for i in train.ids]]
+    )
 
 
 def test_weak_labels_and_s2s_labels_come_from_the_runs(pipeline):
@@ -147,10 +183,15 @@ def test_weak_labels_and_s2s_labels_come_from_the_runs(pipeline):
         assert list(weak.ids[split]) == pipeline["splits"].splits[split].ids
         np.testing.assert_array_equal(weak.soft[split], weak_preds[split].soft)
     s2s = find_label_set(pipeline["cache"], "sst2", "s2s-1")
-    np.testing.assert_array_equal(s2s.soft["strong_train"], runs["xent"].predictions()["strong_train"].soft)
+    np.testing.assert_array_equal(
+        s2s.soft["strong_train"], runs["xent"].predictions()["strong_train"].soft
+    )
     np.testing.assert_array_equal(s2s.soft["test"], weak.soft["test"])
     assert runs["s2s-1"].metrics["labels_key"] == s2s.key
-    assert runs["s2s-2"].metrics["labels_key"] == find_label_set(pipeline["cache"], "sst2", "s2s-2").key
+    assert (
+        runs["s2s-2"].metrics["labels_key"]
+        == find_label_set(pipeline["cache"], "sst2", "s2s-2").key
+    )
 
 
 def test_window_radius_is_midweak_of_its_own_labels(pipeline):
@@ -164,8 +205,14 @@ def test_window_radius_is_midweak_of_its_own_labels(pipeline):
 def test_pgr_without_a_gap_is_null(tmp_path):
     weak = RunRecord(tmp_path, {"key": "w", "auc": 0.8})
     assert np.isnan(pgr_fields(0.9, weak, RunRecord(tmp_path, {"key": "c", "auc": 0.8}))["pgr"])
-    assert pgr_fields(0.9, weak, None) == {"weak": {"key": "w", "auc": 0.8}, "ceiling": None, "pgr": None}
-    assert pgr_fields(0.85, weak, RunRecord(tmp_path, {"key": "c", "auc": 0.9}))["pgr"] == pytest.approx(0.5)
+    assert pgr_fields(0.9, weak, None) == {
+        "weak": {"key": "w", "auc": 0.8},
+        "ceiling": None,
+        "pgr": None,
+    }
+    assert pgr_fields(0.85, weak, RunRecord(tmp_path, {"key": "c", "auc": 0.9}))[
+        "pgr"
+    ] == pytest.approx(0.5)
 
 
 # --------------------------------------------------------------------------- w2sprobe train
@@ -185,7 +232,9 @@ def test_train_stages_and_s2s(workspace, capsys):
     for stage in ("weak", "ceiling"):
         code, _, err = run_cli(capsys, "train", stage)
         assert code == 0, err
-    code, out, err = run_cli(capsys, "train", "s2s", "--loss", "logconf", "--s2s-iters", "1", "--json")
+    code, out, err = run_cli(
+        capsys, "train", "s2s", "--loss", "logconf", "--s2s-iters", "1", "--json"
+    )
     assert code == 0, err
     runs = json.loads(out)["runs"]
     assert [r["experiment"] for r in runs] == ["logconf", "logconf+s2s-1"]
@@ -196,13 +245,19 @@ def test_train_stages_and_s2s(workspace, capsys):
     code, out, err = run_cli(capsys, "train", "student", "--labels", runs[0]["key"], "--json")
     assert code == 0, err
     again = json.loads(out)["runs"][0]
-    assert again["experiment"] == f"student-{runs[0]['key']}" and again["weak"]["key"] == runs[0]["weak"]["key"]
+    assert (
+        again["experiment"] == f"student-{runs[0]['key']}"
+        and again["weak"]["key"] == runs[0]["weak"]["key"]
+    )
 
 
 def test_train_bad_input(workspace, capsys):
     assert run_cli(capsys, "train", "weak")[0] == 0
     cases = {
-        ("--loss", "hinge"): "option --loss: 'hinge' is not one of xent, kl, logconf, entropy, window",
+        (
+            "--loss",
+            "hinge",
+        ): "option --loss: 'hinge' is not one of xent, kl, logconf, entropy, window",
         ("--radius", "0.7", "--loss", "window"): "radius",
         ("--radius", "0", "--loss", "window"): "radius",
         ("--lr", "0"): "--lr must be > 0",
@@ -217,8 +272,13 @@ def test_train_bad_input(workspace, capsys):
 
 
 def test_label_set_of_other_splits_is_refused(workspace, capsys):
-    foreign = LabelSet("foreign", "sst2", {"strong_train": np.array(["x1", "x2"])},
-                       {"strong_train": np.array([0.2, 0.9])}, {"weak_run": "none"})
+    foreign = LabelSet(
+        "foreign",
+        "sst2",
+        {"strong_train": np.array(["x1", "x2"])},
+        {"strong_train": np.array([0.2, 0.9])},
+        {"weak_run": "none"},
+    )
     save_label_set(foreign, workspace / "c")
     code, _, err = run_cli(capsys, "train", "student", "--labels", foreign.key)
     assert code == 2 and "does not match sst2's splits" in err
@@ -237,7 +297,9 @@ def test_label_set_of_another_dataset_is_refused(pipeline):
 def test_missing_weak_run_names_the_command(workspace, capsys):
     assert run_cli(capsys, "train", "weak")[0] == 0
     weak = find_label_set(workspace / "c", "sst2", "weak")
-    orphan = LabelSet("orphan", "sst2", weak.ids, weak.soft, {**weak.manifest, "weak_run": "0123456789abcdef"})
+    orphan = LabelSet(
+        "orphan", "sst2", weak.ids, weak.soft, {**weak.manifest, "weak_run": "0123456789abcdef"}
+    )
     save_label_set(orphan, workspace / "c")
     code, _, err = run_cli(capsys, "train", "student", "--labels", "orphan")
     assert code == 2 and "weak run behind label set orphan" in err and "w2sprobe train weak" in err
@@ -256,8 +318,17 @@ def test_run_bad_input(workspace, capsys):
 def test_failed_dataset_does_not_stop_the_others(workspace, capsys, tmp_path):
     broken = tmp_path / "broken.jsonl"
     broken.write_text('{"text": "a", "label": 0}\n')  # one class: no balanced splits possible
-    code, out, err = run_cli(capsys, "run", "--dataset", str(broken), "--dataset", "sst2",
-                             "--experiments", "weak", "--json")
+    code, out, err = run_cli(
+        capsys,
+        "run",
+        "--dataset",
+        str(broken),
+        "--dataset",
+        "sst2",
+        "--experiments",
+        "weak",
+        "--json",
+    )
     summary = json.loads(out)
     assert code == 1 and summary["failed"] == [str(broken)]
     assert summary["datasets"][1]["error"] is None
@@ -277,9 +348,21 @@ def test_preset_blog_sets_the_study(tmp_path, monkeypatch):
 def test_kill_9_then_the_same_command_resumes(workspace):
     """A real ``kill -9`` mid-training; the rerun continues from the last checkpoint."""
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    command = [sys.executable, "-m", "w2sprobe", "train", "ceiling", "--epochs", "40", "--eval-every", "4",
-               "--json"]
-    process = subprocess.Popen(command, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    command = [
+        sys.executable,
+        "-m",
+        "w2sprobe",
+        "train",
+        "ceiling",
+        "--epochs",
+        "40",
+        "--eval-every",
+        "4",
+        "--json",
+    ]
+    process = subprocess.Popen(
+        command, cwd=workspace, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
     deadline = time.time() + 120
     checkpoints = []
     while time.time() < deadline and not checkpoints and process.poll() is None:
@@ -290,7 +373,9 @@ def test_kill_9_then_the_same_command_resumes(workspace):
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not list((workspace / "c" / "runs").glob("*/*/metrics.json"))
-    done = subprocess.run(command, cwd=workspace, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        command, cwd=workspace, env=env, capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
     run = json.loads(done.stdout)["runs"][0]
     assert run["resumed_from"] and run["resumed_from"] > 0 and run["steps"] == 40 * 2
@@ -303,9 +388,27 @@ def test_kill_9_then_the_same_command_resumes(workspace):
 @pytest.mark.slow  # a subprocess: torchrun, kill -9 or a fresh interpreter
 def test_two_shard_workers_run_each_stage_once(workspace):
     """Two concurrent ``--shard i/2`` workers: every stage ran exactly once between them."""
-    command = [sys.executable, "-m", "w2sprobe", "run", "--experiments", "losses,s2s", "--seeds", "0,1", "--json"]
-    workers = [subprocess.Popen([*command, "--shard", f"{i}/2"], cwd=workspace, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True) for i in range(2)]
+    command = [
+        sys.executable,
+        "-m",
+        "w2sprobe",
+        "run",
+        "--experiments",
+        "losses,s2s",
+        "--seeds",
+        "0,1",
+        "--json",
+    ]
+    workers = [
+        subprocess.Popen(
+            [*command, "--shard", f"{i}/2"],
+            cwd=workspace,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     outputs = [w.communicate(timeout=600) for w in workers]
     assert all(w.returncode == 0 for w in workers), [err for _, err in outputs]
     ran: dict[tuple, int] = {}
@@ -324,7 +427,9 @@ def test_two_shard_workers_run_each_stage_once(workspace):
 
 
 def test_plan_json_shows_the_shards(workspace, capsys):
-    code, out, err = run_cli(capsys, "run", "--plan", "--json", "--experiments", "xent", "--shard", "1/3")
+    code, out, err = run_cli(
+        capsys, "run", "--plan", "--json", "--experiments", "xent", "--shard", "1/3"
+    )
     assert code == 0, err
     stages = json.loads(out)["datasets"][0]["stages"]
     # plan order weak, ceiling, xent dealt to workers 0, 1, 2: worker 1 owns ceiling only

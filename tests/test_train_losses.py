@@ -9,8 +9,18 @@ import pytest
 import torch
 
 from w2sprobe.errors import UsageError
-from w2sprobe.train.losses import (LOGCONF_BUFFER, EntropyLoss, KLLoss, LogConfLoss, WindowLoss, XentLoss,
-                                   make_loss, midweak_radius, parse_radius, ramp)
+from w2sprobe.train.losses import (
+    LOGCONF_BUFFER,
+    EntropyLoss,
+    KLLoss,
+    LogConfLoss,
+    WindowLoss,
+    XentLoss,
+    make_loss,
+    midweak_radius,
+    parse_radius,
+    ramp,
+)
 
 # Two examples: logits 0 and ln 3, i.e. p = 1/2 and p = 3/4; soft targets 1 and 1/4.
 Z = torch.tensor([0.0, math.log(3.0)])
@@ -76,7 +86,9 @@ def test_logconf_balanced_hardens_at_the_median():
     z = torch.logit(torch.tensor([0.1, 0.4, 0.6, 0.8]))
     y = torch.tensor([1.0, 1.0, 1.0, 0.0])  # a prior of 0.75 is ignored with balance_batch
     # alpha = 1: the target is the hardened prediction alone, 1[p > median 0.5] = [0, 0, 1, 1]
-    expected = torch.nn.functional.binary_cross_entropy_with_logits(z, torch.tensor([0.0, 0.0, 1.0, 1.0]))
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        z, torch.tensor([0.0, 0.0, 1.0, 1.0])
+    )
     assert float(loss(z, y, 0)) == pytest.approx(float(expected), abs=1e-6)
 
 
@@ -92,9 +104,13 @@ def test_logconf_quantile_threshold_by_hand():
     assert loss.threshold(P4, Y4) == pytest.approx(0.325, abs=1e-7)
     hard = torch.tensor([0.0, 1.0, 1.0, 1.0])  # alpha = 1: the hardened predictions are the target
     expected = float(torch.nn.functional.binary_cross_entropy_with_logits(torch.logit(P4), hard))
-    assert float(LogConfLoss(1.0, 0, threshold="quantile")(torch.logit(P4), Y4, 0)) == pytest.approx(expected, abs=1e-6)
+    assert float(
+        LogConfLoss(1.0, 0, threshold="quantile")(torch.logit(P4), Y4, 0)
+    ) == pytest.approx(expected, abs=1e-6)
     # by hand: -(ln 0.9 + ln 0.4 + ln 0.6 + ln 0.8) / 4
-    assert expected == pytest.approx(-(math.log(0.9) + math.log(0.4) + math.log(0.6) + math.log(0.8)) / 4, abs=1e-6)
+    assert expected == pytest.approx(
+        -(math.log(0.9) + math.log(0.4) + math.log(0.6) + math.log(0.8)) / 4, abs=1e-6
+    )
 
 
 def test_logconf_median_threshold_by_hand():
@@ -103,7 +119,9 @@ def test_logconf_median_threshold_by_hand():
     assert loss.threshold(P4, Y4) == pytest.approx(0.5, abs=1e-7)
     value = float(LogConfLoss(1.0, 0, threshold="median")(torch.logit(P4), Y4, 0))
     # by hand: -(ln 0.9 + ln 0.6 + ln 0.6 + ln 0.8) / 4
-    assert value == pytest.approx(-(math.log(0.9) + 2 * math.log(0.6) + math.log(0.8)) / 4, abs=1e-6)
+    assert value == pytest.approx(
+        -(math.log(0.9) + 2 * math.log(0.6) + math.log(0.8)) / 4, abs=1e-6
+    )
 
 
 def test_logconf_threshold_choice():
@@ -141,7 +159,9 @@ def test_window_trains_only_inside_the_radius():
 
 
 def test_midweak_radius_is_the_median_confidence():
-    assert midweak_radius(np.array([0.5, 0.6, 0.9, 0.05, 0.3])) == pytest.approx(0.2)  # |.|: 0, .1, .4, .45, .2
+    assert midweak_radius(np.array([0.5, 0.6, 0.9, 0.05, 0.3])) == pytest.approx(
+        0.2
+    )  # |.|: 0, .1, .4, .45, .2
     assert midweak_radius(np.array([0.0, 1.0, 1.0])) == 0.5
 
 

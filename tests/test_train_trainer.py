@@ -23,14 +23,21 @@ def toy(n: int, seed: int) -> Examples:
     """A separable task: the words of a text come from one of two disjoint vocabularies."""
     rng = np.random.default_rng(seed)
     labels = rng.integers(0, 2, n)
-    texts = [" ".join(rng.choice(POSITIVE if y else NEGATIVE, rng.integers(2, 9))) + " the movie" for y in labels]
+    texts = [
+        " ".join(rng.choice(POSITIVE if y else NEGATIVE, rng.integers(2, 9))) + " the movie"
+        for y in labels
+    ]
     return Examples(np.array([f"{seed}-{i}" for i in range(n)]), texts, labels.astype(np.float32))
 
 
 def make_trainer(folder, config: TrainConfig, checkpoint=None, progress=None) -> Trainer:
     ref = resolve_model(str(folder))
-    model = build_classifier(ref, device=CPU, dtype=torch.float32, pooling=None, lora=config.lora, seed=config.seed)
-    return Trainer(model, load_tokenizer(ref), config, CPU, checkpoint=checkpoint, progress=progress)
+    model = build_classifier(
+        ref, device=CPU, dtype=torch.float32, pooling=None, lora=config.lora, seed=config.seed
+    )
+    return Trainer(
+        model, load_tokenizer(ref), config, CPU, checkpoint=checkpoint, progress=progress
+    )
 
 
 FAST = dict(lr=3e-3, epochs=3, batch_size=32, minibatch=16, warmup_steps=2, eval_every=4)
@@ -48,8 +55,9 @@ def test_learns_a_separable_task(tiny_models, arch):
 
 def test_lora_targets_every_block_projection(tiny_models):
     ref = resolve_model(str(tiny_models["llama"]))
-    model = build_classifier(ref, device=CPU, dtype=torch.float32, pooling=None,
-                             lora=TrainConfig().lora, seed=0)
+    model = build_classifier(
+        ref, device=CPU, dtype=torch.float32, pooling=None, lora=TrainConfig().lora, seed=0
+    )
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
     for proj in ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"):
         assert any(f"{proj}.lora_A" in name for name in trainable), proj
@@ -62,8 +70,9 @@ def test_no_lora_trains_every_weight(tiny_models):
     from w2sprobe.train import LoraSettings
 
     ref = resolve_model(str(tiny_models["bert"]))
-    model = build_classifier(ref, device=CPU, dtype=torch.float32, pooling=None, lora=LoraSettings(enabled=False),
-                             seed=0)
+    model = build_classifier(
+        ref, device=CPU, dtype=torch.float32, pooling=None, lora=LoraSettings(enabled=False), seed=0
+    )
     assert all(p.requires_grad for p in model.parameters())
     assert not any("lora" in name for name, _ in model.named_parameters())
 
@@ -71,7 +80,10 @@ def test_no_lora_trains_every_weight(tiny_models):
 def test_gpt2_conv1d_and_bert_dense_are_targets(tiny_models):
     from w2sprobe.models import describe, load_model
 
-    for arch, expected in (("gpt2", {"c_attn", "c_proj", "c_fc"}), ("bert", {"query", "key", "value", "dense"})):
+    for arch, expected in (
+        ("gpt2", {"c_attn", "c_proj", "c_fc"}),
+        ("bert", {"query", "key", "value", "dense"}),
+    ):
         ref = resolve_model(str(tiny_models[arch]))
         backbone = load_model(ref, device=CPU, dtype=torch.float32)
         names = lora_target_modules(backbone, describe(backbone).blocks_path)
@@ -96,7 +108,9 @@ def test_resumes_after_a_kill(tiny_models, tmp_path):
         make_trainer(tiny_models["bert"], config, checkpoint, kill_at_6).fit(train, val)
     assert checkpoint.is_file()
     steps_seen = []
-    resumed = make_trainer(tiny_models["bert"], config, checkpoint, lambda s, t, i: steps_seen.append(s))
+    resumed = make_trainer(
+        tiny_models["bert"], config, checkpoint, lambda s, t, i: steps_seen.append(s)
+    )
     result = resumed.fit(train, val)
     assert result.resumed_from == 4 and steps_seen[0] == 5
     np.testing.assert_allclose(resumed.predict(test.texts), expected, atol=1e-5)
@@ -107,7 +121,11 @@ def test_without_val_labels_the_last_step_is_kept(tiny_models):
     trainer = make_trainer(tiny_models["bert"], TrainConfig(**FAST))
     with pytest.warns(TrainingWarning, match="no val examples"):
         result = trainer.fit(toy(64, 0), empty)
-    assert result.best_val_auc is None and result.best_step == result.steps == 6 and result.history == []
+    assert (
+        result.best_val_auc is None
+        and result.best_step == result.steps == 6
+        and result.history == []
+    )
     assert [w["code"] for w in result.warnings] == ["no_val_labels"]
 
 
@@ -116,7 +134,10 @@ def test_val_labels_on_one_side_of_one_half_warn_and_are_recorded(tiny_models):
     val = toy(24, 1)
     one_sided = Examples(val.ids, val.texts, np.linspace(0.5001, 0.508, 24).astype(np.float32))
     trainer = make_trainer(tiny_models["bert"], TrainConfig(**FAST))
-    with pytest.warns(TrainingWarning, match=r"all 24 val labels lie on one side of 1/2 \(range \[0.500, 0.508\]\)"):
+    with pytest.warns(
+        TrainingWarning,
+        match=r"all 24 val labels lie on one side of 1/2 \(range \[0.500, 0.508\]\)",
+    ):
         result = trainer.fit(toy(64, 0), one_sided)
     assert result.best_val_auc is None and result.best_step == result.steps
     assert [w["code"] for w in result.warnings] == ["val_auc_undefined"]
@@ -132,16 +153,21 @@ def test_a_schedule_shorter_than_its_warmup_warns(tiny_models):
 
 def test_a_clean_run_has_no_warnings(tiny_models, recwarn):
     result = make_trainer(tiny_models["bert"], TrainConfig(**FAST)).fit(toy(64, 0), toy(16, 1))
-    assert result.warnings == [] and not [w for w in recwarn if issubclass(w.category, TrainingWarning)]
+    assert result.warnings == [] and not [
+        w for w in recwarn if issubclass(w.category, TrainingWarning)
+    ]
 
 
 # Keys of runs made before logconf_threshold existed (computed with the code of main at 4bbe1cd,
 # whose TrainConfig defaulted to lr 8e-5 and minibatch 8): the new fields' defaults must leave
 # them, and so every cached run, where they were.
 OLD = (("lr", 8e-5), ("minibatch", 8))
-EARLIER_KEYS = {OLD: "6b9e9b63eb6dcd06", (*OLD, ("loss", "entropy")): "ac0e4b8d6281e1ac",
-                (("lr", 8e-5), ("loss", "logconf"), ("minibatch", 32)): "4de43dd77b940889",
-                (("lr", 8e-5), ("loss", "window"), ("radius", 0.2), ("minibatch", 32)): "2638be00f62e141e"}
+EARLIER_KEYS = {
+    OLD: "6b9e9b63eb6dcd06",
+    (*OLD, ("loss", "entropy")): "ac0e4b8d6281e1ac",
+    (("lr", 8e-5), ("loss", "logconf"), ("minibatch", 32)): "4de43dd77b940889",
+    (("lr", 8e-5), ("loss", "window"), ("radius", 0.2), ("minibatch", 32)): "2638be00f62e141e",
+}
 
 
 @pytest.mark.parametrize("fields", list(EARLIER_KEYS))
@@ -152,8 +178,13 @@ def test_describe_of_unchanged_recipes_keeps_the_earlier_key(fields):
 
 
 def test_describe_names_what_changes_the_result():
-    assert TrainConfig(loss="logconf", logconf_threshold="median").describe()["logconf_threshold"] == "median"
-    assert "logconf_threshold" not in TrainConfig(loss="xent", logconf_threshold="median").describe()
+    assert (
+        TrainConfig(loss="logconf", logconf_threshold="median").describe()["logconf_threshold"]
+        == "median"
+    )
+    assert (
+        "logconf_threshold" not in TrainConfig(loss="xent", logconf_threshold="median").describe()
+    )
     # Accumulated window/logconf runs changed arithmetic (one batch mean / one threshold per batch).
     assert TrainConfig(loss="window", minibatch=8).describe()["accumulation"] == "whole-batch"
     assert TrainConfig(loss="logconf", minibatch=8).describe()["accumulation"] == "whole-batch"
@@ -166,7 +197,12 @@ def test_checkpoint_of_another_config_is_ignored(tiny_models, tmp_path):
     checkpoint = tmp_path / "checkpoint.pt"
     make_trainer(tiny_models["bert"], TrainConfig(**FAST), checkpoint).fit(toy(64, 0), toy(16, 1))
     other = TrainConfig(**{**FAST, "lr": 1e-3})
-    assert make_trainer(tiny_models["bert"], other, checkpoint).fit(toy(64, 0), toy(16, 1)).resumed_from is None
+    assert (
+        make_trainer(tiny_models["bert"], other, checkpoint)
+        .fit(toy(64, 0), toy(16, 1))
+        .resumed_from
+        is None
+    )
 
 
 def test_keeps_the_best_val_checkpoint(tiny_models):
@@ -177,16 +213,22 @@ def test_keeps_the_best_val_checkpoint(tiny_models):
     result = trainer.fit(train, flipped)
     best = max(result.history, key=lambda h: h["val_auc"])
     assert result.best_step == best["step"] and result.best_val_auc == best["val_auc"]
-    assert roc_auc(flipped.targets, trainer.predict(flipped.texts)) == pytest.approx(best["val_auc"], abs=1e-6)
+    assert roc_auc(flipped.targets, trainer.predict(flipped.texts)) == pytest.approx(
+        best["val_auc"], abs=1e-6
+    )
 
 
 def test_logconf_buffer_is_fed_by_training_steps_only(tiny_models, monkeypatch):
     calls = []
     original = LogConfLoss.threshold
-    monkeypatch.setattr(LogConfLoss, "threshold", lambda self, p, y: calls.append(len(p)) or original(self, p, y))
+    monkeypatch.setattr(
+        LogConfLoss, "threshold", lambda self, p, y: calls.append(len(p)) or original(self, p, y)
+    )
     config = TrainConfig(**{**FAST, "loss": "logconf", "minibatch": 8})
     trainer = make_trainer(tiny_models["bert"], config)
-    trainer.fit(toy(96, 0), toy(40, 1))  # 3 epochs x 3 batches (of 4 micro-batches); 3 evaluations of 40 rows
+    trainer.fit(
+        toy(96, 0), toy(40, 1)
+    )  # 3 epochs x 3 batches (of 4 micro-batches); 3 evaluations of 40 rows
     trainer.predict(toy(30, 2).texts)
     # Once per optimizer batch, with all 32 of its predictions (not once per micro-batch).
     assert calls == [32] * 9
@@ -200,10 +242,15 @@ def test_epoch_batches_cover_every_row_once_and_are_reproducible():
     assert all(len(b) <= 32 for b in batches)
     again = epoch_batches(lengths, 32, seed=3, epoch=1)
     assert all(np.array_equal(a, b) for a, b in zip(batches, again))
-    assert not all(np.array_equal(a, b) for a, b in zip(batches, epoch_batches(lengths, 32, seed=3, epoch=2)))
+    assert not all(
+        np.array_equal(a, b) for a, b in zip(batches, epoch_batches(lengths, 32, seed=3, epoch=2))
+    )
     # bucketing: padding within batches is far below a random batching's
     padded = sum(len(b) * lengths[b].max() for b in batches)
-    random = sum(len(b) * lengths[b].max() for b in np.array_split(np.random.default_rng(1).permutation(1000), 32))
+    random = sum(
+        len(b) * lengths[b].max()
+        for b in np.array_split(np.random.default_rng(1).permutation(1000), 32)
+    )
     assert padded < 0.75 * random
 
 
@@ -216,7 +263,9 @@ def test_micro_and_inference_batches():
     assert all(len(b) * lengths[b].max() <= 12 or len(b) == 1 for b in batches)
 
 
-@pytest.mark.parametrize("field,value", [("lr", 0.0), ("lr", -1e-4), ("epochs", 0), ("minibatch", 0)])
+@pytest.mark.parametrize(
+    "field,value", [("lr", 0.0), ("lr", -1e-4), ("epochs", 0), ("minibatch", 0)]
+)
 def test_bad_config(field, value):
     with pytest.raises(UsageError):
         TrainConfig(**{field: value})

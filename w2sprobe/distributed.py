@@ -91,8 +91,10 @@ def check_nproc(nproc: int, device: str) -> None:
     if wants_gpu:
         count = torch.cuda.device_count()
         if nproc > count:
-            raise UsageError(f"--nproc {nproc} is more than the {count} visible GPU(s); "
-                             "use --nproc <= the device count or --device cpu")
+            raise UsageError(
+                f"--nproc {nproc} is more than the {count} visible GPU(s); "
+                "use --nproc <= the device count or --device cpu"
+            )
 
 
 #: What ``--launcher`` accepts: ``none`` (the same as leaving it out) runs in this process,
@@ -113,8 +115,9 @@ def validate_launcher(launcher: str | None, nproc: int | None, device: str) -> b
         raise UsageError(f"unknown --launcher '{launcher}'; use {' or '.join(LAUNCHERS)}")
     if launcher != "torchrun":
         if nproc is not None:
-            raise UsageError("--nproc needs --launcher torchrun "
-                             "(or start the command under torchrun yourself)")
+            raise UsageError(
+                "--nproc needs --launcher torchrun (or start the command under torchrun yourself)"
+            )
         return False
     if nproc is None:
         raise UsageError("--launcher torchrun needs --nproc N")
@@ -126,6 +129,14 @@ def validate_launcher(launcher: str | None, nproc: int | None, device: str) -> b
 
 def launch_torchrun(nproc: int, argv: list[str]) -> int:
     """Run ``w2sprobe <argv>`` as ``nproc`` torchrun workers on this machine; their exit code."""
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-               f"--nproc-per-node={nproc}", "-m", "w2sprobe", *argv]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "-m",
+        "w2sprobe",
+        *argv,
+    ]
     return subprocess.call(command)

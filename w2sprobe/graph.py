@@ -141,7 +141,9 @@ class Graph:
             self._record(ident, "failed", found.key, started, {"error": first_line(exc)})
             raise
         # A build may find the artifact made by another worker while it waited for the lock.
-        self._record(ident, "cached" if late_hit and late_hit[0] else "ran", found.key, started, metrics)
+        self._record(
+            ident, "cached" if late_hit and late_hit[0] else "ran", found.key, started, metrics
+        )
         return self._remember(ident, value)
 
     def unreachable(self, dataset: str, seed: int, stage: str) -> None:
@@ -159,11 +161,25 @@ class Graph:
         self._memo[ident] = value
         return value
 
-    def _record(self, ident: tuple[str, int, str], status: str, key: str | None, started: float,
-                metrics: dict) -> None:
+    def _record(
+        self,
+        ident: tuple[str, int, str],
+        status: str,
+        key: str | None,
+        started: float,
+        metrics: dict,
+    ) -> None:
         dataset, seed, stage = ident
-        outcome = NodeOutcome(dataset, stage, status, key, time.perf_counter() - started, dict(metrics),
-                              self.shards.get(ident, 0), seed)
+        outcome = NodeOutcome(
+            dataset,
+            stage,
+            status,
+            key,
+            time.perf_counter() - started,
+            dict(metrics),
+            self.shards.get(ident, 0),
+            seed,
+        )
         self.outcomes.append(outcome)
         self.reporter.done(outcome)
 
@@ -181,7 +197,9 @@ def parse_shard(spec: str | None) -> tuple[int, int]:
     return index, count
 
 
-def deal(units: list[tuple[str, int, str]], shard: tuple[int, int]) -> dict[tuple[str, int, str], int]:
+def deal(
+    units: list[tuple[str, int, str]], shard: tuple[int, int]
+) -> dict[tuple[str, int, str], int]:
     """Round-robin owner of each unit (datasets x seeds x stages, in plan order)."""
     return {unit: position % shard[1] for position, unit in enumerate(units)}
 

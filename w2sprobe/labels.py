@@ -39,8 +39,10 @@ class LabelSet:
             self.ids[split] = np.asarray(self.ids[split], dtype=str)
             self.soft[split] = np.asarray(self.soft[split], dtype=np.float32)
             if len(self.ids[split]) != len(self.soft[split]):
-                raise ValueError(f"label set {self.name}: {split} has {len(self.ids[split])} ids "
-                                 f"but {len(self.soft[split])} labels")
+                raise ValueError(
+                    f"label set {self.name}: {split} has {len(self.ids[split])} ids "
+                    f"but {len(self.soft[split])} labels"
+                )
             if len(set(self.ids[split].tolist())) != len(self.ids[split]):
                 raise ValueError(f"label set {self.name}: duplicated ids in {split}")
 
@@ -63,7 +65,9 @@ class LabelSet:
         in ``ids`` mean it belongs to other data, which is a UsageError.
         """
         if split not in self.ids:
-            raise UsageError(f"label set {self.name} has no '{split}' split; it has {', '.join(self.splits)}")
+            raise UsageError(
+                f"label set {self.name} has no '{split}' split; it has {', '.join(self.splits)}"
+            )
         position = {id_: i for i, id_ in enumerate(np.asarray(ids, dtype=str).tolist())}
         rows = np.array([position.get(id_, -1) for id_ in self.ids[split].tolist()], dtype=np.int64)
         if (rows < 0).any():
@@ -104,11 +108,20 @@ def save_label_set(labels: LabelSet, cache_dir: Path) -> Path:
             writer = csv.writer(fh)
             writer.writerow(["split", "id", "soft_label"])
             for split in labels.splits:
-                writer.writerows((split, id_, repr(float(value)))
-                                 for id_, value in zip(labels.ids[split].tolist(), labels.soft[split].tolist()))
-        meta = {"name": labels.name, "dataset": labels.dataset, "key": labels.key,
-                "sizes": labels.sizes(), "manifest": labels.manifest}
-        (staging / "manifest.json").write_text(json.dumps(meta, indent=2, sort_keys=True, default=str))
+                writer.writerows(
+                    (split, id_, repr(float(value)))
+                    for id_, value in zip(labels.ids[split].tolist(), labels.soft[split].tolist())
+                )
+        meta = {
+            "name": labels.name,
+            "dataset": labels.dataset,
+            "key": labels.key,
+            "sizes": labels.sizes(),
+            "manifest": labels.manifest,
+        }
+        (staging / "manifest.json").write_text(
+            json.dumps(meta, indent=2, sort_keys=True, default=str)
+        )
         os.replace(staging, target)
     except OSError:
         shutil.rmtree(staging, ignore_errors=True)
@@ -129,8 +142,13 @@ def load_label_set(folder: Path) -> LabelSet:
                 soft.setdefault(row["split"], []).append(float(row["soft_label"]))
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(f"label set {folder} is unreadable: {exc}") from None
-    return LabelSet(meta["name"], meta["dataset"], {s: np.array(v) for s, v in ids.items()},
-                    {s: np.array(v) for s, v in soft.items()}, meta.get("manifest", {}))
+    return LabelSet(
+        meta["name"],
+        meta["dataset"],
+        {s: np.array(v) for s, v in ids.items()},
+        {s: np.array(v) for s, v in soft.items()},
+        meta.get("manifest", {}),
+    )
 
 
 def list_label_sets(cache_dir: Path, dataset: str) -> list[dict]:
@@ -155,7 +173,11 @@ def find_label_set(cache_dir: Path, dataset: str, name_or_key: str) -> LabelSet:
         return load_label_set(root / matches[0]["key"])
     if not matches:
         known = sorted({m["name"] for m in list_label_sets(cache_dir, dataset)})
-        raise UsageError(f"no label set '{name_or_key}' for dataset {dataset}"
-                         + (f"; stored: {', '.join(known)}" if known else "; none stored yet"))
+        raise UsageError(
+            f"no label set '{name_or_key}' for dataset {dataset}"
+            + (f"; stored: {', '.join(known)}" if known else "; none stored yet")
+        )
     keys = ", ".join(m["key"] for m in matches)
-    raise UsageError(f"label set name '{name_or_key}' is ambiguous for {dataset}; use a key: {keys}")
+    raise UsageError(
+        f"label set name '{name_or_key}' is ambiguous for {dataset}; use a key: {keys}"
+    )

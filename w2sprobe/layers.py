@@ -23,8 +23,9 @@ def default_probe_layer(num_layers: int) -> int:
     return (num_layers + 1) // 2
 
 
-def parse_layer_spec(spec: str | int | list, available: list[int], num_layers: int,
-                     model: str = "this model") -> list[int]:
+def parse_layer_spec(
+    spec: str | int | list, available: list[int], num_layers: int, model: str = "this model"
+) -> list[int]:
     """``all`` / ``4,8,16`` / ``[16]`` -> sorted layers; ``all`` = ``available``.
 
     Every layer is checked against 0..L of the model, with a message that says how many blocks
@@ -46,18 +47,29 @@ def parse_layer_spec(spec: str | int | list, available: list[int], num_layers: i
 
 
 def layer_range_message(layer: int, num_layers: int, model: str) -> str:
-    return (f"layer {layer} is outside 0..{num_layers} for {model} ({num_layers} blocks; layer 0 = "
-            f"embeddings, layer i = output of block i); set --layer (or layer/layers in w2sprobe.toml) "
-            f"within 0..{num_layers}, or use a deeper strong_model such as smollm2 (30 blocks)")
+    return (
+        f"layer {layer} is outside 0..{num_layers} for {model} ({num_layers} blocks; layer 0 = "
+        f"embeddings, layer i = output of block i); set --layer (or layer/layers in w2sprobe.toml) "
+        f"within 0..{num_layers}, or use a deeper strong_model such as smollm2 (30 blocks)"
+    )
 
 
-def extraction_request(options: Options, splits: SplitSet, layers: str | list[int] | None = None,
-                       model: str | None = None) -> ExtractRequest:
+def extraction_request(
+    options: Options,
+    splits: SplitSet,
+    layers: str | list[int] | None = None,
+    model: str | None = None,
+) -> ExtractRequest:
     """The one builder from options to an extraction of the strong model on ``splits``."""
     from .cache.extraction import ExtractRequest
 
-    return ExtractRequest(model=model or options.model.strong_model, splits=splits,
-                          layers=options.extract.layers if layers is None else layers,
-                          pooling=options.extract.pooling, max_length=options.extract.max_length,
-                          batch_size=options.extract.extract_batch_size, dtype=options.model.dtype,
-                          device=options.workspace.device)
+    return ExtractRequest(
+        model=model or options.model.strong_model,
+        splits=splits,
+        layers=options.extract.layers if layers is None else layers,
+        pooling=options.extract.pooling,
+        max_length=options.extract.max_length,
+        batch_size=options.extract.extract_batch_size,
+        dtype=options.model.dtype,
+        device=options.workspace.device,
+    )

@@ -51,8 +51,9 @@ def _pair(labels: Any, scores: Any) -> tuple[np.ndarray, np.ndarray]:
     y = np.asarray(labels, dtype=np.float64).reshape(-1)
     s = np.asarray(scores, dtype=np.float64).reshape(-1)
     if y.size != s.size or y.size == 0:
-        raise UsageError(f"labels and scores must be non-empty and of equal length, "
-                         f"got {y.size} and {s.size}")
+        raise UsageError(
+            f"labels and scores must be non-empty and of equal length, got {y.size} and {s.size}"
+        )
     if not (np.isfinite(y).all() and np.isfinite(s).all()):
         raise UsageError("labels and scores must be finite (found NaN or inf)")
     return y > 0.5, s

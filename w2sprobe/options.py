@@ -15,12 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
+
+import tomllib
 
 from .errors import UsageError
 
@@ -36,8 +37,16 @@ Loss = Literal["xent", "kl", "logconf", "entropy", "window"]
 ReportFormat = Literal["html", "md", "json"]
 
 
-def option(default: Any, doc: str, *, flag: str | None = None, env: str | None = None,
-           relative_path: bool = False, metavar: str | None = None, shown: str | None = None) -> Any:
+def option(
+    default: Any,
+    doc: str,
+    *,
+    flag: str | None = None,
+    env: str | None = None,
+    relative_path: bool = False,
+    metavar: str | None = None,
+    shown: str | None = None,
+) -> Any:
     """A documented option field.
 
     ``flag`` overrides the command-line name (default ``--`` + the field name with ``-``);
@@ -45,8 +54,14 @@ def option(default: Any, doc: str, *, flag: str | None = None, env: str | None =
     a config file against that file's folder; ``shown`` is how help states a default that
     depends on something else (the model, the stage).
     """
-    meta = {"doc": doc, "flag": flag, "env": env, "relative_path": relative_path, "metavar": metavar,
-            "shown": shown}
+    meta = {
+        "doc": doc,
+        "flag": flag,
+        "env": env,
+        "relative_path": relative_path,
+        "metavar": metavar,
+        "shown": shown,
+    }
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
     return field(default=default, metadata=meta)
@@ -59,8 +74,13 @@ def option(default: Any, doc: str, *, flag: str | None = None, env: str | None =
 class WorkspaceOptions:
     """Where artifacts live and what every command shares."""
 
-    cache_dir: str = option("cache", "Workspace root holding every cached artifact.", env="W2SPROBE_CACHE",
-                            relative_path=True, metavar="DIR")
+    cache_dir: str = option(
+        "cache",
+        "Workspace root holding every cached artifact.",
+        env="W2SPROBE_CACHE",
+        relative_path=True,
+        metavar="DIR",
+    )
     seed: int = option(0, "Seed of the splits and of everything random.")
     device: Device = option("auto", "Where models and probes run (auto: cuda when available).")
 
@@ -69,18 +89,33 @@ class WorkspaceOptions:
 class DataOptions:
     """Which data, and how it is split."""
 
-    dataset: list[str] = option(["sst2"], "Registry name (w2sprobe data list), a [datasets.NAME] of the config, "
-                                          "a .jsonl/.csv/.parquet file, a folder of train/validation/test "
-                                          "files, or hub:org/name[:config]; repeat where a command takes "
-                                          "several.", metavar="NAME")
-    data_dir: str | None = option(None, "Local dataset mirror: <name>/<split>.jsonl or a hub parquet export "
-                                        "<name>/<config>/<split>/0000.parquet; a missing folder is an error.",
-                                  env="W2SPROBE_DATA_DIR", relative_path=True, metavar="DIR",
-                                  shown="none: the hub")
+    dataset: list[str] = option(
+        ["sst2"],
+        "Registry name (w2sprobe data list), a [datasets.NAME] of the config, "
+        "a .jsonl/.csv/.parquet file, a folder of train/validation/test "
+        "files, or hub:org/name[:config]; repeat where a command takes "
+        "several.",
+        metavar="NAME",
+    )
+    data_dir: str | None = option(
+        None,
+        "Local dataset mirror: <name>/<split>.jsonl or a hub parquet export "
+        "<name>/<config>/<split>/0000.parquet; a missing folder is an error.",
+        env="W2SPROBE_DATA_DIR",
+        relative_path=True,
+        metavar="DIR",
+        shown="none: the hub",
+    )
     text_field: str = option("text", "Text column of a dataset file.")
-    label_field: str = option("label", "Label column of a dataset file (0/1, or see positive_label).")
-    positive_label: str | None = option(None, "Multi-class labels: this value is the positive class, every "
-                                              "other the negative (one vs rest).", metavar="VALUE")
+    label_field: str = option(
+        "label", "Label column of a dataset file (0/1, or see positive_label)."
+    )
+    positive_label: str | None = option(
+        None,
+        "Multi-class labels: this value is the positive class, every "
+        "other the negative (one vs rest).",
+        metavar="VALUE",
+    )
     n_train: int = option(1_200, "Train pool size before halving into weak_train and strong_train.")
     n_val: int = option(100, "Validation split size.")
     n_test: int = option(400, "Test split size.")
@@ -90,24 +125,45 @@ class DataOptions:
 class ModelOptions:
     """The weak and the strong model and how they are run."""
 
-    weak_model: str = option("minilm", "Weak supervisor: alias (minilm, mpnet, smollm2), HF folder or hub id.",
-                             flag="--weak", metavar="MODEL")
-    strong_model: str = option("mpnet", "Strong student: alias (minilm, mpnet, smollm2), HF folder or hub id.",
-                               flag="--strong", metavar="MODEL")
-    dtype: Dtype = option("auto", "Compute dtype (auto: bfloat16 on GPUs, float32 on CPU; stored as float16).")
-    device_map: str | None = option(None, "Spread one model too big for one device: auto | balanced | "
-                                          "sequential | a device (from_pretrained's device_map).",
-                                    shown="none: one device")
+    weak_model: str = option(
+        "minilm",
+        "Weak supervisor: alias (minilm, mpnet, smollm2), HF folder or hub id.",
+        flag="--weak",
+        metavar="MODEL",
+    )
+    strong_model: str = option(
+        "mpnet",
+        "Strong student: alias (minilm, mpnet, smollm2), HF folder or hub id.",
+        flag="--strong",
+        metavar="MODEL",
+    )
+    dtype: Dtype = option(
+        "auto", "Compute dtype (auto: bfloat16 on GPUs, float32 on CPU; stored as float16)."
+    )
+    device_map: str | None = option(
+        None,
+        "Spread one model too big for one device: auto | balanced | "
+        "sequential | a device (from_pretrained's device_map).",
+        shown="none: one device",
+    )
 
 
 @dataclass
 class ExtractOptions:
     """What the activation cache stores and how it is computed."""
 
-    layers: str = option("all", "Layers to cache: comma list (4,8,16) or all (every layer of the model; "
-                                "HF hidden_states numbering, 0 = embeddings).", metavar="LAYERS")
-    pooling: Pooling | None = option(None, "Token pooling of the activations and the classifier head.",
-                                     flag="--pool", shown="last for decoders, mean for encoders")
+    layers: str = option(
+        "all",
+        "Layers to cache: comma list (4,8,16) or all (every layer of the model; "
+        "HF hidden_states numbering, 0 = embeddings).",
+        metavar="LAYERS",
+    )
+    pooling: Pooling | None = option(
+        None,
+        "Token pooling of the activations and the classifier head.",
+        flag="--pool",
+        shown="last for decoders, mean for encoders",
+    )
     max_length: int = option(512, "Truncate texts to this many tokens.")
     extract_batch_size: int = option(32, "Examples per forward pass while extracting activations.")
 
@@ -117,9 +173,14 @@ class ProbeOptions:
     """Probes on the cached activations and the label sets they make."""
 
     probe: ProbeName = option("knn", "Probe to fit.")
-    layer: int | None = option(None, "Layer to probe; for extract, the one layer to cache.",
-                               shown="(L+1)//2, the reference's probe layer")
-    labels: str = option("weak", "Label set (name or key) to fit on or train on; gt = ground truth.")
+    layer: int | None = option(
+        None,
+        "Layer to probe; for extract, the one layer to cache.",
+        shown="(L+1)//2, the reference's probe layer",
+    )
+    labels: str = option(
+        "weak", "Label set (name or key) to fit on or train on; gt = ground truth."
+    )
     k: int = option(50, "kNN neighbours.")
     metric: Metric = option("euclidean", "Distance of kNN and TopoFilter.")
     knn_backend: KnnBackend = option("auto", "Exact kNN search backend.")
@@ -134,15 +195,20 @@ class ProbeOptions:
 class TrainOptions:
     """The LoRA training recipe (the study's, except the strong learning rate)."""
 
-    lr: float | None = option(None, "Learning rate of every stage (overrides weak_lr and strong_lr).",
-                              shown="weak_lr / strong_lr")
+    lr: float | None = option(
+        None,
+        "Learning rate of every stage (overrides weak_lr and strong_lr).",
+        shown="weak_lr / strong_lr",
+    )
     weak_lr: float = option(5e-4, "Learning rate of the weak model.")
     # 8e-5 suits Llama-3-8B (the blog preset) but leaves MPNet on 600 examples below its weak
     # supervisor (measured), so the demo trains the strong model at 5e-4.
     strong_lr: float = option(5e-4, "Learning rate of the strong model (ceiling and students).")
     epochs: int = option(3, "Training epochs.")
     batch_size: int = option(32, "Examples per optimizer step.")
-    minibatch: int = option(32, "Examples per forward/backward pass (gradients accumulate to batch_size).")
+    minibatch: int = option(
+        32, "Examples per forward/backward pass (gradients accumulate to batch_size)."
+    )
     beta2: float = option(0.95, "AdamW beta2.")
     warmup_steps: int = option(40, "Linear warmup steps before the cosine decay.")
     weight_decay: float = option(0.1, "AdamW weight decay.")
@@ -151,49 +217,89 @@ class TrainOptions:
     lora_rank: int = option(8, "LoRA rank.")
     lora_alpha: float = option(16.0, "LoRA alpha.")
     lora_dropout: float = option(0.0, "LoRA dropout.")
-    lora_targets: list[str] = option([], "Module names to adapt (comma list).", metavar="NAMES",
-                                     shown="every linear projection in the blocks")
+    lora_targets: list[str] = option(
+        [],
+        "Module names to adapt (comma list).",
+        metavar="NAMES",
+        shown="every linear projection in the blocks",
+    )
     loss: Loss = option("xent", "Student loss.")
     logconf_weight: float = option(0.5, "Final weight of the logconf / entropy term.")
     logconf_warmup: int = option(100, "Steps over which that weight rises from 0.")
     logconf_threshold: Literal["quantile", "median"] = option(
-        "quantile", "logconf hardening threshold over the last 32 predictions: quantile at 1 - mean(y) "
-                    "(the reference code) or median (the blog's wording).")
-    balance_batch: bool = option(False, "logconf: harden at the median instead of the batch's weak prior.")
-    radius: str = option("midweak", "window loss: confidence radius in (0, 0.5], or midweak (the median "
-                                    "|y - 1/2| of the training labels).", metavar="RADIUS")
-    s2s_iters: int = option(2, "Strong-to-strong iterations (each a student on the previous one's labels).")
+        "quantile",
+        "logconf hardening threshold over the last 32 predictions: quantile at 1 - mean(y) "
+        "(the reference code) or median (the blog's wording).",
+    )
+    balance_batch: bool = option(
+        False, "logconf: harden at the median instead of the batch's weak prior."
+    )
+    radius: str = option(
+        "midweak",
+        "window loss: confidence radius in (0, 0.5], or midweak (the median "
+        "|y - 1/2| of the training labels).",
+        metavar="RADIUS",
+    )
+    s2s_iters: int = option(
+        2, "Strong-to-strong iterations (each a student on the previous one's labels)."
+    )
 
 
 @dataclass
 class RunOptions:
     """The study plan of ``w2sprobe run``."""
 
-    experiments: list[str] = option(["all"], "Experiments: all, the groups losses / s2s / probes, or names.",
-                                    metavar="NAMES")
-    seeds: list[int] = option([], "Seeds to run every stage with.", metavar="SEEDS", shown="the seed option")
-    shard: str | None = option(None, "i/n: run the i-th of n round-robin shares of the stages.", metavar="I/N")
+    experiments: list[str] = option(
+        ["all"], "Experiments: all, the groups losses / s2s / probes, or names.", metavar="NAMES"
+    )
+    seeds: list[int] = option(
+        [], "Seeds to run every stage with.", metavar="SEEDS", shown="the seed option"
+    )
+    shard: str | None = option(
+        None, "i/n: run the i-th of n round-robin shares of the stages.", metavar="I/N"
+    )
 
 
 @dataclass
 class ReportOptions:
     """What ``w2sprobe report`` reads and computes."""
 
-    report_datasets: list[str] = option([], "Datasets to include; repeat or comma-separate.", flag="--dataset",
-                                        metavar="NAME", shown="every dataset with results")
+    report_datasets: list[str] = option(
+        [],
+        "Datasets to include; repeat or comma-separate.",
+        flag="--dataset",
+        metavar="NAME",
+        shown="every dataset with results",
+    )
     baseline: str = option("xent", "Experiment the interventions are compared with.")
     n_boot: int = option(1000, "Bootstrap resamples for the 95% CIs (0: none).")
-    saturation: float = option(0.999, "Exclude datasets whose weak, ceiling and student AUC all exceed this.")
-    min_gap: float = option(0.02, "Flag PGR as unstable (and exclude it from the summary) where ceiling - "
-                                  "weak AUC is below this.")
+    saturation: float = option(
+        0.999, "Exclude datasets whose weak, ceiling and student AUC all exceed this."
+    )
+    min_gap: float = option(
+        0.02,
+        "Flag PGR as unstable (and exclude it from the summary) where ceiling - "
+        "weak AUC is below this.",
+    )
     format: ReportFormat = option("html", "html (self-contained) | md (+ image files) | json.")
-    out: str | None = option(None, "Report folder.", relative_path=True, metavar="DIR",
-                             shown="<cache>/reports/<hash of the inputs>")
+    out: str | None = option(
+        None,
+        "Report folder.",
+        relative_path=True,
+        metavar="DIR",
+        shown="<cache>/reports/<hash of the inputs>",
+    )
 
 
 GROUPS: dict[str, type] = {
-    "workspace": WorkspaceOptions, "data": DataOptions, "model": ModelOptions, "extract": ExtractOptions,
-    "probe": ProbeOptions, "train": TrainOptions, "run": RunOptions, "report": ReportOptions,
+    "workspace": WorkspaceOptions,
+    "data": DataOptions,
+    "model": ModelOptions,
+    "extract": ExtractOptions,
+    "probe": ProbeOptions,
+    "train": TrainOptions,
+    "run": RunOptions,
+    "report": ReportOptions,
 }
 
 #: Named option sets, applied above the defaults and below environment, file and command line.
@@ -201,8 +307,16 @@ PRESETS: dict[str, dict[str, Any]] = {
     # The built-in defaults, by name (to override a config file that sets another preset).
     "demo": {},
     # EleutherAI's study: Qwen1.5-0.5B -> Llama-3-8B, layer-16 probes, the reference's sizes and recipe.
-    "blog": {"weak_model": "Qwen/Qwen1.5-0.5B", "strong_model": "meta-llama/Meta-Llama-3-8B",
-             "n_train": 10_000, "n_val": 1_000, "n_test": 5_000, "layer": 16, "strong_lr": 8e-5, "minibatch": 8},
+    "blog": {
+        "weak_model": "Qwen/Qwen1.5-0.5B",
+        "strong_model": "meta-llama/Meta-Llama-3-8B",
+        "n_train": 10_000,
+        "n_val": 1_000,
+        "n_test": 5_000,
+        "layer": 16,
+        "strong_lr": 8e-5,
+        "minibatch": 8,
+    },
 }
 
 
@@ -233,7 +347,9 @@ class Options:
         """The one dataset of a single-dataset command."""
         names = self.data.dataset
         if len(names) != 1:
-            raise UsageError(f"this command takes one --dataset, got {len(names)}: {', '.join(names)}")
+            raise UsageError(
+                f"this command takes one --dataset, got {len(names)}: {', '.join(names)}"
+            )
         return names[0]
 
     def value(self, name: str) -> Any:
@@ -241,16 +357,27 @@ class Options:
 
     def replace(self, **values: Any) -> Options:
         """A copy with some fields changed (e.g. one dataset and seed of a study plan)."""
-        groups = {g: dataclasses.replace(getattr(self, g), **{k: v for k, v in values.items()
-                                                               if SPECS[k].group == g}) for g in GROUPS}
+        groups = {
+            g: dataclasses.replace(
+                getattr(self, g), **{k: v for k, v in values.items() if SPECS[k].group == g}
+            )
+            for g in GROUPS
+        }
         sources = {**self.sources, **{k: "plan" for k in values}}
-        return Options(**groups, sources=sources, config_path=self.config_path, preset=self.preset,
-                       dataset_tables=self.dataset_tables)
+        return Options(
+            **groups,
+            sources=sources,
+            config_path=self.config_path,
+            preset=self.preset,
+            dataset_tables=self.dataset_tables,
+        )
 
     def rows(self) -> list[tuple[str, str, Any, str]]:
         """(group, option, value, source) for every option, in declaration order."""
-        return [(spec.group, spec.name, self.value(spec.name), self.sources.get(spec.name, "default"))
-                for spec in SPECS.values()]
+        return [
+            (spec.group, spec.name, self.value(spec.name), self.sources.get(spec.name, "default"))
+            for spec in SPECS.values()
+        ]
 
 
 # --------------------------------------------------------------------------- field specs
@@ -310,13 +437,26 @@ def _specs() -> dict[str, OptionSpec]:
         hints = typing.get_type_hints(cls)
         for f in dataclasses.fields(cls):
             kind, optional, choices = _kind(hints[f.name])
-            default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            default = (
+                f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+            )
             meta = f.metadata
             if f.name in specs:
                 raise AssertionError(f"option {f.name} is defined twice")
-            specs[f.name] = OptionSpec(f.name, group, kind, optional, default, meta["doc"],
-                                       meta["flag"] or "--" + f.name.replace("_", "-"), meta["env"],
-                                       meta["relative_path"], choices, meta["metavar"], meta["shown"])
+            specs[f.name] = OptionSpec(
+                f.name,
+                group,
+                kind,
+                optional,
+                default,
+                meta["doc"],
+                meta["flag"] or "--" + f.name.replace("_", "-"),
+                meta["env"],
+                meta["relative_path"],
+                choices,
+                meta["metavar"],
+                meta["shown"],
+            )
     return specs
 
 
@@ -350,9 +490,15 @@ def _coerce(spec: OptionSpec, value: Any, text: bool) -> Any:
     if kind in ("list_str", "list_int"):
         items = value if isinstance(value, (list, tuple)) else [value]
         # "4,8" and ["4", "8"] alike: repeated flags, comma lists and TOML arrays all work
-        items = [part for item in items for part in (item.split(",") if isinstance(item, str) else [item])]
+        items = [
+            part
+            for item in items
+            for part in (item.split(",") if isinstance(item, str) else [item])
+        ]
         if kind == "list_int":
-            return [_int(item, text or isinstance(value, str)) for item in items if str(item).strip()]
+            return [
+                _int(item, text or isinstance(value, str)) for item in items if str(item).strip()
+            ]
         return [_str(item) for item in items if str(item).strip()]
     if kind == "int":
         return _int(value, text)
@@ -372,7 +518,11 @@ def _coerce(spec: OptionSpec, value: Any, text: bool) -> Any:
     if kind == "bool":
         if isinstance(value, bool):
             return value
-        if text and isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        if (
+            text
+            and isinstance(value, str)
+            and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off")
+        ):
             return value.lower() in ("1", "true", "yes", "on")
         raise TypeError(f"expected true or false, got {value!r}")
     if kind == "choice":
@@ -380,7 +530,9 @@ def _coerce(spec: OptionSpec, value: Any, text: bool) -> Any:
             raise ValueError(f"'{value}' is not one of {', '.join(spec.choices)}")
         return value
     if kind == "str" and spec.name == "layers" and isinstance(value, (int, list)):
-        value = ",".join(map(str, value if isinstance(value, list) else [value]))  # layers = [16] in a file
+        value = ",".join(
+            map(str, value if isinstance(value, list) else [value])
+        )  # layers = [16] in a file
     return _str(value)
 
 
@@ -436,7 +588,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     known = {*SPECS, "preset", "datasets"}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise UsageError(f"config file {path}: unknown option(s) {', '.join(unknown)}; see w2sprobe config show")
+        raise UsageError(
+            f"config file {path}: unknown option(s) {', '.join(unknown)}; see w2sprobe config show"
+        )
     return data
 
 
@@ -449,8 +603,13 @@ def check_preset(name: str | None) -> dict[str, Any]:
     return PRESETS[name]
 
 
-def resolve(cli_values: dict[str, Any] | None = None, config: str | os.PathLike | None = None,
-            preset: str | None = None, *, environ: dict[str, str] | None = None) -> Options:
+def resolve(
+    cli_values: dict[str, Any] | None = None,
+    config: str | os.PathLike | None = None,
+    preset: str | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+) -> Options:
     """Merge command-line values (``None`` = not given) over file, environment, preset and defaults.
 
     Every value is checked against its option's type; relative paths from a config file are
@@ -465,7 +624,9 @@ def resolve(cli_values: dict[str, Any] | None = None, config: str | os.PathLike 
     file_values = read_config_file(path) if path else {}
     tables = file_values.pop("datasets", {})
     if not isinstance(tables, dict):
-        raise UsageError(f"config file {path}: 'datasets' must be [datasets.NAME] tables (user datasets)")
+        raise UsageError(
+            f"config file {path}: 'datasets' must be [datasets.NAME] tables (user datasets)"
+        )
     preset_name = preset or file_values.pop("preset", None)
     file_values.pop("preset", None)
     if preset_name is not None and not isinstance(preset_name, str):
@@ -484,12 +645,19 @@ def resolve(cli_values: dict[str, Any] | None = None, config: str | os.PathLike 
         if name in cli_values:
             value, source = cli_values[name], "command line"
         value = coerce(spec, value, source)
-        if spec.relative_path and value is not None and source.startswith("config ") and path is not None:
+        if (
+            spec.relative_path
+            and value is not None
+            and source.startswith("config ")
+            and path is not None
+        ):
             value = str((path.parent / value) if not Path(value).is_absolute() else Path(value))
         values[spec.group][name] = value
         sources[name] = source
     groups = {group: GROUPS[group](**vals) for group, vals in values.items()}
-    return Options(**groups, sources=sources, config_path=path, preset=preset_name, dataset_tables=tables)
+    return Options(
+        **groups, sources=sources, config_path=path, preset=preset_name, dataset_tables=tables
+    )
 
 
 def defaults(**values: Any) -> Options:

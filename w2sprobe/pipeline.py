@@ -28,8 +28,17 @@ GROUPS = {
 }
 EXPERIMENTS = ("weak", "ceiling", *LOSSES, "s2s", *GROUPS["probes"])
 
-__all__ = ["DatasetResult", "EXPERIMENTS", "GROUPS", "NodeOutcome", "Reporter", "parse_experiments",
-           "parse_shard", "run_plan", "stage_names"]
+__all__ = [
+    "DatasetResult",
+    "EXPERIMENTS",
+    "GROUPS",
+    "NodeOutcome",
+    "Reporter",
+    "parse_experiments",
+    "parse_shard",
+    "run_plan",
+    "stage_names",
+]
 
 
 def parse_experiments(items: list[str] | str) -> list[str]:
@@ -44,15 +53,19 @@ def parse_experiments(items: list[str] | str) -> list[str]:
         elif item in EXPERIMENTS:
             chosen.add(item)
         else:
-            raise UsageError(f"unknown experiment '{item}'; known: all, {', '.join(GROUPS)}, "
-                             f"{', '.join(EXPERIMENTS)}")
+            raise UsageError(
+                f"unknown experiment '{item}'; known: all, {', '.join(GROUPS)}, "
+                f"{', '.join(EXPERIMENTS)}"
+            )
     return [name for name in EXPERIMENTS if name in chosen]
 
 
 def stage_names(experiments: list[str], s2s_iters: int) -> list[str]:
     """The stages of one dataset, in an order where every prerequisite comes first."""
     names = ["weak", "ceiling"]
-    names += [loss for loss in LOSSES if loss in experiments or (loss == "xent" and "s2s" in experiments)]
+    names += [
+        loss for loss in LOSSES if loss in experiments or (loss == "xent" and "s2s" in experiments)
+    ]
     if "s2s" in experiments:
         names += [f"s2s-{i}" for i in range(1, s2s_iters + 1)]
     probe_work = [name for name in experiments if name in GROUPS["probes"]]
@@ -100,7 +113,9 @@ def check_plan(options: Options) -> tuple[list[str], list[int], list[str]]:
     return datasets, seeds, names
 
 
-def run_plan(options: Options, *, mode: Mode = "build", reporter: Reporter | None = None) -> list[DatasetResult]:
+def run_plan(
+    options: Options, *, mode: Mode = "build", reporter: Reporter | None = None
+) -> list[DatasetResult]:
     """Run (or in ``plan`` mode, only list) every selected experiment on every dataset and seed.
 
     With ``--shard i/n`` the stages (datasets x seeds x stages, in plan order) are dealt

@@ -85,25 +85,34 @@ def find_runs(cache_dir: Path, dataset: str, **match) -> list[RunRecord]:
         record = load_run(metrics_file.parent)
         if record and all(record.metrics.get(k) == v for k, v in match.items()):
             found.append(record)
-    return sorted(found, key=lambda r: r.folder.joinpath("metrics.json").stat().st_mtime, reverse=True)
+    return sorted(
+        found, key=lambda r: r.folder.joinpath("metrics.json").stat().st_mtime, reverse=True
+    )
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    atomic_write(folder / "manifest.json", json.dumps(finite(manifest), indent=2, sort_keys=True, default=str))
+    atomic_write(
+        folder / "manifest.json",
+        json.dumps(finite(manifest), indent=2, sort_keys=True, default=str),
+    )
 
 
 def write_predictions(folder: Path, predictions: dict[str, SplitPredictions]) -> None:
     lines = ["split,id,soft_pred,label"]
     for split, p in predictions.items():
-        lines += [f"{split},{i},{float(s)!r},{float(y)!r}"
-                  for i, s, y in zip(p.ids.tolist(), p.soft.tolist(), p.labels.tolist())]
+        lines += [
+            f"{split},{i},{float(s)!r},{float(y)!r}"
+            for i, s, y in zip(p.ids.tolist(), p.soft.tolist(), p.labels.tolist())
+        ]
     atomic_write(folder / "predictions.csv", "\n".join(lines) + "\n")
 
 
 def write_metrics(folder: Path, metrics: dict) -> RunRecord:
     """Write the file that marks the run complete (after everything else)."""
-    atomic_write(folder / "metrics.json", json.dumps(finite(metrics), indent=2, sort_keys=True, default=str))
+    atomic_write(
+        folder / "metrics.json", json.dumps(finite(metrics), indent=2, sort_keys=True, default=str)
+    )
     return RunRecord(folder, json.loads((folder / "metrics.json").read_text()), fresh=True)
 
 
@@ -118,8 +127,12 @@ def read_predictions(path: Path) -> dict[str, SplitPredictions]:
                 labels.append(float(row["label"]))
     except (OSError, KeyError, ValueError) as exc:
         raise UsageError(f"unreadable predictions file {path}: {exc}") from None
-    return {split: SplitPredictions(np.array(i, dtype=str), np.array(s, dtype=np.float32),
-                                    np.array(y, dtype=np.float32)) for split, (i, s, y) in rows.items()}
+    return {
+        split: SplitPredictions(
+            np.array(i, dtype=str), np.array(s, dtype=np.float32), np.array(y, dtype=np.float32)
+        )
+        for split, (i, s, y) in rows.items()
+    }
 
 
 def atomic_write(path: Path, text: str) -> None:

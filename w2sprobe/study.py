@@ -22,10 +22,25 @@ from .data.splits import SplitSizes
 from .errors import UsageError
 from .graph import Blocked, Found, Graph, NodeDef
 from .hashing import short_hash
-from .labels import LabelSet, find_label_set, list_label_sets, labels_root, load_label_set, save_label_set
+from .labels import (
+    LabelSet,
+    find_label_set,
+    labels_root,
+    list_label_sets,
+    load_label_set,
+    save_label_set,
+)
 from .layers import default_probe_layer, extraction_request, layer_range_message, parse_layer_spec
 from .options import Options
-from .runs import RunRecord, SplitPredictions, load_run, run_dir, write_manifest, write_metrics, write_predictions
+from .runs import (
+    RunRecord,
+    SplitPredictions,
+    load_run,
+    run_dir,
+    write_manifest,
+    write_metrics,
+    write_predictions,
+)
 
 FILTER, RELABEL = "filter", "relabel"
 
@@ -71,8 +86,15 @@ def load_options_splits(options: Options, dataset: str) -> SplitSet:
     define_user_datasets(options)
     d = options.data
     sizes = SplitSizes(n_train=d.n_train, n_val=d.n_val, n_test=d.n_test)
-    return load_splits(dataset, data_dir=d.data_dir, seed=options.workspace.seed, sizes=sizes,
-                       text_field=d.text_field, label_field=d.label_field, positive_label=d.positive_label)
+    return load_splits(
+        dataset,
+        data_dir=d.data_dir,
+        seed=options.workspace.seed,
+        sizes=sizes,
+        text_field=d.text_field,
+        label_field=d.label_field,
+        positive_label=d.positive_label,
+    )
 
 
 class Study:
@@ -136,9 +158,11 @@ class Study:
         from .train.inputs import stage_request
 
         def define() -> NodeDef:
-            return self._trained(stage_request(self.options, self.splits, "weak"),
-                                 f"weak labels: train weak {self.options.model.weak_model} on {self.dataset}",
-                                 f"w2sprobe train weak {self._flags()}")
+            return self._trained(
+                stage_request(self.options, self.splits, "weak"),
+                f"weak labels: train weak {self.options.model.weak_model} on {self.dataset}",
+                f"w2sprobe train weak {self._flags()}",
+            )
 
         return self._node("weak", define)
 
@@ -147,9 +171,11 @@ class Study:
         from .train.inputs import stage_request
 
         def define() -> NodeDef:
-            return self._trained(stage_request(self.options, self.splits, "ceiling"),
-                                 f"ceiling: train ceiling {self.options.model.strong_model} on {self.dataset}",
-                                 f"w2sprobe train ceiling {self._flags()}")
+            return self._trained(
+                stage_request(self.options, self.splits, "ceiling"),
+                f"ceiling: train ceiling {self.options.model.strong_model} on {self.dataset}",
+                f"w2sprobe train ceiling {self._flags()}",
+            )
 
         return self._node("ceiling", define)
 
@@ -165,20 +191,32 @@ class Study:
         from .train.inputs import stage_request
         from .train.stages import check_labels_match, plan_stage
 
-        if plan_stage(stage_request(self.options, self.splits, "weak"), self.cache_dir).cached is None:
-            stored = [m for m in list_label_sets(self.cache_dir, self.dataset) if m["name"] == "weak"
-                      and _fits(m.get("manifest", {}), self.splits)]
+        if (
+            plan_stage(stage_request(self.options, self.splits, "weak"), self.cache_dir).cached
+            is None
+        ):
+            stored = [
+                m
+                for m in list_label_sets(self.cache_dir, self.dataset)
+                if m["name"] == "weak" and _fits(m.get("manifest", {}), self.splits)
+            ]
             if len(stored) > 1:
                 keys = ", ".join(m["key"] for m in stored)
-                raise UsageError(f"several weak label sets fit {self.dataset} ({keys}) and none is the configured "
-                                 f"weak model's; choose one with --labels KEY")
+                raise UsageError(
+                    f"several weak label sets fit {self.dataset} ({keys}) and none is the configured "
+                    f"weak model's; choose one with --labels KEY"
+                )
             if stored:
-                labels = load_label_set(labels_root(self.cache_dir, self.dataset) / stored[0]["key"])
+                labels = load_label_set(
+                    labels_root(self.cache_dir, self.dataset) / stored[0]["key"]
+                )
                 check_labels_match(labels, self.splits)
                 return labels
         return self.weak_labels()
 
-    def student(self, labels: LabelSet, loss: str | None = None, experiment: str | None = None) -> RunRecord:
+    def student(
+        self, labels: LabelSet, loss: str | None = None, experiment: str | None = None
+    ) -> RunRecord:
         """The strong model on ``labels``; PGR against the weak run behind them and the ceiling."""
         from .train.inputs import stage_request, weak_run_of
         from .train.stages import default_experiment
@@ -189,13 +227,26 @@ class Study:
         def define() -> NodeDef:
             weak = weak_run_of(labels, self.cache_dir)
             if weak is None:
-                raise UsageError(f"the weak run behind label set {labels.name} ({labels.key}) is missing; "
-                                 f"make it with: w2sprobe train weak {self._flags()}")
-            request = stage_request(self.options, self.splits, "student", labels=labels, loss=loss,
-                                    experiment=name, weak=weak, ceiling=self.ceiling())
-            return self._trained(request, f"student {name}: train {self.options.model.strong_model} on "
-                                          f"label set {labels.name} with {loss}",
-                                 f"w2sprobe train student --labels {labels.name} --loss {loss} {self._flags()}")
+                raise UsageError(
+                    f"the weak run behind label set {labels.name} ({labels.key}) is missing; "
+                    f"make it with: w2sprobe train weak {self._flags()}"
+                )
+            request = stage_request(
+                self.options,
+                self.splits,
+                "student",
+                labels=labels,
+                loss=loss,
+                experiment=name,
+                weak=weak,
+                ceiling=self.ceiling(),
+            )
+            return self._trained(
+                request,
+                f"student {name}: train {self.options.model.strong_model} on "
+                f"label set {labels.name} with {loss}",
+                f"w2sprobe train student --labels {labels.name} --loss {loss} {self._flags()}",
+            )
 
         return self._node(name, define)
 
@@ -235,7 +286,9 @@ class Study:
         if layer is None:
             return default_probe_layer(num_layers)
         if not 0 <= layer <= num_layers:
-            raise UsageError(layer_range_message(layer, num_layers, self.options.model.strong_model))
+            raise UsageError(
+                layer_range_message(layer, num_layers, self.options.model.strong_model)
+            )
         return layer
 
     def extraction_plan(self, layers: str | list[int] | None = None, need: list[int] = ()):
@@ -244,7 +297,9 @@ class Study:
 
         if layers is not None:  # checked here for the message that says what to set
             model = self.options.model.strong_model
-            layers = parse_layer_spec(layers, list(range(self._model_layers + 1)), self._model_layers, model)
+            layers = parse_layer_spec(
+                layers, list(range(self._model_layers + 1)), self._model_layers, model
+            )
         request = extraction_request(self.options, self.splits, layers=layers)
         plan = plan_extraction(request, self.cache_dir)
         extra = {self.probe_layer(), *need} if layers is None else set()
@@ -270,18 +325,27 @@ class Study:
             def find() -> Found:
                 if need is None:  # this key's file, or one complete file holding every layer
                     hit = find_cache_hit(plan)
-                    return Found(plan.key, plan if hit else None, _extract_metrics(hit) if hit else {})
+                    return Found(
+                        plan.key, plan if hit else None, _extract_metrics(hit) if hit else {}
+                    )
                 have = cached_layers(plan)
-                return Found(plan.key, plan if all(layer in have for layer in need) else None,
-                             {"cached_layers": sorted(have)})
+                return Found(
+                    plan.key,
+                    plan if all(layer in have for layer in need) else None,
+                    {"cached_layers": sorted(have)},
+                )
 
             def build():
                 result = extract(request, self.cache_dir, progress=self.graph.reporter.progress)
                 return plan, _extract_metrics(result), result.cache_hit
 
             text = ",".join(map(str, plan.layers)) if len(plan.layers) <= 6 else "all"
-            return NodeDef(find, build, f"activations: extract {plan.ref.name} layers {text} on {self.dataset}",
-                           f"w2sprobe extract --layers {text} {self._flags()}")
+            return NodeDef(
+                find,
+                build,
+                f"activations: extract {plan.ref.name} layers {text} on {self.dataset}",
+                f"w2sprobe extract --layers {text} {self._flags()}",
+            )
 
         stage = "extract" if layers is None else "extract:" + ",".join(map(str, _as_list(layers)))
         return self._node(stage, define)
@@ -300,8 +364,12 @@ class Study:
         if spec is None:
             return [self.probe_layer()]
         items = [item.strip().lower() for item in str(spec).split(",") if item.strip()]
-        explicit = parse_layer_spec([i for i in items if i != "all"], [], self._model_layers,
-                                    self.options.model.strong_model)
+        explicit = parse_layer_spec(
+            [i for i in items if i != "all"],
+            [],
+            self._model_layers,
+            self.options.model.strong_model,
+        )
         plan = self.extraction(need=explicit) if explicit else self.extraction()
         every = sorted(cached_layers(plan)) if "all" in items else []
         return sorted({*explicit, *every})
@@ -339,9 +407,7 @@ class Study:
     def derived(self, recipe: LabelRecipe) -> LabelSet:
         """A filtered or relabeled set: ``recipe.probe`` fit on the parent's strong_train labels."""
         from .probes.experiment import filter_label_set, relabel_label_set
-        from .probes.inputs import probe_spec
-
-        from .probes.inputs import check_probe
+        from .probes.inputs import check_probe, probe_spec
 
         name = recipe.name or recipe.default_name
         check_label_set_name(name)
@@ -353,18 +419,26 @@ class Study:
         def define() -> NodeDef:
             layer = self.probe_layer()
             spec = probe_spec(self.options, recipe.probe, layer)
-            parent, plan = self._gather(lambda: self.label_set(recipe.parent),
-                                        lambda: self.extraction(need=[layer]))
+            parent, plan = self._gather(
+                lambda: self.label_set(recipe.parent), lambda: self.extraction(need=[layer])
+            )
             # A stored set made the same way is a hit; its manifest says how it was made (nothing
             # is added to it, so the keys of sets and of the students trained on them stay as they were).
-            wanted = {"kind": recipe.kind, "probe": spec.describe(), "parent": parent.key,
-                      **({"contamination": contamination} if recipe.kind == FILTER else {})}
+            wanted = {
+                "kind": recipe.kind,
+                "probe": spec.describe(),
+                "parent": parent.key,
+                **({"contamination": contamination} if recipe.kind == FILTER else {}),
+            }
             activations = _without_layers(plan.manifest)
 
             def made_this_way(meta: dict) -> bool:
                 manifest = meta.get("manifest", {})
-                return (meta.get("name") == name and all(manifest.get(k) == v for k, v in wanted.items())
-                        and _without_layers(manifest.get("activations", {})) == activations)
+                return (
+                    meta.get("name") == name
+                    and all(manifest.get(k) == v for k, v in wanted.items())
+                    and _without_layers(manifest.get("activations", {})) == activations
+                )
 
             def find() -> Found:
                 for meta in list_label_sets(self.cache_dir, self.dataset):
@@ -381,12 +455,20 @@ class Study:
                     else:
                         labels, extra = relabel_label_set(store, parent, spec, name), {}
                 save_label_set(labels, self.cache_dir)
-                return labels, {"key": labels.key, "sizes": labels.sizes(), "parent": parent.name, **extra}
+                return labels, {
+                    "key": labels.key,
+                    "sizes": labels.sizes(),
+                    "parent": parent.name,
+                    **extra,
+                }
 
             verb = "filter" if recipe.kind == FILTER else "relabel"
-            return NodeDef(find, build, f"label set {name}: {verb} {parent.name} with {recipe.probe} on "
-                                        f"layer {layer}",
-                           f"w2sprobe {verb} --probe {recipe.probe} --labels {recipe.parent} {self._flags()}")
+            return NodeDef(
+                find,
+                build,
+                f"label set {name}: {verb} {parent.name} with {recipe.probe} on layer {layer}",
+                f"w2sprobe {verb} --probe {recipe.probe} --labels {recipe.parent} {self._flags()}",
+            )
 
         return self._node(f"labels:{name}", define)
 
@@ -409,13 +491,21 @@ class Study:
         from .train.stages import pgr_fields
 
         layer = self.probe_layer()
-        labels, _ = self._gather(lambda: self.label_set(labels_name), lambda: self.extraction(need=[layer]))
+        labels, _ = self._gather(
+            lambda: self.label_set(labels_name), lambda: self.extraction(need=[layer])
+        )
         spec = probe_spec(self.options, probe, layer)
         with self.store(layer) as store:
             activations = store.manifest
-        manifest = {"stage": "probe", "experiment": name, "dataset": self.dataset, "probe": spec.describe(),
-                    "labels": {"name": labels.name, "key": labels.key}, "activations": activations,
-                    "seed": self.splits.report.get("seed")}
+        manifest = {
+            "stage": "probe",
+            "experiment": name,
+            "dataset": self.dataset,
+            "probe": spec.describe(),
+            "labels": {"name": labels.name, "key": labels.key},
+            "activations": activations,
+            "seed": self.splits.report.get("seed"),
+        }
         key = short_hash({k: v for k, v in manifest.items() if k != "experiment"})
         folder = run_dir(self.cache_dir, self.dataset, key)
         weak = weak_run_of(labels, self.cache_dir)
@@ -430,26 +520,52 @@ class Study:
                 outcome = evaluate_probe(store, labels, spec)
                 truth = {split: store.labels(split) for split in outcome.predictions}
             write_manifest(folder, {"key": key, **manifest})
-            write_predictions(folder, {split: SplitPredictions(outcome.ids[split], outcome.predictions[split],
-                                                               truth[split]) for split in outcome.predictions})
+            write_predictions(
+                folder,
+                {
+                    split: SplitPredictions(
+                        outcome.ids[split], outcome.predictions[split], truth[split]
+                    )
+                    for split in outcome.predictions
+                },
+            )
             test = outcome.predictions["test"]
             auc = roc_auc(truth["test"], test)
-            metrics = {"key": key, **manifest, "model": self.options.model.strong_model, "auc": auc,
-                       "accuracy": accuracy(truth["test"], test), "n": len(test), "labels": labels.name,
-                       "labels_key": labels.key, "config": spec.describe(),
-                       **{k: outcome.metrics.get(k) for k in ("train_n", "labels_auc", "auc_minus_labels_auc")},
-                       **pgr_fields(auc, weak, ceiling)}
+            metrics = {
+                "key": key,
+                **manifest,
+                "model": self.options.model.strong_model,
+                "auc": auc,
+                "accuracy": accuracy(truth["test"], test),
+                "n": len(test),
+                "labels": labels.name,
+                "labels_key": labels.key,
+                "config": spec.describe(),
+                **{
+                    k: outcome.metrics.get(k)
+                    for k in ("train_n", "labels_auc", "auc_minus_labels_auc")
+                },
+                **pgr_fields(auc, weak, ceiling),
+            }
             record = write_metrics(folder, metrics)
             return record, dict(record.metrics)
 
-        return NodeDef(find, build, f"probe {name}: fit {probe} on layer {layer} against {labels.name}",
-                       f"w2sprobe probe --probe {probe} --labels {labels.name} {self._flags()}")
+        return NodeDef(
+            find,
+            build,
+            f"probe {name}: fit {probe} on layer {layer} against {labels.name}",
+            f"w2sprobe probe --probe {probe} --labels {labels.name} {self._flags()}",
+        )
 
 
 def _recipe_of(name: str) -> LabelRecipe | None:
     """``knn-filter`` -> the recipe that makes it from the weak labels (None: not a derived name)."""
     probe, _, kind = name.partition("-")
-    if kind in (FILTER, RELABEL) and probe in ("knn", "logreg", "topo") and not (kind == RELABEL and probe == "topo"):
+    if (
+        kind in (FILTER, RELABEL)
+        and probe in ("knn", "logreg", "topo")
+        and not (kind == RELABEL and probe == "topo")
+    ):
         return LabelRecipe(kind, probe)
     return None
 
@@ -473,14 +589,25 @@ def _fits(manifest: dict, splits: SplitSet) -> bool:
     its ids are checked against the splits when it is used.)"""
     from .train.stages import split_sizes
 
-    lineage = {"dataset_fingerprint": splits.fingerprint, "split_sizes": split_sizes(splits),
-               "seed": splits.report.get("seed")}
+    lineage = {
+        "dataset_fingerprint": splits.fingerprint,
+        "split_sizes": split_sizes(splits),
+        "seed": splits.report.get("seed"),
+    }
     return all(manifest.get(k, v) == v for k, v in lineage.items())
 
 
 def _extract_metrics(result) -> dict:
     """What an extraction (or its cache hit) reports: its file, layers, rows and speed."""
-    return {"key": result.key, "path": str(result.path), "cache_hit": result.cache_hit, "layers": result.layers,
-            "rows": result.rows, "tokens": result.tokens, "seconds": round(result.seconds, 3),
-            "tokens_per_second": round(result.tokens_per_second, 1), "resumed_rows": result.resumed_rows,
-            "world_size": result.world_size}
+    return {
+        "key": result.key,
+        "path": str(result.path),
+        "cache_hit": result.cache_hit,
+        "layers": result.layers,
+        "rows": result.rows,
+        "tokens": result.tokens,
+        "seconds": round(result.seconds, 3),
+        "tokens_per_second": round(result.tokens_per_second, 1),
+        "resumed_rows": result.resumed_rows,
+        "world_size": result.world_size,
+    }

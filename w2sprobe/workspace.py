@@ -11,6 +11,7 @@ from pathlib import Path
 
 from .errors import UsageError
 
+
 def ensure_writable_dir(path: Path) -> Path:
     """Create ``path`` if needed and prove we can write there, or raise UsageError."""
     try:

@@ -9,8 +9,13 @@ from importlib import import_module
 from .store import ActivationStore, CacheEntry, list_entries, verify
 
 _LAZY = {
-    "extract": ".extraction", "cached_layers": ".lookup", "find_cached_layer": ".lookup",
-    "ExtractPlan": ".plan", "ExtractRequest": ".plan", "ExtractResult": ".plan", "parse_layers": ".plan",
+    "extract": ".extraction",
+    "cached_layers": ".lookup",
+    "find_cached_layer": ".lookup",
+    "ExtractPlan": ".plan",
+    "ExtractRequest": ".plan",
+    "ExtractResult": ".plan",
+    "parse_layers": ".plan",
     "plan_extraction": ".plan",
 }
 

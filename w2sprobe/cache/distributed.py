@@ -67,9 +67,14 @@ def shard_rows(rows: int, rank: int, world_size: int) -> tuple[int, int]:
     return rows * rank // world_size, rows * (rank + 1) // world_size
 
 
-def extract_data_parallel(plan: ExtractPlan, request: ExtractRequest, env: DistEnv,
-                          progress: ProgressFn | None, lock_timeout: float,
-                          fill_rows: RowFiller) -> ExtractResult:
+def extract_data_parallel(
+    plan: ExtractPlan,
+    request: ExtractRequest,
+    env: DistEnv,
+    progress: ProgressFn | None,
+    lock_timeout: float,
+    fill_rows: RowFiller,
+) -> ExtractResult:
     """:func:`~w2sprobe.cache.extraction.extract` as a collective over the torchrun group.
 
     Every rank returns the same result.  Only rank 0 reports ``progress`` (of its own shard).
@@ -79,6 +84,7 @@ def extract_data_parallel(plan: ExtractPlan, request: ExtractRequest, env: DistE
     group = dist.new_group(backend="gloo", timeout=WAIT_TIMEOUT)
     try:
         with ExitStack() as held:
+
             def claim_key() -> ExtractResult | None:
                 held.enter_context(key_lock(plan, lock_timeout))  # released when this rank returns
                 return find_cache_hit(plan)
@@ -89,8 +95,9 @@ def extract_data_parallel(plan: ExtractPlan, request: ExtractRequest, env: DistE
             mine = _write_shard(plan, request, env, progress if env.is_main else None, fill_rows)
             stats: list[Any] = [None] * env.world_size
             dist.all_gather_object(stats, mine, group=group)  # returns once every shard is finished
-            return _decided_by_main(env, group,
-                                    lambda: _merge(plan, request, env.world_size, stats))
+            return _decided_by_main(
+                env, group, lambda: _merge(plan, request, env.world_size, stats)
+            )
     finally:
         dist.destroy_process_group(group)
 
@@ -122,17 +129,29 @@ def _decided_by_main(env: DistEnv, group, compute: Callable[[], T]) -> T:
     return value
 
 
-def _write_shard(plan: ExtractPlan, request: ExtractRequest, env: DistEnv,
-                 progress: ProgressFn | None, fill_rows: RowFiller) -> ShardStats:
+def _write_shard(
+    plan: ExtractPlan,
+    request: ExtractRequest,
+    env: DistEnv,
+    progress: ProgressFn | None,
+    fill_rows: RowFiller,
+) -> ShardStats:
     """Compute (or resume) this rank's rows of every split into its shard file."""
     splits = ordered_splits(request)
     ranges = {s.name: shard_rows(len(s.ids), env.rank, env.world_size) for s in splits}
-    data = [SplitData(s.name, s.ids[slice(*ranges[s.name])], s.labels[slice(*ranges[s.name])])
-            for s in splits]
-    attrs = {**file_attrs(plan), "shard_rank": env.rank, "shard_world_size": env.world_size,
-             "shard_rows": manifest_json(ranges)}
-    shard = PartialActivationFile.open(shard_path(plan.path, env.rank, env.world_size), attrs, data,
-                                       plan.layers, plan.hidden_size)
+    data = [
+        SplitData(s.name, s.ids[slice(*ranges[s.name])], s.labels[slice(*ranges[s.name])])
+        for s in splits
+    ]
+    attrs = {
+        **file_attrs(plan),
+        "shard_rank": env.rank,
+        "shard_world_size": env.world_size,
+        "shard_rows": manifest_json(ranges),
+    }
+    shard = PartialActivationFile.open(
+        shard_path(plan.path, env.rank, env.world_size), attrs, data, plan.layers, plan.hidden_size
+    )
     try:
         resumed = sum(shard.committed(s.name) for s in splits)
         texts = {s.name: s.texts[slice(*ranges[s.name])] for s in splits}
@@ -142,20 +161,28 @@ def _write_shard(plan: ExtractPlan, request: ExtractRequest, env: DistEnv,
     return ShardStats(resumed, tokens, seconds)
 
 
-def _merge(plan: ExtractPlan, request: ExtractRequest, world_size: int,
-           stats: list[ShardStats]) -> ExtractResult:
+def _merge(
+    plan: ExtractPlan, request: ExtractRequest, world_size: int, stats: list[ShardStats]
+) -> ExtractResult:
     """Copy every shard's rows in order into the activation file, finish it, delete the shards."""
     started = time.perf_counter()
     splits = ordered_splits(request)
     data = [SplitData(s.name, s.ids, s.labels) for s in splits]
-    target = PartialActivationFile.open(plan.path, file_attrs(plan), data, plan.layers,
-                                        plan.hidden_size)
+    target = PartialActivationFile.open(
+        plan.path, file_attrs(plan), data, plan.layers, plan.hidden_size
+    )
     try:
         for rank in range(world_size):
             with _open_shard(plan, rank, world_size) as shard:
                 for split in splits:
-                    _copy_rows(shard, target, split, shard_rows(len(split.ids), rank, world_size),
-                               plan.layers, request.window_rows)
+                    _copy_rows(
+                        shard,
+                        target,
+                        split,
+                        shard_rows(len(split.ids), rank, world_size),
+                        plan.layers,
+                        request.window_rows,
+                    )
     except BaseException:
         target.close()  # the partial file keeps its committed rows: a rerun re-merges the rest
         raise
@@ -163,10 +190,15 @@ def _merge(plan: ExtractPlan, request: ExtractRequest, world_size: int,
     for shard in shard_files(plan.path):
         shard.unlink(missing_ok=True)
     return ExtractResult(
-        plan.key, plan.path, False, plan.layers, {s.name: len(s.ids) for s in splits},
+        plan.key,
+        plan.path,
+        False,
+        plan.layers,
+        {s.name: len(s.ids) for s in splits},
         tokens=sum(s.tokens for s in stats),
         seconds=max(s.seconds for s in stats) + time.perf_counter() - started,
-        resumed_rows=sum(s.resumed_rows for s in stats), manifest=plan.manifest,
+        resumed_rows=sum(s.resumed_rows for s in stats),
+        manifest=plan.manifest,
         world_size=world_size,
     )
 
@@ -181,24 +213,34 @@ def _open_shard(plan: ExtractPlan, rank: int, world_size: int) -> h5py.File:
             f"shard {path.name} is missing or unreadable ({exc}); rerun the extraction"
         ) from None
     ranges = json.loads(handle.attrs.get("shard_rows", "{}"))
-    unfinished = [name for name, (start, stop) in ranges.items()
-                  if int(handle[name].attrs["committed_rows"]) != stop - start]
+    unfinished = [
+        name
+        for name, (start, stop) in ranges.items()
+        if int(handle[name].attrs["committed_rows"]) != stop - start
+    ]
     if handle.attrs.get("manifest") != manifest_json(plan.manifest) or unfinished:
         handle.close()
         raise UsageError(f"shard {path.name} is not a finished shard of this extraction; rerun it")
     return handle
 
 
-def _copy_rows(shard: h5py.File, target: PartialActivationFile, split, rows: tuple[int, int],
-               layers: list[int], window_rows: int) -> None:
+def _copy_rows(
+    shard: h5py.File,
+    target: PartialActivationFile,
+    split,
+    rows: tuple[int, int],
+    layers: list[int],
+    window_rows: int,
+) -> None:
     """Append the shard's rows of ``split`` (global rows ``[start, stop)``) to ``target``."""
     start, stop = rows
     group = shard[split.name]
     if list(group["ids"].asstr()[:]) != list(split.ids[start:stop]):
-        raise UsageError(f"shard {shard.filename} holds other examples than this request; "
-                         "rerun the extraction")
+        raise UsageError(
+            f"shard {shard.filename} holds other examples than this request; rerun the extraction"
+        )
     # Resume after the merged prefix: windows before target's counter are already in place.
     for begin in range(max(start, target.committed(split.name)), stop, window_rows):
         end = min(begin + window_rows, stop)
-        acts = np.stack([group[layer_name(layer)][begin - start:end - start] for layer in layers])
+        acts = np.stack([group[layer_name(layer)][begin - start : end - start] for layer in layers])
         target.write_window(split.name, begin, acts)

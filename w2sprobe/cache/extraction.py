@@ -38,8 +38,12 @@ from .readout import LayerReader
 from .writer import PartialActivationFile, SplitData
 
 
-def extract(request: ExtractRequest, cache_dir: Path, progress: ProgressFn | None = None,
-            lock_timeout: float = -1) -> ExtractResult:
+def extract(
+    request: ExtractRequest,
+    cache_dir: Path,
+    progress: ProgressFn | None = None,
+    lock_timeout: float = -1,
+) -> ExtractResult:
     """Cache the activations of ``request`` under ``cache_dir`` (or find them cached).
 
     Launched by torchrun with several processes, every rank must call it: the rows are split
@@ -61,10 +65,17 @@ def extract(request: ExtractRequest, cache_dir: Path, progress: ProgressFn | Non
 def _run(plan: ExtractPlan, request: ExtractRequest, progress: ProgressFn | None) -> ExtractResult:
     splits = ordered_splits(request)
     data = [SplitData(s.name, s.ids, s.labels) for s in splits]
-    partial = PartialActivationFile.open(plan.path, file_attrs(plan), data, plan.layers,
-                                         plan.hidden_size)
-    result = ExtractResult(plan.key, plan.path, False, plan.layers,
-                           {s.name: len(s.ids) for s in splits}, manifest=plan.manifest)
+    partial = PartialActivationFile.open(
+        plan.path, file_attrs(plan), data, plan.layers, plan.hidden_size
+    )
+    result = ExtractResult(
+        plan.key,
+        plan.path,
+        False,
+        plan.layers,
+        {s.name: len(s.ids) for s in splits},
+        manifest=plan.manifest,
+    )
     result.resumed_rows = sum(partial.committed(s.name) for s in splits)
     try:
         texts = {s.name: s.texts for s in splits}
@@ -79,8 +90,13 @@ def _run(plan: ExtractPlan, request: ExtractRequest, progress: ProgressFn | None
     return result
 
 
-def fill_rows(partial: PartialActivationFile, texts: dict[str, list[str]], plan: ExtractPlan,
-              request: ExtractRequest, progress: ProgressFn | None) -> tuple[int, float]:
+def fill_rows(
+    partial: PartialActivationFile,
+    texts: dict[str, list[str]],
+    plan: ExtractPlan,
+    request: ExtractRequest,
+    progress: ProgressFn | None,
+) -> tuple[int, float]:
     """Compute and commit every row of ``partial`` past its committed counters.
 
     ``texts`` maps each split of ``partial`` to the texts of its rows, in row order.  The model
@@ -96,9 +112,10 @@ def fill_rows(partial: PartialActivationFile, texts: dict[str, list[str]], plan:
     tokens, started = 0, time.perf_counter()
     for name, rows in texts.items():
         for start in range(partial.committed(name), len(rows), request.window_rows):
-            window = rows[start:start + request.window_rows]
-            acts, window_tokens = _extract_window(window, tokenizer, reader, plan,
-                                                  request.batch_size)
+            window = rows[start : start + request.window_rows]
+            acts, window_tokens = _extract_window(
+                window, tokenizer, reader, plan, request.batch_size
+            )
             partial.write_window(name, start, acts)
             done += len(window)
             tokens += window_tokens
@@ -107,18 +124,24 @@ def fill_rows(partial: PartialActivationFile, texts: dict[str, list[str]], plan:
     return tokens, time.perf_counter() - started
 
 
-def _extract_window(texts: list[str], tokenizer, reader: LayerReader, plan: ExtractPlan,
-                    batch_size: int) -> tuple[np.ndarray, int]:
+def _extract_window(
+    texts: list[str], tokenizer, reader: LayerReader, plan: ExtractPlan, batch_size: int
+) -> tuple[np.ndarray, int]:
     """(layers, rows, hidden) float16 activations of one window, in the window's row order."""
-    encoded = tokenizer(texts, truncation=True, max_length=plan.manifest["max_length"],
-                        padding="longest", return_tensors="np")
+    encoded = tokenizer(
+        texts,
+        truncation=True,
+        max_length=plan.manifest["max_length"],
+        padding="longest",
+        return_tensors="np",
+    )
     input_ids, mask = encoded["input_ids"], encoded["attention_mask"]
     lengths = mask.sum(axis=1)
     order = np.argsort(-lengths, kind="stable")  # longest first: an OOM shows up at once
     out = np.empty((len(plan.layers), len(texts), plan.hidden_size), dtype=np.float16)
     with torch.inference_mode():
         for begin in range(0, len(texts), batch_size):
-            rows = order[begin:begin + batch_size]
+            rows = order[begin : begin + batch_size]
             width = int(lengths[rows[0]])  # right padding: columns past the longest row are pad
             ids = torch.from_numpy(input_ids[rows, :width]).to(plan.device)
             batch_mask = torch.from_numpy(mask[rows, :width]).to(plan.device)

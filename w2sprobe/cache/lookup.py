@@ -54,8 +54,9 @@ def _superset_hit(plan: ExtractPlan) -> ExtractResult | None:
     with ActivationStore.open(path) as store:
         rows = {split: store.num_rows(split) for split in store.splits}
         manifest = store.manifest
-    return ExtractResult(path.name.removesuffix(".h5"), path, True, plan.layers, rows,
-                         manifest=manifest)
+    return ExtractResult(
+        path.name.removesuffix(".h5"), path, True, plan.layers, rows, manifest=manifest
+    )
 
 
 def cached_layers(plan: ExtractPlan) -> dict[int, Path]:
@@ -88,5 +89,7 @@ def find_cached_layer(plan: ExtractPlan, layer: int) -> Path:
             f"layer {layer} is not in the cache for {where}; cached layers: {sorted(found)} "
             f"(run w2sprobe extract --layer {layer})"
         )
-    raise UsageError(f"no cached activations of {where} with these settings; "
-                     f"run w2sprobe extract --layer {layer} first")
+    raise UsageError(
+        f"no cached activations of {where} with these settings; "
+        f"run w2sprobe extract --layer {layer} first"
+    )

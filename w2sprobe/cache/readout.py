@@ -45,8 +45,9 @@ class LayerReader:
         """(len(layers), batch, hidden) pooled activations, on the model's device."""
         pooled: list[torch.Tensor] = []
         taps, pooling, mask = self._taps, self.pooling, attention_mask
-        with self.traced.trace(input_ids=input_ids, attention_mask=attention_mask,
-                               **self.forward_kwargs) as tracer:
+        with self.traced.trace(
+            input_ids=input_ids, attention_mask=attention_mask, **self.forward_kwargs
+        ) as tracer:
             for envoy, attr in taps:
                 value = getattr(envoy, attr)
                 hidden = value[0] if isinstance(value, tuple) else value

@@ -104,14 +104,18 @@ class ActivationStore:
     # -- internals -----------------------------------------------------------------------
     def _group(self, split: str) -> h5py.Group:
         if split not in self._h5:
-            raise UsageError(f"split '{split}' is not in {self.path.name}; it has {', '.join(self.splits)}")
+            raise UsageError(
+                f"split '{split}' is not in {self.path.name}; it has {', '.join(self.splits)}"
+            )
         return self._h5[split]
 
     def _layer(self, split: str, layer: int) -> h5py.Dataset:
         group = self._group(split)
         name = layer_name(layer)
         if name not in group:
-            raise UsageError(f"layer {layer} is not in {self.path.name}; cached layers: {self.layers}")
+            raise UsageError(
+                f"layer {layer} is not in {self.path.name}; cached layers: {self.layers}"
+            )
         return group[name]
 
 
@@ -155,15 +159,25 @@ def list_entries(cache_dir: Path) -> list[CacheEntry]:
 
 def _describe(path: Path) -> CacheEntry:
     key = path.name.split(".h5")[0]
-    entry = CacheEntry(path=path, key=key, model="?", dataset="?", layers=[], rows=0,
-                       size_bytes=path.stat().st_size, complete=False)
+    entry = CacheEntry(
+        path=path,
+        key=key,
+        model="?",
+        dataset="?",
+        layers=[],
+        rows=0,
+        size_bytes=path.stat().st_size,
+        complete=False,
+    )
     try:
         with h5py.File(path, "r") as handle:
             entry.model = str(handle.attrs.get("model", "?"))
             entry.dataset = str(handle.attrs.get("dataset", "?"))
             entry.layers = [int(x) for x in handle.attrs.get("layers", [])]
             entry.rows = sum(len(handle[s]["ids"]) for s in handle if "ids" in handle[s])
-            entry.complete = bool(handle.attrs.get("complete", False)) and not path.name.endswith(PARTIAL_SUFFIX)
+            entry.complete = bool(handle.attrs.get("complete", False)) and not path.name.endswith(
+                PARTIAL_SUFFIX
+            )
     except (OSError, KeyError) as exc:
         entry.problem = f"unreadable: {exc}"
     return entry
@@ -205,7 +219,9 @@ def _verify_handle(handle: h5py.File, partial: bool) -> list[str]:
     return problems
 
 
-def _verify_split(group: h5py.Group, split: str, layers: list[int], hidden: int, partial: bool) -> list[str]:
+def _verify_split(
+    group: h5py.Group, split: str, layers: list[int], hidden: int, partial: bool
+) -> list[str]:
     problems = []
     try:
         rows = len(group["ids"])
@@ -230,7 +246,6 @@ def _verify_layer(group: h5py.Group, split: str, layer: int, rows: int, hidden: 
         return [f"{split}/{name}: shape {dataset.shape}, expected {(rows, hidden)}"]
     block = max(1, (64 << 20) // max(1, hidden * dataset.dtype.itemsize))
     for start in range(0, rows, block):
-        if not np.isfinite(dataset[start:start + block]).all():
+        if not np.isfinite(dataset[start : start + block]).all():
             return [f"{split}/{name}: non-finite values near row {start}"]
     return []
-

@@ -43,8 +43,14 @@ class PartialActivationFile:
         self._h5 = handle
 
     @classmethod
-    def open(cls, final_path: Path, attrs: dict, splits: list[SplitData], layers: list[int],
-             hidden_size: int) -> "PartialActivationFile":
+    def open(
+        cls,
+        final_path: Path,
+        attrs: dict,
+        splits: list[SplitData],
+        layers: list[int],
+        hidden_size: int,
+    ) -> "PartialActivationFile":
         """Resume the partial file if it was made for the same manifest, else start it afresh."""
         path = partial_path(final_path)
         handle = _reopen_if_same(path, attrs["manifest"])
@@ -99,7 +105,9 @@ def _reopen_if_same(path: Path, manifest: str) -> h5py.File | None:
     return handle
 
 
-def _create(path: Path, attrs: dict, splits: list[SplitData], layers: list[int], hidden_size: int) -> h5py.File:
+def _create(
+    path: Path, attrs: dict, splits: list[SplitData], layers: list[int], hidden_size: int
+) -> h5py.File:
     handle = h5py.File(path, "w", track_order=True)
     for name, value in attrs.items():
         handle.attrs[name] = value
@@ -118,8 +126,11 @@ def _create_split(handle: h5py.File, split: SplitData, layers: list[int], hidden
     for layer in layers:
         # Contiguous, allocated now: writes never change metadata, and readers can memory-map.
         group.create_dataset(
-            layer_name(layer), shape=(rows, hidden_size), dtype=STORAGE_DTYPE,
-            dcpl=_early_allocation(), track_times=False,
+            layer_name(layer),
+            shape=(rows, hidden_size),
+            dtype=STORAGE_DTYPE,
+            dcpl=_early_allocation(),
+            track_times=False,
         )
     group.attrs["committed_rows"] = np.int64(0)
 

@@ -15,6 +15,7 @@ from ..jsonutil import finite
 stderr = Console(stderr=True)
 stdout = Console()
 
+
 def emit_json(summary: dict[str, Any]) -> None:
     """Write the command's one JSON object to stdout."""
     sys.stdout.write(json.dumps(finite(summary), default=str, allow_nan=False) + "\n")
@@ -23,7 +24,11 @@ def emit_json(summary: dict[str, Any]) -> None:
 
 def layer_summary(layers: list[int]) -> str:
     """``4,8,16`` for a few layers, ``0..12 (13)`` for many."""
-    return ",".join(map(str, layers)) if len(layers) <= 6 else f"{layers[0]}..{layers[-1]} ({len(layers)})"
+    return (
+        ",".join(map(str, layers))
+        if len(layers) <= 6
+        else f"{layers[0]}..{layers[-1]} ({len(layers)})"
+    )
 
 
 class RowProgress:
@@ -37,9 +42,15 @@ class RowProgress:
     def update(self, done: int, total: int, *_: Any) -> None:
         if self._bar is None:
             # Off when stderr is not a terminal: logs get the commands' summary lines instead.
-            self._bar = Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                 TimeRemainingColumn(), console=stderr, transient=True,
-                                 disable=not stderr.is_terminal)
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=stderr,
+                transient=True,
+                disable=not stderr.is_terminal,
+            )
             self._bar.start()
             self._task = self._bar.add_task(self.description, total=total)
         self._bar.update(self._task, completed=done, total=total)
@@ -61,7 +72,9 @@ class StepProgress(RowProgress):
             extra = f" loss {info['loss']:.3f}" if "loss" in info else ""
             if info.get("val_auc") is not None:
                 self.last_val = f" val AUC {info['val_auc']:.3f}"
-            self._bar.update(self._task, description=f"{self.description}{extra}{getattr(self, 'last_val', '')}")
+            self._bar.update(
+                self._task, description=f"{self.description}{extra}{getattr(self, 'last_val', '')}"
+            )
 
     def reset(self, description: str) -> None:
         """Start a fresh bar for the next stage."""
@@ -83,7 +96,9 @@ class GraphReporter:
 
     def progress(self, done: int, total: int, info: dict | None = None) -> None:
         if self.bar is not None and not self.quiet:
-            self.bar.update(done, total, info if isinstance(info, dict) else None)  # extraction passes tokens
+            self.bar.update(
+                done, total, info if isinstance(info, dict) else None
+            )  # extraction passes tokens
 
     def done(self, outcome) -> None:
         if self.bar is not None:
@@ -96,8 +111,11 @@ class GraphReporter:
         if m.get("pgr") is not None:
             scores += f"  PGR {m['pgr']:+.3f}"
         error = f"  {m['error']}" if "error" in m else ""
-        stderr.print(f"{outcome.dataset:<14} {outcome.stage:<15} {outcome.status:<7} {outcome.seconds:7.1f}s"
-                     f"{scores}{error}", highlight=False)
+        stderr.print(
+            f"{outcome.dataset:<14} {outcome.stage:<15} {outcome.status:<7} {outcome.seconds:7.1f}s"
+            f"{scores}{error}",
+            highlight=False,
+        )
 
 
 def fmt(value: Any) -> str:
@@ -107,14 +125,18 @@ def fmt(value: Any) -> str:
 
 def show_plan(outcomes: list, as_json: bool, command: str) -> None:
     """What ``--plan`` found: each node cached or to run."""
-    rows = [{"dataset": o.dataset, "seed": o.seed, "stage": o.stage, "status": o.status, "key": o.key}
-            for o in outcomes]
+    rows = [
+        {"dataset": o.dataset, "seed": o.seed, "stage": o.stage, "status": o.status, "key": o.key}
+        for o in outcomes
+    ]
     if as_json:
         emit_json({"command": command, "plan": True, "nodes": rows})
         return
     for row in rows:
-        stdout.print(f"{row['status']:<7} {row['dataset']:<14} {row['stage']:<18} {row['key'] or '—'}",
-                     highlight=False)
+        stdout.print(
+            f"{row['status']:<7} {row['dataset']:<14} {row['stage']:<18} {row['key'] or '—'}",
+            highlight=False,
+        )
     todo = sum(row["status"] == "to run" for row in rows)
     stdout.print(f"{todo} to build; the rest are cached")
 

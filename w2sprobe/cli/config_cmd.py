@@ -8,7 +8,9 @@ from ..options import SPECS, Options
 from .common import emit_json, stdout
 from .params import Control, options_command
 
-app = typer.Typer(help="Inspect the effective configuration.", no_args_is_help=True, rich_markup_mode=None)
+app = typer.Typer(
+    help="Inspect the effective configuration.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @app.command("show")
@@ -17,9 +19,16 @@ def show(opts: Options, ctl: Control) -> None:
     """Print every option's effective value, its source (default, preset, env, config file) and doc."""
     rows = opts.rows()
     if ctl.as_json:
-        emit_json({"config_file": opts.config_path, "preset": opts.preset, "options": {
-            name: {"group": group, "value": value, "source": source, "doc": SPECS[name].doc}
-            for group, name, value, source in rows}})
+        emit_json(
+            {
+                "config_file": opts.config_path,
+                "preset": opts.preset,
+                "options": {
+                    name: {"group": group, "value": value, "source": source, "doc": SPECS[name].doc}
+                    for group, name, value, source in rows
+                },
+            }
+        )
         return
     from rich.table import Table
 

@@ -10,8 +10,11 @@ from ..options import Options
 from .common import emit_json, stdout
 from .params import DATA, Control, options_command
 
-app = typer.Typer(help="Inspect the dataset registry and the splits built from it.", no_args_is_help=True,
-                  rich_markup_mode=None)
+app = typer.Typer(
+    help="Inspect the dataset registry and the splits built from it.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 N_EXAMPLES = 3
 
@@ -33,10 +36,14 @@ def list_command(opts: Options, ctl: Control) -> None:
     for column in table.columns:
         column.overflow = "fold"  # wrap, never cut with an ellipsis
     # Names are what users type next: keep each on one line, whole, even on a narrow terminal.
-    table.columns.insert(0, Column("name", no_wrap=True, min_width=max(len(row["name"]) for row in rows)))
+    table.columns.insert(
+        0, Column("name", no_wrap=True, min_width=max(len(row["name"]) for row in rows))
+    )
     for row in rows:
         hub = row["hub_id"] + (f" ({row['hub_config']})" if row["hub_config"] else "")
-        table.add_row(row["name"], hub, row["pools"], _yes_no(row["in_mirror"]), _yes_no(row["train_offline"]))
+        table.add_row(
+            row["name"], hub, row["pools"], _yes_no(row["in_mirror"]), _yes_no(row["train_offline"])
+        )
     stdout.print(f"data dir: {data_dir or '(none: hub only)'}")
     stdout.print(table)
 
@@ -44,9 +51,14 @@ def list_command(opts: Options, ctl: Control) -> None:
 @app.command("show")
 @options_command(DATA, inert=("device", "cache_dir"))
 def show_command(
-    opts: Options, ctl: Control,
-    name: Annotated[Optional[str], typer.Argument(
-        metavar="[NAME]", help="Registry name or a data file [default: the dataset option]")] = None,
+    opts: Options,
+    ctl: Control,
+    name: Annotated[
+        Optional[str],
+        typer.Argument(
+            metavar="[NAME]", help="Registry name or a data file [default: the dataset option]"
+        ),
+    ] = None,
 ) -> None:
     """Build NAME's splits and print its spec, the split report, the fingerprint and examples."""
     from ..data import get_spec, is_user_data
@@ -56,9 +68,14 @@ def show_command(
     dataset = name or opts.dataset
     spec = None if is_user_data(dataset) else get_spec(dataset)
     split_set = load_options_splits(opts, dataset)
-    summary = {"command": "data show", "dataset": split_set.dataset,
-               "spec": _spec_dict(spec) if spec else None, "fingerprint": split_set.fingerprint,
-               "report": split_set.report, "examples": _examples(split_set)}
+    summary = {
+        "command": "data show",
+        "dataset": split_set.dataset,
+        "spec": _spec_dict(spec) if spec else None,
+        "fingerprint": split_set.fingerprint,
+        "report": split_set.report,
+        "examples": _examples(split_set),
+    }
     if ctl.as_json:
         emit_json(summary)
     else:
@@ -71,25 +88,44 @@ def _list_row(spec, data_dir: Optional[str]) -> dict[str, Any]:
 
     folder = mirror_folder(spec, data_dir)
     present = set(mirror_splits(folder)) if folder else set()
-    return {"name": spec.name, "hub_id": spec.hub_id, "hub_config": spec.hub_config,
-            "pools": spec.pools_text, "in_mirror": folder is not None,
-            "mirror_splits": sorted(present),
-            "train_offline": folder is not None and set(spec.train_splits) <= present}
+    return {
+        "name": spec.name,
+        "hub_id": spec.hub_id,
+        "hub_config": spec.hub_config,
+        "pools": spec.pools_text,
+        "in_mirror": folder is not None,
+        "mirror_splits": sorted(present),
+        "train_offline": folder is not None and set(spec.train_splits) <= present,
+    }
 
 
 def _spec_dict(spec) -> dict[str, Any]:
-    return {"name": spec.name, "hub_id": spec.hub_id, "hub_config": spec.hub_config,
-            "train_splits": list(spec.train_splits), "test_split": spec.test_split,
-            "mirror_folder": spec.mirror_folder, "formatter": spec.formatter.__name__,
-            "labels": spec.label_note, "description": spec.description}
+    return {
+        "name": spec.name,
+        "hub_id": spec.hub_id,
+        "hub_config": spec.hub_config,
+        "train_splits": list(spec.train_splits),
+        "test_split": spec.test_split,
+        "mirror_folder": spec.mirror_folder,
+        "formatter": spec.formatter.__name__,
+        "labels": spec.label_note,
+        "description": spec.description,
+    }
 
 
 def _examples(split_set) -> list[dict[str, Any]]:
     """The first few rows of the first non-empty split, test first (it is never carved down)."""
     for split in (split_set.splits[name] for name in ("test", "val", "strong_train", "weak_train")):
         if len(split):
-            return [{"split": split.name, "id": split.ids[i], "label": int(split.labels[i]),
-                     "text": split.texts[i]} for i in range(min(N_EXAMPLES, len(split)))]
+            return [
+                {
+                    "split": split.name,
+                    "id": split.ids[i],
+                    "label": int(split.labels[i]),
+                    "text": split.texts[i],
+                }
+                for i in range(min(N_EXAMPLES, len(split)))
+            ]
     return []
 
 
@@ -99,7 +135,9 @@ def _print_show(summary: dict[str, Any]) -> None:
         hub = spec["hub_id"] + (f" ({spec['hub_config']})" if spec["hub_config"] else "")
         _line(f"{spec['name']}: {spec['description']}")
         _line(f"hub: {hub}; labels: {spec['labels']}; formatter: {spec['formatter']}")
-    _line(f"source: {report['source']}; seed {report['seed']}; fingerprint {summary['fingerprint']}")
+    _line(
+        f"source: {report['source']}; seed {report['seed']}; fingerprint {summary['fingerprint']}"
+    )
     stdout.print(_pool_table(report["pools"]))
     stdout.print(_split_table(report["splits"]))
     for note in report["notes"]:
@@ -119,10 +157,16 @@ def _pool_table(pools: dict[str, dict]):
 
     """One column per pool, one row per processing step (fits a narrow terminal)."""
     table = Table("", *pools, title="pools")
-    rows = [("from", "from"), ("rows loaded", "rows_loaded"), ("dropped empty", "dropped_empty"),
-            ("dropped duplicates", "dropped_duplicates"), ("dropped test overlap", "dropped_test_overlap"),
-            ("label 0/1 before balancing", "label_counts_before_balance"),
-            ("dropped by balancing", "dropped_by_balancing"), ("balanced size", "balanced_size")]
+    rows = [
+        ("from", "from"),
+        ("rows loaded", "rows_loaded"),
+        ("dropped empty", "dropped_empty"),
+        ("dropped duplicates", "dropped_duplicates"),
+        ("dropped test overlap", "dropped_test_overlap"),
+        ("label 0/1 before balancing", "label_counts_before_balance"),
+        ("dropped by balancing", "dropped_by_balancing"),
+        ("balanced size", "balanced_size"),
+    ]
     for title, key in rows:
         table.add_row(title, *(_cell(stats[key]) for stats in pools.values()))
     return table
@@ -133,7 +177,9 @@ def _split_table(splits: dict[str, dict]):
 
     table = Table("split", "size", "requested", "label 0/1", title="splits")
     for name, entry in splits.items():
-        table.add_row(name, str(entry["size"]), str(entry["requested"]), _cell(entry["label_counts"]))
+        table.add_row(
+            name, str(entry["size"]), str(entry["requested"]), _cell(entry["label_counts"])
+        )
     return table
 
 

@@ -11,18 +11,47 @@ from ..options import Options
 from .common import emit_json, layer_summary, open_study, request, show_plan, stderr
 from .params import DATA, Control, options_command
 
-EXTRACT = ("strong_model", "layer", "layers", "pooling", "max_length", "extract_batch_size", "dtype")
+EXTRACT = (
+    "strong_model",
+    "layer",
+    "layers",
+    "pooling",
+    "max_length",
+    "extract_batch_size",
+    "dtype",
+)
 
 
 @options_command(DATA + EXTRACT, graph=True)
 def extract(
-    opts: Options, ctl: Control,
-    model: Annotated[Optional[str], typer.Option("--model", metavar="MODEL", help=(
-        "Model to extract: alias, HF folder or hub id [default: strong_model]"))] = None,
-    launcher: Annotated[Optional[str], typer.Option("--launcher", metavar="[none|torchrun]", help=(
-        "torchrun: run as --nproc data-parallel processes on this machine (the same file as one process)."))] = None,
-    nproc: Annotated[Optional[int], typer.Option("--nproc", metavar="INTEGER", help=(
-        "Processes for --launcher torchrun (on CUDA at most the visible GPUs)."))] = None,
+    opts: Options,
+    ctl: Control,
+    model: Annotated[
+        Optional[str],
+        typer.Option(
+            "--model",
+            metavar="MODEL",
+            help=("Model to extract: alias, HF folder or hub id [default: strong_model]"),
+        ),
+    ] = None,
+    launcher: Annotated[
+        Optional[str],
+        typer.Option(
+            "--launcher",
+            metavar="[none|torchrun]",
+            help=(
+                "torchrun: run as --nproc data-parallel processes on this machine (the same file as one process)."
+            ),
+        ),
+    ] = None,
+    nproc: Annotated[
+        Optional[int],
+        typer.Option(
+            "--nproc",
+            metavar="INTEGER",
+            help=("Processes for --launcher torchrun (on CUDA at most the visible GPUs)."),
+        ),
+    ] = None,
 ) -> None:
     """Run MODEL once over every split of DATASET and cache the requested layers in HDF5.
 
@@ -37,7 +66,9 @@ def extract(
     if validate_launcher(launcher, nproc, opts.workspace.device):
         study = open_study(opts, ctl, quiet=True)
         study.extraction_plan(layers)  # bad input is one error line here, not one per worker
-        raise typer.Exit(launch_torchrun(nproc, worker_argv(ctl.context, drop=("launcher", "nproc"))))
+        raise typer.Exit(
+            launch_torchrun(nproc, worker_argv(ctl.context, drop=("launcher", "nproc")))
+        )
     study = open_study(opts, ctl)
     plan = request(study, "extract", lambda: study.extraction(layers))
     if ctl.plan:
@@ -45,15 +76,26 @@ def extract(
         return
     if not current().is_main:
         return  # rank 0 speaks for the whole group
-    summary = {"command": "extract", **study.graph.outcomes[-1].metrics, "model": plan.ref.name,
-               "dataset": study.dataset}
+    summary = {
+        "command": "extract",
+        **study.graph.outcomes[-1].metrics,
+        "model": plan.ref.name,
+        "dataset": study.dataset,
+    }
     if ctl.as_json:
         emit_json(summary)
     else:
-        verb = "cache hit" if summary["cache_hit"] else f"extracted {sum(summary['rows'].values())} rows"
+        verb = (
+            "cache hit"
+            if summary["cache_hit"]
+            else f"extracted {sum(summary['rows'].values())} rows"
+        )
         if summary["world_size"] > 1:
             verb += f" on {summary['world_size']} processes"
-        stderr.print(f"{verb}: {summary['path']} (layers {layer_summary(summary['layers'])})", highlight=False)
+        stderr.print(
+            f"{verb}: {summary['path']} (layers {layer_summary(summary['layers'])})",
+            highlight=False,
+        )
 
 
 def _requested_layers(opts: Options) -> str | list[int]:

@@ -21,9 +21,23 @@ import typer
 
 from ..options import SPECS, Options, OptionSpec, resolve
 
-METAVARS = {"int": "INTEGER", "float": "FLOAT", "str": "TEXT", "list_str": "TEXT", "list_int": "INTEGER"}
-PANELS = {"workspace": "Workspace", "data": "Data", "model": "Models", "extract": "Extraction",
-          "probe": "Probes", "train": "Training", "run": "Study plan", "report": "Report"}
+METAVARS = {
+    "int": "INTEGER",
+    "float": "FLOAT",
+    "str": "TEXT",
+    "list_str": "TEXT",
+    "list_int": "INTEGER",
+}
+PANELS = {
+    "workspace": "Workspace",
+    "data": "Data",
+    "model": "Models",
+    "extract": "Extraction",
+    "probe": "Probes",
+    "train": "Training",
+    "run": "Study plan",
+    "report": "Report",
+}
 
 
 @dataclass
@@ -45,36 +59,74 @@ def option_parameter(spec: OptionSpec, hidden: bool = False) -> inspect.Paramete
     help_text = f"{spec.doc} [default: {spec.default_text()}]"
     if spec.env:
         help_text += f" [env: {spec.env}]"
-    kwargs: dict[str, Any] = {"help": help_text, "show_default": False, "hidden": hidden,
-                              "rich_help_panel": PANELS[spec.group]}
+    kwargs: dict[str, Any] = {
+        "help": help_text,
+        "show_default": False,
+        "hidden": hidden,
+        "rich_help_panel": PANELS[spec.group],
+    }
     if spec.kind == "bool":
         name = spec.flag.removeprefix("--")
         decls = [f"--{name}/--no-{name}"]
         annotation: Any = Optional[bool]
     else:
         decls = [spec.flag]
-        kwargs["metavar"] = spec.metavar or ("[" + "|".join(spec.choices) + "]" if spec.choices
-                                             else METAVARS[spec.kind])
+        kwargs["metavar"] = spec.metavar or (
+            "[" + "|".join(spec.choices) + "]" if spec.choices else METAVARS[spec.kind]
+        )
         annotation = Optional[list[str]] if spec.kind.startswith("list") else Optional[str]
-    return inspect.Parameter(spec.name, inspect.Parameter.KEYWORD_ONLY, default=None,
-                             annotation=Annotated[annotation, typer.Option(*decls, **kwargs)])
+    return inspect.Parameter(
+        spec.name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[annotation, typer.Option(*decls, **kwargs)],
+    )
 
 
 def _flag(name: str, flag: str, help_text: str) -> inspect.Parameter:
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=False,
-                             annotation=Annotated[bool, typer.Option(flag, help=help_text)])
+    return inspect.Parameter(
+        name,
+        inspect.Parameter.KEYWORD_ONLY,
+        default=False,
+        annotation=Annotated[bool, typer.Option(flag, help=help_text)],
+    )
 
 
 CONTROL_PARAMETERS = {
-    "config": inspect.Parameter("config", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-        Optional[str], typer.Option("--config", metavar="FILE", help="Config file of option values "
-                                    "[default: ./w2sprobe.toml when present]")]),
-    "preset": inspect.Parameter("preset", inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[
-        Optional[str], typer.Option("--preset", metavar="[demo|blog]", help="Named option set: demo (the "
-                                    "defaults) or blog (the study's models, sizes and recipe).")]),
-    "as_json": _flag("as_json", "--json", "Print one JSON object summarising what was done on stdout."),
+    "config": inspect.Parameter(
+        "config",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Optional[str],
+            typer.Option(
+                "--config",
+                metavar="FILE",
+                help="Config file of option values [default: ./w2sprobe.toml when present]",
+            ),
+        ],
+    ),
+    "preset": inspect.Parameter(
+        "preset",
+        inspect.Parameter.KEYWORD_ONLY,
+        default=None,
+        annotation=Annotated[
+            Optional[str],
+            typer.Option(
+                "--preset",
+                metavar="[demo|blog]",
+                help="Named option set: demo (the "
+                "defaults) or blog (the study's models, sizes and recipe).",
+            ),
+        ],
+    ),
+    "as_json": _flag(
+        "as_json", "--json", "Print one JSON object summarising what was done on stdout."
+    ),
     "plan": _flag("plan", "--plan", "List what would be built and what is cached; build nothing."),
-    "no_build": _flag("no_build", "--no-build", "Refuse instead of building missing prerequisites."),
+    "no_build": _flag(
+        "no_build", "--no-build", "Refuse instead of building missing prerequisites."
+    ),
 }
 
 #: Options every command accepts (the design's contract); hidden where they change nothing.
@@ -90,8 +142,13 @@ def group(name: str, *, without: tuple[str, ...] = ()) -> tuple[str, ...]:
 DATA = group("data")
 
 
-def options_command(fields: tuple[str, ...], *, graph: bool = False, preset: bool = True,
-                    inert: tuple[str, ...] = ()) -> Callable:
+def options_command(
+    fields: tuple[str, ...],
+    *,
+    graph: bool = False,
+    preset: bool = True,
+    inert: tuple[str, ...] = (),
+) -> Callable:
     """Decorate ``body(opts, ctl, **own)`` into a typer command.
 
     ``fields``: the option fields this command uses (workspace options are always added);
@@ -100,12 +157,22 @@ def options_command(fields: tuple[str, ...], *, graph: bool = False, preset: boo
     (hidden from its help).
     """
     names = [*WORKSPACE, *(f for f in fields if f not in WORKSPACE)]
-    control = ["config", *(["preset"] if preset else []), "as_json", *(["plan", "no_build"] if graph else [])]
+    control = [
+        "config",
+        *(["preset"] if preset else []),
+        "as_json",
+        *(["plan", "no_build"] if graph else []),
+    ]
 
     def decorate(body: Callable) -> Callable:
-        hints = typing.get_type_hints(body, include_extras=True)  # the body's module resolves its names
-        own = [p.replace(annotation=hints[p.name]) for p in inspect.signature(body).parameters.values()
-               if p.name not in ("opts", "ctl")]
+        hints = typing.get_type_hints(
+            body, include_extras=True
+        )  # the body's module resolves its names
+        own = [
+            p.replace(annotation=hints[p.name])
+            for p in inspect.signature(body).parameters.values()
+            if p.name not in ("opts", "ctl")
+        ]
         context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
         parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + [context]
         parameters += [option_parameter(SPECS[n], hidden=n in inert) for n in names]
@@ -113,8 +180,12 @@ def options_command(fields: tuple[str, ...], *, graph: bool = False, preset: boo
 
         @functools.wraps(body)
         def command(**kwargs: Any) -> Any:
-            ctl = Control(kwargs.pop("as_json", False), kwargs.pop("plan", False), kwargs.pop("no_build", False),
-                          kwargs.pop("ctx"))
+            ctl = Control(
+                kwargs.pop("as_json", False),
+                kwargs.pop("plan", False),
+                kwargs.pop("no_build", False),
+                kwargs.pop("ctx"),
+            )
             config, preset_name = kwargs.pop("config", None), kwargs.pop("preset", None)
             own_values = {p.name: kwargs.pop(p.name) for p in own}
             opts = resolve(kwargs, config, preset_name)

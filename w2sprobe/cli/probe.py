@@ -11,14 +11,37 @@ from ..options import Options
 from .common import emit_json, fmt, open_study, request, show_plan, stdout
 from .params import DATA, Control, options_command
 
-ACTIVATIONS = ("strong_model", "weak_model", "layers", "pooling", "max_length", "extract_batch_size", "dtype")
-PROBE = ("probe", "layer", "labels", "k", "metric", "knn_backend", "l2", "standardize", "k_cc", "k_zeta")
+ACTIVATIONS = (
+    "strong_model",
+    "weak_model",
+    "layers",
+    "pooling",
+    "max_length",
+    "extract_batch_size",
+    "dtype",
+)
+PROBE = (
+    "probe",
+    "layer",
+    "labels",
+    "k",
+    "metric",
+    "knn_backend",
+    "l2",
+    "standardize",
+    "k_cc",
+    "k_zeta",
+)
 #: What building the weak labels (a prerequisite of the default --labels weak) reads.
 WEAK_TRAINING = ("weak_lr", "epochs", "batch_size", "minibatch", "warmup_steps", "eval_every")
 FIELDS = DATA + ACTIVATIONS + PROBE + WEAK_TRAINING
 
-NameOpt = Annotated[Optional[str], typer.Option("--name", metavar="TEXT", help=(
-    "Name of the label set to write [default: <probe>-<kind>]"))]
+NameOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--name", metavar="TEXT", help=("Name of the label set to write [default: <probe>-<kind>]")
+    ),
+]
 
 
 @options_command(FIELDS, graph=True)
@@ -36,11 +59,42 @@ def probe(opts: Options, ctl: Control) -> None:
     if ctl.plan:
         return show_plan(study.graph.outcomes, ctl.as_json, "probe")
     m = run.metrics
-    summary = {"command": "probe", "dataset": study.dataset, "labels": m["labels"], **m["probe"],
-               **{k: m.get(k) for k in ("auc", "accuracy", "n", "train_n", "labels_auc", "auc_minus_labels_auc",
-                                        "pgr", "key")}, "path": str(run.folder)}
-    _show(summary, ctl.as_json, ("probe", "layer", "labels", "auc", "labels_auc", "auc_minus_labels_auc",
-                                 "accuracy", "n", "pgr", "path"))
+    summary = {
+        "command": "probe",
+        "dataset": study.dataset,
+        "labels": m["labels"],
+        **m["probe"],
+        **{
+            k: m.get(k)
+            for k in (
+                "auc",
+                "accuracy",
+                "n",
+                "train_n",
+                "labels_auc",
+                "auc_minus_labels_auc",
+                "pgr",
+                "key",
+            )
+        },
+        "path": str(run.folder),
+    }
+    _show(
+        summary,
+        ctl.as_json,
+        (
+            "probe",
+            "layer",
+            "labels",
+            "auc",
+            "labels_auc",
+            "auc_minus_labels_auc",
+            "accuracy",
+            "n",
+            "pgr",
+            "path",
+        ),
+    )
 
 
 @options_command(FIELDS + ("contamination",), graph=True)
@@ -54,17 +108,37 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
     if labels is None:
         return
     report = labels.manifest.get("report", {})
-    summary = {"command": "filter", "label_set": labels.name, "key": labels.key,
-               "parent": labels.manifest.get("parent_name"), **labels.manifest["probe"],
-               "contamination": labels.manifest.get("contamination"), "sizes": labels.sizes(), "report": report}
+    summary = {
+        "command": "filter",
+        "label_set": labels.name,
+        "key": labels.key,
+        "parent": labels.manifest.get("parent_name"),
+        **labels.manifest["probe"],
+        "contamination": labels.manifest.get("contamination"),
+        "sizes": labels.sizes(),
+        "report": report,
+    }
     if ctl.as_json:
         return emit_json(summary)
-    table = Table("split", "before", "kept", "removed", "mislabeled removed", "precision",
-                  "mislabel rate before → after")
+    table = Table(
+        "split",
+        "before",
+        "kept",
+        "removed",
+        "mislabeled removed",
+        "precision",
+        "mislabel rate before → after",
+    )
     for split, r in report.items():
-        table.add_row(split, str(r["before"]), str(r["kept"]), str(r["removed"]),
-                      f"{r['mislabeled_removed']}/{r['mislabeled_before']}", fmt(r["precision"]),
-                      f"{r['mislabel_rate_before']:.3f} → {r['mislabel_rate_after']:.3f}")
+        table.add_row(
+            split,
+            str(r["before"]),
+            str(r["kept"]),
+            str(r["removed"]),
+            f"{r['mislabeled_removed']}/{r['mislabeled_before']}",
+            fmt(r["precision"]),
+            f"{r['mislabel_rate_before']:.3f} → {r['mislabel_rate_after']:.3f}",
+        )
     stdout.print(f"label set {labels.name} ({labels.key})")
     stdout.print(table)
 
@@ -77,8 +151,14 @@ def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
     labels, _ = _derive(opts, ctl, RELABEL, name)
     if labels is None:
         return
-    summary = {"command": "relabel", "label_set": labels.name, "key": labels.key,
-               "parent": labels.manifest.get("parent_name"), **labels.manifest["probe"], "sizes": labels.sizes()}
+    summary = {
+        "command": "relabel",
+        "label_set": labels.name,
+        "key": labels.key,
+        "parent": labels.manifest.get("parent_name"),
+        **labels.manifest["probe"],
+        "sizes": labels.sizes(),
+    }
     _show(summary, ctl.as_json, ("label_set", "key", "parent", "probe", "layer", "sizes"))
 
 
@@ -88,27 +168,64 @@ def _derive(opts: Options, ctl: Control, kind: str, name: str | None):
     recipe = LabelRecipe(kind, opts.probe.probe, opts.probe.labels, name)
     check_label_set_name(recipe.name or recipe.default_name)
     study = open_study(opts, ctl)
-    labels = request(study, f"labels:{recipe.name or recipe.default_name}", lambda: study.derived(recipe))
+    labels = request(
+        study, f"labels:{recipe.name or recipe.default_name}", lambda: study.derived(recipe)
+    )
     if ctl.plan:
         show_plan(study.graph.outcomes, ctl.as_json, kind)
         return None, study
     return labels, study
 
 
-@options_command(tuple(f for f in FIELDS if f not in ("k", "l2", "k_zeta", "layer", "layers")), graph=True)
+@options_command(
+    tuple(f for f in FIELDS if f not in ("k", "l2", "k_zeta", "layer", "layers")), graph=True
+)
 def sweep(
-    opts: Options, ctl: Control,
-    k: Annotated[Optional[str], typer.Option("--k", metavar="INTEGERS", help=(
-        "kNN k grid, e.g. 5,10,25,50,100,200 [default: the k option]"))] = None,
-    l2: Annotated[Optional[str], typer.Option("--l2", metavar="FLOATS", help=(
-        "Logistic L2 grid, e.g. 1e-4,1e-3,1e-2 [default: the l2 option]"))] = None,
-    k_zeta: Annotated[Optional[str], typer.Option("--k-zeta", metavar="INTEGERS", help=(
-        "TopoFilter k_zeta grid [default: the k_zeta option]"))] = None,
-    layers: Annotated[Optional[str], typer.Option("--layers", metavar="LAYERS", help=(
-        "Layers to sweep: comma list and/or all (here: every cached layer; missing ones are extracted) "
-        "[default: the probe layer]"))] = None,
-    out: Annotated[Optional[str], typer.Option("--out", metavar="DIR", help=(
-        "Folder for sweep.csv/json/png [default: <cache>/sweeps/<dataset>/<key>]"))] = None,
+    opts: Options,
+    ctl: Control,
+    k: Annotated[
+        Optional[str],
+        typer.Option(
+            "--k",
+            metavar="INTEGERS",
+            help=("kNN k grid, e.g. 5,10,25,50,100,200 [default: the k option]"),
+        ),
+    ] = None,
+    l2: Annotated[
+        Optional[str],
+        typer.Option(
+            "--l2",
+            metavar="FLOATS",
+            help=("Logistic L2 grid, e.g. 1e-4,1e-3,1e-2 [default: the l2 option]"),
+        ),
+    ] = None,
+    k_zeta: Annotated[
+        Optional[str],
+        typer.Option(
+            "--k-zeta",
+            metavar="INTEGERS",
+            help=("TopoFilter k_zeta grid [default: the k_zeta option]"),
+        ),
+    ] = None,
+    layers: Annotated[
+        Optional[str],
+        typer.Option(
+            "--layers",
+            metavar="LAYERS",
+            help=(
+                "Layers to sweep: comma list and/or all (here: every cached layer; missing ones are extracted) "
+                "[default: the probe layer]"
+            ),
+        ),
+    ] = None,
+    out: Annotated[
+        Optional[str],
+        typer.Option(
+            "--out",
+            metavar="DIR",
+            help=("Folder for sweep.csv/json/png [default: <cache>/sweeps/<dataset>/<key>]"),
+        ),
+    ] = None,
 ) -> None:
     """Evaluate a probe over a parameter grid and layers from the cache: table + plot."""
     from rich.table import Table
@@ -124,14 +241,22 @@ def sweep(
     for value in grid:
         check_probe(opts, name, {param: value} if param else None)
     study = open_study(opts, ctl)
-    rows = request(study, "sweep", lambda: run_sweep(study, name, study.probe_layers(layers), param, grid))
+    rows = request(
+        study, "sweep", lambda: run_sweep(study, name, study.probe_layers(layers), param, grid)
+    )
     if ctl.plan:
         return show_plan(study.graph.outcomes, ctl.as_json, "sweep")
     out_dir = Path(out) if out else sweep_dir(opts.cache_dir, study.dataset, rows[0]["sweep_key"])
     paths = write_sweep(rows, out_dir, param or "layer")
-    summary = {"command": "sweep", "probe": name, "param": param, "grid": grid,
-               "layers": sorted({r["layer"] for r in rows}), "rows": rows,
-               "files": {key: str(value) for key, value in paths.items()}}
+    summary = {
+        "command": "sweep",
+        "probe": name,
+        "param": param,
+        "grid": grid,
+        "layers": sorted({r["layer"] for r in rows}),
+        "rows": rows,
+        "files": {key: str(value) for key, value in paths.items()},
+    }
     if ctl.as_json:
         return emit_json(summary)
     columns = ["layer", *([param] if param else []), "auc", "labels_auc", "auc_minus_labels_auc"]
@@ -153,5 +278,3 @@ def _show(summary: dict, as_json: bool, keys: tuple[str, ...]) -> None:
         if key in summary:
             table.add_row(key, fmt(summary[key]))
     stdout.print(table)
-
-

@@ -7,8 +7,11 @@ from .common import RowProgress, emit_json, stdout
 from .params import Control, options_command
 
 
-@options_command(("report_datasets", "baseline", "n_boot", "saturation", "min_gap", "format", "out"), preset=False,
-                 inert=("device",))
+@options_command(
+    ("report_datasets", "baseline", "n_boot", "saturation", "min_gap", "format", "out"),
+    preset=False,
+    inert=("device",),
+)
 def report(opts: Options, ctl: Control) -> None:
     """Summarise finished runs: per-dataset AUC/PGR with CIs, tests vs a baseline, figures.
 
@@ -19,11 +22,20 @@ def report(opts: Options, ctl: Control) -> None:
     from ..report import build_report, write_report
 
     r = opts.report
-    baseline = None if opts.sources.get("baseline") == "default" else r.baseline  # absent default: skipped
+    baseline = (
+        None if opts.sources.get("baseline") == "default" else r.baseline
+    )  # absent default: skipped
     with RowProgress("bootstrap") as bar:
-        built = build_report(opts.cache_dir, datasets=r.report_datasets or None, baseline=baseline,
-                             n_boot=r.n_boot, saturation=r.saturation, seed=opts.workspace.seed,
-                             progress=bar.update, min_gap=r.min_gap)
+        built = build_report(
+            opts.cache_dir,
+            datasets=r.report_datasets or None,
+            baseline=baseline,
+            n_boot=r.n_boot,
+            saturation=r.saturation,
+            seed=opts.workspace.seed,
+            progress=bar.update,
+            min_gap=r.min_gap,
+        )
     summary = {"command": "report", **write_report(built, Path(r.out) if r.out else None, r.format)}
     if ctl.as_json:
         emit_json(summary)
@@ -36,23 +48,34 @@ def _print(summary: dict) -> None:
     from rich.table import Table
 
     """The headline numbers on the terminal; the full tables are in the written report."""
-    table = Table(title=f"{len(summary['included_datasets'])} of {len(summary['datasets'])} datasets "
-                        f"(saturated excluded); baseline {summary['options']['baseline'] or 'none'}",
-                  box=box.SIMPLE_HEAD)
+    table = Table(
+        title=f"{len(summary['included_datasets'])} of {len(summary['datasets'])} datasets "
+        f"(saturated excluded); baseline {summary['options']['baseline'] or 'none'}",
+        box=box.SIMPLE_HEAD,
+    )
     table.add_column("experiment", no_wrap=True)
     for header in ("n", "mean PGR", "median PGR", "won/lost", "t-test p", "Wilcoxon p"):
         table.add_column(header, justify="right")
     versus = {c["experiment"]: c for c in summary["comparisons"]}
     for row in summary["summary"]:
         c = versus.get(row["experiment"])
-        table.add_row(row["experiment"], str(row["n_datasets"]), _num(row["mean_pgr"]), _num(row["median_pgr"]),
-                      f"{c['wins']}/{c['losses']}" if c else "—", _num(c and c["t_test_p"]),
-                      _num(c and c["wilcoxon_p"]))
+        table.add_row(
+            row["experiment"],
+            str(row["n_datasets"]),
+            _num(row["mean_pgr"]),
+            _num(row["median_pgr"]),
+            f"{c['wins']}/{c['losses']}" if c else "—",
+            _num(c and c["t_test_p"]),
+            _num(c and c["wilcoxon_p"]),
+        )
     stdout.print(table)
     for item in summary["missing"]:
         stdout.print(f"missing: {item['message']}", highlight=False)
     if summary["incomplete"]:
-        stdout.print(f"{len(summary['incomplete'])} incomplete run(s) (no metrics.json) not used", highlight=False)
+        stdout.print(
+            f"{len(summary['incomplete'])} incomplete run(s) (no metrics.json) not used",
+            highlight=False,
+        )
     for skipped in summary["skipped_figures"]:
         stdout.print(f"figure {skipped['name']} skipped: {skipped['reason']}", highlight=False)
     main = summary["files"].get("html") or summary["files"].get("md") or summary["files"]["json"]

@@ -11,7 +11,17 @@ from .params import DATA, Control, group, options_command
 
 MODELS = ("weak_model", "strong_model", "dtype", "device_map")
 EXTRACT = ("layers", "pooling", "max_length", "extract_batch_size")
-PROBES = ("layer", "k", "metric", "knn_backend", "l2", "standardize", "k_cc", "k_zeta", "contamination")
+PROBES = (
+    "layer",
+    "k",
+    "metric",
+    "knn_backend",
+    "l2",
+    "standardize",
+    "k_cc",
+    "k_zeta",
+    "contamination",
+)
 TRAINING = group("train", without=("loss",))
 
 
@@ -31,8 +41,11 @@ def run(opts: Options, ctl: Control) -> None:
     if not ctl.plan:
         ensure_writable_dir(opts.cache_dir)
     if not ctl.as_json:
-        stderr.print(f"{'plan' if ctl.plan else 'run'}: {', '.join(datasets)}; weak {opts.model.weak_model} -> "
-                     f"strong {opts.model.strong_model}; cache {opts.cache_dir}", highlight=False)
+        stderr.print(
+            f"{'plan' if ctl.plan else 'run'}: {', '.join(datasets)}; weak {opts.model.weak_model} -> "
+            f"strong {opts.model.strong_model}; cache {opts.cache_dir}",
+            highlight=False,
+        )
     reporter = GraphReporter(quiet=ctl.as_json or ctl.plan, log_done=True)
     results = run_plan(opts, mode=ctl.mode, reporter=reporter)
     _show(results, ctl, opts.run.shard)
@@ -43,19 +56,39 @@ def run(opts: Options, ctl: Control) -> None:
 def _show(results, ctl: Control, shard: str | None) -> None:
     sharded = shard is not None and not shard.endswith("/1")
     if ctl.as_json:
-        emit_json({"command": "run", "plan": ctl.plan, "shard": shard or "0/1",
-                   "datasets": [_dataset_summary(r) for r in results],
-                   "failed": [r.dataset for r in results if r.error]})
+        emit_json(
+            {
+                "command": "run",
+                "plan": ctl.plan,
+                "shard": shard or "0/1",
+                "datasets": [_dataset_summary(r) for r in results],
+                "failed": [r.dataset for r in results if r.error],
+            }
+        )
         return
     from rich.table import Table
 
     several_seeds = len({r.seed for r in results}) > 1
     for result in results:
         title = f"{result.dataset} (seed {result.seed})" if several_seeds else result.dataset
-        table = Table("stage", "status", "test AUC", "PGR", "key", *(["shard"] if sharded else []), title=title)
+        table = Table(
+            "stage",
+            "status",
+            "test AUC",
+            "PGR",
+            "key",
+            *(["shard"] if sharded else []),
+            title=title,
+        )
         for o in result.stages:
-            table.add_row(o.stage, o.status, fmt(o.metrics.get("auc")), fmt(o.metrics.get("pgr")), o.key or "—",
-                          *([str(o.shard)] if sharded else []))
+            table.add_row(
+                o.stage,
+                o.status,
+                fmt(o.metrics.get("auc")),
+                fmt(o.metrics.get("pgr")),
+                o.key or "—",
+                *([str(o.shard)] if sharded else []),
+            )
         stdout.print(table)
     for result in (r for r in results if r.error):
         stderr.print(f"failed: {result.dataset}: {result.error}", highlight=False)
@@ -66,6 +99,19 @@ def _show(results, ctl: Control, shard: str | None) -> None:
 
 def _dataset_summary(result) -> dict[str, Any]:
     keep = ("auc", "accuracy", "n", "pgr", "val_auc", "experiment", "error")
-    return {"dataset": result.dataset, "seed": result.seed, "error": result.error, "stages": [
-        {"stage": o.stage, "status": o.status, "key": o.key, "shard": o.shard, "seconds": round(o.seconds, 2),
-         **{k: o.metrics[k] for k in keep if k in o.metrics}} for o in result.stages]}
+    return {
+        "dataset": result.dataset,
+        "seed": result.seed,
+        "error": result.error,
+        "stages": [
+            {
+                "stage": o.stage,
+                "status": o.status,
+                "key": o.key,
+                "shard": o.shard,
+                "seconds": round(o.seconds, 2),
+                **{k: o.metrics[k] for k in keep if k in o.metrics},
+            }
+            for o in result.stages
+        ],
+    }

@@ -23,13 +23,28 @@ STAGES = ("weak", "ceiling", "student", "s2s")
 
 @options_command(DATA + MODELS + TRAINING + ("labels",), graph=True)
 def train(
-    opts: Options, ctl: Control,
-    stage: Annotated[str, typer.Argument(metavar="STAGE", help="weak | ceiling | student | s2s",
-                                         show_default=False)],
-    launcher: Annotated[Optional[str], typer.Option("--launcher", metavar="[none|torchrun]", help=(
-        "torchrun: run data-parallel as --nproc torchrun workers on this machine."))] = None,
-    nproc: Annotated[Optional[int], typer.Option("--nproc", metavar="INTEGER", help=(
-        "Workers for --launcher torchrun (at most the GPUs visible; any number on CPU)."))] = None,
+    opts: Options,
+    ctl: Control,
+    stage: Annotated[
+        str,
+        typer.Argument(metavar="STAGE", help="weak | ceiling | student | s2s", show_default=False),
+    ],
+    launcher: Annotated[
+        Optional[str],
+        typer.Option(
+            "--launcher",
+            metavar="[none|torchrun]",
+            help=("torchrun: run data-parallel as --nproc torchrun workers on this machine."),
+        ),
+    ] = None,
+    nproc: Annotated[
+        Optional[int],
+        typer.Option(
+            "--nproc",
+            metavar="INTEGER",
+            help=("Workers for --launcher torchrun (at most the GPUs visible; any number on CPU)."),
+        ),
+    ] = None,
 ) -> None:
     """Train one stage: weak (weak model, ground truth), ceiling (strong model, ground truth),
     student (strong model on --labels with --loss) or s2s (the --loss student of the weak labels,
@@ -44,14 +59,20 @@ def train(
         raise UsageError(f"train s2s needs --s2s-iters >= 1, got {opts.train.s2s_iters}")
     if validate_launcher(launcher, nproc, opts.workspace.device):
         if opts.model.device_map:
-            raise UsageError("--device-map spreads one model over devices in a single process; it cannot be "
-                             "combined with --launcher torchrun")
+            raise UsageError(
+                "--device-map spreads one model over devices in a single process; it cannot be "
+                "combined with --launcher torchrun"
+            )
         _check_recipe(opts)
-        raise typer.Exit(launch_torchrun(nproc, worker_argv(ctl.context, drop=("launcher", "nproc"))))
+        raise typer.Exit(
+            launch_torchrun(nproc, worker_argv(ctl.context, drop=("launcher", "nproc")))
+        )
     if opts.model.device_map:
         if env_world_size() > 1:
-            raise UsageError("--device-map spreads one model over devices in a single process; it cannot run "
-                             "under torchrun (data-parallel workers each hold a whole model)")
+            raise UsageError(
+                "--device-map spreads one model over devices in a single process; it cannot run "
+                "under torchrun (data-parallel workers each hold a whole model)"
+            )
         check_device_map(opts.model.device_map)
     _check_recipe(opts)
     env = init_from_env(resolve_device(opts.workspace.device))  # a no-op unless started by torchrun
@@ -87,16 +108,23 @@ def _request(study, stage: str) -> list:
 
         def student():
             labels = study.label_set(opts.probe.labels)
-            study.graph.target(study.dataset, study.seed, default_experiment("student", labels, opts.train.loss))
+            study.graph.target(
+                study.dataset, study.seed, default_experiment("student", labels, opts.train.loss)
+            )
             return study.student(labels, opts.train.loss)
 
         return [request(study, "student", student)]
     loss = opts.train.loss
-    names = [loss] + [f"s2s-{i}" if loss == "xent" else f"{loss}+s2s-{i}" for i in range(1, opts.train.s2s_iters + 1)]
+    names = [loss] + [
+        f"s2s-{i}" if loss == "xent" else f"{loss}+s2s-{i}"
+        for i in range(1, opts.train.s2s_iters + 1)
+    ]
     for name in names:
         study.graph.target(study.dataset, study.seed, name)
     runs = [request(study, loss, lambda: study.student(study.weak_labels(), loss))]
-    return runs + [request(study, name, lambda i=i: study.s2s(i, loss)) for i, name in enumerate(names[1:], 1)]
+    return runs + [
+        request(study, name, lambda i=i: study.s2s(i, loss)) for i, name in enumerate(names[1:], 1)
+    ]
 
 
 def _show(runs: list, as_json: bool) -> None:
@@ -106,16 +134,45 @@ def _show(runs: list, as_json: bool) -> None:
     if as_json:
         emit_json({"command": "train", "runs": rows})
         return
-    table = Table("experiment", "model", "test AUC", "accuracy", "n", "PGR", "weak AUC", "ceiling AUC", "run")
+    table = Table(
+        "experiment", "model", "test AUC", "accuracy", "n", "PGR", "weak AUC", "ceiling AUC", "run"
+    )
     for row in rows:
-        table.add_row(row["experiment"], row["model"], fmt(row["auc"]), fmt(row["accuracy"]), str(row["n"]),
-                      fmt(row.get("pgr")), fmt((row.get("weak") or {}).get("auc")),
-                      fmt((row.get("ceiling") or {}).get("auc")), row["key"])
+        table.add_row(
+            row["experiment"],
+            row["model"],
+            fmt(row["auc"]),
+            fmt(row["accuracy"]),
+            str(row["n"]),
+            fmt(row.get("pgr")),
+            fmt((row.get("weak") or {}).get("auc")),
+            fmt((row.get("ceiling") or {}).get("auc")),
+            row["key"],
+        )
     stdout.print(table)
 
 
 def _summary(run) -> dict[str, Any]:
-    keep = ("key", "stage", "experiment", "dataset", "model", "auc", "accuracy", "n", "val_auc", "pgr", "weak",
-            "ceiling", "labels", "labels_key", "train_n", "best_step", "steps", "resumed_from", "tokens_per_second",
-            "radius")
+    keep = (
+        "key",
+        "stage",
+        "experiment",
+        "dataset",
+        "model",
+        "auc",
+        "accuracy",
+        "n",
+        "val_auc",
+        "pgr",
+        "weak",
+        "ceiling",
+        "labels",
+        "labels_key",
+        "train_n",
+        "best_step",
+        "steps",
+        "resumed_from",
+        "tokens_per_second",
+        "radius",
+    )
     return {**{k: run.metrics.get(k) for k in keep}, "path": str(run.folder)}

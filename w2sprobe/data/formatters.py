@@ -52,9 +52,11 @@ def fixed_draws(n: int) -> Callable[[Formatter], Formatter]:
     Its draws do not depend on the row, so the split builder can draw them up front in
     shuffled order and format the rows in any order (anthropic_hh's coin).
     """
+
     def mark(formatter: Formatter) -> Formatter:
         formatter.draws_per_row = n  # type: ignore[attr-defined]
         return formatter
+
     return mark
 
 
@@ -85,6 +87,7 @@ def _without_index(options: Sequence[str], index: int) -> list[str]:
 
 # --- label-field datasets -------------------------------------------------------------------
 
+
 @rng_free
 def sentence(row: Row, rng: random.Random) -> Example:
     """cola, sst2: ``{sentence}``."""
@@ -100,8 +103,10 @@ def text(row: Row, rng: random.Random) -> Example:
 @rng_free
 def anli(row: Row, rng: random.Random) -> Example:
     """anli-r2: label 1 iff the hub label is 0 (entailment)."""
-    txt = (f"Premise: {row['premise']}\nHypothesis: {row['hypothesis']}\n\n"
-           "Does the premise entail the hypothesis?")
+    txt = (
+        f"Premise: {row['premise']}\nHypothesis: {row['hypothesis']}\n\n"
+        "Does the premise entail the hypothesis?"
+    )
     return txt, int(row["label"] == 0)
 
 
@@ -133,15 +138,18 @@ def ethics_commonsense(row: Row, rng: random.Random) -> Example:
 @rng_free
 def ethics_deontology(row: Row, rng: random.Random) -> Example:
     """ethics-deontology: label 1 = valid excuse; the prompt ends at ``A:``."""
-    txt = ("Q: Is the following a morally valid excuse?\n\n"
-           f"{row['scenario']}\n\n{row['excuse']}\n\nA:")
+    txt = (
+        f"Q: Is the following a morally valid excuse?\n\n{row['scenario']}\n\n{row['excuse']}\n\nA:"
+    )
     return txt, int(row["label"])
 
 
 @rng_free
 def ethics_justice(row: Row, rng: random.Random) -> Example:
     """ethics-justice; the prompt ends at ``A:``."""
-    return f"Q: Does this statement exemplify justice?\n\n{row['scenario']}\n\nA:", int(row["label"])
+    return f"Q: Does this statement exemplify justice?\n\n{row['scenario']}\n\nA:", int(
+        row["label"]
+    )
 
 
 @rng_free
@@ -161,27 +169,34 @@ def mc_taco(row: Row, rng: random.Random) -> Example:
 @rng_free
 def multirc(row: Row, rng: random.Random) -> Example:
     """multirc (super_glue)."""
-    txt = f"Passage:\n\n{row['paragraph']}\n\nQ: \"{row['question']}\" Is the answer \"{row['answer']}\"?"
+    txt = (
+        f'Passage:\n\n{row["paragraph"]}\n\nQ: "{row["question"]}" Is the answer "{row["answer"]}"?'
+    )
     return txt, int(row["label"])
 
 
 @rng_free
 def paws(row: Row, rng: random.Random) -> Example:
     """paws (labeled_final): label 1 = paraphrase."""
-    txt = (f"Sent 1: {row['sentence1']}\nSent 2: {row['sentence2']}\n\n"
-           "Q: Are these sentences semantically equivalent?")
+    txt = (
+        f"Sent 1: {row['sentence1']}\nSent 2: {row['sentence2']}\n\n"
+        "Q: Are these sentences semantically equivalent?"
+    )
     return txt, int(row["label"])
 
 
 @rng_free
 def wic(row: Row, rng: random.Random) -> Example:
     """wic (super_glue): label 1 = same sense."""
-    txt = (f"Sentence 1:\n{row['sentence1']}\n\nSentence 2:\n{row['sentence2']}\n\n"
-           f"Q: Does \"{row['word']}\" have the same meaning in the above sentences?")
+    txt = (
+        f"Sentence 1:\n{row['sentence1']}\n\nSentence 2:\n{row['sentence2']}\n\n"
+        f'Q: Does "{row["word"]}" have the same meaning in the above sentences?'
+    )
     return txt, int(row["label"])
 
 
 # --- multiple-choice datasets (MC-k rule) ---------------------------------------------------
+
 
 def cosmos_qa(row: Row, rng: random.Random) -> Example:
     """cosmos_qa, MC-4 with the reference's special case.
@@ -196,7 +211,9 @@ def cosmos_qa(row: Row, rng: random.Random) -> Example:
     if "None of the above choices ." in gold:
         label = 0
     elif "None of the above choices" in gold:
-        raise UsageError(f"cosmos_qa row has an unexpected 'None of the above' gold answer: {gold!r}")
+        raise UsageError(
+            f"cosmos_qa row has an unexpected 'None of the above' gold answer: {gold!r}"
+        )
     else:
         label = _coin(rng)
     shown = gold if label else rng.choice([option for option in options if option != gold])
@@ -232,7 +249,7 @@ def hellaswag(row: Row, rng: random.Random) -> Example:
     gold_index = int(row["label"])
     shown, label = _mc_pick(rng, endings[gold_index], _without_index(endings, gold_index))
     joined = "\n".join(endings)
-    txt = f"Context:\n{row['ctx']}\n\nContinuations:\n\n{joined}\n\nQ: Is \"{shown}\" the best continuation?"
+    txt = f'Context:\n{row["ctx"]}\n\nContinuations:\n\n{joined}\n\nQ: Is "{shown}" the best continuation?'
     return txt, label
 
 
@@ -262,7 +279,7 @@ def quail(row: Row, rng: random.Random) -> Example:
     answers = list(row["answers"])
     gold_index = int(row["correct_answer_id"])
     shown, label = _mc_pick(rng, answers[gold_index], _without_index(answers, gold_index))
-    txt = f"Passage:\n\n{row['context']}\n\nQ: \"{row['question']}\" Is the answer \"{shown}\"?"
+    txt = f'Passage:\n\n{row["context"]}\n\nQ: "{row["question"]}" Is the answer "{shown}"?'
     return txt, label
 
 
@@ -271,7 +288,7 @@ def quartz(row: Row, rng: random.Random) -> Example:
     letters, texts = list(row["choices"]["label"]), list(row["choices"]["text"])
     gold_index = letters.index(row["answerKey"])
     shown, label = _mc_pick(rng, texts[gold_index], _without_index(texts, gold_index))
-    return f"Passage:\n{row['para']}\n\nQ: \"{row['question']}\" Is the answer \"{shown}\"?", label
+    return f'Passage:\n{row["para"]}\n\nQ: "{row["question"]}" Is the answer "{shown}"?', label
 
 
 def _sciq_pick(row: Row, rng: random.Random) -> Example:
@@ -288,7 +305,7 @@ def sciq(row: Row, rng: random.Random) -> Example:
 def sciq_with_support(row: Row, rng: random.Random) -> Example:
     """sciq_with_support, MC-4 as sciq; rows with an empty ``support`` are kept."""
     shown, label = _sciq_pick(row, rng)
-    txt = f"Name: Bob\n\nPassage 1:\n{row['support']}\n\nQ1: \"{row['question']}\" Is the answer \"{shown}\"?"
+    txt = f'Name: Bob\n\nPassage 1:\n{row["support"]}\n\nQ1: "{row["question"]}" Is the answer "{shown}"?'
     return txt, label
 
 
@@ -298,8 +315,10 @@ def social_i_qa(row: Row, rng: random.Random) -> Example:
     gold_index = int(row["label"]) - 1
     shown, label = _mc_pick(rng, answers[gold_index], _without_index(answers, gold_index))
     choices = "\n".join(answers)
-    txt = (f"Context:\n{row['context']}\n\nQuestion: \"{row['question']}\"\n\n"
-           f"Choices:\n{choices}\n\nIs the answer \"{shown}\"?")
+    txt = (
+        f'Context:\n{row["context"]}\n\nQuestion: "{row["question"]}"\n\n'
+        f'Choices:\n{choices}\n\nIs the answer "{shown}"?'
+    )
     return txt, label
 
 
@@ -313,4 +332,4 @@ def story_cloze(row: Row, rng: random.Random) -> Example:
     gold_index = int(row["answer_right_ending"]) - 1
     shown, label = _mc_pick(rng, endings[gold_index], [endings[1 - gold_index]])
     story = " ".join(row[f"input_sentence_{i}"] for i in range(1, 5))
-    return f"Story: {story}\n\nQ: Is \"{shown}\" the right ending?", label
+    return f'Story: {story}\n\nQ: Is "{shown}" the right ending?', label

@@ -53,7 +53,7 @@ class ListRows:
 
     def batches(self, size: int = BATCH_ROWS) -> Iterator[list[Row]]:
         for start in range(0, len(self.rows), size):
-            yield self.rows[start:start + size]
+            yield self.rows[start : start + size]
 
     @property
     def column_names(self) -> list[str]:

@@ -35,7 +35,9 @@ SplitReader = Callable[[str], RowSource | None]
 POOLED_SPLIT_SEED = 0
 
 USER_FILE_LOADERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-MIRROR_LAYOUTS = "<folder>/<split>.jsonl or a hub parquet export <folder>/<config>/<split>/0000.parquet"
+MIRROR_LAYOUTS = (
+    "<folder>/<split>.jsonl or a hub parquet export <folder>/<config>/<split>/0000.parquet"
+)
 
 
 @dataclass
@@ -67,8 +69,10 @@ def check_data_dir(data_dir: str | os.PathLike) -> Path:
     """``data_dir`` as a Path; a UsageError if it is not an existing folder."""
     path = Path(data_dir)
     if not path.is_dir():
-        raise UsageError(f"data dir {path} does not exist or is not a folder; fix --data-dir, or "
-                         "drop it to load from the hub")
+        raise UsageError(
+            f"data dir {path} does not exist or is not a folder; fix --data-dir, or "
+            "drop it to load from the hub"
+        )
     return path
 
 
@@ -87,8 +91,12 @@ def export_config_dir(folder: Path, preferred: tuple[str | None, ...] = ()) -> P
     The first of ``preferred`` that exists wins (the table's export folder, the hub config,
     ``default``); otherwise the only config folder there is, else ``None``.
     """
-    configs = [path for path in sorted(folder.iterdir()) if path.is_dir()
-               and any(child.is_dir() and any(child.glob("*.parquet")) for child in path.iterdir())]
+    configs = [
+        path
+        for path in sorted(folder.iterdir())
+        if path.is_dir()
+        and any(child.is_dir() and any(child.glob("*.parquet")) for child in path.iterdir())
+    ]
     by_name = {path.name: path for path in configs}
     for name in (*preferred, INFERRED_CONFIG):
         if name and name in by_name:
@@ -102,19 +110,25 @@ def load_mirror_split(folder: Path, split: str) -> Rows | None:
     return None if rows is None else rows.take(range(len(rows)))
 
 
-def read_mirror_split(folder: Path, split: str, preferred: tuple[str | None, ...] = ()) -> RowSource | None:
+def read_mirror_split(
+    folder: Path, split: str, preferred: tuple[str | None, ...] = ()
+) -> RowSource | None:
     """One mirror split as a row source, from ``<split>.jsonl`` or a parquet export."""
     path = folder / f"{split}.jsonl"
     if path.is_file():
         with _datasets_quietly() as datasets:
-            return as_source(datasets.load_dataset("json", data_files={split: str(path)}, split=split))
+            return as_source(
+                datasets.load_dataset("json", data_files={split: str(path)}, split=split)
+            )
     config_dir = export_config_dir(folder, preferred)
     if config_dir is None or not any((config_dir / split).glob("*.parquet")):
         return None
     return as_source(load_export_split(folder, config_dir.name, split))
 
 
-def load_export_split(base: str | os.PathLike, export_dir: str, split: str, revision: str | None = None):
+def load_export_split(
+    base: str | os.PathLike, export_dir: str, split: str, revision: str | None = None
+):
     """One split of a parquet export, local or on the hub: the call the hub fallback makes.
 
     ``load_dataset(base, "default", data_files={split: "<export_dir>/<split>/*.parquet"})``;
@@ -122,8 +136,9 @@ def load_export_split(base: str | os.PathLike, export_dir: str, split: str, revi
     """
     files = export_data_files(export_dir, [split])
     if revision is not None:
-        return hub.load_hub_dataset(str(base), config=INFERRED_CONFIG, split=split,
-                                    revision=revision, data_files=files)
+        return hub.load_hub_dataset(
+            str(base), config=INFERRED_CONFIG, split=split, revision=revision, data_files=files
+        )
     with _datasets_quietly() as datasets:
         return datasets.load_dataset(str(base), INFERRED_CONFIG, data_files=files, split=split)
 
@@ -181,8 +196,10 @@ def _require_mirror_folder(spec: DatasetSpec, data_dir: str | os.PathLike) -> Pa
         return folder
     if spec.manual_download:
         raise _manual_download_error(spec)
-    raise UsageError(f"data dir {root} has no folder {spec.mirror_folder}/ for dataset {spec.name} "
-                     f"(layouts: {MIRROR_LAYOUTS}); add it, or drop --data-dir to use the hub")
+    raise UsageError(
+        f"data dir {root} has no folder {spec.mirror_folder}/ for dataset {spec.name} "
+        f"(layouts: {MIRROR_LAYOUTS}); add it, or drop --data-dir to use the hub"
+    )
 
 
 def _manual_download_error(spec: DatasetSpec) -> UsageError:
@@ -195,10 +212,17 @@ def _manual_download_error(spec: DatasetSpec) -> UsageError:
 
 def _separate(spec: DatasetSpec, read: SplitReader, source: str) -> Pools:
     parts = [read(split) for split in spec.train_splits]
-    train = None if any(part is None for part in parts) else (
-        parts[0] if len(parts) == 1 else concat(parts))
-    return Pools(train=train, test=read(spec.test_split), source=source,
-                 origin={"train": "+".join(spec.train_splits), "test": spec.test_split})
+    train = (
+        None
+        if any(part is None for part in parts)
+        else (parts[0] if len(parts) == 1 else concat(parts))
+    )
+    return Pools(
+        train=train,
+        test=read(spec.test_split),
+        source=source,
+        origin={"train": "+".join(spec.train_splits), "test": spec.test_split},
+    )
 
 
 def _pooled(spec: DatasetSpec, read: SplitReader, source: str) -> Pools:
@@ -206,25 +230,36 @@ def _pooled(spec: DatasetSpec, read: SplitReader, source: str) -> Pools:
     parts = [read(split) for split in spec.train_splits]
     missing = [split for split, part in zip(spec.train_splits, parts) if part is None]
     if missing:
-        raise UsageError(f"dataset '{spec.name}' pools all of {', '.join(spec.train_splits)}; "
-                         f"{source} lacks {', '.join(missing)}")
+        raise UsageError(
+            f"dataset '{spec.name}' pools all of {', '.join(spec.train_splits)}; "
+            f"{source} lacks {', '.join(missing)}"
+        )
     rows = concat(parts)
     order = np.random.default_rng(POOLED_SPLIT_SEED).permutation(len(rows))
     n = spec.pooled_test_size
     pooled = "+".join(spec.train_splits)
-    return Pools(train=select(rows, order[n:]), test=select(rows, order[:n]), source=source,
-                 origin={"train": f"{pooled} minus the fixed test pool",
-                         "test": f"fixed {n} rows of {pooled}"})
+    return Pools(
+        train=select(rows, order[n:]),
+        test=select(rows, order[:n]),
+        source=source,
+        origin={
+            "train": f"{pooled} minus the fixed test pool",
+            "test": f"fixed {n} rows of {pooled}",
+        },
+    )
 
 
 # --- user files -----------------------------------------------------------------------------
+
 
 def is_user_file(name: str) -> bool:
     """Whether a dataset argument names a data file rather than a registry entry."""
     return Path(name).suffix.lower() in USER_FILE_LOADERS
 
 
-def load_user_file(path: str | os.PathLike, text_field: str = "text", label_field: str = "label") -> Rows:
+def load_user_file(
+    path: str | os.PathLike, text_field: str = "text", label_field: str = "label"
+) -> Rows:
     """Rows ``{"text": str, "label": 0|1}`` from a ``.jsonl/.json/.csv/.parquet`` file.
 
     Labels may be ints, bools, floats 0.0/1.0 or the strings "0"/"1"; anything else is an error,
@@ -239,12 +274,16 @@ def load_user_file(path: str | os.PathLike, text_field: str = "text", label_fiel
     table = _read_table(loader, path)
     for name in (text_field, label_field):
         if name not in table.column_names:
-            raise UsageError(f"{path} has no field '{name}'; fields: {', '.join(table.column_names)}")
+            raise UsageError(
+                f"{path} has no field '{name}'; fields: {', '.join(table.column_names)}"
+            )
     labels = [_binary_label(value) for value in table[label_field]]
     if any(label is None for label in labels):
         bad = sorted({repr(v) for v, lab in zip(table[label_field], labels) if lab is None})
-        raise UsageError(f"labels of {path} are not binary: found values {', '.join(bad[:5])}"
-                         + (" ..." if len(bad) > 5 else ""))
+        raise UsageError(
+            f"labels of {path} are not binary: found values {', '.join(bad[:5])}"
+            + (" ..." if len(bad) > 5 else "")
+        )
     texts = ["" if value is None else str(value) for value in table[text_field]]
     return [{"text": txt, "label": label} for txt, label in zip(texts, labels)]
 

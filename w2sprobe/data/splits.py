@@ -46,8 +46,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import UsageError
-from ..options import DataOptions
 from ..hashing import short_hash
+from ..options import DataOptions
 from .formatters import Formatter, draws_per_row
 from .registry import get_spec
 from .rows import RowSource, as_source
@@ -81,8 +81,12 @@ class SplitSizes:
     def requested(self) -> dict[str, int]:
         """The size each split asks for."""
         strong = math.ceil(self.n_train / 2)
-        return {"weak_train": self.n_train - strong, "strong_train": strong,
-                "val": self.n_val, "test": self.n_test}
+        return {
+            "weak_train": self.n_train - strong,
+            "strong_train": strong,
+            "val": self.n_val,
+            "test": self.n_test,
+        }
 
 
 @dataclass
@@ -131,8 +135,9 @@ class _Scan:
         if self._draws is None:
             d = draws_per_row(self.formatter) or 0
             rng = random.Random(self.seed)
-            self._draws = np.array([rng.random() for _ in range(len(self.order) * d)],
-                                   dtype=np.float64).reshape(len(self.order), d)
+            self._draws = np.array(
+                [rng.random() for _ in range(len(self.order) * d)], dtype=np.float64
+            ).reshape(len(self.order), d)
         return self._draws
 
     def rng_for(self, position: int, draws: np.ndarray):
@@ -194,9 +199,16 @@ def _key_id(key: int) -> str:
     return f"{key:016x}"
 
 
-def load_splits(dataset: str, *, data_dir: str | os.PathLike | None = None, seed: int = 0,
-                sizes: SplitSizes = SplitSizes(), text_field: str = "text",
-                label_field: str = "label", positive_label: str | None = None) -> SplitSet:
+def load_splits(
+    dataset: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    seed: int = 0,
+    sizes: SplitSizes = SplitSizes(),
+    text_field: str = "text",
+    label_field: str = "label",
+    positive_label: str | None = None,
+) -> SplitSet:
     """Build the splits of a dataset: a registry name, a user-defined name, or the user's data.
 
     ``dataset`` is a registry name (``w2sprobe data list``), a name defined from a
@@ -209,32 +221,51 @@ def load_splits(dataset: str, *, data_dir: str | os.PathLike | None = None, seed
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise UsageError(f"seed must be a non-negative integer, got {seed!r}")
     if is_user_data(dataset):
-        name, pools, formatter = user_pools(dataset, text_field=text_field, label_field=label_field,
-                                            positive_label=positive_label)
+        name, pools, formatter = user_pools(
+            dataset, text_field=text_field, label_field=label_field, positive_label=positive_label
+        )
         return build_splits(name, pools, formatter, seed, sizes)
     if is_user_file(dataset):  # a file whose suffix is known but that is not there: say so
         load_user_file(dataset, text_field, label_field)
     spec = get_spec(dataset)
     if positive_label is not None:  # registry labels are fixed: silently ignoring it would mislead
-        raise UsageError(f"--positive-label applies to files, folders and hub: sources; {spec.name} "
-                         f"is a registry dataset with fixed labels ({spec.label_note})")
+        raise UsageError(
+            f"--positive-label applies to files, folders and hub: sources; {spec.name} "
+            f"is a registry dataset with fixed labels ({spec.label_note})"
+        )
     return build_splits(spec.name, load_pools(spec, data_dir), spec.formatter, seed, sizes)
 
 
-def build_splits(name: str, pools: Pools, formatter: Formatter, seed: int, sizes: SplitSizes) -> SplitSet:
+def build_splits(
+    name: str, pools: Pools, formatter: Formatter, seed: int, sizes: SplitSizes
+) -> SplitSet:
     """Process loaded pools into a SplitSet (see the module docstring for the steps)."""
-    report: dict[str, Any] = {"dataset": name, "source": pools.source, "seed": seed,
-                              "requested": asdict(sizes), "pools": {}, "notes": list(pools.notes)}
+    report: dict[str, Any] = {
+        "dataset": name,
+        "source": pools.source,
+        "seed": seed,
+        "requested": asdict(sizes),
+        "pools": {},
+        "notes": list(pools.notes),
+    }
     val_pool = None
     if pools.train is not None and pools.test is not None:
         test_pool = _prepare(pools.test, formatter, seed, report, "test", pools.origin.get("test"))
         exclude = test_pool.keys
         if pools.val is not None:
-            val_pool = _prepare(pools.val, formatter, seed, report, "val", pools.origin.get("val"),
-                                exclude=exclude)
+            val_pool = _prepare(
+                pools.val, formatter, seed, report, "val", pools.origin.get("val"), exclude=exclude
+            )
             exclude = np.concatenate([exclude, val_pool.keys])
-        train_pool = _prepare(pools.train, formatter, seed, report, "train", pools.origin.get("train"),
-                              exclude=exclude)
+        train_pool = _prepare(
+            pools.train,
+            formatter,
+            seed,
+            report,
+            "train",
+            pools.origin.get("train"),
+            exclude=exclude,
+        )
         test_pool = _balance(test_pool, seed, report["pools"]["test"], "test")
         if val_pool is not None:
             val_pool = _balance(val_pool, seed, report["pools"]["val"], "val")
@@ -243,17 +274,27 @@ def build_splits(name: str, pools: Pools, formatter: Formatter, seed: int, sizes
         test_pool, train_pool = _carve(pools, formatter, seed, sizes, report)
         if pools.val is not None:  # user data with validation beside a single other split
             shared = np.concatenate([test_pool.keys, train_pool.keys])
-            val_pool = _prepare(pools.val, formatter, seed, report, "val", pools.origin.get("val"),
-                                exclude=shared)
+            val_pool = _prepare(
+                pools.val, formatter, seed, report, "val", pools.origin.get("val"), exclude=shared
+            )
             val_pool = _balance(val_pool, seed, report["pools"]["val"], "val")
     parts = _assign(train_pool, test_pool, seed, sizes, val_pool)
     splits = _materialise(parts)
     _report_splits(name, splits, sizes, report)
-    return SplitSet(dataset=name, splits=splits, fingerprint=_fingerprint(name, splits), report=report)
+    return SplitSet(
+        dataset=name, splits=splits, fingerprint=_fingerprint(name, splits), report=report
+    )
 
 
-def _prepare(rows, formatter: Formatter, seed: int, report: dict, pool: str,
-             origin: str | None, exclude: np.ndarray = _NO_KEYS) -> _Pool:
+def _prepare(
+    rows,
+    formatter: Formatter,
+    seed: int,
+    report: dict,
+    pool: str,
+    origin: str | None,
+    exclude: np.ndarray = _NO_KEYS,
+) -> _Pool:
     """Shuffle and format a pool, drop empty texts, duplicates and ids in ``exclude``; count drops."""
     source = as_source(rows)
     scan = _Scan(source, formatter, seed, np.random.default_rng(seed).permutation(len(source)))
@@ -265,10 +306,13 @@ def _prepare(rows, formatter: Formatter, seed: int, report: dict, pool: str,
     # Every occurrence of an excluded id counts as overlap (none is kept), as the reference does.
     excluded = np.isin(keys, exclude) if len(exclude) else np.zeros(len(keys), dtype=bool)
     keep = first & ~excluded
-    report["pools"][pool] = {"from": origin, "rows_loaded": len(source),
-                             "dropped_empty": int(empty.sum()),
-                             "dropped_duplicates": int((~first & ~excluded).sum()),
-                             "dropped_test_overlap": int(excluded.sum())}
+    report["pools"][pool] = {
+        "from": origin,
+        "rows_loaded": len(source),
+        "dropped_empty": int(empty.sum()),
+        "dropped_duplicates": int((~first & ~excluded).sum()),
+        "dropped_test_overlap": int(excluded.sum()),
+    }
     return _Pool(keys[keep], labels[keep], positions[keep], scan)
 
 
@@ -308,7 +352,7 @@ def _shuffled_examples(scan: _Scan, stop: int):
     """``(position, example)`` for shuffled positions ``0..stop-1``, one fresh rng per pool."""
     rng = random.Random(scan.seed)  # fresh per pool: MC labels depend on the pool's row order
     for start in range(0, stop, SCAN_BATCH):
-        rows = scan.source.take(scan.order[start:min(start + SCAN_BATCH, stop)])
+        rows = scan.source.take(scan.order[start : min(start + SCAN_BATCH, stop)])
         for offset, row in enumerate(rows):
             yield start + offset, scan.formatter(row, rng)
 
@@ -323,16 +367,23 @@ def _texts(pool: _Pool) -> list[str]:
         positions = np.fromiter(wanted, dtype=np.int64)
         rows = scan.source.gather(scan.order[positions])
         draws = scan.draws()
-        found = {int(p): scan.formatter(row, scan.rng_for(int(p), draws))[0]
-                 for p, row in zip(positions, rows)}
+        found = {
+            int(p): scan.formatter(row, scan.rng_for(int(p), draws))[0]
+            for p, row in zip(positions, rows)
+        }
     else:
-        found = {position: example[0] for position, example
-                 in _shuffled_examples(scan, max(wanted) + 1) if position in wanted}
+        found = {
+            position: example[0]
+            for position, example in _shuffled_examples(scan, max(wanted) + 1)
+            if position in wanted
+        }
     texts = [found[int(p)] for p in pool.positions]
     for txt, key in zip(texts, pool.keys.tolist()):
         if _id_key(txt) != key:
-            raise RuntimeError("a formatter gave a different text for the same row twice; "
-                               "formatters must be deterministic given the row and the rng")
+            raise RuntimeError(
+                "a formatter gave a different text for the same row twice; "
+                "formatters must be deterministic given the row and the rng"
+            )
     return texts
 
 
@@ -343,15 +394,25 @@ def _materialise(parts: dict[str, _Pool]) -> dict[str, Split]:
     for name, part in parts.items():
         by_scan.setdefault(id(part.scan), []).append(name)
     for names in by_scan.values():
-        merged = _Pool(np.concatenate([parts[n].keys for n in names]),
-                       np.concatenate([parts[n].labels for n in names]),
-                       np.concatenate([parts[n].positions for n in names]), parts[names[0]].scan)
+        merged = _Pool(
+            np.concatenate([parts[n].keys for n in names]),
+            np.concatenate([parts[n].labels for n in names]),
+            np.concatenate([parts[n].positions for n in names]),
+            parts[names[0]].scan,
+        )
         all_texts, start = _texts(merged), 0
         for n in names:
-            texts[n] = all_texts[start:start + len(parts[n])]
+            texts[n] = all_texts[start : start + len(parts[n])]
             start += len(parts[n])
-    return {name: Split(name, [_key_id(k) for k in part.keys.tolist()], texts[name],
-                        part.labels.astype(np.float32)) for name, part in parts.items()}
+    return {
+        name: Split(
+            name,
+            [_key_id(k) for k in part.keys.tolist()],
+            texts[name],
+            part.labels.astype(np.float32),
+        )
+        for name, part in parts.items()
+    }
 
 
 def _balance(pool: _Pool, seed: int, stats: dict, pool_name: str) -> _Pool:
@@ -364,11 +425,15 @@ def _balance(pool: _Pool, seed: int, stats: dict, pool_name: str) -> _Pool:
     stats["label_counts_before_balance"] = {str(k): counts.get(k, 0) for k in (0, 1)}
     if len(counts) != 2:
         if not counts:
-            raise UsageError(f"the {pool_name} pool ({stats['from']}) has no rows left after dropping "
-                             "empty, duplicate and test-overlapping rows")
+            raise UsageError(
+                f"the {pool_name} pool ({stats['from']}) has no rows left after dropping "
+                "empty, duplicate and test-overlapping rows"
+            )
         only = f"only label {min(counts)}" if len(counts) == 1 else f"{len(counts)} label values"
-        raise UsageError(f"the {pool_name} pool ({stats['from']}) has {only} after dropping empty "
-                         f"and duplicate rows ({len(pool)} rows); balancing needs both 0 and 1")
+        raise UsageError(
+            f"the {pool_name} pool ({stats['from']}) has {only} after dropping empty "
+            f"and duplicate rows ({len(pool)} rows); balancing needs both 0 and 1"
+        )
     majority = max(counts, key=counts.__getitem__)
     minority_rows = np.flatnonzero(pool.labels != majority)
     majority_rows = np.flatnonzero(pool.labels == majority)
@@ -381,7 +446,9 @@ def _balance(pool: _Pool, seed: int, stats: dict, pool_name: str) -> _Pool:
     return pool.take(combined)
 
 
-def _carve(pools: Pools, formatter: Formatter, seed: int, sizes: SplitSizes, report: dict) -> tuple[_Pool, _Pool]:
+def _carve(
+    pools: Pools, formatter: Formatter, seed: int, sizes: SplitSizes, report: dict
+) -> tuple[_Pool, _Pool]:
     """Only one pool exists: test = its first min(n_test, N // 2) balanced rows, train = the rest."""
     role = "test" if pools.test is not None else "train"
     rows = pools.test if pools.test is not None else pools.train
@@ -392,12 +459,14 @@ def _carve(pools: Pools, formatter: Formatter, seed: int, sizes: SplitSizes, rep
     missing = "train" if role == "test" else "test"
     report["notes"].append(
         f"no {missing} pool in {pools.source}: test = first {k} rows of the balanced {origin} pool, "
-        f"the train pool is its other {len(pool) - k} rows (their label balance is approximate)")
+        f"the train pool is its other {len(pool) - k} rows (their label balance is approximate)"
+    )
     return pool.take(range(k)), pool.take(range(k, len(pool)))
 
 
-def _assign(train_pool: _Pool, test_pool: _Pool, seed: int, sizes: SplitSizes,
-            val_pool: _Pool | None = None) -> dict[str, _Pool]:
+def _assign(
+    train_pool: _Pool, test_pool: _Pool, seed: int, sizes: SplitSizes, val_pool: _Pool | None = None
+) -> dict[str, _Pool]:
     """Cut val/train from the train pool (val from ``val_pool`` if given), halve train, cap test."""
     if val_pool is not None:
         val = val_pool.take(range(min(sizes.n_val, len(val_pool))))
@@ -408,8 +477,12 @@ def _assign(train_pool: _Pool, test_pool: _Pool, seed: int, sizes: SplitSizes,
         train = train_pool.take(range(len(val), min(len(val) + sizes.n_train, len(train_pool))))
     order = np.random.default_rng(HALVING_SEED_OFFSET + seed).permutation(len(train))
     n_strong = math.ceil(len(train) / 2)
-    return {"weak_train": train.take(order[n_strong:]), "strong_train": train.take(order[:n_strong]),
-            "val": val, "test": test_pool.take(range(min(sizes.n_test, len(test_pool))))}
+    return {
+        "weak_train": train.take(order[n_strong:]),
+        "strong_train": train.take(order[:n_strong]),
+        "val": val,
+        "test": test_pool.take(range(min(sizes.n_test, len(test_pool)))),
+    }
 
 
 def _report_splits(name: str, splits: dict[str, Split], sizes: SplitSizes, report: dict) -> None:
@@ -418,25 +491,34 @@ def _report_splits(name: str, splits: dict[str, Split], sizes: SplitSizes, repor
     report["splits"] = {}
     for split_name, split in splits.items():
         positives = int(split.labels.sum())
-        report["splits"][split_name] = {"size": len(split), "requested": requested[split_name],
-                                        "label_counts": {"0": len(split) - positives, "1": positives}}
+        report["splits"][split_name] = {
+            "size": len(split),
+            "requested": requested[split_name],
+            "label_counts": {"0": len(split) - positives, "1": positives},
+        }
     for split_name, split in splits.items():
         if len(split) == 0 and requested[split_name] > 0:
-            raise UsageError(f"dataset {name}: split {split_name} is empty after balancing "
-                             f"({_pool_sizes(report)}); ask for smaller --n-test/--n-val")
+            raise UsageError(
+                f"dataset {name}: split {split_name} is empty after balancing "
+                f"({_pool_sizes(report)}); ask for smaller --n-test/--n-val"
+            )
         if len(split) < requested[split_name]:
-            report["notes"].append(f"{split_name}: {len(split)} rows, fewer than the "
-                                   f"{requested[split_name]} requested")
+            report["notes"].append(
+                f"{split_name}: {len(split)} rows, fewer than the {requested[split_name]} requested"
+            )
 
 
 def _pool_sizes(report: dict) -> str:
-    pools = [f"{pool} pool {stats['balanced_size']} rows" for pool, stats in report["pools"].items()]
+    pools = [
+        f"{pool} pool {stats['balanced_size']} rows" for pool, stats in report["pools"].items()
+    ]
     taken = [f"{split} {entry['size']}" for split, entry in report["splits"].items()]
     return f"{', '.join(pools)}; split sizes {', '.join(taken)}"
 
 
 def _fingerprint(name: str, splits: dict[str, Split]) -> str:
     """Short hash over the dataset name and, per split in order, its ids and labels."""
-    content = [name] + [[split.name, split.ids, split.labels.astype(int).tolist()]
-                        for split in splits.values()]
+    content = [name] + [
+        [split.name, split.ids, split.labels.astype(int).tolist()] for split in splits.values()
+    ]
     return short_hash(content)

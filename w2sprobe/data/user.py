@@ -60,6 +60,7 @@ USER_DATASETS: dict[str, UserDatasetSpec] = {}
 
 # --- what the dataset argument is ------------------------------------------------------------
 
+
 def is_hub_source(dataset: str) -> bool:
     """Whether ``dataset`` is a ``hub:org/name[:config]`` source."""
     return str(dataset).startswith(HUB_PREFIX)
@@ -74,24 +75,30 @@ def is_user_data(dataset: str) -> bool:
     dataset = str(dataset)
     if dataset in USER_DATASETS or is_hub_source(dataset):
         return True
-    if _alias_key(dataset) in _REGISTRY_KEYS and not any(sep in dataset for sep in ("/", os.sep, ".")):
+    if _alias_key(dataset) in _REGISTRY_KEYS and not any(
+        sep in dataset for sep in ("/", os.sep, ".")
+    ):
         return False
     return Path(dataset).is_dir() or (is_user_file(dataset) and Path(dataset).is_file())
 
 
 def parse_hub_source(dataset: str) -> tuple[str, str | None]:
     """``hub:org/name[:config]`` -> ``(org/name, config or None)``."""
-    body = str(dataset)[len(HUB_PREFIX):]
+    body = str(dataset)[len(HUB_PREFIX) :]
     repo, _, config = body.partition(":")
     if not repo or repo.count("/") > 1 or repo.startswith("/") or repo.endswith("/"):
-        raise UsageError(f"'{dataset}' is not a hub source; write hub:org/name or hub:org/name:config")
+        raise UsageError(
+            f"'{dataset}' is not a hub source; write hub:org/name or hub:org/name:config"
+        )
     return repo, config or None
 
 
 # --- user-defined datasets ([datasets.NAME] tables) ------------------------------------------
 
-def define_dataset(name: str, table: Mapping[str, Any], *, base_dir: str | os.PathLike | None = None
-                   ) -> UserDatasetSpec:
+
+def define_dataset(
+    name: str, table: Mapping[str, Any], *, base_dir: str | os.PathLike | None = None
+) -> UserDatasetSpec:
     """Register a ``[datasets.NAME]`` table (already parsed from TOML) and return its spec.
 
     Keys: ``source`` (file, folder, or ``hub:org/name[:config]``; a relative path is resolved
@@ -103,8 +110,10 @@ def define_dataset(name: str, table: Mapping[str, Any], *, base_dir: str | os.Pa
         raise UsageError(f"[datasets.{name}]: '{name}' is a registry dataset; choose another name")
     unknown = sorted(set(table) - set(TABLE_KEYS))
     if unknown:
-        raise UsageError(f"[datasets.{name}]: unknown key(s) {', '.join(unknown)}; "
-                         f"known: {', '.join(TABLE_KEYS)}")
+        raise UsageError(
+            f"[datasets.{name}]: unknown key(s) {', '.join(unknown)}; "
+            f"known: {', '.join(TABLE_KEYS)}"
+        )
     source = table.get("source")
     if not isinstance(source, str) or not source:
         raise UsageError(f"[datasets.{name}]: 'source' must be a file, a folder or hub:org/name")
@@ -117,16 +126,22 @@ def define_dataset(name: str, table: Mapping[str, Any], *, base_dir: str | os.Pa
     if not is_hub_source(source) and base_dir is not None and not Path(source).is_absolute():
         source = str(Path(base_dir) / source)
     positive = table.get("positive")
-    spec = UserDatasetSpec(name=name, source=source, template=template,
-                           text_field=table.get("text", "text"), label_field=table.get("label", "label"),
-                           positive=None if positive is None else str(positive),
-                           description=table.get("description", ""))
+    spec = UserDatasetSpec(
+        name=name,
+        source=source,
+        template=template,
+        text_field=table.get("text", "text"),
+        label_field=table.get("label", "label"),
+        positive=None if positive is None else str(positive),
+        description=table.get("description", ""),
+    )
     USER_DATASETS[name] = spec
     return spec
 
 
-def define_datasets(tables: Mapping[str, Mapping[str, Any]], *,
-                    base_dir: str | os.PathLike | None = None) -> list[UserDatasetSpec]:
+def define_datasets(
+    tables: Mapping[str, Mapping[str, Any]], *, base_dir: str | os.PathLike | None = None
+) -> list[UserDatasetSpec]:
     """Register every table of a parsed ``[datasets]`` TOML section; returns their specs."""
     if not isinstance(tables, Mapping):
         raise UsageError("[datasets] must be a table of [datasets.NAME] tables")
@@ -150,34 +165,46 @@ def template_fields(template: str, where: str) -> list[str]:
             continue
         base = field_name.split(".")[0].split("[")[0]
         if not base or base.isdigit():
-            raise UsageError(f"{where}: template fields must be named, e.g. {{premise}}; got "
-                             f"{{{field_name}}}")
+            raise UsageError(
+                f"{where}: template fields must be named, e.g. {{premise}}; got {{{field_name}}}"
+            )
         fields.append(base)
     return fields
 
 
 # --- formatters for user rows ----------------------------------------------------------------
 
+
 class LabelMap:
     """Maps a label field's raw values to 0/1: binary values, or one value vs the rest."""
 
-    def __init__(self, values: list[Any], where: str, field: str, positive: str | None = None,
-                 names: list[str] | None = None):
+    def __init__(
+        self,
+        values: list[Any],
+        where: str,
+        field: str,
+        positive: str | None = None,
+        names: list[str] | None = None,
+    ):
         self.field = field
         if positive is None:
             mapping = {value: _binary_label(value) for value in values}
             bad = sorted({repr(v) for v, label in mapping.items() if label is None})
             if bad:
-                raise UsageError(f"labels of {where} are not binary: found values "
-                                 f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; pass "
-                                 "--positive-label VALUE for one class vs the rest")
+                raise UsageError(
+                    f"labels of {where} are not binary: found values "
+                    f"{', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''}; pass "
+                    "--positive-label VALUE for one class vs the rest"
+                )
         else:
             mapping = {value: int(_matches(value, positive, names)) for value in values}
             if not any(mapping.values()):
                 shown = sorted({_shown(v, names) for v in values})
-                raise UsageError(f"positive label {positive!r} does not occur in field '{field}' of "
-                                 f"{where}; values: {', '.join(shown[:10])}"
-                                 + (" ..." if len(shown) > 10 else ""))
+                raise UsageError(
+                    f"positive label {positive!r} does not occur in field '{field}' of "
+                    f"{where}; values: {', '.join(shown[:10])}"
+                    + (" ..." if len(shown) > 10 else "")
+                )
         self.mapping = mapping
 
     def __call__(self, value: Any) -> int:
@@ -214,6 +241,7 @@ class TemplateFormatter:
 
 # --- loading user data into pools ------------------------------------------------------------
 
+
 @dataclass
 class _Split:
     role: str
@@ -224,8 +252,13 @@ class _Split:
     names: list[str] | None = None  # the label field's ClassLabel names, if any
 
 
-def user_pools(dataset: str, *, text_field: str = "text", label_field: str = "label",
-               positive_label: str | None = None) -> tuple[str, Pools, Formatter]:
+def user_pools(
+    dataset: str,
+    *,
+    text_field: str = "text",
+    label_field: str = "label",
+    positive_label: str | None = None,
+) -> tuple[str, Pools, Formatter]:
     """``(name, pools, formatter)`` for user data (see the module docstring for the forms)."""
     dataset = str(dataset)
     template = None
@@ -241,15 +274,27 @@ def user_pools(dataset: str, *, text_field: str = "text", label_field: str = "la
         _check_fields(split, fields + [label_field], template, name)
     splits = _drop_unlabeled(splits, notes)
     values = [value for split in splits for value in split.values]
-    labels = LabelMap(list(dict.fromkeys(values)), _where(splits, source), label_field,
-                      positive_label, next((s.names for s in splits if s.names), None))
-    formatter: Formatter = (TemplateFormatter(template, labels) if template
-                            else FieldFormatter(text_field, labels))
+    labels = LabelMap(
+        list(dict.fromkeys(values)),
+        _where(splits, source),
+        label_field,
+        positive_label,
+        next((s.names for s in splits if s.names), None),
+    )
+    formatter: Formatter = (
+        TemplateFormatter(template, labels) if template else FieldFormatter(text_field, labels)
+    )
     by_role = {split.role: split for split in splits}
-    pools = Pools(train=_rows(by_role.get("train")), test=_rows(by_role.get("test")), source=source,
-                  origin={split.role if split.role != "validation" else "val": split.origin
-                          for split in splits},
-                  val=_rows(by_role.get("validation")), notes=notes)
+    pools = Pools(
+        train=_rows(by_role.get("train")),
+        test=_rows(by_role.get("test")),
+        source=source,
+        origin={
+            split.role if split.role != "validation" else "val": split.origin for split in splits
+        },
+        val=_rows(by_role.get("validation")),
+        notes=notes,
+    )
     if pools.train is None or pools.test is None:
         only = by_role.get("test") or by_role.get("train")
         pools.origin["shared"] = only.origin
@@ -288,8 +333,9 @@ def _read_splits(location: str, name: str) -> tuple[list[_Split], str, list[str]
             raise UsageError(f"dataset file {path} does not exist")
         return [_file_split("test", path, f"file {path}")], f"file {path}", []
     if not path.exists():
-        raise UsageError(f"dataset {name}: source {location} does not exist (a file, a folder or "
-                         "hub:org/name)")
+        raise UsageError(
+            f"dataset {name}: source {location} does not exist (a file, a folder or hub:org/name)"
+        )
     raise UsageError(f"cannot read {path}: use a {', '.join(USER_FILE_LOADERS)} file or a folder")
 
 
@@ -297,18 +343,26 @@ def find_split_files(folder: Path) -> dict[str, Path]:
     """Split role -> file in ``folder`` (``train.*``, ``validation.*``/``val.*``/``dev.*``, ``test.*``)."""
     found: dict[str, Path] = {}
     for role, stems in SPLIT_STEMS.items():
-        matches = [path for stem in stems for suffix in USER_FILE_LOADERS
-                   if (path := folder / f"{stem}{suffix}").is_file()]
+        matches = [
+            path
+            for stem in stems
+            for suffix in USER_FILE_LOADERS
+            if (path := folder / f"{stem}{suffix}").is_file()
+        ]
         if len(matches) > 1:
-            raise UsageError(f"folder {folder} has several {role} files ({', '.join(p.name for p in matches)}); "
-                             "keep one")
+            raise UsageError(
+                f"folder {folder} has several {role} files ({', '.join(p.name for p in matches)}); "
+                "keep one"
+            )
         if matches:
             found[role] = matches[0]
     if not found:
         present = sorted(p.name for p in folder.iterdir())[:8]
-        raise UsageError(f"folder {folder} has no recognisable split files: expected train.*, "
-                         f"validation.* and/or test.* ({', '.join(USER_FILE_LOADERS)}); found: "
-                         f"{', '.join(present) or 'nothing'}")
+        raise UsageError(
+            f"folder {folder} has no recognisable split files: expected train.*, "
+            f"validation.* and/or test.* ({', '.join(USER_FILE_LOADERS)}); found: "
+            f"{', '.join(present) or 'nothing'}"
+        )
     return found
 
 
@@ -337,21 +391,31 @@ def _hub_splits(location: str, name: str) -> tuple[list[_Split], str, list[str]]
             continue
         splits.append(_split_of(role, loaded.data[stem], f"hub split {stem}"))
     if not splits:
-        raise UsageError(f"dataset {name}: hub repo {repo} has no labeled train, validation or test "
-                         f"split (found: {', '.join(loaded.data) or 'none'})")
+        raise UsageError(
+            f"dataset {name}: hub repo {repo} has no labeled train, validation or test "
+            f"split (found: {', '.join(loaded.data) or 'none'})"
+        )
     return splits, f"hub {loaded.source.describe()}", notes
 
 
 def _split_of(role: str, dataset, origin: str) -> _Split:
     features = getattr(dataset, "features", None)
-    return _Split(role, as_source(dataset), origin, values=[],
-                  class_names=_class_names(features) if features else {})
+    return _Split(
+        role,
+        as_source(dataset),
+        origin,
+        values=[],
+        class_names=_class_names(features) if features else {},
+    )
 
 
 def _class_names(features) -> dict[str, list[str]]:
     """ClassLabel names per field (hub datasets), so ``--positive-label Business`` works."""
-    return {field: list(feature.names) for field, feature in features.items()
-            if getattr(feature, "names", None)}
+    return {
+        field: list(feature.names)
+        for field, feature in features.items()
+        if getattr(feature, "names", None)
+    }
 
 
 def _check_fields(split: _Split, fields: list[str], template: str | None, name: str) -> None:
@@ -360,8 +424,10 @@ def _check_fields(split: _Split, fields: list[str], template: str | None, name: 
     *text_fields, label_field = fields
     for field in text_fields:
         if field not in columns and template:
-            raise UsageError(f"dataset {name}: template {template!r} names field '{field}', but "
-                             f"{split.origin} has only: {', '.join(columns)}")
+            raise UsageError(
+                f"dataset {name}: template {template!r} names field '{field}', but "
+                f"{split.origin} has only: {', '.join(columns)}"
+            )
     for field in (*text_fields, label_field):
         if field not in columns:
             raise UsageError(f"{split.origin} has no field '{field}'; fields: {', '.join(columns)}")
@@ -392,12 +458,19 @@ def _binary_label(value: Any) -> int | None:
 def _matches(value: Any, positive: str, names: list[str] | None) -> bool:
     if value is None:
         return False
-    if (names and isinstance(value, int) and not isinstance(value, bool) and 0 <= value < len(names)
-            and names[value] == positive):
+    if (
+        names
+        and isinstance(value, int)
+        and not isinstance(value, bool)
+        and 0 <= value < len(names)
+        and names[value] == positive
+    ):
         return True
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    return str(value) == positive or (isinstance(value, bool) and str(value).lower() == positive.lower())
+    return str(value) == positive or (
+        isinstance(value, bool) and str(value).lower() == positive.lower()
+    )
 
 
 def _shown(value: Any, names: list[str] | None) -> str:

@@ -48,7 +48,8 @@ def describe(model: nn.Module) -> ModelLayout:
     config = text_config(model.config)
     num_layers = int(config.num_hidden_layers)
     candidates = [
-        (name, module) for name, module in model.named_modules()
+        (name, module)
+        for name, module in model.named_modules()
         if isinstance(module, nn.ModuleList) and len(module) == num_layers
     ]
     if not candidates:
@@ -88,8 +89,10 @@ def is_decoder_type(model_type: str) -> bool:
         MODEL_FOR_MASKED_LM_MAPPING_NAMES,
     )
 
-    return (model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-            and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+    return (
+        model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+        and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    )
 
 
 def default_pooling_for(model_type: str) -> str:

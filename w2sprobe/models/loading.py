@@ -74,7 +74,8 @@ def _resolve_hub_model(name: str) -> ModelRef:
 def weights_fingerprint(folder: Path) -> str:
     """SHA-256 (16 hex) over config.json and every weight file, memoised by path, size and mtime."""
     files = sorted(
-        p for p in folder.iterdir()
+        p
+        for p in folder.iterdir()
         if p.name == "config.json" or p.suffix in {".safetensors", ".bin", ".pt", ".gguf"}
     )
     stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
@@ -129,8 +130,9 @@ def load_tokenizer(ref: ModelRef):
     return tokenizer
 
 
-def load_model(ref: ModelRef, *, device: torch.device, dtype: torch.dtype,
-               device_map: str | None = None) -> nn.Module:
+def load_model(
+    ref: ModelRef, *, device: torch.device, dtype: torch.dtype, device_map: str | None = None
+) -> nn.Module:
     """The bare transformer (no task head), in eval mode, on ``device`` — or, with ``device_map``,
     placed by ``from_pretrained`` (accelerate) across devices, for a model too big for one."""
     from transformers import AutoModel

@@ -30,8 +30,14 @@ def resolve_device(device: str) -> torch.device:
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """``auto`` -> float32 on CPU, bfloat16 on GPUs that support it, else float16."""
-    table = {"float32": torch.float32, "fp32": torch.float32, "float16": torch.float16,
-             "fp16": torch.float16, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16}
+    table = {
+        "float32": torch.float32,
+        "fp32": torch.float32,
+        "float16": torch.float16,
+        "fp16": torch.float16,
+        "bfloat16": torch.bfloat16,
+        "bf16": torch.bfloat16,
+    }
     if dtype == "auto":
         if device.type != "cuda":
             return torch.float32
@@ -50,8 +56,10 @@ def check_device_map(device_map: str) -> str:
     try:
         device = torch.device(device_map)
     except RuntimeError:
-        raise UsageError(f"unknown --device-map '{device_map}'; use "
-                         f"{', '.join(DEVICE_MAP_STRATEGIES)} or a device such as cuda:1") from None
+        raise UsageError(
+            f"unknown --device-map '{device_map}'; use "
+            f"{', '.join(DEVICE_MAP_STRATEGIES)} or a device such as cuda:1"
+        ) from None
     if device.type not in ("cpu", "cuda", "mps", "xpu"):
         raise UsageError(f"--device-map {device_map}: not a device to load weights on")
     if device.type == "cuda" and not torch.cuda.is_available():

@@ -27,10 +27,22 @@ def make_probe(name: str, **params: Any) -> Probe:
     accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
-        raise UsageError(f"probe '{name}' takes no parameter {', '.join(map(repr, unknown))}; "
-                         f"it takes: {', '.join(accepted)}")
+        raise UsageError(
+            f"probe '{name}' takes no parameter {', '.join(map(repr, unknown))}; "
+            f"it takes: {', '.join(accepted)}"
+        )
     return cls(**params)
 
 
-__all__ = ["DEFAULT_MEMORY_BUDGET", "FilterResult", "KnnProbe", "LogisticProbe", "PROBES", "Probe",
-           "TopoFilterProbe", "knn_graph", "knn_search", "make_probe"]
+__all__ = [
+    "DEFAULT_MEMORY_BUDGET",
+    "FilterResult",
+    "KnnProbe",
+    "LogisticProbe",
+    "PROBES",
+    "Probe",
+    "TopoFilterProbe",
+    "knn_graph",
+    "knn_search",
+    "make_probe",
+]

@@ -84,13 +84,20 @@ class FilterResult:
 
     def summary(self) -> dict[str, int]:
         """The counts, JSON-ready."""
-        return {"n": int(self.keep.size), "kept": int(self.keep.sum()), "requested": self.requested,
-                "removed": self.removed, "removed_by_components": self.removed_by_components,
-                "removed_by_score": self.removed_by_score, "overshoot": self.overshoot}
+        return {
+            "n": int(self.keep.size),
+            "kept": int(self.keep.sum()),
+            "requested": self.requested,
+            "removed": self.removed,
+            "removed_by_components": self.removed_by_components,
+            "removed_by_score": self.removed_by_score,
+            "overshoot": self.overshoot,
+        }
 
 
-def filter_by_score(scores: np.ndarray, contamination: float,
-                    candidates: np.ndarray | None = None) -> FilterResult:
+def filter_by_score(
+    scores: np.ndarray, contamination: float, candidates: np.ndarray | None = None
+) -> FilterResult:
     """Drop the highest-scoring points until ``round(N * contamination)`` are gone in all.
 
     ``candidates`` (bool, N) marks the points still in play; the others count as already
@@ -106,8 +113,13 @@ def filter_by_score(scores: np.ndarray, contamination: float,
     # Stable sort of the negated scores: highest first, ties by smaller index.
     order = np.argsort(-scores[in_play], kind="stable")
     keep[in_play[order[:count]]] = False
-    return FilterResult(keep=keep, scores=scores.astype(np.float32, copy=False), requested=requested,
-                        removed_by_components=removed_before, removed_by_score=count)
+    return FilterResult(
+        keep=keep,
+        scores=scores.astype(np.float32, copy=False),
+        requested=requested,
+        removed_by_components=removed_before,
+        removed_by_score=count,
+    )
 
 
 # --------------------------------------------------------------------------- checks
@@ -139,7 +151,9 @@ def check_labels(labels: Any, n: int) -> np.ndarray:
         labels = labels.detach().cpu().numpy()
     array = np.asarray(labels)
     if array.ndim != 1 or array.shape[0] != n:
-        raise UsageError(f"labels must be 1-D with one value per row of acts ({n}), got shape {array.shape}")
+        raise UsageError(
+            f"labels must be 1-D with one value per row of acts ({n}), got shape {array.shape}"
+        )
     if array.dtype.kind not in "biuf":
         raise UsageError(f"labels must be numbers in [0, 1], got dtype {array.dtype}")
     array = array.astype(np.float32)
@@ -149,27 +163,37 @@ def check_labels(labels: Any, n: int) -> np.ndarray:
     return array
 
 
-def check_acts(acts: Any, *, min_rows: int = 1, memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
-               name: str = "acts") -> Acts:
+def check_acts(
+    acts: Any,
+    *,
+    min_rows: int = 1,
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+    name: str = "acts",
+) -> Acts:
     """``acts`` as a 2-D numeric array of finite values with at least ``min_rows`` rows.
 
     numpy arrays, memmaps, h5py datasets and torch tensors pass through unchanged (no copy);
     anything else goes through ``np.asarray``. Finiteness is checked block by block, and a
     failure names how many rows hold NaN or inf.
     """
-    if not isinstance(acts, torch.Tensor) and not (hasattr(acts, "shape") and hasattr(acts, "dtype")):
+    if not isinstance(acts, torch.Tensor) and not (
+        hasattr(acts, "shape") and hasattr(acts, "dtype")
+    ):
         acts = np.asarray(acts)
     if len(acts.shape) != 2:
         raise UsageError(f"{name} must be 2-D (rows, features), got shape {tuple(acts.shape)}")
     if acts.shape[0] < min_rows or acts.shape[1] < 1:
-        raise UsageError(f"{name} needs at least {min_rows} row(s) and 1 feature, "
-                         f"got shape {tuple(acts.shape)}")
+        raise UsageError(
+            f"{name} needs at least {min_rows} row(s) and 1 feature, got shape {tuple(acts.shape)}"
+        )
     if not _is_numeric(acts.dtype):
         raise UsageError(f"{name} must hold numbers, got dtype {acts.dtype}")
     bad = count_nonfinite_rows(acts, memory_budget_bytes)
     if bad:
-        raise UsageError(f"{name} has {bad} of {acts.shape[0]} rows with NaN or inf values; "
-                         "drop or repair them first")
+        raise UsageError(
+            f"{name} has {bad} of {acts.shape[0]} rows with NaN or inf values; "
+            "drop or repair them first"
+        )
     return acts
 
 
@@ -178,7 +202,7 @@ def count_nonfinite_rows(acts: Acts, memory_budget_bytes: int = DEFAULT_MEMORY_B
     step = rows_per_block(acts.shape[1], memory_budget_bytes)
     bad = 0
     for start in range(0, acts.shape[0], step):
-        block = acts[start:start + step]
+        block = acts[start : start + step]
         if isinstance(block, torch.Tensor):
             bad += int((~torch.isfinite(block).all(1)).sum())
         else:
@@ -192,8 +216,13 @@ def _is_number(value: Any) -> bool:
 
 def _is_numeric(dtype: Any) -> bool:
     if isinstance(dtype, torch.dtype):
-        return dtype.is_floating_point or dtype in (torch.int8, torch.int16, torch.int32, torch.int64,
-                                                    torch.uint8)
+        return dtype.is_floating_point or dtype in (
+            torch.int8,
+            torch.int16,
+            torch.int32,
+            torch.int64,
+            torch.uint8,
+        )
     return np.dtype(dtype).kind in "iuf"
 
 

@@ -58,8 +58,13 @@ class ProbeOutcome:
 def ground_truth_labels(store: ActivationStore, dataset: str) -> LabelSet:
     """The activation file's ground truth as a label set (name ``gt``): probing the task itself."""
     splits = [s for s in store.splits]
-    return LabelSet("gt", dataset, {s: store.ids(s) for s in splits}, {s: store.labels(s) for s in splits},
-                    {"source": "ground truth", "activations": store.manifest})
+    return LabelSet(
+        "gt",
+        dataset,
+        {s: store.ids(s) for s in splits},
+        {s: store.labels(s) for s in splits},
+        {"source": "ground truth", "activations": store.manifest},
+    )
 
 
 def training_data(store: ActivationStore, labels: LabelSet, layer: int, split: str = TRAIN):
@@ -82,8 +87,13 @@ def evaluate_probe(store: ActivationStore, labels: LabelSet, spec: ProbeSpec) ->
         outcome.predictions[split] = probe.predict(np.asarray(store.get(split, spec.layer)))
     truth = store.labels("test")
     auc = roc_auc(truth, outcome.predictions["test"])
-    outcome.metrics = {"auc": auc, "accuracy": accuracy(truth, outcome.predictions["test"]),
-                       "n": int(len(truth)), "train_n": int(len(soft)), **_label_set_auc(store, labels, auc)}
+    outcome.metrics = {
+        "auc": auc,
+        "accuracy": accuracy(truth, outcome.predictions["test"]),
+        "n": int(len(truth)),
+        "train_n": int(len(soft)),
+        **_label_set_auc(store, labels, auc),
+    }
     return outcome
 
 
@@ -106,8 +116,9 @@ class FilterOutcome:
     report: dict
 
 
-def filter_label_set(store: ActivationStore, labels: LabelSet, spec: ProbeSpec, contamination: float,
-                     name: str) -> FilterOutcome:
+def filter_label_set(
+    store: ActivationStore, labels: LabelSet, spec: ProbeSpec, contamination: float, name: str
+) -> FilterOutcome:
     """Drop the ``contamination`` fraction of train and val rows the probe disagrees with most.
 
     strong_train: the probe's own filter (fit on strong_train, each row scored out of sample
@@ -125,12 +136,20 @@ def filter_label_set(store: ActivationStore, labels: LabelSet, spec: ProbeSpec, 
     train_result = probe.filter(acts, soft, contamination)
     val_acts, val_soft, val_rows = training_data(store, labels, spec.layer, "val")
     if getattr(probe, "filters_each_split", False):
-        val_result, val_scorer = probe.filter(val_acts, val_soft, contamination), "TopoFilter on val alone"
+        val_result, val_scorer = (
+            probe.filter(val_acts, val_soft, contamination),
+            "TopoFilter on val alone",
+        )
     else:
         disagreement = np.abs(val_soft - probe.predict(val_acts))
-        val_result, val_scorer = filter_by_score(disagreement, contamination), "probe fit on strong_train"
-    results = {TRAIN: (train_result, soft, rows, "probe fit on strong_train"),
-               "val": (val_result, val_soft, val_rows, val_scorer)}
+        val_result, val_scorer = (
+            filter_by_score(disagreement, contamination),
+            "probe fit on strong_train",
+        )
+    results = {
+        TRAIN: (train_result, soft, rows, "probe fit on strong_train"),
+        "val": (val_result, val_soft, val_rows, val_scorer),
+    }
     kept: dict[str, np.ndarray] = {}
     report: dict = {}
     for split, (result, split_soft, split_rows, scorer) in results.items():
@@ -141,9 +160,16 @@ def filter_label_set(store: ActivationStore, labels: LabelSet, spec: ProbeSpec, 
     ids = {split: store.ids(split)[kept[split]] for split in kept}
     soft_kept = {split: labels.align(split, store.ids(split))[1][kept[split]] for split in kept}
     _carry_test(labels, store, ids, soft_kept)
-    manifest = {"kind": "filter", "probe": spec.describe(), "contamination": contamination,
-                "parent": labels.key, "parent_name": labels.name, "activations": store.manifest,
-                "report": report, **lineage(labels)}
+    manifest = {
+        "kind": "filter",
+        "probe": spec.describe(),
+        "contamination": contamination,
+        "parent": labels.key,
+        "parent_name": labels.name,
+        "activations": store.manifest,
+        "report": report,
+        **lineage(labels),
+    }
     return FilterOutcome(LabelSet(name, labels.dataset, ids, soft_kept, manifest), report)
 
 
@@ -151,28 +177,47 @@ def _filter_report(result, keep: np.ndarray, soft: np.ndarray, truth: np.ndarray
     """Sizes, and how many removed labels were wrong vs how many wrong labels there were."""
     wrong = (soft > 0.5) != (truth > 0.5)
     removed = ~keep
-    report = {"before": int(len(keep)), "kept": int(keep.sum()), "removed": int(removed.sum()),
-              "mislabeled_before": int(wrong.sum()), "mislabeled_removed": int((wrong & removed).sum()),
-              "precision": float((wrong & removed).sum() / removed.sum()) if removed.any() else float("nan"),
-              "mislabel_rate_before": float(wrong.mean()),
-              "mislabel_rate_after": float(wrong[keep].mean()) if keep.any() else float("nan")}
+    report = {
+        "before": int(len(keep)),
+        "kept": int(keep.sum()),
+        "removed": int(removed.sum()),
+        "mislabeled_before": int(wrong.sum()),
+        "mislabeled_removed": int((wrong & removed).sum()),
+        "precision": float((wrong & removed).sum() / removed.sum())
+        if removed.any()
+        else float("nan"),
+        "mislabel_rate_before": float(wrong.mean()),
+        "mislabel_rate_after": float(wrong[keep].mean()) if keep.any() else float("nan"),
+    }
     report.update({k: v for k, v in result.summary().items() if k not in report})
     report["warnings"] = []
     if result.overshoot:  # recorded with the label set; topo.py also raised a TopoFilterWarning
-        report["warnings"].append({"code": "component_step_overshoot",
-                                   "message": overshoot_message(result)})
+        report["warnings"].append(
+            {"code": "component_step_overshoot", "message": overshoot_message(result)}
+        )
     return report
 
 
-def relabel_label_set(store: ActivationStore, labels: LabelSet, spec: ProbeSpec, name: str) -> LabelSet:
+def relabel_label_set(
+    store: ActivationStore, labels: LabelSet, spec: ProbeSpec, name: str
+) -> LabelSet:
     """Train and val labels replaced by the probe's soft predictions (train: out-of-sample)."""
     acts, soft, rows = training_data(store, labels, spec.layer)
     probe = spec.build().fit(acts, soft)
     ids = {TRAIN: store.ids(TRAIN)[rows], "val": store.ids("val")}
-    new_soft = {TRAIN: probe.predict_fit_set(), "val": probe.predict(np.asarray(store.get("val", spec.layer)))}
+    new_soft = {
+        TRAIN: probe.predict_fit_set(),
+        "val": probe.predict(np.asarray(store.get("val", spec.layer))),
+    }
     _carry_test(labels, store, ids, new_soft)
-    manifest = {"kind": "relabel", "probe": spec.describe(), "parent": labels.key,
-                "parent_name": labels.name, "activations": store.manifest, **lineage(labels)}
+    manifest = {
+        "kind": "relabel",
+        "probe": spec.describe(),
+        "parent": labels.key,
+        "parent_name": labels.name,
+        "activations": store.manifest,
+        **lineage(labels),
+    }
     return LabelSet(name, labels.dataset, ids, new_soft, manifest)
 
 

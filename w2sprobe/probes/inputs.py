@@ -14,11 +14,15 @@ PROBE_OPTIONS = {
 }
 
 
-def probe_spec(options: Options, probe: str, layer: int, overrides: dict | None = None) -> ProbeSpec:
+def probe_spec(
+    options: Options, probe: str, layer: int, overrides: dict | None = None
+) -> ProbeSpec:
     """The probe's parameters from the options (``overrides`` win: sweep grids)."""
     if probe not in PROBE_OPTIONS:
         raise UsageError(f"unknown probe '{probe}'; known: {', '.join(PROBE_OPTIONS)}")
-    params = {param: getattr(options.probe, option) for param, option in PROBE_OPTIONS[probe].items()}
+    params = {
+        param: getattr(options.probe, option) for param, option in PROBE_OPTIONS[probe].items()
+    }
     params.update(overrides or {})
     from ..models import resolve_device  # torch: only once a probe is really built
 

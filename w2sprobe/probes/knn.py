@@ -8,8 +8,18 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
-from .base import (DEFAULT_MEMORY_BUDGET, Acts, FilterResult, check_acts, check_choice,
-                   check_contamination, check_k, check_labels, device_of, filter_by_score)
+from .base import (
+    DEFAULT_MEMORY_BUDGET,
+    Acts,
+    FilterResult,
+    check_acts,
+    check_choice,
+    check_contamination,
+    check_k,
+    check_labels,
+    device_of,
+    filter_by_score,
+)
 from .knn_search import BACKENDS, METRICS, knn_search
 
 
@@ -25,8 +35,14 @@ class KnnProbe:
 
     name = "knn"
 
-    def __init__(self, k: int = 50, metric: str = "euclidean", backend: str = "auto",
-                 device: str | torch.device = "cpu", memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET):
+    def __init__(
+        self,
+        k: int = 50,
+        metric: str = "euclidean",
+        backend: str = "auto",
+        device: str | torch.device = "cpu",
+        memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+    ):
         self.k = check_k(k)
         self.metric = check_choice(metric, "metric", METRICS)
         self.backend = check_choice(backend, "backend", BACKENDS)
@@ -68,9 +84,17 @@ class KnnProbe:
 
     def _search(self, queries: Acts, exclude_self: bool) -> tuple[np.ndarray, np.ndarray]:
         self._fitted_labels()
-        return knn_search(self._acts, queries, self.k, metric=self.metric, exclude_self=exclude_self,
-                          backend=self.backend, device=self.device,
-                          memory_budget_bytes=self.memory_budget_bytes, check_index=False)
+        return knn_search(
+            self._acts,
+            queries,
+            self.k,
+            metric=self.metric,
+            exclude_self=exclude_self,
+            backend=self.backend,
+            device=self.device,
+            memory_budget_bytes=self.memory_budget_bytes,
+            check_index=False,
+        )
 
     def _fitted_labels(self) -> np.ndarray:
         if self._labels is None:

@@ -33,7 +33,15 @@ import scipy.sparse as sp
 import torch
 
 from ..errors import UsageError
-from .base import DEFAULT_MEMORY_BUDGET, Acts, check_acts, check_choice, check_k, device_of, take_rows
+from .base import (
+    DEFAULT_MEMORY_BUDGET,
+    Acts,
+    check_acts,
+    check_choice,
+    check_k,
+    device_of,
+    take_rows,
+)
 
 METRICS = ("euclidean", "cosine")
 BACKENDS = ("auto", "torch", "faiss", "cuml")
@@ -54,11 +62,19 @@ _ZERO_FLAGS, _QUERY, _INDEX = 2, 0, 1
 BlockSearch = Callable[[torch.Tensor, torch.Tensor, int, int], tuple[torch.Tensor, torch.Tensor]]
 
 
-def knn_search(index: Acts, queries: Acts, k: int, *, metric: str = "euclidean",
-               exclude_self: bool | np.ndarray = False, index_rows: np.ndarray | None = None,
-               backend: str = "auto", device: str | torch.device = "cpu",
-               memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
-               check_index: bool = True) -> tuple[np.ndarray, np.ndarray]:
+def knn_search(
+    index: Acts,
+    queries: Acts,
+    k: int,
+    *,
+    metric: str = "euclidean",
+    exclude_self: bool | np.ndarray = False,
+    index_rows: np.ndarray | None = None,
+    backend: str = "auto",
+    device: str | torch.device = "cpu",
+    memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+    check_index: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
     """The ``k`` nearest rows of ``index`` for each row of ``queries``.
 
     Returns ``(distances, indices)``, float32 and int64, shape (M, k') with k' = ``k`` clipped
@@ -80,11 +96,22 @@ def knn_search(index: Acts, queries: Acts, k: int, *, metric: str = "euclidean",
     if queries is not index:
         queries = check_acts(queries, memory_budget_bytes=memory_budget_bytes, name="queries")
     if queries.shape[1] != index.shape[1]:
-        raise UsageError(f"queries have {queries.shape[1]} features but the index has {index.shape[1]}")
+        raise UsageError(
+            f"queries have {queries.shape[1]} features but the index has {index.shape[1]}"
+        )
     rows = _check_index_rows(index_rows, index.shape[0])
     self_ids = _self_ids(exclude_self, queries.shape[0], index.shape[0])
-    return _search(index, queries, k, metric=metric, self_ids=self_ids, rows=rows, search=search,
-                   device=dev, budget=memory_budget_bytes)
+    return _search(
+        index,
+        queries,
+        k,
+        metric=metric,
+        self_ids=self_ids,
+        rows=rows,
+        search=search,
+        device=dev,
+        budget=memory_budget_bytes,
+    )
 
 
 def knn_graph(acts: Acts, k: int, **search_options) -> sp.csr_matrix:
@@ -107,9 +134,18 @@ def neighbour_graph(neighbours: np.ndarray, n: int) -> sp.csr_matrix:
 # --------------------------------------------------------------------------- the block loop
 
 
-def _search(index: Acts, queries: Acts, k: int, *, metric: str, self_ids: np.ndarray | None,
-            rows: np.ndarray | None, search: BlockSearch, device: torch.device,
-            budget: int) -> tuple[np.ndarray, np.ndarray]:
+def _search(
+    index: Acts,
+    queries: Acts,
+    k: int,
+    *,
+    metric: str,
+    self_ids: np.ndarray | None,
+    rows: np.ndarray | None,
+    search: BlockSearch,
+    device: torch.device,
+    budget: int,
+) -> tuple[np.ndarray, np.ndarray]:
     n_rows = index.shape[0] if rows is None else rows.size
     n_queries, dim = queries.shape
     columns = _result_width(k, n_rows, self_ids, rows)
@@ -130,8 +166,11 @@ def _search(index: Acts, queries: Acts, k: int, *, metric: str, self_ids: np.nda
             best = merge_keys(best, pack_keys(_host(d), _host(block_ids)[_host(local)]), wanted)
         d, i = (_to_numpy(part) for part in unpack_keys(best))
         if self_ids is not None:
-            d, i = _drop_self(d, i, self_ids[q0:q0 + q_block], columns)
-        distances[q0:q0 + q.shape[0]], indices[q0:q0 + q.shape[0]] = d[:, :columns], i[:, :columns]
+            d, i = _drop_self(d, i, self_ids[q0 : q0 + q_block], columns)
+        distances[q0 : q0 + q.shape[0]], indices[q0 : q0 + q.shape[0]] = (
+            d[:, :columns],
+            i[:, :columns],
+        )
     if metric == "cosine":
         distances /= 2  # |a - b|^2 / 2 = 1 - cos(a, b) for unit rows
     return distances, indices
@@ -155,8 +194,9 @@ def _plan_blocks(n_queries: int, n_rows: int, dim: int, k: int, budget: int) -> 
     return q_block, min(n_rows, i_block)
 
 
-def _block(rows: np.ndarray | None, start: int, stop: int,
-           device: torch.device) -> tuple[slice | np.ndarray, torch.Tensor]:
+def _block(
+    rows: np.ndarray | None, start: int, stop: int, device: torch.device
+) -> tuple[slice | np.ndarray, torch.Tensor]:
     """Which rows of the index to read, and their index numbers (for the results)."""
     if rows is None:
         return slice(start, stop), torch.arange(start, stop, device=device)
@@ -177,6 +217,7 @@ def _prepare(block: torch.Tensor, metric: str, role: int) -> torch.Tensor:
 # Key handling runs in numpy on the CPU (torch is far slower on these small arrays there)
 # and in torch on a GPU; the functions below take either.
 
+
 def pack_keys(d: Array, i: Array) -> Array:
     """(distance, index) pairs as int64 keys that sort exactly like the pairs.
 
@@ -184,7 +225,9 @@ def pack_keys(d: Array, i: Array) -> Array:
     index fills the low 32 bits, so equal distances sort by index.
     """
     if isinstance(d, np.ndarray):
-        return ((d + np.float32(0)).view(np.int32).astype(np.int64) << 32) | i  # + 0 turns -0.0 into +0.0
+        return (
+            (d + np.float32(0)).view(np.int32).astype(np.int64) << 32
+        ) | i  # + 0 turns -0.0 into +0.0
     return ((d + 0.0).view(torch.int32).to(torch.int64) << 32) | i
 
 
@@ -209,8 +252,9 @@ def _to_numpy(a: Array) -> np.ndarray:
     return a if isinstance(a, np.ndarray) else a.cpu().numpy()
 
 
-def _drop_self(d: np.ndarray, i: np.ndarray, self_ids: np.ndarray,
-               columns: int) -> tuple[np.ndarray, np.ndarray]:
+def _drop_self(
+    d: np.ndarray, i: np.ndarray, self_ids: np.ndarray, columns: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Remove each query's own row (else the spare last candidate); pad rows left short."""
     is_self = i == self_ids[:, None]
     if d.shape[1] > columns:
@@ -226,8 +270,13 @@ def _check_index_rows(index_rows: np.ndarray | None, n: int) -> np.ndarray | Non
     if index_rows is None:
         return None
     rows = np.asarray(index_rows, dtype=np.int64)
-    if rows.ndim != 1 or rows.size == 0 or rows[0] < 0 or rows[-1] >= n \
-            or np.any(np.diff(rows) <= 0):
+    if (
+        rows.ndim != 1
+        or rows.size == 0
+        or rows[0] < 0
+        or rows[-1] >= n
+        or np.any(np.diff(rows) <= 0)
+    ):
         raise UsageError(f"index_rows must be a non-empty ascending list of rows in [0, {n})")
     return rows
 
@@ -237,12 +286,16 @@ def _self_ids(exclude_self: bool | np.ndarray, n_queries: int, n_index: int) -> 
         if not exclude_self:
             return None
         if n_queries != n_index:
-            raise UsageError(f"exclude_self=True needs the queries to be the index rows; "
-                             f"got {n_queries} queries for {n_index} rows")
+            raise UsageError(
+                f"exclude_self=True needs the queries to be the index rows; "
+                f"got {n_queries} queries for {n_index} rows"
+            )
         return np.arange(n_queries)
     ids = np.asarray(exclude_self, dtype=np.int64)
     if ids.shape != (n_queries,) or ids.min(initial=-1) < -1 or ids.max(initial=-1) >= n_index:
-        raise UsageError(f"exclude_self must hold one row id in [-1, {n_index}) per query ({n_queries})")
+        raise UsageError(
+            f"exclude_self must hold one row id in [-1, {n_index}) per query ({n_queries})"
+        )
     return ids
 
 
@@ -256,7 +309,9 @@ def _block_searcher(backend: str, device: torch.device) -> BlockSearch:
         if not _installed("faiss"):
             raise UsageError("faiss is not installed: pip install 'w2sprobe[faiss]'")
         if device.type != "cpu":
-            raise UsageError("the faiss backend runs on the CPU; use --device cpu or another backend")
+            raise UsageError(
+                "the faiss backend runs on the CPU; use --device cpu or another backend"
+            )
         return _faiss_block
     if backend == "cuml":
         if not _installed("cuml"):
@@ -271,8 +326,9 @@ def _installed(module: str) -> bool:
     return importlib.util.find_spec(module) is not None
 
 
-def torch_block(q: torch.Tensor, x: torch.Tensor, k: int,
-                width: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def torch_block(
+    q: torch.Tensor, x: torch.Tensor, k: int, width: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Exact k nearest rows of ``x`` per row of ``q``: squared distances, ties by smaller index.
 
     A short block is padded to ``width`` rows: BLAS rounds a product differently for different
@@ -297,7 +353,9 @@ def torch_block(q: torch.Tensor, x: torch.Tensor, k: int,
     return values[:, :k], local[:, :k]
 
 
-def _faiss_block(q: torch.Tensor, x: torch.Tensor, k: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _faiss_block(
+    q: torch.Tensor, x: torch.Tensor, k: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """faiss's brute-force L2 search; it scans rows in order and keeps the earlier of equal
     distances, which is the smaller-index rule (its products are the same whatever the block
     size, so no padding to ``width``)."""
@@ -307,13 +365,17 @@ def _faiss_block(q: torch.Tensor, x: torch.Tensor, k: int, width: int) -> tuple[
     return torch.from_numpy(d), torch.from_numpy(local)
 
 
-def _cuml_block(q: torch.Tensor, x: torch.Tensor, k: int, width: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _cuml_block(
+    q: torch.Tensor, x: torch.Tensor, k: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor]:
     """cuML's brute-force search; it orders equal distances freely, so rows where the k-th
     distance is tied with the next one are redone by :func:`torch_block` on the same GPU."""
     from cuml.neighbors import NearestNeighbors
 
     spare = min(k + 1, x.shape[0])
-    model = NearestNeighbors(n_neighbors=spare, algorithm="brute", metric="sqeuclidean", output_type="cupy")
+    model = NearestNeighbors(
+        n_neighbors=spare, algorithm="brute", metric="sqeuclidean", output_type="cupy"
+    )
     d, local = model.fit(x).kneighbors(q)
     d = torch.as_tensor(d, device=q.device).clamp_(min=0)  # keys need d >= 0
     keys = pack_keys(d, torch.as_tensor(local, device=q.device).long())

@@ -38,9 +38,21 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import UsageError
-from .base import (DEFAULT_MEMORY_BUDGET, Acts, FilterResult, check_acts, check_choice,
-                   check_contamination, check_k, check_labels, check_number, device_of,
-                   filter_by_score, rows_per_block, take_rows)
+from .base import (
+    DEFAULT_MEMORY_BUDGET,
+    Acts,
+    FilterResult,
+    check_acts,
+    check_choice,
+    check_contamination,
+    check_k,
+    check_labels,
+    check_number,
+    device_of,
+    filter_by_score,
+    rows_per_block,
+    take_rows,
+)
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
@@ -56,9 +68,17 @@ class LogisticProbe:
 
     name = "logreg"
 
-    def __init__(self, l2: float = 1e-2, standardize: bool = False, max_iter: int = 500,
-                 tol: float = 1e-6, backend: str = "torch", device: str | torch.device = "cpu",
-                 dtype: str = "float32", memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET):
+    def __init__(
+        self,
+        l2: float = 1e-2,
+        standardize: bool = False,
+        max_iter: int = 500,
+        tol: float = 1e-6,
+        backend: str = "torch",
+        device: str | torch.device = "cpu",
+        dtype: str = "float32",
+        memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+    ):
         self.l2 = check_number(l2, "l2")
         self.standardize = bool(standardize)
         self.max_iter = check_k(max_iter, "max_iter")
@@ -102,15 +122,18 @@ class LogisticProbe:
             raise UsageError("the logistic probe is not fitted yet: call fit(acts, labels) first")
         acts = check_acts(acts, memory_budget_bytes=self.memory_budget_bytes)
         if acts.shape[1] != self.coef_.size:
-            raise UsageError(f"acts have {acts.shape[1]} features; "
-                             f"the probe was fitted on {self.coef_.size}")
+            raise UsageError(
+                f"acts have {acts.shape[1]} features; the probe was fitted on {self.coef_.size}"
+            )
         step = rows_per_block(acts.shape[1], self.memory_budget_bytes)
         out = np.empty(acts.shape[0], dtype=np.float32)
         for start in range(0, acts.shape[0], step):
             x = take_rows(acts, slice(start, start + step), self.device).to(self.dtype)
             if self.standardize:
                 x.sub_(self._shift).div_(self._scale)
-            out[start:start + x.shape[0]] = torch.sigmoid(x @ self._w + self._b).float().cpu().numpy()
+            out[start : start + x.shape[0]] = (
+                torch.sigmoid(x @ self._w + self._b).float().cpu().numpy()
+            )
         return out
 
     def predict_fit_set(self) -> np.ndarray:
@@ -130,12 +153,13 @@ class LogisticProbe:
         x = torch.empty(acts.shape, dtype=self.dtype, device=self.device)
         step = rows_per_block(acts.shape[1], self.memory_budget_bytes)
         for start in range(0, acts.shape[0], step):
-            x[start:start + step] = take_rows(acts, slice(start, start + step), self.device)
+            x[start : start + step] = take_rows(acts, slice(start, start + step), self.device)
         return x
 
 
-def logistic_objective(x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor,
-                       l2: float) -> torch.Tensor:
+def logistic_objective(
+    x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, l2: float
+) -> torch.Tensor:
     """mean_i BCE(sigmoid(x_i . w + b), y_i) + l2 * ||w||^2."""
     return F.binary_cross_entropy_with_logits(x @ w + b, y) + l2 * w.square().sum()
 
@@ -147,14 +171,22 @@ def standardisation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return mean, torch.where(scale > 0, scale, torch.ones_like(scale))
 
 
-def torch_fit(x: torch.Tensor, y: torch.Tensor, l2: float, *, max_iter: int,
-              tol: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+def torch_fit(
+    x: torch.Tensor, y: torch.Tensor, l2: float, *, max_iter: int, tol: float
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Full-batch L-BFGS with a strong-Wolfe line search, from w = 0, b = 0."""
     w = torch.zeros(x.shape[1], dtype=x.dtype, device=x.device, requires_grad=True)
     b = torch.zeros((), dtype=x.dtype, device=x.device, requires_grad=True)
-    optimizer = torch.optim.LBFGS([w, b], lr=1, max_iter=max_iter, max_eval=2 * max_iter,
-                                  tolerance_grad=tol, tolerance_change=torch.finfo(x.dtype).eps,
-                                  history_size=20, line_search_fn="strong_wolfe")
+    optimizer = torch.optim.LBFGS(
+        [w, b],
+        lr=1,
+        max_iter=max_iter,
+        max_eval=2 * max_iter,
+        tolerance_grad=tol,
+        tolerance_change=torch.finfo(x.dtype).eps,
+        history_size=20,
+        line_search_fn="strong_wolfe",
+    )
 
     def closure() -> torch.Tensor:
         optimizer.zero_grad()
@@ -166,8 +198,9 @@ def torch_fit(x: torch.Tensor, y: torch.Tensor, l2: float, *, max_iter: int,
     return w.detach(), b.detach(), int(optimizer.state[w]["n_iter"])
 
 
-def cuml_fit(x: torch.Tensor, y: torch.Tensor, l2: float, *, max_iter: int,
-             tol: float) -> tuple[torch.Tensor, torch.Tensor, int]:
+def cuml_fit(
+    x: torch.Tensor, y: torch.Tensor, l2: float, *, max_iter: int, tol: float
+) -> tuple[torch.Tensor, torch.Tensor, int]:
     """The same objective through cuML's QN solver (mapping derived in the module doc)."""
     try:
         from cuml.linear_model import LogisticRegression
@@ -180,8 +213,9 @@ def cuml_fit(x: torch.Tensor, y: torch.Tensor, l2: float, *, max_iter: int,
     targets = torch.cat([torch.ones_like(y), torch.zeros_like(y)])
     weights = 2 * torch.cat([y, 1 - y])  # sums to the row count, as cuML's gradient assumes
     penalty = {"penalty": None} if l2 == 0 else {"penalty": "l2", "C": 1 / (4 * n * l2)}
-    model = LogisticRegression(**penalty, tol=tol, max_iter=max_iter, fit_intercept=True,
-                               output_type="cupy")
+    model = LogisticRegression(
+        **penalty, tol=tol, max_iter=max_iter, fit_intercept=True, output_type="cupy"
+    )
     model.fit(rows, targets, sample_weight=weights)
     w = torch.as_tensor(model.coef_, device=x.device).reshape(-1).to(x.dtype)
     b = torch.as_tensor(model.intercept_, device=x.device).reshape(()).to(x.dtype)

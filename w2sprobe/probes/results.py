@@ -34,13 +34,22 @@ def plot_sweep(rows: list[dict], param: str, path: Path) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    metric = "auc_minus_labels_auc" if all(r.get("auc_minus_labels_auc") is not None for r in rows) else "auc"
+    metric = (
+        "auc_minus_labels_auc"
+        if all(r.get("auc_minus_labels_auc") is not None for r in rows)
+        else "auc"
+    )
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
     colors = plt.get_cmap("tab10")  # colour-blind-safe enough for <= 10 lines; markers differ too
     markers = "osD^vP*Xh<"
     for index, layer in enumerate(sorted({r["layer"] for r in rows})):
         points = sorted((r[param], r[metric]) for r in rows if r["layer"] == layer)
-        ax.plot(*zip(*points), marker=markers[index % len(markers)], color=colors(index % 10), label=f"layer {layer}")
+        ax.plot(
+            *zip(*points),
+            marker=markers[index % len(markers)],
+            color=colors(index % 10),
+            label=f"layer {layer}",
+        )
     if metric == "auc_minus_labels_auc":
         ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
     values = [r[param] for r in rows]

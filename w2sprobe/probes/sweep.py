@@ -24,7 +24,9 @@ def parse_grid(text: str | None, param: str, default) -> list:
     try:
         values = [cast(part) for part in str(text).split(",") if part.strip()]
     except ValueError:
-        raise UsageError(f"--{param.replace('_', '-')} grid must be comma-separated numbers; got '{text}'") from None
+        raise UsageError(
+            f"--{param.replace('_', '-')} grid must be comma-separated numbers; got '{text}'"
+        ) from None
     if not values:
         raise UsageError(f"--{param.replace('_', '-')} grid is empty")
     return sorted(set(values))
@@ -35,24 +37,50 @@ def sweep_dir(cache_dir: Path, dataset: str, key: str) -> Path:
     return Path(cache_dir) / "sweeps" / slug(dataset) / key
 
 
-def run_sweep(study: Study, probe: str, layers: list[int], param: str | None, grid: list) -> list[dict]:
+def run_sweep(
+    study: Study, probe: str, layers: list[int], param: str | None, grid: list
+) -> list[dict]:
     """One tidy row per (layer, value): test AUC, the labels' AUC and the difference."""
     from .experiment import evaluate_probe
     from .inputs import probe_spec
 
     labels = study.label_set(study.options.probe.labels)
     plan = study.extraction(need=layers)
-    sweep_key = short_hash({"plan": plan.manifest, "probe": probe, "layers": layers, "param": param,
-                            "grid": grid, "labels": labels.key})
+    sweep_key = short_hash(
+        {
+            "plan": plan.manifest,
+            "probe": probe,
+            "layers": layers,
+            "param": param,
+            "grid": grid,
+            "labels": labels.key,
+        }
+    )
     rows = []
     for layer in layers:
         with study.store(layer) as store:
             for value in grid:
                 spec = probe_spec(study.options, probe, layer, {param: value} if param else None)
                 metrics = evaluate_probe(store, labels, spec).metrics
-                rows.append({"dataset": labels.dataset, "probe": probe, "layer": layer,
-                             **({param: value} if param else {}), "labels": labels.name,
-                             **{k: metrics.get(k) for k in ("auc", "labels_auc", "auc_minus_labels_auc",
-                                                            "accuracy", "n", "train_n")},
-                             "sweep_key": sweep_key})
+                rows.append(
+                    {
+                        "dataset": labels.dataset,
+                        "probe": probe,
+                        "layer": layer,
+                        **({param: value} if param else {}),
+                        "labels": labels.name,
+                        **{
+                            k: metrics.get(k)
+                            for k in (
+                                "auc",
+                                "labels_auc",
+                                "auc_minus_labels_auc",
+                                "accuracy",
+                                "n",
+                                "train_n",
+                            )
+                        },
+                        "sweep_key": sweep_key,
+                    }
+                )
     return rows

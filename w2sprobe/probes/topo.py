@@ -31,9 +31,20 @@ import torch
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import UsageError
-from .base import (DEFAULT_MEMORY_BUDGET, Acts, FilterResult, check_acts, check_choice,
-                   check_contamination, check_k, check_labels, device_of, filter_by_score,
-                   rows_per_block, take_rows)
+from .base import (
+    DEFAULT_MEMORY_BUDGET,
+    Acts,
+    FilterResult,
+    check_acts,
+    check_choice,
+    check_contamination,
+    check_k,
+    check_labels,
+    device_of,
+    filter_by_score,
+    rows_per_block,
+    take_rows,
+)
 from .knn import neighbour_mean
 from .knn_search import BACKENDS, METRICS, knn_search, neighbour_graph
 
@@ -43,9 +54,11 @@ class TopoFilterWarning(UserWarning):
 
 
 def overshoot_message(result: FilterResult) -> str:
-    return (f"TopoFilter's component step alone removed {result.removed_by_components} of {result.keep.size} "
-            f"points, more than the {result.requested} asked for (overshoot {result.overshoot}); "
-            "a larger k_cc keeps more points in the largest components")
+    return (
+        f"TopoFilter's component step alone removed {result.removed_by_components} of {result.keep.size} "
+        f"points, more than the {result.requested} asked for (overshoot {result.overshoot}); "
+        "a larger k_cc keeps more points in the largest components"
+    )
 
 
 class TopoFilterProbe:
@@ -59,9 +72,15 @@ class TopoFilterProbe:
     #: Filters every split on its own (the reference runs TopoFilter on val alone, too).
     filters_each_split = True
 
-    def __init__(self, k_cc: int = 50, k_zeta: int = 50, metric: str = "euclidean",
-                 backend: str = "auto", device: str | torch.device = "cpu",
-                 memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET):
+    def __init__(
+        self,
+        k_cc: int = 50,
+        k_zeta: int = 50,
+        metric: str = "euclidean",
+        backend: str = "auto",
+        device: str | torch.device = "cpu",
+        memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
+    ):
         self.k_cc = check_k(k_cc, "k_cc")
         self.k_zeta = check_k(k_zeta, "k_zeta")
         self.metric = check_choice(metric, "metric", METRICS)
@@ -78,7 +97,7 @@ class TopoFilterProbe:
         self._acts = check_acts(acts, min_rows=2, memory_budget_bytes=self.memory_budget_bytes)
         self._labels = check_labels(labels, self._acts.shape[0])
         _, neighbours = self._search(self._acts, self.k_cc + self.k_zeta, exclude_self=True)
-        self.kept_ = largest_class_components(neighbours[:, :self.k_cc], self._labels)
+        self.kept_ = largest_class_components(neighbours[:, : self.k_cc], self._labels)
         self._fit_predictions = neighbour_mean(self._labels, self._nearest_kept(neighbours))
         return self
 
@@ -89,7 +108,9 @@ class TopoFilterProbe:
         """
         if acts is self._acts:
             return self.predict_fit_set()
-        _, neighbours = self._search(acts, self.k_zeta, index_rows=np.flatnonzero(self._fitted_kept()))
+        _, neighbours = self._search(
+            acts, self.k_zeta, index_rows=np.flatnonzero(self._fitted_kept())
+        )
         return neighbour_mean(self._labels, neighbours)
 
     def predict_fit_set(self) -> np.ndarray:
@@ -109,9 +130,17 @@ class TopoFilterProbe:
 
     # -- internals -----------------------------------------------------------------------
     def _search(self, queries: Acts, k: int, **options) -> tuple[np.ndarray, np.ndarray]:
-        return knn_search(self._acts, queries, k, metric=self.metric, backend=self.backend,
-                          device=self.device, memory_budget_bytes=self.memory_budget_bytes,
-                          check_index=False, **options)
+        return knn_search(
+            self._acts,
+            queries,
+            k,
+            metric=self.metric,
+            backend=self.backend,
+            device=self.device,
+            memory_budget_bytes=self.memory_budget_bytes,
+            check_index=False,
+            **options,
+        )
 
     def _nearest_kept(self, neighbours: np.ndarray) -> np.ndarray:
         """(N, k) nearest kept points per point, self excluded, padded with -1.
@@ -137,10 +166,10 @@ class TopoFilterProbe:
         kept_rows = np.flatnonzero(self.kept_)
         step = rows_per_block(self._acts.shape[1], self.memory_budget_bytes)
         for start in range(0, points.size, step):
-            chunk = points[start:start + step]
+            chunk = points[start : start + step]
             queries = take_rows(self._acts, chunk, torch.device("cpu"))
             _, found = self._search(queries, self.k_zeta, index_rows=kept_rows, exclude_self=chunk)
-            out[chunk, :found.shape[1]] = found
+            out[chunk, : found.shape[1]] = found
 
     def _fitted_kept(self) -> np.ndarray:
         if self.kept_ is None:
@@ -157,8 +186,12 @@ def largest_class_components(neighbours: np.ndarray, labels: np.ndarray) -> np.n
     for members in (np.flatnonzero(positive), np.flatnonzero(~positive)):
         if members.size == 0:
             continue
-        _, component = connected_components(graph[members][:, members], directed=True, connection="strong")
+        _, component = connected_components(
+            graph[members][:, members], directed=True, connection="strong"
+        )
         sizes = np.bincount(component)
-        winner = component[np.argmax(sizes[component] == sizes.max())]  # first member in index order
+        winner = component[
+            np.argmax(sizes[component] == sizes.max())
+        ]  # first member in index order
         keep[members[component == winner]] = True
     return keep

@@ -22,7 +22,21 @@ from .render import FORMATS, default_out_dir, write_report
 from .stats import mean_se, paired_comparison, percentile_ci, resample_counts, weighted_auc
 
 __all__ = [
-    "DEFAULT_BASELINE", "DEFAULT_MIN_GAP", "DEFAULT_N_BOOT", "DEFAULT_SATURATION", "FORMATS", "Collection", "Report", "RunResult",
-    "build_report", "collect_results", "default_out_dir", "mean_se", "paired_comparison", "percentile_ci",
-    "resample_counts", "weighted_auc", "write_report",
+    "DEFAULT_BASELINE",
+    "DEFAULT_MIN_GAP",
+    "DEFAULT_N_BOOT",
+    "DEFAULT_SATURATION",
+    "FORMATS",
+    "Collection",
+    "Report",
+    "RunResult",
+    "build_report",
+    "collect_results",
+    "default_out_dir",
+    "mean_se",
+    "paired_comparison",
+    "percentile_ci",
+    "resample_counts",
+    "weighted_auc",
+    "write_report",
 ]

@@ -20,8 +20,15 @@ from ..options import ReportOptions
 from .collect import REFERENCE_STAGES, Collection, RunResult, collect_results, read_test_predictions
 from .groups import experiment_group, experiment_order
 from .probe_inputs import collect_filters, collect_sweeps
-from .stats import (bootstrap_pgr, is_saturated, mean_se, paired_comparison, percentile_ci, resample_counts,
-                    weighted_auc)
+from .stats import (
+    bootstrap_pgr,
+    is_saturated,
+    mean_se,
+    paired_comparison,
+    percentile_ci,
+    resample_counts,
+    weighted_auc,
+)
 
 # The defaults are the report options' (w2sprobe.options): one place for the CLI and the library.
 _DEFAULTS = ReportOptions()
@@ -71,20 +78,45 @@ class Report:
         return [d for d in self.datasets if d not in gone]
 
     def row(self, dataset: str, experiment: str) -> dict | None:
-        return next((r for r in self.rows if r["dataset"] == dataset and r["experiment"] == experiment), None)
+        return next(
+            (r for r in self.rows if r["dataset"] == dataset and r["experiment"] == experiment),
+            None,
+        )
 
     def to_dict(self) -> dict:
-        return {"cache_dir": str(self.cache_dir), "key": self.key, "options": self.options,
-                "datasets": self.datasets, "included_datasets": self.included, "experiments": self.experiments,
-                "saturated": self.saturated, "unstable": self.unstable, "summary": self.summary, "comparisons": self.comparisons,
-                "rows": self.rows, "seed_rows": self.seed_rows, "missing": self.missing,
-                "incomplete": self.incomplete, "runs": self.runs, "sweeps": self.sweeps,
-                "filters": self.filters, "notes": self.notes, "run_warnings": self.run_warnings}
+        return {
+            "cache_dir": str(self.cache_dir),
+            "key": self.key,
+            "options": self.options,
+            "datasets": self.datasets,
+            "included_datasets": self.included,
+            "experiments": self.experiments,
+            "saturated": self.saturated,
+            "unstable": self.unstable,
+            "summary": self.summary,
+            "comparisons": self.comparisons,
+            "rows": self.rows,
+            "seed_rows": self.seed_rows,
+            "missing": self.missing,
+            "incomplete": self.incomplete,
+            "runs": self.runs,
+            "sweeps": self.sweeps,
+            "filters": self.filters,
+            "notes": self.notes,
+            "run_warnings": self.run_warnings,
+        }
 
 
-def build_report(cache_dir: Path | str, datasets: list[str] | None = None, baseline: str | None = None,
-                 n_boot: int = DEFAULT_N_BOOT, saturation: float = DEFAULT_SATURATION, seed: int = 0,
-                 progress: Progress | None = None, min_gap: float = DEFAULT_MIN_GAP) -> Report:
+def build_report(
+    cache_dir: Path | str,
+    datasets: list[str] | None = None,
+    baseline: str | None = None,
+    n_boot: int = DEFAULT_N_BOOT,
+    saturation: float = DEFAULT_SATURATION,
+    seed: int = 0,
+    progress: Progress | None = None,
+    min_gap: float = DEFAULT_MIN_GAP,
+) -> Report:
     """Read the results under ``cache_dir`` and compute every table of the report.
 
     ``baseline`` None means the default ``xent``, silently skipped when absent; a baseline the
@@ -117,16 +149,36 @@ def build_report(cache_dir: Path | str, datasets: list[str] | None = None, basel
     included = [d for d in found.datasets if d not in gone]
     sweeps, sweep_notes = collect_sweeps(root, datasets)
     filters = collect_filters(root, datasets)
-    options = {"datasets": datasets, "baseline": chosen, "n_boot": n_boot, "saturation": saturation,
-               "min_gap": min_gap, "seed": seed, "ci_level": 0.95}
+    options = {
+        "datasets": datasets,
+        "baseline": chosen,
+        "n_boot": n_boot,
+        "saturation": saturation,
+        "min_gap": min_gap,
+        "seed": seed,
+        "ci_level": 0.95,
+    }
     experiments = sorted({r["experiment"] for r in rows}, key=experiment_order)
     return Report(
-        cache_dir=root, key=_inputs_key(found, sweeps, filters, options), options=options,
-        datasets=found.datasets, experiments=experiments, runs=[run.describe() for run in found.runs],
-        seed_rows=seed_rows, rows=rows, saturated=saturated, summary=experiment_summary(rows, included),
+        cache_dir=root,
+        key=_inputs_key(found, sweeps, filters, options),
+        options=options,
+        datasets=found.datasets,
+        experiments=experiments,
+        runs=[run.describe() for run in found.runs],
+        seed_rows=seed_rows,
+        rows=rows,
+        saturated=saturated,
+        summary=experiment_summary(rows, included),
         comparisons=compare_to_baseline(rows, included, chosen, found.datasets) if chosen else [],
-        missing=found.missing, incomplete=found.incomplete, sweeps=sweeps, filters=filters,
-        notes=notes + sweep_notes, unstable=unstable, run_warnings=recorded_warnings(found))
+        missing=found.missing,
+        incomplete=found.incomplete,
+        sweeps=sweeps,
+        filters=filters,
+        notes=notes + sweep_notes,
+        unstable=unstable,
+        run_warnings=recorded_warnings(found),
+    )
 
 
 # --------------------------------------------------------------------------- per run
@@ -150,16 +202,25 @@ class _Bootstrap:
         return self._aucs[key, id_hash]
 
 
-def dataset_seed_rows(found: Collection, dataset: str, n_boot: int, seed: int, missing: list[dict]) -> list[dict]:
+def dataset_seed_rows(
+    found: Collection, dataset: str, n_boot: int, seed: int, missing: list[dict]
+) -> list[dict]:
     """One row per run of ``dataset``: AUC, accuracy, PGR and their bootstrap CIs."""
     runs = sorted(found.of(dataset), key=lambda r: (experiment_order(r.experiment), r.seed))
     predictions = {run.key: read_test_predictions(run) for run in runs}
     for run in runs:
         if predictions[run.key] is None:
-            missing.append({"dataset": dataset, "experiment": run.experiment, "seed": run.seed, "run": run.key,
-                            "reason": "no predictions.csv: no confidence intervals",
-                            "message": f"{dataset} {run.experiment} seed {run.seed}: no predictions.csv: "
-                                       "no confidence intervals"})
+            missing.append(
+                {
+                    "dataset": dataset,
+                    "experiment": run.experiment,
+                    "seed": run.seed,
+                    "run": run.key,
+                    "reason": "no predictions.csv: no confidence intervals",
+                    "message": f"{dataset} {run.experiment} seed {run.seed}: no predictions.csv: "
+                    "no confidence intervals",
+                }
+            )
     boot = _Bootstrap(n_boot, seed) if n_boot > 0 else None
     rows = []
     for run in runs:
@@ -174,10 +235,20 @@ def dataset_seed_rows(found: Collection, dataset: str, n_boot: int, seed: int, m
 
 
 def _run_row(run: RunResult) -> dict:
-    return {"dataset": run.dataset, "experiment": run.experiment, "group": experiment_group(run.experiment),
-            "stage": run.stage, "seed": run.seed, "key": run.key, "model": run.model,
-            "labels": run.metrics.get("labels"), "n": run.n, "auc": run.auc, "auc_ci": None,
-            "accuracy": run.accuracy}
+    return {
+        "dataset": run.dataset,
+        "experiment": run.experiment,
+        "group": experiment_group(run.experiment),
+        "stage": run.stage,
+        "seed": run.seed,
+        "key": run.key,
+        "model": run.model,
+        "labels": run.metrics.get("labels"),
+        "n": run.n,
+        "auc": run.auc,
+        "auc_ci": None,
+        "accuracy": run.accuracy,
+    }
 
 
 def _pgr_fields(run: RunResult, pairing, predictions: dict, boot: _Bootstrap | None) -> dict:
@@ -186,9 +257,15 @@ def _pgr_fields(run: RunResult, pairing, predictions: dict, boot: _Bootstrap | N
     point = run.recorded_pgr
     if point is None and weak and ceiling and None not in (run.auc, weak.auc, ceiling.auc):
         point = pgr_of(run.auc, weak.auc, ceiling.auc)
-    out = {"pgr": point if point is None or math.isfinite(point) else None, "pgr_ci": None, "n_shared": None,
-           "weak_key": weak.key if weak else None, "ceiling_key": ceiling.key if ceiling else None,
-           "weak_auc": weak.auc if weak else None, "ceiling_auc": ceiling.auc if ceiling else None}
+    out = {
+        "pgr": point if point is None or math.isfinite(point) else None,
+        "pgr_ci": None,
+        "n_shared": None,
+        "weak_key": weak.key if weak else None,
+        "ceiling_key": ceiling.key if ceiling else None,
+        "weak_auc": weak.auc if weak else None,
+        "ceiling_auc": ceiling.auc if ceiling else None,
+    }
     triple = [predictions.get(r.key) if r else None for r in (run, weak, ceiling)]
     if boot is None or any(p is None for p in triple):
         return out
@@ -218,10 +295,18 @@ def aggregate_seeds(seed_rows: list[dict]) -> list[dict]:
     for row in seed_rows:
         cells.setdefault((row["dataset"], row["experiment"]), []).append(row)
     rows = []
-    for (dataset, experiment), runs in sorted(cells.items(), key=lambda kv: (kv[0][0], experiment_order(kv[0][1]))):
-        out = {"dataset": dataset, "experiment": experiment, "group": experiment_group(experiment),
-               "stage": runs[0]["stage"], "seeds": sorted(r["seed"] for r in runs), "n_seeds": len(runs),
-               "keys": [r["key"] for r in runs]}
+    for (dataset, experiment), runs in sorted(
+        cells.items(), key=lambda kv: (kv[0][0], experiment_order(kv[0][1]))
+    ):
+        out = {
+            "dataset": dataset,
+            "experiment": experiment,
+            "group": experiment_group(experiment),
+            "stage": runs[0]["stage"],
+            "seeds": sorted(r["seed"] for r in runs),
+            "n_seeds": len(runs),
+            "keys": [r["key"] for r in runs],
+        }
         ns = sorted({r["n"] for r in runs if r["n"] is not None})
         out["n"] = ns[0] if len(ns) == 1 else ns or None
         for metric in ("auc", "accuracy", "pgr"):
@@ -233,7 +318,9 @@ def aggregate_seeds(seed_rows: list[dict]) -> list[dict]:
     return rows
 
 
-def saturated_datasets(rows: list[dict], datasets: list[str], baseline: str, threshold: float) -> list[dict]:
+def saturated_datasets(
+    rows: list[dict], datasets: list[str], baseline: str, threshold: float
+) -> list[dict]:
     """Datasets where weak, ceiling and student AUC all exceed ``threshold`` (the study drops them).
 
     "Student" is the baseline experiment's student when the dataset has one, else every student
@@ -242,14 +329,25 @@ def saturated_datasets(rows: list[dict], datasets: list[str], baseline: str, thr
     out = []
     for dataset in datasets:
         cells = {r["experiment"]: r for r in rows if r["dataset"] == dataset}
-        students = [cells[baseline]] if baseline in cells else [r for r in cells.values() if r["stage"] == "student"]
+        students = (
+            [cells[baseline]]
+            if baseline in cells
+            else [r for r in cells.values() if r["stage"] == "student"]
+        )
         if "weak" not in cells or "ceiling" not in cells or not students:
             continue
         aucs = [cells["weak"]["auc"], cells["ceiling"]["auc"], *(r["auc"] for r in students)]
         if is_saturated(aucs, threshold):
-            out.append({"dataset": dataset, "weak_auc": aucs[0], "ceiling_auc": aucs[1],
-                        "student_auc": min(aucs[2:]), "student": ",".join(r["experiment"] for r in students),
-                        "threshold": threshold})
+            out.append(
+                {
+                    "dataset": dataset,
+                    "weak_auc": aucs[0],
+                    "ceiling_auc": aucs[1],
+                    "student_auc": min(aucs[2:]),
+                    "student": ",".join(r["experiment"] for r in students),
+                    "threshold": threshold,
+                }
+            )
     return out
 
 
@@ -261,24 +359,39 @@ def unstable_datasets(rows: list[dict], datasets: list[str], min_gap: float) -> 
     """
     out = []
     for dataset in datasets:
-        weak, ceiling = (next((r for r in rows if r["dataset"] == dataset and r["experiment"] == stage), None)
-                         for stage in ("weak", "ceiling"))
+        weak, ceiling = (
+            next((r for r in rows if r["dataset"] == dataset and r["experiment"] == stage), None)
+            for stage in ("weak", "ceiling")
+        )
         if not weak or not ceiling or weak["auc"] is None or ceiling["auc"] is None:
             continue
         gap = ceiling["auc"] - weak["auc"]
         if gap < min_gap:
-            out.append({"dataset": dataset, "weak_auc": weak["auc"], "ceiling_auc": ceiling["auc"], "gap": gap,
-                        "min_gap": min_gap})
+            out.append(
+                {
+                    "dataset": dataset,
+                    "weak_auc": weak["auc"],
+                    "ceiling_auc": ceiling["auc"],
+                    "gap": gap,
+                    "min_gap": min_gap,
+                }
+            )
     return out
 
 
-def flag_unstable(seed_rows: list[dict], rows: list[dict], unstable: list[dict], min_gap: float) -> None:
+def flag_unstable(
+    seed_rows: list[dict], rows: list[dict], unstable: list[dict], min_gap: float
+) -> None:
     """``pgr_unstable`` on every row with a PGR: a seed row by its own weak/ceiling pair's gap,
     a per-dataset row by its dataset's (seed-mean) gap."""
     flagged = {item["dataset"] for item in unstable}
     for row in seed_rows:
         if "pgr" in row:
-            gap = None if row["weak_auc"] is None or row["ceiling_auc"] is None else row["ceiling_auc"] - row["weak_auc"]
+            gap = (
+                None
+                if row["weak_auc"] is None or row["ceiling_auc"] is None
+                else row["ceiling_auc"] - row["weak_auc"]
+            )
             row["pgr_unstable"] = gap is not None and gap < min_gap
     for row in rows:
         if row["stage"] not in REFERENCE_STAGES:
@@ -291,56 +404,90 @@ def recorded_warnings(found: Collection) -> list[dict]:
     for run in found.runs:
         for warning in run.metrics.get("warnings") or []:
             if isinstance(warning, dict):
-                out.append({"dataset": run.dataset, "experiment": run.experiment, "seed": run.seed, "run": run.key,
-                            "code": warning.get("code"), "message": warning.get("message")})
+                out.append(
+                    {
+                        "dataset": run.dataset,
+                        "experiment": run.experiment,
+                        "seed": run.seed,
+                        "run": run.key,
+                        "code": warning.get("code"),
+                        "message": warning.get("message"),
+                    }
+                )
     return out
 
 
 def experiment_summary(rows: list[dict], included: list[str]) -> list[dict]:
     """Per experiment over the included datasets: how many have a PGR, mean/median, how many > 0."""
     out = []
-    for experiment in sorted({r["experiment"] for r in rows if r["stage"] not in REFERENCE_STAGES},
-                             key=experiment_order):
-        values = [r["pgr"] for r in rows if r["experiment"] == experiment and r["dataset"] in included
-                  and r["pgr"] is not None]
-        out.append({"experiment": experiment, "group": experiment_group(experiment), "n_datasets": len(values),
-                    "mean_pgr": float(np.mean(values)) if values else None,
-                    "median_pgr": float(np.median(values)) if values else None,
-                    "positive": sum(v > 0 for v in values)})
+    for experiment in sorted(
+        {r["experiment"] for r in rows if r["stage"] not in REFERENCE_STAGES}, key=experiment_order
+    ):
+        values = [
+            r["pgr"]
+            for r in rows
+            if r["experiment"] == experiment and r["dataset"] in included and r["pgr"] is not None
+        ]
+        out.append(
+            {
+                "experiment": experiment,
+                "group": experiment_group(experiment),
+                "n_datasets": len(values),
+                "mean_pgr": float(np.mean(values)) if values else None,
+                "median_pgr": float(np.median(values)) if values else None,
+                "positive": sum(v > 0 for v in values),
+            }
+        )
     return out
 
 
-def compare_to_baseline(rows: list[dict], included: list[str], baseline: str,
-                        datasets: list[str] | None = None) -> list[dict]:
+def compare_to_baseline(
+    rows: list[dict], included: list[str], baseline: str, datasets: list[str] | None = None
+) -> list[dict]:
     """Each intervention vs ``baseline``, paired by dataset on the per-dataset (seed-mean) PGR.
 
     ``datasets`` (all of them) lets each comparison list the ones left out (``excluded_datasets``).
     """
     pgr = {(r["dataset"], r["experiment"]): r["pgr"] for r in rows}
-    interventions = sorted({r["experiment"] for r in rows if r["stage"] not in REFERENCE_STAGES} - {baseline},
-                           key=experiment_order)
+    interventions = sorted(
+        {r["experiment"] for r in rows if r["stage"] not in REFERENCE_STAGES} - {baseline},
+        key=experiment_order,
+    )
     out = []
     for experiment in interventions:
         paired = [(d, pgr.get((d, experiment)), pgr.get((d, baseline))) for d in included]
         both = [(d, x, y) for d, x, y in paired if x is not None and y is not None]
         lacking = [d for d, x, y in paired if x is None or y is None]
         stats = paired_comparison([x for _, x, _ in both], [y for _, _, y in both])
-        out.append({"experiment": experiment, "group": experiment_group(experiment), "baseline": baseline,
-                    "metric": "pgr", **stats, "datasets_without_pair": lacking,
-                    "excluded_datasets": [d for d in datasets or [] if d not in included],
-                    "per_dataset": [{"dataset": d, "pgr": x, "baseline_pgr": y, "diff": x - y} for d, x, y in both],
-                    "statement": comparison_statement(experiment, baseline, stats)})
+        out.append(
+            {
+                "experiment": experiment,
+                "group": experiment_group(experiment),
+                "baseline": baseline,
+                "metric": "pgr",
+                **stats,
+                "datasets_without_pair": lacking,
+                "excluded_datasets": [d for d in datasets or [] if d not in included],
+                "per_dataset": [
+                    {"dataset": d, "pgr": x, "baseline_pgr": y, "diff": x - y} for d, x, y in both
+                ],
+                "statement": comparison_statement(experiment, baseline, stats),
+            }
+        )
     return out
 
 
 def comparison_statement(experiment: str, baseline: str, stats: dict) -> str:
     """The blog's sentence: "logconf better than xent on 16 of 21 datasets; t-test p = .135, ..."."""
+
     def p(value, note):
         return f"{value:.3g}" if value is not None else f"n/a ({note})"
 
-    return (f"{experiment} better than {baseline} on {stats['wins']} of {stats['n']} datasets "
-            f"(worse on {stats['losses']}); one-sided paired t-test p = {p(stats['t_test_p'], stats['t_test_note'])}, "
-            f"Wilcoxon signed-rank p = {p(stats['wilcoxon_p'], stats['wilcoxon_note'])}")
+    return (
+        f"{experiment} better than {baseline} on {stats['wins']} of {stats['n']} datasets "
+        f"(worse on {stats['losses']}); one-sided paired t-test p = {p(stats['t_test_p'], stats['t_test_note'])}, "
+        f"Wilcoxon signed-rank p = {p(stats['wilcoxon_p'], stats['wilcoxon_note'])}"
+    )
 
 
 # --------------------------------------------------------------------------- helpers
@@ -348,20 +495,31 @@ def comparison_statement(experiment: str, baseline: str, stats: dict) -> str:
 
 def _check_baseline(found: Collection, baseline: str | None, notes: list[str]) -> str | None:
     """The baseline to compare against; a named one must be a student/probe experiment."""
-    known = sorted({r.experiment for r in found.runs if r.stage not in REFERENCE_STAGES}, key=experiment_order)
+    known = sorted(
+        {r.experiment for r in found.runs if r.stage not in REFERENCE_STAGES}, key=experiment_order
+    )
     name = baseline or DEFAULT_BASELINE
     if name in known:
         return name
     if baseline is not None:
-        raise UsageError(f"unknown baseline experiment '{baseline}'; known: {', '.join(known) if known else 'none'}")
-    notes.append(f"no '{DEFAULT_BASELINE}' runs, so no comparisons; pass --baseline "
-                 + (f"(one of {', '.join(known)})" if known else "once student runs exist"))
+        raise UsageError(
+            f"unknown baseline experiment '{baseline}'; known: {', '.join(known) if known else 'none'}"
+        )
+    notes.append(
+        f"no '{DEFAULT_BASELINE}' runs, so no comparisons; pass --baseline "
+        + (f"(one of {', '.join(known)})" if known else "once student runs exist")
+    )
     return None
 
 
 def _inputs_key(found: Collection, sweeps: list[dict], filters: list[dict], options: dict) -> str:
     """Short hash of every input file's content and the options: the default output folder name."""
-    return short_hash({"runs": sorted((r.key, short_hash(r.metrics)) for r in found.runs),
-                       "sweeps": sorted({r["path"] for r in sweeps}),
-                       "filters": sorted(f["key"] or "" for f in filters),
-                       "options": options}, 12)
+    return short_hash(
+        {
+            "runs": sorted((r.key, short_hash(r.metrics)) for r in found.runs),
+            "sweeps": sorted({r["path"] for r in sweeps}),
+            "filters": sorted(f["key"] or "" for f in filters),
+            "options": options,
+        },
+        12,
+    )

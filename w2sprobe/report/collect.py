@@ -56,10 +56,18 @@ class RunResult:
 
     def describe(self) -> dict:
         """What a report lists to trace a number back to its inputs."""
-        return {"key": self.key, "dataset": self.dataset, "stage": self.stage, "experiment": self.experiment,
-                "seed": self.seed, "model": self.model, "labels": self.metrics.get("labels"),
-                "labels_key": self.metrics.get("labels_key"), "path": str(self.folder),
-                "config": self.metrics.get("config")}
+        return {
+            "key": self.key,
+            "dataset": self.dataset,
+            "stage": self.stage,
+            "experiment": self.experiment,
+            "seed": self.seed,
+            "model": self.model,
+            "labels": self.metrics.get("labels"),
+            "labels_key": self.metrics.get("labels_key"),
+            "path": str(self.folder),
+            "config": self.metrics.get("config"),
+        }
 
 
 @dataclass
@@ -110,12 +118,17 @@ def collect_results(cache_dir: Path, datasets: list[str] | None = None) -> Colle
     if datasets:
         runs, incomplete = _only(datasets, runs, incomplete, root)
     if not runs:
-        what = f"{len(incomplete)} unfinished run(s) (no metrics.json) and no finished ones" if incomplete \
+        what = (
+            f"{len(incomplete)} unfinished run(s) (no metrics.json) and no finished ones"
+            if incomplete
             else "no finished runs (<dataset>/<key>/metrics.json)"
+        )
         raise UsageError(f"no results found in {root}: {what}")
     missing: list[dict] = []
     runs = _drop_duplicates(runs, missing)
-    pairs = {run.key: _pair(run, runs, missing) for run in runs if run.stage not in REFERENCE_STAGES}
+    pairs = {
+        run.key: _pair(run, runs, missing) for run in runs if run.stage not in REFERENCE_STAGES
+    }
     missing += _dataset_gaps(runs)
     return Collection(Path(cache_dir), runs, pairs, incomplete, missing)
 
@@ -131,10 +144,19 @@ def read_run(folder: Path) -> RunResult:
     if problem:
         raise UsageError(f"corrupt metrics file {path}: {problem}")
     return RunResult(
-        key=metrics["key"], stage=metrics["stage"], experiment=metrics["experiment"], dataset=metrics["dataset"],
-        seed=int(metrics["seed"]), model=metrics.get("model"), auc=_float(metrics.get("auc")),
-        accuracy=_float(metrics.get("accuracy")), n=metrics.get("n"), folder=folder, metrics=metrics,
-        manifest=_read_manifest(folder))
+        key=metrics["key"],
+        stage=metrics["stage"],
+        experiment=metrics["experiment"],
+        dataset=metrics["dataset"],
+        seed=int(metrics["seed"]),
+        model=metrics.get("model"),
+        auc=_float(metrics.get("auc")),
+        accuracy=_float(metrics.get("accuracy")),
+        n=metrics.get("n"),
+        folder=folder,
+        metrics=metrics,
+        manifest=_read_manifest(folder),
+    )
 
 
 def read_test_predictions(run: RunResult) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
@@ -194,7 +216,7 @@ def _metrics_problem(metrics) -> str | None:
     for name in REFERENCE_STAGES:
         ref = metrics.get(name)
         if ref is not None and not (isinstance(ref, dict) and isinstance(ref.get("key"), str)):
-            return f"field '{name}' must be {{\"key\", \"auc\"}} or null"
+            return f'field \'{name}\' must be {{"key", "auc"}} or null'
     return None
 
 
@@ -218,9 +240,15 @@ def _read_manifest(folder: Path) -> dict:
 def _incomplete(folder: Path) -> dict:
     """What we know about an unfinished run folder (its manifest, if readable)."""
     manifest = _read_manifest(folder)
-    return {"dataset": manifest.get("dataset", folder.parent.name), "key": manifest.get("key", folder.name),
-            "stage": manifest.get("stage"), "experiment": manifest.get("experiment"),
-            "seed": manifest.get("seed"), "path": str(folder), "reason": "no metrics.json (unfinished)"}
+    return {
+        "dataset": manifest.get("dataset", folder.parent.name),
+        "key": manifest.get("key", folder.name),
+        "stage": manifest.get("stage"),
+        "experiment": manifest.get("experiment"),
+        "seed": manifest.get("seed"),
+        "path": str(folder),
+        "reason": "no metrics.json (unfinished)",
+    }
 
 
 def _only(datasets: list[str], runs: list[RunResult], incomplete: list[dict], root: Path):
@@ -230,8 +258,10 @@ def _only(datasets: list[str], runs: list[RunResult], incomplete: list[dict], ro
     unknown = sorted(wanted - known - {item["dataset"] for item in incomplete})
     if unknown:
         have = sorted({run.dataset for run in runs})
-        raise UsageError(f"no results for dataset(s) {', '.join(unknown)} in {root}; "
-                         f"found: {', '.join(have) if have else 'none'}")
+        raise UsageError(
+            f"no results for dataset(s) {', '.join(unknown)} in {root}; "
+            f"found: {', '.join(have) if have else 'none'}"
+        )
     keep = [run for run in runs if run.dataset in wanted or run.folder.parent.name in wanted]
     return keep, [item for item in incomplete if item["dataset"] in wanted]
 
@@ -244,11 +274,24 @@ def _drop_duplicates(runs: list[RunResult], missing: list[dict]) -> list[RunResu
     """
     newest: dict[tuple, RunResult] = {}
     for run in sorted(runs, key=lambda r: ((r.folder / "metrics.json").stat().st_mtime, r.key)):
-        slot = (run.dataset, run.stage, run.experiment, run.seed, run.model if run.stage in REFERENCE_STAGES else "")
+        slot = (
+            run.dataset,
+            run.stage,
+            run.experiment,
+            run.seed,
+            run.model if run.stage in REFERENCE_STAGES else "",
+        )
         if slot in newest:
             old = newest[slot]
-            missing.append(_gap(old.dataset, old.experiment, old.seed, old.key,
-                                f"superseded by the newer run {run.key} of the same experiment and seed"))
+            missing.append(
+                _gap(
+                    old.dataset,
+                    old.experiment,
+                    old.seed,
+                    old.key,
+                    f"superseded by the newer run {run.key} of the same experiment and seed",
+                )
+            )
         newest[slot] = run
     kept = set(id(run) for run in newest.values())
     return [run for run in runs if id(run) in kept]
@@ -266,8 +309,11 @@ def _pair(run: RunResult, runs: list[RunResult], missing: list[dict]) -> Pairing
             reason = f"its {stage} run {key} is not among the finished runs"
         else:
             match = [r for r in same_dataset if r.seed == run.seed]
-            reason = (f"no {stage} run for seed {run.seed}" if not match else
-                      f"{len(match)} {stage} runs for seed {run.seed} ({', '.join(r.key for r in match)}): ambiguous")
+            reason = (
+                f"no {stage} run for seed {run.seed}"
+                if not match
+                else f"{len(match)} {stage} runs for seed {run.seed} ({', '.join(r.key for r in match)}): ambiguous"
+            )
         found[stage] = match[0] if len(match) == 1 else None
         if found[stage] is None:
             missing.append(_gap(run.dataset, run.experiment, run.seed, run.key, reason))
@@ -287,7 +333,17 @@ def _dataset_gaps(runs: list[RunResult]) -> list[dict]:
     return gaps
 
 
-def _gap(dataset: str, experiment: str | None, seed: int | None, key: str | None, reason: str) -> dict:
-    subject = " ".join(str(x) for x in (dataset, experiment, f"seed {seed}" if seed is not None else None) if x)
-    return {"dataset": dataset, "experiment": experiment, "seed": seed, "run": key, "reason": reason,
-            "message": f"{subject}: {reason}"}
+def _gap(
+    dataset: str, experiment: str | None, seed: int | None, key: str | None, reason: str
+) -> dict:
+    subject = " ".join(
+        str(x) for x in (dataset, experiment, f"seed {seed}" if seed is not None else None) if x
+    )
+    return {
+        "dataset": dataset,
+        "experiment": experiment,
+        "seed": seed,
+        "run": key,
+        "reason": reason,
+        "message": f"{subject}: {reason}",
+    }

@@ -50,31 +50,49 @@ def report_blocks(report: Report, figures: list[Figure], skipped: list[dict]) ->
     """Everything the rendered report shows, in order."""
     blocks: list = [Heading(1, "Weak-to-strong report"), Para(_intro(report))]
     blocks += _summary(report) + _comparisons(report) + _saturation(report) + _unstable(report)
-    blocks += _figures(figures, skipped) + _per_dataset(report) + _gaps(report) + _run_warnings(report)
+    blocks += (
+        _figures(figures, skipped) + _per_dataset(report) + _gaps(report) + _run_warnings(report)
+    )
     blocks += _inputs(report)
     return blocks
 
 
 def _intro(report: Report) -> str:
     opts = report.options
-    return (f"{len(report.runs)} finished run(s) over {len(report.datasets)} dataset(s) from {report.cache_dir}. "
-            f"Baseline: {opts['baseline'] or 'none'}; bootstrap: {opts['n_boot']} paired resamples of the shared "
-            f"test ids (seed {opts['seed']}), percentile 95% CIs; saturation threshold: AUC > {opts['saturation']}; "
-            f"PGR unstable (flagged †, not summarised) where ceiling − weak AUC < {opts['min_gap']}. "
-            f"Report key {report.key}.")
+    return (
+        f"{len(report.runs)} finished run(s) over {len(report.datasets)} dataset(s) from {report.cache_dir}. "
+        f"Baseline: {opts['baseline'] or 'none'}; bootstrap: {opts['n_boot']} paired resamples of the shared "
+        f"test ids (seed {opts['seed']}), percentile 95% CIs; saturation threshold: AUC > {opts['saturation']}; "
+        f"PGR unstable (flagged †, not summarised) where ceiling − weak AUC < {opts['min_gap']}. "
+        f"Report key {report.key}."
+    )
 
 
 def _summary(report: Report) -> list:
-    rows = [[s["experiment"], s["group"], str(s["n_datasets"]), fmt(s["mean_pgr"]), fmt(s["median_pgr"]),
-             f"{s['positive']}/{s['n_datasets']}"] for s in report.summary]
+    rows = [
+        [
+            s["experiment"],
+            s["group"],
+            str(s["n_datasets"]),
+            fmt(s["mean_pgr"]),
+            fmt(s["median_pgr"]),
+            f"{s['positive']}/{s['n_datasets']}",
+        ]
+        for s in report.summary
+    ]
     blocks: list = [Heading(2, "Summary")]
     if not rows:
         return blocks + [Para("No student or probe runs yet: nothing to summarise.")]
     text = f"PGR over the {len(report.included)} dataset(s) neither saturated nor with unstable PGR"
-    return blocks + [Para(text + " (per-dataset means over seeds)."),
-                     Table(["experiment", "group", "datasets", "mean PGR", "median PGR", "PGR > 0"], rows),
-                     Para("PGR by dataset (saturated datasets marked *, unstable PGR †; neither is in the "
-                          "summary):"), _pgr_matrix(report)]
+    return blocks + [
+        Para(text + " (per-dataset means over seeds)."),
+        Table(["experiment", "group", "datasets", "mean PGR", "median PGR", "PGR > 0"], rows),
+        Para(
+            "PGR by dataset (saturated datasets marked *, unstable PGR †; neither is in the "
+            "summary):"
+        ),
+        _pgr_matrix(report),
+    ]
 
 
 def _pgr_matrix(report: Report) -> Table:
@@ -93,31 +111,77 @@ def _pgr_matrix(report: Report) -> Table:
 def _comparisons(report: Report) -> list:
     baseline = report.options["baseline"]
     if not baseline:
-        return [Heading(2, "Comparisons"), Para("; ".join(report.notes) or "No baseline experiment.")]
+        return [
+            Heading(2, "Comparisons"),
+            Para("; ".join(report.notes) or "No baseline experiment."),
+        ]
     blocks: list = [Heading(2, f"Comparisons with {baseline}")]
     if not report.comparisons:
         return blocks + [Para(f"No other interventions to compare with {baseline}.")]
-    blocks.append(Para("Per-dataset PGR (mean over seeds) of each intervention minus the baseline's; "
-                       "one-sided tests of 'intervention > baseline': paired t-test (mean effect) and Wilcoxon "
-                       "signed-rank (median effect)."))
+    blocks.append(
+        Para(
+            "Per-dataset PGR (mean over seeds) of each intervention minus the baseline's; "
+            "one-sided tests of 'intervention > baseline': paired t-test (mean effect) and Wilcoxon "
+            "signed-rank (median effect)."
+        )
+    )
     blocks.append(Bullets([c["statement"] for c in report.comparisons]))
-    rows = [[c["experiment"], str(c["n"]), str(c["wins"]), str(c["losses"]), str(c["ties"]), fmt(c["mean_diff"]),
-             fmt(c["median_diff"]), fmt_p(c["t_test_p"], c["t_test_note"]),
-             fmt_p(c["wilcoxon_p"], c["wilcoxon_note"])] for c in report.comparisons]
-    return blocks + [Table(["intervention", "datasets", "wins", "losses", "ties", "mean ΔPGR", "median ΔPGR",
-                            "t-test p", "Wilcoxon p"], rows)]
+    rows = [
+        [
+            c["experiment"],
+            str(c["n"]),
+            str(c["wins"]),
+            str(c["losses"]),
+            str(c["ties"]),
+            fmt(c["mean_diff"]),
+            fmt(c["median_diff"]),
+            fmt_p(c["t_test_p"], c["t_test_note"]),
+            fmt_p(c["wilcoxon_p"], c["wilcoxon_note"]),
+        ]
+        for c in report.comparisons
+    ]
+    return blocks + [
+        Table(
+            [
+                "intervention",
+                "datasets",
+                "wins",
+                "losses",
+                "ties",
+                "mean ΔPGR",
+                "median ΔPGR",
+                "t-test p",
+                "Wilcoxon p",
+            ],
+            rows,
+        )
+    ]
 
 
 def _saturation(report: Report) -> list:
     threshold = report.options["saturation"]
     blocks: list = [Heading(2, "Saturated datasets")]
     if not report.saturated:
-        return blocks + [Para(f"None: no dataset has weak, ceiling and student AUC all above {threshold}.")]
-    rows = [[s["dataset"], fmt(s["weak_auc"]), fmt(s["ceiling_auc"]), fmt(s["student_auc"]), s["student"]]
-            for s in report.saturated]
-    return blocks + [Para(f"Weak, ceiling and student AUC all above {threshold}: excluded from the summary and "
-                          "comparisons, as in the study."),
-                     Table(["dataset", "weak AUC", "ceiling AUC", "student AUC", "student"], rows)]
+        return blocks + [
+            Para(f"None: no dataset has weak, ceiling and student AUC all above {threshold}.")
+        ]
+    rows = [
+        [
+            s["dataset"],
+            fmt(s["weak_auc"]),
+            fmt(s["ceiling_auc"]),
+            fmt(s["student_auc"]),
+            s["student"],
+        ]
+        for s in report.saturated
+    ]
+    return blocks + [
+        Para(
+            f"Weak, ceiling and student AUC all above {threshold}: excluded from the summary and "
+            "comparisons, as in the study."
+        ),
+        Table(["dataset", "weak AUC", "ceiling AUC", "student AUC", "student"], rows),
+    ]
 
 
 def _unstable(report: Report) -> list:
@@ -125,19 +189,32 @@ def _unstable(report: Report) -> list:
     blocks: list = [Heading(2, "Unstable PGR")]
     if not report.unstable:
         return blocks + [Para(f"None: every dataset's ceiling − weak AUC is at least {min_gap}.")]
-    rows = [[u["dataset"], fmt(u["weak_auc"]), fmt(u["ceiling_auc"]), fmt(u["gap"], 4)] for u in report.unstable]
-    return blocks + [Para(f"Ceiling − weak AUC below {min_gap}: PGR divides by that gap, so a few test rows swing "
-                          "it by whole units. Their PGRs are shown flagged (†, \"(unstable)\") but excluded from the "
-                          "summary and comparisons, like saturated datasets."),
-                     Table(["dataset", "weak AUC", "ceiling AUC", "gap"], rows)]
+    rows = [
+        [u["dataset"], fmt(u["weak_auc"]), fmt(u["ceiling_auc"]), fmt(u["gap"], 4)]
+        for u in report.unstable
+    ]
+    return blocks + [
+        Para(
+            f"Ceiling − weak AUC below {min_gap}: PGR divides by that gap, so a few test rows swing "
+            'it by whole units. Their PGRs are shown flagged (†, "(unstable)") but excluded from the '
+            "summary and comparisons, like saturated datasets."
+        ),
+        Table(["dataset", "weak AUC", "ceiling AUC", "gap"], rows),
+    ]
 
 
 def _run_warnings(report: Report) -> list:
     if not report.run_warnings:
         return []
-    return [Heading(2, "Run warnings"),
-            Bullets([f"{w['dataset']} {w['experiment']} seed {w['seed']} ({w['run']}): {w['message']}"
-                     for w in report.run_warnings])]
+    return [
+        Heading(2, "Run warnings"),
+        Bullets(
+            [
+                f"{w['dataset']} {w['experiment']} seed {w['seed']} ({w['run']}): {w['message']}"
+                for w in report.run_warnings
+            ]
+        ),
+    ]
 
 
 def _figures(figures: list[Figure], skipped: list[dict]) -> list:
@@ -155,42 +232,111 @@ def _per_dataset(report: Report) -> list:
     for dataset in report.datasets:
         rows = [r for r in report.rows if r["dataset"] == dataset]
         unstable = any(u["dataset"] == dataset for u in report.unstable)
-        title = dataset + (" (saturated)" if dataset in saturated else "") + (" (unstable PGR)" if unstable else "")
-        table = [[r["experiment"], GROUP_TITLES[r["group"]], seeds(r), fmt_n(r["n"]), with_spread(r, "auc"),
-                  with_spread(r, "accuracy"), with_spread(r, "pgr") + (" (unstable)" if r.get("pgr_unstable")
-                                                                       and r.get("pgr") is not None else "")]
-                 for r in rows]
-        blocks += [Heading(3, title),
-                   Table(["experiment", "group", "seeds", "test n", "AUC", "accuracy", "PGR"], table)]
-    blocks.append(Para("One seed: value [95% bootstrap CI]; several seeds: mean ± standard error (per-seed values "
-                       "and CIs are in report.json, seed_rows)."))
+        title = (
+            dataset
+            + (" (saturated)" if dataset in saturated else "")
+            + (" (unstable PGR)" if unstable else "")
+        )
+        table = [
+            [
+                r["experiment"],
+                GROUP_TITLES[r["group"]],
+                seeds(r),
+                fmt_n(r["n"]),
+                with_spread(r, "auc"),
+                with_spread(r, "accuracy"),
+                with_spread(r, "pgr")
+                + (" (unstable)" if r.get("pgr_unstable") and r.get("pgr") is not None else ""),
+            ]
+            for r in rows
+        ]
+        blocks += [
+            Heading(3, title),
+            Table(["experiment", "group", "seeds", "test n", "AUC", "accuracy", "PGR"], table),
+        ]
+    blocks.append(
+        Para(
+            "One seed: value [95% bootstrap CI]; several seeds: mean ± standard error (per-seed values "
+            "and CIs are in report.json, seed_rows)."
+        )
+    )
     return blocks
 
 
 def _gaps(report: Report) -> list:
     blocks: list = [Heading(2, "Missing and incomplete runs")]
     items = [m["message"] for m in report.missing]
-    items += [f"{i['dataset']} {i.get('experiment') or ''} {i['key']}: incomplete ({i['reason']}) at {i['path']}"
-              for i in report.incomplete]
+    items += [
+        f"{i['dataset']} {i.get('experiment') or ''} {i['key']}: incomplete ({i['reason']}) at {i['path']}"
+        for i in report.incomplete
+    ]
     items += [n for n in report.notes if n not in items]
-    return blocks + ([Bullets(items)] if items else [Para("Nothing missing: every student and probe run has its "
-                                                          "weak and ceiling runs.")])
+    return blocks + (
+        [Bullets(items)]
+        if items
+        else [Para("Nothing missing: every student and probe run has its weak and ceiling runs.")]
+    )
 
 
 def _inputs(report: Report) -> list:
-    blocks: list = [Heading(2, "Inputs"), Para("Every run this report used; its folder holds manifest.json, "
-                                               "predictions.csv and metrics.json.")]
-    rows = [[r["dataset"], r["experiment"], r["stage"], str(r["seed"]), r["key"], str(r["model"]),
-             str(r["labels"] or "—"), r["path"]] for r in report.runs]
-    blocks.append(Table(["dataset", "experiment", "stage", "seed", "key", "model", "labels", "path"], rows))
-    blocks.append(Code(json.dumps({r["key"]: r["config"] for r in report.runs}, indent=1, sort_keys=True,
-                                  default=str)))
+    blocks: list = [
+        Heading(2, "Inputs"),
+        Para(
+            "Every run this report used; its folder holds manifest.json, "
+            "predictions.csv and metrics.json."
+        ),
+    ]
+    rows = [
+        [
+            r["dataset"],
+            r["experiment"],
+            r["stage"],
+            str(r["seed"]),
+            r["key"],
+            str(r["model"]),
+            str(r["labels"] or "—"),
+            r["path"],
+        ]
+        for r in report.runs
+    ]
+    blocks.append(
+        Table(["dataset", "experiment", "stage", "seed", "key", "model", "labels", "path"], rows)
+    )
+    blocks.append(
+        Code(
+            json.dumps(
+                {r["key"]: r["config"] for r in report.runs}, indent=1, sort_keys=True, default=str
+            )
+        )
+    )
     if report.filters:
-        blocks.append(Table(["dataset", "label set", "key", "probe", "layer", "contamination", "precision",
-                             "mislabel rate"],
-                            [[f["dataset"], str(f["name"]), str(f["key"]), str(f["probe"]), str(f["layer"]),
-                              fmt(f["contamination"]), fmt(f["precision"]), fmt(f["base_rate"])]
-                             for f in report.filters]))
+        blocks.append(
+            Table(
+                [
+                    "dataset",
+                    "label set",
+                    "key",
+                    "probe",
+                    "layer",
+                    "contamination",
+                    "precision",
+                    "mislabel rate",
+                ],
+                [
+                    [
+                        f["dataset"],
+                        str(f["name"]),
+                        str(f["key"]),
+                        str(f["probe"]),
+                        str(f["layer"]),
+                        fmt(f["contamination"]),
+                        fmt(f["precision"]),
+                        fmt(f["base_rate"]),
+                    ]
+                    for f in report.filters
+                ],
+            )
+        )
     sweeps = sorted({r["path"] for r in report.sweeps})
     if sweeps:
         blocks.append(Bullets([f"sweep {path}" for path in sweeps]))

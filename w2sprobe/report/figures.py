@@ -33,16 +33,25 @@ class Figure:
     svg: Path
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "title": self.title, "caption": self.caption, "png": str(self.png),
-                "svg": str(self.svg)}
+        return {
+            "name": self.name,
+            "title": self.title,
+            "caption": self.caption,
+            "png": str(self.png),
+            "svg": str(self.svg),
+        }
 
 
 def draw_figures(report: Report, out_dir: Path) -> tuple[list[Figure], list[dict]]:
     """Draw every figure the report has inputs for into ``out_dir``; return (figures, skipped)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     figures, skipped = [], []
-    for name, draw in (("pgr_by_dataset", pgr_by_dataset), ("auc_by_dataset", auc_by_dataset),
-                       ("probe_sweeps", probe_sweeps), ("filter_precision", filter_precision)):
+    for name, draw in (
+        ("pgr_by_dataset", pgr_by_dataset),
+        ("auc_by_dataset", auc_by_dataset),
+        ("probe_sweeps", probe_sweeps),
+        ("filter_precision", filter_precision),
+    ):
         result = draw(report)
         if isinstance(result, str):
             skipped.append({"name": name, "reason": result})
@@ -65,12 +74,20 @@ def pgr_by_dataset(report: Report):
     plt = _pyplot()
     datasets = report.included
     baseline = report.options.get("baseline")
-    groups = [g for g in GROUP_TITLES if g != "reference"
-              and any(experiment_group(e) == g for e in _students(report))]
+    groups = [
+        g
+        for g in GROUP_TITLES
+        if g != "reference" and any(experiment_group(e) == g for e in _students(report))
+    ]
     if not datasets or not groups:
         return "no student or probe runs with a PGR on a non-saturated dataset"
-    fig, axes = plt.subplots(len(groups), 1, figsize=(max(6.5, 0.55 * len(datasets) + 3.5), 2.8 * len(groups) + 0.8),
-                             squeeze=False, sharex=True)
+    fig, axes = plt.subplots(
+        len(groups),
+        1,
+        figsize=(max(6.5, 0.55 * len(datasets) + 3.5), 2.8 * len(groups) + 0.8),
+        squeeze=False,
+        sharex=True,
+    )
     clipped = 0
     for ax, group in zip(axes[:, 0], groups):
         names = [e for e in _students(report) if experiment_group(e) == group and e != baseline]
@@ -89,18 +106,30 @@ def pgr_by_dataset(report: Report):
     fig.tight_layout()
     saturated = len(report.saturated)
     unstable = [u["dataset"] for u in report.unstable]
-    caption = ("PGR = (student − weak) / (ceiling − weak) on test ROC AUC, one marker per intervention, "
-               f"{'baseline ' + baseline + ' (black circles) in every panel' if baseline else 'no baseline'}; "
-               "dashed line = weak supervisor (0), dotted = ceiling (1). Error bars: 95% paired bootstrap CI "
-               "(one seed) or ± standard error over seeds."
-               + (f" {clipped} point(s) beyond the axis are drawn as triangles on its edge." if clipped else "")
-               + (f" {saturated} saturated dataset(s) excluded." if saturated else "")
-               + (f" Excluded for unstable PGR (ceiling − weak AUC < {report.options['min_gap']}): "
-                  f"{', '.join(unstable)}." if unstable else ""))
+    caption = (
+        "PGR = (student − weak) / (ceiling − weak) on test ROC AUC, one marker per intervention, "
+        f"{'baseline ' + baseline + ' (black circles) in every panel' if baseline else 'no baseline'}; "
+        "dashed line = weak supervisor (0), dotted = ceiling (1). Error bars: 95% paired bootstrap CI "
+        "(one seed) or ± standard error over seeds."
+        + (
+            f" {clipped} point(s) beyond the axis are drawn as triangles on its edge."
+            if clipped
+            else ""
+        )
+        + (f" {saturated} saturated dataset(s) excluded." if saturated else "")
+        + (
+            f" Excluded for unstable PGR (ceiling − weak AUC < {report.options['min_gap']}): "
+            f"{', '.join(unstable)}."
+            if unstable
+            else ""
+        )
+    )
     return fig, "PGR per dataset and intervention", caption
 
 
-def _pgr_series(ax, report: Report, datasets: list[str], experiment: str, index: int, count: int) -> int:
+def _pgr_series(
+    ax, report: Report, datasets: list[str], experiment: str, index: int, count: int
+) -> int:
     """One experiment's PGR markers (dodged sideways so series do not overlap); returns #clipped."""
     offset = (index - (count - 1) / 2) * min(0.8 / max(count, 1), 0.18)
     xs, ys, errs, clipped = [], [], [], 0
@@ -116,24 +145,45 @@ def _pgr_series(ax, report: Report, datasets: list[str], experiment: str, index:
     kw = style(index)
     inside = [PGR_LIMITS[0] <= y <= PGR_LIMITS[1] for y in ys]
     shown = [(x, y, e) for x, y, e, ok in zip(xs, ys, errs, inside) if ok]
-    ax.errorbar([x for x, _, _ in shown], [y for _, y, _ in shown],
-                yerr=[[max(y - e[0], 0) if e else 0 for _, y, e in shown],
-                      [max(e[1] - y, 0) if e else 0 for _, y, e in shown]],
-                fmt=kw["marker"], color=kw["color"], markersize=6, capsize=2, elinewidth=0.8, label=experiment,
-                markeredgecolor="white" if kw["color"] != "#000000" else "black", markeredgewidth=0.5)
+    ax.errorbar(
+        [x for x, _, _ in shown],
+        [y for _, y, _ in shown],
+        yerr=[
+            [max(y - e[0], 0) if e else 0 for _, y, e in shown],
+            [max(e[1] - y, 0) if e else 0 for _, y, e in shown],
+        ],
+        fmt=kw["marker"],
+        color=kw["color"],
+        markersize=6,
+        capsize=2,
+        elinewidth=0.8,
+        label=experiment,
+        markeredgecolor="white" if kw["color"] != "#000000" else "black",
+        markeredgewidth=0.5,
+    )
     # Points beyond the fixed axis range: an arrow-like marker on the edge, so they are not lost
     # (without their error bar, which would only span the whole axis).
     for x, y, ok in zip(xs, ys, inside):
         if not ok:
             clipped += 1
             edge = PGR_LIMITS[0] if y < PGR_LIMITS[0] else PGR_LIMITS[1]
-            ax.plot([x], [edge], marker="v" if y < edge else "^", color=kw["color"], markersize=7, clip_on=False)
+            ax.plot(
+                [x],
+                [edge],
+                marker="v" if y < edge else "^",
+                color=kw["color"],
+                markersize=7,
+                clip_on=False,
+            )
     return clipped
 
 
 def _pgr_limits(report: Report, datasets: list[str], experiments: list[str]) -> tuple[float, float]:
-    values = [r["pgr"] for r in report.rows if r["dataset"] in datasets and r["experiment"] in experiments
-              and r["pgr"] is not None]
+    values = [
+        r["pgr"]
+        for r in report.rows
+        if r["dataset"] in datasets and r["experiment"] in experiments and r["pgr"] is not None
+    ]
     low = max(min(values + [0.0]), PGR_LIMITS[0])
     high = min(max(values + [1.0]), PGR_LIMITS[1])
     pad = 0.06 * (high - low)
@@ -157,8 +207,14 @@ def auc_by_dataset(report: Report):
     for x, dataset in enumerate(datasets):
         weak, ceiling = report.row(dataset, "weak"), report.row(dataset, "ceiling")
         if weak and ceiling and weak["auc"] is not None and ceiling["auc"] is not None:
-            ax.plot([x, x], [weak["auc"], ceiling["auc"]], color="#bbbbbb", linewidth=3, zorder=0,
-                    solid_capstyle="round")
+            ax.plot(
+                [x, x],
+                [weak["auc"], ceiling["auc"]],
+                color="#bbbbbb",
+                linewidth=3,
+                zorder=0,
+                solid_capstyle="round",
+            )
     for experiment, label, colour, marker in series:
         points = [(x, report.row(d, experiment)) for x, d in enumerate(datasets)]
         points = [(x, r) for x, r in points if r and r["auc"] is not None]
@@ -166,23 +222,46 @@ def auc_by_dataset(report: Report):
             continue
         ys = [r["auc"] for _, r in points]
         errs = [_error(r, "auc") for _, r in points]
-        ax.errorbar([x for x, _ in points], ys, fmt=marker, color=OKABE_ITO[colour], markersize=7, capsize=2,
-                    elinewidth=0.8, label=label,
-                    yerr=[[max(y - e[0], 0) if e else 0 for y, e in zip(ys, errs)],
-                          [max(e[1] - y, 0) if e else 0 for y, e in zip(ys, errs)]])
+        ax.errorbar(
+            [x for x, _ in points],
+            ys,
+            fmt=marker,
+            color=OKABE_ITO[colour],
+            markersize=7,
+            capsize=2,
+            elinewidth=0.8,
+            label=label,
+            yerr=[
+                [max(y - e[0], 0) if e else 0 for y, e in zip(ys, errs)],
+                [max(e[1] - y, 0) if e else 0 for y, e in zip(ys, errs)],
+            ],
+        )
     saturated = {item["dataset"] for item in report.saturated}
     unstable = {item["dataset"] for item in report.unstable}
-    _dataset_axis(ax, [d + (" (saturated)" if d in saturated else "") + (" (unstable PGR)" if d in unstable else "")
-                       for d in datasets])
+    _dataset_axis(
+        ax,
+        [
+            d
+            + (" (saturated)" if d in saturated else "")
+            + (" (unstable PGR)" if d in unstable else "")
+            for d in datasets
+        ],
+    )
     ax.set_ylabel("test ROC AUC")
     ax.set_title("Weak vs student vs ceiling", loc="left")
     ax.grid(axis="y", color="#dddddd", linewidth=0.5)
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
-    caption = ("Test ROC AUC of the weak supervisor, the strong student trained on its labels "
-               f"({student or 'none'}) and the strong ceiling trained on ground truth; the grey bar spans the "
-               "weak-to-ceiling gap that PGR measures. Error bars: 95% bootstrap CI (one seed) or ± standard error."
-               + (f" '(unstable PGR)': the gap is below {report.options['min_gap']} AUC." if unstable else ""))
+    caption = (
+        "Test ROC AUC of the weak supervisor, the strong student trained on its labels "
+        f"({student or 'none'}) and the strong ceiling trained on ground truth; the grey bar spans the "
+        "weak-to-ceiling gap that PGR measures. Error bars: 95% bootstrap CI (one seed) or ± standard error."
+        + (
+            f" '(unstable PGR)': the gap is below {report.options['min_gap']} AUC."
+            if unstable
+            else ""
+        )
+    )
     return fig, "Weak, student and ceiling AUC per dataset", caption
 
 
@@ -204,21 +283,41 @@ def probe_sweeps(report: Report):
     datasets = sorted({r["dataset"] for r in rows})
     for ax, param in zip(axes[0], panels):
         _sweep_panel(ax, rows, param, datasets)
-    fig.suptitle("Probe AUC minus label AUC (weak labels: the probe's gain over the weak supervisor)", fontsize=11)
+    fig.suptitle(
+        "Probe AUC minus label AUC (weak labels: the probe's gain over the weak supervisor)",
+        fontsize=11,
+    )
     fig.tight_layout()
-    caption = ("Each line is one dataset (colour) and layer or probe (marker); y = probe test AUC minus the AUC "
-               "of the labels it was fit on, so points above the dashed zero line beat those labels. "
-               "Panels: " + ", ".join({"k": "kNN k", "l2": "logistic L2 penalty", "k_zeta": "TopoFilter k_zeta",
-                                        "layer": "layer"}[p] for p in panels) + ".")
+    caption = (
+        "Each line is one dataset (colour) and layer or probe (marker); y = probe test AUC minus the AUC "
+        "of the labels it was fit on, so points above the dashed zero line beat those labels. "
+        "Panels: "
+        + ", ".join(
+            {
+                "k": "kNN k",
+                "l2": "logistic L2 penalty",
+                "k_zeta": "TopoFilter k_zeta",
+                "layer": "layer",
+            }[p]
+            for p in panels
+        )
+        + "."
+    )
     return fig, "Probe sweeps", caption
 
 
 def _sweep_panel(ax, rows: list[dict], param: str, datasets: list[str]) -> None:
-    keys = ("dataset", "probe", "k", "l2", "k_zeta") if param == "layer" else ("dataset", "probe", "layer")
+    keys = (
+        ("dataset", "probe", "k", "l2", "k_zeta")
+        if param == "layer"
+        else ("dataset", "probe", "layer")
+    )
     lines: dict[tuple, list] = {}
     for row in rows:
         if row.get(param) is not None:
-            lines.setdefault(tuple(row.get(k) for k in keys), []).append((row[param], row["auc_minus_labels_auc"]))
+            lines.setdefault(tuple(row.get(k) for k in keys), []).append(
+                (row[param], row["auc_minus_labels_auc"])
+            )
     variants = sorted({line[1:] for line in lines}, key=_natural)
     for line, points in sorted(lines.items(), key=lambda kv: _natural(kv[0])):
         if len({x for x, _ in points}) < 2:
@@ -228,18 +327,33 @@ def _sweep_panel(ax, rows: list[dict], param: str, datasets: list[str]) -> None:
         colour_index = datasets.index(line[0]) if len(datasets) > 1 else variants.index(line[1:])
         colour = OKABE_ITO[colour_index % len(OKABE_ITO)]
         marker = MARKERS[variants.index(line[1:]) % len(MARKERS)]
-        detail = f"L{line[2]}" if param != "layer" else " ".join(f"{k}={v}" for k, v in zip(keys[2:], line[2:])
-                                                                 if v is not None)
-        ax.plot(*zip(*points), marker=marker, color=colour, linewidth=1.2, markersize=5,
-                label=f"{line[0]} · {line[1]} {detail}".strip())
+        detail = (
+            f"L{line[2]}"
+            if param != "layer"
+            else " ".join(f"{k}={v}" for k, v in zip(keys[2:], line[2:]) if v is not None)
+        )
+        ax.plot(
+            *zip(*points),
+            marker=marker,
+            color=colour,
+            linewidth=1.2,
+            markersize=5,
+            label=f"{line[0]} · {line[1]} {detail}".strip(),
+        )
     values = [x for pts in lines.values() for x, _ in pts]
     if param == "l2" or (min(values) > 0 and max(values) / min(values) >= 20):
         ax.set_xscale("log")
     if param == "layer":
         ax.xaxis.get_major_locator().set_params(integer=True)
     ax.axhline(0, color="#777777", linewidth=0.8, linestyle="--")
-    ax.set_xlabel({"k": "k (kNN neighbours)", "l2": "L2 penalty", "k_zeta": "k_zeta (TopoFilter)",
-                   "layer": "layer"}[param])
+    ax.set_xlabel(
+        {
+            "k": "k (kNN neighbours)",
+            "l2": "L2 penalty",
+            "k_zeta": "k_zeta (TopoFilter)",
+            "layer": "layer",
+        }[param]
+    )
     ax.set_ylabel("probe AUC − label AUC")
     ax.grid(color="#eeeeee", linewidth=0.5)
     ax.legend(fontsize=7, frameon=False)
@@ -259,7 +373,9 @@ def _varies(rows: list[dict], param: str, within: tuple[str, ...]) -> bool:
 
 def filter_precision(report: Report):
     """Precision of each probe filter (removed labels that were wrong) vs the fraction removed."""
-    rows = [r for r in report.filters if r["contamination"] is not None and r["precision"] is not None]
+    rows = [
+        r for r in report.filters if r["contamination"] is not None and r["precision"] is not None
+    ]
     if not rows:
         return "no filtered label sets with a precision (w2sprobe filter writes them)"
     plt = _pyplot()
@@ -271,15 +387,39 @@ def filter_precision(report: Report):
         # Dodge sideways: at the study's single contamination every probe would share one x.
         dodge = (index - (len(probes) - 1) / 2) * 0.004
         for line in sorted({(r["dataset"], r["layer"]) for r in mine}, key=_natural):
-            pts = sorted((r["contamination"], r["precision"]) for r in mine if (r["dataset"], r["layer"]) == line)
+            pts = sorted(
+                (r["contamination"], r["precision"])
+                for r in mine
+                if (r["dataset"], r["layer"]) == line
+            )
             if len(pts) > 1:
-                ax.plot([x + dodge for x, _ in pts], [y for _, y in pts], color=kw["color"], linewidth=0.8, alpha=0.6)
-        ax.plot([r["contamination"] + dodge for r in mine], [r["precision"] for r in mine], linestyle="none",
-                marker=kw["marker"], color=kw["color"], markersize=7, label=probe)
+                ax.plot(
+                    [x + dodge for x, _ in pts],
+                    [y for _, y in pts],
+                    color=kw["color"],
+                    linewidth=0.8,
+                    alpha=0.6,
+                )
+        ax.plot(
+            [r["contamination"] + dodge for r in mine],
+            [r["precision"] for r in mine],
+            linestyle="none",
+            marker=kw["marker"],
+            color=kw["color"],
+            markersize=7,
+            label=probe,
+        )
     base = [(r["contamination"], r["base_rate"]) for r in rows if r["base_rate"] is not None]
     if base:
-        ax.plot(*zip(*base), linestyle="none", marker="_", color="black", markersize=14, markeredgewidth=1.5,
-                label="random removal (mislabel rate)")
+        ax.plot(
+            *zip(*base),
+            linestyle="none",
+            marker="_",
+            color="black",
+            markersize=14,
+            markeredgewidth=1.5,
+            label="random removal (mislabel rate)",
+        )
     # A wide enough x range that the sideways dodge does not read as a different contamination.
     spread = [r["contamination"] for r in rows]
     ax.set_xlim(max(min(spread) - 0.05, 0), max(spread) + 0.05)
@@ -290,9 +430,11 @@ def filter_precision(report: Report):
     ax.set_title("Filter precision vs contamination", loc="left")
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
-    caption = ("One marker per filtered label set (strong_train split); a filter is useful when it beats the black "
-               "bars, the precision of removing the same number of rows at random (the weak labels' mislabel rate). "
-               f"{len(rows)} label set(s) over {len({r['dataset'] for r in rows})} dataset(s).")
+    caption = (
+        "One marker per filtered label set (strong_train split); a filter is useful when it beats the black "
+        "bars, the precision of removing the same number of rows at random (the weak labels' mislabel rate). "
+        f"{len(rows)} label set(s) over {len({r['dataset'] for r in rows})} dataset(s)."
+    )
     return fig, "Filter precision vs contamination", caption
 
 
@@ -318,8 +460,12 @@ def _error(row: dict, metric: str) -> list[float] | None:
 
 def _dataset_axis(ax, labels: list[str]) -> None:
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(labels, rotation=40 if len(labels) > 4 else 0, ha="right" if len(labels) > 4 else "center",
-                       fontsize=9)
+    ax.set_xticklabels(
+        labels,
+        rotation=40 if len(labels) > 4 else 0,
+        ha="right" if len(labels) > 4 else "center",
+        fontsize=9,
+    )
     ax.set_xlim(-0.6, len(labels) - 0.4)
 
 

@@ -16,9 +16,15 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "relabel": ("knn-relabel", "logreg-relabel", "topo-relabel"),
     "other": (),
 }
-GROUP_TITLES = {"reference": "Weak and ceiling", "losses": "Loss functions", "s2s": "Strong-to-strong",
-                "probe predictions": "Probe predictions", "filter": "Probe filtering",
-                "relabel": "Probe relabeling", "other": "Other experiments"}
+GROUP_TITLES = {
+    "reference": "Weak and ceiling",
+    "losses": "Loss functions",
+    "s2s": "Strong-to-strong",
+    "probe predictions": "Probe predictions",
+    "filter": "Probe filtering",
+    "relabel": "Probe relabeling",
+    "other": "Other experiments",
+}
 
 
 def experiment_group(experiment: str) -> str:

@@ -14,7 +14,9 @@ from pathlib import Path
 SWEEP_PARAMS = ("k", "l2", "k_zeta")
 
 
-def collect_sweeps(cache_dir: Path, datasets: list[str] | None = None) -> tuple[list[dict], list[str]]:
+def collect_sweeps(
+    cache_dir: Path, datasets: list[str] | None = None
+) -> tuple[list[dict], list[str]]:
     """Rows of every ``<cache>/sweeps/<dataset>/<key>/sweep.json`` (optionally only ``datasets``).
 
     Each row keeps the probe, layer, swept parameter and ``auc_minus_labels_auc`` (probe test AUC
@@ -29,7 +31,9 @@ def collect_sweeps(cache_dir: Path, datasets: list[str] | None = None) -> tuple[
             continue
         good = [row for row in data if _sweep_row_ok(row)] if isinstance(data, list) else []
         if not good:
-            notes.append(f"skipped sweep {path}: no rows with probe, layer and auc_minus_labels_auc")
+            notes.append(
+                f"skipped sweep {path}: no rows with probe, layer and auc_minus_labels_auc"
+            )
             continue
         for row in good:
             if _wanted(row["dataset"], path.parent.parent.name, datasets):
@@ -58,13 +62,24 @@ def collect_filters(cache_dir: Path, datasets: list[str] | None = None) -> list[
         probe = made.get("probe") if isinstance(made.get("probe"), dict) else {}
         train = (made.get("report") or {}).get("strong_train") or {}
         val = (made.get("report") or {}).get("val") or {}
-        rows.append({"dataset": dataset, "name": meta.get("name"), "key": meta.get("key"),
-                     "probe": probe.get("probe"), "layer": probe.get("layer"),
-                     "contamination": _num(made.get("contamination")), "precision": _num(train.get("precision")),
-                     "base_rate": _num(train.get("mislabel_rate_before")),
-                     "mislabel_rate_after": _num(train.get("mislabel_rate_after")),
-                     "removed": train.get("removed"), "kept": train.get("kept"), "before": train.get("before"),
-                     "val_precision": _num(val.get("precision")), "path": str(path.parent)})
+        rows.append(
+            {
+                "dataset": dataset,
+                "name": meta.get("name"),
+                "key": meta.get("key"),
+                "probe": probe.get("probe"),
+                "layer": probe.get("layer"),
+                "contamination": _num(made.get("contamination")),
+                "precision": _num(train.get("precision")),
+                "base_rate": _num(train.get("mislabel_rate_before")),
+                "mislabel_rate_after": _num(train.get("mislabel_rate_after")),
+                "removed": train.get("removed"),
+                "kept": train.get("kept"),
+                "before": train.get("before"),
+                "val_precision": _num(val.get("precision")),
+                "path": str(path.parent),
+            }
+        )
     return rows
 
 
@@ -77,8 +92,13 @@ def _wanted(dataset: str, folder: str, datasets: list[str] | None) -> bool:
 
 
 def _sweep_row_ok(row) -> bool:
-    return (isinstance(row, dict) and isinstance(row.get("probe"), str) and isinstance(row.get("layer"), int)
-            and _num(row.get("auc_minus_labels_auc")) is not None and isinstance(row.get("dataset"), str))
+    return (
+        isinstance(row, dict)
+        and isinstance(row.get("probe"), str)
+        and isinstance(row.get("layer"), int)
+        and _num(row.get("auc_minus_labels_auc")) is not None
+        and isinstance(row.get("dataset"), str)
+    )
 
 
 def _num(value) -> float | None:

@@ -35,7 +35,11 @@ def write_report(report: Report, out_dir: Path | None = None, fmt: str = "html")
     except OSError as exc:
         raise UsageError(f"cannot create report folder {out_dir}: {exc.strerror}") from None
     figures, skipped = draw_figures(report, out_dir / "figures")
-    summary = {**report.to_dict(), "figures": [f.to_dict() for f in figures], "skipped_figures": skipped}
+    summary = {
+        **report.to_dict(),
+        "figures": [f.to_dict() for f in figures],
+        "skipped_figures": skipped,
+    }
     files = {"json": out_dir / "report.json"}
     if fmt == "md":
         files["md"] = out_dir / "report.md"
@@ -69,7 +73,9 @@ def to_markdown(blocks: list, out_dir: Path) -> str:
             png, svg = (_relative(p, out_dir) for p in (fig.png, fig.svg))
             parts.append(f"![{fig.title}]({png})\n\n*{fig.caption}* ([SVG]({svg}))")
         elif isinstance(block, Code):
-            parts.append(f"<details><summary>run configs</summary>\n\n```json\n{block.text}\n```\n\n</details>")
+            parts.append(
+                f"<details><summary>run configs</summary>\n\n```json\n{block.text}\n```\n\n</details>"
+            )
     return "\n\n".join(parts) + "\n"
 
 
@@ -77,7 +83,9 @@ def _md_table(table: Table) -> str:
     def cells(values):
         return "| " + " | ".join(str(v).replace("|", "\\|") for v in values) + " |"
 
-    return "\n".join([cells(table.headers), cells(["---"] * len(table.headers)), *map(cells, table.rows)])
+    return "\n".join(
+        [cells(table.headers), cells(["---"] * len(table.headers)), *map(cells, table.rows)]
+    )
 
 
 def _relative(path: Path, base: Path) -> str:
@@ -114,15 +122,25 @@ def to_html(blocks: list) -> str:
             body.append("<ul>" + "".join(f"<li>{esc(item)}</li>" for item in block.items) + "</ul>")
         elif isinstance(block, Table):
             head = "".join(f"<th>{esc(h)}</th>" for h in block.headers)
-            rows = "".join("<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>" for row in block.rows)
+            rows = "".join(
+                "<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>"
+                for row in block.rows
+            )
             body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
         elif isinstance(block, FigureBlock):
             fig = block.figure
             data = base64.b64encode(Path(fig.png).read_bytes()).decode()
-            body.append(f'<figure><img alt="{esc(fig.title)}" src="data:image/png;base64,{data}">'
-                        f"<figcaption>{esc(fig.caption)}</figcaption></figure>")
+            body.append(
+                f'<figure><img alt="{esc(fig.title)}" src="data:image/png;base64,{data}">'
+                f"<figcaption>{esc(fig.caption)}</figcaption></figure>"
+            )
         elif isinstance(block, Code):
-            body.append(f"<details><summary>run configs</summary><pre>{esc(block.text)}</pre></details>")
-    return ("<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-            f"<title>Weak-to-strong report</title><style>{_CSS}</style></head><body>\n"
-            + "\n".join(body) + "\n</body></html>\n")
+            body.append(
+                f"<details><summary>run configs</summary><pre>{esc(block.text)}</pre></details>"
+            )
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f"<title>Weak-to-strong report</title><style>{_CSS}</style></head><body>\n"
+        + "\n".join(body)
+        + "\n</body></html>\n"
+    )

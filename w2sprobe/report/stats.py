@@ -122,7 +122,9 @@ def is_saturated(aucs: Iterable[float | None], threshold: float) -> bool:
     saturate", so the dataset stays in the summary.
     """
     values = list(aucs)
-    return bool(values) and all(v is not None and math.isfinite(v) and v > threshold for v in values)
+    return bool(values) and all(
+        v is not None and math.isfinite(v) and v > threshold for v in values
+    )
 
 
 # --------------------------------------------------------------------------- paired tests
@@ -142,27 +144,40 @@ def paired_comparison(intervention: Sequence[float], baseline: Sequence[float]) 
     y = np.asarray(baseline, dtype=np.float64)
     diff = x - y
     n = int(diff.size)
-    out = {"n": n, "wins": int((diff > 0).sum()), "losses": int((diff < 0).sum()),
-           "ties": int((diff == 0).sum()),
-           "mean_diff": float(diff.mean()) if n else None, "median_diff": float(np.median(diff)) if n else None,
-           "t_test_p": None, "t_test_note": None, "wilcoxon_p": None, "wilcoxon_note": None}
+    out = {
+        "n": n,
+        "wins": int((diff > 0).sum()),
+        "losses": int((diff < 0).sum()),
+        "ties": int((diff == 0).sum()),
+        "mean_diff": float(diff.mean()) if n else None,
+        "median_diff": float(np.median(diff)) if n else None,
+        "t_test_p": None,
+        "t_test_note": None,
+        "wilcoxon_p": None,
+        "wilcoxon_note": None,
+    }
     if n < 2:
         note = f"needs at least 2 datasets, have {n}"
         return {**out, "t_test_note": note, "wilcoxon_note": note}
     out["t_test_p"], out["t_test_note"] = _p_value(
-        lambda: stats.ttest_rel(x, y, alternative="greater"), "every difference is zero (no variance)")
+        lambda: stats.ttest_rel(x, y, alternative="greater"),
+        "every difference is zero (no variance)",
+    )
     if not diff.any():
         out["wilcoxon_note"] = "every difference is zero"
     else:
         out["wilcoxon_p"], out["wilcoxon_note"] = _p_value(
-            lambda: stats.wilcoxon(x, y, alternative="greater"), "scipy could not compute it")
+            lambda: stats.wilcoxon(x, y, alternative="greater"), "scipy could not compute it"
+        )
     return out
 
 
 def _p_value(test, why_nan: str) -> tuple[float | None, str | None]:
     """Run a scipy test quietly; a nan or refused p-value becomes (None, reason)."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # scipy warns on degenerate input; we report a reason instead
+        warnings.simplefilter(
+            "ignore"
+        )  # scipy warns on degenerate input; we report a reason instead
         try:
             p = float(test().pvalue)
         except ValueError as exc:

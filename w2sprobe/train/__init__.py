@@ -5,6 +5,15 @@ from .losses import LOSSES, make_loss, midweak_radius
 from .trainer import Examples, FitResult, TrainConfig, Trainer
 
 __all__ = [
-    "LOSSES", "Examples", "FitResult", "LoraSettings", "SequenceClassifier", "TrainConfig", "Trainer",
-    "build_classifier", "lora_target_modules", "make_loss", "midweak_radius",
+    "LOSSES",
+    "Examples",
+    "FitResult",
+    "LoraSettings",
+    "SequenceClassifier",
+    "TrainConfig",
+    "Trainer",
+    "build_classifier",
+    "lora_target_modules",
+    "make_loss",
+    "midweak_radius",
 ]

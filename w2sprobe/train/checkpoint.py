@@ -15,7 +15,9 @@ import torch
 
 def save_checkpoint(path: Path, payload: dict) -> None:
     """Write ``payload`` (dataclasses become dicts) to ``path`` via a temporary file + rename."""
-    payload = {key: asdict(value) if is_dataclass(value) else value for key, value in payload.items()}
+    payload = {
+        key: asdict(value) if is_dataclass(value) else value for key, value in payload.items()
+    }
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     torch.save(payload, tmp)

@@ -45,7 +45,9 @@ class SequenceClassifier(nn.Module):
         nn.init.zeros_(self.head.bias)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, **self.forward_kwargs)
+        out = self.backbone(
+            input_ids=input_ids, attention_mask=attention_mask, **self.forward_kwargs
+        )
         pooled = pool(out.last_hidden_state, attention_mask, self.pooling)
         # With --device-map the last block may sit on another device than the head.
         return self.head(pooled.float().to(self.head.weight.device)).squeeze(-1)
@@ -72,12 +74,23 @@ def lora_target_modules(backbone: nn.Module, blocks_path: str) -> list[str]:
     from transformers.pytorch_utils import Conv1D
 
     prefix = blocks_path + "."
-    return [name for name, module in backbone.named_modules()
-            if name.startswith(prefix) and isinstance(module, (nn.Linear, Conv1D))]
+    return [
+        name
+        for name, module in backbone.named_modules()
+        if name.startswith(prefix) and isinstance(module, (nn.Linear, Conv1D))
+    ]
 
 
-def build_classifier(ref: ModelRef, *, device: torch.device, dtype: torch.dtype, pooling: str | None,
-                     lora: LoraSettings, seed: int, device_map: str | None = None) -> SequenceClassifier:
+def build_classifier(
+    ref: ModelRef,
+    *,
+    device: torch.device,
+    dtype: torch.dtype,
+    pooling: str | None,
+    lora: LoraSettings,
+    seed: int,
+    device_map: str | None = None,
+) -> SequenceClassifier:
     """Load ``ref`` and wrap it for training: LoRA on the blocks (or full finetuning), fp32 head.
 
     With ``device_map`` the backbone stays where ``from_pretrained`` placed it (possibly over
@@ -88,8 +101,9 @@ def build_classifier(ref: ModelRef, *, device: torch.device, dtype: torch.dtype,
     layout = describe(backbone)
     if lora.enabled:
         backbone = _with_lora(backbone, layout.blocks_path, lora)
-    classifier = SequenceClassifier(backbone, layout.hidden_size, pooling or layout.default_pooling,
-                                    layout.is_decoder)
+    classifier = SequenceClassifier(
+        backbone, layout.hidden_size, pooling or layout.default_pooling, layout.is_decoder
+    )
     if device_map:
         classifier.head.to(device)  # moving the whole model would undo the backbone's placement
         return classifier
@@ -102,15 +116,26 @@ def _with_lora(backbone: nn.Module, blocks_path: str, lora: LoraSettings) -> nn.
 
     targets = list(lora.targets) if lora.targets else lora_target_modules(backbone, blocks_path)
     if not targets:
-        raise UsageError("no linear layers found in the transformer blocks to put LoRA on; use --no-lora")
+        raise UsageError(
+            "no linear layers found in the transformer blocks to put LoRA on; use --no-lora"
+        )
     # GPT-2's Conv1D stores its weight transposed; peft must be told.
-    transposed = any(isinstance(m, Conv1D) for n, m in backbone.named_modules() if n in set(targets))
-    config = LoraConfig(r=lora.rank, lora_alpha=lora.alpha, lora_dropout=lora.dropout, target_modules=targets,
-                        fan_in_fan_out=transposed)
+    transposed = any(
+        isinstance(m, Conv1D) for n, m in backbone.named_modules() if n in set(targets)
+    )
+    config = LoraConfig(
+        r=lora.rank,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=targets,
+        fan_in_fan_out=transposed,
+    )
     try:
         with warnings.catch_warnings():
             # peft probes a transformers attribute that transformers 5 deprecates; not ours to fix.
             warnings.simplefilter("ignore", FutureWarning)
             return get_peft_model(backbone, config)
     except ValueError as exc:
-        raise UsageError(f"--lora-targets {','.join(targets)}: {str(exc).splitlines()[0]}") from None
+        raise UsageError(
+            f"--lora-targets {','.join(targets)}: {str(exc).splitlines()[0]}"
+        ) from None

@@ -43,14 +43,14 @@ def rank_rows(rows: np.ndarray, lengths: np.ndarray, env: DistEnv) -> np.ndarray
     if not env.enabled:
         return rows
     ordered = rows[np.argsort(lengths[rows], kind="stable")]
-    return ordered[env.rank::env.world_size]
+    return ordered[env.rank :: env.world_size]
 
 
 def inference_rows(lengths: np.ndarray, env: DistEnv) -> np.ndarray:
     """The rows this rank predicts: strided over the length order, for balanced work."""
     if not env.enabled:
         return np.arange(len(lengths))
-    return np.argsort(lengths, kind="stable")[env.rank::env.world_size]
+    return np.argsort(lengths, kind="stable")[env.rank :: env.world_size]
 
 
 def combine_shards(values: np.ndarray, env: DistEnv, device: torch.device) -> np.ndarray:
@@ -77,15 +77,21 @@ def sum_gradients(params: Sequence[torch.nn.Parameter], env: DistEnv, loss: floa
     device = _comm_device(params[0].device)
     buckets = list(_buckets(params))
     for index, bucket in enumerate(buckets):
-        pieces = [p.grad.reshape(-1).float() if p.grad is not None else torch.zeros(p.numel(), device=p.device)
-                  for p in bucket]
-        if index == len(buckets) - 1:  # the loss rides along with the last bucket: no extra collective
+        pieces = [
+            p.grad.reshape(-1).float()
+            if p.grad is not None
+            else torch.zeros(p.numel(), device=p.device)
+            for p in bucket
+        ]
+        if (
+            index == len(buckets) - 1
+        ):  # the loss rides along with the last bucket: no extra collective
             pieces.append(torch.tensor([loss], dtype=torch.float32, device=bucket[0].device))
         flat = torch.cat([piece.to(device) for piece in pieces])
         dist.all_reduce(flat, op=dist.ReduceOp.SUM)
         offset = 0
         for p in bucket:
-            summed = flat[offset:offset + p.numel()].view_as(p).to(p.device, p.dtype)
+            summed = flat[offset : offset + p.numel()].view_as(p).to(p.device, p.dtype)
             if p.grad is None:
                 p.grad = summed.clone()
             else:

@@ -16,16 +16,33 @@ from .trainer import TrainConfig
 def train_config(options: Options, stage: str, loss: str | None = None) -> TrainConfig:
     """The training recipe of ``stage`` (lr: ``lr`` if set, else the stage's weak/strong lr)."""
     t = options.train
-    lora = LoraSettings(enabled=t.lora, rank=t.lora_rank, alpha=t.lora_alpha, dropout=t.lora_dropout,
-                        targets=tuple(t.lora_targets) or None)
+    lora = LoraSettings(
+        enabled=t.lora,
+        rank=t.lora_rank,
+        alpha=t.lora_alpha,
+        dropout=t.lora_dropout,
+        targets=tuple(t.lora_targets) or None,
+    )
     lr = t.lr if t.lr is not None else (t.weak_lr if stage == "weak" else t.strong_lr)
     return TrainConfig(
-        lr=lr, epochs=t.epochs, batch_size=t.batch_size, minibatch=t.minibatch, beta2=t.beta2,
-        warmup_steps=t.warmup_steps, weight_decay=t.weight_decay, eval_every=t.eval_every,
-        max_length=options.extract.max_length, loss=(loss or t.loss) if stage == "student" else "xent",
-        aux_weight=t.logconf_weight, aux_warmup=t.logconf_warmup, logconf_threshold=t.logconf_threshold,
+        lr=lr,
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        minibatch=t.minibatch,
+        beta2=t.beta2,
+        warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay,
+        eval_every=t.eval_every,
+        max_length=options.extract.max_length,
+        loss=(loss or t.loss) if stage == "student" else "xent",
+        aux_weight=t.logconf_weight,
+        aux_warmup=t.logconf_warmup,
+        logconf_threshold=t.logconf_threshold,
         balance_batch=t.balance_batch,
-        radius=t.radius, lora=lora, pooling=options.extract.pooling, seed=options.workspace.seed,
+        radius=t.radius,
+        lora=lora,
+        pooling=options.extract.pooling,
+        seed=options.workspace.seed,
     )
 
 
@@ -33,8 +50,16 @@ def stage_request(options: Options, splits: SplitSet, stage: str, **fields) -> S
     """A request for ``stage`` with the model the stage uses (the weak model for ``weak``)."""
     model = options.model.weak_model if stage == "weak" else options.model.strong_model
     config = train_config(options, stage, fields.pop("loss", None))
-    return StageRequest(stage, model, splits, config, device=options.workspace.device,
-                        dtype=options.model.dtype, device_map=options.model.device_map, **fields)
+    return StageRequest(
+        stage,
+        model,
+        splits,
+        config,
+        device=options.workspace.device,
+        dtype=options.model.dtype,
+        device_map=options.model.device_map,
+        **fields,
+    )
 
 
 def weak_run_of(labels: LabelSet, cache_dir: Path) -> RunRecord | None:

@@ -80,7 +80,9 @@ class Loss:
     def begin_batch(self, probs: torch.Tensor, targets: torch.Tensor) -> None:
         """See the predictions ``probs`` and ``targets`` of the whole optimizer batch (no gradient)."""
 
-    def terms(self, logits: torch.Tensor, targets: torch.Tensor, step: int) -> tuple[torch.Tensor, int]:
+    def terms(
+        self, logits: torch.Tensor, targets: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, int]:
         """(sum of the per-example terms of these examples, how many the batch mean counts)."""
         logits, targets = logits.float(), targets.float()
         return self.per_example(logits, targets, step).sum(), int(logits.numel())
@@ -117,8 +119,13 @@ class LogConfLoss(Loss):
     name = "logconf"
     needs_batch_predictions = True
 
-    def __init__(self, weight: float = 0.5, warmup: int = 100, balance_batch: bool = False,
-                 threshold: str = "quantile"):
+    def __init__(
+        self,
+        weight: float = 0.5,
+        warmup: int = 100,
+        balance_batch: bool = False,
+        threshold: str = "quantile",
+    ):
         self.weight, self.warmup, self.balance_batch = weight, warmup, balance_batch
         self.threshold_rule = check_logconf_threshold(threshold)
         # Bounded: the reference code's buffer grows for the whole run.
@@ -146,7 +153,9 @@ class LogConfLoss(Loss):
             raise RuntimeError("logconf: begin_batch must see the batch before its terms")
         hard = (torch.sigmoid(logits.detach()) > self.current_threshold).float()
         alpha = ramp(step, self.weight, self.warmup)
-        return F.binary_cross_entropy_with_logits(logits, (1 - alpha) * targets + alpha * hard, reduction="none")
+        return F.binary_cross_entropy_with_logits(
+            logits, (1 - alpha) * targets + alpha * hard, reduction="none"
+        )
 
     def state_dict(self) -> dict:
         return {"buffer": list(self.buffer)}
@@ -203,7 +212,9 @@ def parse_radius(radius: str | float) -> str | float:
     try:
         return check_radius(float(radius))
     except ValueError:
-        raise UsageError(f"--radius must be a number in (0, 0.5] or 'midweak', got '{radius}'") from None
+        raise UsageError(
+            f"--radius must be a number in (0, 0.5] or 'midweak', got '{radius}'"
+        ) from None
 
 
 def midweak_radius(train_labels: np.ndarray) -> float:
@@ -213,8 +224,15 @@ def midweak_radius(train_labels: np.ndarray) -> float:
     return min(0.5, max(radius, 1e-6))
 
 
-def make_loss(name: str, *, aux_weight: float = 0.5, aux_warmup: int = 100, balance_batch: bool = False,
-              radius: float = 0.15, logconf_threshold: str = "quantile") -> Loss:
+def make_loss(
+    name: str,
+    *,
+    aux_weight: float = 0.5,
+    aux_warmup: int = 100,
+    balance_batch: bool = False,
+    radius: float = 0.15,
+    logconf_threshold: str = "quantile",
+) -> Loss:
     """The loss called ``name``; ``radius`` must already be a number (see :func:`midweak_radius`)."""
     check_loss_name(name)
     if name == "logconf":
@@ -234,5 +252,7 @@ def check_loss_name(name: str) -> str:
 
 def check_logconf_threshold(rule: str) -> str:
     if rule not in LOGCONF_THRESHOLDS:
-        raise UsageError(f"unknown logconf threshold '{rule}'; use one of {', '.join(LOGCONF_THRESHOLDS)}")
+        raise UsageError(
+            f"unknown logconf threshold '{rule}'; use one of {', '.join(LOGCONF_THRESHOLDS)}"
+        )
     return rule

@@ -28,16 +28,34 @@ from ..errors import UsageError
 from ..hashing import short_hash
 from ..labels import LabelSet, lineage, save_label_set
 from ..metrics import accuracy, pgr, roc_auc
-from ..models import ModelRef, load_tokenizer, release_freed_memory, resolve_device, resolve_dtype, resolve_model
-from ..runs import RunRecord, SplitPredictions, load_run, run_dir, write_manifest, write_metrics, write_predictions
+from ..models import (
+    ModelRef,
+    load_tokenizer,
+    release_freed_memory,
+    resolve_device,
+    resolve_dtype,
+    resolve_model,
+)
+from ..runs import (
+    RunRecord,
+    SplitPredictions,
+    load_run,
+    run_dir,
+    write_manifest,
+    write_metrics,
+    write_predictions,
+)
 from .classifier import build_classifier
 from .distributed import from_rank0, main_rank_lock
 from .trainer import Examples, FitResult, TrainConfig, Trainer
 
 STAGE_NAMES = ("weak", "ceiling", "student")
 TRAIN_SPLIT = {"weak": "weak_train", "ceiling": "strong_train", "student": "strong_train"}
-PREDICT_SPLITS = {"weak": ("strong_train", "val", "test"), "ceiling": ("val", "test"),
-                  "student": ("strong_train", "val", "test")}
+PREDICT_SPLITS = {
+    "weak": ("strong_train", "val", "test"),
+    "ceiling": ("val", "test"),
+    "student": ("strong_train", "val", "test"),
+}
 
 
 @dataclass
@@ -83,14 +101,20 @@ def plan_stage(request: StageRequest, cache_dir: Path) -> StagePlan:
     if labels is not None:
         check_labels_match(labels, splits)
     identity = {
-        "stage": request.stage, "model_revision": ref.revision, "dataset": splits.dataset,
-        "dataset_fingerprint": splits.fingerprint, "split_sizes": split_sizes(splits),
-        "seed": splits.report.get("seed"), "config": request.config.describe(),
+        "stage": request.stage,
+        "model_revision": ref.revision,
+        "dataset": splits.dataset,
+        "dataset_fingerprint": splits.fingerprint,
+        "split_sizes": split_sizes(splits),
+        "seed": splits.report.get("seed"),
+        "config": request.config.describe(),
         "compute_dtype": str(dtype).removeprefix("torch."),
         "labels": {"name": labels.name, "key": labels.key} if labels else None,
     }
     key = short_hash(identity)
-    experiment = request.experiment or default_experiment(request.stage, labels, request.config.loss)
+    experiment = request.experiment or default_experiment(
+        request.stage, labels, request.config.loss
+    )
     manifest = {"key": key, "experiment": experiment, "model": ref.name, **identity}
     return StagePlan(request, ref, key, run_dir(cache_dir, splits.dataset, key), manifest)
 
@@ -111,16 +135,20 @@ def split_sizes(splits: SplitSet) -> dict[str, int]:
 def check_labels_match(labels: LabelSet, splits: SplitSet) -> None:
     """A label set must label rows of these very splits (same dataset, same ids)."""
     if labels.dataset != splits.dataset:
-        raise UsageError(f"label set {labels.name} ({labels.key}) was made for dataset {labels.dataset}, "
-                         f"not {splits.dataset}")
+        raise UsageError(
+            f"label set {labels.name} ({labels.key}) was made for dataset {labels.dataset}, "
+            f"not {splits.dataset}"
+        )
     for split in ("strong_train", "val"):
         if split in labels.ids:
             known = set(splits.splits[split].ids)
             stray = sum(1 for id_ in labels.ids[split].tolist() if id_ not in known)
             if stray:
-                raise UsageError(f"label set {labels.name} ({labels.key}) does not match {splits.dataset}'s "
-                                 f"splits: {stray} of its {len(labels.ids[split])} {split} ids are not there "
-                                 "(other split sizes or seed?)")
+                raise UsageError(
+                    f"label set {labels.name} ({labels.key}) does not match {splits.dataset}'s "
+                    f"splits: {stray} of its {len(labels.ids[split])} {split} ids are not there "
+                    "(other split sizes or seed?)"
+                )
     if "strong_train" not in labels.ids or not len(labels.ids["strong_train"]):
         raise UsageError(f"label set {labels.name} has no strong_train labels to train on")
 
@@ -145,7 +173,9 @@ def run_stage(plan: StagePlan, progress: ProgressFn | None = None) -> RunRecord:
             done = _train(plan, progress, env)
             release_freed_memory()  # before the next stage loads its model
         if plan.request.stage == "weak" and env.is_main:
-            save_label_set(weak_label_set(done, plan.request.splits.dataset), plan.folder.parents[2])
+            save_label_set(
+                weak_label_set(done, plan.request.splits.dataset), plan.folder.parents[2]
+            )
     if not env.enabled:
         return done
     barrier()  # rank 0's files are complete before the other ranks read them
@@ -159,7 +189,9 @@ def _cached_on_rank0(plan: StagePlan, env: DistEnv) -> tuple[RunRecord | None, b
         try:
             done = plan.cached
             verdict = ("cached", "") if done is not None else ("train", "")
-        except UsageError as exc:  # e.g. a corrupt metrics file: every rank must fail, none may wait
+        except (
+            UsageError
+        ) as exc:  # e.g. a corrupt metrics file: every rank must fail, none may wait
             verdict = ("error", str(exc))
     verdict = from_rank0(verdict, env)
     if verdict[0] == "error":
@@ -173,15 +205,29 @@ def _train(plan: StagePlan, progress: ProgressFn | None, env: DistEnv) -> RunRec
     if env.is_main:
         write_manifest(plan.folder, plan.manifest)
     device = env.device(resolve_device(request.device))
-    model = build_classifier(plan.ref, device=device, dtype=resolve_dtype(request.dtype, device),
-                             pooling=request.config.pooling, lora=request.config.lora, seed=request.config.seed,
-                             device_map=request.device_map)
-    trainer = Trainer(model, load_tokenizer(plan.ref), request.config, device,
-                      checkpoint=plan.folder / "checkpoint.pt", progress=progress if env.is_main else None,
-                      env=env)
+    model = build_classifier(
+        plan.ref,
+        device=device,
+        dtype=resolve_dtype(request.dtype, device),
+        pooling=request.config.pooling,
+        lora=request.config.lora,
+        seed=request.config.seed,
+        device_map=request.device_map,
+    )
+    trainer = Trainer(
+        model,
+        load_tokenizer(plan.ref),
+        request.config,
+        device,
+        checkpoint=plan.folder / "checkpoint.pt",
+        progress=progress if env.is_main else None,
+        env=env,
+    )
     train, val = training_examples(request)
     fit = trainer.fit(train, val)
-    predictions = {split: _predict(trainer, request.splits, split) for split in PREDICT_SPLITS[request.stage]}
+    predictions = {
+        split: _predict(trainer, request.splits, split) for split in PREDICT_SPLITS[request.stage]
+    }
     if not env.is_main:
         return None
     write_predictions(plan.folder, predictions)
@@ -195,9 +241,13 @@ def training_examples(request: StageRequest) -> tuple[Examples, Examples]:
     splits = request.splits.splits
     if request.stage != "student":
         train, val = splits[TRAIN_SPLIT[request.stage]], splits["val"]
-        return (Examples(np.array(train.ids), train.texts, train.labels),
-                Examples(np.array(val.ids), val.texts, val.labels))
-    return _labelled(request.labels, splits["strong_train"]), _labelled(request.labels, splits["val"])
+        return (
+            Examples(np.array(train.ids), train.texts, train.labels),
+            Examples(np.array(val.ids), val.texts, val.labels),
+        )
+    return _labelled(request.labels, splits["strong_train"]), _labelled(
+        request.labels, splits["val"]
+    )
 
 
 def _labelled(labels: LabelSet, split) -> Examples:
@@ -210,19 +260,34 @@ def _labelled(labels: LabelSet, split) -> Examples:
 
 def _predict(trainer: Trainer, splits: SplitSet, name: str) -> SplitPredictions:
     split = splits.splits[name]
-    return SplitPredictions(np.array(split.ids), trainer.predict(split.texts), np.asarray(split.labels))
+    return SplitPredictions(
+        np.array(split.ids), trainer.predict(split.texts), np.asarray(split.labels)
+    )
 
 
-def _metrics(plan: StagePlan, fit: FitResult, predictions: dict[str, SplitPredictions], train_n: int,
-             started: float) -> dict:
+def _metrics(
+    plan: StagePlan,
+    fit: FitResult,
+    predictions: dict[str, SplitPredictions],
+    train_n: int,
+    started: float,
+) -> dict:
     request, test, val = plan.request, predictions["test"], predictions["val"]
     metrics = {
         **plan.manifest,
-        "auc": roc_auc(test.labels, test.soft), "accuracy": accuracy(test.labels, test.soft), "n": len(test.ids),
-        "val_auc": fit.best_val_auc, "val_auc_vs_truth": _safe_auc(val.labels, val.soft),
+        "auc": roc_auc(test.labels, test.soft),
+        "accuracy": accuracy(test.labels, test.soft),
+        "n": len(test.ids),
+        "val_auc": fit.best_val_auc,
+        "val_auc_vs_truth": _safe_auc(val.labels, val.soft),
         "val_selection": "val AUC against the training labels (weak labels for students), as the study",
-        "train_n": train_n, "steps": fit.steps, "best_step": fit.best_step, "resumed_from": fit.resumed_from,
-        "train_tokens": fit.tokens, "train_seconds": fit.seconds, "tokens_per_second": fit.tokens_per_second,
+        "train_n": train_n,
+        "steps": fit.steps,
+        "best_step": fit.best_step,
+        "resumed_from": fit.resumed_from,
+        "train_tokens": fit.tokens,
+        "train_seconds": fit.seconds,
+        "tokens_per_second": fit.tokens_per_second,
         "elapsed_s": time.perf_counter() - started,
         "labels": request.labels.name if request.labels and request.stage == "student" else None,
         "labels_key": request.labels.key if request.labels and request.stage == "student" else None,
@@ -239,7 +304,11 @@ def _metrics(plan: StagePlan, fit: FitResult, predictions: dict[str, SplitPredic
 
 def pgr_fields(auc: float, weak: RunRecord | None, ceiling: RunRecord | None) -> dict:
     """``pgr`` and the runs it was computed against (null when one of them is missing)."""
-    fields = {"weak": weak.ref() if weak else None, "ceiling": ceiling.ref() if ceiling else None, "pgr": None}
+    fields = {
+        "weak": weak.ref() if weak else None,
+        "ceiling": ceiling.ref() if ceiling else None,
+        "pgr": None,
+    }
     if weak and ceiling:
         fields["pgr"] = pgr(auc, weak.auc, ceiling.auc)
     return fields
@@ -258,12 +327,23 @@ def _safe_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
 def weak_label_set(run: RunRecord, dataset: str) -> LabelSet:
     """The weak model's predictions on strong_train, val and test, as the ``weak`` label set."""
     preds = run.predictions()
-    manifest = {"kind": "weak", "run": run.key, "model": run.metrics["model"],
-                "model_revision": run.metrics["model_revision"],
-                "dataset_fingerprint": run.metrics["dataset_fingerprint"],
-                "split_sizes": run.metrics["split_sizes"], "seed": run.metrics["seed"], "weak_run": run.key}
-    return LabelSet("weak", dataset, {s: p.ids for s, p in preds.items()},
-                    {s: p.soft for s, p in preds.items()}, manifest)
+    manifest = {
+        "kind": "weak",
+        "run": run.key,
+        "model": run.metrics["model"],
+        "model_revision": run.metrics["model_revision"],
+        "dataset_fingerprint": run.metrics["dataset_fingerprint"],
+        "split_sizes": run.metrics["split_sizes"],
+        "seed": run.metrics["seed"],
+        "weak_run": run.key,
+    }
+    return LabelSet(
+        "weak",
+        dataset,
+        {s: p.ids for s, p in preds.items()},
+        {s: p.soft for s, p in preds.items()},
+        manifest,
+    )
 
 
 def student_label_set(run: RunRecord, parent: LabelSet, name: str) -> LabelSet:
@@ -273,6 +353,11 @@ def student_label_set(run: RunRecord, parent: LabelSet, name: str) -> LabelSet:
     soft = {s: preds[s].soft for s in ("strong_train", "val")}
     if "test" in parent.ids:
         ids["test"], soft["test"] = parent.ids["test"], parent.soft["test"]
-    manifest = {"kind": "s2s", "run": run.key, "parent": parent.key, "parent_name": parent.name, **lineage(parent)}
+    manifest = {
+        "kind": "s2s",
+        "run": run.key,
+        "parent": parent.key,
+        "parent_name": parent.name,
+        **lineage(parent),
+    }
     return LabelSet(name, parent.dataset, ids, soft, manifest)
-

@@ -32,10 +32,19 @@ from .batching import Encoded, collate, encode, epoch_batches, inference_batches
 from .checkpoint import load_checkpoint, save_checkpoint
 from .classifier import LoraSettings, SequenceClassifier
 from .distributed import (
-    broadcast_parameters, combine_shards, gather_objects, inference_rows, rank_rows, sum_gradients,
+    broadcast_parameters,
+    combine_shards,
+    gather_objects,
+    inference_rows,
+    rank_rows,
+    sum_gradients,
 )
 from .losses import (
-    check_logconf_threshold, check_loss_name, make_loss, midweak_radius, parse_radius,
+    check_logconf_threshold,
+    check_loss_name,
+    make_loss,
+    midweak_radius,
+    parse_radius,
 )
 
 #: ``progress(step, total_steps, info)`` after every optimizer step.
@@ -84,7 +93,9 @@ class TrainConfig:
             raise UsageError(f"--lr must be > 0, got {self.lr}")
         for name in ("epochs", "batch_size", "minibatch", "eval_every", "max_length"):
             if int(getattr(self, name)) < 1:
-                raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
+                raise UsageError(
+                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
+                )
         if self.warmup_steps < 0 or self.aux_warmup < 0:
             raise UsageError("warmup steps must be >= 0")
         if not 0 <= self.aux_weight <= 1:
@@ -105,7 +116,9 @@ class TrainConfig:
         if self.loss != "logconf":
             config.pop("balance_batch")
         if self.loss != "logconf" or self.logconf_threshold == "quantile":
-            config.pop("logconf_threshold")  # the default leaves the keys of earlier runs as they were
+            config.pop(
+                "logconf_threshold"
+            )  # the default leaves the keys of earlier runs as they were
         if self.loss in _WHOLE_BATCH_LOSSES and self.minibatch < self.batch_size:
             config["accumulation"] = "whole-batch"
         return config
@@ -160,8 +173,16 @@ class Trainer:
     result on every rank, and only rank 0 writes the checkpoint.
     """
 
-    def __init__(self, model: SequenceClassifier, tokenizer, config: TrainConfig, device: torch.device,
-                 checkpoint: Path | None = None, progress: ProgressFn | None = None, env: DistEnv | None = None):
+    def __init__(
+        self,
+        model: SequenceClassifier,
+        tokenizer,
+        config: TrainConfig,
+        device: torch.device,
+        checkpoint: Path | None = None,
+        progress: ProgressFn | None = None,
+        env: DistEnv | None = None,
+    ):
         self.model, self.tokenizer, self.config, self.device = model, tokenizer, config, device
         self.checkpoint, self.progress = checkpoint, progress
         self.env = env or current()
@@ -176,9 +197,14 @@ class Trainer:
         enc, enc_val = self._encode(train.texts), self._encode(val.texts)
         lengths = enc.lengths
         radius = midweak_radius(train.targets) if cfg.radius == "midweak" else cfg.radius
-        loss_fn = make_loss(cfg.loss, aux_weight=cfg.aux_weight, aux_warmup=cfg.aux_warmup,
-                            balance_batch=cfg.balance_batch, radius=radius,
-                            logconf_threshold=cfg.logconf_threshold)
+        loss_fn = make_loss(
+            cfg.loss,
+            aux_weight=cfg.aux_weight,
+            aux_warmup=cfg.aux_warmup,
+            balance_batch=cfg.balance_batch,
+            radius=radius,
+            logconf_threshold=cfg.logconf_threshold,
+        )
         steps_per_epoch = math.ceil(len(lengths) / cfg.batch_size)
         total = cfg.epochs * steps_per_epoch
         notes = self._check_setup(total, val.targets)
@@ -206,27 +232,51 @@ class Trainer:
         if state.best is not None:
             self.model.load_trainable_state(state.best)
         has_auc = math.isfinite(state.best_auc)
-        return FitResult(total, state.best_step, state.best_auc if has_auc else None, state.history,
-                         state.tokens, state.seconds, state.resumed_from,
-                         radius if cfg.loss == "window" else None, notes)
+        return FitResult(
+            total,
+            state.best_step,
+            state.best_auc if has_auc else None,
+            state.history,
+            state.tokens,
+            state.seconds,
+            state.resumed_from,
+            radius if cfg.loss == "window" else None,
+            notes,
+        )
 
     def _check_setup(self, total_steps: int, val_targets: np.ndarray) -> list[dict]:
         """Warn (``TrainingWarning``, once per fit) about what would otherwise fail silently."""
         cfg, notes = self.config, []
         if total_steps < cfg.warmup_steps:
-            notes.append({"code": "warmup_longer_than_run", "message": (
-                f"the schedule has {total_steps} optimizer steps but {cfg.warmup_steps} warmup steps: the "
-                f"warmup is cut to {total_steps}, so the learning rate only rises and never decays "
-                "(more data, more epochs or fewer --warmup-steps)")})
+            notes.append(
+                {
+                    "code": "warmup_longer_than_run",
+                    "message": (
+                        f"the schedule has {total_steps} optimizer steps but {cfg.warmup_steps} warmup steps: the "
+                        f"warmup is cut to {total_steps}, so the learning rate only rises and never decays "
+                        "(more data, more epochs or fewer --warmup-steps)"
+                    ),
+                }
+            )
         hardened = np.asarray(val_targets) > 0.5
         if hardened.size == 0:
-            notes.append({"code": "no_val_labels", "message": (
-                "no val examples to select a checkpoint on: the last step is kept")})
+            notes.append(
+                {
+                    "code": "no_val_labels",
+                    "message": ("no val examples to select a checkpoint on: the last step is kept"),
+                }
+            )
         elif hardened.all() or not hardened.any():
             low, high = float(np.min(val_targets)), float(np.max(val_targets))
-            notes.append({"code": "val_auc_undefined", "message": (
-                f"all {hardened.size} val labels lie on one side of 1/2 (range [{low:.3f}, {high:.3f}]): val AUC "
-                "is undefined, so no checkpoint can be selected and the last step is kept")})
+            notes.append(
+                {
+                    "code": "val_auc_undefined",
+                    "message": (
+                        f"all {hardened.size} val labels lie on one side of 1/2 (range [{low:.3f}, {high:.3f}]): val AUC "
+                        "is undefined, so no checkpoint can be selected and the last step is kept"
+                    ),
+                }
+            )
         for note in notes:
             if self.env.is_main:
                 warnings.warn(note["message"], TrainingWarning, stacklevel=3)
@@ -239,16 +289,28 @@ class Trainer:
         from transformers import get_cosine_schedule_with_warmup
 
         cfg = self.config
-        optimizer = torch.optim.AdamW(self._trainable(), lr=cfg.lr, betas=(0.9, cfg.beta2),
-                                      weight_decay=cfg.weight_decay)
-        scheduler = get_cosine_schedule_with_warmup(optimizer, min(cfg.warmup_steps, total_steps), total_steps)
+        optimizer = torch.optim.AdamW(
+            self._trainable(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay
+        )
+        scheduler = get_cosine_schedule_with_warmup(
+            optimizer, min(cfg.warmup_steps, total_steps), total_steps
+        )
         return optimizer, scheduler
 
     def _trainable(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
 
-    def _step(self, enc: Encoded, lengths: np.ndarray, rows: np.ndarray, targets: torch.Tensor, loss_fn,
-              optimizer, scheduler, step: int) -> float:
+    def _step(
+        self,
+        enc: Encoded,
+        lengths: np.ndarray,
+        rows: np.ndarray,
+        targets: torch.Tensor,
+        loss_fn,
+        optimizer,
+        scheduler,
+        step: int,
+    ) -> float:
         """One optimizer step over a batch, accumulating gradients over its micro-batches.
 
         Each micro-batch backpropagates the *sum* of its loss terms; the summed gradient is then
@@ -262,7 +324,9 @@ class Trainer:
         micros = micro_batches(rank_rows(rows, lengths, self.env), lengths, self.config.minibatch)
         one_piece = len(micros) == 1 and not self.env.enabled
         if loss_fn.needs_batch_predictions and not one_piece:
-            loss_fn.begin_batch(self._batch_predictions(enc, rows, micros), targets[self._index(rows)])
+            loss_fn.begin_batch(
+                self._batch_predictions(enc, rows, micros), targets[self._index(rows)]
+            )
         total, count = 0.0, 0
         for micro in micros:
             input_ids, mask = collate(enc, micro, self.device)
@@ -274,7 +338,9 @@ class Trainer:
             loss_sum.backward()
             total, count = total + float(loss_sum.detach()), count + n
         if self.env.enabled:  # the whole batch's count; only window's needs the other ranks' share
-            count = len(rows) if loss_fn.counts_every_example else sum(gather_objects(count, self.env))
+            count = (
+                len(rows) if loss_fn.counts_every_example else sum(gather_objects(count, self.env))
+            )
         scale = 1.0 / max(count, 1)  # count 0: an empty window, every gradient is already 0
         for p in self._trainable():
             if p.grad is not None:
@@ -288,7 +354,9 @@ class Trainer:
         return torch.as_tensor(rows, device=self.device)
 
     @torch.no_grad()
-    def _batch_predictions(self, enc: Encoded, rows: np.ndarray, micros: list[np.ndarray]) -> torch.Tensor:
+    def _batch_predictions(
+        self, enc: Encoded, rows: np.ndarray, micros: list[np.ndarray]
+    ) -> torch.Tensor:
         """P(label = 1) of every row of the batch, in ``rows`` order, from all ranks.
 
         Run in training mode under a forked RNG that is then restored, so the gradient pass
@@ -329,14 +397,24 @@ class Trainer:
         if self.checkpoint is None:
             return
         # What differs between ranks (dropout RNG, logconf buffer) is saved for each rank.
-        ranks = gather_objects({"loss": loss_fn.state_dict(), "rng": torch.get_rng_state()}, self.env)
+        ranks = gather_objects(
+            {"loss": loss_fn.state_dict(), "rng": torch.get_rng_state()}, self.env
+        )
         if not self.env.is_main:
             return
-        save_checkpoint(self.checkpoint, {
-            "config": self.config.describe(), "state": state, "model": self.model.trainable_state(),
-            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-            "loss": loss_fn.state_dict(), "rng": torch.get_rng_state(), "ranks": ranks,
-        })
+        save_checkpoint(
+            self.checkpoint,
+            {
+                "config": self.config.describe(),
+                "state": state,
+                "model": self.model.trainable_state(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "loss": loss_fn.state_dict(),
+                "rng": torch.get_rng_state(),
+                "ranks": ranks,
+            },
+        )
 
     def _resume(self, optimizer, scheduler, loss_fn) -> TrainingState:
         saved = load_checkpoint(self.checkpoint) if self.checkpoint else None
@@ -367,7 +445,9 @@ class Trainer:
         out = np.zeros(len(enc), dtype=np.float32)
         mine = inference_rows(enc.lengths, self.env)
         max_rows = 4 * self.config.batch_size
-        for batch in inference_batches(enc.lengths[mine], max_tokens=max_rows * 64, max_rows=max_rows):
+        for batch in inference_batches(
+            enc.lengths[mine], max_tokens=max_rows * 64, max_rows=max_rows
+        ):
             rows = mine[batch]
             input_ids, mask = collate(enc, rows, self.device)
             out[rows] = torch.sigmoid(self.model(input_ids, mask).float()).cpu().numpy()
