@@ -74,14 +74,16 @@ def main() -> None:
                 check=False,
             )
     print(
-        f"| command | baseline {args.baseline} best / median | current best / median | speed-up (median) |"
+        f"| command | baseline {args.baseline} best / median | current best / median "
+        "| speed-up (median) |"
     )
     print("|---|---|---|---|")
     for name, t in rows:
         b, c = t["baseline"], t["current"]
         print(
             f"| `w2sprobe {name}` | {min(b):.2f} s / {statistics.median(b):.2f} s | "
-            f"{min(c):.2f} s / {statistics.median(c):.2f} s | {statistics.median(b) / statistics.median(c):.1f}x |"
+            f"{min(c):.2f} s / {statistics.median(c):.2f} s | "
+            f"{statistics.median(b) / statistics.median(c):.1f}x |"
         )
 
 

@@ -147,10 +147,18 @@ _OLD_IMPORTS = (
 # made on the parquet files here.
 _OLD_BUILD = textwrap.dedent("""
     files = {s: f"{WORK}/amazon_polarity/default/{s}/0000.parquet" for s in ("train", "test")}
-    rows = {s: datasets.load_dataset("parquet", data_files={s: f}, split=s).to_list() for s, f in files.items()}
+    rows = {
+        s: datasets.load_dataset("parquet", data_files={s: f}, split=s).to_list()
+        for s, f in files.items()
+    }
     spec = get_spec("amazon_polarity")
-    split_set = build_splits(spec.name, Pools(train=rows["train"], test=rows["test"], source="bench"),
-                             spec.formatter, 0, SplitSizes(*SIZES))
+    split_set = build_splits(
+        spec.name,
+        Pools(train=rows["train"], test=rows["test"], source="bench"),
+        spec.formatter,
+        0,
+        SplitSizes(*SIZES),
+    )
 """)
 
 _WARM = {
@@ -265,7 +273,8 @@ def main() -> None:
             print(f"{name}: killed above {result['killed_over_gib']} GiB RSS")
             continue
         print(
-            f"{name}: {result['seconds']:.1f} s, peak RSS growth {result['growth'] / 2**30:.2f} GiB "
+            f"{name}: {result['seconds']:.1f} s, "
+            f"peak RSS growth {result['growth'] / 2**30:.2f} GiB "
             f"(peak {result['rss_peak'] / 2**30:.2f} GiB), fingerprint {result['fingerprint']}, "
             f"sizes {result['sizes']}; one-time Arrow cache build {result['cache_build_s']:.1f} s"
         )

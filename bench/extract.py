@@ -12,9 +12,9 @@ For each model, over SST-2 from the local mirror, all layers, side by side in on
 
 Throughput is real (non-pad) tokens per second; each method runs ``--repeats`` times,
 interleaved, and the best run counts (the reference on its first ``--reference-rows`` only: at
-batch size 1 its tokens/s does not depend on how many rows it sees). Memory is the peak RSS growth during the extraction
-itself (sampled every 5 ms, after data and model are loaded and a warm-up ran), in fresh
-subprocesses at two dataset sizes, for ours and for the reference.
+batch size 1 its tokens/s does not depend on how many rows it sees). Memory is the peak RSS
+growth during the extraction itself (sampled every 5 ms, after data and model are loaded and a
+warm-up ran), in fresh subprocesses at two dataset sizes, for ours and for the reference.
 
     python bench/extract.py --data-dir ../shared/data --models minilm mpnet
 """

@@ -77,17 +77,18 @@ DEVICE = "cuda"
 def plan(sizes: dict) -> list[str]:
     return [
         (
-            f"extraction: random Llama ({sizes['extract_layers']} blocks, hidden {sizes['extract_hidden']}, "
-            f"bf16), {sizes['extract_rows']} synthetic texts: w2sprobe extract (all layers) vs bare forward, "
-            "same batches"
+            f"extraction: random Llama ({sizes['extract_layers']} blocks, "
+            f"hidden {sizes['extract_hidden']}, bf16), {sizes['extract_rows']} synthetic texts: "
+            "w2sprobe extract (all layers) vs bare forward, same batches"
         ),
         (
-            f"knn: k={K}, index {sizes['knn_index']} x {sizes['knn_dim']} float16; torch-CUDA and cuML on "
-            f"{sizes['knn_queries']} queries, faiss-cpu on {sizes['knn_cpu_queries']}"
+            f"knn: k={K}, index {sizes['knn_index']} x {sizes['knn_dim']} float16; "
+            f"torch-CUDA and cuML on {sizes['knn_queries']} queries, "
+            f"faiss-cpu on {sizes['knn_cpu_queries']}"
         ),
         (
-            f"logistic: {sizes['logistic_rows']} x {sizes['logistic_dim']} float32, l2={L2}; torch L-BFGS on "
-            "CUDA vs cuML QN"
+            f"logistic: {sizes['logistic_rows']} x {sizes['logistic_dim']} float32, l2={L2}; "
+            "torch L-BFGS on CUDA vs cuML QN"
         ),
     ]
 

@@ -115,6 +115,31 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+@pytest.fixture(scope="session")
+def mirror() -> Path:
+    """The shared offline dataset mirror; its absence is a failure, never a skip."""
+    if not (SHARED_DATA / "sst2" / "train.jsonl").is_file():
+        pytest.fail(
+            f"offline dataset mirror not found at {SHARED_DATA} (expected <repo>/../shared/data)"
+        )
+    return SHARED_DATA
+
+
+@pytest.fixture
+def no_hub(monkeypatch):
+    """Any attempt to reach the hub fails the test loudly.
+
+    Not autouse: the dataset test modules opt in with
+    ``pytestmark = pytest.mark.usefixtures("no_hub")``.
+    """
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"test tried to load from the hub: {args}")
+
+    monkeypatch.setattr("w2sprobe.data.sources.load_hub_split", refuse)
+    monkeypatch.setattr("w2sprobe.data.hub.load_hub_dataset", refuse)
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path_factory):
     """No test reads the user's config file or env overrides; assets stay in a shared test dir."""

@@ -1,4 +1,7 @@
-"""Helpers for the dataset tests: the shared offline mirror, mirror rows, a scripted RNG."""
+"""Helpers for the dataset tests: mirror rows read with the stdlib, a scripted RNG.
+
+The ``mirror`` and ``no_hub`` fixtures live in conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MIRROR = REPO_ROOT.parent / "shared" / "data"
-
-
-@pytest.fixture(scope="session")
-def mirror() -> Path:
-    """The shared offline dataset mirror; its absence is a failure, never a skip."""
-    if not (MIRROR / "sst2" / "train.jsonl").is_file():
-        pytest.fail(
-            f"offline dataset mirror not found at {MIRROR} (expected <repo>/../shared/data)"
-        )
-    return MIRROR
-
-
-@pytest.fixture(autouse=True)
-def no_hub(monkeypatch):
-    """Tests run offline: any attempt to reach the hub fails the test loudly."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError(f"test tried to load from the hub: {args}")
-
-    monkeypatch.setattr("w2sprobe.data.sources.load_hub_split", refuse)
-    monkeypatch.setattr("w2sprobe.data.hub.load_hub_dataset", refuse)
 
 
 def mirror_rows(folder: str, split: str) -> list[dict[str, Any]]:

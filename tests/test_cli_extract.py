@@ -84,7 +84,8 @@ def test_cache_verify_exits_1_on_a_truncated_file(capsys, workdir, tiny_models):
 def test_layer_16_exactly_as_written_with_a_config_file(capsys, workdir):
     model = build_tiny_model(workdir / "llama16", "llama", num_layers=16)
     (workdir / "w2sprobe.toml").write_text(
-        f'strong_model = "{model}"\ndataset = "sst2"\ncache_dir = "c"\nn_train = 30\nn_val = 6\nn_test = 10\n'
+        f'strong_model = "{model}"\ndataset = "sst2"\ncache_dir = "c"\n'
+        "n_train = 30\nn_val = 6\nn_test = 10\n"
     )
     code, _, err = run(capsys, "extract", "--layer", "16")
     assert code == 0, err

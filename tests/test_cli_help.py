@@ -90,9 +90,12 @@ def test_instant_commands_import_no_heavy_library(tmp_path):
         "import sys, io, contextlib\nfrom w2sprobe.cli.app import main\n"
         "for args in (['--help'], ['extract', '--help'], ['data', 'list'], ['cache', 'ls'], "
         "['config', 'show']):\n"
-        "    try:\n        with contextlib.redirect_stdout(io.StringIO()):\n            main(args)\n"
+        "    try:\n"
+        "        with contextlib.redirect_stdout(io.StringIO()):\n"
+        "            main(args)\n"
         "    except SystemExit:\n        pass\n"
-        "print(sorted(m for m in ('torch', 'transformers', 'nnsight', 'datasets') if m in sys.modules))"
+        "print(sorted(m for m in ('torch', 'transformers', 'nnsight', 'datasets') "
+        "if m in sys.modules))"
     )
     done = subprocess.run(
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True

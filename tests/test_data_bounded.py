@@ -17,13 +17,14 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from data_helpers import no_hub  # noqa: F401
 
 from w2sprobe.data import SplitSizes
 from w2sprobe.data import formatters as fmt
 from w2sprobe.data.rows import ArrowRows, ListRows, as_source
 from w2sprobe.data.sources import Pools
 from w2sprobe.data.splits import build_splits
+
+pytestmark = pytest.mark.usefixtures("no_hub")
 
 SIZES = SplitSizes(n_train=60, n_val=20, n_test=40)
 

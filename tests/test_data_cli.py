@@ -6,9 +6,10 @@ import json
 
 import pytest
 from conftest import run_cli
-from data_helpers import mirror, no_hub  # noqa: F401
 
 from w2sprobe.data import SplitSizes, list_datasets, load_splits
+
+pytestmark = pytest.mark.usefixtures("no_hub")
 
 SMALL = ["--n-train", "200", "--n-val", "20", "--n-test", "100"]
 

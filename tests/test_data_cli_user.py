@@ -1,4 +1,7 @@
-"""Users' own data through the command line and the config file (the library is in test_data_user)."""
+"""Users' own data through the command line and the config file.
+
+The library side is in test_data_user.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +40,8 @@ def test_a_datasets_table_in_the_config_defines_a_dataset(capsys, workdir):
     for split, n in (("train", 90), ("validation", 30), ("test", 45)):
         write_jsonl(workdir / "data" / "nli" / f"{split}.jsonl", nli_rows(split, n))
     (workdir / "w2sprobe.toml").write_text(
-        '[datasets.my_nli]\nsource = "data/nli"\ntemplate = "Premise: {premise}\\nHypothesis: {hypothesis}"\n'
+        '[datasets.my_nli]\nsource = "data/nli"\n'
+        'template = "Premise: {premise}\\nHypothesis: {hypothesis}"\n'
         'label = "gold"\npositive = "entailment"\n'
     )
     code, out, err = run_cli(capsys, "data", "show", "my_nli", *SMALL, "--json")
@@ -66,13 +70,16 @@ def test_a_hub_dataset_one_class_versus_the_rest(capsys, monkeypatch):
 
     def fake(repo, *, config, split, revision=None, data_files=None):
         assert repo == "fancyzhx/ag_news"
-        make = lambda s, n: Dataset.from_dict(
-            {
-                "text": [f"{s} story {i}" for i in range(n)],  # noqa: E731
-                "label": [i % 4 for i in range(n)],
-            },
-            features=features,
-        )
+
+        def make(s, n):
+            return Dataset.from_dict(
+                {
+                    "text": [f"{s} story {i}" for i in range(n)],
+                    "label": [i % 4 for i in range(n)],
+                },
+                features=features,
+            )
+
         return DatasetDict({"train": make("train", 200), "test": make("test", 80)})
 
     monkeypatch.setattr("w2sprobe.data.hub.load_hub_dataset", fake)

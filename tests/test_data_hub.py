@@ -12,7 +12,6 @@ import datasets
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from data_helpers import no_hub  # noqa: F401
 from datasets import Dataset, DatasetDict
 from datasets.exceptions import DatasetNotFoundError
 
@@ -21,7 +20,9 @@ from w2sprobe.data import hub as hub_module
 from w2sprobe.data.hub import HUB_SOURCES, PARQUET_REVISION, HubSource, load_with_fallback
 from w2sprobe.errors import UsageError
 
-#: The real hub access, captured before the autouse ``no_hub`` fixture replaces it.
+pytestmark = pytest.mark.usefixtures("no_hub")
+
+#: The real hub access, captured before the ``no_hub`` fixture replaces it.
 REAL_LOAD_HUB_DATASET = hub_module.load_hub_dataset
 
 # Repos/ids whose main revision is known (public evidence) to hold only a loading script.
@@ -64,7 +65,10 @@ def script_error(name: str) -> RuntimeError:
 
 @pytest.fixture
 def fake_datasets(monkeypatch):
-    """Route hub loads to the real ``load_hub_dataset`` over a scripted ``datasets.load_dataset``."""
+    """Route hub loads to the real ``load_hub_dataset``.
+
+    It runs over a scripted ``datasets.load_dataset``.
+    """
     monkeypatch.setattr(hub_module, "load_hub_dataset", REAL_LOAD_HUB_DATASET)
     calls: list[dict] = []
 
@@ -300,7 +304,7 @@ def test_local_export_uses_the_same_call_as_the_hub_parquet_branch(
 
 
 def test_hub_is_never_used_with_a_data_dir(tmp_path):
-    # The autouse no_hub fixture fails the test on any hub access: only the error may happen.
+    # The no_hub fixture (pytestmark) fails the test on any hub access: only the error may happen.
     (tmp_path / "mirror").mkdir()
     with pytest.raises(UsageError, match="has no folder piqa/"):
         load_splits("piqa", data_dir=tmp_path / "mirror")

@@ -11,12 +11,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from data_helpers import mirror, mirror_rows, no_hub  # noqa: F401
+from data_helpers import mirror_rows
 
 from w2sprobe.data import SPLIT_NAMES, SplitSizes, get_spec, load_splits
 from w2sprobe.errors import UsageError
 from w2sprobe.options import resolve
 from w2sprobe.study import load_options_splits
+
+pytestmark = pytest.mark.usefixtures("no_hub")
 
 SMALL = SplitSizes(n_train=400, n_val=50, n_test=200)
 BLOG = SplitSizes(n_train=10_000, n_val=1_000, n_test=5_000)  # the study's sizes (--preset blog)
@@ -36,7 +38,10 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 
 def reference_pool(rows, formatter, n_keep, seed=0):
-    """The reference's per-pool processing: HF shuffle, map with Random(seed), filter, balance, cap."""
+    """The reference's per-pool processing.
+
+    HF shuffle, map with Random(seed), filter, balance, cap.
+    """
     from datasets import Dataset, concatenate_datasets
 
     ds = Dataset.from_list(rows).shuffle(seed=seed)
@@ -173,7 +178,10 @@ def test_labels_must_take_two_values(tmp_path):
     )
     with pytest.raises(
         UsageError,
-        match=r"the train pool \(train\) has only label 1 after dropping empty and duplicate rows \(20 rows\); balancing needs both 0 and 1",
+        match=(
+            r"the train pool \(train\) has only label 1 after dropping empty and duplicate rows "
+            r"\(20 rows\); balancing needs both 0 and 1"
+        ),
     ):
         load_splits("sst2", data_dir=tmp_path, sizes=SplitSizes(n_train=4, n_val=2, n_test=4))
 
@@ -291,7 +299,7 @@ def test_blog_sizes_on_a_small_carved_pool_give_val_half_the_train_pool(mirror):
     )
 
 
-# --- sources: hub vs mirror, manual downloads ------------------------------------------------------
+# --- sources: hub vs mirror, manual downloads -------------------------------------------------
 
 
 def test_without_data_dir_the_hub_is_used_through_the_resolution_table(monkeypatch):

@@ -1,4 +1,6 @@
-"""Users' own data: split folders (jsonl/csv/parquet), hub: sources, positive_label, [datasets.NAME].
+"""Users' own data.
+
+Split folders (jsonl/csv/parquet), hub: sources, positive_label, [datasets.NAME].
 
 Every form is built from small generated files; expectations are computed from the generated
 rows themselves (which texts exist in which file), not from the library.
@@ -13,12 +15,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import tomllib
-from data_helpers import MIRROR, no_hub  # noqa: F401
+from data_helpers import MIRROR
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 
 from w2sprobe.data import SplitSizes, load_splits
 from w2sprobe.data.user import USER_DATASETS, define_dataset, define_datasets
 from w2sprobe.errors import UsageError
+
+pytestmark = pytest.mark.usefixtures("no_hub")
 
 SIZES = SplitSizes(n_train=40, n_val=10, n_test=20)
 

@@ -16,7 +16,10 @@ from w2sprobe.probes import KnnProbe
 
 @pytest.fixture
 def empty(tmp_path, monkeypatch, tiny_models, shared_data):
-    """An empty workspace whose w2sprobe.toml names tiny models (the option mechanism, not flags)."""
+    """An empty workspace whose w2sprobe.toml names tiny models.
+
+    The option mechanism, not flags.
+    """
     monkeypatch.chdir(tmp_path)
     (tmp_path / "w2sprobe.toml").write_text(
         f'weak_model = "{tiny_models["bert"]}"\nstrong_model = "{tiny_models["llama"]}"\n'

@@ -1,4 +1,7 @@
-"""Data-parallel extraction under torchrun (gloo, 2 CPU processes) against the single-process file."""
+"""Data-parallel extraction under torchrun against the single-process file.
+
+torchrun runs gloo with 2 CPU processes.
+"""
 
 from __future__ import annotations
 
@@ -45,7 +48,10 @@ def extract_args(model: Path, cache: Path, data: Path, layers: str = "1,3") -> l
 
 
 def torchrun(cwd: Path, *target: str) -> subprocess.CompletedProcess:
-    """``torchrun --nproc-per-node 2 <target>`` with nothing but the given options (no config file)."""
+    """``torchrun --nproc-per-node 2 <target>`` with nothing but the given options.
+
+    No config file.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith("W2SPROBE_")}
     return subprocess.run(
         [*TORCHRUN, *target], cwd=cwd, env=env, capture_output=True, text=True, timeout=180

@@ -155,8 +155,11 @@ def test_torchrun_two_processes_match_one(tmp_path, tiny_models, shared_data, re
 
 @pytest.mark.slow  # a subprocess: torchrun, kill -9 or a fresh interpreter
 def test_kill_9_then_launcher_resumes(tmp_path, tiny_models, shared_data, reference):
-    """``kill -9`` every process of a 2-rank run after its first checkpoint; the same command in the
-    ``--launcher torchrun --nproc 2`` form (same key: its argv was rebuilt faithfully) resumes it."""
+    """``kill -9`` every process of a 2-rank run after its first checkpoint.
+
+    The same command in the ``--launcher torchrun --nproc 2`` form resumes it (same key: its argv
+    was rebuilt faithfully).
+    """
     config = write_config(tmp_path, tiny_models, shared_data)
     args = ("train", "ceiling", "--config", str(config), *RESUME, "--json")
     env = subprocess_env(shared_data)
@@ -231,7 +234,10 @@ def test_bad_input_is_one_line_exit_2(tmp_path, tiny_models, shared_data, capsys
 def test_device_map_is_refused_inside_a_torchrun_worker(
     tmp_path, tiny_models, shared_data, capsys, monkeypatch
 ):
-    """What each worker of ``torchrun ... train --device-map auto`` sees: refused before joining the group."""
+    """What each worker of ``torchrun ... train --device-map auto`` sees.
+
+    It is refused before joining the group.
+    """
     config = write_config(tmp_path, tiny_models, shared_data)
     for name, value in {"WORLD_SIZE": "2", "RANK": "0", "LOCAL_RANK": "0"}.items():
         monkeypatch.setenv(name, value)

@@ -1,4 +1,7 @@
-"""Extraction into the HDF5 cache: contract, values, cache hits, crash resume, locking, bad files."""
+"""Extraction into the HDF5 cache.
+
+Contract, values, cache hits, crash resume, locking, bad files.
+"""
 
 from __future__ import annotations
 

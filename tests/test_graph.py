@@ -1,4 +1,7 @@
-"""The artifact graph's runner on fake nodes: cache hits, builds, --no-build, plans, shards, order."""
+"""The artifact graph's runner on fake nodes.
+
+Cache hits, builds, --no-build, plans, shards, order.
+"""
 
 from __future__ import annotations
 

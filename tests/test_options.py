@@ -1,4 +1,7 @@
-"""Typed options: one source of defaults, precedence, type checks, presets, paths from a config file."""
+"""Typed options.
+
+One source of defaults, precedence, type checks, presets, paths from a config file.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""nnsight read-out equals Hugging Face ``output_hidden_states`` for every architecture and layer."""
+"""nnsight read-out equals Hugging Face ``output_hidden_states``.
+
+For every architecture and layer.
+"""
 
 from __future__ import annotations
 

@@ -1,4 +1,7 @@
-"""``build_report`` on synthetic result files: tables, pairing, seeds, saturation, what is missing."""
+"""``build_report`` on synthetic result files.
+
+Tables, pairing, seeds, saturation, what is missing.
+"""
 
 from __future__ import annotations
 

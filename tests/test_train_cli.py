@@ -1,4 +1,7 @@
-"""``w2sprobe train`` and ``w2sprobe run`` on tiny models and the sst2 mirror: results, caching, errors."""
+"""``w2sprobe train`` and ``w2sprobe run`` on tiny models and the sst2 mirror.
+
+Results, caching, errors.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +26,10 @@ from w2sprobe.study import load_options_splits
 from w2sprobe.train.inputs import stage_request
 from w2sprobe.train.stages import pgr_fields, training_examples
 
-TINY = "n_train = 120\nn_val = 30\nn_test = 40\nepochs = 2\neval_every = 3\nwarmup_steps = 2\nstrong_lr = 3e-3\n"
+TINY = (
+    "n_train = 120\nn_val = 30\nn_test = 40\n"
+    "epochs = 2\neval_every = 3\nwarmup_steps = 2\nstrong_lr = 3e-3\n"
+)
 
 
 def write_config(folder: Path, tiny_models, shared_data, extra: str = "") -> Path:

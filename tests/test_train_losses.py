@@ -56,7 +56,8 @@ def test_entropy_by_hand():
 def test_entropy_gradient_is_not_scaled_xent():
     """At targets equal to the predictions xent has zero gradient; a real entropy term does not.
 
-    The reference code's ``CE(f, (1-a) y + a f.detach())`` has gradient ``(1-a)(p - y)`` there: zero.
+    The reference code's ``CE(f, (1-a) y + a f.detach())`` has gradient ``(1-a)(p - y)`` there:
+    zero.
     """
     p = torch.tensor([0.2, 0.7, 0.9])
     z_xent, z_ent = torch.logit(p).requires_grad_(), torch.logit(p).requires_grad_()
@@ -114,7 +115,10 @@ def test_logconf_quantile_threshold_by_hand():
 
 
 def test_logconf_median_threshold_by_hand():
-    """The blog: the median of the buffer, (0.4 + 0.6) / 2 = 0.5, whatever the prior; hardened = [0, 0, 1, 1]."""
+    """The blog: the median of the buffer, (0.4 + 0.6) / 2 = 0.5, whatever the prior.
+
+    Hardened: [0, 0, 1, 1].
+    """
     loss = LogConfLoss(weight=1.0, warmup=0, threshold="median")
     assert loss.threshold(P4, Y4) == pytest.approx(0.5, abs=1e-7)
     value = float(LogConfLoss(1.0, 0, threshold="median")(torch.logit(P4), Y4, 0))

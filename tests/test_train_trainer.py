@@ -92,7 +92,10 @@ def test_gpt2_conv1d_and_bert_dense_are_targets(tiny_models):
 
 
 def test_resumes_after_a_kill(tiny_models, tmp_path):
-    """Killed after step 6, the run restarts from its step-4 checkpoint and ends where an unbroken one does."""
+    """Killed after step 6, the run restarts from its step-4 checkpoint.
+
+    It ends where an unbroken run does.
+    """
     config = TrainConfig(**FAST)
     train, val, test = toy(200, 0), toy(48, 1), toy(64, 2)
     unbroken = make_trainer(tiny_models["bert"], config)

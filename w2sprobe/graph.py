@@ -154,7 +154,10 @@ class Graph:
             self._memo[ident] = _BLOCKED
 
     def target(self, dataset: str, seed: int, stage: str) -> None:
-        """Mark a node as asked for by the command (not a prerequisite: ``--no-build`` builds it)."""
+        """Mark a node as asked for by the command.
+
+        It is not a prerequisite: ``--no-build`` builds it.
+        """
         self.targets.add((dataset, seed, stage))
 
     def _remember(self, ident: tuple[str, int, str], value: Any) -> Any:

@@ -72,7 +72,8 @@ class LabelSet:
         rows = np.array([position.get(id_, -1) for id_ in self.ids[split].tolist()], dtype=np.int64)
         if (rows < 0).any():
             raise UsageError(
-                f"label set {self.name} does not match the activations: {int((rows < 0).sum())} of its "
+                f"label set {self.name} does not match the activations: "
+                f"{int((rows < 0).sum())} of its "
                 f"{len(rows)} {split} ids are not among the {len(position)} activation ids"
             )
         mask = np.zeros(len(position), dtype=bool)

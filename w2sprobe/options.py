@@ -306,7 +306,8 @@ GROUPS: dict[str, type] = {
 PRESETS: dict[str, dict[str, Any]] = {
     # The built-in defaults, by name (to override a config file that sets another preset).
     "demo": {},
-    # EleutherAI's study: Qwen1.5-0.5B -> Llama-3-8B, layer-16 probes, the reference's sizes and recipe.
+    # EleutherAI's study: Qwen1.5-0.5B -> Llama-3-8B, layer-16 probes, the reference's sizes and
+    # recipe.
     "blog": {
         "weak_model": "Qwen/Qwen1.5-0.5B",
         "strong_model": "meta-llama/Meta-Llama-3-8B",
@@ -661,6 +662,9 @@ def resolve(
 
 
 def defaults(**values: Any) -> Options:
-    """The built-in defaults (no file, no environment) with ``values`` set: what a library user starts from."""
+    """The built-in defaults (no file, no environment) with ``values`` set.
+
+    This is what a library user starts from.
+    """
     options = Options(sources={name: "default" for name in SPECS})
     return options.replace(**values) if values else options

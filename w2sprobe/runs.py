@@ -78,7 +78,10 @@ def load_run(folder: Path) -> RunRecord | None:
 
 
 def find_runs(cache_dir: Path, dataset: str, **match) -> list[RunRecord]:
-    """Finished runs of ``dataset`` whose metrics equal ``match`` on every given field, newest first."""
+    """Finished runs of ``dataset`` whose metrics equal ``match`` on every given field.
+
+    Newest first.
+    """
     root = runs_root(cache_dir, dataset)
     found = []
     for metrics_file in root.glob("*/metrics.json") if root.is_dir() else []:

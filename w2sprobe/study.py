@@ -47,7 +47,10 @@ FILTER, RELABEL = "filter", "relabel"
 
 @dataclass
 class LabelRecipe:
-    """How a derived label set is made: a probe on the activations, filtering or relabeling a parent."""
+    """How a derived label set is made.
+
+    A probe on the activations, filtering or relabeling a parent.
+    """
 
     kind: str  # filter | relabel
     probe: str
@@ -186,8 +189,11 @@ class Study:
         return self._save(weak_label_set(self.weak(), self.dataset))
 
     def _weak_or_stored(self) -> LabelSet:
-        """``--labels weak``: the configured weak run's labels when cached; else the one stored set
-        named ``weak`` made on these splits (weak labels from elsewhere); else the weak run, built."""
+        """``--labels weak``: the configured weak run's labels when cached.
+
+        Else the one stored set named ``weak`` made on these splits (weak labels from elsewhere);
+        else the weak run, built.
+        """
         from .train.inputs import stage_request
         from .train.stages import check_labels_match, plan_stage
 
@@ -203,7 +209,8 @@ class Study:
             if len(stored) > 1:
                 keys = ", ".join(m["key"] for m in stored)
                 raise UsageError(
-                    f"several weak label sets fit {self.dataset} ({keys}) and none is the configured "
+                    f"several weak label sets fit {self.dataset} ({keys}) "
+                    "and none is the configured "
                     f"weak model's; choose one with --labels KEY"
                 )
             if stored:
@@ -253,7 +260,8 @@ class Study:
     def s2s(self, iteration: int, loss: str | None = None) -> RunRecord:
         """Strong-to-strong iteration ``iteration``: a student on the previous student's labels.
 
-        Iteration 1 trains on the ``loss`` student of the weak labels; every iteration uses ``loss``.
+        Iteration 1 trains on the ``loss`` student of the weak labels; every iteration uses
+        ``loss``.
         """
         if iteration < 1:
             raise UsageError(f"s2s iterations are numbered from 1, got {iteration}")
@@ -292,7 +300,10 @@ class Study:
         return layer
 
     def extraction_plan(self, layers: str | list[int] | None = None, need: list[int] = ()):
-        """The keyed extraction of ``layers`` (None: ``--layers`` plus the probe layer and ``need``)."""
+        """The keyed extraction of ``layers``.
+
+        ``layers=None`` means ``--layers`` plus the probe layer and ``need``.
+        """
         from .cache import plan_extraction
 
         if layers is not None:  # checked here for the message that says what to set
@@ -423,7 +434,8 @@ class Study:
                 lambda: self.label_set(recipe.parent), lambda: self.extraction(need=[layer])
             )
             # A stored set made the same way is a hit; its manifest says how it was made (nothing
-            # is added to it, so the keys of sets and of the students trained on them stay as they were).
+            # is added to it, so the keys of sets and of the students trained on them stay as they
+            # were).
             wanted = {
                 "kind": recipe.kind,
                 "probe": spec.describe(),
@@ -475,7 +487,10 @@ class Study:
     # ------------------------------------------------------------------ probe runs
 
     def probe_run(self, probe: str, labels_name: str | None = None) -> RunRecord:
-        """A probe's own val/test predictions as a run in ``cache/runs/``, with PGR like a student's."""
+        """A probe's own val/test predictions as a run in ``cache/runs/``.
+
+        It has a PGR, like a student's.
+        """
         from .probes.inputs import check_probe
 
         check_probe(self.options, probe)
@@ -559,7 +574,10 @@ class Study:
 
 
 def _recipe_of(name: str) -> LabelRecipe | None:
-    """``knn-filter`` -> the recipe that makes it from the weak labels (None: not a derived name)."""
+    """``knn-filter`` -> the recipe that makes it from the weak labels.
+
+    None: not a derived name.
+    """
     probe, _, kind = name.partition("-")
     if (
         kind in (FILTER, RELABEL)

@@ -24,7 +24,10 @@ def ensure_writable_dir(path: Path) -> Path:
 
 
 def slug(text: str) -> str:
-    """A filesystem-safe name for a model id or path (``Qwen/Qwen1.5-0.5B`` -> ``Qwen--Qwen1.5-0.5B``)."""
+    """A filesystem-safe name for a model id or path.
+
+    ``Qwen/Qwen1.5-0.5B`` -> ``Qwen--Qwen1.5-0.5B``.
+    """
     text = str(text).strip().rstrip("/")
     text = text.replace("/", "--")
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text) or "model"

@@ -1,4 +1,6 @@
-"""The ``w2sprobe`` entry point: one sub-command group per module, bad input -> ``error: ...``, exit 2.
+"""The ``w2sprobe`` entry point: one sub-command group per module.
+
+Bad input prints ``error: ...`` and exits 2.
 
 Command modules import heavy libraries (torch, transformers, nnsight, datasets) only inside the
 command that needs them, so ``--help``, ``data list``, ``cache ls`` and ``config show`` are instant.

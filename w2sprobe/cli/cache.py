@@ -62,7 +62,8 @@ def verify(
         ),
     ] = None,
 ) -> None:
-    """Check files for truncation, corruption, missing rows or layers; exit 1 if any has a problem."""
+    """Check files for truncation, corruption, missing rows or layers; exit 1 if any has a
+    problem."""
     from ..cache.store import list_entries
     from ..cache.store import verify as verify_file
 

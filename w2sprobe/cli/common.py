@@ -32,7 +32,10 @@ def layer_summary(layers: list[int]) -> str:
 
 
 class RowProgress:
-    """A progress bar on stderr that appears only once work starts (cache hits and errors print none)."""
+    """A progress bar on stderr that appears only once work starts.
+
+    Cache hits and errors print none.
+    """
 
     def __init__(self, description: str):
         self.description = description

@@ -16,7 +16,8 @@ app = typer.Typer(
 @app.command("show")
 @options_command((), inert=("cache_dir", "seed", "device"))
 def show(opts: Options, ctl: Control) -> None:
-    """Print every option's effective value, its source (default, preset, env, config file) and doc."""
+    """Print every option's effective value, its source (default, preset, env, config file)
+    and doc."""
     rows = opts.rows()
     if ctl.as_json:
         emit_json(

@@ -40,7 +40,8 @@ def extract(
             "--launcher",
             metavar="[none|torchrun]",
             help=(
-                "torchrun: run as --nproc data-parallel processes on this machine (the same file as one process)."
+                "torchrun: run as --nproc data-parallel processes on this machine "
+                "(the same file as one process)."
             ),
         ),
     ] = None,
@@ -112,7 +113,8 @@ def _requested_layers(opts: Options) -> str | list[int]:
 def worker_argv(ctx: typer.Context, drop: tuple[str, ...]) -> list[str]:
     """This command line as torchrun workers get it: what the user typed, minus ``drop``.
 
-    Options from the config file or environment are not repeated: the workers read them the same way.
+    Options from the config file or environment are not repeated: the workers read them the
+    same way.
     """
     argv = [ctx.info_name]
     for param in ctx.command.params:

@@ -55,7 +55,10 @@ class Control:
 
 
 def option_parameter(spec: OptionSpec, hidden: bool = False) -> inspect.Parameter:
-    """The typer parameter of one option field (``None`` default: "not given on the command line")."""
+    """The typer parameter of one option field.
+
+    Its default is ``None``: "not given on the command line".
+    """
     help_text = f"{spec.doc} [default: {spec.default_text()}]"
     if spec.env:
         help_text += f" [env: {spec.env}]"

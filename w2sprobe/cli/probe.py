@@ -213,7 +213,8 @@ def sweep(
             "--layers",
             metavar="LAYERS",
             help=(
-                "Layers to sweep: comma list and/or all (here: every cached layer; missing ones are extracted) "
+                "Layers to sweep: comma list and/or all "
+                "(here: every cached layer; missing ones are extracted) "
                 "[default: the probe layer]"
             ),
         ),

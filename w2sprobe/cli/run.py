@@ -42,7 +42,8 @@ def run(opts: Options, ctl: Control) -> None:
         ensure_writable_dir(opts.cache_dir)
     if not ctl.as_json:
         stderr.print(
-            f"{'plan' if ctl.plan else 'run'}: {', '.join(datasets)}; weak {opts.model.weak_model} -> "
+            f"{'plan' if ctl.plan else 'run'}: {', '.join(datasets)}; "
+            f"weak {opts.model.weak_model} -> "
             f"strong {opts.model.strong_model}; cache {opts.cache_dir}",
             highlight=False,
         )

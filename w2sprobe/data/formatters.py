@@ -249,7 +249,10 @@ def hellaswag(row: Row, rng: random.Random) -> Example:
     gold_index = int(row["label"])
     shown, label = _mc_pick(rng, endings[gold_index], _without_index(endings, gold_index))
     joined = "\n".join(endings)
-    txt = f'Context:\n{row["ctx"]}\n\nContinuations:\n\n{joined}\n\nQ: Is "{shown}" the best continuation?'
+    txt = (
+        f"Context:\n{row['ctx']}\n\nContinuations:\n\n{joined}\n\n"
+        f'Q: Is "{shown}" the best continuation?'
+    )
     return txt, label
 
 
@@ -305,7 +308,10 @@ def sciq(row: Row, rng: random.Random) -> Example:
 def sciq_with_support(row: Row, rng: random.Random) -> Example:
     """sciq_with_support, MC-4 as sciq; rows with an empty ``support`` are kept."""
     shown, label = _sciq_pick(row, rng)
-    txt = f'Name: Bob\n\nPassage 1:\n{row["support"]}\n\nQ1: "{row["question"]}" Is the answer "{shown}"?'
+    txt = (
+        f"Name: Bob\n\nPassage 1:\n{row['support']}\n\n"
+        f'Q1: "{row["question"]}" Is the answer "{shown}"?'
+    )
     return txt, label
 
 

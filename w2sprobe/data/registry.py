@@ -2,7 +2,8 @@
 
 Splits and label meanings follow the reference study (``DATASETS.md`` §1); hub repos, revisions
 and configs come from the resolution table in ``hub.py`` (the reference's ids, resolved to what
-loads today); mirror folders follow the offline mirror's layout (§7).  Names may be written with ``-`` or ``_``.
+loads today); mirror folders follow the offline mirror's layout (§7).  Names may be written with
+``-`` or ``_``.
 """
 
 from __future__ import annotations

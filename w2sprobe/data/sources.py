@@ -172,7 +172,10 @@ def load_pools(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> Pools:
         folder = _require_mirror_folder(spec, data_dir)
         source = f"mirror {folder}"
         preferred = (spec.hub.export_dir, spec.hub_config)
-        read: SplitReader = lambda split: read_mirror_split(folder, split, preferred)
+
+        def read(split: str) -> RowSource | None:
+            return read_mirror_split(folder, split, preferred)
+
         notes: list[str] = []
     elif spec.manual_download:
         raise _manual_download_error(spec)

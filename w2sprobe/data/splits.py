@@ -295,7 +295,8 @@ def _prepare(
     origin: str | None,
     exclude: np.ndarray = _NO_KEYS,
 ) -> _Pool:
-    """Shuffle and format a pool, drop empty texts, duplicates and ids in ``exclude``; count drops."""
+    """Shuffle and format a pool; drop empty texts, duplicates and ids in ``exclude``, counting
+    the drops."""
     source = as_source(rows)
     scan = _Scan(source, formatter, seed, np.random.default_rng(seed).permutation(len(source)))
     keys, labels, empty = _scan_keys(scan)
@@ -449,7 +450,10 @@ def _balance(pool: _Pool, seed: int, stats: dict, pool_name: str) -> _Pool:
 def _carve(
     pools: Pools, formatter: Formatter, seed: int, sizes: SplitSizes, report: dict
 ) -> tuple[_Pool, _Pool]:
-    """Only one pool exists: test = its first min(n_test, N // 2) balanced rows, train = the rest."""
+    """Only one pool exists: split it into test and train.
+
+    Test is its first min(n_test, N // 2) balanced rows, train the rest.
+    """
     role = "test" if pools.test is not None else "train"
     rows = pools.test if pools.test is not None else pools.train
     origin = pools.origin.get("shared") or pools.origin.get(role)
@@ -458,7 +462,8 @@ def _carve(
     k = min(sizes.n_test, len(pool) // 2)
     missing = "train" if role == "test" else "test"
     report["notes"].append(
-        f"no {missing} pool in {pools.source}: test = first {k} rows of the balanced {origin} pool, "
+        f"no {missing} pool in {pools.source}: "
+        f"test = first {k} rows of the balanced {origin} pool, "
         f"the train pool is its other {len(pool) - k} rows (their label balance is approximate)"
     )
     return pool.take(range(k)), pool.take(range(k, len(pool)))

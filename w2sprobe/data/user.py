@@ -340,7 +340,10 @@ def _read_splits(location: str, name: str) -> tuple[list[_Split], str, list[str]
 
 
 def find_split_files(folder: Path) -> dict[str, Path]:
-    """Split role -> file in ``folder`` (``train.*``, ``validation.*``/``val.*``/``dev.*``, ``test.*``)."""
+    """Split role -> file in ``folder``.
+
+    Files are ``train.*``, ``validation.*``/``val.*``/``dev.*`` and ``test.*``.
+    """
     found: dict[str, Path] = {}
     for role, stems in SPLIT_STEMS.items():
         matches = [

@@ -20,7 +20,10 @@ PROBES: dict[str, type] = {"knn": KnnProbe, "logreg": LogisticProbe, "topo": Top
 
 
 def make_probe(name: str, **params: Any) -> Probe:
-    """The probe called ``name`` built with ``params``; unknown names or parameters are UsageErrors."""
+    """The probe called ``name`` built with ``params``.
+
+    Unknown names or parameters are UsageErrors.
+    """
     if name not in PROBES:
         raise UsageError(f"unknown probe '{name}'; known: {', '.join(PROBES)}")
     cls = PROBES[name]

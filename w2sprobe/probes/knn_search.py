@@ -115,7 +115,9 @@ def knn_search(
 
 
 def knn_graph(acts: Acts, k: int, **search_options) -> sp.csr_matrix:
-    """The directed kNN graph of ``acts``: edge i -> j when j is among i's ``k`` nearest (self excluded).
+    """The directed kNN graph of ``acts``.
+
+    It has an edge i -> j when j is among i's ``k`` nearest (self excluded).
 
     ``search_options`` go to :func:`knn_search` (metric, backend, device, memory budget).
     """
@@ -124,7 +126,10 @@ def knn_graph(acts: Acts, k: int, **search_options) -> sp.csr_matrix:
 
 
 def neighbour_graph(neighbours: np.ndarray, n: int) -> sp.csr_matrix:
-    """A sparse (n, n) adjacency with an edge i -> j for each ``neighbours[i]`` entry (-1 skipped)."""
+    """A sparse (n, n) adjacency with an edge i -> j for each ``neighbours[i]`` entry.
+
+    Entries of -1 are skipped.
+    """
     valid = neighbours >= 0
     sources = np.repeat(np.arange(neighbours.shape[0]), valid.sum(1))
     edges = np.ones(sources.size, dtype=np.int8)

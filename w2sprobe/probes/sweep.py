@@ -1,4 +1,7 @@
-"""Parameter x layer grids of probe evaluations, read from the activation cache (no forward pass)."""
+"""Parameter x layer grids of probe evaluations.
+
+They are read from the activation cache (no forward pass).
+"""
 
 from __future__ import annotations
 

@@ -55,7 +55,8 @@ class TopoFilterWarning(UserWarning):
 
 def overshoot_message(result: FilterResult) -> str:
     return (
-        f"TopoFilter's component step alone removed {result.removed_by_components} of {result.keep.size} "
+        f"TopoFilter's component step alone removed {result.removed_by_components} "
+        f"of {result.keep.size} "
         f"points, more than the {result.requested} asked for (overshoot {result.overshoot}); "
         "a larger k_cc keeps more points in the largest components"
     )
@@ -114,12 +115,18 @@ class TopoFilterProbe:
         return neighbour_mean(self._labels, neighbours)
 
     def predict_fit_set(self) -> np.ndarray:
-        """Per training point, the mean label of its ``k_zeta`` nearest kept points (self excluded)."""
+        """Per training point, the mean label of its ``k_zeta`` nearest kept points.
+
+        The point itself is excluded.
+        """
         self._fitted_kept()
         return self._fit_predictions
 
     def filter(self, acts: Acts, labels: Any, contamination: float) -> FilterResult:
-        """The full TopoFilter: component step, then zeta step up to ``round(N * contamination)``."""
+        """The full TopoFilter.
+
+        The component step, then the zeta step up to ``round(N * contamination)``.
+        """
         check_contamination(contamination)  # before the expensive fit
         self.fit(acts, labels)
         scores = np.abs(self._labels - self._fit_predictions)

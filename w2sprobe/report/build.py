@@ -282,7 +282,7 @@ def _pgr_fields(run: RunResult, pairing, predictions: dict, boot: _Bootstrap | N
     return out
 
 
-# --------------------------------------------------------------------------- across seeds and datasets
+# ------------------------------------------------------------------ across seeds and datasets
 
 
 def aggregate_seeds(seed_rows: list[dict]) -> list[dict]:
@@ -478,14 +478,18 @@ def compare_to_baseline(
 
 
 def comparison_statement(experiment: str, baseline: str, stats: dict) -> str:
-    """The blog's sentence: "logconf better than xent on 16 of 21 datasets; t-test p = .135, ..."."""
+    """The blog's sentence.
+
+    For example: "logconf better than xent on 16 of 21 datasets; t-test p = .135, ...".
+    """
 
     def p(value, note):
         return f"{value:.3g}" if value is not None else f"n/a ({note})"
 
     return (
         f"{experiment} better than {baseline} on {stats['wins']} of {stats['n']} datasets "
-        f"(worse on {stats['losses']}); one-sided paired t-test p = {p(stats['t_test_p'], stats['t_test_note'])}, "
+        f"(worse on {stats['losses']}); "
+        f"one-sided paired t-test p = {p(stats['t_test_p'], stats['t_test_note'])}, "
         f"Wilcoxon signed-rank p = {p(stats['wilcoxon_p'], stats['wilcoxon_note'])}"
     )
 
@@ -503,7 +507,8 @@ def _check_baseline(found: Collection, baseline: str | None, notes: list[str]) -
         return name
     if baseline is not None:
         raise UsageError(
-            f"unknown baseline experiment '{baseline}'; known: {', '.join(known) if known else 'none'}"
+            f"unknown baseline experiment '{baseline}'; "
+            f"known: {', '.join(known) if known else 'none'}"
         )
     notes.append(
         f"no '{DEFAULT_BASELINE}' runs, so no comparisons; pass --baseline "

@@ -160,7 +160,9 @@ def read_run(folder: Path) -> RunResult:
 
 
 def read_test_predictions(run: RunResult) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
-    """``(ids, soft_pred, label)`` of the run's test split, sorted by id; None if the file is absent.
+    """``(ids, soft_pred, label)`` of the run's test split, sorted by id.
+
+    None if the file is absent.
 
     A present but malformed ``predictions.csv`` of a finished run is a UsageError naming it.
     """
@@ -312,7 +314,10 @@ def _pair(run: RunResult, runs: list[RunResult], missing: list[dict]) -> Pairing
             reason = (
                 f"no {stage} run for seed {run.seed}"
                 if not match
-                else f"{len(match)} {stage} runs for seed {run.seed} ({', '.join(r.key for r in match)}): ambiguous"
+                else (
+                    f"{len(match)} {stage} runs for seed {run.seed} "
+                    f"({', '.join(r.key for r in match)}): ambiguous"
+                )
             )
         found[stage] = match[0] if len(match) == 1 else None
         if found[stage] is None:

@@ -60,9 +60,12 @@ def report_blocks(report: Report, figures: list[Figure], skipped: list[dict]) ->
 def _intro(report: Report) -> str:
     opts = report.options
     return (
-        f"{len(report.runs)} finished run(s) over {len(report.datasets)} dataset(s) from {report.cache_dir}. "
-        f"Baseline: {opts['baseline'] or 'none'}; bootstrap: {opts['n_boot']} paired resamples of the shared "
-        f"test ids (seed {opts['seed']}), percentile 95% CIs; saturation threshold: AUC > {opts['saturation']}; "
+        f"{len(report.runs)} finished run(s) over {len(report.datasets)} dataset(s) "
+        f"from {report.cache_dir}. "
+        f"Baseline: {opts['baseline'] or 'none'}; "
+        f"bootstrap: {opts['n_boot']} paired resamples of the shared "
+        f"test ids (seed {opts['seed']}), percentile 95% CIs; "
+        f"saturation threshold: AUC > {opts['saturation']}; "
         f"PGR unstable (flagged †, not summarised) where ceiling − weak AUC < {opts['min_gap']}. "
         f"Report key {report.key}."
     )
@@ -121,8 +124,8 @@ def _comparisons(report: Report) -> list:
     blocks.append(
         Para(
             "Per-dataset PGR (mean over seeds) of each intervention minus the baseline's; "
-            "one-sided tests of 'intervention > baseline': paired t-test (mean effect) and Wilcoxon "
-            "signed-rank (median effect)."
+            "one-sided tests of 'intervention > baseline': paired t-test (mean effect) "
+            "and Wilcoxon signed-rank (median effect)."
         )
     )
     blocks.append(Bullets([c["statement"] for c in report.comparisons]))
@@ -195,8 +198,9 @@ def _unstable(report: Report) -> list:
     ]
     return blocks + [
         Para(
-            f"Ceiling − weak AUC below {min_gap}: PGR divides by that gap, so a few test rows swing "
-            'it by whole units. Their PGRs are shown flagged (†, "(unstable)") but excluded from the '
+            f"Ceiling − weak AUC below {min_gap}: PGR divides by that gap, "
+            "so a few test rows swing it by whole units. "
+            'Their PGRs are shown flagged (†, "(unstable)") but excluded from the '
             "summary and comparisons, like saturated datasets."
         ),
         Table(["dataset", "weak AUC", "ceiling AUC", "gap"], rows),
@@ -256,8 +260,8 @@ def _per_dataset(report: Report) -> list:
         ]
     blocks.append(
         Para(
-            "One seed: value [95% bootstrap CI]; several seeds: mean ± standard error (per-seed values "
-            "and CIs are in report.json, seed_rows)."
+            "One seed: value [95% bootstrap CI]; several seeds: mean ± standard error "
+            "(per-seed values and CIs are in report.json, seed_rows)."
         )
     )
     return blocks
@@ -267,7 +271,10 @@ def _gaps(report: Report) -> list:
     blocks: list = [Heading(2, "Missing and incomplete runs")]
     items = [m["message"] for m in report.missing]
     items += [
-        f"{i['dataset']} {i.get('experiment') or ''} {i['key']}: incomplete ({i['reason']}) at {i['path']}"
+        (
+            f"{i['dataset']} {i.get('experiment') or ''} {i['key']}: "
+            f"incomplete ({i['reason']}) at {i['path']}"
+        )
         for i in report.incomplete
     ]
     items += [n for n in report.notes if n not in items]
@@ -368,7 +375,10 @@ def seeds(row: dict) -> str:
 
 
 def with_spread(row: dict, metric: str) -> str:
-    """``0.864 [0.841, 0.885]`` (one seed, with a CI), ``0.864 ± 0.012`` (seeds), or just the value."""
+    """The value with its spread, as text.
+
+    ``0.864 [0.841, 0.885]`` (one seed, with a CI), ``0.864 ± 0.012`` (seeds), or just the value.
+    """
     value = row.get(metric)
     if value is None:
         return "—"

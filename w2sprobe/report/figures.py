@@ -106,10 +106,14 @@ def pgr_by_dataset(report: Report):
     fig.tight_layout()
     saturated = len(report.saturated)
     unstable = [u["dataset"] for u in report.unstable]
+    baseline_note = (
+        "baseline " + baseline + " (black circles) in every panel" if baseline else "no baseline"
+    )
     caption = (
         "PGR = (student − weak) / (ceiling − weak) on test ROC AUC, one marker per intervention, "
-        f"{'baseline ' + baseline + ' (black circles) in every panel' if baseline else 'no baseline'}; "
-        "dashed line = weak supervisor (0), dotted = ceiling (1). Error bars: 95% paired bootstrap CI "
+        f"{baseline_note}; "
+        "dashed line = weak supervisor (0), dotted = ceiling (1). "
+        "Error bars: 95% paired bootstrap CI "
         "(one seed) or ± standard error over seeds."
         + (
             f" {clipped} point(s) beyond the axis are drawn as triangles on its edge."
@@ -254,8 +258,9 @@ def auc_by_dataset(report: Report):
     fig.tight_layout()
     caption = (
         "Test ROC AUC of the weak supervisor, the strong student trained on its labels "
-        f"({student or 'none'}) and the strong ceiling trained on ground truth; the grey bar spans the "
-        "weak-to-ceiling gap that PGR measures. Error bars: 95% bootstrap CI (one seed) or ± standard error."
+        f"({student or 'none'}) and the strong ceiling trained on ground truth; "
+        "the grey bar spans the weak-to-ceiling gap that PGR measures. "
+        "Error bars: 95% bootstrap CI (one seed) or ± standard error."
         + (
             f" '(unstable PGR)': the gap is below {report.options['min_gap']} AUC."
             if unstable
@@ -289,7 +294,8 @@ def probe_sweeps(report: Report):
     )
     fig.tight_layout()
     caption = (
-        "Each line is one dataset (colour) and layer or probe (marker); y = probe test AUC minus the AUC "
+        "Each line is one dataset (colour) and layer or probe (marker); "
+        "y = probe test AUC minus the AUC "
         "of the labels it was fit on, so points above the dashed zero line beat those labels. "
         "Panels: "
         + ", ".join(
@@ -431,8 +437,10 @@ def filter_precision(report: Report):
     ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
     fig.tight_layout()
     caption = (
-        "One marker per filtered label set (strong_train split); a filter is useful when it beats the black "
-        "bars, the precision of removing the same number of rows at random (the weak labels' mislabel rate). "
+        "One marker per filtered label set (strong_train split); "
+        "a filter is useful when it beats the black bars, "
+        "the precision of removing the same number of rows at random "
+        "(the weak labels' mislabel rate). "
         f"{len(rows)} label set(s) over {len({r['dataset'] for r in rows})} dataset(s)."
     )
     return fig, "Filter precision vs contamination", caption

@@ -1,4 +1,6 @@
-"""Display groups of experiments: the blog's sections (losses, s2s, probe predictions, filter, relabel).
+"""Display groups of experiments.
+
+They are the blog's sections: losses, s2s, probe predictions, filter, relabel.
 
 Experiment names are free strings (``knn-filter+logconf`` is valid), so a group is decided by
 pattern, with the pipeline's own names first in a fixed order and anything unknown last.

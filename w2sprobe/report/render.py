@@ -1,4 +1,6 @@
-"""Write a report: figures (PNG + SVG), ``report.json`` always, and ``report.md`` or ``report.html``.
+"""Write a report.
+
+It has figures (PNG + SVG), ``report.json`` always, and ``report.md`` or ``report.html``.
 
 The HTML is self-contained (figures embedded as base64 PNG) so it can be mailed or attached
 as one file; the Markdown links the image files next to it.
@@ -74,7 +76,8 @@ def to_markdown(blocks: list, out_dir: Path) -> str:
             parts.append(f"![{fig.title}]({png})\n\n*{fig.caption}* ([SVG]({svg}))")
         elif isinstance(block, Code):
             parts.append(
-                f"<details><summary>run configs</summary>\n\n```json\n{block.text}\n```\n\n</details>"
+                "<details><summary>run configs</summary>\n\n"
+                f"```json\n{block.text}\n```\n\n</details>"
             )
     return "\n\n".join(parts) + "\n"
 
@@ -98,7 +101,8 @@ def _relative(path: Path, base: Path) -> str:
 # --------------------------------------------------------------------------- HTML
 
 _CSS = """
-body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;
+body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;\
+max-width:1100px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.45}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
 th,td{border-bottom:1px solid #ddd;padding:.25em .7em;text-align:left;vertical-align:top}

@@ -31,12 +31,18 @@ def id_set_seed(ids: Sequence[str], seed: int) -> list[int]:
 
 
 def resample_indices(n: int, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """``(n_boot, n)`` row indices drawn with replacement (what a plain bootstrap loop would use)."""
+    """``(n_boot, n)`` row indices drawn with replacement.
+
+    These are what a plain bootstrap loop would use.
+    """
     return rng.integers(0, n, size=(n_boot, n))
 
 
 def counts_from_indices(indices: np.ndarray, n: int) -> np.ndarray:
-    """``(n_boot, n)`` multiplicities: ``counts[b, i]`` = how often row ``i`` is in resample ``b``."""
+    """``(n_boot, n)`` multiplicities.
+
+    ``counts[b, i]`` = how often row ``i`` is in resample ``b``.
+    """
     n_boot = indices.shape[0]
     offsets = (np.arange(n_boot, dtype=np.int64) * n)[:, None]
     flat = np.bincount((indices + offsets).ravel(), minlength=n_boot * n)

@@ -1,4 +1,4 @@
-"""Training: a LoRA classifier on soft labels, the losses of the literature, and the study's stages."""
+"""Training: a LoRA classifier on soft labels, the losses of the literature, the study's stages."""
 
 from .classifier import LoraSettings, SequenceClassifier, build_classifier, lora_target_modules
 from .losses import LOSSES, make_loss, midweak_radius

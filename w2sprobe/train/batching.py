@@ -43,7 +43,10 @@ def encode(tokenizer, texts: list[str], max_length: int) -> Encoded:
 
 
 def epoch_batches(lengths: np.ndarray, batch_size: int, seed: int, epoch: int) -> list[np.ndarray]:
-    """Row indices of every batch of one epoch: shuffled, bucketed by length, batch order shuffled."""
+    """Row indices of every batch of one epoch.
+
+    Rows are shuffled and bucketed by length; the batch order is shuffled too.
+    """
     rng = np.random.default_rng([seed, epoch])
     order = rng.permutation(len(lengths))
     window = batch_size * BUCKET_BATCHES

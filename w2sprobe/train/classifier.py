@@ -22,7 +22,10 @@ from ..pooling import pool
 
 @dataclass(frozen=True)
 class LoraSettings:
-    """LoRA adapter shape; ``targets=None`` = every linear projection inside the transformer blocks."""
+    """LoRA adapter shape.
+
+    ``targets=None`` means every linear projection inside the transformer blocks.
+    """
 
     enabled: bool = TrainOptions().lora
     rank: int = TrainOptions().lora_rank
@@ -40,7 +43,8 @@ class SequenceClassifier(nn.Module):
         self.pooling = pooling
         self.forward_kwargs = {"use_cache": False} if is_decoder else {}
         self.head = nn.Linear(hidden_size, 1, dtype=torch.float32)
-        # A small head starts every prediction near 1/2, as the reference initialises its score head.
+        # A small head starts every prediction near 1/2, as the reference initialises its score
+        # head.
         nn.init.normal_(self.head.weight, std=0.01)
         nn.init.zeros_(self.head.bias)
 
@@ -53,7 +57,10 @@ class SequenceClassifier(nn.Module):
         return self.head(pooled.float().to(self.head.weight.device)).squeeze(-1)
 
     def trainable_state(self) -> dict[str, torch.Tensor]:
-        """Only what training changes (LoRA + head, or everything without LoRA): small checkpoints."""
+        """Only what training changes, for small checkpoints.
+
+        That is LoRA + head, or everything without LoRA.
+        """
         names = {name for name, p in self.named_parameters() if p.requires_grad}
         return {name: t.detach().clone() for name, t in self.state_dict().items() if name in names}
 
@@ -68,8 +75,8 @@ def lora_target_modules(backbone: nn.Module, blocks_path: str) -> list[str]:
     """Full names of every linear projection (attention and MLP) inside the transformer blocks.
 
     Found from the module tree, so Llama/Mistral/Qwen (``q_proj`` ... ``down_proj``), GPT-2
-    (``c_attn``/``c_proj``/``c_fc``, Conv1D), BERT and MPNet (``query``/``q`` ... ``dense``) all work
-    without a table of names, and nothing outside the blocks (e.g. BERT's pooler) is adapted.
+    (``c_attn``/``c_proj``/``c_fc``, Conv1D), BERT and MPNet (``query``/``q`` ... ``dense``) all
+    work without a table of names, and nothing outside the blocks (e.g. BERT's pooler) is adapted.
     """
     from transformers.pytorch_utils import Conv1D
 

@@ -101,7 +101,10 @@ def sum_gradients(params: Sequence[torch.nn.Parameter], env: DistEnv, loss: floa
 
 
 def broadcast_parameters(params: Sequence[torch.nn.Parameter], env: DistEnv) -> None:
-    """Start every rank from rank 0's trainable weights (they are seeded alike; this makes it certain)."""
+    """Start every rank from rank 0's trainable weights.
+
+    They are seeded alike; this makes it certain.
+    """
     if not env.enabled:
         return
     with torch.no_grad():

@@ -4,7 +4,8 @@ Every loss takes the student's logits ``z`` (B,) and soft targets ``y`` in [0, 1
 returns the batch mean.  Names as on the command line (``--loss``):
 
 * ``xent``    cross-entropy against the soft labels: ``-(y log p + (1 - y) log(1 - p))``;
-* ``kl``      ``KL(y || p) = xent - H(y)``: the same gradient as xent, a loss that is 0 at a perfect fit;
+* ``kl``      ``KL(y || p) = xent - H(y)``: the same gradient as xent, a loss that is 0 at a
+  perfect fit;
 * ``logconf`` Burns et al.'s auxiliary confidence loss: xent against
   ``(1 - a) y + a * 1[p > t]``, ``a`` rising linearly to ``weight`` over ``warmup`` steps, ``t``
   set from the last 32 student predictions: ``threshold="quantile"`` (default, the reference
@@ -78,7 +79,10 @@ class Loss:
         return total / max(count, 1)  # count 0 (an empty window): total is a graph-keeping 0
 
     def begin_batch(self, probs: torch.Tensor, targets: torch.Tensor) -> None:
-        """See the predictions ``probs`` and ``targets`` of the whole optimizer batch (no gradient)."""
+        """See the predictions ``probs`` and ``targets`` of the whole optimizer batch.
+
+        No gradient flows here.
+        """
 
     def terms(
         self, logits: torch.Tensor, targets: torch.Tensor, step: int
@@ -233,7 +237,10 @@ def make_loss(
     radius: float = 0.15,
     logconf_threshold: str = "quantile",
 ) -> Loss:
-    """The loss called ``name``; ``radius`` must already be a number (see :func:`midweak_radius`)."""
+    """The loss called ``name``.
+
+    ``radius`` must already be a number (see :func:`midweak_radius`).
+    """
     check_loss_name(name)
     if name == "logconf":
         return LogConfLoss(aux_weight, aux_warmup, balance_batch, logconf_threshold)

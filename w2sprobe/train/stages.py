@@ -120,7 +120,8 @@ def plan_stage(request: StageRequest, cache_dir: Path) -> StagePlan:
 
 
 def default_experiment(stage: str, labels: LabelSet | None, loss: str) -> str:
-    """``weak``/``ceiling``; a student on the weak labels is named by its loss, else by its labels."""
+    """``weak``/``ceiling``; a student is named by its loss on the weak labels, else by its
+    labels."""
     if stage != "student":
         return stage
     if labels is None or labels.name == "weak":
@@ -183,7 +184,10 @@ def run_stage(plan: StagePlan, progress: ProgressFn | None = None) -> RunRecord:
 
 
 def _cached_on_rank0(plan: StagePlan, env: DistEnv) -> tuple[RunRecord | None, bool]:
-    """(the cached run on rank 0 / None elsewhere, whether rank 0 found it): one decision for all ranks."""
+    """One decision for all ranks.
+
+    Returns (the cached run on rank 0 / None elsewhere, whether rank 0 found it).
+    """
     done, verdict = None, ("train", "")
     if env.is_main:
         try:
@@ -280,7 +284,9 @@ def _metrics(
         "n": len(test.ids),
         "val_auc": fit.best_val_auc,
         "val_auc_vs_truth": _safe_auc(val.labels, val.soft),
-        "val_selection": "val AUC against the training labels (weak labels for students), as the study",
+        "val_selection": (
+            "val AUC against the training labels (weak labels for students), as the study"
+        ),
         "train_n": train_n,
         "steps": fit.steps,
         "best_step": fit.best_step,
@@ -347,7 +353,10 @@ def weak_label_set(run: RunRecord, dataset: str) -> LabelSet:
 
 
 def student_label_set(run: RunRecord, parent: LabelSet, name: str) -> LabelSet:
-    """A student's predictions on strong_train and val as labels (strong-to-strong); test stays the parent's."""
+    """A student's predictions on strong_train and val as labels (strong-to-strong).
+
+    Test stays the parent's.
+    """
     preds = run.predictions()
     ids = {s: preds[s].ids for s in ("strong_train", "val")}
     soft = {s: preds[s].soft for s in ("strong_train", "val")}

@@ -57,7 +57,10 @@ _WHOLE_BATCH_LOSSES = ("window", "logconf")
 
 
 class TrainingWarning(UserWarning):
-    """Training ran, but something about it needs the researcher's attention (also in metrics.json)."""
+    """Training ran, but something about it needs the researcher's attention.
+
+    It is also recorded in metrics.json.
+    """
 
 
 _TRAIN = TrainOptions()
@@ -190,7 +193,10 @@ class Trainer:
     # ------------------------------------------------------------------ training
 
     def fit(self, train: Examples, val: Examples) -> FitResult:
-        """Train, evaluating on ``val`` every ``eval_every`` steps; the model ends at its best checkpoint."""
+        """Train, evaluating on ``val`` every ``eval_every`` steps.
+
+        The model ends at its best checkpoint.
+        """
         cfg = self.config
         if len(train.texts) == 0:
             raise UsageError("no training examples")
@@ -252,8 +258,10 @@ class Trainer:
                 {
                     "code": "warmup_longer_than_run",
                     "message": (
-                        f"the schedule has {total_steps} optimizer steps but {cfg.warmup_steps} warmup steps: the "
-                        f"warmup is cut to {total_steps}, so the learning rate only rises and never decays "
+                        f"the schedule has {total_steps} optimizer steps "
+                        f"but {cfg.warmup_steps} warmup steps: the "
+                        f"warmup is cut to {total_steps}, "
+                        "so the learning rate only rises and never decays "
                         "(more data, more epochs or fewer --warmup-steps)"
                     ),
                 }
@@ -272,7 +280,8 @@ class Trainer:
                 {
                     "code": "val_auc_undefined",
                     "message": (
-                        f"all {hardened.size} val labels lie on one side of 1/2 (range [{low:.3f}, {high:.3f}]): val AUC "
+                        f"all {hardened.size} val labels lie on one side of 1/2 "
+                        f"(range [{low:.3f}, {high:.3f}]): val AUC "
                         "is undefined, so no checkpoint can be selected and the last step is kept"
                     ),
                 }
@@ -424,7 +433,8 @@ class Trainer:
         optimizer.load_state_dict(saved["optimizer"])
         scheduler.load_state_dict(saved["scheduler"])
         ranks = saved.get("ranks") or []
-        # Same world size: each rank continues its own streams; otherwise rank 0's are the best guess.
+        # Same world size: each rank continues its own streams; otherwise rank 0's are the best
+        # guess.
         mine = ranks[self.env.rank] if len(ranks) == self.env.world_size else saved
         loss_fn.load_state_dict(mine["loss"])
         torch.set_rng_state(mine["rng"])
