@@ -201,6 +201,7 @@ def test_kill_9_then_launcher_resumes(tmp_path, tiny_models, shared_data, refere
     assert not list(tmp_path.glob("c/runs/*/*/checkpoint.pt"))
 
 
+@pytest.mark.slow  # spawns processes (or reuses the torchrun reference run)
 def test_device_map_single_process_matches(tmp_path, tiny_models, shared_data, reference, capsys):
     """``--device-map auto`` goes through from_pretrained's placement; on one CPU: the same run."""
     config = write_config(tmp_path, tiny_models, shared_data)

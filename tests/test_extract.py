@@ -256,6 +256,7 @@ def _extract_in_process(model: str, cache: str, queue) -> None:
     queue.put(result.cache_hit)
 
 
+@pytest.mark.slow  # spawns processes (or reuses the torchrun reference run)
 def test_two_processes_on_one_key_do_not_corrupt_each_other(tiny_models, tmp_path):
     ctx = multiprocessing.get_context("spawn")
     queue = ctx.Queue()

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from .errors import UsageError
 from .graph import Blocked, Graph, Mode, NodeOutcome, Reporter, deal, first_line, parse_shard
 from .options import Options
-from .study import FILTER, RELABEL, LabelRecipe, Study
+from .study import FILTER, RELABEL, LabelRecipe, Study, s2s_name
 
 LOSSES = ("xent", "kl", "logconf", "entropy", "window")
 PROBE_EXPERIMENTS = ("knn-probe", "logreg-probe")
@@ -67,7 +67,7 @@ def stage_names(experiments: list[str], s2s_iters: int) -> list[str]:
         loss for loss in LOSSES if loss in experiments or (loss == "xent" and "s2s" in experiments)
     ]
     if "s2s" in experiments:
-        names += [f"s2s-{i}" for i in range(1, s2s_iters + 1)]
+        names += [s2s_name(i, "xent") for i in range(1, s2s_iters + 1)]
     probe_work = [name for name in experiments if name in GROUPS["probes"]]
     return names + (["extract", *probe_work] if probe_work else [])
 

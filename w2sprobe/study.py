@@ -275,7 +275,7 @@ class Study:
             labels = self.weak_labels()
             return self.student(labels, loss), labels
         parent_run, parent_labels = self._s2s(iteration - 1, loss)
-        name = f"s2s-{iteration}" if loss == "xent" else f"{loss}+s2s-{iteration}"
+        name = s2s_name(iteration, loss)
         labels = self._save(student_label_set(parent_run, parent_labels, name))
         return self.student(labels, loss, experiment=name), labels
 
@@ -571,6 +571,11 @@ class Study:
             f"probe {name}: fit {probe} on layer {layer} against {labels.name}",
             f"w2sprobe probe --probe {probe} --labels {labels.name} {self._flags()}",
         )
+
+
+def s2s_name(iteration: int, loss: str) -> str:
+    """``s2s-2`` for the xent chain, ``logconf+s2s-2`` for another loss's."""
+    return f"s2s-{iteration}" if loss == "xent" else f"{loss}+s2s-{iteration}"
 
 
 def _recipe_of(name: str) -> LabelRecipe | None:

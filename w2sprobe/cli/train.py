@@ -114,11 +114,10 @@ def _request(study, stage: str) -> list:
             return study.student(labels, opts.train.loss)
 
         return [request(study, "student", student)]
+    from ..study import s2s_name
+
     loss = opts.train.loss
-    names = [loss] + [
-        f"s2s-{i}" if loss == "xent" else f"{loss}+s2s-{i}"
-        for i in range(1, opts.train.s2s_iters + 1)
-    ]
+    names = [loss] + [s2s_name(i, loss) for i in range(1, opts.train.s2s_iters + 1)]
     for name in names:
         study.graph.target(study.dataset, study.seed, name)
     runs = [request(study, loss, lambda: study.student(study.weak_labels(), loss))]
