@@ -232,3 +232,11 @@ def test_label_set_round_trip_align_and_ambiguity(tmp_path):
     with pytest.raises(Exception, match="ambiguous"):
         find_label_set(tmp_path, "toy", "weak")
     assert find_label_set(tmp_path, "toy", first.key).manifest == {"seed": 0}
+
+
+def test_sweep_output_of_a_file_dataset_stays_inside_the_cache(tmp_path):
+    from w2sprobe.probes.sweep import sweep_dir
+
+    folder = sweep_dir(tmp_path / "cache", "/abs/data/reviews.jsonl", "0123abcd")
+    assert folder.parent.parent == tmp_path / "cache" / "sweeps"
+    assert folder.name == "0123abcd" and "/" not in folder.parent.name

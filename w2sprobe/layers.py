@@ -39,7 +39,7 @@ def parse_layer_spec(
         elif item.lstrip("-").isdigit():
             layers.add(int(item))
         else:
-            raise UsageError(f"layers must be integers or 'all'; got '{item}'")
+            raise UsageError(f"layers must be 'all' or integers like 4,8,16; got '{item}'")
     bad = [layer for layer in sorted(layers) if not 0 <= layer <= num_layers]
     if bad:
         raise UsageError(layer_range_message(bad[0], num_layers, model))

@@ -21,6 +21,7 @@ import torch
 from .. import __version__
 from ..errors import UsageError
 from ..hashing import short_hash
+from ..layers import parse_layer_spec
 from ..models import ModelRef, default_pooling_for, resolve_device, resolve_dtype, resolve_model
 from ..models.layout import text_config
 from ..pooling import check_pooling
@@ -118,28 +119,14 @@ def plan_extraction(request: ExtractRequest, cache_dir: Path) -> ExtractPlan:
 
 
 def parse_layers(layers: list[int] | str | int, num_layers: int) -> list[int]:
-    """``"all"`` / ``"4,8,16"`` / ``[16]`` -> sorted unique layers, each checked against 0..L."""
-    if isinstance(layers, int):
-        layers = [layers]
-    if isinstance(layers, str):
-        text = layers.strip().lower()
-        if text == "all":
-            return list(range(num_layers + 1))
-        try:
-            layers = [int(part) for part in text.split(",") if part.strip()]
-        except ValueError:
-            raise UsageError(
-                f"layers must be 'all' or integers like 4,8,16; got '{text}'"
-            ) from None
-    if not layers:
+    """``"all"`` / ``"4,8,16"`` / ``[16]`` -> sorted unique layers of a model with ``num_layers``
+    blocks (``all`` = every layer 0..L), each checked against 0..L: :mod:`w2sprobe.layers`."""
+    chosen = parse_layer_spec(
+        layers if not isinstance(layers, int) else [layers], list(range(num_layers + 1)), num_layers
+    )
+    if not chosen:
         raise UsageError("no layers requested")
-    bad = [layer for layer in layers if not 0 <= int(layer) <= num_layers]
-    if bad:
-        raise UsageError(
-            f"layer {bad[0]} is outside 0..{num_layers} for this model "
-            f"({num_layers} blocks; layer 0 = embeddings, layer i = output of block i)"
-        )
-    return sorted({int(layer) for layer in layers})
+    return chosen
 
 
 def ordered_splits(request: ExtractRequest) -> list:
