@@ -126,4 +126,3 @@ def test_shards_deal_every_unit_to_exactly_one_worker():
     for bad in ("3/3", "-1/2", "1", "a/b", "0/0"):
         with pytest.raises(Exception, match="--shard must be i/n"):
             parse_shard(bad)
-
