@@ -78,6 +78,16 @@ def current() -> DistEnv:
     return DistEnv()
 
 
+def shutdown() -> None:
+    """Leave the process group before the process exits.
+
+    Without it the gloo worker threads are torn down by static destructors at exit, which under
+    load can abort a rank ("terminate called without an active exception").
+    """
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()

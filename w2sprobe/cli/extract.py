@@ -59,7 +59,7 @@ def extract(
     --layer N extracts that layer (HF hidden_states numbering: 0 = embeddings, i = block i);
     --layers takes a comma list or all. Under torchrun the rows are split across the processes.
     """
-    from ..distributed import current, launch_torchrun, validate_launcher
+    from ..distributed import current, launch_torchrun, shutdown, validate_launcher
 
     if model is not None:
         opts = opts.replace(strong_model=model)
@@ -71,11 +71,15 @@ def extract(
             launch_torchrun(nproc, worker_argv(ctl.context, drop=("launcher", "nproc")))
         )
     study = open_study(opts, ctl)
-    plan = request(study, "extract", lambda: study.extraction(layers))
+    try:
+        plan = request(study, "extract", lambda: study.extraction(layers))
+        is_main = current().is_main
+    finally:
+        shutdown()  # under torchrun: leave the group cleanly before the process exits
     if ctl.plan:
         show_plan(study.graph.outcomes, ctl.as_json, "extract")
         return
-    if not current().is_main:
+    if not is_main:
         return  # rank 0 speaks for the whole group
     summary = {
         "command": "extract",

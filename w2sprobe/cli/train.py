@@ -49,9 +49,14 @@ def train(
     """Train one stage: weak (weak model, ground truth), ceiling (strong model, ground truth),
     student (strong model on --labels with --loss) or s2s (the --loss student of the weak labels,
     then --s2s-iters strong-to-strong iterations). Missing inputs are built first."""
-    from ..distributed import env_world_size, init_from_env, launch_torchrun, validate_launcher
+    from ..distributed import (
+        env_world_size,
+        init_from_env,
+        launch_torchrun,
+        shutdown,
+        validate_launcher,
+    )
     from ..models import check_device_map, resolve_device
-    from ..train.distributed import shutdown
 
     if stage not in STAGES:
         raise UsageError(f"unknown stage '{stage}'; use one of {', '.join(STAGES)}")

@@ -143,12 +143,6 @@ def main_rank_lock(lock_factory, env: DistEnv) -> Iterator[None]:
         yield
 
 
-def shutdown() -> None:
-    """Leave the process group (torch warns when a process exits still in one)."""
-    if dist.is_available() and dist.is_initialized():
-        dist.destroy_process_group()
-
-
 def _buckets(params: Sequence[torch.nn.Parameter]) -> Iterator[list[torch.nn.Parameter]]:
     bucket, size = [], 0
     for p in params:
