@@ -9,7 +9,7 @@ import typer
 from ..errors import UsageError
 from ..options import Options
 from .common import emit_json, layer_summary, open_study, request, show_plan, stderr
-from .params import DATA, Control, options_command
+from .params import DATA, Control, LauncherOpt, NprocOpt, options_command
 
 EXTRACT = (
     "strong_model",
@@ -34,25 +34,8 @@ def extract(
             help=("Model to extract: alias, HF folder or hub id [default: strong_model]"),
         ),
     ] = None,
-    launcher: Annotated[
-        Optional[str],
-        typer.Option(
-            "--launcher",
-            metavar="[none|torchrun]",
-            help=(
-                "torchrun: run as --nproc data-parallel processes on this machine "
-                "(the same file as one process)."
-            ),
-        ),
-    ] = None,
-    nproc: Annotated[
-        Optional[int],
-        typer.Option(
-            "--nproc",
-            metavar="INTEGER",
-            help=("Processes for --launcher torchrun (on CUDA at most the visible GPUs)."),
-        ),
-    ] = None,
+    launcher: LauncherOpt = None,
+    nproc: NprocOpt = None,
 ) -> None:
     """Run MODEL once over every split of DATASET and cache the requested layers in HDF5.
 

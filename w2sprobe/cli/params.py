@@ -205,3 +205,22 @@ def options_command(
 def resolve_options(config: str | None = None, **cli: Any) -> Options:
     """Options for commands outside the generator (``config show``)."""
     return resolve(cli, config)
+
+
+#: ``--launcher`` / ``--nproc``, the same for every command that can run data-parallel.
+LauncherOpt = Annotated[
+    Optional[str],
+    typer.Option(
+        "--launcher",
+        metavar="[none|torchrun]",
+        help="torchrun: run as --nproc data-parallel processes on this machine.",
+    ),
+]
+NprocOpt = Annotated[
+    Optional[int],
+    typer.Option(
+        "--nproc",
+        metavar="INTEGER",
+        help="Processes for --launcher torchrun (on CUDA at most the visible GPUs).",
+    ),
+]

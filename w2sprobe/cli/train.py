@@ -6,7 +6,7 @@ Data-parallel under ``torchrun --nproc-per-node N -m w2sprobe train ...``, or wi
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -14,7 +14,7 @@ from ..errors import UsageError
 from ..options import Options
 from .common import emit_json, fmt, open_study, request, show_plan, stdout
 from .extract import worker_argv
-from .params import DATA, Control, group, options_command
+from .params import DATA, Control, LauncherOpt, NprocOpt, group, options_command
 
 MODELS = ("weak_model", "strong_model", "dtype", "device_map", "pooling", "max_length")
 TRAINING = group("train")
@@ -29,22 +29,8 @@ def train(
         str,
         typer.Argument(metavar="STAGE", help="weak | ceiling | student | s2s", show_default=False),
     ],
-    launcher: Annotated[
-        Optional[str],
-        typer.Option(
-            "--launcher",
-            metavar="[none|torchrun]",
-            help=("torchrun: run data-parallel as --nproc torchrun workers on this machine."),
-        ),
-    ] = None,
-    nproc: Annotated[
-        Optional[int],
-        typer.Option(
-            "--nproc",
-            metavar="INTEGER",
-            help=("Workers for --launcher torchrun (at most the GPUs visible; any number on CPU)."),
-        ),
-    ] = None,
+    launcher: LauncherOpt = None,
+    nproc: NprocOpt = None,
 ) -> None:
     """Train one stage: weak (weak model, ground truth), ceiling (strong model, ground truth),
     student (strong model on --labels with --loss) or s2s (the --loss student of the weak labels,
