@@ -45,6 +45,12 @@ class NodeOutcome:
 class Reporter:
     """Progress hooks; the CLI subclasses it, the library stays silent."""
 
+    def stage(
+        self, dataset: str, stage: str, place: tuple[int, int], step: tuple[int, int]
+    ) -> None:
+        """A plan is about to ask for stage ``step`` (1-based, of a total) of the ``place``-th of
+        its dataset x seed units."""
+
     def building(self, dataset: str, stage: str, what: str, prerequisite: bool) -> None:
         """A node is about to be built (``what`` says how, e.g. ``train weak minilm on sst2``)."""
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from .errors import UsageError
 from .hashing import short_hash
-from .workspace import slug
+from .workspace import slug_dir
 
 
 @dataclass
@@ -94,7 +94,7 @@ def lineage(labels: LabelSet) -> dict:
 
 
 def labels_root(cache_dir: Path, dataset: str) -> Path:
-    return Path(cache_dir) / "labels" / slug(dataset)
+    return slug_dir(Path(cache_dir) / "labels", dataset)
 
 
 def save_label_set(labels: LabelSet, cache_dir: Path) -> Path:

@@ -128,23 +128,24 @@ def run_plan(
     graph = Graph(mode, reporter)
     graph.shards.update(owner)
     results = []
-    for dataset in datasets:
-        for seed in seeds:
-            mine = [name for name in names if owner[(dataset, seed, name)] == shard[0]]
-            if not mine:
-                continue
-            study = Study(options.replace(seed=seed, dataset=[dataset]), dataset, graph)
-            for name in mine:
-                graph.target(dataset, seed, name)
-            error = _run_stages(study, mine)
-            stages = [o for o in graph.outcomes if o.dataset == dataset and o.seed == seed]
-            results.append(DatasetResult(dataset, seed, stages, error))
+    units = [(dataset, seed) for dataset in datasets for seed in seeds]
+    for place, (dataset, seed) in enumerate(units, start=1):
+        mine = [name for name in names if owner[(dataset, seed, name)] == shard[0]]
+        if not mine:
+            continue
+        study = Study(options.replace(seed=seed, dataset=[dataset]), dataset, graph)
+        for name in mine:
+            graph.target(dataset, seed, name)
+        error = _run_stages(study, mine, (place, len(units)))
+        stages = [o for o in graph.outcomes if o.dataset == dataset and o.seed == seed]
+        results.append(DatasetResult(dataset, seed, stages, error))
     return results
 
 
-def _run_stages(study: Study, names: list[str]) -> str | None:
+def _run_stages(study: Study, names: list[str], place: tuple[int, int]) -> str | None:
     """Ask for each stage in order; a plan skips what it cannot key, a failure ends the dataset."""
-    for name in names:
+    for step, name in enumerate(names, start=1):
+        study.graph.reporter.stage(study.dataset, name, place, (step, len(names)))
         try:
             stage_request(study, name)()
         except Blocked:

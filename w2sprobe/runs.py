@@ -22,7 +22,7 @@ import numpy as np
 
 from .errors import UsageError
 from .jsonutil import finite
-from .workspace import slug
+from .workspace import slug_dir
 
 STAGES = ("weak", "ceiling", "student", "probe")
 
@@ -59,7 +59,7 @@ class RunRecord:
 
 
 def runs_root(cache_dir: Path, dataset: str) -> Path:
-    return Path(cache_dir) / "runs" / slug(dataset)
+    return slug_dir(Path(cache_dir) / "runs", dataset)
 
 
 def run_dir(cache_dir: Path, dataset: str, key: str) -> Path:

@@ -24,10 +24,28 @@ def ensure_writable_dir(path: Path) -> Path:
 
 
 def slug(text: str) -> str:
-    """A filesystem-safe name for a model id or path.
+    """A visible, filesystem-safe folder name for a model id, dataset name or path.
 
-    ``Qwen/Qwen1.5-0.5B`` -> ``Qwen--Qwen1.5-0.5B``.
+    ``Qwen/Qwen1.5-0.5B`` -> ``Qwen--Qwen1.5-0.5B``; ``./my-minilm`` -> ``my-minilm``;
+    ``/data/reviews.csv`` -> ``data--reviews.csv``.  Leading dots and dashes are dropped so a
+    relative or absolute path never becomes a hidden folder; two paths with one name share a
+    folder safely, because the keys inside hash the weights or the data themselves.
     """
+    return legacy_slug(text).lstrip("._-") or "model"
+
+
+def legacy_slug(text: str) -> str:
+    """The folder name caches written before visible slugs used (``./x`` -> ``.--x``)."""
     text = str(text).strip().rstrip("/")
     text = text.replace("/", "--")
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text) or "model"
+
+
+def slug_dir(parent: Path, text: str) -> Path:
+    """``parent / slug(text)``, or the legacy folder of an older cache when only that exists."""
+    folder = Path(parent) / slug(text)
+    if not folder.exists():
+        legacy = Path(parent) / legacy_slug(text)
+        if legacy != folder and legacy.is_dir():
+            return legacy
+    return folder

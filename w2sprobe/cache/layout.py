@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..workspace import slug
+from ..workspace import slug_dir
 
 #: Splits in the order they are stored and extracted.
 SPLIT_ORDER = ("weak_train", "strong_train", "val", "test")
@@ -33,7 +33,7 @@ def acts_root(cache_dir: Path) -> Path:
 
 def activation_path(cache_dir: Path, model: str, dataset: str, key: str) -> Path:
     """``<cache>/acts/<model-slug>/<dataset-slug>/<key>.h5``."""
-    return acts_root(cache_dir) / slug(model) / slug(dataset) / f"{key}.h5"
+    return slug_dir(slug_dir(acts_root(cache_dir), model), dataset) / f"{key}.h5"
 
 
 def partial_path(path: Path) -> Path:

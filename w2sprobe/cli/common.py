@@ -1,4 +1,4 @@
-"""Output shared by the commands: the JSON summary, progress bars and the graph reporter."""
+"""Output shared by the commands: the JSON summary, tables, plans, and opening a study."""
 
 from __future__ import annotations
 
@@ -7,12 +7,13 @@ import sys
 from typing import Any
 
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from ..jsonutil import finite
+from .progress import GraphReporter, StageBar, stderr
 
-#: Progress bars and messages go to stderr; tables to stdout unless ``--json`` claims it.
-stderr = Console(stderr=True)
+__all__ = ["GraphReporter", "RowProgress", "emit_json", "open_study", "request", "stderr", "stdout"]
+
+#: Tables go to stdout unless ``--json`` claims it; progress and messages go to stderr.
 stdout = Console()
 
 
@@ -31,94 +32,9 @@ def layer_summary(layers: list[int]) -> str:
     )
 
 
-class RowProgress:
-    """A progress bar on stderr that appears only once work starts.
-
-    Cache hits and errors print none.
-    """
-
-    def __init__(self, description: str):
-        self.description = description
-        self._bar: Progress | None = None
-        self._task = None
-
-    def update(self, done: int, total: int, *_: Any) -> None:
-        if self._bar is None:
-            # Off when stderr is not a terminal: logs get the commands' summary lines instead.
-            self._bar = Progress(
-                TextColumn("[bold]{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeRemainingColumn(),
-                console=stderr,
-                transient=True,
-                disable=not stderr.is_terminal,
-            )
-            self._bar.start()
-            self._task = self._bar.add_task(self.description, total=total)
-        self._bar.update(self._task, completed=done, total=total)
-
-    def __enter__(self) -> "RowProgress":
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        if self._bar is not None:
-            self._bar.stop()
-
-
-class StepProgress(RowProgress):
-    """A training progress bar: steps, plus the latest loss and val AUC in its description."""
-
-    def update(self, done: int, total: int, info: dict | None = None) -> None:
-        super().update(done, total)
-        if info and self._bar is not None:
-            extra = f" loss {info['loss']:.3f}" if "loss" in info else ""
-            if info.get("val_auc") is not None:
-                self.last_val = f" val AUC {info['val_auc']:.3f}"
-            self._bar.update(
-                self._task, description=f"{self.description}{extra}{getattr(self, 'last_val', '')}"
-            )
-
-    def reset(self, description: str) -> None:
-        """Start a fresh bar for the next stage."""
-        self.__exit__()
-        self._bar, self.description = None, description
-
-
-class GraphReporter:
-    """Says on stderr what a command builds (prerequisites included) and shows its progress."""
-
-    def __init__(self, quiet: bool = False, log_done: bool = False):
-        self.quiet, self.log_done = quiet, log_done
-        self.bar: StepProgress | None = None
-
-    def building(self, dataset: str, stage: str, what: str, prerequisite: bool) -> None:
-        if not self.quiet:
-            stderr.print(f"building {what} ...", highlight=False)
-        self.bar = StepProgress(f"{dataset} {stage}")
-
-    def progress(self, done: int, total: int, info: dict | None = None) -> None:
-        if self.bar is not None and not self.quiet:
-            self.bar.update(
-                done, total, info if isinstance(info, dict) else None
-            )  # extraction passes tokens
-
-    def done(self, outcome) -> None:
-        if self.bar is not None:
-            self.bar.__exit__()
-            self.bar = None
-        if self.quiet or not self.log_done or outcome.status == "to run":
-            return
-        m = outcome.metrics
-        scores = "" if m.get("auc") is None else f"  AUC {m['auc']:.4f}"
-        if m.get("pgr") is not None:
-            scores += f"  PGR {m['pgr']:+.3f}"
-        error = f"  {m['error']}" if "error" in m else ""
-        stderr.print(
-            f"{outcome.dataset:<14} {outcome.stage:<15} {outcome.status:<7} {outcome.seconds:7.1f}s"
-            f"{scores}{error}",
-            highlight=False,
-        )
+def RowProgress(description: str, unit: str = "step") -> StageBar:  # noqa: N802 - a bar factory
+    """A progress bar on stderr for work outside the graph (the report's bootstrap)."""
+    return StageBar(description, unit)
 
 
 def fmt(value: Any) -> str:

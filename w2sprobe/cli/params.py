@@ -20,6 +20,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..options import SPECS, Options, OptionSpec, resolve
+from .progress import configure as configure_output
 
 METAVARS = {
     "int": "INTEGER",
@@ -47,6 +48,7 @@ class Control:
     as_json: bool = False
     plan: bool = False
     no_build: bool = False
+    quiet: bool = False
     context: Any = None  # typer.Context: a torchrun launcher rebuilds the command line from it
 
     @property
@@ -126,6 +128,9 @@ CONTROL_PARAMETERS = {
     "as_json": _flag(
         "as_json", "--json", "Print one JSON object summarising what was done on stdout."
     ),
+    "quiet": _flag(
+        "quiet", "--quiet", "No progress or notices on stderr (warnings and errors still show)."
+    ),
     "plan": _flag("plan", "--plan", "List what would be built and what is cached; build nothing."),
     "no_build": _flag(
         "no_build", "--no-build", "Refuse instead of building missing prerequisites."
@@ -164,6 +169,7 @@ def options_command(
         "config",
         *(["preset"] if preset else []),
         "as_json",
+        "quiet",
         *(["plan", "no_build"] if graph else []),
     ]
 
@@ -184,11 +190,13 @@ def options_command(
         @functools.wraps(body)
         def command(**kwargs: Any) -> Any:
             ctl = Control(
-                kwargs.pop("as_json", False),
-                kwargs.pop("plan", False),
-                kwargs.pop("no_build", False),
-                kwargs.pop("ctx"),
+                as_json=kwargs.pop("as_json", False),
+                plan=kwargs.pop("plan", False),
+                no_build=kwargs.pop("no_build", False),
+                quiet=kwargs.pop("quiet", False),
+                context=kwargs.pop("ctx"),
             )
+            configure_output(quiet=ctl.quiet)
             config, preset_name = kwargs.pop("config", None), kwargs.pop("preset", None)
             own_values = {p.name: kwargs.pop(p.name) for p in own}
             opts = resolve(kwargs, config, preset_name)

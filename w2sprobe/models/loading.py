@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,8 @@ from torch import nn
 from ..errors import UsageError
 from .assets import ALIASES, alias_folder, assets_dir
 from .runtime import check_device_map
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,7 @@ def load_model(
     placed by ``from_pretrained`` (accelerate) across devices, for a model too big for one."""
     from transformers import AutoModel
 
+    log.info("loading model %s ...", ref.name)
     if device_map:
         return _load(AutoModel, ref, dtype=dtype, device_map=check_device_map(device_map)).eval()
     model = _load(AutoModel, ref, dtype=dtype)

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..hashing import short_hash
-from ..workspace import slug
+from ..workspace import slug_dir
 
 if TYPE_CHECKING:
     from ..study import Study
@@ -37,7 +37,7 @@ def parse_grid(text: str | None, param: str, default) -> list:
 
 def sweep_dir(cache_dir: Path, dataset: str, key: str) -> Path:
     """Where a sweep's table and plot go: ``<cache>/sweeps/<dataset slug>/<key>``."""
-    return Path(cache_dir) / "sweeps" / slug(dataset) / key
+    return slug_dir(Path(cache_dir) / "sweeps", dataset) / key
 
 
 def run_sweep(
