@@ -37,13 +37,13 @@ def test_relabel_exactly_as_written_builds_weak_labels_and_activations(empty, ca
     code, out, err = run_cli(capsys, "relabel", "--probe", "knn", "--k", "50", "--plan")
     assert code == 0, err
     planned = [line.split() for line in out.splitlines() if line.startswith("to run")]
-    assert [row[3] for row in planned] == ["weak", "extract", "labels:knn-relabel"]
+    assert [row[3] for row in planned] == ["weak", "extract", "labels:knn-relabel@weak"]
     assert files_under(empty / "c") == []  # a plan writes nothing
 
     code, out, err = run_cli(capsys, "relabel", "--probe", "knn", "--k", "50")
     assert code == 0, err
     assert "building weak labels: train weak" in err and "building activations: extract" in err
-    (meta,) = [m for m in list_label_sets(Path("c"), "sst2") if m["name"] == "knn-relabel"]
+    (meta,) = [m for m in list_label_sets(Path("c"), "sst2") if m["name"] == "knn-relabel@weak"]
     assert meta["key"] in out
     relabeled = find_label_set(Path("c"), "sst2", meta["key"])
     weak = find_label_set(Path("c"), "sst2", "weak")

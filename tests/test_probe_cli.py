@@ -11,6 +11,7 @@ import pytest
 from conftest import run_cli
 
 from w2sprobe.cache import ActivationStore, list_entries
+from w2sprobe.errors import UsageError
 from w2sprobe.labels import (
     LabelSet,
     find_label_set,
@@ -113,7 +114,7 @@ def test_filter_drops_exactly_the_fraction_and_reports_precision(capsys, cached)
 def test_relabel_exactly_as_written_equals_the_probe_api(capsys, cached):
     code, _, err = run(capsys, "relabel", "--probe", "knn", "--k", "50")
     assert code == 0, err
-    (meta,) = [m for m in list_label_sets(Path("c"), "sst2") if m["name"] == "knn-relabel"]
+    (meta,) = [m for m in list_label_sets(Path("c"), "sst2") if m["name"] == "knn-relabel@weak"]
     relabeled = load_label_set(Path("c") / "labels" / "sst2" / meta["key"])
     with ActivationStore.open(cached["path"]) as store:
         probe = KnnProbe(k=50).fit(store.get("strong_train", 2), cached["soft"]["strong_train"])
@@ -240,3 +241,45 @@ def test_sweep_output_of_a_file_dataset_stays_inside_the_cache(tmp_path):
     folder = sweep_dir(tmp_path / "cache", "/abs/data/reviews.jsonl", "0123abcd")
     assert folder.parent.parent == tmp_path / "cache" / "sweeps"
     assert folder.name == "0123abcd" and "/" not in folder.parent.name
+
+
+def _toy_set(name: str, seed: int, parent: str = "weak") -> LabelSet:
+    ids = {"strong_train": np.array(["a", "b"]), "val": np.array(["c"])}
+    soft = {"strong_train": np.array([0.2, 0.8]), "val": np.array([0.6])}
+    return LabelSet(name, "toy", ids, soft, {"seed": seed, "parent_name": parent})
+
+
+def test_default_names_say_what_a_set_is_made_of():
+    from w2sprobe.study import LabelRecipe, _recipe_of
+
+    assert LabelRecipe("relabel", "knn").default_name == "knn-relabel@weak"
+    assert LabelRecipe("filter", "knn", parent="gt").default_name == "knn-filter@gt"
+    assert _recipe_of("knn-relabel@gt") == LabelRecipe("relabel", "knn", parent="gt")
+    chained = _recipe_of("logreg-filter@knn-relabel@weak")
+    assert chained == LabelRecipe("filter", "logreg", parent="knn-relabel@weak")
+    assert _recipe_of("knn-filter") == LabelRecipe("filter", "knn", parent="weak")
+    assert _recipe_of("weak") is None and _recipe_of("topo-relabel") is None
+
+
+def test_short_name_finds_the_one_set_and_lists_several(tmp_path):
+    weak_made = save_label_set(_toy_set("knn-relabel@weak", 0), tmp_path)
+    assert find_label_set(tmp_path, "toy", "knn-relabel").key == weak_made.name
+    save_label_set(_toy_set("knn-relabel@gt", 1, parent="gt"), tmp_path)
+    # The full name is never ambiguous; the short one lists each candidate with its parent.
+    assert find_label_set(tmp_path, "toy", "knn-relabel@weak").key == weak_made.name
+    with pytest.raises(UsageError) as error:
+        find_label_set(tmp_path, "toy", "knn-relabel")
+    message = str(error.value)
+    assert "ambiguous" in message and weak_made.name in message
+    assert "= knn-relabel@weak (from weak, made 20" in message
+    assert "= knn-relabel@gt (from gt, made 20" in message
+
+
+def test_relabel_twice_from_different_parents_gives_two_names(capsys, cached):
+    for parent in ("weak", "gt"):
+        code, _, err = run(capsys, "relabel", "--probe", "knn", "--labels", parent, "--json")
+        assert code == 0, err
+    names = {m["name"] for m in list_label_sets(Path("c"), "sst2")}
+    assert {"knn-relabel@weak", "knn-relabel@gt"} <= names
+    code, _, err = run(capsys, "train", "student", "--labels", "knn-relabel", "--plan")
+    assert code == 2 and "ambiguous" in err and "knn-relabel@gt (from gt" in err

@@ -4,7 +4,7 @@ Weak labels, probe-filtered sets (which simply omit ids) and probe-relabeled set
 kind of thing, stored as ``<cache>/labels/<dataset>/<key>/`` holding ``labels.csv``
 (``split,id,soft_label``) and ``manifest.json``.  The key is a hash of the manifest, so a set
 made from different inputs never overwrites another; ``name`` is the human handle
-(``weak``, ``knn-filter``, ...) that ``--labels NAME`` resolves when it is unambiguous.
+(``weak``, ``knn-filter@weak``, ...) that ``--labels NAME`` resolves when it is unambiguous.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,6 +118,7 @@ def save_label_set(labels: LabelSet, cache_dir: Path) -> Path:
             "name": labels.name,
             "dataset": labels.dataset,
             "key": labels.key,
+            "created": time.time(),  # not part of the key: only shown to tell sets apart
             "sizes": labels.sizes(),
             "manifest": labels.manifest,
         }
@@ -164,21 +166,52 @@ def list_label_sets(cache_dir: Path, dataset: str) -> list[dict]:
     return found
 
 
+def sets_named(stored: list[dict], name: str) -> list[dict]:
+    """The stored sets ``name`` refers to: that exact name, or for a name without ``@`` (like
+    ``knn-relabel``) also every ``knn-relabel@<parent>``."""
+    return [
+        m
+        for m in stored
+        if m["name"] == name or ("@" not in name and m["name"].startswith(f"{name}@"))
+    ]
+
+
 def find_label_set(cache_dir: Path, dataset: str, name_or_key: str) -> LabelSet:
-    """The label set of ``dataset`` with this key, or the one set with this name."""
+    """The label set of ``dataset`` with this key, or the one set this name refers to."""
     root = labels_root(cache_dir, dataset)
     if (root / name_or_key / "manifest.json").is_file():
         return load_label_set(root / name_or_key)
-    matches = [m for m in list_label_sets(cache_dir, dataset) if m["name"] == name_or_key]
-    if len(matches) == 1:
-        return load_label_set(root / matches[0]["key"])
+    stored = list_label_sets(cache_dir, dataset)
+    matches = sets_named(stored, name_or_key)
+    exact = [m for m in matches if m["name"] == name_or_key]
+    if len(exact) == 1 or len(matches) == 1:
+        return load_label_set(root / (exact or matches)[0]["key"])
     if not matches:
-        known = sorted({m["name"] for m in list_label_sets(cache_dir, dataset)})
+        known = sorted({m["name"] for m in stored})
         raise UsageError(
             f"no label set '{name_or_key}' for dataset {dataset}"
             + (f"; stored: {', '.join(known)}" if known else "; none stored yet")
         )
-    keys = ", ".join(m["key"] for m in matches)
     raise UsageError(
-        f"label set name '{name_or_key}' is ambiguous for {dataset}; use a key: {keys}"
+        f"label set name '{name_or_key}' is ambiguous for {dataset}; pass one of these keys "
+        f"(or its full name): {'; '.join(_describe(m, root) for m in matches)}"
     )
+
+
+def _describe(meta: dict, root: Path) -> str:
+    """``3f2a... = knn-relabel@weak (from weak, made 2026-12-02 01:40)``."""
+    parent = meta.get("manifest", {}).get("parent_name") or meta.get("manifest", {}).get("parent")
+    return (
+        f"{meta['key']} = {meta['name']}"
+        f" (from {parent or 'the weak run'}, made {_created(meta, root)})"
+    )
+
+
+def _created(meta: dict, root: Path) -> str:
+    stamp = meta.get("created")
+    if stamp is None:  # sets saved before creation times were recorded: the file's time
+        try:
+            stamp = (root / meta["key"] / "manifest.json").stat().st_mtime
+        except OSError:
+            return "at an unknown time"
+    return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))

@@ -29,6 +29,7 @@ from .labels import (
     list_label_sets,
     load_label_set,
     save_label_set,
+    sets_named,
 )
 from .layers import default_probe_layer, extraction_request, layer_range_message, parse_layer_spec
 from .options import Options
@@ -59,6 +60,12 @@ class LabelRecipe:
 
     @property
     def default_name(self) -> str:
+        """What it is made of: ``knn-relabel@weak``, ``knn-filter@gt``."""
+        return f"{self.legacy_name}@{self.parent}"
+
+    @property
+    def legacy_name(self) -> str:
+        """The default name before it named its parent (``knn-relabel``); older caches have it."""
         return f"{self.probe}-{self.kind}"
 
 
@@ -407,9 +414,10 @@ class Study:
         if run is not None and run.metrics.get("stage") == "student":
             parent = find_label_set(self.cache_dir, self.dataset, run.metrics["labels_key"])
             return self._save(student_label_set(run, parent, f"student-{run.key}"))
-        stored = list_label_sets(self.cache_dir, self.dataset)
         recipe = _recipe_of(name)
-        if recipe is not None and name not in {m["name"] for m in stored}:
+        if recipe is not None and not sets_named(
+            list_label_sets(self.cache_dir, self.dataset), name
+        ):
             return self.derived(recipe)
         labels = find_label_set(self.cache_dir, self.dataset, name)
         check_labels_match(labels, self.splits)
@@ -444,10 +452,13 @@ class Study:
             }
             activations = _without_layers(plan.manifest)
 
+            # A default-named set of an older cache carries the name without its parent.
+            names = {name, recipe.legacy_name} if recipe.name is None else {name}
+
             def made_this_way(meta: dict) -> bool:
                 manifest = meta.get("manifest", {})
                 return (
-                    meta.get("name") == name
+                    meta.get("name") in names
                     and all(manifest.get(k) == v for k, v in wanted.items())
                     and _without_layers(manifest.get("activations", {})) == activations
                 )
@@ -579,17 +590,19 @@ def s2s_name(iteration: int, loss: str) -> str:
 
 
 def _recipe_of(name: str) -> LabelRecipe | None:
-    """``knn-filter`` -> the recipe that makes it from the weak labels.
+    """``knn-filter`` (of the weak labels) or ``knn-relabel@gt`` (of any parent, even another
+    derived name such as ``knn-relabel@knn-filter@weak``) -> the recipe that makes it.
 
     None: not a derived name.
     """
-    probe, _, kind = name.partition("-")
+    made, _, parent = name.partition("@")
+    probe, _, kind = made.partition("-")
     if (
         kind in (FILTER, RELABEL)
         and probe in ("knn", "logreg", "topo")
         and not (kind == RELABEL and probe == "topo")
     ):
-        return LabelRecipe(kind, probe)
+        return LabelRecipe(kind, probe, parent=parent or "weak")
     return None
 
 

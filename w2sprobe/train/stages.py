@@ -126,7 +126,9 @@ def default_experiment(stage: str, labels: LabelSet | None, loss: str) -> str:
         return stage
     if labels is None or labels.name == "weak":
         return loss
-    return labels.name if loss == "xent" else f"{labels.name}+{loss}"
+    # A set derived from the weak labels is the study's experiment of that name (knn-relabel).
+    name = labels.name.removesuffix("@weak")
+    return name if loss == "xent" else f"{name}+{loss}"
 
 
 def split_sizes(splits: SplitSet) -> dict[str, int]:
