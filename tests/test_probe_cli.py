@@ -187,6 +187,9 @@ def test_logreg_sweep_over_l2(capsys, cached, tmp_path):
         ),
         (["probe", "--labels", "nonexistent"], "no label set 'nonexistent'"),
         (["sweep", "--k", "5,x"], "grid must be comma-separated numbers"),
+        (["relabel", "--probe", "knn", "--name", "../escape"], "label set name"),
+        (["filter", "--probe", "knn", "--name", "a/b"], "label set name"),
+        (["filter", "--probe", "knn", "--name", ".."], "label set name"),
     ],
 )
 def test_bad_probe_input(capsys, cached, args, message):
