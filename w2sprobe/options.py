@@ -35,6 +35,7 @@ Metric = Literal["euclidean", "cosine"]
 KnnBackend = Literal["auto", "torch", "faiss", "cuml"]
 Loss = Literal["xent", "kl", "logconf", "entropy", "window"]
 ReportFormat = Literal["html", "md", "json"]
+TrackerName = Literal["none", "mlflow", "wandb"]
 
 
 def option(
@@ -83,6 +84,12 @@ class WorkspaceOptions:
     )
     seed: int = option(0, "Seed of the splits and of everything random.")
     device: Device = option("auto", "Where models and probes run (auto: cuda when available).")
+    tracker: TrackerName = option(
+        "none",
+        "Log each built stage's config and metrics (and the report's figures) to MLflow or W&B "
+        "(extras [mlflow] / [wandb]).",
+        env="W2SPROBE_TRACKER",
+    )
 
 
 @dataclass

@@ -65,12 +65,26 @@ def open_study(opts, ctl, quiet: bool = False):
     from ..graph import Graph
     from ..models import set_cpu_threads
     from ..study import Study
+    from ..tracking import check_tracker
     from ..workspace import ensure_writable_dir
 
+    check_tracker(opts.workspace.tracker)  # before anything is written
     if not ctl.plan:
         ensure_writable_dir(opts.cache_dir)
     set_cpu_threads()
-    return Study(opts, opts.dataset, Graph(ctl.mode, GraphReporter(quiet=quiet)))
+    reporter = graph_reporter(opts, ctl, GraphReporter(quiet=quiet))
+    return Study(opts, opts.dataset, Graph(ctl.mode, reporter))
+
+
+def graph_reporter(opts, ctl, reporter: GraphReporter):
+    """``reporter``, also logging what is built to ``--tracker`` when one is named."""
+    from ..tracking import TrackingReporter, check_tracker, open_tracker
+
+    kind = opts.workspace.tracker
+    check_tracker(kind)  # a missing package is an error even for --plan
+    if kind == "none" or ctl.plan:
+        return reporter
+    return TrackingReporter(reporter, open_tracker(kind, opts.cache_dir), opts.cache_dir)
 
 
 def request(study, stage: str, build):

@@ -164,6 +164,8 @@ def options_command(
     ``preset``: it takes ``--preset``; ``inert``: workspace options it accepts but ignores
     (hidden from its help).
     """
+    # Every command that builds artifacts can log them to a tracker.
+    fields = (*fields, "tracker") if graph and "tracker" not in fields else fields
     names = [*WORKSPACE, *(f for f in fields if f not in WORKSPACE)]
     control = [
         "config",

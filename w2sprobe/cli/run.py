@@ -6,7 +6,7 @@ import sys
 from typing import Any
 
 from ..options import Options
-from .common import GraphReporter, emit_json, fmt, stderr, stdout
+from .common import GraphReporter, emit_json, fmt, graph_reporter, stderr, stdout
 from .params import DATA, Control, group, options_command
 from .progress import notice
 
@@ -35,9 +35,11 @@ def run(opts: Options, ctl: Control) -> None:
     """
     from ..models import set_cpu_threads
     from ..pipeline import check_plan, run_plan
+    from ..tracking import check_tracker
     from ..workspace import ensure_writable_dir
 
     datasets, _, _ = check_plan(opts)  # a typo fails before any work
+    check_tracker(opts.workspace.tracker)
     set_cpu_threads()
     if not ctl.plan:
         ensure_writable_dir(opts.cache_dir)
@@ -47,7 +49,7 @@ def run(opts: Options, ctl: Control) -> None:
         f"strong {opts.model.strong_model}; cache {opts.cache_dir}"
     )
     # Progress goes to stderr with or without --json (stdout keeps its one object).
-    reporter = GraphReporter(quiet=ctl.quiet or ctl.plan, log_done=True)
+    reporter = graph_reporter(opts, ctl, GraphReporter(quiet=ctl.quiet or ctl.plan, log_done=True))
     results = run_plan(opts, mode=ctl.mode, reporter=reporter)
     _show(results, ctl, opts.run.shard)
     if any(r.error for r in results):
