@@ -1,19 +1,36 @@
 #!/usr/bin/env bash
-# Issue 12's study: weak MiniLM -> strong MPNet at demo sizes on every dataset of the offline
-# mirror, the blog's main experiments, then the report under docs/results/. Resumable: run it
-# again and every finished stage is read from the cache.
-#   W2SPROBE_DATA_DIR=../shared/data bash bench/study.sh [CACHE_DIR]      (default ./study-cache)
+# Issue 12's study at demo sizes over the offline mirror: weak MiniLM -> strong MPNet on every
+# dataset, then SmolLM2 (a decoder: 30 Llama blocks, last-token pooling, probe layer 16) as the
+# strong model on three; the blog's main experiments; a report per study in docs/results/.
+#   W2SPROBE_DATA_DIR=../shared/data bash bench/study.sh [WORK_DIR]     (default ./study-cache)
+# Resumable across sessions: after each dataset its results go into the committed record
+# docs/results/<study>/cache (bench/study_record.py), and a rerun restores that record first, so
+# finished stages are cache hits and an unfinished dataset resumes at its first missing stage.
+# Every stage's wall time is kept in docs/results/<study>/logs/<dataset>.<unix time>.json.
 set -uo pipefail
-cache="${1:-study-cache}"
+here="$(cd "$(dirname "$0")/.." && pwd)"
+work="${1:-study-cache}"
 experiments=xent,logconf,knn-probe,logreg-probe,knn-filter,knn-relabel
 # shortest texts first: the most datasets finish per hour on a CPU
-datasets="sst2 cola tweet_eval_hate ethics-justice ethics-commonsense ethics-deontology ethics-virtue
-  ethics-utilitarianism wic sciq piqa social_i_qa mc_taco boolq sciq_with_support quail"
-mkdir -p "$cache"
-for d in $datasets; do
-  start=$(date +%s)
-  nice -n 5 w2sprobe run --cache-dir "$cache" --experiments "$experiments" --dataset "$d" --json \
-    > "$cache/$d.run.json" 2> "$cache/$d.run.err"
-  echo "$d: exit $? after $(( $(date +%s) - start )) s" | tee -a "$cache/progress.log"
-done
-w2sprobe report --cache-dir "$cache" --format md --out docs/results
+encoder_datasets="sst2 cola tweet_eval_hate ethics-justice ethics-commonsense ethics-deontology
+  ethics-virtue ethics-utilitarianism wic sciq piqa social_i_qa mc_taco boolq sciq_with_support
+  quail"
+decoder_datasets="sst2 cola tweet_eval_hate"
+
+study() {  # study NAME "DATASETS" FLAGS...
+  local name="$1" datasets="$2"; shift 2
+  local record="$here/docs/results/$name" cache="$work/$name"
+  mkdir -p "$cache" "$record/logs"
+  python "$here/bench/study_record.py" restore "$record/cache" "$cache"
+  for d in $datasets; do
+    local start stamp; start=$(date +%s); stamp=$start
+    nice -n 5 w2sprobe run --cache-dir "$cache" --experiments "$experiments" --dataset "$d" \
+      "$@" --json > "$record/logs/$d.$stamp.json" 2> "$cache/$d.$stamp.err"
+    echo "$name $d: exit $? after $(( $(date +%s) - start )) s" | tee -a "$record/logs/progress.log"
+    python "$here/bench/study_record.py" save "$cache" "$record/cache"
+  done
+  w2sprobe report --cache-dir "$record/cache" --format md --out "$record"
+}
+
+study mpnet "$encoder_datasets"
+study smollm2 "$decoder_datasets" --strong smollm2 --layer 16
