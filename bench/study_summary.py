@@ -1,0 +1,114 @@
+"""The BENCHMARKS.md summary of a study record: test AUC and PGR per dataset, wall time per stage.
+
+    python bench/study_summary.py docs/results/mpnet
+
+Reads the record's runs (``cache/runs/<dataset>/<key>/metrics.json``) and the ``run --json``
+logs bench/study.sh keeps (``logs/<dataset>.<time>.json``; a stage's time is the attempt that
+built it).  PGR is left out where ceiling - weak is below the report's ``--min-gap`` (0.02).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+EXPERIMENTS = ("xent", "logconf", "knn-probe", "logreg-probe", "knn-filter", "knn-relabel")
+MIN_GAP = 0.02
+
+
+def load_metrics(record: Path) -> dict[str, dict[str, dict]]:
+    """dataset -> experiment -> metrics (the latest run of each experiment)."""
+    found: dict[str, dict[str, dict]] = defaultdict(dict)
+    for path in sorted(record.glob("cache/runs/*/*/metrics.json"), key=lambda p: p.stat().st_mtime):
+        metrics = json.loads(path.read_text())
+        found[metrics.get("dataset", path.parts[-3])][metrics["experiment"]] = metrics
+    return found
+
+
+def stage_seconds(record: Path) -> dict[str, dict[str, float]]:
+    """dataset -> stage -> seconds of the attempt that built it ("ran")."""
+    seconds: dict[str, dict[str, float]] = defaultdict(dict)
+    for log in sorted(record.glob("logs/*.json")):
+        try:
+            summary = json.loads(log.read_text())
+        except ValueError:
+            continue  # an attempt killed before it printed its summary
+        for result in summary.get("datasets", []):
+            for stage in result["stages"]:
+                if stage["status"] == "ran":
+                    seconds[result["dataset"]][stage["stage"]] = stage["seconds"]
+    return seconds
+
+
+def cell(metrics: dict | None, stable: bool) -> str:
+    if not metrics or metrics.get("auc") is None:
+        return "—"
+    pgr = metrics.get("pgr")
+    shown = f" ({pgr:+.2f})" if stable and pgr is not None else ""
+    return f"{metrics['auc']:.3f}{shown}"
+
+
+def summary_tables(record: Path) -> str:
+    metrics, seconds = load_metrics(record), stage_seconds(record)
+    head = ["dataset", "weak", "ceiling", "gap", *EXPERIMENTS, "wall time"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # experiment -> [PGR > 0, stable]
+    beats_xent: dict[str, list[int]] = defaultdict(lambda: [0, 0])
+    for dataset in sorted(metrics):
+        runs = metrics[dataset]
+        if "weak" not in runs or "ceiling" not in runs:
+            continue
+        weak, ceiling = runs["weak"]["auc"], runs["ceiling"]["auc"]
+        gap = ceiling - weak
+        stable = gap >= MIN_GAP
+        total = sum(seconds.get(dataset, {}).values())
+        row = [dataset, f"{weak:.3f}", f"{ceiling:.3f}", f"{gap:+.3f}" + ("" if stable else " ⚠")]
+        row += [cell(runs.get(name), stable) for name in EXPERIMENTS]
+        row.append(f"{total / 60:.1f} min" if total else "—")
+        lines.append("| " + " | ".join(row) + " |")
+        for name in EXPERIMENTS:
+            m = runs.get(name)
+            if stable and m and m.get("pgr") is not None:
+                counts[name][0] += m["pgr"] > 0
+                counts[name][1] += 1
+                if name != "xent" and runs.get("xent"):
+                    beats_xent[name][0] += m["auc"] > runs["xent"]["auc"]
+                    beats_xent[name][1] += 1
+    lines.append("")
+    lines.append(
+        "PGR > 0 (datasets with ceiling − weak ≥ 0.02): "
+        + ", ".join(f"{name} {c[0]}/{c[1]}" for name, c in counts.items())
+    )
+    lines.append(
+        "Test AUC above xent's: "
+        + ", ".join(f"{name} {c[0]}/{c[1]}" for name, c in beats_xent.items())
+    )
+    lines += ["", *time_table(seconds)]
+    return "\n".join(lines)
+
+
+def time_table(seconds: dict[str, dict[str, float]]) -> list[str]:
+    stages = sorted({s for per in seconds.values() for s in per}, key=_stage_order)
+    head = ["dataset", *stages]
+    lines = ["| " + " | ".join(head) + " | (seconds)", "|" + "---|" * len(head)]
+    for dataset in sorted(seconds):
+        per = seconds[dataset]
+        lines.append(
+            "| "
+            + " | ".join([dataset, *(f"{per[s]:.0f}" if s in per else "—" for s in stages)])
+            + " |"
+        )
+    return lines
+
+
+def _stage_order(stage: str) -> tuple[int, str]:
+    order = ("weak", "ceiling", "xent", "logconf", "extract")
+    return (order.index(stage), stage) if stage in order else (len(order), stage)
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit("usage: study_summary.py RECORD_DIR  (e.g. docs/results/mpnet)")
+    print(summary_tables(Path(sys.argv[1])))
