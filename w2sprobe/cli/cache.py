@@ -40,7 +40,7 @@ def ls(
     kind: Annotated[
         Optional[str],
         typer.Argument(
-            metavar="[KIND]",
+            metavar="KIND",
             help="acts, runs, labels, sweeps or reports [default: every kind, grouped]",
         ),
     ] = None,
@@ -168,7 +168,7 @@ def rm(
     ctl: Control,
     keys: Annotated[
         list[str],
-        typer.Argument(metavar="KEY...", help="Keys (or unique prefixes) from cache ls"),
+        typer.Argument(metavar="KEY", help="Keys (or unique prefixes) from cache ls"),
     ],
     kind: Annotated[
         Optional[str],
