@@ -404,3 +404,27 @@ def test_gc_never_counts_complete_artifacts_and_waits_for_lockless_ones(cache):
     assert fresh.garbage == []  # a sweep may be writing it right now
     later = find_garbage(scan(cache), now=sweep.stat().st_mtime + GRACE_S + 1)
     assert [g.path for g in later.garbage] == [sweep]
+
+
+def test_a_key_in_two_kinds_needs_kind(capsys, cache):
+    twin = cache / "sweeps" / "sst2" / CEILING  # a sweep whose key is also a run's
+    shutil.copytree(cache / "sweeps" / "sst2" / "2ffc17dddbc29dd3", twin)
+    code, _, err = cli(capsys, cache, "rm", CEILING)
+    line = error_line(err)
+    assert code == 2 and f"runs {CEILING}" in line and f"sweeps {CEILING}" in line
+    assert "--kind" in line and twin.is_dir()
+    (removed,) = cli_json(capsys, cache, "rm", "--kind", "sweeps", CEILING)["removed"]
+    assert removed["kind"] == "sweeps" and not twin.exists()
+    assert run_dir(cache, "sst2", CEILING).is_dir()
+
+
+def test_gc_skips_what_was_locked_between_the_scan_and_the_removal(cache):
+    from w2sprobe.inventory import collect
+
+    orphan = add_unfinished_run(cache, "dead000000000001")
+    found = find_garbage(scan(cache))
+    assert [g.path for g in found.garbage] == [orphan]
+    with FileLock(str(orphan / ".lock")):  # its trainer came back
+        done = collect(found)
+    assert done.garbage == [] and [g.path for g in done.skipped] == [orphan]
+    assert (orphan / "checkpoint.pt").is_file()

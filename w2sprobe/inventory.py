@@ -485,7 +485,7 @@ def lock_held(lock: Path) -> bool:
 
 
 @contextmanager
-def _holding(lock: Path | None, what: str) -> Iterator[None]:
+def _holding(lock: Path | None, what: str, note: str = "") -> Iterator[None]:
     """Hold ``lock`` (timeout 0) for the block; held elsewhere -> UsageError."""
     if lock is None:
         yield
@@ -494,7 +494,7 @@ def _holding(lock: Path | None, what: str) -> Iterator[None]:
         held = FileLock(str(lock), timeout=0)
         held.acquire()
     except (Timeout, OSError):
-        raise UsageError(f"{what} is in use: another process holds {lock}") from None
+        raise UsageError(f"{what} is in use: another process holds {lock}{note}") from None
     try:
         yield
     finally:
@@ -601,7 +601,7 @@ def remove(inventory: Inventory, keys: Iterable[str], kind: str | None = None) -
     ]
     with ExitStack() as held:
         for a in targets:  # all locks first: one taken in the meantime stops everything
-            held.enter_context(_holding(a.lock, f"{a.kind} {a.key} (nothing removed)"))
+            held.enter_context(_holding(a.lock, f"{a.kind} {a.key}", "; nothing removed"))
         for a in targets:
             _remove_files(a)
     return removals
