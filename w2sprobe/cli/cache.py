@@ -1,7 +1,9 @@
-"""``w2sprobe cache ls|verify``: what is cached, and whether it is intact."""
+"""``w2sprobe cache ls|rm|gc|verify``: what the workspace holds, removing it, and whether it is
+intact.  The inventory itself is :mod:`w2sprobe.inventory`; this module only lays it out."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -12,42 +14,246 @@ from .common import emit_json, layer_summary, stdout
 from .params import Control, options_command
 
 app = typer.Typer(
-    help="List and verify cached activation files.", no_args_is_help=True, rich_markup_mode=None
+    help="List, remove, garbage-collect and verify cached artifacts.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
 )
+
+#: Printed as is: no markup, no highlighting, no wrapping at the terminal's width.
+PLAIN = {"markup": False, "highlight": False, "soft_wrap": True}
+
+#: Table title of each kind (``cache ls`` groups by kind in this order).
+TITLES = {
+    "acts": "activation files",
+    "runs": "runs",
+    "labels": "label sets",
+    "sweeps": "sweeps",
+    "reports": "reports",
+}
 
 
 @app.command("ls")
 @options_command((), preset=False, inert=("seed", "device"))
-def ls(opts: Options, ctl: Control) -> None:
-    """List activation files: key, model, dataset, layers, rows, size, complete?"""
-    from rich.table import Table
+def ls(
+    opts: Options,
+    ctl: Control,
+    kind: Annotated[
+        Optional[str],
+        typer.Argument(
+            metavar="KIND",
+            help="acts, runs, labels, sweeps or reports [default: every kind, grouped]",
+        ),
+    ] = None,
+) -> None:
+    """List cached artifacts: key, dataset, model, what each was made from, size, age, status."""
+    from ..inventory import KINDS, check_kind, scan
 
-    from ..cache.store import list_entries
-
+    kinds = [check_kind(kind)] if kind else list(KINDS)
     root = opts.cache_dir
-    entries = list_entries(root)
+    now = time.time()
+    inventory = scan(root, now)
+    artifacts = [a for a in inventory.artifacts if a.kind in kinds]
     if ctl.as_json:
         emit_json(
             {
                 "command": "cache ls",
                 "cache_dir": str(root),
-                "entries": [e.as_dict() for e in entries],
+                "kinds": kinds,
+                "entries": [a.as_dict(now) for a in artifacts],
+                "totals": {
+                    k: {
+                        "count": len(inventory.of(k)),
+                        "size_bytes": sum(a.size_bytes for a in inventory.of(k)),
+                    }
+                    for k in kinds
+                },
             }
         )
         return
-    table = Table("key", "model", "dataset", "layers", "rows", "size", "complete")
-    table.columns[0].no_wrap = table.columns[0].min_width = 16  # a key must stay copyable
-    for e in entries:
-        table.add_row(
-            e.key,
-            e.model,
-            e.dataset,
-            layer_summary(e.layers),
-            str(e.rows),
-            f"{e.size_bytes / 2**20:.1f} MiB",
-            "yes" if e.complete else (e.problem or "no (partial)"),
+    shown = 0
+    for k in kinds:
+        group = inventory.of(k)
+        if group:
+            stdout.print(("\n" if shown else "") + _table(k, group, now), **PLAIN)
+            shown += 1
+    if not shown:
+        what = TITLES[kinds[0]] if len(kinds) == 1 else "artifacts"
+        stdout.print(f"no {what} under {root}", **PLAIN)
+
+
+def _table(kind: str, group: list, now: float) -> str:
+    """One kind's artifacts as plain aligned columns (never wrapped: keys stay copyable and
+    lines greppable); the columns that say what each one is differ by kind."""
+    columns = _COLUMNS[kind]
+    headers = [header for header, _ in columns] + ["size", "age", "status"]
+    rows = [
+        [str(cell(a)) for _, cell in columns]
+        + [human_size(a.size_bytes), human_age(now - a.mtime), _status(a)]
+        for a in group
+    ]
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [headers, *rows]]
+    size = sum(a.size_bytes for a in group)
+    return "\n".join([f"{TITLES[kind]} ({len(group)}, {human_size(size)})", *lines])
+
+
+def _status(a) -> str:
+    text = a.status
+    if a.locked and text not in ("in use", "extracting"):
+        text += " (locked)"
+    if a.leftovers:
+        text += f", {len(a.leftovers)} leftover file(s) for gc"
+    return text
+
+
+_COLUMNS = {
+    "acts": [
+        ("key", lambda a: a.key),
+        ("model", lambda a: a.model),
+        ("dataset", lambda a: a.dataset),
+        ("layers", lambda a: layer_summary(a.details["layers"])),
+        ("rows", lambda a: a.details["rows"]),
+    ],
+    "runs": [
+        ("key", lambda a: a.key),
+        ("dataset", lambda a: a.dataset),
+        ("experiment", lambda a: a.name or "?"),
+        ("model", lambda a: a.model or "?"),
+        ("made from", lambda a: a.origin()),
+    ],
+    "labels": [
+        ("key", lambda a: a.key),
+        ("dataset", lambda a: a.dataset),
+        ("name", lambda a: a.name or "?"),
+        ("made from", lambda a: a.origin()),
+    ],
+    "sweeps": [
+        ("key", lambda a: a.key),
+        ("dataset", lambda a: a.dataset),
+        ("made from", lambda a: a.origin()),
+        ("points", lambda a: a.details["points"]),
+    ],
+    "reports": [
+        ("key", lambda a: a.key),
+        ("datasets", lambda a: a.dataset),
+        ("files", lambda a: a.name or "-"),
+        ("made from", lambda a: a.origin()),
+    ],
+}
+
+
+def human_size(size: int) -> str:
+    """``512 B``, ``12.3 KiB``, ``1.5 GiB``."""
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{size} B" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{value:.1f} TiB"  # pragma: no cover - the loop always returns
+
+
+def human_age(seconds: float) -> str:
+    """``45s``, ``12m``, ``3h``, ``9d``."""
+    seconds = max(0.0, seconds)
+    for unit, length in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= length:
+            return f"{int(seconds // length)}{unit}"
+    return f"{int(seconds)}s"
+
+
+@app.command("rm")
+@options_command((), preset=False, inert=("seed", "device"))
+def rm(
+    opts: Options,
+    ctl: Control,
+    keys: Annotated[
+        list[str],
+        typer.Argument(metavar="KEY", help="Keys (or unique prefixes) from cache ls"),
+    ],
+    kind: Annotated[
+        Optional[str],
+        typer.Option("--kind", metavar="KIND", help="Look the keys up among this kind only"),
+    ] = None,
+) -> None:
+    """Remove whole artifacts by key, each under its lock; what was made from them is kept and
+    listed."""
+    from ..inventory import remove, scan
+
+    root = opts.cache_dir
+    removals = remove(scan(root), keys, kind)
+    if ctl.as_json:
+        emit_json(
+            {
+                "command": "cache rm",
+                "cache_dir": str(root),
+                "removed": [r.as_dict() for r in removals],
+                "size_bytes": sum(r.size_bytes for r in removals),
+            }
         )
-    stdout.print(table if entries else f"no activation files under {root}")
+        return
+    for r in removals:
+        a = r.artifact
+        what = " ".join(x for x in (a.dataset, a.name) if x)
+        stdout.print(
+            f"removed {a.kind} {a.key} ({what}, {human_size(r.size_bytes)})",
+            **PLAIN,
+        )
+        if r.dependents:
+            made = "; ".join(f"{d.kind} {d.key} {d.name or ''}".rstrip() for d in r.dependents)
+            stdout.print(
+                f"  kept {len(r.dependents)} artifact(s) made from it: {made}",
+                **PLAIN,
+            )
+
+
+@app.command("gc")
+@options_command((), preset=False, inert=("seed", "device"))
+def gc(
+    opts: Options,
+    ctl: Control,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="List what would go and its size; remove nothing.")
+    ] = False,
+) -> None:
+    """Remove partial activation files, orphaned checkpoints and unfinished runs, shards of
+    finished extractions and other leftovers; never a complete artifact or a locked file."""
+    from ..inventory import collect, find_garbage, scan
+
+    root = opts.cache_dir
+    found = find_garbage(scan(root))
+    done = found if dry_run else collect(found)
+    if ctl.as_json:
+        emit_json(
+            {
+                "command": "cache gc",
+                "cache_dir": str(root),
+                "dry_run": dry_run,
+                "items": [g.as_dict() for g in done.garbage],
+                "size_bytes": done.size_bytes,
+                "in_use": [
+                    {"kind": a.kind, "key": a.key, "path": str(a.path), "status": a.status}
+                    for a in done.in_use
+                ],
+                "skipped": [g.as_dict() for g in done.skipped],
+            }
+        )
+        return
+    verb = "would remove" if dry_run else "removed"
+    for g in done.garbage:
+        stdout.print(
+            f"{verb}  {g.kind:<7} {g.key or '-':<16} {human_size(g.size_bytes):>10}  "
+            f"{g.reason}: {g.path}",
+            **PLAIN,
+        )
+    for a in done.in_use:
+        stdout.print(f"kept (in use)  {a.kind} {a.key}: {a.path}", **PLAIN)
+    for g in done.skipped:
+        stdout.print(
+            f"kept (taken since the scan)  {g.kind} {g.key}: {g.path}",
+            **PLAIN,
+        )
+    total = f"{len(done.garbage)} item(s), {human_size(done.size_bytes)}"
+    stdout.print(f"gc: {total} {'would go' if dry_run else 'freed'} under {root}", **PLAIN)
 
 
 @app.command("verify")

@@ -1,0 +1,731 @@
+"""Everything a workspace holds, as one inventory: what ``cache ls``, ``cache rm`` and
+``cache gc`` read and act on.
+
+Five kinds of artifact live under the cache dir, each written by its own module:
+
+* ``acts``: ``acts/<model>/<dataset>/<key>.h5`` (:mod:`w2sprobe.cache`), complete when the file
+  is marked complete (a ``.partial`` or ``.rankR-of-W.partial`` shard is not); lock
+  ``<key>.h5.lock``;
+* ``runs``: ``runs/<dataset>/<key>/`` (:mod:`w2sprobe.runs`, :mod:`w2sprobe.train.stages`),
+  complete when ``metrics.json`` exists (``checkpoint.pt`` while training); lock ``<dir>/.lock``;
+* ``labels``: ``labels/<dataset>/<key>/`` (:mod:`w2sprobe.labels`), staged and renamed in
+  whole, so always complete; no lock;
+* ``sweeps``: ``sweeps/<dataset>/<key>/`` (``probes.sweep``), complete with ``sweep.json``;
+* ``reports``: ``reports/<key>/`` (``report.render``), complete with ``report.json``.
+
+A lock is *held* when it cannot be acquired with timeout 0.  Nothing here removes a file whose
+lock another process holds; artifacts without a lock are only garbage once untouched for
+:data:`GRACE_S` seconds, since a writer may be producing them right now.
+
+This module imports no torch and no report code: ``cache ls`` must stay instant.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from filelock import FileLock, Timeout
+
+from .cache.layout import PARTIAL_SUFFIX, acts_root, lock_path, shard_files
+from .cache.store import CacheEntry, list_entries
+from .errors import UsageError
+from .labels import labels_root
+from .runs import run_dir
+
+KINDS = ("acts", "runs", "labels", "sweeps", "reports")
+
+#: Seconds an unfinished artifact of a lockless kind (a sweep or report folder without its
+#: final file, a label set's staging folder) must be untouched before ``gc`` calls it garbage.
+GRACE_S = 3600.0
+
+#: Shortest key prefix ``cache rm`` accepts (shorter ones match too much to be typed safely).
+MIN_PREFIX = 4
+
+_ANY = "_"  # a one-component dataset name: every writer puts <root>/<dataset slug>/<key>
+
+
+def kind_roots(cache_dir: Path) -> dict[str, Path]:
+    """The top folder of each kind under ``cache_dir``, from the writers' own path functions.
+
+    ``sweeps`` and ``reports`` are spelled here because their writers' modules import torch
+    and scipy; a test checks they agree with ``probes.sweep.sweep_dir`` and
+    ``report.render.default_out_dir``.
+    """
+    return {
+        "acts": acts_root(cache_dir),
+        "runs": run_dir(cache_dir, _ANY, _ANY).parent.parent,
+        "labels": labels_root(cache_dir, _ANY).parent,
+        "sweeps": Path(cache_dir) / "sweeps",
+        "reports": Path(cache_dir) / "reports",
+    }
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+@dataclass
+class Artifact:
+    """One keyed artifact of the workspace, complete or not."""
+
+    kind: str
+    key: str
+    path: Path  # the activation file, or the artifact's folder
+    dataset: str
+    model: str | None = None
+    name: str | None = None  # experiment, label-set name, probe, report formats
+    made_from: dict = field(default_factory=dict)  # parent label set, probe, layer, run ...
+    details: dict = field(default_factory=dict)  # kind-specific fields (layers, rows, auc ...)
+    files: list[Path] = field(default_factory=list)  # what removing the artifact deletes
+    leftovers: list[tuple[Path, str]] = field(default_factory=list)  # (file, why it is garbage)
+    lock: Path | None = None
+    complete: bool = False
+    status: str = "complete"
+    locked: bool = False
+    mtime: float = 0.0
+    parents: list[str] = field(default_factory=list)  # keys of the artifacts it was made from
+    manifest: dict = field(default_factory=dict, repr=False)  # acts: the file's manifest
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(_disk_size(p) for p in self.files)
+
+    def as_dict(self, now: float | None = None) -> dict:
+        """JSON form; the kind-specific ``details`` are top-level fields (acts: ``layers``,
+        ``rows``, ``problem``, as ``cache ls`` has always printed them)."""
+        now = time.time() if now is None else now
+        return {
+            "kind": self.kind,
+            "key": self.key,
+            "path": str(self.path),
+            "dataset": self.dataset,
+            "model": self.model,
+            "name": self.name,
+            "made_from": self.made_from,
+            "origin": self.origin(),
+            **self.details,
+            "size_bytes": self.size_bytes,
+            "mtime": self.mtime,
+            "age_s": max(0.0, now - self.mtime),
+            "complete": self.complete,
+            "status": self.status,
+            "locked": self.locked,
+            "leftovers": [{"path": str(p), "reason": why} for p, why in self.leftovers],
+            "parents": self.parents,
+        }
+
+    def origin(self) -> str:
+        """What it was made from, in one short line (``filter of weak b7cfaf07 by knn k=50 on
+        layer 2``)."""
+        m = self.made_from
+        parts = []
+        if m.get("kind"):
+            parts.append(str(m["kind"]))
+        if m.get("labels") or m.get("labels_name"):
+            label = f"labels {m.get('labels_name') or '?'} {(m.get('labels') or '')[:8]}"
+            parts.append(label.rstrip())
+        if m.get("parent"):
+            parts.append(f"of {m.get('parent_name') or '?'} {m['parent'][:8]}")
+        if m.get("run"):
+            parts.append(f"run {m['run'][:8]}")
+        if m.get("probe"):
+            parts.append(f"by {m['probe']}")
+        if m.get("layer") is not None:
+            parts.append(f"layer {m['layer']}")
+        if m.get("layers"):
+            parts.append(f"layers {','.join(map(str, m['layers']))}")
+        if m.get("runs") is not None:
+            parts.append(f"{m['runs']} runs")
+        return " ".join(parts) or "-"
+
+
+@dataclass
+class Inventory:
+    """Every artifact under one cache dir, plus loose garbage that belongs to none."""
+
+    cache_dir: Path
+    artifacts: list[Artifact]
+    strays: list[Garbage] = field(default_factory=list)
+
+    def of(self, kind: str) -> list[Artifact]:
+        return [a for a in self.artifacts if a.kind == kind]
+
+    def dependents(self, key: str) -> list[Artifact]:
+        """Artifacts made from the one with ``key`` (students of a label set, sets derived
+        from a run, probes on an activation file, ...)."""
+        return [a for a in self.artifacts if key in a.parents and a.key != key]
+
+    def find(self, key: str, kind: str | None = None) -> Artifact:
+        """The one artifact whose key is ``key`` or starts with it; else a UsageError that
+        says what matched."""
+        if kind is not None:
+            check_kind(kind)
+        pool = [a for a in self.artifacts if kind is None or a.kind == kind]
+        exact = [a for a in pool if a.key == key]
+        matches = exact or (
+            [a for a in pool if a.key.startswith(key)] if len(key) >= MIN_PREFIX else []
+        )
+        if len(matches) == 1:
+            return matches[0]
+        where = f"{kind} under {self.cache_dir}" if kind else f"artifact under {self.cache_dir}"
+        if not matches:
+            hint = "" if len(key) >= MIN_PREFIX else f" (a prefix needs {MIN_PREFIX}+ characters)"
+            raise UsageError(f"no {where} has key '{key}'{hint}; w2sprobe cache ls lists them")
+        listed = ", ".join(f"{a.kind} {a.key}" for a in matches[:6])
+        more = "" if len(matches) <= 6 else f" and {len(matches) - 6} more"
+        advice = "give the whole key" if kind else "give the whole key or --kind"
+        raise UsageError(f"key '{key}' is ambiguous: {listed}{more}; {advice}")
+
+
+def check_kind(kind: str) -> str:
+    if kind not in KINDS:
+        raise UsageError(f"unknown artifact kind '{kind}'; use one of {', '.join(KINDS)}")
+    return kind
+
+
+def scan(cache_dir: Path, now: float | None = None) -> Inventory:
+    """Read the whole workspace: every artifact, its metadata, size, completeness and lock."""
+    cache_dir = Path(cache_dir)
+    now = time.time() if now is None else now
+    roots = kind_roots(cache_dir)
+    artifacts = [
+        *_scan_acts(cache_dir),
+        *_scan_folders(roots["runs"], "runs", _describe_run),
+        *_scan_folders(roots["labels"], "labels", _describe_labels),
+        *_scan_folders(roots["sweeps"], "sweeps", _describe_sweep),
+        *_scan_reports(roots["reports"]),
+    ]
+    _link_activations(artifacts)
+    return Inventory(cache_dir, artifacts, _staging_leftovers(roots["labels"], now))
+
+
+# --------------------------------------------------------------------------- acts
+
+
+def _scan_acts(cache_dir: Path) -> list[Artifact]:
+    """One artifact per key: the complete file or its partial, plus its shards and lock."""
+    by_key: dict[Path, list[CacheEntry]] = {}
+    for entry in list_entries(cache_dir):
+        final = entry.path.with_name(entry.path.name.removesuffix(PARTIAL_SUFFIX))
+        by_key.setdefault(final, []).append(entry)
+    return [_describe_acts(final, entries) for final, entries in sorted(by_key.items())]
+
+
+def _describe_acts(final: Path, entries: list[CacheEntry]) -> Artifact:
+    main = next((e for e in entries if e.path == final), entries[0])
+    partial = next((e for e in entries if e.path != final), None)
+    shards = shard_files(final)
+    lock = lock_path(final)
+    locked = lock_held(lock)
+    complete = main.path == final and main.complete
+    if complete:
+        status = "complete"
+    elif main.path == final:
+        status = main.problem or "not marked complete"
+    else:
+        status = "extracting" if locked else "partial"
+    leftovers: list[tuple[Path, str]] = []
+    if complete:
+        leftovers += [(s, "shard of a finished extraction") for s in shards]
+        if partial is not None:
+            leftovers.append((partial.path, "partial file beside the complete one"))
+    files = [e.path for e in entries] + shards + ([lock] if lock.exists() else [])
+    return Artifact(
+        kind="acts",
+        key=main.key,
+        path=main.path,
+        dataset=main.dataset if main.dataset != "?" else final.parent.name,
+        model=main.model if main.model != "?" else final.parent.parent.name,
+        name=None,
+        made_from={"layers": main.layers},
+        details={"layers": main.layers, "rows": main.rows, "problem": main.problem},
+        files=files,
+        leftovers=leftovers,
+        lock=lock,
+        complete=complete,
+        status=status,
+        locked=locked,
+        mtime=_mtime(main.path),
+        manifest=_acts_manifest(main.path) if complete else {},
+    )
+
+
+def _acts_manifest(path: Path) -> dict:
+    import h5py
+
+    try:
+        with h5py.File(path, "r") as handle:
+            return json.loads(handle.attrs["manifest"])
+    except (OSError, KeyError, ValueError):
+        return {}
+
+
+def _link_activations(artifacts: list[Artifact]) -> None:
+    """Point probe runs and probe-made label sets at the activation file they read.
+
+    Their manifests keep the activation manifest, not its key; the file that serves is the
+    first complete one (by path) made the same way that stores the probe's layer, as
+    :func:`w2sprobe.cache.lookup.cached_layers` picks it.
+    """
+    acts = sorted((a for a in artifacts if a.kind == "acts" and a.manifest), key=lambda a: a.path)
+    for artifact in artifacts:
+        wanted = artifact.made_from.pop("_activations", None)
+        layer = artifact.made_from.get("layer")
+        if not isinstance(wanted, dict) or layer is None:
+            continue
+        for candidate in acts:
+            if (
+                _without_layers(candidate.manifest) == _without_layers(wanted)
+                and layer in (candidate.details["layers"])
+            ):
+                artifact.parents.append(candidate.key)
+                artifact.made_from["activations"] = candidate.key
+                artifact.model = artifact.model or candidate.model
+                break
+
+
+def _without_layers(manifest: dict) -> dict:
+    return {k: v for k, v in manifest.items() if k != "layers"}
+
+
+# --------------------------------------------------------------------------- folders
+
+
+def _scan_folders(root: Path, kind: str, describe) -> list[Artifact]:
+    """``<root>/<dataset>/<key>/`` folders (dot-folders are writers' staging, not artifacts)."""
+    if not root.is_dir():
+        return []
+    folders = sorted(
+        p
+        for p in root.glob("*/*")
+        if p.is_dir() and not p.name.startswith(".") and not p.parent.name.startswith(".")
+    )
+    return [describe(folder) for folder in folders]
+
+
+def _read_json(path: Path) -> dict | list | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def _folder_artifact(kind: str, folder: Path, meta: dict, complete: bool) -> Artifact:
+    return Artifact(
+        kind=kind,
+        key=folder.name,
+        path=folder,
+        dataset=str(meta.get("dataset") or folder.parent.name),
+        files=[folder],
+        complete=complete,
+        status="complete" if complete else "unfinished",
+        mtime=_mtime(folder),
+    )
+
+
+def _describe_run(folder: Path) -> Artifact:
+    metrics = _read_json(folder / "metrics.json")
+    complete = isinstance(metrics, dict)
+    meta = metrics if complete else (_read_json(folder / "manifest.json") or {})
+    if not isinstance(meta, dict):
+        meta = {}
+    run = _folder_artifact("runs", folder, meta, complete)
+    run.lock = folder / ".lock"
+    run.locked = lock_held(run.lock)
+    run.model = meta.get("model")
+    run.name = meta.get("experiment") or meta.get("stage")
+    run.made_from, run.parents = _run_origin(meta)
+    run.details = {
+        "stage": meta.get("stage"),
+        "experiment": meta.get("experiment"),
+        "auc": meta.get("auc"),
+        "pgr": meta.get("pgr"),
+    }
+    checkpoint = folder / "checkpoint.pt"
+    if not complete:
+        run.status = (
+            "in use" if run.locked else ("orphaned" if checkpoint.exists() else "unfinished")
+        )
+    else:
+        if checkpoint.exists():
+            run.leftovers.append((checkpoint, "checkpoint of a finished run"))
+        gone = "temporary file of a process that is gone"
+        run.leftovers += [(p, gone) for p in _dead_tmp(folder)]
+    if not complete and (folder / "metrics.json").exists():
+        run.status = "unreadable metrics.json"
+    return run
+
+
+def _run_origin(meta: dict) -> tuple[dict, list[str]]:
+    """(made_from, parent keys) of a run from its metrics or manifest."""
+    labels = meta.get("labels")
+    labels_key = meta.get("labels_key") or (labels.get("key") if isinstance(labels, dict) else None)
+    labels_name = labels.get("name") if isinstance(labels, dict) else labels
+    probe = meta.get("probe") if isinstance(meta.get("probe"), dict) else None
+    made = {"labels": labels_key, "labels_name": labels_name}
+    if probe:
+        made.update(probe=_probe_text(probe), layer=probe.get("layer"))
+        made["_activations"] = meta.get("activations")
+    parents = [labels_key] if labels_key else []
+    for ref in ("weak", "ceiling"):  # PGR was computed against these runs
+        if isinstance(meta.get(ref), dict) and meta[ref].get("key"):
+            made[f"{ref}_run"] = meta[ref]["key"]
+            parents.append(meta[ref]["key"])
+    return {k: v for k, v in made.items() if v is not None}, parents
+
+
+def _probe_text(probe: dict) -> str:
+    """``knn k=50`` from a probe spec (its layer is shown separately)."""
+    params = " ".join(
+        f"{k}={v}" for k, v in sorted(probe.items()) if k not in ("probe", "layer", "backend")
+    )
+    return f"{probe.get('probe', '?')} {params}".strip()
+
+
+def _describe_labels(folder: Path) -> Artifact:
+    meta = _read_json(folder / "manifest.json")
+    complete = isinstance(meta, dict) and (folder / "labels.csv").is_file()
+    meta = meta if isinstance(meta, dict) else {}
+    made = dict(meta.get("manifest") or {})
+    labels = _folder_artifact("labels", folder, meta, complete)
+    labels.name = meta.get("name")
+    labels.model = made.get("model")
+    probe = made.get("probe") if isinstance(made.get("probe"), dict) else None
+    labels.made_from = {
+        k: v
+        for k, v in {
+            "kind": made.get("kind"),
+            "parent": made.get("parent"),
+            "parent_name": made.get("parent_name"),
+            "run": made.get("run"),
+            "probe": _probe_text(probe) if probe else None,
+            "layer": probe.get("layer") if probe else None,
+            "contamination": made.get("contamination"),
+            "_activations": made.get("activations"),
+        }.items()
+        if v is not None
+    }
+    labels.parents = [k for k in (made.get("parent"), made.get("run")) if k]
+    labels.details = {"label_kind": made.get("kind"), "sizes": meta.get("sizes")}
+    if not complete:
+        labels.status = "unreadable"
+    return labels
+
+
+def _describe_sweep(folder: Path) -> Artifact:
+    rows = _read_json(folder / "sweep.json")
+    complete = isinstance(rows, list)
+    rows = [r for r in rows if isinstance(r, dict)] if complete else []
+    first = rows[0] if rows else {}
+    sweep = _folder_artifact("sweeps", folder, first, complete)
+    layers = sorted({r["layer"] for r in rows if "layer" in r})
+    sweep.name = first.get("probe")
+    sweep.made_from = {
+        k: v
+        for k, v in {
+            "labels_name": first.get("labels"),
+            "probe": first.get("probe"),
+            "layers": layers,
+        }.items()
+        if v
+    }
+    sweep.details = {"points": len(rows)}
+    return sweep
+
+
+def _scan_reports(root: Path) -> list[Artifact]:
+    """``<root>/<key>/`` with ``report.json`` written last."""
+    if not root.is_dir():
+        return []
+    return [
+        _describe_report(p)
+        for p in sorted(root.iterdir())
+        if p.is_dir() and not p.name.startswith(".")
+    ]
+
+
+def _describe_report(folder: Path) -> Artifact:
+    summary = _read_json(folder / "report.json")
+    complete = isinstance(summary, dict)
+    summary = summary if complete else {}
+    datasets = [str(d) for d in summary.get("datasets") or []]
+    report = _folder_artifact("reports", folder, {"dataset": ",".join(datasets) or "-"}, complete)
+    runs = [r for r in summary.get("runs") or [] if isinstance(r, dict) and r.get("key")]
+    report.name = ",".join(sorted(summary.get("files") or {})) or None
+    report.made_from = {"runs": len(runs)} if complete else {}
+    report.parents = [r["key"] for r in runs]
+    report.details = {"datasets": datasets}
+    return report
+
+
+# --------------------------------------------------------------------------- locks and files
+
+
+def lock_held(lock: Path) -> bool:
+    """Whether another process holds ``lock`` (a ``filelock.FileLock`` file).
+
+    No lock file means nobody holds it, and none is created to find out.  A lock file that
+    cannot be opened counts as held: never remove what may be in use.
+    """
+    if not lock.exists():
+        return False
+    probe = FileLock(str(lock), timeout=0)
+    try:
+        probe.acquire()
+    except (Timeout, OSError):
+        return True
+    probe.release()
+    return False
+
+
+@contextmanager
+def _holding(lock: Path | None, what: str, note: str = "") -> Iterator[None]:
+    """Hold ``lock`` (timeout 0) for the block; held elsewhere -> UsageError."""
+    if lock is None:
+        yield
+        return
+    try:
+        held = FileLock(str(lock), timeout=0)
+        held.acquire()
+    except (Timeout, OSError):
+        raise UsageError(f"{what} is in use: another process holds {lock}{note}") from None
+    try:
+        yield
+    finally:
+        held.release()
+
+
+def _disk_size(path: Path) -> int:
+    """Bytes of a file, or of every file below a folder (links are not followed)."""
+    try:
+        if path.is_symlink() or path.is_file():
+            return path.lstat().st_size
+        return sum(p.lstat().st_size for p in path.rglob("*") if p.is_symlink() or p.is_file())
+    except OSError:  # vanished while we looked: a writer finished or removed it
+        return 0
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except OSError:
+        return 0.0
+
+
+def _delete(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def _dead_tmp(folder: Path) -> list[Path]:
+    """``.<name>.<pid>.tmp`` files (``runs.atomic_write``, checkpoints) of processes gone."""
+    found = []
+    for path in folder.glob(".*.tmp"):
+        pid = path.name.removesuffix(".tmp").rsplit(".", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            found.append(path)
+    return found
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+# --------------------------------------------------------------------------- rm
+
+
+@dataclass
+class Removal:
+    """What ``cache rm`` took away, and what was made from it (kept)."""
+
+    artifact: Artifact
+    size_bytes: int
+    dependents: list[Artifact]
+
+    def as_dict(self) -> dict:
+        a = self.artifact
+        return {
+            "kind": a.kind,
+            "key": a.key,
+            "path": str(a.path),
+            "dataset": a.dataset,
+            "name": a.name,
+            "size_bytes": self.size_bytes,
+            "dependents": [
+                {"kind": d.kind, "key": d.key, "name": d.name, "path": str(d.path)}
+                for d in self.dependents
+            ],
+        }
+
+
+def remove(inventory: Inventory, keys: Iterable[str], kind: str | None = None) -> list[Removal]:
+    """Remove the artifacts with these keys (or unique key prefixes), each under its lock.
+
+    Every key is resolved and every lock checked before anything is deleted: an unknown or
+    ambiguous key, or an artifact another process holds, is a UsageError and nothing is
+    removed.  Artifacts made from a removed one are kept (and listed): removal never cascades.
+    """
+    chosen: dict[tuple[str, str], Artifact] = {}
+    for key in keys:
+        artifact = inventory.find(key, kind)
+        chosen[artifact.kind, artifact.key] = artifact
+    targets = list(chosen.values())
+    for artifact in targets:
+        if artifact.lock is not None and lock_held(artifact.lock):
+            raise UsageError(
+                f"{artifact.kind} {artifact.key} is in use: another process holds "
+                f"{artifact.lock}; nothing removed"
+            )
+    gone = {(a.kind, a.key) for a in targets}
+    removals = [
+        Removal(
+            a,
+            a.size_bytes,
+            [d for d in inventory.dependents(a.key) if (d.kind, d.key) not in gone],
+        )
+        for a in targets
+    ]
+    with ExitStack() as held:
+        for a in targets:  # all locks first: one taken in the meantime stops everything
+            held.enter_context(_holding(a.lock, f"{a.kind} {a.key}", "; nothing removed"))
+        for a in targets:
+            _remove_files(a)
+    return removals
+
+
+def _remove_files(artifact: Artifact) -> None:
+    """Delete the artifact's files, its lock file last (still held, so no writer can slip in
+    between the data going and the lock going)."""
+    for path in artifact.files:
+        if path != artifact.lock:
+            _delete(path)
+    if artifact.lock is not None and artifact.lock.exists():
+        artifact.lock.unlink(missing_ok=True)
+
+
+# --------------------------------------------------------------------------- gc
+
+
+@dataclass
+class Garbage:
+    """One thing ``cache gc`` removes: a whole unfinished artifact or a leftover file."""
+
+    kind: str
+    key: str | None
+    path: Path
+    reason: str
+    size_bytes: int
+    lock: Path | None = None
+    artifact: Artifact | None = None  # set when the whole (unfinished) artifact goes
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "key": self.key,
+            "path": str(self.path),
+            "reason": self.reason,
+            "size_bytes": self.size_bytes,
+        }
+
+
+@dataclass
+class Collection:
+    """``cache gc``'s findings: what goes (or went), and what it kept because it is in use."""
+
+    garbage: list[Garbage]
+    in_use: list[Artifact]
+    skipped: list[Garbage] = field(default_factory=list)  # locked between the scan and removal
+
+    @property
+    def size_bytes(self) -> int:
+        return sum(g.size_bytes for g in self.garbage)
+
+
+def find_garbage(inventory: Inventory, now: float | None = None) -> Collection:
+    """What ``gc`` would remove: unfinished artifacts nobody is writing (partial activation
+    files, runs that stopped — orphaned checkpoints —, lockless folders older than
+    :data:`GRACE_S`) and leftovers of finished ones (shards, checkpoints, dead temp files).
+
+    Complete artifacts are never garbage, and nothing whose lock is held is.
+    """
+    now = time.time() if now is None else now
+    garbage: list[Garbage] = list(inventory.strays)
+    in_use: list[Artifact] = []
+    for a in inventory.artifacts:
+        if a.locked:
+            if not a.complete or a.leftovers:
+                in_use.append(a)
+            continue
+        whole = _unfinished_reason(a, now)
+        if whole:
+            garbage.append(Garbage(a.kind, a.key, a.path, whole, a.size_bytes, a.lock, a))
+            continue
+        garbage += [
+            Garbage(a.kind, a.key, path, why, _disk_size(path), a.lock) for path, why in a.leftovers
+        ]
+    return Collection(garbage, in_use)
+
+
+def _unfinished_reason(a: Artifact, now: float) -> str | None:
+    """Why the whole artifact is garbage, or None (complete, unreadable, or maybe in progress)."""
+    if a.complete:
+        return None
+    if a.kind == "acts" and a.status == "partial":
+        return "partial extraction nobody is running (its lock is free)"
+    if a.kind == "runs" and a.status in ("orphaned", "unfinished"):
+        what = "orphaned checkpoint" if a.status == "orphaned" else "unfinished run"
+        return f"{what}: no metrics.json and its lock is free"
+    if a.kind in ("sweeps", "reports") and now - a.mtime > GRACE_S:
+        final = "sweep.json" if a.kind == "sweeps" else "report.json"
+        return f"unfinished {a.kind[:-1]}: no {final} for over {GRACE_S / 3600:g} h"
+    return None
+
+
+def _staging_leftovers(labels_dir: Path, now: float) -> list[Garbage]:
+    """Staging folders of ``save_label_set`` (``<dataset>/.labels-*``) untouched for
+    :data:`GRACE_S`: a crash left them (a live writer renames its folder within seconds)."""
+    return [
+        Garbage(
+            "labels", None, path, "staging folder of a writer that never finished", _disk_size(path)
+        )
+        for path in (sorted(labels_dir.glob("*/.*")) if labels_dir.is_dir() else [])
+        if path.is_dir() and now - _mtime(path) > GRACE_S
+    ]
+
+
+def collect(found: Collection) -> Collection:
+    """Remove ``found.garbage``, each item under its artifact's lock (timeout 0).
+
+    An item whose lock was taken since the scan is skipped, not removed; a run that finished
+    since the scan (``metrics.json`` appeared) is skipped too.  Returns what was removed.
+    """
+    removed, skipped = [], []
+    for item in found.garbage:
+        try:
+            with _holding(item.lock, f"{item.kind} {item.key}"):
+                if item.kind == "runs" and item.artifact and (item.path / "metrics.json").exists():
+                    skipped.append(item)
+                    continue
+                if item.artifact is not None:
+                    _remove_files(item.artifact)
+                else:
+                    _delete(item.path)
+        except UsageError:
+            skipped.append(item)
+            continue
+        removed.append(item)
+    return Collection(removed, found.in_use, skipped)
