@@ -39,6 +39,11 @@ def record_command(argv: list[str] | None) -> None:
     _command = None if argv is None else shlex.join(["w2sprobe", *argv])
 
 
+def current_command() -> str | None:
+    """The CLI command line this process is running (``record_command``), or None."""
+    return _command
+
+
 @dataclass
 class SplitPredictions:
     ids: np.ndarray
