@@ -38,8 +38,13 @@ def write_run(
     predictions: bool = True,
     model: str = "m",
     extra: dict | None = None,
+    manifest_extra: dict | None = None,
 ) -> dict:
-    """One run folder; returns the metrics written (or the manifest when ``finished`` is False)."""
+    """One run folder; returns the metrics written (or the manifest when ``finished`` is False).
+
+    ``extra`` adds fields to metrics.json, ``manifest_extra`` to manifest.json (``command``,
+    ``split_sizes``: what the writers record).
+    """
     folder = Path(root) / "runs" / dataset / key
     folder.mkdir(parents=True, exist_ok=True)
     config = {"experiment": experiment, "seed": seed, "lr": 1e-4}
@@ -54,6 +59,7 @@ def write_run(
         "labels": None,
         "weak_run": weak["key"] if weak else None,
         "ceiling_run": ceiling["key"] if ceiling else None,
+        **(manifest_extra or {}),
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))
     if predictions:
@@ -98,11 +104,13 @@ def make_study(
     seeds=(0,),
     n: int = 200,
     base_seed: int = 0,
+    manifest_extra: dict | None = None,
 ) -> dict:
     """Weak, ceiling and one student per experiment for each dataset and seed.
 
     ``experiments`` maps name -> signal of its student's scores (stage "probe" if the name ends
-    with -probe).  Returns {(dataset, experiment, seed): metrics} for every run written.
+    with -probe); ``manifest_extra`` goes into every manifest.  Returns
+    {(dataset, experiment, seed): metrics} for every run written.
     """
     experiments = experiments or {"xent": 1.5, "logconf": 1.8, "knn-filter": 1.2}
     written = {}
@@ -121,6 +129,7 @@ def make_study(
                 ids,
                 labels,
                 noisy_scores(labels, 0.8 + 0.2 * d_index, rng),
+                manifest_extra=manifest_extra,
             )
             ceiling = write_run(
                 root,
@@ -132,6 +141,7 @@ def make_study(
                 ids,
                 labels,
                 noisy_scores(labels, 3.0, rng),
+                manifest_extra=manifest_extra,
             )
             written[dataset, "weak", seed], written[dataset, "ceiling", seed] = weak, ceiling
             for e_index, (name, signal) in enumerate(experiments.items()):
@@ -152,5 +162,6 @@ def make_study(
                     weak=weak,
                     ceiling=ceiling,
                     pgr=value,
+                    manifest_extra=manifest_extra,
                 )
     return written

@@ -434,3 +434,100 @@ def test_reads_what_the_training_side_writes(tmp_path):
     row = report.row("my/data", "logconf")
     assert row["pgr"] == pytest.approx(records["st"].metrics["pgr"]) and row["pgr_ci"] is not None
     assert report.seed_rows[-1]["weak_key"] == "wk" and report.missing == []
+
+
+SIZES = {"weak_train": 600, "strong_train": 600, "val": 100, "test": 120}
+
+
+def _provenance_study(root):
+    """Two datasets x two seeds whose runs record the command and split sizes that made them."""
+    make_study(
+        root,
+        datasets=("alpha", "beta"),
+        seeds=(0, 1),
+        n=60,
+        manifest_extra={
+            "command": "w2sprobe run --dataset alpha --seeds 0,1",
+            "split_sizes": SIZES,
+        },
+    )
+
+
+def test_the_top_says_what_was_compared(tmp_path):
+    from w2sprobe.report import write_report
+
+    _provenance_study(tmp_path)
+    report = build_report(tmp_path, n_boot=0)
+    assert report.setup["weak_models"] == ["m"] and report.setup["seeds"] == [0, 1]
+    assert report.setup["commands"] == [
+        {"command": "w2sprobe run --dataset alpha --seeds 0,1", "runs": 20}
+    ]
+    write_report(report, tmp_path / "out", fmt="md")
+    text = (tmp_path / "out" / "report.md").read_text()
+    setup = text[text.index("## Setup") : text.index("## Summary")]
+    assert "| weak model | m |" in setup and "| strong model | m |" in setup
+    assert (
+        "| examples per split | weak_train 600 · strong_train 600 · val 100 · test 120 |" in setup
+    )
+    assert "| seeds | 2 (0, 1) |" in setup and "| datasets | 2: alpha, beta |" in setup
+    assert "w2sprobe run --dataset alpha --seeds 0,1    # 20 runs" in setup
+    # The per-dataset tables' "seeds" column is a count.
+    assert "| logconf | Loss functions | 2 | 60 |" in text
+
+
+def test_tables_have_headings_and_come_before_the_figures(tmp_path):
+    from w2sprobe.report import write_report
+
+    _provenance_study(tmp_path)
+    write_report(build_report(tmp_path, n_boot=0), tmp_path / "out", fmt="md")
+    text = (tmp_path / "out" / "report.md").read_text()
+    sections = [line for line in text.splitlines() if line.startswith("## ")]
+    assert sections.index("## Setup") == 0
+    assert sections.index("## Results per dataset") < sections.index("## Figures")
+    assert text.index("**Table 1. What was compared**") < text.index("## Summary")
+    # Every table is headed: "**Table N. title**" right above its header row.
+    lines = text.splitlines()
+    header_rows = [i for i, line in enumerate(lines) if line.startswith("| --- ")]
+    assert header_rows and all(lines[i - 3].startswith("**Table ") for i in header_rows)
+    numbers = [int(line.split()[1].rstrip(".")) for line in lines if line.startswith("**Table ")]
+    assert numbers == list(range(1, len(header_rows) + 1))
+    assert "*Figure 1. PGR = (student" in text
+
+
+def test_html_and_md_coexist_and_report_json_lists_every_file(tmp_path):
+    from w2sprobe.report import write_report
+
+    _provenance_study(tmp_path)
+    report, out = build_report(tmp_path, n_boot=0), tmp_path / "out"
+    first = write_report(report, out, fmt="html")
+    on_disk = {str(p) for p in out.rglob("*") if p.is_file()}
+    assert set(first["all_files"]) == on_disk
+    second = write_report(report, out, fmt="md")
+    assert (out / "report.html").is_file() and (out / "report.md").is_file()
+    on_disk = {str(p) for p in out.rglob("*") if p.is_file()}
+    listed = json.loads((out / "report.json").read_text())
+    assert set(listed["all_files"]) == on_disk == set(second["all_files"])
+    assert set(listed["files"]) == {"json", "md", "html"}
+    # A document made from other inputs is left alone, but not listed as this report's.
+    (out / "report.json").write_text(json.dumps({**listed, "key": "other"}))
+    third = write_report(report, out, fmt="md")
+    assert (out / "report.html").is_file() and "html" not in third["files"]
+
+
+def test_runs_record_the_cli_command_and_old_runs_say_it_is_not_recorded(tmp_path):
+    from w2sprobe.runs import current_command, record_command, write_manifest
+
+    record_command(["run", "--dataset", "my data"])
+    try:
+        write_manifest(tmp_path / "r", {"key": "r"})
+    finally:
+        record_command(None)
+    manifest = json.loads((tmp_path / "r" / "manifest.json").read_text())
+    assert manifest["command"] == "w2sprobe run --dataset 'my data'"
+    write_manifest(tmp_path / "q", {"key": "q"})  # no CLI: nothing invented
+    assert "command" not in json.loads((tmp_path / "q" / "manifest.json").read_text())
+    assert current_command() is None
+    make_study(tmp_path / "old", datasets=("a",), n=30)  # manifests without a command
+    report = build_report(tmp_path / "old", n_boot=0)
+    assert report.setup["commands"] == [] and report.setup["runs_without_command"] == 5
+    assert report.setup["sizes"] == {"a": {"test": 30}}  # no split_sizes: the test size only

@@ -280,3 +280,22 @@ def test_bad_options(capsys, study, args, message):
     root, _ = study
     code, _, err = run_cli(capsys, "report", "--cache-dir", str(root), *args)
     assert code == 2 and message in _one_error_line(err)
+
+
+def test_an_old_cache_still_reports_and_says_what_it_compared(capsys, tmp_path):
+    """tests/fixtures/cache_v1 predates recorded commands: the report falls back, and names the
+    command of the report itself (the CLI records it)."""
+    import shutil
+
+    cache = tmp_path / "cache"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "cache_v1" / "cache", cache)
+    code, _, err = run_cli(
+        capsys, "report", "--cache-dir", str(cache), "--out", str(tmp_path / "r"),
+        "--format", "md", "--n-boot", "0",
+    )  # fmt: skip
+    assert code == 0, err
+    text = (tmp_path / "r" / "report.md").read_text()
+    assert "| weak model | tiny-bert |" in text and "| strong model | tiny-llama |" in text
+    assert "| examples per split | weak_train 40 · strong_train 40 · val 20 · test 30 |" in text
+    assert "15 run(s) do not record the command that made them" in text
+    assert f"w2sprobe report --cache-dir {cache} --out {tmp_path / 'r'} --format md" in text

@@ -2,7 +2,8 @@
 
 One run lives in ``<cache>/runs/<dataset>/<key>/``:
 
-* ``manifest.json`` — written first: stage, experiment, model, dataset, seed, full config;
+* ``manifest.json`` — written first: stage, experiment, model, dataset, seed, full config, and
+  ``command`` (the ``w2sprobe ...`` command line that wrote it, when it came from the CLI);
 * ``predictions.csv`` — ``split,id,soft_pred,label`` (``label`` = ground truth), for every
   split the run predicted (always ``test``);
 * ``metrics.json`` — written last, atomically: the run is complete iff it exists.  Test
@@ -15,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,6 +27,21 @@ from .jsonutil import finite
 from .workspace import slug_dir
 
 STAGES = ("weak", "ceiling", "student", "probe")
+
+#: The command line of this process while the CLI runs (``record_command``): every run manifest
+#: written meanwhile records it, so a report can say which command produced its runs.
+_command: str | None = None
+
+
+def record_command(argv: list[str] | None) -> None:
+    """Remember ``w2sprobe <argv>`` for the manifests written from now on; None forgets it."""
+    global _command
+    _command = None if argv is None else shlex.join(["w2sprobe", *argv])
+
+
+def current_command() -> str | None:
+    """The CLI command line this process is running (``record_command``), or None."""
+    return _command
 
 
 @dataclass
@@ -95,6 +112,8 @@ def find_runs(cache_dir: Path, dataset: str, **match) -> list[RunRecord]:
 
 def write_manifest(folder: Path, manifest: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
+    if _command is not None and "command" not in manifest:
+        manifest = {**manifest, "command": _command}  # not part of the key: how, not what
     atomic_write(
         folder / "manifest.json",
         json.dumps(finite(manifest), indent=2, sort_keys=True, default=str),

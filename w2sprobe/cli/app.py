@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     import click
     from typer import exceptions as typer_errors
 
+    from ..runs import record_command
+
+    record_command(sys.argv[1:] if argv is None else list(argv))  # into every run manifest
     try:
         # Without standalone mode click returns (not raises) the code of typer.Exit.
         code = app(args=argv, standalone_mode=False)
@@ -54,6 +57,8 @@ def main(argv: list[str] | None = None) -> None:
         _usage_error(exc)
     except KeyboardInterrupt:
         _fail("interrupted", code=130)
+    finally:
+        record_command(None)  # a library call after an in-process CLI call is not that command
     if isinstance(code, int) and code:
         sys.exit(code)
 

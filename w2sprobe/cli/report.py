@@ -78,7 +78,7 @@ def _print(summary: dict) -> None:
         )
     for skipped in summary["skipped_figures"]:
         stdout.print(f"figure {skipped['name']} skipped: {skipped['reason']}", highlight=False)
-    main = summary["files"].get("html") or summary["files"].get("md") or summary["files"]["json"]
+    main = summary["files"].get(summary["format"]) or summary["files"]["json"]
     stdout.print(f"report: {main}", highlight=False, soft_wrap=True)
 
 

@@ -17,9 +17,11 @@ from ..errors import UsageError
 from ..hashing import short_hash
 from ..metrics import pgr as pgr_of
 from ..options import ReportOptions
+from ..runs import current_command
 from .collect import REFERENCE_STAGES, Collection, RunResult, collect_results, read_test_predictions
 from .groups import experiment_group, experiment_order
 from .probe_inputs import collect_filters, collect_sweeps
+from .setup import study_setup
 from .stats import (
     bootstrap_pgr,
     is_saturated,
@@ -49,7 +51,8 @@ class Report:
     (dataset, experiment), mean ± standard error over seeds; ``summary``: per experiment across
     the included datasets (neither saturated nor ``unstable``: ceiling − weak AUC below
     ``options["min_gap"]``); ``comparisons``: each intervention vs the baseline.  Rows with a
-    PGR carry ``pgr_unstable``; ``run_warnings`` are the warnings the runs recorded.
+    PGR carry ``pgr_unstable``; ``run_warnings`` are the warnings the runs recorded; ``setup``
+    is what was compared (models, split sizes, seeds, the commands that made the runs).
     """
 
     cache_dir: Path
@@ -70,6 +73,7 @@ class Report:
     notes: list[str] = field(default_factory=list)
     unstable: list[dict] = field(default_factory=list)
     run_warnings: list[dict] = field(default_factory=list)
+    setup: dict = field(default_factory=dict)
 
     @property
     def included(self) -> list[str]:
@@ -88,6 +92,7 @@ class Report:
             "cache_dir": str(self.cache_dir),
             "key": self.key,
             "options": self.options,
+            "setup": self.setup,
             "datasets": self.datasets,
             "included_datasets": self.included,
             "experiments": self.experiments,
@@ -178,6 +183,7 @@ def build_report(
         notes=notes + sweep_notes,
         unstable=unstable,
         run_warnings=recorded_warnings(found),
+        setup={**study_setup(found), "report_command": current_command()},
     )
 
 

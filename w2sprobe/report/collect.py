@@ -66,6 +66,7 @@ class RunResult:
             "labels": self.metrics.get("labels"),
             "labels_key": self.metrics.get("labels_key"),
             "path": str(self.folder),
+            "command": self.manifest.get("command"),
             "config": self.metrics.get("config"),
         }
 

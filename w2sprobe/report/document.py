@@ -32,8 +32,11 @@ class Bullets:
 
 @dataclass
 class Table:
+    """A table; ``title`` is its heading (renderers number it: "Table 3. ...")."""
+
     headers: list[str]
     rows: list[list[str]]
+    title: str = ""
 
 
 @dataclass
@@ -43,25 +46,90 @@ class FigureBlock:
 
 @dataclass
 class Code:
+    """Preformatted text; with a ``summary`` it is collapsed behind that line (HTML details)."""
+
     text: str
+    summary: str | None = None
 
 
 def report_blocks(report: Report, figures: list[Figure], skipped: list[dict]) -> list:
-    """Everything the rendered report shows, in order."""
-    blocks: list = [Heading(1, "Weak-to-strong report"), Para(_intro(report))]
-    blocks += _summary(report) + _comparisons(report) + _saturation(report) + _unstable(report)
-    blocks += (
-        _figures(figures, skipped) + _per_dataset(report) + _gaps(report) + _run_warnings(report)
-    )
-    blocks += _inputs(report)
+    """Everything the rendered report shows, in order: what was compared, the numbers (summary,
+    comparisons, every dataset's table), then the figures, then what is missing and the inputs."""
+    blocks: list = [Heading(1, "Weak-to-strong report")]
+    blocks += _setup(report) + _summary(report) + _comparisons(report) + _per_dataset(report)
+    blocks += _saturation(report) + _unstable(report) + _figures(figures, skipped)
+    blocks += _gaps(report) + _run_warnings(report) + _inputs(report)
+    return blocks
+
+
+def _setup(report: Report) -> list:
+    """The top of the report: models, dataset sizes, seeds, the commands that made the runs."""
+    setup = report.setup
+    sizes = setup.get("sizes", {})
+    same = len({tuple(v.items()) for v in sizes.values()}) == 1
+    seeds = setup.get("seeds", [])
+    rows = [
+        ["weak model", ", ".join(setup.get("weak_models") or ["—"])],
+        ["strong model", ", ".join(setup.get("strong_models") or ["—"])],
+        ["datasets", f"{len(report.datasets)}: {', '.join(report.datasets)}"],
+        [
+            "examples per split",
+            _sizes_text(next(iter(sizes.values()))) if same else "per dataset: see below",
+        ],
+        ["seeds", f"{len(seeds)} ({', '.join(map(str, seeds))})"],
+        [
+            "runs",
+            f"{len(report.runs)} finished"
+            + (f", {len(report.incomplete)} unfinished (not used)" if report.incomplete else ""),
+        ],
+    ]
+    blocks: list = [
+        Heading(2, "Setup"),
+        Table(["setting", "value"], rows, title="What was compared"),
+    ]
+    if sizes and not same:
+        splits = list(dict.fromkeys(s for v in sizes.values() for s in v))
+        blocks.append(
+            Table(
+                ["dataset", *splits],
+                [[d, *(fmt(v.get(s)) for s in splits)] for d, v in sizes.items()],
+                title="Examples per split",
+            )
+        )
+    blocks += _commands(setup)
+    blocks.append(Para(_intro(report)))
+    return blocks
+
+
+def _sizes_text(sizes: dict) -> str:
+    return " · ".join(f"{split} {n}" for split, n in sizes.items()) or "—"
+
+
+def _commands(setup: dict) -> list:
+    """The command lines the runs recorded (with how many runs each wrote), and this report's."""
+    commands, unrecorded = setup.get("commands", []), setup.get("runs_without_command", 0)
+    blocks: list = []
+    if commands:
+        lines = [
+            f"{c['command']}    # {c['runs']} run{'s' if c['runs'] != 1 else ''}" for c in commands
+        ]
+        blocks += [Para("Commands that produced the runs:"), Code("\n".join(lines))]
+    if unrecorded:
+        blocks.append(
+            Para(
+                f"{unrecorded} run(s) do not record the command that made them (written before "
+                "w2sprobe recorded it in run manifests); their configs are under Inputs."
+            )
+        )
+    if setup.get("report_command"):
+        blocks += [Para("This report:"), Code(setup["report_command"])]
     return blocks
 
 
 def _intro(report: Report) -> str:
     opts = report.options
     return (
-        f"{len(report.runs)} finished run(s) over {len(report.datasets)} dataset(s) "
-        f"from {report.cache_dir}. "
+        f"Read from {report.cache_dir}. "
         f"Baseline: {opts['baseline'] or 'none'}; "
         f"bootstrap: {opts['n_boot']} paired resamples of the shared "
         f"test ids (seed {opts['seed']}), percentile 95% CIs; "
@@ -89,11 +157,12 @@ def _summary(report: Report) -> list:
     text = f"PGR over the {len(report.included)} dataset(s) neither saturated nor with unstable PGR"
     return blocks + [
         Para(text + " (per-dataset means over seeds)."),
-        Table(["experiment", "group", "datasets", "mean PGR", "median PGR", "PGR > 0"], rows),
-        Para(
-            "PGR by dataset (saturated datasets marked *, unstable PGR †; neither is in the "
-            "summary):"
+        Table(
+            ["experiment", "group", "datasets", "mean PGR", "median PGR", "PGR > 0"],
+            rows,
+            title="PGR per experiment across datasets",
         ),
+        Para("Saturated datasets are marked *, unstable PGR †; neither is in the summary."),
         _pgr_matrix(report),
     ]
 
@@ -108,7 +177,7 @@ def _pgr_matrix(report: Report) -> Table:
         cells = [fmt((report.row(dataset, e) or {}).get("pgr")) for e in experiments]
         marks = (" *" if dataset in saturated else "") + (" †" if dataset in unstable else "")
         rows.append([dataset + marks, *cells])
-    return Table(["dataset", *experiments], rows)
+    return Table(["dataset", *experiments], rows, title="PGR by dataset")
 
 
 def _comparisons(report: Report) -> list:
@@ -157,6 +226,7 @@ def _comparisons(report: Report) -> list:
                 "Wilcoxon p",
             ],
             rows,
+            title=f"Interventions vs {baseline}",
         )
     ]
 
@@ -183,7 +253,11 @@ def _saturation(report: Report) -> list:
             f"Weak, ceiling and student AUC all above {threshold}: excluded from the summary and "
             "comparisons, as in the study."
         ),
-        Table(["dataset", "weak AUC", "ceiling AUC", "student AUC", "student"], rows),
+        Table(
+            ["dataset", "weak AUC", "ceiling AUC", "student AUC", "student"],
+            rows,
+            title="Saturated datasets",
+        ),
     ]
 
 
@@ -203,7 +277,7 @@ def _unstable(report: Report) -> list:
             'Their PGRs are shown flagged (†, "(unstable)") but excluded from the '
             "summary and comparisons, like saturated datasets."
         ),
-        Table(["dataset", "weak AUC", "ceiling AUC", "gap"], rows),
+        Table(["dataset", "weak AUC", "ceiling AUC", "gap"], rows, title="Unstable PGR"),
     ]
 
 
@@ -245,7 +319,7 @@ def _per_dataset(report: Report) -> list:
             [
                 r["experiment"],
                 GROUP_TITLES[r["group"]],
-                seeds(r),
+                str(r["n_seeds"]),
                 fmt_n(r["n"]),
                 with_spread(r, "auc"),
                 with_spread(r, "accuracy"),
@@ -256,12 +330,17 @@ def _per_dataset(report: Report) -> list:
         ]
         blocks += [
             Heading(3, title),
-            Table(["experiment", "group", "seeds", "test n", "AUC", "accuracy", "PGR"], table),
+            Table(
+                ["experiment", "group", "seeds", "test n", "AUC", "accuracy", "PGR"],
+                table,
+                title=f"Results on {title}",
+            ),
         ]
     blocks.append(
         Para(
-            "One seed: value [95% bootstrap CI]; several seeds: mean ± standard error "
-            "(per-seed values and CIs are in report.json, seed_rows)."
+            "seeds: how many seeds each row averages. One seed: value [95% bootstrap CI]; "
+            "several seeds: mean ± standard error (per-seed values and CIs are in report.json, "
+            "seed_rows)."
         )
     )
     return blocks
@@ -307,13 +386,18 @@ def _inputs(report: Report) -> list:
         for r in report.runs
     ]
     blocks.append(
-        Table(["dataset", "experiment", "stage", "seed", "key", "model", "labels", "path"], rows)
+        Table(
+            ["dataset", "experiment", "stage", "seed", "key", "model", "labels", "path"],
+            rows,
+            title="Runs used",
+        )
     )
     blocks.append(
         Code(
             json.dumps(
                 {r["key"]: r["config"] for r in report.runs}, indent=1, sort_keys=True, default=str
-            )
+            ),
+            summary="run configs",
         )
     )
     if report.filters:
@@ -342,6 +426,7 @@ def _inputs(report: Report) -> list:
                     ]
                     for f in report.filters
                 ],
+                title="Filtered label sets",
             )
         )
     sweeps = sorted({r["path"] for r in report.sweeps})
@@ -368,10 +453,6 @@ def fmt_p(p, note) -> str:
 
 def fmt_n(n) -> str:
     return "—" if n is None else (str(n) if not isinstance(n, list) else "/".join(map(str, n)))
-
-
-def seeds(row: dict) -> str:
-    return ",".join(map(str, row["seeds"]))
 
 
 def with_spread(row: dict, metric: str) -> str:

@@ -1,25 +1,42 @@
-"""Report figures (matplotlib, Agg), each saved as PNG and SVG.
+"""Report figures drawn for a paper (matplotlib, Agg), each saved as PNG, SVG and PDF.
 
-Colours are the Okabe-Ito palette (distinguishable with the common colour-vision
-deficiencies) and every series also gets its own marker, so a figure still reads in greyscale.
-A figure whose inputs do not exist is skipped with a reason instead of drawn empty.
+Every figure is sized for a two-column paper (at most 7 in wide, 7-8 pt type), uses the
+Okabe-Ito palette (distinguishable with the common colour-vision deficiencies) with a marker
+per series, so it still reads in greyscale, and has one legend shared by all its panels. A
+figure whose inputs do not exist is skipped with a reason instead of drawn empty. The
+arithmetic (clipping, ticks, layout) is in ``plotting.py``.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from .build import Report
 from .groups import GROUP_TITLES, experiment_group
+from .plotting import (
+    MARKERS,
+    OKABE_ITO,
+    PAGE_WIDTH,
+    PAPER_RC,
+    REFERENCE_STYLE,
+    clip_to_window,
+    data_window,
+    decade_ticks,
+    pack_rows,
+    panel_width,
+    series_styles,
+    tick_labels,
+)
 
-#: Okabe & Ito (2008), black first (the baseline), yellow last (weakest on white).
-OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
-#: Series markers; no up/down triangles, which mark PGRs clipped at the axis edge.
-MARKERS = ("o", "s", "D", "P", "X", "*", "h", "p", "d", "<", ">")
-#: PGR axis limits: the blog cuts off extreme PGRs too; clipped points sit on the edge as arrows.
+#: PGR window: the blog cuts off extreme PGRs too; beyond it a point is an arrow with its value.
 PGR_LIMITS = (-1.0, 2.0)
+#: Every figure is written in each of these formats: PNG to look at, SVG and PDF for papers.
+FIGURE_FORMATS = ("png", "svg", "pdf")
+#: Height of one row of panels (inches), dataset labels included.
+ROW_HEIGHT = 2.3
 
 
 @dataclass
@@ -31,6 +48,11 @@ class Figure:
     caption: str
     png: Path
     svg: Path
+    pdf: Path
+
+    @property
+    def files(self) -> list[Path]:
+        return [self.png, self.svg, self.pdf]
 
     def to_dict(self) -> dict:
         return {
@@ -39,12 +61,14 @@ class Figure:
             "caption": self.caption,
             "png": str(self.png),
             "svg": str(self.svg),
+            "pdf": str(self.pdf),
         }
 
 
 def draw_figures(report: Report, out_dir: Path) -> tuple[list[Figure], list[dict]]:
     """Draw every figure the report has inputs for into ``out_dir``; return (figures, skipped)."""
     out_dir.mkdir(parents=True, exist_ok=True)
+    plt = _pyplot()
     figures, skipped = [], []
     for name, draw in (
         ("pgr_by_dataset", pgr_by_dataset),
@@ -52,12 +76,13 @@ def draw_figures(report: Report, out_dir: Path) -> tuple[list[Figure], list[dict
         ("probe_sweeps", probe_sweeps),
         ("filter_precision", filter_precision),
     ):
-        result = draw(report)
-        if isinstance(result, str):
-            skipped.append({"name": name, "reason": result})
-            continue
-        fig, title, caption = result
-        figures.append(_save(fig, out_dir / name, name, title, caption))
+        with plt.rc_context(PAPER_RC):
+            result = draw(report)
+            if isinstance(result, str):
+                skipped.append({"name": name, "reason": result})
+                continue
+            fig, title, caption = result
+            figures.append(_save(fig, out_dir / name, name, title, caption))
     return figures, skipped
 
 
@@ -69,250 +94,269 @@ def style(index: int) -> dict:
 # --------------------------------------------------------------------------- PGR dot plot
 
 
-def pgr_by_dataset(report: Report):
-    """The blog's dot plot: PGR per dataset, one panel per group of interventions."""
-    plt = _pyplot()
-    datasets = report.included
+@dataclass
+class Panel:
+    """One panel of a per-group figure: its title, series (in legend order) and dataset columns."""
+
+    title: str
+    series: list[str]
+    datasets: list[str]
+
+
+def pgr_panels(report: Report) -> list[Panel]:
+    """One panel per intervention group, over only the datasets where that group has a PGR.
+
+    The baseline joins every panel (the comparison each panel is about) but does not by itself
+    earn a dataset a column: no empty columns.
+    """
     baseline = report.options.get("baseline")
-    groups = [
-        g
-        for g in GROUP_TITLES
-        if g != "reference" and any(experiment_group(e) == g for e in _students(report))
-    ]
-    if not datasets or not groups:
-        return "no student or probe runs with a PGR on a non-saturated dataset"
-    fig, axes = plt.subplots(
-        len(groups),
-        1,
-        figsize=(max(6.5, 0.55 * len(datasets) + 3.5), 2.8 * len(groups) + 0.8),
-        squeeze=False,
-        sharex=True,
-    )
-    clipped = 0
-    for ax, group in zip(axes[:, 0], groups):
+    panels = []
+    for group, title in GROUP_TITLES.items():
         names = [e for e in _students(report) if experiment_group(e) == group and e != baseline]
-        series = ([baseline] if baseline else []) + names
-        for index, experiment in enumerate(series):
-            clipped += _pgr_series(ax, report, datasets, experiment, index, len(series))
-        ax.axhline(0, color="#777777", linewidth=0.8, linestyle="--")
-        ax.axhline(1, color="#777777", linewidth=0.8, linestyle=":")
-        ax.set_ylim(*_pgr_limits(report, datasets, series))
-        ax.set_ylabel("PGR")
-        ax.set_title(GROUP_TITLES[group], loc="left", fontsize=10)
-        ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-        ax.grid(axis="y", color="#dddddd", linewidth=0.5)
-    _dataset_axis(axes[-1, 0], datasets)
-    fig.suptitle("Performance gap recovered per dataset", fontsize=12)
-    fig.tight_layout()
-    saturated = len(report.saturated)
+        own = names + ([baseline] if baseline and experiment_group(baseline) == group else [])
+        columns = [d for d in report.included if any(_value(report, d, e, "pgr") for e in own)]
+        if own and columns:
+            panels.append(Panel(title, ([baseline] if baseline else []) + names, columns))
+    return panels
+
+
+def pgr_by_dataset(report: Report):
+    """The blog's dot plot: PGR per dataset, one compact panel per group of interventions."""
+    panels = pgr_panels(report)
+    if not panels:
+        return "no student or probe runs with a PGR on a non-saturated dataset"
+    baseline = report.options.get("baseline")
+    styles = series_styles(_students(report), baseline)
+    ends = [
+        v
+        for panel in panels
+        for d in panel.datasets
+        for e in panel.series
+        for v in _point_and_interval(report.row(d, e), "pgr")
+    ]
+    window = data_window(ends, PGR_LIMITS, (0.0, 1.0))
+    fig, axes = _panel_figure(panels)
+    clipped = cut = 0
+    for ax, panel in zip(axes, panels):
+        for index, experiment in enumerate(panel.series):
+            offset = _dodge(index, len(panel.series))
+            for x, dataset in enumerate(panel.datasets):
+                row = report.row(dataset, experiment)
+                if row is None or row["pgr"] is None:
+                    continue
+                drawn = clip_to_window(row["pgr"], _error(row, "pgr"), window)
+                _clipped_point(ax, x + offset, drawn, styles[experiment])
+                clipped += drawn.beyond != 0
+                cut += drawn.low_cut + drawn.high_cut
+        ax.axhline(0, color="#777777", linewidth=0.7, linestyle="--", zorder=0)
+        ax.axhline(1, color="#777777", linewidth=0.7, linestyle=":", zorder=0)
+        pad = 0.06 * (window[1] - window[0])
+        ax.set_ylim(window[0] - pad, window[1] + pad)
+        _panel_axes(ax, panel, "PGR")
+    _shared_legend(fig, _legend_entries(panels, styles))
+    return fig, "PGR per dataset and intervention", _pgr_caption(report, window, clipped, cut)
+
+
+def _pgr_caption(report: Report, window: tuple[float, float], clipped: int, cut: int) -> str:
+    baseline = report.options.get("baseline")
     unstable = [u["dataset"] for u in report.unstable]
-    baseline_note = (
-        "baseline " + baseline + " (black circles) in every panel" if baseline else "no baseline"
-    )
-    caption = (
-        "PGR = (student − weak) / (ceiling − weak) on test ROC AUC, one marker per intervention, "
-        f"{baseline_note}; "
-        "dashed line = weak supervisor (0), dotted = ceiling (1). "
-        "Error bars: 95% paired bootstrap CI "
-        "(one seed) or ± standard error over seeds."
-        + (
-            f" {clipped} point(s) beyond the axis are drawn as triangles on its edge."
-            if clipped
-            else ""
+    saturated = len(report.saturated)
+    parts = [
+        "PGR = (student − weak) / (ceiling − weak) on test ROC AUC, one marker per "
+        "intervention; each panel shows only the datasets with results for its interventions"
+        + (f", and the baseline {baseline} (black circles)" if baseline else "")
+        + ". Dashed line: weak supervisor (0); dotted: ceiling (1). Error bars: 95% paired "
+        "bootstrap CI (one seed) or ± standard error over seeds.",
+    ]
+    if clipped:
+        parts.append(
+            f"{clipped} PGR(s) outside [{window[0]:.2g}, {window[1]:.2g}] are drawn as triangles "
+            "on the panel's edge, labelled with their value."
         )
-        + (f" {saturated} saturated dataset(s) excluded." if saturated else "")
-        + (
-            f" Excluded for unstable PGR (ceiling − weak AUC < {report.options['min_gap']}): "
+    if cut:
+        parts.append(f"{cut} interval end(s) beyond the window end in an arrowhead.")
+    if saturated:
+        parts.append(f"{saturated} saturated dataset(s) excluded.")
+    if unstable:
+        parts.append(
+            f"Excluded for unstable PGR (ceiling − weak AUC < {report.options['min_gap']}): "
             f"{', '.join(unstable)}."
-            if unstable
-            else ""
         )
-    )
-    return fig, "PGR per dataset and intervention", caption
+    return " ".join(parts)
 
 
-def _pgr_series(
-    ax, report: Report, datasets: list[str], experiment: str, index: int, count: int
-) -> int:
-    """One experiment's PGR markers (dodged sideways so series do not overlap); returns #clipped."""
-    offset = (index - (count - 1) / 2) * min(0.8 / max(count, 1), 0.18)
-    xs, ys, errs, clipped = [], [], [], 0
-    for x, dataset in enumerate(datasets):
-        row = report.row(dataset, experiment)
-        if row is None or row["pgr"] is None:
-            continue
-        xs.append(x + offset)
-        ys.append(row["pgr"])
-        errs.append(_error(row, "pgr"))
-    if not xs:
-        return 0
-    kw = style(index)
-    inside = [PGR_LIMITS[0] <= y <= PGR_LIMITS[1] for y in ys]
-    shown = [(x, y, e) for x, y, e, ok in zip(xs, ys, errs, inside) if ok]
+def _clipped_point(ax, x: float, drawn, kw: dict) -> None:
+    """A marker with its error bar as ``clip_to_window`` placed it; arrows where it was cut."""
+    if drawn.beyond:
+        ax.plot(
+            [x],
+            [drawn.y],
+            marker="v" if drawn.beyond < 0 else "^",
+            color=kw["color"],
+            markersize=5,
+            linestyle="none",
+            clip_on=False,
+            zorder=3,
+        )
+        ax.annotate(
+            drawn.label,
+            (x, drawn.y),
+            xytext=(0, 4 if drawn.beyond < 0 else -4),
+            textcoords="offset points",
+            rotation=90,
+            ha="center",
+            va="bottom" if drawn.beyond < 0 else "top",
+            fontsize=5.5,
+            color=kw["color"] if kw["color"] != OKABE_ITO[7] else "#8a7a00",
+        )
+        return
+    bar = None
+    if drawn.low is not None:
+        bar = [[max(drawn.y - drawn.low, 0)], [max(drawn.high - drawn.y, 0)]]
     ax.errorbar(
-        [x for x, _, _ in shown],
-        [y for _, y, _ in shown],
-        yerr=[
-            [max(y - e[0], 0) if e else 0 for _, y, e in shown],
-            [max(e[1] - y, 0) if e else 0 for _, y, e in shown],
-        ],
+        [x],
+        [drawn.y],
+        yerr=bar,
         fmt=kw["marker"],
         color=kw["color"],
-        markersize=6,
-        capsize=2,
+        markersize=4.5,
+        capsize=1.5,
         elinewidth=0.8,
-        label=experiment,
-        markeredgecolor="white" if kw["color"] != "#000000" else "black",
-        markeredgewidth=0.5,
+        markeredgecolor="white" if kw["color"] != OKABE_ITO[0] else OKABE_ITO[0],
+        markeredgewidth=0.4,
+        zorder=2,
     )
-    # Points beyond the fixed axis range: an arrow-like marker on the edge, so they are not lost
-    # (without their error bar, which would only span the whole axis).
-    for x, y, ok in zip(xs, ys, inside):
-        if not ok:
-            clipped += 1
-            edge = PGR_LIMITS[0] if y < PGR_LIMITS[0] else PGR_LIMITS[1]
-            ax.plot(
-                [x],
-                [edge],
-                marker="v" if y < edge else "^",
-                color=kw["color"],
-                markersize=7,
-                clip_on=False,
-            )
-    return clipped
-
-
-def _pgr_limits(report: Report, datasets: list[str], experiments: list[str]) -> tuple[float, float]:
-    values = [
-        r["pgr"]
-        for r in report.rows
-        if r["dataset"] in datasets and r["experiment"] in experiments and r["pgr"] is not None
-    ]
-    low = max(min(values + [0.0]), PGR_LIMITS[0])
-    high = min(max(values + [1.0]), PGR_LIMITS[1])
-    pad = 0.06 * (high - low)
-    return low - pad, high + pad
+    for end, cut, marker in ((drawn.low, drawn.low_cut, "v"), (drawn.high, drawn.high_cut, "^")):
+        if cut:
+            ax.plot([x], [end], marker=marker, color=kw["color"], markersize=3.5, zorder=2)
 
 
 # --------------------------------------------------------------------------- AUC per dataset
 
 
+def auc_panels(report: Report) -> list[Panel]:
+    """Per intervention group: weak, the baseline, the group's students and the ceiling."""
+    baseline = report.options.get("baseline")
+    panels = []
+    for group, title in GROUP_TITLES.items():
+        names = [e for e in _students(report) if experiment_group(e) == group and e != baseline]
+        own = names + ([baseline] if baseline and experiment_group(baseline) == group else [])
+        columns = [d for d in report.datasets if any(_value(report, d, e, "auc") for e in own)]
+        if own and columns:
+            middle = ([baseline] if baseline else []) + names
+            panels.append(Panel(title, ["weak", *middle, "ceiling"], columns))
+    if not panels:  # references only: still worth a look
+        columns = [
+            d for d in report.datasets if any(_value(report, d, e, "auc") for e in REFERENCE_STYLE)
+        ]
+        if columns:
+            panels.append(Panel(GROUP_TITLES["reference"], ["weak", "ceiling"], columns))
+    return panels
+
+
 def auc_by_dataset(report: Report):
-    """Weak, student (baseline) and ceiling test AUC per dataset; the vertical bar is the gap."""
-    plt = _pyplot()
-    student = report.options.get("baseline") or next(iter(_students(report)), None)
-    series = [("weak", "weak supervisor", 5, "v"), ("ceiling", "strong ceiling", 3, "^")]
-    if student:
-        series.insert(1, (student, f"strong student ({student})", 4, "o"))
-    datasets = [d for d in report.datasets if any(report.row(d, e) for e, *_ in series)]
-    if not datasets:
+    """Test AUC per dataset: weak, each student and the ceiling side by side; a panel per group."""
+    panels = auc_panels(report)
+    if not panels:
         return "no weak, student or ceiling AUCs"
-    fig, ax = plt.subplots(figsize=(max(6.5, 0.55 * len(datasets) + 3.5), 4.2))
-    for x, dataset in enumerate(datasets):
-        weak, ceiling = report.row(dataset, "weak"), report.row(dataset, "ceiling")
-        if weak and ceiling and weak["auc"] is not None and ceiling["auc"] is not None:
-            ax.plot(
-                [x, x],
-                [weak["auc"], ceiling["auc"]],
-                color="#bbbbbb",
-                linewidth=3,
-                zorder=0,
-                solid_capstyle="round",
-            )
-    for experiment, label, colour, marker in series:
-        points = [(x, report.row(d, experiment)) for x, d in enumerate(datasets)]
-        points = [(x, r) for x, r in points if r and r["auc"] is not None]
-        if not points:
-            continue
-        ys = [r["auc"] for _, r in points]
-        errs = [_error(r, "auc") for _, r in points]
-        ax.errorbar(
-            [x for x, _ in points],
-            ys,
-            fmt=marker,
-            color=OKABE_ITO[colour],
-            markersize=7,
-            capsize=2,
-            elinewidth=0.8,
-            label=label,
-            yerr=[
-                [max(y - e[0], 0) if e else 0 for y, e in zip(ys, errs)],
-                [max(e[1] - y, 0) if e else 0 for y, e in zip(ys, errs)],
-            ],
-        )
-    saturated = {item["dataset"] for item in report.saturated}
-    unstable = {item["dataset"] for item in report.unstable}
-    _dataset_axis(
-        ax,
-        [
-            d
-            + (" (saturated)" if d in saturated else "")
-            + (" (unstable PGR)" if d in unstable else "")
-            for d in datasets
-        ],
-    )
-    ax.set_ylabel("test ROC AUC")
-    ax.set_title("Weak vs student vs ceiling", loc="left")
-    ax.grid(axis="y", color="#dddddd", linewidth=0.5)
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.tight_layout()
+    styles = series_styles(_students(report), report.options.get("baseline"))
+    values = [
+        v
+        for panel in panels
+        for d in panel.datasets
+        for e in panel.series
+        for v in _point_and_interval(report.row(d, e), "auc")
+    ]
+    low, high = min(values), max(values)
+    pad = 0.06 * max(high - low, 0.02)
+    fig, axes = _panel_figure(panels)
+    for ax, panel in zip(axes, panels):
+        for index, experiment in enumerate(panel.series):
+            offset = _dodge(index, len(panel.series))
+            for x, dataset in enumerate(panel.datasets):
+                row = report.row(dataset, experiment)
+                if row is None or row["auc"] is None:
+                    continue
+                drawn = clip_to_window(row["auc"], _error(row, "auc"), (0.0, 1.0))
+                _clipped_point(ax, x + offset, drawn, styles[experiment])
+        ax.set_ylim(low - pad, min(high + pad, 1.0 + pad / 2))
+        _panel_axes(ax, panel, "test ROC AUC", marks=_dataset_marks(report))
+    _shared_legend(fig, _legend_entries(panels, styles))
+    unstable = bool(report.unstable)
     caption = (
-        "Test ROC AUC of the weak supervisor, the strong student trained on its labels "
-        f"({student or 'none'}) and the strong ceiling trained on ground truth; "
-        "the grey bar spans the weak-to-ceiling gap that PGR measures. "
+        "Test ROC AUC per dataset, side by side: weak supervisor (grey ▼), the strong students "
+        "trained on its labels, and the strong ceiling trained on ground truth (dark grey ▲); "
+        "one panel per group of interventions, over the datasets that group has results for. "
         "Error bars: 95% bootstrap CI (one seed) or ± standard error."
-        + (
-            f" '(unstable PGR)': the gap is below {report.options['min_gap']} AUC."
-            if unstable
-            else ""
-        )
+        + (" *: saturated." if report.saturated else "")
+        + (f" †: unstable PGR (ceiling − weak < {report.options['min_gap']})." if unstable else "")
     )
     return fig, "Weak, student and ceiling AUC per dataset", caption
 
 
+def _dataset_marks(report: Report) -> dict[str, str]:
+    """The table's marks on a dataset label: * saturated, † unstable PGR."""
+    marks: dict[str, str] = {}
+    for item in report.saturated:
+        marks[item["dataset"]] = marks.get(item["dataset"], "") + "*"
+    for item in report.unstable:
+        marks[item["dataset"]] = marks.get(item["dataset"], "") + "†"
+    return marks
+
+
 # --------------------------------------------------------------------------- sweeps
+
+_SWEEP_AXIS = {
+    "k": "k (kNN neighbours)",
+    "l2": "L2 penalty",
+    "k_zeta": "k_zeta (TopoFilter)",
+    "layer": "layer",
+}
+_SWEEP_TITLE = {"k": "kNN", "l2": "Logistic regression", "k_zeta": "TopoFilter", "layer": ""}
 
 
 def probe_sweeps(report: Report):
-    """Probe AUC minus the label set's AUC vs the probe's parameter and vs layer."""
+    """Probe AUC minus the label set's AUC vs the probe's parameter, one line per layer."""
     rows = report.sweeps
     if not rows:
         return "no sweep results (<cache>/sweeps/*/*/sweep.json); run w2sprobe sweep"
     panels = [p for p in ("k", "l2", "k_zeta") if _varies(rows, p, ("dataset", "probe", "layer"))]
-    if _varies(rows, "layer", ("dataset", "probe", "k", "l2", "k_zeta")):
-        panels.append("layer")
+    if not panels and _varies(rows, "layer", ("dataset", "probe", "k", "l2", "k_zeta")):
+        panels = ["layer"]  # only the layer varies: it is the x axis
     if not panels:
         return "the stored sweeps vary neither k, l2, k_zeta nor the layer (single points only)"
     plt = _pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels) + 1.6, 4.0), squeeze=False)
-    datasets = sorted({r["dataset"] for r in rows})
-    for ax, param in zip(axes[0], panels):
-        _sweep_panel(ax, rows, param, datasets)
-    fig.suptitle(
-        "Probe AUC minus label AUC (weak labels: the probe's gain over the weak supervisor)",
-        fontsize=11,
+    width = min(PAGE_WIDTH, 2.5 * len(panels) + 0.4)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(width, 2.4), squeeze=False, layout="constrained"
     )
-    fig.tight_layout()
+    datasets = sorted({r["dataset"] for r in rows})
+    entries: dict[str, dict] = {}
+    for ax, param in zip(axes[0], panels):
+        entries.update(_sweep_panel(ax, rows, param, datasets))
+    # Datasets (colours) first, then layers (markers), whatever order the panels met them in.
+    order = sorted(entries, key=lambda name: (name not in datasets, _text_order(name)))
+    _shared_legend(fig, {name: entries[name] for name in order})
     caption = (
-        "Each line is one dataset (colour) and layer or probe (marker); "
-        "y = probe test AUC minus the AUC "
-        "of the labels it was fit on, so points above the dashed zero line beat those labels. "
-        "Panels: "
-        + ", ".join(
-            {
-                "k": "kNN k",
-                "l2": "logistic L2 penalty",
-                "k_zeta": "TopoFilter k_zeta",
-                "layer": "layer",
-            }[p]
-            for p in panels
+        "y = probe test AUC minus the AUC of the labels it was fit on (with weak labels: the "
+        "probe's gain over the weak supervisor), so points above the dashed line beat those "
+        "labels; "
+        + (
+            "colour: dataset, marker: layer"
+            if len(datasets) > 1 and panels != ["layer"]
+            else "one line per layer"
+            if panels != ["layer"]
+            else "one line per probe setting"
         )
-        + "."
+        + ". Panels: "
+        + ", ".join(_SWEEP_AXIS[p] for p in panels)
+        + "; log axes are labelled at every decade."
     )
     return fig, "Probe sweeps", caption
 
 
-def _sweep_panel(ax, rows: list[dict], param: str, datasets: list[str]) -> None:
+def _sweep_panel(ax, rows: list[dict], param: str, datasets: list[str]) -> dict[str, dict]:
+    """One swept parameter's lines; returns the legend entries it used (label -> style)."""
     keys = (
         ("dataset", "probe", "k", "l2", "k_zeta")
         if param == "layer"
@@ -324,45 +368,44 @@ def _sweep_panel(ax, rows: list[dict], param: str, datasets: list[str]) -> None:
             lines.setdefault(tuple(row.get(k) for k in keys), []).append(
                 (row[param], row["auc_minus_labels_auc"])
             )
+    lines = {line: pts for line, pts in lines.items() if len({x for x, _ in pts}) >= 2}
     variants = sorted({line[1:] for line in lines}, key=_natural)
+    by_dataset = len(datasets) > 1
+    colours: dict[str, dict] = {}
+    entries: dict[str, dict] = {}
     for line, points in sorted(lines.items(), key=lambda kv: _natural(kv[0])):
-        if len({x for x, _ in points}) < 2:
-            continue
-        points.sort()
-        # Colour tells datasets apart; with a single dataset it doubles the marker instead.
-        colour_index = datasets.index(line[0]) if len(datasets) > 1 else variants.index(line[1:])
-        colour = OKABE_ITO[colour_index % len(OKABE_ITO)]
-        marker = MARKERS[variants.index(line[1:]) % len(MARKERS)]
-        detail = (
-            f"L{line[2]}"
-            if param != "layer"
-            else " ".join(f"{k}={v}" for k, v in zip(keys[2:], line[2:]) if v is not None)
-        )
-        ax.plot(
-            *zip(*points),
-            marker=marker,
-            color=colour,
-            linewidth=1.2,
-            markersize=5,
-            label=f"{line[0]} · {line[1]} {detail}".strip(),
-        )
+        variant = variants.index(line[1:])
+        colour = OKABE_ITO[(datasets.index(line[0]) if by_dataset else variant) % len(OKABE_ITO)]
+        marker = MARKERS[variant % len(MARKERS)]
+        ax.plot(*zip(*sorted(points)), marker=marker, color=colour, linewidth=1.0, markersize=3.5)
+        name = _variant_name(keys, line)
+        if by_dataset:
+            colours[line[0]] = {"color": colour, "marker": None}
+            entries[name] = {"color": "#666666", "marker": marker, "linestyle": "none"}
+        else:
+            entries[name] = {"color": colour, "marker": marker}
     values = [x for pts in lines.values() for x, _ in pts]
-    if param == "l2" or (min(values) > 0 and max(values) / min(values) >= 20):
+    if values and min(values) > 0 and (param == "l2" or max(values) / min(values) >= 20):
         ax.set_xscale("log")
-    if param == "layer":
+        ticks = decade_ticks(min(values), max(values))
+        ax.set_xticks(ticks, tick_labels(ticks))
+        ax.xaxis.set_minor_formatter(_null_formatter())
+    elif param == "layer":
         ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.axhline(0, color="#777777", linewidth=0.8, linestyle="--")
-    ax.set_xlabel(
-        {
-            "k": "k (kNN neighbours)",
-            "l2": "L2 penalty",
-            "k_zeta": "k_zeta (TopoFilter)",
-            "layer": "layer",
-        }[param]
-    )
+    ax.axhline(0, color="#777777", linewidth=0.7, linestyle="--", zorder=0)
+    ax.set_xlabel(_SWEEP_AXIS[param])
     ax.set_ylabel("probe AUC − label AUC")
+    ax.set_title(_SWEEP_TITLE[param], loc="left")
     ax.grid(color="#eeeeee", linewidth=0.5)
-    ax.legend(fontsize=7, frameon=False)
+    return {**colours, **entries}
+
+
+def _variant_name(keys: tuple[str, ...], line: tuple) -> str:
+    """How the legend names a line's non-dataset identity: ``layer 6`` or ``knn k=50``."""
+    if keys[-1] == "layer":
+        return f"layer {line[2]}"
+    settings = " ".join(f"{k}={v:g}" for k, v in zip(keys[2:], line[2:]) if v is not None)
+    return f"{line[1]} {settings}".strip()
 
 
 def _varies(rows: list[dict], param: str, within: tuple[str, ...]) -> bool:
@@ -385,7 +428,7 @@ def filter_precision(report: Report):
     if not rows:
         return "no filtered label sets with a precision (w2sprobe filter writes them)"
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6.8, 4.2))
+    fig, ax = plt.subplots(figsize=(4.2, 3.0), layout="constrained")
     probes = sorted({str(r["probe"]) for r in rows})
     for index, probe in enumerate(probes):
         mine = [r for r in rows if str(r["probe"]) == probe]
@@ -412,7 +455,7 @@ def filter_precision(report: Report):
             linestyle="none",
             marker=kw["marker"],
             color=kw["color"],
-            markersize=7,
+            markersize=5,
             label=probe,
         )
     base = [(r["contamination"], r["base_rate"]) for r in rows if r["base_rate"] is not None]
@@ -422,7 +465,7 @@ def filter_precision(report: Report):
             linestyle="none",
             marker="_",
             color="black",
-            markersize=14,
+            markersize=10,
             markeredgewidth=1.5,
             label="random removal (mislabel rate)",
         )
@@ -433,9 +476,7 @@ def filter_precision(report: Report):
     ax.set_ylabel("precision (removed labels that were wrong)")
     ax.set_ylim(0, 1.02)
     ax.grid(color="#eeeeee", linewidth=0.5)
-    ax.set_title("Filter precision vs contamination", loc="left")
-    ax.legend(fontsize=8, loc="center left", bbox_to_anchor=(1.01, 0.5), frameon=False)
-    fig.tight_layout()
+    fig.legend(loc="outside lower center", ncols=2, frameon=False)
     caption = (
         "One marker per filtered label set (strong_train split); "
         "a filter is useful when it beats the black bars, "
@@ -454,8 +495,19 @@ def _natural(values: tuple) -> tuple:
     return tuple((0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v)) for v in values)
 
 
+def _text_order(text: str) -> tuple:
+    """Sort key reading the digits in a name as numbers: "layer 9" before "layer 10"."""
+    return tuple(int(part) if part.isdigit() else part for part in re.split(r"(\d+)", text))
+
+
 def _students(report: Report) -> list[str]:
     return [e for e in report.experiments if experiment_group(e) != "reference"]
+
+
+def _value(report: Report, dataset: str, experiment: str, metric: str) -> bool:
+    """Does ``experiment`` have a ``metric`` value on ``dataset``?"""
+    row = report.row(dataset, experiment)
+    return row is not None and row.get(metric) is not None
 
 
 def _error(row: dict, metric: str) -> list[float] | None:
@@ -466,15 +518,94 @@ def _error(row: dict, metric: str) -> list[float] | None:
     return [row[metric] - se, row[metric] + se] if se is not None and math.isfinite(se) else None
 
 
-def _dataset_axis(ax, labels: list[str]) -> None:
+def _point_and_interval(row: dict | None, metric: str) -> list[float]:
+    """A row's value and interval ends (what a window must hold to show it whole)."""
+    if row is None or row.get(metric) is None:
+        return []
+    return [row[metric], *(_error(row, metric) or [])]
+
+
+def _dodge(index: int, count: int) -> float:
+    """Sideways offset of the ``index``-th of ``count`` series, so markers sit side by side."""
+    step = min(0.8 / max(count, 1), 0.2)
+    return (index - (count - 1) / 2) * step
+
+
+def _panel_figure(panels: list[Panel]):
+    """A figure of one compact panel per entry (width from its dataset columns and series),
+    packed into rows at most a page wide; returns (figure, axes in input order)."""
+    plt = _pyplot()
+    widths = [min(panel_width(len(p.datasets), len(p.series)), PAGE_WIDTH) for p in panels]
+    rows = pack_rows(widths)
+    page = max(sum(widths[i] for i in row) for row in rows)
+    fig = plt.figure(figsize=(page, ROW_HEIGHT * len(rows) + 0.4), layout="constrained")
+    grid = fig.add_gridspec(len(rows), 1)
+    axes: list = [None] * len(panels)
+    for r, row in enumerate(rows):
+        ratios = [widths[i] for i in row]
+        spare = page - sum(ratios)
+        sub = grid[r].subgridspec(
+            1, len(row) + (spare > 0.05), width_ratios=ratios + [spare] * (spare > 0.05)
+        )
+        for c, index in enumerate(row):
+            axes[index] = fig.add_subplot(sub[0, c])
+    return fig, axes
+
+
+def _panel_axes(ax, panel: Panel, ylabel: str, marks: dict[str, str] | None = None) -> None:
+    """Dataset columns, title and grid of one panel."""
+    labels = [d + (marks or {}).get(d, "") for d in panel.datasets]
     ax.set_xticks(range(len(labels)))
-    ax.set_xticklabels(
-        labels,
-        rotation=40 if len(labels) > 4 else 0,
-        ha="right" if len(labels) > 4 else "center",
-        fontsize=9,
-    )
+    tilt = len(labels) > 2 or any(len(label) > 8 for label in labels)
+    ax.set_xticklabels(labels, rotation=45 if tilt else 0, ha="right" if tilt else "center")
     ax.set_xlim(-0.6, len(labels) - 0.4)
+    ax.set_ylabel(ylabel)
+    ax.set_title(panel.title, loc="left")
+    ax.grid(axis="y", color="#e6e6e6", linewidth=0.5, zorder=0)
+
+
+def _legend_entries(panels: list[Panel], styles: dict[str, dict]) -> dict[str, dict]:
+    """Every series of the figure once, in first-appearance order."""
+    entries: dict[str, dict] = {}
+    references = [n for n in REFERENCE_STYLE if any(n in p.series for p in panels)]
+    for panel in [Panel("", references, []), *panels]:  # the references first, side by side
+        for name in panel.series:
+            entries.setdefault(name, {**styles[name], "linestyle": "none"})
+    return entries
+
+
+def _shared_legend(fig, entries: dict[str, dict]) -> None:
+    """One legend for the whole figure, below its panels."""
+    from matplotlib.lines import Line2D
+
+    handles = [
+        Line2D(
+            [],
+            [],
+            color=kw["color"],
+            marker=kw.get("marker"),
+            linestyle=kw.get("linestyle", "-"),
+            markersize=4.5,
+            linewidth=1.0,
+        )
+        for kw in entries.values()
+    ]
+    columns = max(1, min(len(handles), int(fig.get_figwidth() / 1.1)))
+    fig.legend(
+        handles,
+        list(entries),
+        loc="outside lower center",
+        ncols=columns,
+        frameon=False,
+        handletextpad=0.4,
+        columnspacing=1.2,
+    )
+
+
+def _null_formatter():
+    from matplotlib.ticker import NullFormatter
+
+    return NullFormatter()
 
 
 def _pyplot():
@@ -488,10 +619,17 @@ def _pyplot():
 
 def _save(fig, stem: Path, name: str, title: str, caption: str) -> Figure:
     plt = _pyplot()
-    png, svg = stem.with_suffix(".png"), stem.with_suffix(".svg")
-    # Fixed metadata and hash salt: the same report gives byte-identical SVGs.
-    with plt.rc_context({"svg.hashsalt": "w2sprobe", "svg.fonttype": "none"}):
-        fig.savefig(png, dpi=150, bbox_inches="tight", metadata={"Software": None})
-        fig.savefig(svg, bbox_inches="tight", metadata={"Date": None, "Creator": None})
+    paths = {fmt: stem.with_suffix(f".{fmt}") for fmt in FIGURE_FORMATS}
+    # Fixed metadata and hash salt: the same report gives byte-identical SVG and PDF files;
+    # text stays text (SVG) and TrueType (PDF: editable, and what paper templates require).
+    rc = {"svg.hashsalt": "w2sprobe", "svg.fonttype": "none", "pdf.fonttype": 42}
+    metadata = {
+        "png": {"Software": None},
+        "svg": {"Date": None, "Creator": None},
+        "pdf": {"CreationDate": None, "Creator": None, "Producer": None},
+    }
+    with plt.rc_context(rc):
+        for fmt, path in paths.items():
+            fig.savefig(path, dpi=200, bbox_inches="tight", metadata=metadata[fmt])
     plt.close(fig)
-    return Figure(name, title, caption, png, svg)
+    return Figure(name, title, caption, paths["png"], paths["svg"], paths["pdf"])

@@ -1,9 +1,10 @@
 """Write a report.
 
-It has figures (PNG + SVG), ``report.json`` always, and ``report.md`` or ``report.html``.
+It has figures (PNG, SVG and PDF), ``report.json`` always, and ``report.md`` or ``report.html``.
 
 The HTML is self-contained (figures embedded as base64 PNG) so it can be mailed or attached
-as one file; the Markdown links the image files next to it.
+as one file; the Markdown links the image files next to it. Both formats may share a folder:
+writing one never deletes the other, and ``report.json`` lists every file of the report.
 """
 
 from __future__ import annotations
@@ -49,18 +50,41 @@ def write_report(report: Report, out_dir: Path | None = None, fmt: str = "html")
     elif fmt == "html":
         files["html"] = out_dir / "report.html"
         files["html"].write_text(to_html(report_blocks(report, figures, skipped)))
+    # The other format, written earlier from the same inputs into this folder, stays listed.
+    files = {**_same_report_documents(files["json"], report.key), **files}
+    listed = [files["json"], *(files[f] for f in ("md", "html") if f in files)]
+    listed += [path for figure in figures for path in figure.files]
     summary["files"] = {name: str(path) for name, path in files.items()}
+    summary["all_files"] = sorted(str(path) for path in listed)
     summary["out_dir"] = str(out_dir)
+    summary["format"] = fmt
     files["json"].write_text(json.dumps(finite(summary), indent=1, default=str, allow_nan=False))
     return summary
+
+
+def _same_report_documents(json_path: Path, key: str) -> dict[str, Path]:
+    """``report.md`` / ``report.html`` already in the folder for the same inputs (same key)."""
+    try:
+        previous = json.loads(json_path.read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    if not isinstance(previous, dict) or previous.get("key") != key:
+        return {}
+    files = previous.get("files") if isinstance(previous.get("files"), dict) else {}
+    return {
+        fmt: Path(files[fmt])
+        for fmt in ("md", "html")
+        if isinstance(files.get(fmt), str) and Path(files[fmt]).is_file()
+    }
 
 
 # --------------------------------------------------------------------------- Markdown
 
 
 def to_markdown(blocks: list, out_dir: Path) -> str:
-    """GitHub-flavoured Markdown; figures link their PNG (the SVG sits beside it)."""
+    """GitHub-flavoured Markdown; figures link their PNG (the SVG and PDF sit beside it)."""
     parts = []
+    tables = figures = 0
     for block in blocks:
         if isinstance(block, Heading):
             parts.append(f"{'#' * block.level} {block.text}")
@@ -69,15 +93,22 @@ def to_markdown(blocks: list, out_dir: Path) -> str:
         elif isinstance(block, Bullets):
             parts.append("\n".join(f"- {item}" for item in block.items))
         elif isinstance(block, Table):
-            parts.append(_md_table(block))
+            tables += 1
+            parts.append(f"**Table {tables}. {block.title}**\n\n{_md_table(block)}")
         elif isinstance(block, FigureBlock):
+            figures += 1
             fig = block.figure
-            png, svg = (_relative(p, out_dir) for p in (fig.png, fig.svg))
-            parts.append(f"![{fig.title}]({png})\n\n*{fig.caption}* ([SVG]({svg}))")
-        elif isinstance(block, Code):
+            png, svg, pdf = (_relative(p, out_dir) for p in (fig.png, fig.svg, fig.pdf))
             parts.append(
-                "<details><summary>run configs</summary>\n\n"
-                f"```json\n{block.text}\n```\n\n</details>"
+                f"![{fig.title}]({png})\n\n*Figure {figures}. {fig.caption}* "
+                f"([SVG]({svg}), [PDF]({pdf}))"
+            )
+        elif isinstance(block, Code):
+            fence = f"```\n{block.text}\n```"
+            parts.append(
+                f"<details><summary>{block.summary}</summary>\n\n{fence}\n\n</details>"
+                if block.summary
+                else fence
             )
     return "\n\n".join(parts) + "\n"
 
@@ -105,6 +136,7 @@ body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;\
 max-width:1100px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.45}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
+caption{caption-side:top;text-align:left;font-weight:600;padding:.2em 0}
 th,td{border-bottom:1px solid #ddd;padding:.25em .7em;text-align:left;vertical-align:top}
 th{background:#f4f4f4} td{font-variant-numeric:tabular-nums}
 figure{margin:1em 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
@@ -117,6 +149,7 @@ def to_html(blocks: list) -> str:
     """One self-contained HTML page: figures as base64 PNG, the run configs in a collapsed block."""
     body = []
     esc = html.escape
+    tables = figures = 0
     for block in blocks:
         if isinstance(block, Heading):
             body.append(f"<h{block.level}>{esc(block.text)}</h{block.level}>")
@@ -125,22 +158,30 @@ def to_html(blocks: list) -> str:
         elif isinstance(block, Bullets):
             body.append("<ul>" + "".join(f"<li>{esc(item)}</li>" for item in block.items) + "</ul>")
         elif isinstance(block, Table):
+            tables += 1
+            caption = f"<caption>Table {tables}. {esc(block.title)}</caption>"
             head = "".join(f"<th>{esc(h)}</th>" for h in block.headers)
             rows = "".join(
                 "<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>"
                 for row in block.rows
             )
-            body.append(f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>")
+            body.append(
+                f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+            )
         elif isinstance(block, FigureBlock):
+            figures += 1
             fig = block.figure
             data = base64.b64encode(Path(fig.png).read_bytes()).decode()
             body.append(
                 f'<figure><img alt="{esc(fig.title)}" src="data:image/png;base64,{data}">'
-                f"<figcaption>{esc(fig.caption)}</figcaption></figure>"
+                f"<figcaption>Figure {figures}. {esc(fig.caption)}</figcaption></figure>"
             )
         elif isinstance(block, Code):
+            pre = f"<pre>{esc(block.text)}</pre>"
             body.append(
-                f"<details><summary>run configs</summary><pre>{esc(block.text)}</pre></details>"
+                f"<details><summary>{esc(block.summary)}</summary>{pre}</details>"
+                if block.summary
+                else pre
             )
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'

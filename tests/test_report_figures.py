@@ -1,0 +1,99 @@
+"""The arithmetic behind the report figures, and the figure files: hand-worked values."""
+
+from __future__ import annotations
+
+import pytest
+from report_fixtures import make_study
+
+from w2sprobe.report import build_report, write_report
+from w2sprobe.report.figures import FIGURE_FORMATS, pgr_panels
+from w2sprobe.report.plotting import (
+    clip_to_window,
+    data_window,
+    decade_ticks,
+    pack_rows,
+    series_styles,
+    tick_labels,
+    value_label,
+)
+
+WINDOW = (-1.0, 2.0)
+
+
+def test_a_point_inside_keeps_its_value_and_its_interval_is_cut_at_the_edges():
+    drawn = clip_to_window(0.5, (-1.5, 0.9), WINDOW)
+    assert (drawn.y, drawn.low, drawn.high, drawn.beyond) == (0.5, -1.0, 0.9, 0)
+    assert drawn.low_cut and not drawn.high_cut and drawn.label is None
+    both = clip_to_window(1.5, (-3.0, 4.0), WINDOW)
+    assert (both.low, both.high, both.low_cut, both.high_cut) == (-1.0, 2.0, True, True)
+    plain = clip_to_window(0.2, None, WINDOW)
+    assert (plain.low, plain.high, plain.low_cut, plain.high_cut) == (None, None, False, False)
+
+
+def test_a_point_outside_sits_on_the_edge_labelled_with_its_value():
+    below = clip_to_window(-3.26, (-5.0, -2.0), WINDOW)
+    assert (below.y, below.beyond, below.label) == (-1.0, -1, "\u22123.3")
+    assert below.low is None and below.high is None  # no bar: it would span the whole panel
+    above = clip_to_window(12.4, (0.5, 20.0), WINDOW)
+    assert (above.y, above.beyond, above.label) == (2.0, 1, "12")
+    assert clip_to_window(2.0, None, WINDOW).beyond == 0  # the edge itself is inside
+    assert value_label(-0.04) == "\u22120.0" and value_label(-123.4) == "\u2212123"
+
+
+def test_the_window_holds_the_data_and_the_reference_lines_up_to_the_cap():
+    assert data_window([0.2, 0.7], WINDOW, (0.0, 1.0)) == (0.0, 1.0)
+    assert data_window([-0.4, 1.3], WINDOW, (0.0, 1.0)) == (-0.4, 1.3)
+    assert data_window([-7.0, 5.0, float("nan")], WINDOW, (0.0, 1.0)) == (-1.0, 2.0)
+
+
+def test_decade_ticks_label_every_decade_the_range_spans():
+    assert decade_ticks(5, 200) == [10, 100]  # k from 5 to 200
+    assert decade_ticks(1e-4, 1.0) == pytest.approx([1e-4, 1e-3, 1e-2, 1e-1, 1.0])
+    assert decade_ticks(0.003, 0.5) == pytest.approx([0.01, 0.1])
+    assert decade_ticks(10, 1000) == [10, 100, 1000]  # the ends are decades themselves
+    # Fewer than two decades inside: the 1-2-5 steps too, so the axis has several labels.
+    assert decade_ticks(5, 80) == [5, 10, 20, 50]
+    assert decade_ticks(20, 80) == [20, 50]
+    with pytest.raises(ValueError):
+        decade_ticks(0, 10)
+    assert tick_labels([10.0, 100.0]) == ["10", "100"]
+    assert tick_labels([1e-4, 1e-3, 1e-2]) == ["$10^{-4}$", "$10^{-3}$", "$10^{-2}$"]
+
+
+def test_panels_pack_into_rows_no_wider_than_the_page():
+    assert pack_rows([3.0, 3.0, 3.0, 2.0, 6.0, 8.0], page=7.0) == [[0, 1], [2, 3], [4], [5]]
+
+
+def test_one_style_per_experiment_across_the_figure():
+    names = ["xent", "kl", "logconf", "s2s-1", "knn-probe", "knn-filter", "knn-relabel", "x", "y"]
+    styles = series_styles(names, "xent")
+    assert styles["xent"] == {"color": "#000000", "marker": "o"}
+    pairs = [(styles[n]["color"], styles[n]["marker"]) for n in names]
+    assert len(set(pairs)) == len(names)  # one legend can name every series
+    assert all(styles[n]["marker"] not in ("v", "^") for n in names)  # triangles mean clipped
+
+
+def test_pgr_panels_have_no_empty_dataset_columns(tmp_path):
+    make_study(tmp_path, datasets=("a", "b", "c"), experiments={"xent": 1.5, "kl": 1.4}, n=60)
+    make_study(
+        tmp_path,
+        datasets=("d",),
+        experiments={"xent": 1.5, "knn-filter": 1.2},
+        n=60,
+        base_seed=1,
+    )
+    panels = {p.title: p for p in pgr_panels(build_report(tmp_path, n_boot=0))}
+    assert panels["Loss functions"].datasets == ["a", "b", "c", "d"]
+    assert panels["Probe filtering"].datasets == ["d"]  # xent alone earns no column here
+    assert panels["Probe filtering"].series == ["xent", "knn-filter"]
+
+
+def test_every_figure_is_written_as_png_svg_and_pdf(tmp_path):
+    make_study(tmp_path, datasets=("a", "b"), n=60)
+    summary = write_report(build_report(tmp_path, n_boot=20), tmp_path / "out", fmt="json")
+    assert FIGURE_FORMATS == ("png", "svg", "pdf")
+    magic = {"png": b"\x89PNG", "svg": b"<?xml", "pdf": b"%PDF"}
+    for figure in summary["figures"]:
+        for fmt in FIGURE_FORMATS:
+            with open(figure[fmt], "rb") as fh:
+                assert fh.read(5).startswith(magic[fmt]), figure[fmt]

@@ -1,0 +1,63 @@
+"""What a report compared: models, dataset sizes, seeds and the commands that made its runs.
+
+The top of a report answers "what is this?" before any number: it is read from the same result
+files as the tables (``metrics.json`` and ``manifest.json`` of each run). Runs written before
+manifests recorded their command simply count as "not recorded".
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from .collect import Collection, RunResult
+
+#: Split names in the order a reader expects them (the data flow's order).
+SPLIT_ORDER = ("weak_train", "strong_train", "val", "test")
+
+
+def study_setup(found: Collection) -> dict:
+    """Weak and strong models, per-dataset split sizes, seeds and producing commands."""
+    runs = found.runs
+    commands = Counter(run_command(run) for run in runs)
+    unrecorded = commands.pop(None, 0)
+    return {
+        "weak_models": _models(runs, ("weak",)),
+        "strong_models": _models(runs, ("ceiling", "student", "probe")),
+        "datasets": found.datasets,
+        "sizes": {dataset: dataset_sizes(found.of(dataset)) for dataset in found.datasets},
+        "seeds": sorted({run.seed for run in runs}),
+        "commands": [
+            {"command": command, "runs": count}
+            for command, count in sorted(commands.items(), key=lambda kv: (-kv[1], kv[0]))
+        ],
+        "runs_without_command": unrecorded,
+        "n_runs": len(runs),
+    }
+
+
+def run_command(run: RunResult) -> str | None:
+    """The ``w2sprobe ...`` command line that wrote the run (recorded in its manifest), if any."""
+    for source in (run.manifest, run.metrics):
+        command = source.get("command")
+        if isinstance(command, str) and command:
+            return command
+    return None
+
+
+def dataset_sizes(runs: list[RunResult]) -> dict[str, int]:
+    """Examples per split of a dataset: a run's recorded ``split_sizes`` (the weak run's first),
+    else only the test size the runs report."""
+    for run in sorted(runs, key=lambda r: r.stage != "weak"):
+        sizes = run.metrics.get("split_sizes") or run.manifest.get("split_sizes")
+        if isinstance(sizes, dict) and sizes:
+            known = [s for s in SPLIT_ORDER if isinstance(sizes.get(s), int)]
+            extra = sorted(
+                s for s, n in sizes.items() if s not in SPLIT_ORDER and isinstance(n, int)
+            )
+            return {split: sizes[split] for split in known + extra}
+    tests = sorted({run.n for run in runs if isinstance(run.n, int)})
+    return {"test": tests[0]} if len(tests) == 1 else {}
+
+
+def _models(runs: list[RunResult], stages: tuple[str, ...]) -> list[str]:
+    return sorted({str(run.model) for run in runs if run.stage in stages and run.model})
