@@ -105,3 +105,24 @@ def test_no_tracker_imports_neither_library(workspace):
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+def test_report_logs_its_figures_to_mlflow(tmp_path, monkeypatch, capsys):
+    import shutil
+
+    from mlflow.tracking import MlflowClient
+
+    fixture = Path(__file__).parent / "fixtures" / "cache_v1"
+    shutil.copytree(fixture, tmp_path / "old")
+    monkeypatch.chdir(tmp_path / "old")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    code, out, err = run_cli(capsys, "report", "--tracker", "mlflow", "--json")
+    assert code == 0, err
+    pngs = sorted(Path(f).name for f in json.loads(out)["all_files"] if f.endswith(".png"))
+    assert pngs  # the old cache still draws figures
+    client = MlflowClient((Path("cache") / "mlruns").resolve().as_uri())
+    (experiment,) = [e for e in client.search_experiments() if e.name == "w2sprobe"]
+    (logged,) = client.search_runs([experiment.experiment_id])
+    assert logged.info.run_name == "report"
+    artifacts = {a.path for a in client.list_artifacts(logged.info.run_id)}
+    assert set(pngs) <= artifacts

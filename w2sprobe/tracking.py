@@ -79,15 +79,27 @@ class Tracker:
         raise NotImplementedError
 
 
+def report_metrics(summary: dict[str, Any]) -> dict[str, float]:
+    """The report's headline numbers: mean and median PGR of each experiment across datasets."""
+    return {
+        f"{row['experiment']}.{name}": float(row[name])
+        for row in summary.get("summary", [])
+        for name in ("mean_pgr", "median_pgr")
+        if isinstance(row.get(name), (int, float))
+    }
+
+
 class MlflowTracker(Tracker):
     def __init__(self, cache_dir: Path):
-        if not os.environ.get("MLFLOW_TRACKING_URI"):
-            # MLflow 3 keeps its file store only on request; it needs no server or database.
-            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
-            os.environ["MLFLOW_TRACKING_URI"] = (Path(cache_dir) / "mlruns").resolve().as_uri()
         import mlflow
 
         self.mlflow = mlflow
+        if os.environ.get("MLFLOW_TRACKING_URI"):
+            mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
+        else:
+            # MLflow 3 keeps its file store only on request; it needs no server or database.
+            os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
+            mlflow.set_tracking_uri((Path(cache_dir) / "mlruns").resolve().as_uri())
         mlflow.set_experiment(os.environ.get("MLFLOW_EXPERIMENT_NAME", PROJECT))
 
     def log_stage(self, name: str, params: dict[str, str], metrics: dict[str, float]) -> None:
@@ -98,7 +110,7 @@ class MlflowTracker(Tracker):
 
     def log_report(self, files: list[Path], summary: dict[str, Any]) -> None:
         with self.mlflow.start_run(run_name="report"):
-            self.mlflow.log_metrics(numeric_metrics(summary))
+            self.mlflow.log_metrics(report_metrics(summary))
             for path in files:
                 self.mlflow.log_artifact(str(path))
 
@@ -128,7 +140,7 @@ class WandbTracker(Tracker):
     def log_report(self, files: list[Path], summary: dict[str, Any]) -> None:
         run = self._init("report", {})
         images = {p.stem: self.wandb.Image(str(p)) for p in files if p.suffix == ".png"}
-        run.log({**numeric_metrics(summary), **images})
+        run.log({**report_metrics(summary), **images})
         run.finish()
 
 

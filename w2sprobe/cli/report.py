@@ -8,7 +8,7 @@ from .params import Control, options_command
 
 
 @options_command(
-    ("report_datasets", "baseline", "n_boot", "saturation", "min_gap", "format", "out"),
+    ("report_datasets", "baseline", "n_boot", "saturation", "min_gap", "format", "out", "tracker"),
     preset=False,
     inert=("device",),
 )
@@ -20,7 +20,9 @@ def report(opts: Options, ctl: Control) -> None:
     from pathlib import Path
 
     from ..report import build_report, write_report
+    from ..tracking import check_tracker, open_tracker
 
+    check_tracker(opts.workspace.tracker)
     r = opts.report
     baseline = (
         None if opts.sources.get("baseline") == "default" else r.baseline
@@ -37,6 +39,9 @@ def report(opts: Options, ctl: Control) -> None:
             min_gap=r.min_gap,
         )
     summary = {"command": "report", **write_report(built, Path(r.out) if r.out else None, r.format)}
+    tracker = open_tracker(opts.workspace.tracker, opts.cache_dir)
+    if tracker is not None:  # the figures and headline numbers, as one tracker run
+        tracker.log_report([Path(f) for f in summary.get("all_files", [])], summary)
     if ctl.as_json:
         emit_json(summary)
         return
