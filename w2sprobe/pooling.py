@@ -8,9 +8,12 @@ be used as padding, e.g. a decoder's eos token).
 
 from __future__ import annotations
 
-import torch
+from typing import TYPE_CHECKING
 
 from .errors import UsageError
+
+if TYPE_CHECKING:  # imported where a tensor is pooled, so the pooling names cost no torch import
+    import torch
 
 #: Pooling names, as ``--pool`` and the activation-file ``pooling`` attribute spell them.
 POOLINGS = ("last", "mean", "first")
@@ -35,6 +38,8 @@ def pool_first(hidden: torch.Tensor) -> torch.Tensor:
 
 def pool_last(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The last non-pad token of each row of a right-padded batch (position mask sum - 1)."""
+    import torch
+
     last = mask.sum(dim=1) - 1
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 

@@ -9,12 +9,13 @@ command that needs them, so ``--help``, ``data list``, ``cache ls`` and ``config
 from __future__ import annotations
 
 import sys
+from typing import Annotated
 
 import typer
 
 from ..errors import UsageError
 from . import cache as cache_cmd
-from . import config_cmd, data, extract, probe, report, run, train
+from . import config_cmd, data, extract, models, probe, report, run, train
 
 app = typer.Typer(
     name="w2sprobe",
@@ -33,6 +34,38 @@ app.command("run")(run.run)
 app.command("report")(report.report)
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(config_cmd.app, name="config")
+app.add_typer(models.app, name="models")
+
+
+def _version(value: bool) -> None:
+    """``--version``: the installed distribution's version (what pip sees), then exit 0."""
+    if value:
+        print(f"w2sprobe {installed_version()}")
+        raise typer.Exit()
+
+
+def installed_version() -> str:
+    """The installed w2sprobe's version, or the package's own when it is not installed."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("w2sprobe")
+    except metadata.PackageNotFoundError:  # run from a source tree without pip install
+        from .. import __version__
+
+        return __version__
+
+
+@app.callback()
+def _top(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Weak-to-strong generalization research on cached activations."""
 
 
 def main(argv: list[str] | None = None) -> None:

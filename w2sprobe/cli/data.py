@@ -1,4 +1,4 @@
-"""``w2sprobe data list`` and ``w2sprobe data show NAME``: the registry and one dataset's splits."""
+"""``w2sprobe data list | show NAME | ids NAME``: the registry, one dataset's splits, its rows."""
 
 from __future__ import annotations
 
@@ -80,6 +80,107 @@ def show_command(
         emit_json(summary)
     else:
         _print_show(summary)
+
+
+@app.command("ids")
+@options_command(DATA, inert=("device", "cache_dir"))
+def ids_command(
+    opts: Options,
+    ctl: Control,
+    name: Annotated[
+        Optional[str],
+        typer.Argument(
+            metavar="[NAME]", help="Registry name or a data file [default: the dataset option]"
+        ),
+    ] = None,
+    split: Annotated[
+        Optional[str],
+        typer.Option(
+            "--split",
+            metavar="[weak_train|strong_train|val|test]",
+            help="Only this split's rows [default: all four]",
+        ),
+    ] = None,
+    ids: Annotated[
+        Optional[list[str]],
+        typer.Option("--id", metavar="ID", help="Only this id (repeat for several)."),
+    ] = None,
+) -> None:
+    """Print id, split, row, label and text of every example, as the activation cache holds them.
+
+    The splits are the ones these options make (sizes, seed, data dir): the same rows, in the
+    same order, as the activation file, the label sets and the runs built with them, so an id
+    from a probe's predictions (or row i of a split in the cache) maps back to the exact text
+    the model read (before truncation to --max-length tokens).  Text output is tab-separated,
+    one row a line, with newline, tab and backslash inside a text written as \\n, \\t, \\\\;
+    --json keeps every text verbatim.
+    """
+    from ..data import SPLIT_NAMES
+    from ..errors import UsageError
+    from ..study import load_options_splits
+
+    if split is not None and split not in SPLIT_NAMES:
+        raise UsageError(f"option --split: '{split}' is not one of {', '.join(SPLIT_NAMES)}")
+    dataset = name or opts.dataset
+    split_set = load_options_splits(opts, dataset)
+    rows = id_rows(split_set, split, ids)
+    if ctl.as_json:
+        emit_json(
+            {
+                "command": "data ids",
+                "dataset": split_set.dataset,
+                "seed": opts.workspace.seed,
+                "fingerprint": split_set.fingerprint,
+                "sizes": {n: len(s) for n, s in split_set.splits.items()},
+                "rows": rows,
+            }
+        )
+        return
+    _print_id_rows(rows)
+
+
+def id_rows(split_set, split: Optional[str], wanted: Optional[list[str]]) -> list[dict[str, Any]]:
+    """Every row (or those of ``split`` / with an id in ``wanted``), in split and row order.
+
+    ``row`` is the row's index in its split: the row of the activation file's split group.
+    """
+    from ..errors import UsageError
+
+    rows = [
+        {
+            "id": part.ids[i],
+            "split": part.name,
+            "row": i,
+            "label": int(part.labels[i]),
+            "text": part.texts[i],
+        }
+        for part in split_set.splits.values()
+        if split is None or part.name == split
+        for i in range(len(part))
+    ]
+    if not wanted:
+        return rows
+    found = [row for row in rows if row["id"] in set(wanted)]
+    missing = sorted(set(wanted) - {row["id"] for row in found})
+    if missing:
+        where = f"split {split}" if split else "any split"
+        ids = f"id {missing[0]} is" if len(missing) == 1 else f"ids {', '.join(missing)} are"
+        raise UsageError(
+            f"{ids} not in {where} of {split_set.dataset} with these sizes "
+            "and seed (ids depend only on the text; the splits on --n-train/--n-val/--n-test, "
+            "--seed and --data-dir)"
+        )
+    return found
+
+
+def _print_id_rows(rows: list[dict[str, Any]]) -> None:
+    # Plain writes, not rich: dataset text is printed verbatim, never read as markup or wrapped.
+    import sys
+
+    sys.stdout.write("id\tsplit\trow\tlabel\ttext\n")
+    for row in rows:
+        text = row["text"].replace("\\", "\\\\").replace("\n", "\\n").replace("\t", "\\t")
+        sys.stdout.write(f"{row['id']}\t{row['split']}\t{row['row']}\t{row['label']}\t{text}\n")
 
 
 def _list_row(spec, data_dir: Optional[str]) -> dict[str, Any]:

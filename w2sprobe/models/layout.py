@@ -4,7 +4,8 @@ Layer numbering follows Hugging Face ``hidden_states``: layer 0 is the input of 
 transformer block (the embeddings output), layer ``i`` the output of block ``i`` (1-based), and
 layer ``L`` goes through the final norm where HF applies one (GPT-2 ``ln_f``, Llama ``norm``).
 :func:`describe` finds the blocks and that norm from the module tree and the config, not from
-a table of model names; :func:`is_decoder_type` tells decoders from encoders by ``model_type``.
+a table of model names; :func:`~.config.is_decoder_type` (config only, no torch) tells
+decoders from encoders by ``model_type``.
 """
 
 from __future__ import annotations
@@ -15,6 +16,9 @@ from torch import nn
 
 from ..errors import UsageError
 from ..pooling import default_pooling
+from .config import default_pooling_for, is_decoder_type
+
+__all__ = ["ModelLayout", "default_pooling_for", "describe", "is_decoder_type", "text_config"]
 
 
 @dataclass
@@ -80,25 +84,3 @@ def _final_norm_path(model: nn.Module, blocks_path: str) -> str | None:
         elif seen_blocks and "norm" in type(child).__name__.lower():
             return f"{parent_path}.{name}" if parent_path else name
     return None
-
-
-def is_decoder_type(model_type: str) -> bool:
-    """Causal-LM-only architectures are decoders; those with a masked-LM head are encoders."""
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-    )
-
-    return (
-        model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
-        and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
-    )
-
-
-def default_pooling_for(model_type: str) -> str:
-    """The default pooling of an architecture named by its config's ``model_type``.
-
-    For deciding before any weights load (an extraction's cache key); :attr:`ModelLayout.
-    default_pooling` gives the same answer for a loaded model.
-    """
-    return default_pooling(is_decoder_type(model_type))
