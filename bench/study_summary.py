@@ -4,7 +4,7 @@
 
 Reads the record's runs (``cache/runs/<dataset>/<key>/metrics.json``) and the ``run --json``
 logs bench/study.sh keeps (``logs/<dataset>.<time>.json``; a stage's time is the attempt that
-built it).  PGR is left out where ceiling - weak is below the report's ``--min-gap`` (0.02).
+built it, or a run's own ``train_seconds`` when that attempt was killed before its summary).  PGR is left out where ceiling - weak is below the report's ``--min-gap`` (0.02).
 """
 
 from __future__ import annotations
@@ -52,6 +52,10 @@ def cell(metrics: dict | None, stable: bool) -> str:
 
 def summary_tables(record: Path) -> str:
     metrics, seconds = load_metrics(record), stage_seconds(record)
+    for dataset, runs in metrics.items():  # an attempt killed before its summary: train time
+        for name, m in runs.items():
+            if name not in seconds[dataset] and m.get("train_seconds"):
+                seconds[dataset][name] = m["train_seconds"]
     head = ["dataset", "weak", "ceiling", "gap", *EXPERIMENTS, "wall time"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     counts: dict[str, list[int]] = defaultdict(lambda: [0, 0])  # experiment -> [PGR > 0, stable]

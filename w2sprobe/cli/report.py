@@ -27,7 +27,7 @@ def report(opts: Options, ctl: Control) -> None:
     baseline = (
         None if opts.sources.get("baseline") == "default" else r.baseline
     )  # absent default: skipped
-    with RowProgress("bootstrap") as bar:
+    with RowProgress("bootstrap", unit="dataset") as bar:
         built = build_report(
             opts.cache_dir,
             datasets=r.report_datasets or None,
