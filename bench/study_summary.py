@@ -4,7 +4,8 @@
 
 Reads the record's runs (``cache/runs/<dataset>/<key>/metrics.json``) and the ``run --json``
 logs bench/study.sh keeps (``logs/<dataset>.<time>.json``; a stage's time is the attempt that
-built it, or a run's own ``train_seconds`` when that attempt was killed before its summary).  PGR is left out where ceiling - weak is below the report's ``--min-gap`` (0.02).
+built it, or a run's own ``train_seconds`` when that attempt was killed before its summary).
+PGR is left out where ceiling - weak is below the report's ``--min-gap`` (0.02).
 """
 
 from __future__ import annotations
