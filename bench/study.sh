@@ -23,6 +23,9 @@ study() {  # study NAME "DATASETS" FLAGS...
   mkdir -p "$cache" "$record/logs"
   python "$here/bench/study_record.py" restore "$record/cache" "$cache"
   for d in $datasets; do
+    # A finished dataset is skipped: its probe stages would otherwise re-extract activations,
+    # which the record does not keep.
+    if grep -q "^$name $d: exit 0" "$record/logs/progress.log" 2>/dev/null; then continue; fi
     local start stamp; start=$(date +%s); stamp=$start
     nice -n 5 w2sprobe run --cache-dir "$cache" --experiments "$experiments" --dataset "$d" \
       "$@" --json > "$record/logs/$d.$stamp.json" 2> "$cache/$d.$stamp.err"
