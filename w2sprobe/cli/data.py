@@ -48,17 +48,21 @@ def list_command(opts: Options, ctl: Control) -> None:
     stdout.print(table)
 
 
+#: The dataset a ``data`` sub-command looks at (``show``, ``ids``).
+DatasetArg = Annotated[
+    Optional[str],
+    typer.Argument(
+        metavar="[NAME]", help="Registry name or a data file [default: the dataset option]"
+    ),
+]
+
+
 @app.command("show")
 @options_command(DATA, inert=("device", "cache_dir"))
 def show_command(
     opts: Options,
     ctl: Control,
-    name: Annotated[
-        Optional[str],
-        typer.Argument(
-            metavar="[NAME]", help="Registry name or a data file [default: the dataset option]"
-        ),
-    ] = None,
+    name: DatasetArg = None,
 ) -> None:
     """Build NAME's splits and print its spec, the split report, the fingerprint and examples."""
     from ..data import get_spec, is_user_data
@@ -87,12 +91,7 @@ def show_command(
 def ids_command(
     opts: Options,
     ctl: Control,
-    name: Annotated[
-        Optional[str],
-        typer.Argument(
-            metavar="[NAME]", help="Registry name or a data file [default: the dataset option]"
-        ),
-    ] = None,
+    name: DatasetArg = None,
     split: Annotated[
         Optional[str],
         typer.Option(
