@@ -8,9 +8,11 @@ from report_fixtures import make_study
 from w2sprobe.report import build_report, write_report
 from w2sprobe.report.figures import FIGURE_FORMATS, pgr_panels
 from w2sprobe.report.plotting import (
+    MARKERS,
     clip_to_window,
     data_window,
     decade_ticks,
+    marker_size,
     pack_rows,
     series_styles,
     tick_labels,
@@ -71,6 +73,38 @@ def test_one_style_per_experiment_across_the_figure():
     pairs = [(styles[n]["color"], styles[n]["marker"]) for n in names]
     assert len(set(pairs)) == len(names)  # one legend can name every series
     assert all(styles[n]["marker"] not in ("v", "^") for n in names)  # triangles mean clipped
+
+
+def _inked_pixels(marker: str) -> int:
+    """Pixels one marker covers when drawn alone at its corrected size (Agg, no edge)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    fig = plt.figure(figsize=(0.5, 0.5), dpi=200)
+    ax = fig.add_axes((0, 0, 1, 1))
+    ax.set_axis_off()
+    ax.plot(
+        [0],
+        [0],
+        marker=marker,
+        markersize=marker_size(marker, 10),
+        color="k",
+        markeredgewidth=0,
+        linestyle="none",
+    )
+    fig.canvas.draw()
+    ink = (np.asarray(fig.canvas.buffer_rgba())[..., :3] < 128).all(axis=-1).sum()
+    plt.close(fig)
+    return int(ink)
+
+
+def test_every_series_marker_covers_about_as_much_ink_as_a_circle():
+    circle = _inked_pixels("o")
+    areas = {m: _inked_pixels(m) / circle for m in MARKERS}
+    assert all(0.9 <= ratio <= 1.1 for ratio in areas.values()), areas
 
 
 def test_pgr_panels_have_no_empty_dataset_columns(tmp_path):

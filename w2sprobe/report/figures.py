@@ -25,6 +25,7 @@ from .plotting import (
     clip_to_window,
     data_window,
     decade_ticks,
+    marker_size,
     pack_rows,
     panel_width,
     series_styles,
@@ -219,7 +220,7 @@ def _clipped_point(ax, x: float, drawn, kw: dict) -> None:
         yerr=bar,
         fmt=kw["marker"],
         color=kw["color"],
-        markersize=4.5,
+        markersize=marker_size(kw["marker"], 4.5),
         capsize=1.5,
         elinewidth=0.8,
         markeredgecolor="white" if kw["color"] != OKABE_ITO[0] else OKABE_ITO[0],
@@ -377,7 +378,13 @@ def _sweep_panel(ax, rows: list[dict], param: str, datasets: list[str]) -> dict[
         variant = variants.index(line[1:])
         colour = OKABE_ITO[(datasets.index(line[0]) if by_dataset else variant) % len(OKABE_ITO)]
         marker = MARKERS[variant % len(MARKERS)]
-        ax.plot(*zip(*sorted(points)), marker=marker, color=colour, linewidth=1.0, markersize=3.5)
+        ax.plot(
+            *zip(*sorted(points)),
+            marker=marker,
+            color=colour,
+            linewidth=1.0,
+            markersize=marker_size(marker, 3.5),
+        )
         name = _variant_name(keys, line)
         if by_dataset:
             colours[line[0]] = {"color": colour, "marker": None}
@@ -455,7 +462,7 @@ def filter_precision(report: Report):
             linestyle="none",
             marker=kw["marker"],
             color=kw["color"],
-            markersize=5,
+            markersize=marker_size(kw["marker"], 5),
             label=probe,
         )
     base = [(r["contamination"], r["base_rate"]) for r in rows if r["base_rate"] is not None]
@@ -585,7 +592,7 @@ def _shared_legend(fig, entries: dict[str, dict]) -> None:
             color=kw["color"],
             marker=kw.get("marker"),
             linestyle=kw.get("linestyle", "-"),
-            markersize=4.5,
+            markersize=marker_size(kw.get("marker"), 4.5),
             linewidth=1.0,
         )
         for kw in entries.values()

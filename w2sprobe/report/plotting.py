@@ -13,6 +13,12 @@ from dataclasses import dataclass
 OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
 #: Series markers; no up/down triangles, which mark values clipped at the window's edge.
 MARKERS = ("o", "s", "D", "P", "X", "*", "h", "p", "d", "<", ">")
+#: Marker size factors that give every series marker a circle's area (squares and diamonds
+#: fill more of their box, stars much less); measured by tests/test_report_figures.py.
+_MARKER_SCALE = {
+    "s": 0.87, "D": 0.84, "P": 1.14, "X": 1.06, "*": 1.7,
+    "h": 1.07, "p": 1.15, "d": 1.11, "<": 1.23, ">": 1.23,
+}  # fmt: skip
 #: Weak supervisor and strong ceiling, the references: greys, so no intervention's colour.
 REFERENCE_STYLE = {
     "weak": {"color": "#999999", "marker": "v"},
@@ -32,6 +38,11 @@ PAPER_RC = {
     "axes.spines.top": False,
     "axes.spines.right": False,
 }
+
+
+def marker_size(marker: str | None, size: float) -> float:
+    """``size`` (points) for ``marker``, scaled to cover as much area as a circle of ``size``."""
+    return size * _MARKER_SCALE.get(marker or "", 1.0)
 
 
 def series_styles(experiments: list[str], baseline: str | None) -> dict[str, dict]:
