@@ -157,7 +157,8 @@ def test_seeds_are_aggregated_and_tests_use_per_dataset_means(tmp_path):
     assert len(report.seed_rows) == 3 * 3 * 5
 
 
-def test_saturated_datasets_are_listed_and_excluded(tmp_path):
+def saturated_study(tmp_path):
+    """Three datasets; on "easy" weak, ceiling and xent are all perfect (AUC 1)."""
     make_study(tmp_path, datasets=("easy", "hard1", "hard2"), n=100)
     y = (np.arange(100) % 2).astype(float)
     ids = [f"easy-{i:04d}" for i in range(100)]
@@ -181,6 +182,10 @@ def test_saturated_datasets_are_listed_and_excluded(tmp_path):
             ceiling={"key": "ceil0s0", "auc": 1.0} if weak else None,
             pgr=None,
         )
+
+
+def test_saturated_datasets_are_listed_and_excluded(tmp_path):
+    saturated_study(tmp_path)
     report = build_report(tmp_path, n_boot=0)
     assert [s["dataset"] for s in report.saturated] == ["easy"]
     assert report.included == ["hard1", "hard2"]

@@ -299,3 +299,27 @@ def test_an_old_cache_still_reports_and_says_what_it_compared(capsys, tmp_path):
     assert "| examples per split | weak_train 40 · strong_train 40 · val 20 · test 30 |" in text
     assert "15 run(s) do not record the command that made them" in text
     assert f"w2sprobe report --cache-dir {cache} --out {tmp_path / 'r'} --format md" in text
+
+
+def test_terminal_summary_says_which_datasets_it_left_out_and_why(capsys, tmp_path):
+    from test_report_build import tiny_gap_study
+
+    weak, ceiling = tiny_gap_study(tmp_path / "cache")
+    code, out, _ = run_cli(
+        capsys, "report", "--cache-dir", str(tmp_path / "cache"), "--n-boot", "0",
+        "--out", str(tmp_path / "out"), "--format", "md",
+    )  # fmt: skip
+    assert code == 0
+    assert "2 of 3 datasets (1 with unstable PGR excluded)" in out
+    gap = ceiling["auc"] - weak["auc"]
+    assert f"excluded flat: PGR unstable (ceiling − weak AUC {gap:+.3f} < 0.02)" in out
+
+
+def test_terminal_summary_names_a_saturated_dataset(capsys, tmp_path):
+    from test_report_build import saturated_study
+
+    saturated_study(tmp_path)
+    code, out, _ = run_cli(capsys, "report", "--cache-dir", str(tmp_path), "--n-boot", "0")
+    assert code == 0
+    assert "2 of 3 datasets (1 saturated excluded)" in out
+    assert "excluded easy: saturated (weak 1.0000, ceiling 1.0000, student 1.0000 AUC" in out

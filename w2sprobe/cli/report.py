@@ -49,13 +49,13 @@ def report(opts: Options, ctl: Control) -> None:
 
 
 def _print(summary: dict) -> None:
+    """The headline numbers on the terminal; the full tables are in the written report."""
     from rich import box
     from rich.table import Table
 
-    """The headline numbers on the terminal; the full tables are in the written report."""
     table = Table(
         title=f"{len(summary['included_datasets'])} of {len(summary['datasets'])} datasets "
-        f"(saturated excluded); baseline {summary['options']['baseline'] or 'none'}",
+        f"({_excluded(summary)}); baseline {summary['options']['baseline'] or 'none'}",
         box=box.SIMPLE_HEAD,
     )
     table.add_column("experiment", no_wrap=True)
@@ -74,6 +74,19 @@ def _print(summary: dict) -> None:
             _num(c and c["wilcoxon_p"]),
         )
     stdout.print(table)
+    for item in summary["saturated"]:
+        stdout.print(
+            f"excluded {item['dataset']}: saturated (weak {item['weak_auc']:.4f}, ceiling "
+            f"{item['ceiling_auc']:.4f}, student {item['student_auc']:.4f} AUC, all above "
+            f"{item['threshold']})",
+            highlight=False,
+        )
+    for item in _unstable_only(summary):
+        stdout.print(
+            f"excluded {item['dataset']}: PGR unstable (ceiling − weak AUC {item['gap']:+.3f} "
+            f"< {item['min_gap']})",
+            highlight=False,
+        )
     for item in summary["missing"]:
         stdout.print(f"missing: {item['message']}", highlight=False)
     if summary["incomplete"]:
@@ -85,6 +98,23 @@ def _print(summary: dict) -> None:
         stdout.print(f"figure {skipped['name']} skipped: {skipped['reason']}", highlight=False)
     main = summary["files"].get(summary["format"]) or summary["files"]["json"]
     stdout.print(f"report: {main}", highlight=False, soft_wrap=True)
+
+
+def _excluded(summary: dict) -> str:
+    """What the summary leaves out, e.g. ``1 saturated and 2 with unstable PGR excluded``."""
+    counts = {
+        "saturated": len(summary["saturated"]),
+        "with unstable PGR": len(_unstable_only(summary)),
+    }
+    parts = [f"{n} {what}" for what, n in counts.items() if n]
+    return " and ".join(parts) + " excluded" if parts else "none excluded"
+
+
+def _unstable_only(summary: dict) -> list[dict]:
+    """Unstable-PGR datasets that are not saturated (a saturated one has no gap either; it is
+    named once, as saturated)."""
+    saturated = {item["dataset"] for item in summary["saturated"]}
+    return [item for item in summary["unstable"] if item["dataset"] not in saturated]
 
 
 def _num(value) -> str:
