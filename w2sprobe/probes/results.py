@@ -27,7 +27,47 @@ def write_sweep(rows: list[dict], out_dir: Path, param: str) -> dict[str, Path]:
     return paths
 
 
+#: Layers are ordered, so one sequential, colour-vision-safe colour map runs from first to last.
+LAYER_CMAP = "viridis"
+#: Up to this many layers get a legend (and distinct markers); more get a colour bar.
+LEGEND_LAYERS = 8
+_MARKERS = "osD^vP*Xh"
+
+
+def layer_style(layer: int, layers: list[int]) -> dict:
+    """Colour (and, when a legend names them, marker) of one layer's line among ``layers``."""
+    color = _layer_cmap()(_layer_norm(layers)(layer))
+    if len(layers) > LEGEND_LAYERS:
+        return {"color": color, "marker": "o", "markersize": 3, "linewidth": 1.0}
+    return {"color": color, "marker": _MARKERS[layers.index(layer) % len(_MARKERS)]}
+
+
+def _layer_cmap():
+    import matplotlib
+    import numpy as np
+    from matplotlib.colors import ListedColormap
+
+    # viridis' last 15 % (pale yellow) is hard to see on white
+    return ListedColormap(matplotlib.colormaps[LAYER_CMAP](np.linspace(0.0, 0.85, 256)))
+
+
+def _layer_norm(layers: list[int]):
+    from matplotlib.colors import Normalize
+
+    return Normalize(min(layers), max(max(layers), min(layers) + 1))
+
+
 def plot_sweep(rows: list[dict], param: str, path: Path) -> Path:
+    """Write :func:`sweep_figure` to ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = sweep_figure(rows, param)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+def sweep_figure(rows: list[dict], param: str):
     """Probe AUC minus the labels' AUC (or probe AUC) vs ``param``, one line per layer."""
     import matplotlib
 
@@ -40,16 +80,17 @@ def plot_sweep(rows: list[dict], param: str, path: Path) -> Path:
         else "auc"
     )
     fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
-    colors = plt.get_cmap("tab10")  # colour-blind-safe enough for <= 10 lines; markers differ too
-    markers = "osD^vP*Xh<"
-    for index, layer in enumerate(sorted({r["layer"] for r in rows})):
+    layers = sorted({r["layer"] for r in rows})
+    for layer in layers:
         points = sorted((r[param], r[metric]) for r in rows if r["layer"] == layer)
-        ax.plot(
-            *zip(*points),
-            marker=markers[index % len(markers)],
-            color=colors(index % 10),
-            label=f"layer {layer}",
-        )
+        ax.plot(*zip(*points), **layer_style(layer, layers), label=f"layer {layer}")
+    if len(layers) > LEGEND_LAYERS:  # a legend of 13-31 entries is unreadable: a colour bar
+        from matplotlib.cm import ScalarMappable
+
+        bar = fig.colorbar(ScalarMappable(_layer_norm(layers), _layer_cmap()), ax=ax, pad=0.02)
+        bar.set_label("layer")
+    else:
+        ax.legend(fontsize=8)
     if metric == "auc_minus_labels_auc":
         ax.axhline(0, color="grey", linewidth=0.8, linestyle="--")
     values = [r[param] for r in rows]
@@ -58,8 +99,5 @@ def plot_sweep(rows: list[dict], param: str, path: Path) -> Path:
     ax.set_xlabel(param)
     ax.set_ylabel("probe AUC − label-set AUC" if metric != "auc" else "probe test AUC")
     ax.set_title(f"{rows[0]['probe']} sweep on {rows[0].get('dataset', '')}")
-    ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
-    return path
+    return fig
