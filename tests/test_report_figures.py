@@ -131,3 +131,49 @@ def test_every_figure_is_written_as_png_svg_and_pdf(tmp_path):
         for fmt in FIGURE_FORMATS:
             with open(figure[fmt], "rb") as fh:
                 assert fh.read(5).startswith(magic[fmt]), figure[fmt]
+
+
+def _sweep_rows(datasets, layers, ks=(5, 50)):
+    return [
+        {
+            "dataset": d,
+            "probe": "knn",
+            "layer": layer,
+            "k": k,
+            "auc_minus_labels_auc": 0.01 * i + 0.001 * layer + (0.002 if k == 50 else 0.0),
+        }
+        for i, d in enumerate(datasets)
+        for layer in layers
+        for k in ks
+    ]
+
+
+def test_sweep_means_average_each_layer_and_setting_over_datasets():
+    from w2sprobe.report.figures import sweep_means
+
+    rows = _sweep_rows(["a", "b", "c"], [0, 1])
+    rows.append({"dataset": "d", "probe": "knn", "layer": 1, "k": 50, "auc_minus_labels_auc": 1.0})
+    means = sweep_means(rows, "k")
+    # worked by hand: datasets a, b, c add 0, .01, .02 (mean .01); d only at layer 1, k 50
+    assert means[0] == [(5, pytest.approx(0.01)), (50, pytest.approx(0.012))]
+    assert means[1] == [(5, pytest.approx(0.011)), (50, pytest.approx((0.013 * 3 + 1.0) / 4))]
+
+
+@pytest.mark.parametrize(
+    ("datasets", "layers", "per_layer_means"),
+    [(2, 3, False), (1, 13, True), (12, 2, True)],  # 13 layers or 12 datasets: too many lines
+)
+def test_probe_sweeps_draw_layer_means_when_lines_would_be_too_many(
+    datasets, layers, per_layer_means
+):
+    from types import SimpleNamespace
+
+    from w2sprobe.report.figures import probe_sweeps
+
+    names = [f"d{i:02d}" for i in range(datasets)]
+    report = SimpleNamespace(sweeps=_sweep_rows(names, list(range(layers))))
+    fig, _, caption = probe_sweeps(report)
+    ax = fig.axes[0]
+    assert len(ax.get_lines()) - 1 == (layers if per_layer_means else datasets * layers)  # - y=0
+    assert ("colour bar" in caption) == per_layer_means
+    assert (f"mean over the {datasets} datasets" in caption) == (per_layer_means and datasets > 1)

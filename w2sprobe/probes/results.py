@@ -11,6 +11,7 @@ import json
 from pathlib import Path
 
 from ..jsonutil import finite
+from ..report.plotting import LAYER_CMAP, LEGEND_LAYERS, layer_fraction
 
 
 def write_sweep(rows: list[dict], out_dir: Path, param: str) -> dict[str, Path]:
@@ -27,34 +28,31 @@ def write_sweep(rows: list[dict], out_dir: Path, param: str) -> dict[str, Path]:
     return paths
 
 
-#: Layers are ordered, so one sequential, colour-vision-safe colour map runs from first to last.
-LAYER_CMAP = "viridis"
-#: Up to this many layers get a legend (and distinct markers); more get a colour bar.
-LEGEND_LAYERS = 8
 _MARKERS = "osD^vP*Xh"
 
 
 def layer_style(layer: int, layers: list[int]) -> dict:
     """Colour (and, when a legend names them, marker) of one layer's line among ``layers``."""
-    color = _layer_cmap()(_layer_norm(layers)(layer))
+    import matplotlib
+
+    color = matplotlib.colormaps[LAYER_CMAP](layer_fraction(layer, layers))
     if len(layers) > LEGEND_LAYERS:
         return {"color": color, "marker": "o", "markersize": 3, "linewidth": 1.0}
     return {"color": color, "marker": _MARKERS[layers.index(layer) % len(_MARKERS)]}
 
 
-def _layer_cmap():
+def layer_colour_bar(fig, ax, layers: list[int]):
+    """A colour bar labelled ``layer`` spanning ``layers`` as :func:`layer_fraction` maps them."""
     import matplotlib
     import numpy as np
-    from matplotlib.colors import ListedColormap
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import ListedColormap, Normalize
 
-    # viridis' last 15 % (pale yellow) is hard to see on white
-    return ListedColormap(matplotlib.colormaps[LAYER_CMAP](np.linspace(0.0, 0.85, 256)))
-
-
-def _layer_norm(layers: list[int]):
-    from matplotlib.colors import Normalize
-
-    return Normalize(min(layers), max(max(layers), min(layers) + 1))
+    cmap = ListedColormap(matplotlib.colormaps[LAYER_CMAP](np.linspace(0.0, 0.85, 256)))
+    norm = Normalize(min(layers), max(max(layers), min(layers) + 1))
+    bar = fig.colorbar(ScalarMappable(norm, cmap), ax=ax, pad=0.02)
+    bar.set_label("layer")
+    return bar
 
 
 def plot_sweep(rows: list[dict], param: str, path: Path) -> Path:
@@ -85,10 +83,7 @@ def sweep_figure(rows: list[dict], param: str):
         points = sorted((r[param], r[metric]) for r in rows if r["layer"] == layer)
         ax.plot(*zip(*points), **layer_style(layer, layers), label=f"layer {layer}")
     if len(layers) > LEGEND_LAYERS:  # a legend of 13-31 entries is unreadable: a colour bar
-        from matplotlib.cm import ScalarMappable
-
-        bar = fig.colorbar(ScalarMappable(_layer_norm(layers), _layer_cmap()), ax=ax, pad=0.02)
-        bar.set_label("layer")
+        layer_colour_bar(fig, ax, layers)
     else:
         ax.legend(fontsize=8)
     if metric == "auc_minus_labels_auc":

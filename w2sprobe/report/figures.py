@@ -17,6 +17,8 @@ from pathlib import Path
 from .build import Report
 from .groups import GROUP_TITLES, experiment_group
 from .plotting import (
+    LAYER_CMAP,
+    LEGEND_LAYERS,
     MARKERS,
     OKABE_ITO,
     PAGE_WIDTH,
@@ -25,6 +27,7 @@ from .plotting import (
     clip_to_window,
     data_window,
     decade_ticks,
+    layer_fraction,
     marker_size,
     pack_rows,
     panel_width,
@@ -326,12 +329,15 @@ def probe_sweeps(report: Report):
         panels = ["layer"]  # only the layer varies: it is the x axis
     if not panels:
         return "the stored sweeps vary neither k, l2, k_zeta nor the layer (single points only)"
+    datasets = sorted({r["dataset"] for r in rows})
+    layers = sorted({r["layer"] for r in rows if r.get("layer") is not None})
+    if panels != ["layer"] and (len(datasets) > len(OKABE_ITO) or len(layers) > LEGEND_LAYERS):
+        return _sweep_means(rows, panels, datasets, layers)
     plt = _pyplot()
     width = min(PAGE_WIDTH, 2.5 * len(panels) + 0.4)
     fig, axes = plt.subplots(
         1, len(panels), figsize=(width, 2.4), squeeze=False, layout="constrained"
     )
-    datasets = sorted({r["dataset"] for r in rows})
     entries: dict[str, dict] = {}
     for ax, param in zip(axes[0], panels):
         entries.update(_sweep_panel(ax, rows, param, datasets))
@@ -339,9 +345,8 @@ def probe_sweeps(report: Report):
     order = sorted(entries, key=lambda name: (name not in datasets, _text_order(name)))
     _shared_legend(fig, {name: entries[name] for name in order})
     caption = (
-        "y = probe test AUC minus the AUC of the labels it was fit on (with weak labels: the "
-        "probe's gain over the weak supervisor), so points above the dashed line beat those "
-        "labels; "
+        _SWEEP_Y
+        + "; "
         + (
             "colour: dataset, marker: layer"
             if len(datasets) > 1 and panels != ["layer"]
@@ -354,6 +359,68 @@ def probe_sweeps(report: Report):
         + "; log axes are labelled at every decade."
     )
     return fig, "Probe sweeps", caption
+
+
+_SWEEP_Y = (
+    "y = probe test AUC minus the AUC of the labels it was fit on (with weak labels: the "
+    "probe's gain over the weak supervisor), so points above the dashed line beat those labels"
+)
+
+
+def _sweep_means(rows: list[dict], panels: list[str], datasets: list[str], layers: list[int]):
+    """Too many datasets or layers for one line each: per layer (coloured in order, with a
+    colour bar), the mean over datasets at each parameter value."""
+    from w2sprobe.probes.results import layer_colour_bar
+
+    plt = _pyplot()
+    width = min(PAGE_WIDTH, 2.5 * len(panels) + 1.0)
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(width, 2.4), squeeze=False, layout="constrained"
+    )
+    cmap = plt.get_cmap(LAYER_CMAP)
+    for ax, param in zip(axes[0], panels):
+        for layer, points in sweep_means(rows, param).items():
+            xs, ys = zip(*points)
+            ax.plot(xs, ys, color=cmap(layer_fraction(layer, layers)), marker="o",
+                    markersize=2.5, linewidth=1.0)  # fmt: skip
+        _sweep_axes(ax, param, [x for r in rows if (x := r.get(param)) is not None])
+    layer_colour_bar(fig, axes[0].tolist(), layers)
+    counts = sorted({len(ds) for ds in _datasets_per_point(rows).values()})
+    spread = f"{counts[0]}" if len(counts) == 1 else f"{counts[0]}–{counts[-1]}"
+    caption = (
+        f"{_SWEEP_Y}; one line per layer (colour bar)"
+        + (
+            f", each point the mean over the {spread} datasets swept at that setting "
+            f"({len(datasets)} in all; each dataset's own lines are in its sweep.png under "
+            "<cache>/sweeps/)"
+            if len(datasets) > 1
+            else ""
+        )
+        + ". Panels: "
+        + ", ".join(_SWEEP_AXIS[p] for p in panels)
+        + "; log axes are labelled at every decade."
+    )
+    return fig, "Probe sweeps", caption
+
+
+def sweep_means(rows: list[dict], param: str) -> dict[int, list[tuple[float, float]]]:
+    """layer -> sorted (value of ``param``, mean over datasets of probe AUC − label AUC)."""
+    cells: dict[tuple[int, float], list[float]] = {}
+    for row in rows:
+        if row.get(param) is not None and row.get("auc_minus_labels_auc") is not None:
+            cells.setdefault((row["layer"], row[param]), []).append(row["auc_minus_labels_auc"])
+    out: dict[int, list[tuple[float, float]]] = {}
+    for (layer, value), gains in sorted(cells.items()):
+        out.setdefault(layer, []).append((value, sum(gains) / len(gains)))
+    return {layer: points for layer, points in out.items() if len(points) >= 2}
+
+
+def _datasets_per_point(rows: list[dict]) -> dict[tuple, set]:
+    seen: dict[tuple, set] = {}
+    for row in rows:
+        key = (row.get("probe"), row.get("layer"), row.get("k"), row.get("l2"), row.get("k_zeta"))
+        seen.setdefault(key, set()).add(row["dataset"])
+    return seen
 
 
 def _sweep_panel(ax, rows: list[dict], param: str, datasets: list[str]) -> dict[str, dict]:
@@ -391,7 +458,12 @@ def _sweep_panel(ax, rows: list[dict], param: str, datasets: list[str]) -> dict[
             entries[name] = {"color": "#666666", "marker": marker, "linestyle": "none"}
         else:
             entries[name] = {"color": colour, "marker": marker}
-    values = [x for pts in lines.values() for x, _ in pts]
+    _sweep_axes(ax, param, [x for pts in lines.values() for x, _ in pts])
+    return {**colours, **entries}
+
+
+def _sweep_axes(ax, param: str, values: list[float]) -> None:
+    """Scale, ticks, zero line, labels and grid of one sweep panel whose x values are ``values``."""
     if values and min(values) > 0 and (param == "l2" or max(values) / min(values) >= 20):
         ax.set_xscale("log")
         ticks = decade_ticks(min(values), max(values))
@@ -404,7 +476,6 @@ def _sweep_panel(ax, rows: list[dict], param: str, datasets: list[str]) -> dict[
     ax.set_ylabel("probe AUC − label AUC")
     ax.set_title(_SWEEP_TITLE[param], loc="left")
     ax.grid(color="#eeeeee", linewidth=0.5)
-    return {**colours, **entries}
 
 
 def _variant_name(keys: tuple[str, ...], line: tuple) -> str:

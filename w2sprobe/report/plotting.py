@@ -40,6 +40,19 @@ PAPER_RC = {
 }
 
 
+#: Layers are ordered, so their lines run along one sequential, colour-vision-safe map.
+LAYER_CMAP = "viridis"
+#: Up to this many layers get a legend; more get a colour bar (a 13-31 entry legend is a wall).
+LEGEND_LAYERS = 8
+
+
+def layer_fraction(layer: int, layers: list[int]) -> float:
+    """Where ``layer`` sits on :data:`LAYER_CMAP`: 0 for the first of ``layers``, 0.85 for the
+    last (viridis' last 15 % is a pale yellow that vanishes on white)."""
+    low, high = min(layers), max(layers)
+    return 0.85 * (layer - low) / (high - low) if high > low else 0.0
+
+
 def marker_size(marker: str | None, size: float) -> float:
     """``size`` (points) for ``marker``, scaled to cover as much area as a circle of ``size``."""
     return size * _MARKER_SCALE.get(marker or "", 1.0)
