@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Issue 12's study at demo sizes over the offline mirror: weak MiniLM -> strong MPNet on every
 # dataset, then SmolLM2 (a decoder: 30 Llama blocks, last-token pooling, probe layer 16) as the
-# strong model on three; the blog's main experiments; a report per study in docs/results/.
+# strong model on three; the blog's main experiments, and its probe-parameter sweeps (kNN k and
+# logistic L2 over every layer); a report per study in docs/results/.
 #   W2SPROBE_DATA_DIR=../shared/data bash bench/study.sh [WORK_DIR]     (default ./study-cache)
 # Resumable across sessions: after each dataset its results go into the committed record
 # docs/results/<study>/cache (bench/study_record.py), and a rerun restores that record first, so
@@ -11,29 +12,48 @@ set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 work="${1:-study-cache}"
 experiments=xent,logconf,knn-probe,logreg-probe,knn-filter,knn-relabel
+# the blog's "layer and parameter choice": k and the L2 penalty around its k=50, 1e-2
+sweeps=("--probe knn --k 5,10,25,50,100,200" "--probe logreg --l2 1e-4,1e-3,1e-2,1e-1,1")
 # shortest texts first: the most datasets finish per hour on a CPU
 encoder_datasets="sst2 cola tweet_eval_hate ethics-justice ethics-commonsense ethics-deontology
   ethics-virtue ethics-utilitarianism wic sciq piqa social_i_qa mc_taco boolq sciq_with_support
   quail"
 decoder_datasets="sst2 cola tweet_eval_hate"
 
-study() {  # study NAME "DATASETS" FLAGS...
-  local name="$1" datasets="$2"; shift 2
+study() {  # study NAME "DATASETS" "RUN FLAGS" MODEL FLAGS...
+  local name="$1" datasets="$2" run_flags="$3"; shift 3
   local record="$here/docs/results/$name" cache="$work/$name"
   mkdir -p "$cache" "$record/logs"
   python "$here/bench/study_record.py" restore "$record/cache" "$cache"
   for d in $datasets; do
     # A finished dataset is skipped: its probe stages would otherwise re-extract activations,
     # which the record does not keep.
-    if grep -q "^$name $d: exit 0" "$record/logs/progress.log" 2>/dev/null; then continue; fi
-    local start stamp; start=$(date +%s); stamp=$start
-    nice -n 5 w2sprobe run --cache-dir "$cache" --experiments "$experiments" --dataset "$d" \
-      "$@" --json > "$record/logs/$d.$stamp.json" 2> "$cache/$d.$stamp.err"
-    echo "$name $d: exit $? after $(( $(date +%s) - start )) s" | tee -a "$record/logs/progress.log"
-    python "$here/bench/study_record.py" save "$cache" "$record/cache"
+    if ! done_before "$name $d"; then
+      local start stamp; start=$(date +%s); stamp=$start
+      # shellcheck disable=SC2086  # run_flags is a list of words
+      nice -n 5 w2sprobe run --cache-dir "$cache" --experiments "$experiments" --dataset "$d" \
+        "$@" $run_flags --json > "$record/logs/$d.$stamp.json" 2> "$cache/$d.$stamp.err"
+      echo "$name $d: exit $? after $(( $(date +%s) - start )) s" | tee -a "$record/logs/progress.log"
+      python "$here/bench/study_record.py" save "$cache" "$record/cache"
+    fi
+    if done_before "$name $d" && ! done_before "$name $d sweeps"; then
+      local start status=0; start=$(date +%s)
+      for sweep in "${sweeps[@]}"; do
+        # shellcheck disable=SC2086  # sweep is a list of words
+        nice -n 5 w2sprobe sweep --cache-dir "$cache" --dataset "$d" "$@" $sweep --layers all \
+          --quiet >> "$cache/$d.sweeps.out" 2>&1 || status=$?
+      done
+      echo "$name $d sweeps: exit $status after $(( $(date +%s) - start )) s" \
+        | tee -a "$record/logs/progress.log"
+      python "$here/bench/study_record.py" save "$cache" "$record/cache"
+    fi
   done
   w2sprobe report --cache-dir "$record/cache" --format md --out "$record"
 }
 
-study mpnet "$encoder_datasets"
-study smollm2 "$decoder_datasets" --strong smollm2 --layer 16
+done_before() {  # done_before "STUDY DATASET[ sweeps]": did the record log it as exit 0?
+  grep -q "^$1: exit 0" "$here/docs/results/${1%% *}/logs/progress.log" 2>/dev/null
+}
+
+study mpnet "$encoder_datasets" ""
+study smollm2 "$decoder_datasets" "--layer 16" --strong smollm2

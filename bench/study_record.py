@@ -3,10 +3,10 @@
 A study over every offline dataset takes longer than one session on a CPU, and only the
 repository survives between sessions.  ``save WORK RECORD`` copies what the report reads and
 what later stages build on (each finished run's manifest, metrics and predictions; every label
-set) from the working cache into the committed record; ``restore RECORD WORK`` copies it back
-(never over a newer file), so finished stages are cache hits and the study resumes at its first
-missing stage.  Checkpoints, locks and activation files stay out (they are large, and
-activations are rebuilt by the one stage that needs them).
+set; every probe sweep's table and plot) from the working cache into the committed record;
+``restore RECORD WORK`` copies it back (never over a newer file), so finished stages are cache
+hits and the study resumes at its first missing stage.  Checkpoints, locks and activation
+files stay out (they are large, and activations are rebuilt by the one stage that needs them).
 
     python bench/study_record.py save study-cache/mpnet docs/results/mpnet/cache
     python bench/study_record.py restore docs/results/mpnet/cache study-cache/mpnet
@@ -20,6 +20,7 @@ from pathlib import Path
 
 RUN_FILES = ("manifest.json", "metrics.json", "predictions.csv")
 LABEL_FILES = ("manifest.json", "labels.csv")
+SWEEP_FILES = ("sweep.json", "sweep.csv", "sweep.png")
 
 
 def recorded(cache: Path) -> list[Path]:
@@ -29,6 +30,8 @@ def recorded(cache: Path) -> list[Path]:
         keep += [metrics.parent / name for name in RUN_FILES if (metrics.parent / name).exists()]
     for manifest in cache.glob("labels/*/*/manifest.json"):
         keep += [manifest.parent / name for name in LABEL_FILES]
+    for table in cache.glob("sweeps/*/*/sweep.json"):  # the report's sweep figure reads these
+        keep += [table.parent / name for name in SWEEP_FILES if (table.parent / name).exists()]
     return sorted(path.relative_to(cache) for path in keep)
 
 

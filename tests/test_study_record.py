@@ -25,7 +25,9 @@ def test_save_keeps_finished_runs_and_label_sets_then_restore_brings_them_back(t
     touch(work / "labels/sst2/k1/manifest.json")
     touch(work / "labels/sst2/k1/labels.csv")
     touch(work / "acts/mpnet/sst2/key.h5")
-    assert study_record.copy(work, record) == 5
+    touch(work / "sweeps/sst2/s1/sweep.json")
+    touch(work / "sweeps/sst2/s1/sweep.png")
+    assert study_record.copy(work, record) == 7
     kept = sorted(str(p.relative_to(record)) for p in record.rglob("*") if p.is_file())
     assert kept == [
         "labels/sst2/k1/labels.csv",
@@ -33,8 +35,10 @@ def test_save_keeps_finished_runs_and_label_sets_then_restore_brings_them_back(t
         "runs/sst2/done/manifest.json",
         "runs/sst2/done/metrics.json",
         "runs/sst2/done/predictions.csv",
+        "sweeps/sst2/s1/sweep.json",
+        "sweeps/sst2/s1/sweep.png",
     ]
     assert study_record.copy(work, record) == 0  # nothing newer: nothing copied
     fresh = tmp_path / "fresh"
-    assert study_record.copy(record, fresh) == 5
+    assert study_record.copy(record, fresh) == 7
     assert (fresh / "runs/sst2/done/metrics.json").read_text() == "x"
