@@ -91,7 +91,54 @@ def summary_tables(record: Path) -> str:
         + ", ".join(f"{name} {c[0]}/{c[1]}" for name, c in beats_xent.items())
     )
     lines += ["", *time_table(seconds)]
+    sweeps = load_sweeps(record)
+    if sweeps:
+        lines += ["", *sweep_tables(sweeps)]
     return "\n".join(lines)
+
+
+#: The blog's probe settings (k = 50, L2 = 1e-2): the sweeps' reference points.
+BLOG_SETTING = {"knn": ("k", 50), "logreg": ("l2", 1e-2)}
+
+
+def load_sweeps(record: Path) -> list[dict]:
+    """Every row of the record's probe sweeps (``cache/sweeps/<dataset>/<key>/sweep.json``)."""
+    rows: list[dict] = []
+    for path in sorted(record.glob("cache/sweeps/*/*/sweep.json")):
+        rows += json.loads(path.read_text())
+    return rows
+
+
+def sweep_tables(rows: list[dict]) -> list[str]:
+    """Per probe: mean over datasets of probe AUC − weak AUC by layer at the blog's setting, and
+    by setting at the layer best on average (the blog's "layer and parameter choice")."""
+    lines: list[str] = []
+    for probe, (param, blog_value) in BLOG_SETTING.items():
+        mine = [r for r in rows if r["probe"] == probe and r.get("labels", "weak") == "weak"]
+        if not mine:
+            continue
+        by_layer = _means(mine, "layer", lambda r: r[param] == blog_value)
+        best = max(by_layer, key=by_layer.get)
+        by_value = _means(mine, param, lambda r: r["layer"] == best)
+        n = len({r["dataset"] for r in mine})
+        lines.append(
+            f"{probe}: probe AUC − weak AUC, mean over {n} datasets — by layer at {param}="
+            f"{blog_value:g}: "
+            + ", ".join(f"{layer}: {gain:+.3f}" for layer, gain in sorted(by_layer.items()))
+        )
+        lines.append(
+            f"{probe}: at layer {best} (best on average) by {param}: "
+            + ", ".join(f"{value:g}: {gain:+.3f}" for value, gain in sorted(by_value.items()))
+        )
+    return lines
+
+
+def _means(rows: list[dict], key: str, keep) -> dict:
+    groups: dict = defaultdict(list)
+    for row in rows:
+        if keep(row) and row.get("auc_minus_labels_auc") is not None:
+            groups[row[key]].append(row["auc_minus_labels_auc"])
+    return {value: sum(gains) / len(gains) for value, gains in groups.items()}
 
 
 def time_table(seconds: dict[str, dict[str, float]]) -> list[str]:
