@@ -323,3 +323,23 @@ def test_terminal_summary_names_a_saturated_dataset(capsys, tmp_path):
     assert code == 0
     assert "2 of 3 datasets (1 saturated excluded)" in out
     assert "excluded easy: saturated (weak 1.0000, ceiling 1.0000, student 1.0000 AUC" in out
+
+
+def test_terminal_summary_does_not_count_a_dataset_without_students(capsys, tmp_path):
+    make_study(tmp_path, datasets=("alpha", "beta"), n=60)
+    y = (np.arange(60) % 2).astype(float)
+    ids = [f"late-{i}" for i in range(60)]
+    write_run(
+        tmp_path,
+        "late",
+        "w",
+        "weak",
+        "weak",
+        0,
+        ids,
+        y,
+        noisy_scores(y, 1.0, np.random.default_rng(1)),
+    )
+    code, out, _ = run_cli(capsys, "report", "--cache-dir", str(tmp_path), "--n-boot", "0")
+    assert code == 0
+    assert "2 of 3 datasets (none excluded; 1 without PGRs yet)" in out

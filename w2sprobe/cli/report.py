@@ -54,7 +54,7 @@ def _print(summary: dict) -> None:
     from rich.table import Table
 
     table = Table(
-        title=f"{len(summary['included_datasets'])} of {len(summary['datasets'])} datasets "
+        title=f"{_summarised(summary)} of {len(summary['datasets'])} datasets "
         f"({_excluded(summary)}); baseline {summary['options']['baseline'] or 'none'}",
         box=box.SIMPLE_HEAD,
     )
@@ -107,7 +107,14 @@ def _excluded(summary: dict) -> str:
         "with unstable PGR": len(_unstable_only(summary)),
     }
     parts = [f"{n} {what}" for what, n in counts.items() if n]
-    return " and ".join(parts) + " excluded" if parts else "none excluded"
+    text = " and ".join(parts) + " excluded" if parts else "none excluded"
+    unfinished = len(summary["included_datasets"]) - _summarised(summary)
+    return text + (f"; {unfinished} without PGRs yet" if unfinished > 0 else "")
+
+
+def _summarised(summary: dict) -> int:
+    """Datasets the summary's PGRs come from (an included dataset may have no student yet)."""
+    return max((row["n_datasets"] for row in summary["summary"]), default=0)
 
 
 def _unstable_only(summary: dict) -> list[dict]:
