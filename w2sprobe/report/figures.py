@@ -17,7 +17,6 @@ from pathlib import Path
 from .build import Report
 from .groups import GROUP_TITLES, experiment_group
 from .plotting import (
-    LAYER_CMAP,
     LEGEND_LAYERS,
     MARKERS,
     OKABE_ITO,
@@ -27,7 +26,6 @@ from .plotting import (
     clip_to_window,
     data_window,
     decade_ticks,
-    layer_fraction,
     marker_size,
     pack_rows,
     panel_width,
@@ -370,18 +368,17 @@ _SWEEP_Y = (
 def _sweep_means(rows: list[dict], panels: list[str], datasets: list[str], layers: list[int]):
     """Too many datasets or layers for one line each: per layer (coloured in order, with a
     colour bar), the mean over datasets at each parameter value."""
-    from w2sprobe.probes.results import layer_colour_bar
+    from w2sprobe.probes.results import layer_colour, layer_colour_bar
 
     plt = _pyplot()
     width = min(PAGE_WIDTH, 2.5 * len(panels) + 1.0)
     fig, axes = plt.subplots(
         1, len(panels), figsize=(width, 2.4), squeeze=False, layout="constrained"
     )
-    cmap = plt.get_cmap(LAYER_CMAP)
     for ax, param in zip(axes[0], panels):
         for layer, points in sweep_means(rows, param).items():
             xs, ys = zip(*points)
-            ax.plot(xs, ys, color=cmap(layer_fraction(layer, layers)), marker="o",
+            ax.plot(xs, ys, color=layer_colour(layer, layers), marker="o",
                     markersize=2.5, linewidth=1.0)  # fmt: skip
         _sweep_axes(ax, param, [x for r in rows if (x := r.get(param)) is not None])
     layer_colour_bar(fig, axes[0].tolist(), layers)

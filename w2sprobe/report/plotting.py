@@ -44,13 +44,15 @@ PAPER_RC = {
 LAYER_CMAP = "viridis"
 #: Up to this many layers get a legend; more get a colour bar (a 13-31 entry legend is a wall).
 LEGEND_LAYERS = 8
+#: Where the layers' stretch of the map ends: viridis' last 15 % is a pale yellow lost on white.
+LAYER_CMAP_END = 0.85
 
 
 def layer_fraction(layer: int, layers: list[int]) -> float:
-    """Where ``layer`` sits on :data:`LAYER_CMAP`: 0 for the first of ``layers``, 0.85 for the
-    last (viridis' last 15 % is a pale yellow that vanishes on white)."""
+    """Where ``layer`` sits on :data:`LAYER_CMAP`: 0 for the first of ``layers``,
+    :data:`LAYER_CMAP_END` for the last."""
     low, high = min(layers), max(layers)
-    return 0.85 * (layer - low) / (high - low) if high > low else 0.0
+    return LAYER_CMAP_END * (layer - low) / (high - low) if high > low else 0.0
 
 
 def marker_size(marker: str | None, size: float) -> float:
