@@ -82,9 +82,15 @@ def shutdown() -> None:
     """Leave the process group before the process exits.
 
     Without it the gloo worker threads are torn down by static destructors at exit, which under
-    load can abort a rank ("terminate called without an active exception").
+    load can abort a rank ("terminate called without an active exception").  The ranks first
+    meet at a barrier: a rank that closes its connections while a peer's gloo threads still
+    read them can abort that peer (a rank-0 SIGABRT seen once in CI on 2 loaded cores).
     """
     if dist.is_available() and dist.is_initialized():
+        try:
+            dist.barrier()
+        except RuntimeError:
+            pass  # a peer has already failed: nobody to wait for, and torchrun reports it
         dist.destroy_process_group()
 
 

@@ -82,6 +82,7 @@ def extract_data_parallel(
     """
     plan = replace(plan, device=env.device(plan.device))
     group = dist.new_group(backend="gloo", timeout=WAIT_TIMEOUT)
+    finished = False
     try:
         with ExitStack() as held:
 
@@ -89,16 +90,23 @@ def extract_data_parallel(
                 held.enter_context(key_lock(plan, lock_timeout))  # released when this rank returns
                 return find_cache_hit(plan)
 
-            hit = _decided_by_main(env, group, claim_key)
-            if hit:
-                return hit
-            mine = _write_shard(plan, request, env, progress if env.is_main else None, fill_rows)
-            stats: list[Any] = [None] * env.world_size
-            dist.all_gather_object(stats, mine, group=group)  # returns once every shard is finished
-            return _decided_by_main(
-                env, group, lambda: _merge(plan, request, env.world_size, stats)
-            )
+            result = _decided_by_main(env, group, claim_key)
+            if result is None:
+                mine = _write_shard(
+                    plan, request, env, progress if env.is_main else None, fill_rows
+                )
+                stats: list[Any] = [None] * env.world_size
+                dist.all_gather_object(stats, mine, group=group)  # once every shard is finished
+                result = _decided_by_main(
+                    env, group, lambda: _merge(plan, request, env.world_size, stats)
+                )
+            finished = True
+            return result
     finally:
+        if finished:
+            # Every rank has its answer before any closes the group's connections (see
+            # ..distributed.shutdown); after a failure the ranks are torn down by torchrun.
+            dist.barrier(group=group)
         dist.destroy_process_group(group)
 
 
