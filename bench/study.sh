@@ -56,5 +56,7 @@ done_before() {  # done_before "STUDY DATASET[ sweeps]": did the record log it a
   grep -q "^$1: exit 0" "$here/docs/results/${1%% *}/logs/progress.log" 2>/dev/null
 }
 
-study mpnet "$encoder_datasets" ""
+# the decoder study first: three datasets of it make a finished result, while the encoder study
+# still has many datasets to go
 study smollm2 "$decoder_datasets" "--layer 16" --strong smollm2
+study mpnet "$encoder_datasets" ""
