@@ -177,3 +177,52 @@ def test_probe_sweeps_draw_layer_means_when_lines_would_be_too_many(
     assert len(ax.get_lines()) - 1 == (layers if per_layer_means else datasets * layers)  # - y=0
     assert ("colour bar" in caption) == per_layer_means
     assert (f"mean over the {datasets} datasets" in caption) == (per_layer_means and datasets > 1)
+
+
+def _filter_row(dataset, precision, base_rate, contamination=0.1, probe="knn"):
+    return {
+        "dataset": dataset,
+        "probe": probe,
+        "layer": 6,
+        "contamination": contamination,
+        "precision": precision,
+        "base_rate": base_rate,
+    }
+
+
+def test_filter_precision_puts_each_filter_beside_its_own_datasets_random_removal_bar():
+    from types import SimpleNamespace
+
+    from matplotlib.colors import to_rgba
+
+    from w2sprobe.report.figures import filter_precision
+
+    rows = [
+        _filter_row("sst2", 0.30, 0.19),
+        _filter_row("cola", 0.27, 0.47),
+        _filter_row("cola", 0.35, 0.47, contamination=0.2),
+    ]
+    fig, title, caption = filter_precision(SimpleNamespace(filters=rows))
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["cola", "sst2"]
+    black = to_rgba("black")
+    bars = {
+        (round(float(line.get_xdata()[0] + 0.4)), float(line.get_ydata()[0]))
+        for line in ax.get_lines()
+        if to_rgba(line.get_color()) == black and len(line.get_xdata()) == 2
+    }
+    assert bars == {(0, 0.47), (1, 0.19)}  # one bar per dataset column, at its mislabel rate
+    points = {
+        line.get_label(): list(zip(line.get_xdata(), line.get_ydata()))
+        for line in ax.get_lines()
+        if line.get_marker() not in (None, "None", "")
+    }
+    assert set(points) == {"knn 10%", "knn 20%"}  # two contaminations: one series each
+    for name, pts in points.items():
+        for x, y in pts:
+            dataset = "cola" if round(x) == 0 else "sst2"
+            assert abs(x - round(x)) < 0.4  # inside its dataset's column
+            want = {("cola", "knn 10%"): 0.27, ("cola", "knn 20%"): 0.35, ("sst2", "knn 10%"): 0.30}
+            assert y == want[(dataset, name)]
+    assert "10%, 20%" in caption and "3 label set(s) over 2 dataset(s)" in caption
+    fig.clear()

@@ -496,70 +496,63 @@ def _varies(rows: list[dict], param: str, within: tuple[str, ...]) -> bool:
 
 
 def filter_precision(report: Report):
-    """Precision of each probe filter (removed labels that were wrong) vs the fraction removed."""
+    """Precision of each probe filter (removed labels that were wrong), one column per dataset,
+    against that dataset's random-removal precision (the weak labels' mislabel rate).
+
+    Dataset columns rather than a contamination axis: the reference is a per-dataset number, so
+    a filter can only be judged against the bar of its own dataset.  Several contaminations of
+    one probe are separate series (``knn 10%``).
+    """
     rows = [
         r for r in report.filters if r["contamination"] is not None and r["precision"] is not None
     ]
     if not rows:
         return "no filtered label sets with a precision (w2sprobe filter writes them)"
+    several = len({r["contamination"] for r in rows}) > 1
+    names = {id(r): _filter_series(r, several) for r in rows}
+    series = sorted(set(names.values()), key=lambda n: _natural((n,)))
+    panel = Panel("", series, sorted({r["dataset"] for r in rows}, key=lambda d: _natural((d,))))
+    column = {d: i for i, d in enumerate(panel.datasets)}
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(4.2, 3.0), layout="constrained")
-    probes = sorted({str(r["probe"]) for r in rows})
-    for index, probe in enumerate(probes):
-        mine = [r for r in rows if str(r["probe"]) == probe]
+    width = max(min(panel_width(len(panel.datasets), len(series)), PAGE_WIDTH), 3.2)
+    fig, ax = plt.subplots(figsize=(width, 3.0), layout="constrained")
+    for dataset in panel.datasets:
+        for rate in {r["base_rate"] for r in rows if r["dataset"] == dataset} - {None}:
+            x = column[dataset]
+            ax.plot([x - 0.4, x + 0.4], [rate, rate], color="black", linewidth=1.5, zorder=2)
+    for index, name in enumerate(series):
         kw = style(index + 1)  # skip black: it is the random-removal reference here
-        # Dodge sideways: at the study's single contamination every probe would share one x.
-        dodge = (index - (len(probes) - 1) / 2) * 0.004
-        for line in sorted({(r["dataset"], r["layer"]) for r in mine}, key=_natural):
-            pts = sorted(
-                (r["contamination"], r["precision"])
-                for r in mine
-                if (r["dataset"], r["layer"]) == line
-            )
-            if len(pts) > 1:
-                ax.plot(
-                    [x + dodge for x, _ in pts],
-                    [y for _, y in pts],
-                    color=kw["color"],
-                    linewidth=0.8,
-                    alpha=0.6,
-                )
+        mine = [r for r in rows if names[id(r)] == name]
         ax.plot(
-            [r["contamination"] + dodge for r in mine],
+            [column[r["dataset"]] + _dodge(index, len(series)) for r in mine],
             [r["precision"] for r in mine],
             linestyle="none",
             marker=kw["marker"],
             color=kw["color"],
             markersize=marker_size(kw["marker"], 5),
-            label=probe,
+            label=name,
+            zorder=3,
         )
-    base = [(r["contamination"], r["base_rate"]) for r in rows if r["base_rate"] is not None]
-    if base:
-        ax.plot(
-            *zip(*base),
-            linestyle="none",
-            marker="_",
-            color="black",
-            markersize=10,
-            markeredgewidth=1.5,
-            label="random removal (mislabel rate)",
-        )
-    # A wide enough x range that the sideways dodge does not read as a different contamination.
-    spread = [r["contamination"] for r in rows]
-    ax.set_xlim(max(min(spread) - 0.05, 0), max(spread) + 0.05)
-    ax.set_xlabel("contamination (fraction removed)")
-    ax.set_ylabel("precision (removed labels that were wrong)")
+    ax.plot([], [], color="black", linewidth=1.5, label="random removal (mislabel rate)")
+    _panel_axes(ax, panel, "precision (removed labels\nthat were wrong)")
     ax.set_ylim(0, 1.02)
-    ax.grid(color="#eeeeee", linewidth=0.5)
-    fig.legend(loc="outside lower center", ncols=2, frameon=False)
+    fig.legend(loc="outside lower center", ncols=min(len(series) + 1, 3), frameon=False)
+    contaminations = ", ".join(f"{c:.0%}" for c in sorted({r["contamination"] for r in rows}))
     caption = (
-        "One marker per filtered label set (strong_train split); "
-        "a filter is useful when it beats the black bars, "
+        "One marker per filtered label set (strong_train split; "
+        f"fraction removed: {contaminations}); "
+        "a filter is useful where it is above its dataset's black bar, "
         "the precision of removing the same number of rows at random "
         "(the weak labels' mislabel rate). "
-        f"{len(rows)} label set(s) over {len({r['dataset'] for r in rows})} dataset(s)."
+        f"{len(rows)} label set(s) over {len(panel.datasets)} dataset(s)."
     )
-    return fig, "Filter precision vs contamination", caption
+    return fig, "Filter precision per dataset", caption
+
+
+def _filter_series(row: dict, several_contaminations: bool) -> str:
+    """A filtered label set's legend name: its probe, and its contamination where they differ."""
+    name = str(row["probe"])
+    return f"{name} {row['contamination']:.0%}" if several_contaminations else name
 
 
 # --------------------------------------------------------------------------- helpers
