@@ -6,7 +6,9 @@ import matplotlib
 import numpy as np
 import pytest
 
-from w2sprobe.probes.results import LEGEND_LAYERS, layer_style, plot_sweep, sweep_figure
+from w2sprobe.probes.results import plot_sweep, sweep_figure
+from w2sprobe.report.layers import layer_style
+from w2sprobe.report.plotting import LEGEND_LAYERS
 
 matplotlib.use("Agg")
 

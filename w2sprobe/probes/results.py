@@ -11,7 +11,8 @@ import json
 from pathlib import Path
 
 from ..jsonutil import finite
-from ..report.plotting import LAYER_CMAP, LAYER_CMAP_END, LEGEND_LAYERS, layer_fraction
+from ..report.layers import layer_colour_bar, layer_style
+from ..report.plotting import LEGEND_LAYERS
 
 
 def write_sweep(rows: list[dict], out_dir: Path, param: str) -> dict[str, Path]:
@@ -26,38 +27,6 @@ def write_sweep(rows: list[dict], out_dir: Path, param: str) -> dict[str, Path]:
     paths = {"csv": out_dir / "sweep.csv", "json": out_dir / "sweep.json"}
     paths["png"] = plot_sweep(rows, param, out_dir / "sweep.png")
     return paths
-
-
-_MARKERS = "osD^vP*Xh"
-
-
-def layer_colour(layer: int, layers: list[int]) -> tuple:
-    """The RGBA colour of ``layer`` among ``layers`` (in order along :data:`LAYER_CMAP`)."""
-    import matplotlib
-
-    return matplotlib.colormaps[LAYER_CMAP](layer_fraction(layer, layers))
-
-
-def layer_style(layer: int, layers: list[int]) -> dict:
-    """Colour (and, when a legend names them, marker) of one layer's line among ``layers``."""
-    color = layer_colour(layer, layers)
-    if len(layers) > LEGEND_LAYERS:
-        return {"color": color, "marker": "o", "markersize": 3, "linewidth": 1.0}
-    return {"color": color, "marker": _MARKERS[layers.index(layer) % len(_MARKERS)]}
-
-
-def layer_colour_bar(fig, ax, layers: list[int]):
-    """A colour bar labelled ``layer`` spanning ``layers`` as :func:`layer_fraction` maps them."""
-    import matplotlib
-    import numpy as np
-    from matplotlib.cm import ScalarMappable
-    from matplotlib.colors import ListedColormap, Normalize
-
-    cmap = ListedColormap(matplotlib.colormaps[LAYER_CMAP](np.linspace(0.0, LAYER_CMAP_END, 256)))
-    norm = Normalize(min(layers), max(max(layers), min(layers) + 1))
-    bar = fig.colorbar(ScalarMappable(norm, cmap), ax=ax, pad=0.02)
-    bar.set_label("layer")
-    return bar
 
 
 def plot_sweep(rows: list[dict], param: str, path: Path) -> Path:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from .build import Report
 from .groups import GROUP_TITLES, experiment_group
+from .layers import layer_colour, layer_colour_bar
 from .plotting import (
     LEGEND_LAYERS,
     MARKERS,
@@ -368,7 +369,6 @@ _SWEEP_Y = (
 def _sweep_means(rows: list[dict], panels: list[str], datasets: list[str], layers: list[int]):
     """Too many datasets or layers for one line each: per layer (coloured in order, with a
     colour bar), the mean over datasets at each parameter value."""
-    from w2sprobe.probes.results import layer_colour, layer_colour_bar
 
     plt = _pyplot()
     width = min(PAGE_WIDTH, 2.5 * len(panels) + 1.0)
