@@ -49,7 +49,10 @@ study() {  # study NAME "DATASETS" "RUN FLAGS" MODEL FLAGS...
       python "$here/bench/study_record.py" save "$cache" "$record/cache"
     fi
   done
-  w2sprobe report --cache-dir "$record/cache" --format md --out "$record"
+  # from the repository root with relative paths: the report records its command and paths, and
+  # the committed one must read the same on any clone
+  (cd "$here" && w2sprobe report --cache-dir "docs/results/$name/cache" --format md \
+    --out "docs/results/$name" --quiet)
 }
 
 done_before() {  # done_before "STUDY DATASET[ sweeps]": did the record log it as exit 0?
