@@ -179,6 +179,25 @@ def test_probe_sweeps_draw_layer_means_when_lines_would_be_too_many(
     assert (f"mean over the {datasets} datasets" in caption) == (per_layer_means and datasets > 1)
 
 
+def test_probe_sweeps_plot_one_label_set_and_name_the_sweeps_left_out():
+    from types import SimpleNamespace
+
+    from w2sprobe.report.figures import probe_sweeps, sweeps_of_one_label_set
+
+    weak = _sweep_rows(["a", "b"], [0, 1])
+    filtered = [{**row, "labels": "knn-filter@weak", "auc_minus_labels_auc": 9.0} for row in weak]
+    rows, note = sweeps_of_one_label_set(filtered + weak)
+    assert rows == weak  # rows without a labels key are sweeps on the weak labels
+    assert note == (
+        " Probes fit on the weak labels; the sweeps fit on knn-filter@weak (8 rows) are left out."
+    )
+    fig, _, caption = probe_sweeps(SimpleNamespace(sweeps=filtered + weak))
+    drawn = [y for line in fig.axes[0].get_lines() for y in line.get_ydata()]
+    assert max(drawn) < 1.0 and caption.endswith(note)  # no line reaches the filtered 9.0
+    only_filtered, note = sweeps_of_one_label_set(filtered)
+    assert only_filtered == filtered and note == ""
+
+
 def _filter_row(dataset, precision, base_rate, contamination=0.1, probe="knn"):
     return {
         "dataset": dataset,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -320,9 +321,9 @@ _SWEEP_TITLE = {"k": "kNN", "l2": "Logistic regression", "k_zeta": "TopoFilter",
 
 def probe_sweeps(report: Report):
     """Probe AUC minus the label set's AUC vs the probe's parameter, one line per layer."""
-    rows = report.sweeps
-    if not rows:
+    if not report.sweeps:
         return "no sweep results (<cache>/sweeps/*/*/sweep.json); run w2sprobe sweep"
+    rows, left_out = sweeps_of_one_label_set(report.sweeps)
     panels = [p for p in ("k", "l2", "k_zeta") if _varies(rows, p, ("dataset", "probe", "layer"))]
     if not panels and _varies(rows, "layer", ("dataset", "probe", "k", "l2", "k_zeta")):
         panels = ["layer"]  # only the layer varies: it is the x axis
@@ -331,7 +332,8 @@ def probe_sweeps(report: Report):
     datasets = sorted({r["dataset"] for r in rows})
     layers = sorted({r["layer"] for r in rows if r.get("layer") is not None})
     if panels != ["layer"] and (len(datasets) > len(OKABE_ITO) or len(layers) > LEGEND_LAYERS):
-        return _sweep_means(rows, panels, datasets, layers)
+        fig, title, caption = _sweep_means(rows, panels, datasets, layers)
+        return fig, title, caption + left_out
     plt = _pyplot()
     width = min(PAGE_WIDTH, 2.5 * len(panels) + 0.4)
     fig, axes = plt.subplots(
@@ -357,7 +359,27 @@ def probe_sweeps(report: Report):
         + ", ".join(_SWEEP_AXIS[p] for p in panels)
         + "; log axes are labelled at every decade."
     )
-    return fig, "Probe sweeps", caption
+    return fig, "Probe sweeps", caption + left_out
+
+
+def sweeps_of_one_label_set(rows: list[dict]) -> tuple[list[dict], str]:
+    """The sweep rows fit on one label set, and a caption sentence naming those left out.
+
+    A probe's gain is measured against the labels it was fit on, so gains over weak labels and
+    over a filtered set are different quantities: one figure averaging both would mean nothing.
+    The weak labels (the blog's sweeps) win where present, else the label set swept most.
+    """
+    counts = Counter(row.get("labels", "weak") for row in rows)
+    chosen = "weak" if "weak" in counts else max(sorted(counts), key=counts.get)
+    kept = [row for row in rows if row.get("labels", "weak") == chosen]
+    others = sorted(name for name in counts if name != chosen)
+    if not others:
+        return kept, ""
+    return kept, (
+        f" Probes fit on the {chosen} labels; the sweeps fit on "
+        + ", ".join(f"{name} ({counts[name]} rows)" for name in others)
+        + " are left out."
+    )
 
 
 _SWEEP_Y = (
