@@ -11,6 +11,7 @@ PGR is left out where ceiling - weak is below the report's ``--min-gap`` (0.02).
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -51,6 +52,14 @@ def cell(metrics: dict | None, stable: bool) -> str:
     return f"{metrics['auc']:.3f}{shown}"
 
 
+def gap_cell(gap: float, stable: bool) -> str:
+    """The gap to 3 decimals, to 4 where 3 would round it across the floor (0.0197 to 0.020)."""
+    shown = f"{gap:+.3f}"
+    if stable != (float(shown) >= MIN_GAP):
+        shown = f"{gap:+.4f}"
+    return shown + ("" if stable else " ⚠")
+
+
 def summary_tables(record: Path) -> str:
     metrics, seconds = load_metrics(record), stage_seconds(record)
     for dataset, runs in metrics.items():  # an attempt killed before its summary: train time
@@ -69,7 +78,7 @@ def summary_tables(record: Path) -> str:
         gap = ceiling - weak
         stable = gap >= MIN_GAP
         total = sum(seconds.get(dataset, {}).values())
-        row = [dataset, f"{weak:.3f}", f"{ceiling:.3f}", f"{gap:+.3f}" + ("" if stable else " ⚠")]
+        row = [dataset, f"{weak:.3f}", f"{ceiling:.3f}", gap_cell(gap, stable)]
         row += [cell(runs.get(name), stable) for name in EXPERIMENTS]
         row.append(f"{total / 60:.1f} min" if total else "—")
         lines.append("| " + " | ".join(row) + " |")
@@ -90,6 +99,8 @@ def summary_tables(record: Path) -> str:
         "Test AUC above xent's: "
         + ", ".join(f"{name} {c[0]}/{c[1]}" for name, c in beats_xent.items())
     )
+    for dataset, spent in sweep_seconds(record).items():
+        seconds[dataset]["sweeps"] = spent
     lines += ["", *time_table(seconds)]
     sweeps = load_sweeps(record)
     if sweeps:
@@ -141,8 +152,27 @@ def _means(rows: list[dict], key: str, keep) -> dict:
     return {value: sum(gains) / len(gains) for value, gains in groups.items()}
 
 
+def sweep_seconds(record: Path) -> dict[str, float]:
+    """dataset -> seconds of its finished sweeps, from study.sh's ``logs/progress.log``."""
+    log = record / "logs" / "progress.log"
+    spent: dict[str, float] = {}
+    for line in log.read_text().splitlines() if log.is_file() else []:
+        match = SWEEP_LINE.match(line)
+        if match:
+            spent[match["dataset"]] = float(match["seconds"])
+    return spent
+
+
+SWEEP_LINE = re.compile(r"^\S+ (?P<dataset>\S+) sweeps: exit 0 after (?P<seconds>\d+) s$")
+
+#: A stage under this many seconds on every dataset gets no column of its own, only a note.
+NEGLIGIBLE_SECONDS = 1.0
+
+
 def time_table(seconds: dict[str, dict[str, float]]) -> list[str]:
-    stages = sorted({s for per in seconds.values() for s in per}, key=_stage_order)
+    every = sorted({s for per in seconds.values() for s in per}, key=_stage_order)
+    small = [s for s in every if all(p.get(s, 0) < NEGLIGIBLE_SECONDS for p in seconds.values())]
+    stages = [s for s in every if s not in small]
     head = ["dataset", *stages]
     lines = ["| " + " | ".join(head) + " | (seconds)", "|" + "---|" * len(head)]
     for dataset in sorted(seconds):
@@ -152,11 +182,15 @@ def time_table(seconds: dict[str, dict[str, float]]) -> list[str]:
             + " | ".join([dataset, *(f"{per[s]:.0f}" if s in per else "—" for s in stages)])
             + " |"
         )
+    if small:
+        lines += ["", f"Under {NEGLIGIBLE_SECONDS:g} s on every dataset: " + ", ".join(small) + "."]
     return lines
 
 
 def _stage_order(stage: str) -> tuple[int, str]:
-    order = ("weak", "ceiling", "xent", "logconf", "extract")
+    order = ("weak", "ceiling", "xent", "logconf", "extract")  # then the rest; sweeps last
+    if stage == "sweeps":
+        return (len(order) + 1, stage)
     return (order.index(stage), stage) if stage in order else (len(order), stage)
 
 

@@ -50,3 +50,28 @@ def test_sweep_tables_average_over_datasets_at_the_blogs_setting_and_best_layer(
         "knn: probe AUC − weak AUC, mean over 2 datasets — by layer at k=50: 0: -0.050, 1: -0.040",
         "knn: at layer 1 (best on average) by k: 10: -0.060, 50: -0.040",
     ]
+
+
+def test_a_gap_just_under_the_floor_is_not_rounded_onto_it(tmp_path):
+    assert study_summary.gap_cell(0.0197, stable=False) == "+0.0197 ⚠"  # 3 decimals: +0.020
+    assert study_summary.gap_cell(-0.046, stable=False) == "-0.046 ⚠"
+    assert study_summary.gap_cell(0.0203, stable=True) == "+0.020"
+
+
+def test_time_table_folds_sub_second_stages_and_reads_the_sweeps_from_progress_log(tmp_path):
+    (tmp_path / "logs").mkdir()
+    (tmp_path / "logs" / "progress.log").write_text(
+        "mpnet sst2: exit 0 after 400 s\n"
+        "mpnet sst2 sweeps: exit 0 after 36 s\n"
+        "mpnet cola sweeps: exit 1 after 5 s\n"  # a failed sweep has no time to report
+    )
+    assert study_summary.sweep_seconds(tmp_path) == {"sst2": 36.0}
+    seconds = {"sst2": {"weak": 33.0, "knn-probe": 0.2, "sweeps": 36.0}, "cola": {"weak": 35.0}}
+    assert study_summary.time_table(seconds) == [
+        "| dataset | weak | sweeps | (seconds)",
+        "|---|---|---|",
+        "| cola | 35 | — |",
+        "| sst2 | 33 | 36 |",
+        "",
+        "Under 1 s on every dataset: knn-probe.",
+    ]
