@@ -1,7 +1,8 @@
 """Training throughput: our LoRA trainer vs the HF ``Trainer`` with the reference study's settings.
 
-Same model (LoRA rank 8 on every linear projection of the blocks, fp32), same SST-2 rows, one
-epoch each, side by side in one process, interleaved over ``--repeats``:
+Same model (LoRA rank 8 on every linear projection of the blocks, fp32 unless ``--dtypes`` adds
+more for ours), same SST-2 rows, one epoch each, side by side in one process, interleaved over
+``--repeats``:
 
 * ``ours``      — ``w2sprobe.train.Trainer``: batches of 32, length-bucketed, padded per micro-batch
   (``--minibatch`` values, e.g. 32 = the demo default and 8 = the blog preset's);
@@ -13,6 +14,7 @@ Throughput = real (non-pad) training tokens per second of wall time inside the t
 (model load excluded from both); the best repeat counts.
 
     python bench/train.py --data-dir ../shared/data --model mpnet --rows 512
+    python bench/train.py --minibatch 32 --dtypes float32 bfloat16    # a bf16 backbone (AMX CPUs)
 """
 
 from __future__ import annotations
@@ -26,16 +28,23 @@ import numpy as np
 import torch
 
 from w2sprobe.data import SplitSizes, load_splits
-from w2sprobe.models import describe, load_model, load_tokenizer, resolve_model, set_cpu_threads
+from w2sprobe.models import (
+    describe,
+    load_model,
+    load_tokenizer,
+    resolve_dtype,
+    resolve_model,
+    set_cpu_threads,
+)
 from w2sprobe.train import Examples, TrainConfig, Trainer, build_classifier, lora_target_modules
 
 LR, MAX_LENGTH = 5e-4, 512
 
 
-def ours(ref, tokenizer, train: Examples, minibatch: int) -> dict:
+def ours(ref, tokenizer, train: Examples, minibatch: int, dtype: torch.dtype) -> dict:
     config = TrainConfig(lr=LR, epochs=1, batch_size=32, minibatch=minibatch, max_length=MAX_LENGTH)
     model = build_classifier(
-        ref, device=torch.device("cpu"), dtype=torch.float32, pooling=None, lora=config.lora, seed=0
+        ref, device=torch.device("cpu"), dtype=dtype, pooling=None, lora=config.lora, seed=0
     )
     empty = Examples(np.array([], dtype=str), [], np.array([], dtype=np.float32))  # no evaluation
     result = Trainer(model, tokenizer, config, torch.device("cpu")).fit(train, empty)
@@ -110,6 +119,13 @@ def main() -> None:
     parser.add_argument("--model", default="mpnet")
     parser.add_argument("--rows", type=int, default=512, help="strong_train rows to train on")
     parser.add_argument("--minibatch", type=int, nargs="+", default=[32, 8])
+    parser.add_argument(
+        "--dtypes",
+        nargs="+",
+        default=["float32"],
+        help="backbone dtypes for ours (bfloat16: frozen bf16 weights, fp32 LoRA and head; fast "
+        "on CPUs with AMX)",
+    )
     parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     set_cpu_threads()
@@ -121,9 +137,11 @@ def main() -> None:
     runs: dict[str, list[dict]] = {}
     for _ in range(args.repeats):
         for minibatch in args.minibatch:
-            runs.setdefault(f"ours (minibatch {minibatch})", []).append(
-                ours(ref, tokenizer, train, minibatch)
-            )
+            for dtype in args.dtypes:
+                name = f"ours (minibatch {minibatch})" + ("" if dtype == "float32" else f" {dtype}")
+                torch_dtype = resolve_dtype(dtype, torch.device("cpu"))
+                result = ours(ref, tokenizer, train, minibatch, torch_dtype)
+                runs.setdefault(name, []).append(result)
         runs.setdefault("hf-trainer (1 x 32 accumulation)", []).append(
             hf_trainer(ref, tokenizer, train)
         )
