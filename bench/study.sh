@@ -58,8 +58,8 @@ study() {  # study NAME "DATASETS" "RUN FLAGS" MODEL FLAGS...
 
 memory_flags() {  # memory_flags DATASET: micro-batch size for the long-text datasets
   # 32 x 512-token micro-batches of MPNet need more than this machine's 24 GB (the kernel
-  # killed ethics-commonsense's ceiling at 24 GB resident); the blog preset's 8 needs a quarter
-  # of it, and a step is the batch's mean gradient whatever the split
+  # killed ethics-commonsense's ceiling at 24 GB resident); with the blog preset's 8 it runs in
+  # 12.5 GB, and a step is the batch's mean gradient whatever the split
   # (tests/test_train_accumulation.py)
   case "$1" in
     ethics-commonsense | boolq | sciq_with_support | quail) echo "--minibatch 8" ;;
