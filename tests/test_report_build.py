@@ -195,6 +195,17 @@ def test_saturated_datasets_are_listed_and_excluded(tmp_path):
     assert build_report(tmp_path, n_boot=0, saturation=1.0).saturated == []
 
 
+def test_a_dataset_without_a_ceiling_yet_is_not_counted_among_the_summarised(tmp_path):
+    make_study(tmp_path, datasets=("hard1", "hard2"))
+    ids = [f"late-{i:04d}" for i in range(50)]
+    labels = (np.arange(50) % 2).astype(float)
+    write_run(tmp_path, "late", "weak9s0", "weak", "weak", 0, ids, labels, labels * 0.6 + 0.2)
+    report = build_report(tmp_path, n_boot=0)
+    assert "late" in report.datasets  # listed, with what is missing for it
+    assert report.included == ["hard1", "hard2"]  # a study still running: no PGR to summarise
+    assert all(s["n_datasets"] == 2 for s in report.summary)
+
+
 def tiny_gap_study(root):
     """Three datasets; on "flat" the ceiling's AUC is within 0.01 of the weak model's, so a
     student an ordinary amount worse than weak gets a PGR far below -1."""

@@ -77,9 +77,11 @@ class Report:
 
     @property
     def included(self) -> list[str]:
-        """Datasets the summary and comparisons use (neither saturated nor with unstable PGR)."""
+        """Datasets the summary and comparisons use: with a PGR (a weak and a ceiling run), and
+        neither saturated nor with unstable PGR."""
         gone = {item["dataset"] for item in self.saturated + self.unstable}
-        return [d for d in self.datasets if d not in gone]
+        with_pgr = {r["dataset"] for r in self.rows if r.get("pgr") is not None}
+        return [d for d in self.datasets if d in with_pgr and d not in gone]
 
     def row(self, dataset: str, experiment: str) -> dict | None:
         return next(
