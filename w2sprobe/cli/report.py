@@ -108,12 +108,13 @@ def _excluded(summary: dict) -> str:
     }
     parts = [f"{n} {what}" for what, n in counts.items() if n]
     text = " and ".join(parts) + " excluded" if parts else "none excluded"
-    unfinished = len(summary["included_datasets"]) - _summarised(summary)
+    left_out = len(summary["included_datasets"]) + sum(counts.values())
+    unfinished = len(summary["datasets"]) - left_out  # no student PGR yet: neither kind applies
     return text + (f"; {unfinished} without PGRs yet" if unfinished > 0 else "")
 
 
 def _summarised(summary: dict) -> int:
-    """Datasets the summary's PGRs come from (an included dataset may have no student yet)."""
+    """Datasets the summary's PGRs come from."""
     return max((row["n_datasets"] for row in summary["summary"]), default=0)
 
 
