@@ -312,7 +312,7 @@ def test_terminal_summary_says_which_datasets_it_left_out_and_why(capsys, tmp_pa
     assert code == 0
     assert "2 of 3 datasets (1 with unstable PGR excluded)" in out
     gap = ceiling["auc"] - weak["auc"]
-    assert f"excluded flat: PGR unstable (ceiling − weak AUC {gap:+.3f} < 0.02)" in out
+    assert f"excluded flat: PGR unstable (ceiling − weak AUC {gap:+.4f} < 0.02)" in out
 
 
 def test_terminal_summary_names_a_saturated_dataset(capsys, tmp_path):

@@ -83,7 +83,7 @@ def _print(summary: dict) -> None:
         )
     for item in _unstable_only(summary):
         stdout.print(
-            f"excluded {item['dataset']}: PGR unstable (ceiling − weak AUC {item['gap']:+.3f} "
+            f"excluded {item['dataset']}: PGR unstable (ceiling − weak AUC {item['gap']:+.4f} "
             f"< {item['min_gap']})",
             highlight=False,
         )
