@@ -280,7 +280,7 @@ def load_user_file(
             raise UsageError(
                 f"{path} has no field '{name}'; fields: {', '.join(table.column_names)}"
             )
-    labels = [_binary_label(value) for value in table[label_field]]
+    labels = [binary_label(value) for value in table[label_field]]
     if any(label is None for label in labels):
         bad = sorted({repr(v) for v, lab in zip(table[label_field], labels) if lab is None})
         raise UsageError(
@@ -321,7 +321,8 @@ def _first_line(exc: Exception) -> str:
     return message.splitlines()[0] if message else type(exc).__name__
 
 
-def _binary_label(value: Any) -> int | None:
+def binary_label(value: Any) -> int | None:
+    """0 or 1 when ``value`` spells a binary label (bool, 0/1 number, "0"/"1" text), else None."""
     if isinstance(value, bool):
         return int(value)
     if isinstance(value, (int, float)) and value in (0, 1):

@@ -29,7 +29,14 @@ from .formatters import Formatter
 from .hub import HubSource, load_with_fallback
 from .registry import REGISTRY, _alias_key
 from .rows import RowSource, as_source
-from .sources import USER_FILE_LOADERS, Pools, _datasets_quietly, _first_line, is_user_file
+from .sources import (
+    USER_FILE_LOADERS,
+    Pools,
+    _datasets_quietly,
+    _first_line,
+    binary_label,
+    is_user_file,
+)
 
 HUB_PREFIX = "hub:"
 #: Split role -> accepted file stems, in the order they are looked for.
@@ -188,7 +195,7 @@ class LabelMap:
     ):
         self.field = field
         if positive is None:
-            mapping = {value: _binary_label(value) for value in values}
+            mapping = {value: binary_label(value) for value in values}
             bad = sorted({repr(v) for v, label in mapping.items() if label is None})
             if bad:
                 raise UsageError(
@@ -446,16 +453,6 @@ def _distinct(rows: RowSource, field: str) -> list[Any]:
 
         return pc.unique(table.column(field)).to_pylist()
     return list(dict.fromkeys(row[field] for row in rows.take(range(len(rows)))))
-
-
-def _binary_label(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, (int, float)) and value in (0, 1):
-        return int(value)
-    if isinstance(value, str) and value.strip() in ("0", "1"):
-        return int(value.strip())
-    return None
 
 
 def _matches(value: Any, positive: str, names: list[str] | None) -> bool:
