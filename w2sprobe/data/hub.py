@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import UsageError
+from ..hubnet import UNREACHABLE, is_unreachable_error, offline_unless_reachable
 
 PARQUET_REVISION = "refs/convert/parquet"
 #: The one config datasets infers for a repo without a loading script or config metadata.
@@ -259,7 +260,10 @@ def load_hub_dataset(
     revision: str | None = None,
     data_files: dict | None = None,
 ) -> Any:
-    """``datasets.load_dataset`` on a hub repo: the only call in w2sprobe that reaches the hub."""
+    """``datasets.load_dataset`` on a hub repo: the only call in w2sprobe that reaches the hub.
+
+    Without a route to the hub it reads the local hub cache only (``hubnet``), at once.
+    """
     import datasets
 
     kwargs: dict[str, Any] = {"split": split}
@@ -267,7 +271,8 @@ def load_hub_dataset(
         kwargs["revision"] = revision
     if data_files is not None:
         kwargs["data_files"] = data_files
-    return datasets.load_dataset(repo, config, **kwargs)
+    with offline_unless_reachable():
+        return datasets.load_dataset(repo, config, **kwargs)
 
 
 def export_data_files(export_dir: str | None, splits: tuple[str, ...] | list[str]) -> dict | None:
@@ -336,7 +341,9 @@ def hub_error(
     message = _first_line(exc)
     tried = source.describe()
     remedy = "pass --data-dir with a local mirror, or give the rows as a file or folder"
-    if "Revision" in message and "doesn't exist" in message:
+    if is_unreachable_error(exc):
+        what = f"could not be read: {UNREACHABLE}"
+    elif "Revision" in message and "doesn't exist" in message:
         what = (
             "holds only a loading script and has no parquet branch"
             if script_only or source.on_parquet_branch

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from ..errors import UsageError
+from ..hubnet import UNREACHABLE, is_unreachable_error, offline_unless_reachable
 from ..layers import default_probe_layer
 from ..pooling import default_pooling
 
@@ -121,18 +122,28 @@ def _read_json(path: Path) -> dict[str, Any]:
 
 def _hub_config(name: str) -> dict[str, Any]:
     """A hub model's config.json (the only file fetched; HF's cache serves it offline)."""
+    return _read_json(hub_config_file(name))
+
+
+def hub_config_file(name: str) -> Path:
+    """Fetch hub model ``name``'s config.json alone; its folder is named after the commit.
+
+    The one place a model id reaches the hub before weights load; without a route to the hub
+    it is read from the local hub cache at once. UsageError when neither has it.
+    """
     from huggingface_hub import hf_hub_download
 
     from .assets import ALIASES
 
     try:
-        path = hf_hub_download(name, "config.json")
+        with offline_unless_reachable():
+            return Path(hf_hub_download(name, "config.json"))
     except Exception as exc:  # noqa: BLE001 - offline, unknown, gated: all "can't use this"
+        why = UNREACHABLE if is_unreachable_error(exc) else type(exc).__name__
         raise UsageError(
             f"unknown model '{name}': not an alias ({', '.join(ALIASES)}), not a folder, "
-            f"and no config.json from the hub ({type(exc).__name__})"
+            f"and no config.json from the hub ({why})"
         ) from None
-    return _read_json(Path(path))
 
 
 # --------------------------------------------------------------------------- encoder or decoder

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import UsageError
 from .assets import ALIASES, alias_folder, assets_dir
+from .config import hub_config_file
 from .runtime import check_device_map
 
 log = logging.getLogger(__name__)
@@ -62,15 +63,7 @@ def resolve_model(name: str) -> ModelRef:
 
 def _resolve_hub_model(name: str) -> ModelRef:
     """Pin a hub id to its commit (only config.json is fetched, so no weights load here)."""
-    from huggingface_hub import snapshot_download
-
-    try:
-        snapshot = Path(snapshot_download(name, allow_patterns=["config.json"]))
-    except Exception as exc:  # noqa: BLE001 - offline, unknown or gated repo: all "can't use this"
-        raise UsageError(
-            f"unknown model '{name}': not an alias ({', '.join(ALIASES)}), not a folder, "
-            f"and not loadable from the hub ({type(exc).__name__})"
-        ) from None
+    snapshot = hub_config_file(name).parent  # .../snapshots/<commit>/config.json
     return ModelRef(name=name, location=name, revision=snapshot.name)
 
 
