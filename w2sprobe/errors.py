@@ -1,4 +1,7 @@
-"""The one exception type that means "the user asked for something we cannot do"."""
+"""The one exception type that means "the user asked for something we cannot do".
+
+And the one rule for quoting a library's exception inside such a one-line message.
+"""
 
 
 class UsageError(Exception):
@@ -7,3 +10,9 @@ class UsageError(Exception):
     Raise it with a message that names the offending value and, where possible,
     what would have been accepted.  Never raise it after touching cached files.
     """
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, or its type name when empty: one-line errors."""
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from .errors import UsageError
+from .errors import UsageError, first_line
 
 Mode = Literal["build", "plan", "no-build"]
 
@@ -211,8 +211,3 @@ def deal(
 ) -> dict[tuple[str, int, str], int]:
     """Round-robin owner of each unit (datasets x seeds x stages, in plan order)."""
     return {unit: position % shard[1] for position, unit in enumerate(units)}
-
-
-def first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__

@@ -35,7 +35,7 @@ def hub_reachable(endpoint: str) -> bool:
         with socket.create_connection((parts.hostname, port), timeout=CONNECT_TIMEOUT_S):
             return True
     except OSError:
-        log.info(f"{parts.hostname}:{port} is unreachable: using the local hub cache only")
+        log.debug(f"{parts.hostname}:{port} is unreachable: using the local hub cache only")
         return False
 
 

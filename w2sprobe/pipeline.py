@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from .errors import UsageError
-from .graph import Blocked, Graph, Mode, NodeOutcome, Reporter, deal, first_line, parse_shard
+from .errors import UsageError, first_line
+from .graph import Blocked, Graph, Mode, NodeOutcome, Reporter, deal, parse_shard
 from .options import Options
 from .study import FILTER, RELABEL, LabelRecipe, Study, s2s_name
 

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
 from ..hubnet import UNREACHABLE, is_unreachable_error, offline_unless_reachable
 
 PARQUET_REVISION = "refs/convert/parquet"
@@ -338,7 +338,7 @@ def hub_error(
     dataset: str, source: HubSource, exc: Exception, script_only: bool = False
 ) -> UsageError:
     """One line: which dataset, which repo was tried, what went wrong, and what to do."""
-    message = _first_line(exc)
+    message = first_line(exc)
     tried = source.describe()
     remedy = "pass --data-dir with a local mirror, or give the rows as a file or folder"
     if is_unreachable_error(exc):
@@ -368,8 +368,3 @@ def hub_error(
     else:
         what = f"could not be loaded ({message})"
     return UsageError(f"dataset {dataset}: hub repo {tried} {what}; {remedy}")
-
-
-def _first_line(exc: Exception) -> str:
-    message = str(exc).strip()
-    return message.splitlines()[0] if message else type(exc).__name__

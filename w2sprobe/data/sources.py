@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
 from . import hub
 from .hub import INFERRED_CONFIG, HubSource, export_data_files, load_with_fallback
 from .registry import DatasetSpec
@@ -296,7 +296,7 @@ def _read_table(loader: str, path: Path):
         with _datasets_quietly() as datasets:
             return datasets.load_dataset(loader, data_files={"train": str(path)}, split="train")
     except Exception as exc:  # noqa: BLE001 - malformed files: the parser's complaint, one line
-        raise UsageError(f"cannot read {path}: {_first_line(exc)}") from None
+        raise UsageError(f"cannot read {path}: {first_line(exc)}") from None
 
 
 @contextmanager
@@ -314,11 +314,6 @@ def _datasets_quietly() -> Iterator[Any]:
     finally:
         if not was_disabled:
             datasets.enable_progress_bars()
-
-
-def _first_line(exc: Exception) -> str:
-    message = str(exc).strip()
-    return message.splitlines()[0] if message else type(exc).__name__
 
 
 def binary_label(value: Any) -> int | None:

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
 from .formatters import Formatter
 from .hub import HubSource, load_with_fallback
 from .registry import REGISTRY, _alias_key
@@ -33,7 +33,6 @@ from .sources import (
     USER_FILE_LOADERS,
     Pools,
     _datasets_quietly,
-    _first_line,
     binary_label,
     is_user_file,
 )
@@ -386,7 +385,7 @@ def _file_split(role: str, path: Path, origin: str) -> _Split:
         with _datasets_quietly() as datasets:
             dataset = datasets.load_dataset(loader, data_files={"train": str(path)}, split="train")
     except Exception as exc:  # noqa: BLE001 - malformed files: the parser's complaint, one line
-        raise UsageError(f"cannot read {path}: {_first_line(exc)}") from None
+        raise UsageError(f"cannot read {path}: {first_line(exc)}") from None
     return _split_of(role, dataset, origin)
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
 from .assets import ALIASES, alias_folder, assets_dir
 from .config import hub_config_file
 from .runtime import check_device_map
@@ -150,13 +150,8 @@ def _load(auto_class, ref: ModelRef, **kwargs):
         return auto_class.from_pretrained(ref.location, **kwargs)
     except (OSError, ValueError, KeyError) as exc:
         raise UsageError(
-            f"cannot load model {ref.name} from {ref.location}: {_first_line(exc)}"
+            f"cannot load model {ref.name} from {ref.location}: {first_line(exc)}"
         ) from None
     finally:
         if bars_were_on:
             hf_logging.enable_progress_bar()
-
-
-def _first_line(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
