@@ -44,8 +44,8 @@ def offline_unless_reachable() -> Iterator[bool]:
     """Run the body in offline mode when the hub cannot be reached; yields whether it is offline.
 
     Offline mode is the module flag huggingface_hub and datasets read at each call (the same
-    switch as ``HF_HUB_OFFLINE=1``); it is restored on exit, so a later call re-checks nothing
-    but still finds the answer memoised.
+    switch as ``HF_HUB_OFFLINE=1``), restored on exit; the reachability answer is memoised, so
+    only the first hub call of a process pays for the check.
     """
     from huggingface_hub import constants
 
@@ -70,19 +70,12 @@ def offline_unless_reachable() -> Iterator[bool]:
             module.HF_HUB_OFFLINE = value
 
 
+#: huggingface_hub's "offline and not cached" errors; datasets quotes the name in its message.
+_UNREACHABLE_ERRORS = ("OfflineModeIsEnabled", "LocalEntryNotFoundError")
+
+
 def is_unreachable_error(exc: BaseException) -> bool:
     """Whether ``exc`` is huggingface_hub's "offline, not cached" failure (via datasets too)."""
-    names = {type(e).__name__ for e in _chain(exc)}
-    text = str(exc)
-    return bool(names & {"OfflineModeIsEnabled", "LocalEntryNotFoundError"}) or any(
-        name in text for name in ("OfflineModeIsEnabled", "LocalEntryNotFoundError")
+    return type(exc).__name__ in _UNREACHABLE_ERRORS or any(
+        name in str(exc) for name in _UNREACHABLE_ERRORS
     )
-
-
-def _chain(exc: BaseException) -> Iterator[BaseException]:
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        yield current
-        current = current.__cause__ or current.__context__
