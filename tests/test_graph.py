@@ -126,3 +126,14 @@ def test_shards_deal_every_unit_to_exactly_one_worker():
     for bad in ("3/3", "-1/2", "1", "a/b", "0/0"):
         with pytest.raises(Exception, match="--shard must be i/n"):
             parse_shard(bad)
+
+
+def test_a_node_keyed_by_its_content_reports_the_key_its_build_made():
+    graph = Graph("build")
+    graph.target("ds", 0, "labels:x")
+
+    def define() -> NodeDef:
+        return NodeDef(lambda: Found(None), lambda: ("x-v", {"key": "k-x"}), "x", "make x")
+
+    assert graph.node("ds", 0, "labels:x", define) == "x-v"
+    assert [(o.stage, o.status, o.key) for o in graph.outcomes] == [("labels:x", "ran", "k-x")]

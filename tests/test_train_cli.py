@@ -171,6 +171,13 @@ def test_filtered_student_trains_on_exactly_the_kept_ids(pipeline):
     assert 0 < len(kept) < len(pipeline["splits"].splits["strong_train"].ids)
     run = runs_by_experiment(pipeline["cache"])["topo-filter"]
     assert run.metrics["train_n"] == len(kept) and run.metrics["labels_key"] == labels.key
+    # The first run's table lists the derived set under the key its build made.
+    (node,) = [
+        s
+        for s in pipeline["summary"]["datasets"][0]["stages"]
+        if s["stage"] == "labels:topo-filter@weak"
+    ]
+    assert (node["status"], node["key"]) == ("ran", labels.key)
     request = stage_request(pipeline["settings"], pipeline["splits"], "student", labels=labels)
     train, val = training_examples(request)
     assert sorted(train.ids.tolist()) == sorted(kept.tolist())

@@ -90,7 +90,8 @@ class NodeDef:
     """One node once its inputs are known.
 
     ``find`` keys it and reads it if cached; ``build`` makes it and returns ``(value, metrics)``,
-    or ``(value, metrics, True)`` when, under the artifact's lock, another worker had made it;
+    or ``(value, metrics, True)`` when, under the artifact's lock, another worker had made it
+    (a node whose key depends on its content finds no key and puts it in ``metrics["key"]``);
     ``what`` says what building it means (``weak labels: train weak minilm on sst2``); ``hint`` is
     the command that builds it on its own, for ``--no-build`` refusals.
     """
@@ -147,9 +148,9 @@ class Graph:
             self._record(ident, "failed", found.key, started, {"error": first_line(exc)})
             raise
         # A build may find the artifact made by another worker while it waited for the lock.
-        self._record(
-            ident, "cached" if late_hit and late_hit[0] else "ran", found.key, started, metrics
-        )
+        # A content-addressed node (a derived label set) has no key until it is built.
+        status = "cached" if late_hit and late_hit[0] else "ran"
+        self._record(ident, status, found.key or metrics.get("key"), started, metrics)
         return self._remember(ident, value)
 
     def unreachable(self, dataset: str, seed: int, stage: str) -> None:
