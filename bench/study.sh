@@ -18,8 +18,8 @@ sweeps=("--probe knn --k 5,10,25,50,100,200" "--probe logreg --l2 1e-4,1e-3,1e-2
 # sciq_with_support (MPNet tokens per example: mean 137 and 127, 1 % at the 512 limit), then
 # ethics-commonsense (mean 219, but 14 % at 512: attention cost grows with the square of the
 # length) and quail (mean 450)
-encoder_datasets="sst2 cola tweet_eval_hate ethics-justice ethics-deontology ethics-virtue
-  ethics-utilitarianism wic sciq social_i_qa mc_taco piqa boolq sciq_with_support
+encoder_datasets="sst2 cola tweet_eval_hate tweet_eval_sentiment ethics-justice ethics-deontology
+  ethics-virtue ethics-utilitarianism wic sciq social_i_qa mc_taco piqa boolq sciq_with_support
   ethics-commonsense quail"
 decoder_datasets="sst2 cola tweet_eval_hate"
 

@@ -100,6 +100,16 @@ def test_mc_taco_and_wic_and_tweet_eval_hate(mirror):
     assert fmt_of("tweet_eval_hate")(empty, rng) == ("", 0)  # dropped later as empty
 
 
+def test_tweet_eval_sentiment_is_polarity_and_drops_neutral_tweets(mirror):
+    rng = ScriptedRng(GOLD)
+    rows = mirror_rows("tweet_eval_sentiment", "validation")
+    by_label = {label: next(r for r in rows if r["label"] == label) for label in (0, 1, 2)}
+    assert fmt_of("tweet_eval_sentiment")(by_label[0], rng) == (by_label[0]["text"], 0)
+    assert fmt_of("tweet_eval_sentiment")(by_label[2], rng) == (by_label[2]["text"], 1)
+    assert fmt_of("tweet_eval_sentiment")(by_label[1], rng) is None  # neutral: no polarity
+    assert rng.calls == []
+
+
 # --- multiple-choice datasets on real mirror rows -----------------------------------------------
 
 
@@ -498,9 +508,8 @@ STUDY = [
 
 
 def test_registry_has_the_study_and_the_extras():
-    assert set(STUDY + ["ethics-commonsense", "tweet_eval_hate", "story_cloze"]) == set(
-        list_datasets()
-    )
+    extras = ["ethics-commonsense", "tweet_eval_hate", "tweet_eval_sentiment", "story_cloze"]
+    assert set(STUDY + extras) == set(list_datasets())
     assert list_datasets() == list(REGISTRY)
 
 

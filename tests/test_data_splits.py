@@ -371,6 +371,21 @@ def test_unknown_dataset():
         load_splits("no-such")
 
 
+def test_rows_the_formatter_rejects_are_counted_apart_from_empty_texts(mirror):
+    """tweet_eval_sentiment: neutral tweets are no example of polarity; counted from the file."""
+    rows = [json.loads(line) for line in (mirror / "tweet_eval_sentiment" / "test.jsonl").open()]
+    labels = [row["label"] for row in rows]
+    split_set = load_splits("tweet_eval_sentiment", data_dir=mirror)
+    stats = split_set.report["pools"]["shared"]
+    assert stats["rows_loaded"] == len(rows)
+    assert stats["dropped_by_formatter"] == labels.count(1)
+    assert stats["dropped_empty"] == sum(row["text"] == "" and row["label"] != 1 for row in rows)
+    kept = len(rows) - labels.count(1) - stats["dropped_empty"] - stats["dropped_duplicates"]
+    assert sum(stats["label_counts_before_balance"].values()) == kept
+    assert {split.labels.min() for split in split_set.splits.values()} == {0}
+    assert {split.labels.max() for split in split_set.splits.values()} == {1}
+
+
 # --- user files ---------------------------------------------------------------------------------
 
 

@@ -253,14 +253,15 @@ def _line(text: str) -> None:
 
 
 def _pool_table(pools: dict[str, dict]):
+    """One column per pool, one row per processing step (fits a narrow terminal)."""
     from rich.table import Table
 
-    """One column per pool, one row per processing step (fits a narrow terminal)."""
     table = Table("", *pools, title="pools")
     rows = [
         ("from", "from"),
         ("rows loaded", "rows_loaded"),
         ("dropped empty", "dropped_empty"),
+        ("dropped: not an example", "dropped_by_formatter"),
         ("dropped duplicates", "dropped_duplicates"),
         ("dropped test overlap", "dropped_test_overlap"),
         ("label 0/1 before balancing", "label_counts_before_balance"),

@@ -100,6 +100,20 @@ def text(row: Row, rng: random.Random) -> Example:
     return row["text"] or "", int(row["label"])
 
 
+#: TweetEval sentiment's hub label -> polarity; neutral (1) has none and its rows are dropped.
+_TWEET_POLARITY = {0: 0, 2: 1}
+
+
+@rng_free
+def tweet_polarity(row: Row, rng: random.Random) -> Example | None:
+    """tweet_eval_sentiment: ``{text}``, 1 = positive, 0 = negative; neutral tweets are dropped.
+
+    The 3-class corpus becomes the binary polarity task of the reference's twitter-sentiment.
+    """
+    polarity = _TWEET_POLARITY.get(int(row["label"]))
+    return None if polarity is None else (row["text"] or "", polarity)
+
+
 @rng_free
 def anli(row: Row, rng: random.Random) -> Example:
     """anli-r2: label 1 iff the hub label is 0 (entailment)."""

@@ -214,6 +214,12 @@ HUB_SOURCES: dict[str, HubSource] = {
         _TRAIN_TEST,
         why="parquet configs on main; loaded by name with config hate in public task code",
     ),
+    "tweet_eval_sentiment": HubSource(
+        "cardiffnlp/tweet_eval",
+        "sentiment",
+        _TRAIN_TEST,
+        why="as tweet_eval_hate, config sentiment",
+    ),
     "twitter-sentiment": HubSource(
         "EleutherAI/twitter-sentiment",
         None,

@@ -282,6 +282,15 @@ _SPECS: tuple[DatasetSpec, ...] = (
         "Hate speech in tweets; not in the reference study",
     ),
     _spec(
+        "tweet_eval_sentiment",
+        "train",
+        "test",
+        "tweet_eval_sentiment",
+        fmt.tweet_polarity,
+        "1 = positive, 0 = negative (neutral tweets dropped)",
+        "Tweet sentiment polarity (TweetEval); not in the reference study",
+    ),
+    _spec(
         "twitter-sentiment",
         "train",
         "test",

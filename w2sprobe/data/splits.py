@@ -61,6 +61,9 @@ HALVING_SEED_OFFSET = 42
 #: Rows per formatting batch in the shuffled-order passes.
 SCAN_BATCH = 4096
 _NO_KEYS = np.zeros(0, dtype=np.uint64)
+#: Why a scanned row is dropped before dedup: it is not, its text is empty, or the formatter
+#: returned None (a row that is no example of the task, e.g. a neutral tweet for polarity).
+_KEPT, _EMPTY_TEXT, _NOT_AN_EXAMPLE = 0, 1, 2
 
 
 @dataclass(frozen=True)
@@ -299,8 +302,8 @@ def _prepare(
     the drops."""
     source = as_source(rows)
     scan = _Scan(source, formatter, seed, np.random.default_rng(seed).permutation(len(source)))
-    keys, labels, empty = _scan_keys(scan)
-    positions = np.flatnonzero(~empty)
+    keys, labels, dropped = _scan_keys(scan)
+    positions = np.flatnonzero(dropped == _KEPT)
     keys, labels = keys[positions], labels[positions]
     first = np.zeros(len(keys), dtype=bool)
     first[np.unique(keys, return_index=True)[1]] = True
@@ -310,7 +313,8 @@ def _prepare(
     report["pools"][pool] = {
         "from": origin,
         "rows_loaded": len(source),
-        "dropped_empty": int(empty.sum()),
+        "dropped_empty": int((dropped == _EMPTY_TEXT).sum()),
+        "dropped_by_formatter": int((dropped == _NOT_AN_EXAMPLE).sum()),
         "dropped_duplicates": int((~first & ~excluded).sum()),
         "dropped_test_overlap": int(excluded.sum()),
     }
@@ -318,10 +322,10 @@ def _prepare(
 
 
 def _scan_keys(scan: _Scan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per shuffled position: id key, label and whether the row formatted to nothing."""
+    """Per shuffled position: id key, label and why the row is dropped (``_KEPT``: it is not)."""
     n = len(scan.order)
     keys, labels = np.zeros(n, dtype=np.uint64), np.zeros(n, dtype=np.int64)
-    empty = np.zeros(n, dtype=bool)
+    dropped = np.full(n, _KEPT, dtype=np.int8)
     if scan.order_free:
         # Read in storage order (sequential, batch by batch), then apply the shuffle.
         draws = scan.draws()
@@ -333,17 +337,19 @@ def _scan_keys(scan: _Scan) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         for batch in scan.source.batches():
             for offset, row in enumerate(batch):
                 i = start + offset
-                _record(scan.formatter(row, scan.rng_for(i, draws)), i, keys, labels, empty)
+                _record(scan.formatter(row, scan.rng_for(i, draws)), i, keys, labels, dropped)
             start += len(batch)
-        return keys[scan.order], labels[scan.order], empty[scan.order]
+        return keys[scan.order], labels[scan.order], dropped[scan.order]
     for position, example in _shuffled_examples(scan, n):
-        _record(example, position, keys, labels, empty)
-    return keys, labels, empty
+        _record(example, position, keys, labels, dropped)
+    return keys, labels, dropped
 
 
-def _record(example, index: int, keys: np.ndarray, labels: np.ndarray, empty: np.ndarray) -> None:
-    if example is None or example[0] == "":
-        empty[index] = True
+def _record(example, index: int, keys: np.ndarray, labels: np.ndarray, dropped: np.ndarray) -> None:
+    if example is None:  # the formatter's "not an example" (e.g. a neutral tweet)
+        dropped[index] = _NOT_AN_EXAMPLE
+    elif example[0] == "":
+        dropped[index] = _EMPTY_TEXT
     else:
         keys[index] = _id_key(example[0])
         labels[index] = example[1]
