@@ -38,6 +38,7 @@ def test_relabel_exactly_as_written_builds_weak_labels_and_activations(empty, ca
     assert code == 0, err
     planned = [line.split() for line in out.splitlines() if line.startswith("to run")]
     assert [row[3] for row in planned] == ["weak", "extract", "labels:knn-relabel@weak"]
+    assert out.splitlines()[-1] == "3 of 3 stage(s) to run, 0 cached"
     assert files_under(empty / "c") == []  # a plan writes nothing
 
     code, out, err = run_cli(capsys, "relabel", "--probe", "knn", "--k", "50")

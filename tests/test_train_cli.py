@@ -152,7 +152,7 @@ def test_rerun_is_all_cache_hits(pipeline, monkeypatch):
     }
 
 
-def test_plan_shows_what_a_change_invalidates(pipeline):
+def test_plan_shows_what_a_change_invalidates(pipeline, capsys):
     code, summary = cli_json("run", "--plan", "--k", "7", "--config", str(pipeline["config"]))
     assert code == 0 and summary["plan"]
     status = {k: v["status"] for k, v in stages_of(summary).items()}
@@ -163,6 +163,11 @@ def test_plan_shows_what_a_change_invalidates(pipeline):
     assert not find_runs(
         pipeline["cache"], "sst2", experiment="knn-probe", config={"probe": "knn", "k": 7}
     )
+    code, out, _ = run_cli(capsys, "run", "--plan", "--k", "7", "--config", str(pipeline["config"]))
+    statuses = [stage["status"] for stage in summary["datasets"][0]["stages"]]
+    todo, total = statuses.count("to run"), len(statuses)
+    assert todo == 5  # the two label sets as well as their students and the probe
+    assert out.splitlines()[-1] == f"{todo} of {total} stage(s) to run, {total - todo} cached"
 
 
 def test_filtered_student_trains_on_exactly_the_kept_ids(pipeline):

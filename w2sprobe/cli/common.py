@@ -56,8 +56,13 @@ def show_plan(outcomes: list, as_json: bool, command: str) -> None:
             f"{row['status']:<7} {row['dataset']:<14} {row['stage']:<18} {row['key'] or '—'}",
             highlight=False,
         )
-    todo = sum(row["status"] == "to run" for row in rows)
-    stdout.print(f"{todo} to build; the rest are cached")
+    stdout.print(plan_summary([row["status"] for row in rows]))
+
+
+def plan_summary(statuses: list[str]) -> str:
+    """``3 of 22 stage(s) to run, 19 cached``: the last line of every ``--plan``."""
+    todo, cached = statuses.count("to run"), statuses.count("cached")
+    return f"{todo} of {len(statuses)} stage(s) to run, {cached} cached"
 
 
 def open_study(opts, ctl, quiet: bool = False):

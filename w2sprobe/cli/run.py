@@ -6,7 +6,15 @@ import sys
 from typing import Any
 
 from ..options import Options
-from .common import GraphReporter, emit_json, fmt, graph_reporter, stderr, stdout
+from .common import (
+    GraphReporter,
+    emit_json,
+    fmt,
+    graph_reporter,
+    plan_summary,
+    stderr,
+    stdout,
+)
 from .params import DATA, Control, group, options_command
 from .progress import notice
 
@@ -96,8 +104,7 @@ def _show(results, ctl: Control, shard: str | None) -> None:
     for result in (r for r in results if r.error):
         stderr.print(f"failed: {result.dataset}: {result.error}", highlight=False)
     if ctl.plan:
-        todo = sum(o.status == "to run" for r in results for o in r.stages)
-        stdout.print(f"{todo} stage(s) to run; the rest are cached")
+        stdout.print(plan_summary([o.status for r in results for o in r.stages]))
 
 
 def _dataset_summary(result) -> dict[str, Any]:
