@@ -8,7 +8,9 @@ One run lives in ``<cache>/runs/<dataset>/<key>/``:
   split the run predicted (always ``test``);
 * ``metrics.json`` — written last, atomically: the run is complete iff it exists.  Test
   ``auc``/``accuracy``/``n`` against ground truth; students and probes add ``pgr`` with the
-  ``weak`` and ``ceiling`` runs (``{"key", "auc"}``) it was computed against.
+  ``weak`` and ``ceiling`` runs (``{"key", "auc"}``) it was computed against; ``finished`` is
+  when it was written (Unix seconds), which orders runs of one experiment however the cache
+  was copied since (a clone or a plain ``cp`` resets file times).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import csv
 import json
 import os
 import shlex
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -105,9 +108,19 @@ def find_runs(cache_dir: Path, dataset: str, **match) -> list[RunRecord]:
         record = load_run(metrics_file.parent)
         if record and all(record.metrics.get(k) == v for k, v in match.items()):
             found.append(record)
-    return sorted(
-        found, key=lambda r: r.folder.joinpath("metrics.json").stat().st_mtime, reverse=True
-    )
+    return sorted(found, key=lambda r: finished_at(r.folder, r.metrics), reverse=True)
+
+
+def finished_at(folder: Path, metrics: dict) -> float:
+    """When the run in ``folder`` finished: its recorded ``finished`` time, else (a run written
+    before that was recorded) its ``metrics.json``'s modification time."""
+    stamp = metrics.get("finished")
+    if isinstance(stamp, (int, float)) and not isinstance(stamp, bool):
+        return float(stamp)
+    try:
+        return (folder / "metrics.json").stat().st_mtime
+    except OSError:
+        return 0.0
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:
@@ -132,6 +145,7 @@ def write_predictions(folder: Path, predictions: dict[str, SplitPredictions]) ->
 
 def write_metrics(folder: Path, metrics: dict) -> RunRecord:
     """Write the file that marks the run complete (after everything else)."""
+    metrics = {**metrics, "finished": time.time()}  # not part of the key: orders reruns
     atomic_write(
         folder / "metrics.json", json.dumps(finite(metrics), indent=2, sort_keys=True, default=str)
     )

@@ -12,12 +12,14 @@ from __future__ import annotations
 import csv
 import json
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import UsageError
+from ..runs import finished_at
 
 #: Stages a run can have; weak and ceiling are the references PGR is measured against.
 STAGES = ("weak", "ceiling", "student", "probe")
@@ -270,13 +272,33 @@ def _only(datasets: list[str], runs: list[RunResult], incomplete: list[dict], ro
 
 
 def _drop_duplicates(runs: list[RunResult], missing: list[dict]) -> list[RunResult]:
-    """One run per (dataset, stage, experiment, seed, model): the newest; the others are listed.
+    """One run per (dataset, stage, experiment, seed, model); the others are listed.
 
     Two finished runs of the same experiment and seed differ in config; averaging them as if
-    they were seeds would be wrong, so the report uses the most recent and says so.
+    they were seeds would be wrong, so the report keeps one and says so: of students and probes
+    the newest (by the time each recorded), of weak and ceiling runs the one the kept students
+    and probes were measured against (the most of them), then the newest — so a table's weak
+    AUC is the one its PGRs used, however the files' times were reset by a copy.
     """
-    newest: dict[tuple, RunResult] = {}
-    for run in sorted(runs, key=lambda r: ((r.folder / "metrics.json").stat().st_mtime, r.key)):
+    measured = [run for run in runs if run.stage not in REFERENCE_STAGES]
+    kept = _newest_per_slot(measured, missing, lambda run: 0)
+    used = Counter(
+        key for run in kept for stage in REFERENCE_STAGES if (key := run.reference_key(stage))
+    )
+    references = [run for run in runs if run.stage in REFERENCE_STAGES]
+    kept += _newest_per_slot(references, missing, lambda run: used[run.key])
+    chosen = set(map(id, kept))
+    return [run for run in runs if id(run) in chosen]
+
+
+def _newest_per_slot(runs: list[RunResult], missing: list[dict], used) -> list[RunResult]:
+    """The best run of each slot by (``used(run)``, finish time, key); the others -> missing."""
+
+    def rank(run: RunResult) -> tuple:
+        return used(run), finished_at(run.folder, run.metrics), run.key
+
+    best: dict[tuple, RunResult] = {}
+    for run in sorted(runs, key=rank):
         slot = (
             run.dataset,
             run.stage,
@@ -284,20 +306,16 @@ def _drop_duplicates(runs: list[RunResult], missing: list[dict]) -> list[RunResu
             run.seed,
             run.model if run.stage in REFERENCE_STAGES else "",
         )
-        if slot in newest:
-            old = newest[slot]
-            missing.append(
-                _gap(
-                    old.dataset,
-                    old.experiment,
-                    old.seed,
-                    old.key,
-                    f"superseded by the newer run {run.key} of the same experiment and seed",
-                )
+        if slot in best:
+            old = best[slot]
+            why = (
+                f"the kept students and probes were measured against run {run.key}"
+                if used(run) > used(old)
+                else f"superseded by the newer run {run.key} of the same experiment and seed"
             )
-        newest[slot] = run
-    kept = set(id(run) for run in newest.values())
-    return [run for run in runs if id(run) in kept]
+            missing.append(_gap(old.dataset, old.experiment, old.seed, old.key, why))
+        best[slot] = run
+    return list(best.values())
 
 
 def _pair(run: RunResult, runs: list[RunResult], missing: list[dict]) -> Pairing:
