@@ -2,7 +2,8 @@
 
     python bench/study_summary.py docs/results/mpnet
 
-Reads the record's runs (``cache/runs/<dataset>/<key>/metrics.json``) and the ``run --json``
+Reads the record's runs (``cache/runs/<dataset>/<key>/metrics.json``, chosen as the report
+chooses them) and the ``run --json``
 logs bench/study.sh keeps (``logs/<dataset>.<time>.json``; a stage's time is the attempt that
 built it, or a run's own ``train_seconds`` when that attempt was killed before its summary).
 PGR is left out where ceiling - weak is below the report's ``--min-gap`` (0.02).
@@ -21,11 +22,13 @@ MIN_GAP = 0.02
 
 
 def load_metrics(record: Path) -> dict[str, dict[str, dict]]:
-    """dataset -> experiment -> metrics (the latest run of each experiment)."""
+    """dataset -> experiment -> metrics of the runs the report keeps (one per experiment: the
+    report's rule for reruns, so these tables and docs/results/<study>/report.md agree)."""
+    from w2sprobe.report.collect import collect_results
+
     found: dict[str, dict[str, dict]] = defaultdict(dict)
-    for path in sorted(record.glob("cache/runs/*/*/metrics.json"), key=lambda p: p.stat().st_mtime):
-        metrics = json.loads(path.read_text())
-        found[metrics.get("dataset", path.parts[-3])][metrics["experiment"]] = metrics
+    for run in collect_results(record / "cache").runs:
+        found[run.dataset][run.experiment] = run.metrics
     return found
 
 

@@ -12,10 +12,15 @@ study_summary = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(study_summary)
 
 
-def write_metrics(record: Path, dataset: str, experiment: str, auc: float, pgr=None) -> None:
-    folder = record / "cache" / "runs" / dataset / experiment
+def write_metrics(
+    record: Path, dataset: str, experiment: str, auc: float, pgr=None, key=None, **extra
+) -> None:
+    key = key or experiment
+    folder = record / "cache" / "runs" / dataset / key
     folder.mkdir(parents=True)
-    metrics = {"dataset": dataset, "experiment": experiment, "auc": auc, "pgr": pgr}
+    stage = experiment if experiment in ("weak", "ceiling") else "student"
+    metrics = {"key": key, "stage": stage, "experiment": experiment, "dataset": dataset}
+    metrics.update({"seed": 0, "auc": auc, "pgr": pgr, **extra})
     (folder / "metrics.json").write_text(json.dumps(metrics))
 
 
@@ -75,3 +80,15 @@ def test_time_table_folds_sub_second_stages_and_reads_the_sweeps_from_progress_l
         "",
         "Under 1 s on every dataset: knn-probe.",
     ]
+
+
+def test_the_weak_run_shown_is_the_one_the_pgrs_were_computed_against(tmp_path):
+    """A rerun weak model (newer, unused) must not replace the weak AUC the PGRs divide by."""
+    write_metrics(tmp_path, "d", "weak", 0.60, key="w-used", finished=1.0)
+    write_metrics(tmp_path, "d", "weak", 0.50, key="w-rerun", finished=2.0)
+    write_metrics(tmp_path, "d", "ceiling", 0.80)
+    used = {"weak": {"key": "w-used", "auc": 0.60}, "ceiling": {"key": "ceiling", "auc": 0.80}}
+    write_metrics(tmp_path, "d", "xent", 0.70, 0.5, **used)
+    assert "| d | 0.600 | 0.800 | +0.200 | 0.700 (+0.50) |" in study_summary.summary_tables(
+        tmp_path
+    )
