@@ -7,7 +7,8 @@
 # Resumable across sessions: after each dataset its results go into the committed record
 # docs/results/<study>/cache (bench/study_record.py), and a rerun restores that record first, so
 # finished stages are cache hits and an unfinished dataset resumes at its first missing stage.
-# Every stage's wall time is kept in docs/results/<study>/logs/<dataset>.<unix time>.json.
+# Every stage's wall time is kept in the run logs,
+# docs/results/<study>/logs/<dataset>.<unix time>[.<experiment>].json.
 set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 work="${1:-study-cache}"
@@ -32,13 +33,21 @@ study() {  # study NAME "DATASETS" "RUN FLAGS" MODEL FLAGS...
     # A finished dataset is skipped: its probe stages would otherwise re-extract activations,
     # which the record does not keep.
     if ! done_before "$name $d"; then
-      local start stamp; start=$(date +%s); stamp=$start
-      # shellcheck disable=SC2086  # run_flags is a list of words
-      nice -n 5 w2sprobe run --cache-dir "$cache" --experiments "$experiments" --dataset "$d" \
-        "$@" $run_flags $(memory_flags "$d") --json > "$record/logs/$d.$stamp.json" \
-        2> "$cache/$d.$stamp.err"
-      echo "$name $d: exit $? after $(( $(date +%s) - start )) s" | tee -a "$record/logs/progress.log"
-      python "$here/bench/study_record.py" save "$cache" "$record/cache"
+      local start stamp status=0; start=$(date +%s)
+      # One experiment per command and the record saved after each: the work dir does not
+      # outlive a session, and a long dataset (quail: hours) must not lose its finished stages
+      # to a session's end. Each command reads what the ones before it built from the cache.
+      for experiment in ${experiments//,/ }; do
+        stamp="$(date +%s).$experiment"
+        # shellcheck disable=SC2086  # run_flags is a list of words
+        nice -n 5 w2sprobe run --cache-dir "$cache" --experiments "$experiment" --dataset "$d" \
+          "$@" $run_flags $(memory_flags "$d") --json > "$record/logs/$d.$stamp.json" \
+          2> "$cache/$d.$stamp.err" || status=$?
+        python "$here/bench/study_record.py" save "$cache" "$record/cache"
+        [ "$status" -eq 0 ] || break
+      done
+      echo "$name $d: exit $status after $(( $(date +%s) - start )) s" \
+        | tee -a "$record/logs/progress.log"
     fi
     if done_before "$name $d" && ! done_before "$name $d sweeps"; then
       local start status=0; start=$(date +%s)

@@ -3,9 +3,9 @@
     python bench/study_summary.py docs/results/mpnet
 
 Reads the record's runs (``cache/runs/<dataset>/<key>/metrics.json``, chosen as the report
-chooses them) and the ``run --json``
-logs bench/study.sh keeps (``logs/<dataset>.<time>.json``; a stage's time is the attempt that
-built it, or a run's own ``train_seconds`` when that attempt was killed before its summary).
+chooses them) and the ``run --json`` logs bench/study.sh keeps
+(``logs/<dataset>.<time>[.<experiment>].json``; a stage's time is the attempt that built it,
+or a run's own ``train_seconds`` when that attempt was killed before its summary).
 PGR is left out where ceiling - weak is below the report's ``--min-gap`` (0.02).
 """
 
