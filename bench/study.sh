@@ -4,7 +4,7 @@
 # strong model on three; the blog's main experiments, and its probe-parameter sweeps (kNN k and
 # logistic L2 over every layer); a report per study in docs/results/.
 #   W2SPROBE_DATA_DIR=../shared/data bash bench/study.sh [WORK_DIR]     (default ./study-cache)
-# Resumable across sessions: after each dataset its results go into the committed record
+# Resumable across sessions: after each experiment its results go into the committed record
 # docs/results/<study>/cache (bench/study_record.py), and a rerun restores that record first, so
 # finished stages are cache hits and an unfinished dataset resumes at its first missing stage.
 # Every stage's wall time is kept in the run logs,
