@@ -10,6 +10,8 @@
 # Every stage's wall time is kept in the run logs,
 # docs/results/<study>/logs/<dataset>.<unix time>[.<experiment>].json.
 set -uo pipefail
+saver=""  # the background loop that saves the record; stopped however the script ends
+trap '[ -n "$saver" ] && kill "$saver" 2> /dev/null' EXIT
 here="$(cd "$(dirname "$0")/.." && pwd)"
 work="${1:-study-cache}"
 experiments=xent,logconf,knn-probe,logreg-probe,knn-filter,knn-relabel
@@ -29,6 +31,16 @@ study() {  # study NAME "DATASETS" "RUN FLAGS" MODEL FLAGS...
   local record="$here/docs/results/$name" cache="$work/$name"
   mkdir -p "$cache" "$record/logs"
   python "$here/bench/study_record.py" restore "$record/cache" "$cache"
+  # One command can hold several long stages (quail's weak, ceiling and xent: about 2.5 h), so
+  # the record is also saved every 10 minutes: it copies finished runs and whole label sets
+  # only, and a file that changes after a save (a sweep table) is newer, so the next copies it.
+  (
+    trap 'kill "$!" 2> /dev/null; exit' TERM  # and the sleep it is waiting for
+    while sleep 600 & wait "$!"; do
+      python "$here/bench/study_record.py" save "$cache" "$record/cache"
+    done
+  ) > /dev/null &
+  saver=$!
   for d in $datasets; do
     # A finished dataset is skipped: its probe stages would otherwise re-extract activations,
     # which the record does not keep.
@@ -63,6 +75,7 @@ study() {  # study NAME "DATASETS" "RUN FLAGS" MODEL FLAGS...
   done
   # from the repository root with relative paths: the report records its command and paths, and
   # the committed one must read the same on any clone
+  kill "$saver"
   (cd "$here" && w2sprobe report --cache-dir "docs/results/$name/cache" --format md \
     --out "docs/results/$name" --quiet)
 }
