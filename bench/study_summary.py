@@ -168,8 +168,9 @@ def sweep_seconds(record: Path) -> dict[str, float]:
 
 SWEEP_LINE = re.compile(r"^\S+ (?P<dataset>\S+) sweeps: exit 0 after (?P<seconds>\d+) s$")
 
-#: A stage under this many seconds on every dataset gets no column of its own, only a note.
-NEGLIGIBLE_SECONDS = 1.0
+#: A stage under this many seconds on every dataset gets no column of its own, only a note:
+#: the probes and label sets take 0.1-1.5 s, the cheapest training or extraction over 20 s.
+NEGLIGIBLE_SECONDS = 5.0
 
 
 def time_table(seconds: dict[str, dict[str, float]]) -> list[str]:

@@ -63,7 +63,7 @@ def test_a_gap_just_under_the_floor_is_not_rounded_onto_it(tmp_path):
     assert study_summary.gap_cell(0.0203, stable=True) == "+0.020"
 
 
-def test_time_table_folds_sub_second_stages_and_reads_the_sweeps_from_progress_log(tmp_path):
+def test_time_table_folds_stages_of_seconds_and_reads_the_sweeps_from_progress_log(tmp_path):
     (tmp_path / "logs").mkdir()
     (tmp_path / "logs" / "progress.log").write_text(
         "mpnet sst2: exit 0 after 400 s\n"
@@ -71,14 +71,17 @@ def test_time_table_folds_sub_second_stages_and_reads_the_sweeps_from_progress_l
         "mpnet cola sweeps: exit 1 after 5 s\n"  # a failed sweep has no time to report
     )
     assert study_summary.sweep_seconds(tmp_path) == {"sst2": 36.0}
-    seconds = {"sst2": {"weak": 33.0, "knn-probe": 0.2, "sweeps": 36.0}, "cola": {"weak": 35.0}}
+    seconds = {
+        "sst2": {"weak": 33.0, "knn-probe": 0.2, "logreg-probe": 1.1, "sweeps": 36.0},
+        "cola": {"weak": 35.0, "logreg-probe": 0.4},
+    }
     assert study_summary.time_table(seconds) == [
         "| dataset | weak | sweeps | (seconds)",
         "|---|---|---|",
         "| cola | 35 | — |",
         "| sst2 | 33 | 36 |",
         "",
-        "Under 1 s on every dataset: knn-probe.",
+        "Under 5 s on every dataset: knn-probe, logreg-probe.",
     ]
 
 
