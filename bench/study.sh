@@ -14,7 +14,11 @@ saver=""  # the background loop that saves the record; stopped however the scrip
 trap '[ -n "$saver" ] && kill "$saver" 2> /dev/null' EXIT
 here="$(cd "$(dirname "$0")/.." && pwd)"
 work="${1:-study-cache}"
-experiments=xent,logconf,knn-probe,logreg-probe,knn-filter,knn-relabel
+# what needs only the activations first (minutes: the extraction, the probes, then the sweeps),
+# the students after (about an hour each on quail): a session that ends inside a long dataset
+# has still added its probe results, filter precision and sweeps to the record
+probe_experiments="knn-probe logreg-probe"
+student_experiments="knn-filter knn-relabel xent logconf"
 # the blog's "layer and parameter choice": k and the L2 penalty around its k=50, 1e-2
 sweeps=("--probe knn --k 5,10,25,50,100,200" "--probe logreg --l2 1e-4,1e-3,1e-2,1e-1,1")
 # cheapest first, so the most datasets finish per hour on a CPU: short texts, then boolq and
@@ -44,40 +48,51 @@ study() {  # study NAME "DATASETS" "RUN FLAGS" MODEL FLAGS...
   for d in $datasets; do
     # A finished dataset is skipped: its probe stages would otherwise re-extract activations,
     # which the record does not keep.
-    if ! done_before "$name $d"; then
-      local start stamp status=0; start=$(date +%s)
-      # One experiment per command and the record saved after each: the work dir does not
-      # outlive a session, and a long dataset (quail: hours) must not lose its finished stages
-      # to a session's end. Each command reads what the ones before it built from the cache.
-      for experiment in ${experiments//,/ }; do
-        stamp="$(date +%s).$experiment"
-        # shellcheck disable=SC2086  # run_flags is a list of words
-        nice -n 5 w2sprobe run --cache-dir "$cache" --experiments "$experiment" --dataset "$d" \
-          "$@" $run_flags $(memory_flags "$d") --json > "$record/logs/$d.$stamp.json" \
-          2> "$cache/$d.$stamp.err" || status=$?
-        python "$here/bench/study_record.py" save "$cache" "$record/cache"
-        [ "$status" -eq 0 ] || break
-      done
-      echo "$name $d: exit $status after $(( $(date +%s) - start )) s" \
-        | tee -a "$record/logs/progress.log"
-    fi
-    if done_before "$name $d" && ! done_before "$name $d sweeps"; then
-      local start status=0; start=$(date +%s)
-      for sweep in "${sweeps[@]}"; do
-        # shellcheck disable=SC2086  # sweep is a list of words
-        nice -n 5 w2sprobe sweep --cache-dir "$cache" --dataset "$d" "$@" $sweep --layers all \
-          --quiet >> "$cache/$d.sweeps.out" 2>&1 || status=$?
-      done
-      echo "$name $d sweeps: exit $status after $(( $(date +%s) - start )) s" \
-        | tee -a "$record/logs/progress.log"
-      python "$here/bench/study_record.py" save "$cache" "$record/cache"
-    fi
+    done_before "$name $d" && continue
+    local start status=0; start=$(date +%s)
+    # One experiment per command and the record saved after each: the work dir does not outlive
+    # a session, and a long dataset (quail: hours) must not lose its finished stages to a
+    # session's end. Each command reads what the ones before it built from the cache.
+    for experiment in $probe_experiments sweeps $student_experiments; do
+      if [ "$experiment" = sweeps ]; then  # a failed sweep is logged, and the students go on
+        done_before "$name $d sweeps" || run_sweeps "$d" "$@"
+      else
+        run_experiment "$d" "$experiment" "$@" || status=$?
+      fi
+      [ "$status" -eq 0 ] || break
+    done
+    echo "$name $d: exit $status after $(( $(date +%s) - start )) s" \
+      | tee -a "$record/logs/progress.log"
   done
   # from the repository root with relative paths: the report records its command and paths, and
   # the committed one must read the same on any clone
   kill "$saver"
   (cd "$here" && w2sprobe report --cache-dir "docs/results/$name/cache" --format md \
     --out "docs/results/$name" --quiet)
+}
+
+run_experiment() {  # run_experiment DATASET EXPERIMENT MODEL FLAGS...: one `w2sprobe run`
+  local d="$1" experiment="$2" stamp code=0; shift 2
+  stamp="$(date +%s).$experiment"
+  # shellcheck disable=SC2086  # run_flags is a list of words
+  nice -n 5 w2sprobe run --cache-dir "$cache" --experiments "$experiment" --dataset "$d" "$@" \
+    $run_flags $(memory_flags "$d") --json > "$record/logs/$d.$stamp.json" \
+    2> "$cache/$d.$stamp.err" || code=$?
+  python "$here/bench/study_record.py" save "$cache" "$record/cache"
+  return "$code"
+}
+
+run_sweeps() {  # run_sweeps DATASET MODEL FLAGS...: the probe-parameter sweeps over every layer
+  local d="$1" start code=0; shift
+  start=$(date +%s)
+  for sweep in "${sweeps[@]}"; do
+    # shellcheck disable=SC2086  # sweep is a list of words
+    nice -n 5 w2sprobe sweep --cache-dir "$cache" --dataset "$d" "$@" $sweep --layers all \
+      --quiet >> "$cache/$d.sweeps.out" 2>&1 || code=$?
+  done
+  echo "$name $d sweeps: exit $code after $(( $(date +%s) - start )) s" \
+    | tee -a "$record/logs/progress.log"
+  python "$here/bench/study_record.py" save "$cache" "$record/cache"
 }
 
 memory_flags() {  # memory_flags DATASET: micro-batch size for the long-text datasets
