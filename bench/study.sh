@@ -46,8 +46,7 @@ study() {  # study NAME "DATASETS" "RUN FLAGS" MODEL FLAGS...
   ) > /dev/null &
   saver=$!
   for d in $datasets; do
-    # A finished dataset is skipped: its probe stages would otherwise re-extract activations,
-    # which the record does not keep.
+    # A finished dataset is skipped: its commands would only read the record back.
     done_before "$name $d" && continue
     local start status=0; start=$(date +%s)
     # One experiment per command and the record saved after each: the work dir does not outlive

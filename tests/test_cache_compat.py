@@ -26,7 +26,6 @@ PLAN = [
     "entropy",
     "window",
     "s2s-1",
-    "extract",
     "knn-probe",
     "logreg-probe",
     "knn-filter",

@@ -147,8 +147,54 @@ def test_rerun_is_all_cache_hits(pipeline, monkeypatch):
     code, summary = cli_json("run", "--config", str(pipeline["config"]))
     assert code == 0
     assert {s["status"] for s in summary["datasets"][0]["stages"]} == {"cached"}
+    first = stages_of(pipeline["summary"])
+    # the activations were a prerequisite of the first run; cached probes do not ask for them
+    assert set(first) - set(stages_of(summary)) == {"extract"}
     assert {k: v.get("auc") for k, v in stages_of(summary).items()} == {
-        k: v.get("auc") for k, v in stages_of(pipeline["summary"]).items()
+        k: first[k].get("auc") for k in stages_of(summary)
+    }
+
+
+def test_finished_probes_need_no_activations(pipeline, tmp_path, monkeypatch):
+    """A workspace whose activation files were deleted (or a restored record without them)
+    reads its probes, filtered and relabeled sets and their students; it extracts nothing."""
+    import shutil
+
+    from w2sprobe.cache import extraction
+    from w2sprobe.train.trainer import Trainer
+
+    cache = tmp_path / "c"
+    shutil.copytree(pipeline["cache"], cache)
+    shutil.rmtree(cache / "acts")
+    config = tmp_path / "w2sprobe.toml"
+    config.write_text(pipeline["config"].read_text().replace(str(pipeline["cache"]), str(cache)))
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("a cached stage was recomputed")
+
+    monkeypatch.setattr(Trainer, "fit", forbidden)
+    monkeypatch.setattr(extraction, "_run", forbidden)
+    probes = "knn-probe,logreg-probe,knn-filter,topo-filter,knn-relabel"
+    code, summary = cli_json("run", "--experiments", probes, "--config", str(config))
+    assert code == 0, summary
+    stages = summary["datasets"][0]["stages"]
+    assert {s["status"] for s in stages} == {"cached"}
+    assert "extract" not in {s["stage"] for s in stages}
+    first = stages_of(pipeline["summary"])
+    assert {k: v["key"] for k, v in stages_of(summary).items()} == {
+        k: first[k]["key"] for k in stages_of(summary)
+    }
+    assert not (cache / "acts").exists()
+    # a probe that is not cached still extracts first, and a plan says so
+    code, summary = cli_json(
+        "run", "--plan", "--k", "7", "--experiments", "knn-probe", "--config", str(config)
+    )
+    planned = {s["stage"]: s["status"] for s in summary["datasets"][0]["stages"]}
+    assert planned == {
+        "weak": "cached",
+        "ceiling": "cached",
+        "extract": "to run",
+        "knn-probe": "to run",
     }
 
 

@@ -68,8 +68,10 @@ def stage_names(experiments: list[str], s2s_iters: int) -> list[str]:
     ]
     if "s2s" in experiments:
         names += [s2s_name(i, "xent") for i in range(1, s2s_iters + 1)]
-    probe_work = [name for name in experiments if name in GROUPS["probes"]]
-    return names + (["extract", *probe_work] if probe_work else [])
+    # No extraction stage of its own: a probe stage asks for the activations when its result is
+    # not cached, so a workspace whose activation files were deleted reads its finished probes
+    # and label sets instead of extracting again.
+    return names + [name for name in experiments if name in GROUPS["probes"]]
 
 
 def stage_request(study: Study, name: str) -> Callable[[], object]:
@@ -82,8 +84,6 @@ def stage_request(study: Study, name: str) -> Callable[[], object]:
         return lambda: study.student(study.weak_labels(), name)
     if name.startswith("s2s-"):
         return lambda: study.s2s(int(name.removeprefix("s2s-")), "xent")
-    if name == "extract":
-        return study.extraction
     probe, kind = name.split("-")
     if kind == "probe":
         return lambda: study.probe_run(probe, "weak")

@@ -36,6 +36,7 @@ from .options import Options
 from .runs import (
     RunRecord,
     SplitPredictions,
+    find_runs,
     load_run,
     run_dir,
     write_manifest,
@@ -139,6 +140,29 @@ class Study:
         if blocked:
             raise Blocked("inputs")
         return values
+
+    def _input_unless_stored(self, ask, stored, layer: int):
+        """``ask()``'s label set and what ``stored`` finds for it (None: not cached); the
+        activations of ``layer`` are asked for only when nothing is stored.
+
+        A finished probe or label set is read without its activation file, which a workspace
+        may have deleted (or never had: a restored record); a plan lists the extraction whenever
+        the result has to be made.
+        """
+        try:
+            labels = ask()
+        except Blocked:  # in a plan: nothing can be stored yet, so list the extraction too
+            self._gather(lambda: self.extraction(need=[layer]))
+            raise
+        found = stored(labels)
+        if found is None:
+            self.extraction(need=[layer])
+        return labels, found
+
+    def _activations_id(self, layer: int) -> dict:
+        """What the activation files that can serve ``layer`` share: their plan's manifest without
+        its layer list (a file holding the layer serves, whatever else it stores)."""
+        return _without_layers(self.extraction_plan(need=[layer])[1].manifest)
 
     def _save(self, labels: LabelSet) -> LabelSet:
         """Store a label set derived from finished inputs (a plan writes nothing)."""
@@ -438,37 +462,39 @@ class Study:
         def define() -> NodeDef:
             layer = self.probe_layer()
             spec = probe_spec(self.options, recipe.probe, layer)
-            parent, plan = self._gather(
-                lambda: self.label_set(recipe.parent), lambda: self.extraction(need=[layer])
-            )
-            # A stored set made the same way is a hit; its manifest says how it was made (nothing
-            # is added to it, so the keys of sets and of the students trained on them stay as they
-            # were).
-            wanted = {
-                "kind": recipe.kind,
-                "probe": spec.describe(),
-                "parent": parent.key,
-                **({"contamination": contamination} if recipe.kind == FILTER else {}),
-            }
-            activations = _without_layers(plan.manifest)
-
+            activations = self._activations_id(layer)
             # A default-named set of an older cache carries the name without its parent.
             names = {name, recipe.legacy_name} if recipe.name is None else {name}
 
-            def made_this_way(meta: dict) -> bool:
-                manifest = meta.get("manifest", {})
-                return (
-                    meta.get("name") in names
-                    and all(manifest.get(k) == v for k, v in wanted.items())
-                    and _without_layers(manifest.get("activations", {})) == activations
-                )
+            def stored_set(parent: LabelSet) -> dict | None:
+                # A stored set made the same way is a hit; its manifest says how it was made
+                # (nothing is added to it, so the keys of sets and of the students trained on
+                # them stay as they were).
+                wanted = {
+                    "kind": recipe.kind,
+                    "probe": spec.describe(),
+                    "parent": parent.key,
+                    **({"contamination": contamination} if recipe.kind == FILTER else {}),
+                }
+                for meta in list_label_sets(self.cache_dir, self.dataset):
+                    manifest = meta.get("manifest", {})
+                    if (
+                        meta.get("name") in names
+                        and all(manifest.get(k) == v for k, v in wanted.items())
+                        and _without_layers(manifest.get("activations", {})) == activations
+                    ):
+                        return meta
+                return None
+
+            parent, meta = self._input_unless_stored(
+                lambda: self.label_set(recipe.parent), stored_set, layer
+            )
 
             def find() -> Found:
-                for meta in list_label_sets(self.cache_dir, self.dataset):
-                    if made_this_way(meta):
-                        folder = labels_root(self.cache_dir, self.dataset) / meta["key"]
-                        return Found(meta["key"], load_label_set(folder), {"key": meta["key"]})
-                return Found(None)
+                if meta is None:
+                    return Found(None)
+                folder = labels_root(self.cache_dir, self.dataset) / meta["key"]
+                return Found(meta["key"], load_label_set(folder), {"key": meta["key"]})
 
             def build():
                 with self.store(layer) as store:
@@ -517,32 +543,49 @@ class Study:
         from .train.stages import pgr_fields
 
         layer = self.probe_layer()
-        labels, _ = self._gather(
-            lambda: self.label_set(labels_name), lambda: self.extraction(need=[layer])
-        )
         spec = probe_spec(self.options, probe, layer)
-        with self.store(layer) as store:
-            activations = store.manifest
-        manifest = {
-            "stage": "probe",
-            "experiment": name,
-            "dataset": self.dataset,
-            "probe": spec.describe(),
-            "labels": {"name": labels.name, "key": labels.key},
-            "activations": activations,
-            "seed": self.splits.report.get("seed"),
-        }
-        key = short_hash({k: v for k, v in manifest.items() if k != "experiment"})
-        folder = run_dir(self.cache_dir, self.dataset, key)
+        activations = self._activations_id(layer)
+
+        def stored_run(labels: LabelSet) -> RunRecord | None:
+            # The key names the activation file that served the probe; any file of this
+            # extraction holding the layer gives the same probe, so that part is matched
+            # without its layer list.
+            for record in find_runs(
+                self.cache_dir,
+                self.dataset,
+                stage="probe",
+                probe=spec.describe(),
+                labels_key=labels.key,
+                seed=self.splits.report.get("seed"),
+            ):
+                if _without_layers(record.metrics.get("activations", {})) == activations:
+                    return record
+            return None
+
+        labels, stored = self._input_unless_stored(
+            lambda: self.label_set(labels_name), stored_run, layer
+        )
         weak = weak_run_of(labels, self.cache_dir)
         ceiling = self.ceiling() if weak is not None else None
 
         def find() -> Found:
-            record = load_run(folder)
-            return Found(key, record, dict(record.metrics) if record else {})
+            if stored is None:
+                return Found(None)
+            return Found(stored.key, stored, dict(stored.metrics))
 
         def build():
             with self.store(layer) as store:
+                manifest = {
+                    "stage": "probe",
+                    "experiment": name,
+                    "dataset": self.dataset,
+                    "probe": spec.describe(),
+                    "labels": {"name": labels.name, "key": labels.key},
+                    "activations": store.manifest,
+                    "seed": self.splits.report.get("seed"),
+                }
+                key = short_hash({k: v for k, v in manifest.items() if k != "experiment"})
+                folder = run_dir(self.cache_dir, self.dataset, key)
                 outcome = evaluate_probe(store, labels, spec)
                 truth = {split: store.labels(split) for split in outcome.predictions}
             write_manifest(folder, {"key": key, **manifest})
