@@ -301,6 +301,9 @@ def test_missing_runs_are_listed_not_fatal(tmp_path):
     messages = [m["message"] for m in report.missing]
     assert "nockpt xent seed 0: no ceiling run for seed 0" in messages
     assert "nockpt: no ceiling run" in messages
+    # "full" has logconf and knn-filter students too: nockpt's blank cells are said
+    assert "nockpt: no knn-filter, logconf run (other datasets have one)" in messages
+    assert not any(m.startswith("full:") for m in messages)
     assert (
         "weakonly: no ceiling run" in messages and "weakonly: no student or probe runs" in messages
     )

@@ -345,15 +345,22 @@ def _pair(run: RunResult, runs: list[RunResult], missing: list[dict]) -> Pairing
 
 
 def _dataset_gaps(runs: list[RunResult]) -> list[dict]:
-    """Datasets that lack a whole stage (only a weak run, no ceiling, no student ...)."""
+    """Datasets that lack a whole stage (only a weak run, no ceiling, no student ...) or an
+    experiment that other datasets have (a study still running: its cells are blank)."""
+    compared = [run for run in runs if run.stage in ("student", "probe")]
+    everywhere = sorted({run.experiment for run in compared})
     gaps = []
     for dataset in sorted({run.dataset for run in runs}):
         stages = {run.stage for run in runs if run.dataset == dataset}
         for stage, what in (("weak", "no weak run"), ("ceiling", "no ceiling run")):
             if stage not in stages:
                 gaps.append(_gap(dataset, None, None, None, what))
-        if not stages & {"student", "probe"}:
+        have = {run.experiment for run in compared if run.dataset == dataset}
+        if not have:
             gaps.append(_gap(dataset, None, None, None, "no student or probe runs"))
+        elif lacking := [name for name in everywhere if name not in have]:
+            reason = f"no {', '.join(lacking)} run (other datasets have one)"
+            gaps.append(_gap(dataset, None, None, None, reason))
     return gaps
 
 
