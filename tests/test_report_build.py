@@ -299,7 +299,7 @@ def test_missing_runs_are_listed_not_fatal(tmp_path):
     write_run(tmp_path, "full", "unfinished", "student", "kl", 0, ids, y, y, finished=False)
     report = build_report(tmp_path, n_boot=50)
     messages = [m["message"] for m in report.missing]
-    assert "nockpt xent seed 0: no ceiling run for seed 0" in messages
+    assert "nockpt xent seed 0 (run s): no ceiling run for seed 0" in messages
     assert "nockpt: no ceiling run" in messages
     # "full" has logconf and knn-filter students too: nockpt's blank cells are said
     assert "nockpt: no knn-filter, logconf run (other datasets have one)" in messages

@@ -55,6 +55,11 @@ def test_the_weak_run_kept_is_the_one_the_students_were_measured_against(tmp_pat
     kept, dropped = kept_and_dropped(report, "weak")
     assert kept == ["w-old"]  # older, but the one the PGR divides by
     assert dropped == {"w-new": "the kept students and probes were measured against run w-old"}
+    # The line a reader sees names the run left out as well as the one kept.
+    assert (
+        "alpha weak seed 0 (run w-new): the kept students and probes were measured against "
+        "run w-old" in [m["message"] for m in report.missing]
+    )
     assert report.row("alpha", "weak")["auc"] == pytest.approx(old["auc"])
     (row,) = [r for r in report.seed_rows if r["experiment"] == "xent"]
     assert row["weak_key"] == "w-old" and row["weak_auc"] == pytest.approx(old["auc"])

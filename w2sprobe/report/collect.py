@@ -368,7 +368,14 @@ def _gap(
     dataset: str, experiment: str | None, seed: int | None, key: str | None, reason: str
 ) -> dict:
     subject = " ".join(
-        str(x) for x in (dataset, experiment, f"seed {seed}" if seed is not None else None) if x
+        str(x)
+        for x in (
+            dataset,
+            experiment,
+            f"seed {seed}" if seed is not None else None,
+            f"(run {key})" if key else None,  # which folder the line is about
+        )
+        if x
     )
     return {
         "dataset": dataset,
