@@ -1,11 +1,15 @@
-"""A cache written before the redesign (options dict, pipeline.py, train/workflow.py) still hits.
+"""Keys are stable: a cache written by an earlier main still hits, stage for stage.
 
-``tests/fixtures/cache_v1`` was produced by the previous main (commit 571df33) with::
+``tests/fixtures/cache_v2`` was produced by main at the commit that added tokenizer files to
+the model fingerprint, with::
 
     w2sprobe run --data-dir ../shared/data     # in that folder, with its w2sprobe.toml
 
-on the tiny BERT (weak) and tiny Llama (strong) models stored next to it.  Every key the new
-options, study graph and result store compute must find those files.
+on the tiny BERT (weak) and tiny Llama (strong) models stored next to it.  Every key later
+refactors of the options, study graph and result store compute must find those files.
+
+``tests/fixtures/cache_v1`` (commit 571df33) predates tokenizer hashing: nothing proves which
+tokenizer its artifacts were made with, so none of them may be reused.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ from pathlib import Path
 
 from conftest import run_cli
 
-FIXTURE = Path(__file__).parent / "fixtures" / "cache_v1"
+FIXTURE = Path(__file__).parent / "fixtures" / "cache_v2"
+OLD_FIXTURE = Path(__file__).parent / "fixtures" / "cache_v1"
 PLAN = [
     "weak",
     "ceiling",
@@ -66,3 +71,15 @@ def test_every_stage_of_the_old_cache_is_a_hit(tmp_path, monkeypatch, capsys, sh
         if p.is_file() and not p.name.endswith(".lock")
     )
     assert after == before
+
+
+def test_a_cache_from_before_tokenizer_hashing_is_never_reused(
+    tmp_path, monkeypatch, capsys, shared_data
+):
+    workspace = tmp_path / "older"
+    shutil.copytree(OLD_FIXTURE, workspace)
+    monkeypatch.chdir(workspace)
+    code, out, err = run_cli(capsys, "run", "--plan", "--json", "--data-dir", str(shared_data))
+    assert code == 0, err
+    stages = json.loads(out)["datasets"][0]["stages"]
+    assert stages and {s["status"] for s in stages} == {"to run"}

@@ -67,18 +67,40 @@ def _resolve_hub_model(name: str) -> ModelRef:
     return ModelRef(name=name, location=name, revision=snapshot.name)
 
 
-def weights_fingerprint(folder: Path) -> str:
-    """SHA-256 (16 hex) over config.json and every weight file, memoised by path, size and mtime."""
-    files = sorted(
+#: Files of a model folder that change nothing the model computes: documentation and VCS files.
+#: Every other top-level file is fingerprinted (weights, config.json, tokenizer files,
+#: special-token, generation and chat-template config, adapters): a swapped vocabulary id changes
+#: every activation as surely as a changed weight.
+_NOT_FINGERPRINTED = ("readme", "license", "licence", "notice", "citation", ".git")
+
+
+def fingerprinted_files(folder: Path) -> list[Path]:
+    """The files of ``folder`` whose bytes are in its fingerprint (top level, sorted)."""
+    return sorted(
         p
-        for p in folder.iterdir()
-        if p.name == "config.json" or p.suffix in {".safetensors", ".bin", ".pt", ".gguf"}
+        for p in Path(folder).iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and not p.name.lower().startswith(_NOT_FINGERPRINTED)
+        and p.suffix.lower() not in (".md", ".lock")
     )
-    stamp = [(p.name, p.stat().st_size, p.stat().st_mtime_ns) for p in files]
+
+
+def weights_fingerprint(folder: Path) -> str:
+    """SHA-256 (16 hex) over every file that changes the model's outputs (:func:`fingerprinted_files`).
+
+    Hashing gigabytes takes seconds, so the hash is memoised per folder in
+    ``~/.cache/w2sprobe/models/weight-hashes.json``.  The memo trusts a file unchanged only
+    while its name, size, mtime, ctime and inode all are: ``touch -r`` can restore an mtime
+    after an in-place edit, but any write or attribute change moves the ctime, which no user
+    call can set back, and a replaced file has a new inode.  Anything else is re-hashed.
+    """
+    files = fingerprinted_files(folder)
+    stamp = [_stamp(p) for p in files]
     memo_path = assets_dir() / "weight-hashes.json"
     memo = _read_json(memo_path)
     entry = memo.get(str(folder.resolve()))
-    if entry and entry["stamp"] == json.loads(json.dumps(stamp)):
+    if entry and entry.get("version") == _MEMO_VERSION and entry["stamp"] == stamp:
         return entry["sha256"]
     digest = hashlib.sha256()
     for path in files:
@@ -87,9 +109,19 @@ def weights_fingerprint(folder: Path) -> str:
             while chunk := fh.read(16 << 20):
                 digest.update(chunk)
     value = digest.hexdigest()[:16]
-    memo[str(folder.resolve())] = {"stamp": stamp, "sha256": value}
+    memo[str(folder.resolve())] = {"version": _MEMO_VERSION, "stamp": stamp, "sha256": value}
     _write_json(memo_path, memo)
     return value
+
+
+#: Bumped when what the fingerprint covers changes, so no memo of the older rule is trusted.
+_MEMO_VERSION = 2
+
+
+def _stamp(path: Path) -> list:
+    """What the memo compares: name, size, mtime, ctime (which ``touch`` cannot restore), inode."""
+    st = path.stat()
+    return [path.name, st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino]
 
 
 def _read_json(path: Path) -> dict:
