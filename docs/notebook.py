@@ -49,7 +49,8 @@ from w2sprobe.metrics import roc_auc
 from w2sprobe.options import resolve
 from w2sprobe.probes import KnnProbe, LogisticProbe
 from w2sprobe.report import build_report
-from w2sprobe.study import LabelRecipe, Study, load_options_splits
+from w2sprobe.study import Study, load_options_splits
+from w2sprobe.vocabulary import DerivedSet
 
 
 def mirror_dir() -> str | None:
@@ -160,7 +161,7 @@ axes = by_layer["logreg AUC"].plot(marker="o", title="probe test AUC by layer", 
 # many of the dropped labels were really wrong.
 
 # %%
-filtered = study.derived(LabelRecipe("filter", "knn"))
+filtered = study.derived(DerivedSet("knn", "filter"))
 print(filtered.name, filtered.key, filtered.sizes())
 pd.DataFrame(filtered.manifest["report"]).loc[  # one column per filtered split
     ["before", "removed", "precision", "mislabel_rate_before", "mislabel_rate_after"]

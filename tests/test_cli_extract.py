@@ -232,3 +232,25 @@ def test_option_errors_are_one_line_exit_2(capsys, workdir, args, message):
 def test_bare_group_prints_help(capsys):
     code, out, err = run(capsys, "cache")
     assert code == 2 and "verify" in out + err and "error:" not in err
+
+
+@pytest.mark.parametrize("layers", [["--layer", "2"], ["--layers", "1,3"], ["--layers", "all"]])
+def test_no_build_builds_the_extraction_it_was_asked_for(capsys, workdir, tiny_models, layers):
+    """The command's own target is built under --no-build (only prerequisites are refused): the
+    study names an explicit-layer extraction ``extract:2`` and marks that very node."""
+    code, out, err = run(capsys, *extract_args(tiny_models["bert"], *layers, "--no-build", "--json"))
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["cache_hit"] is False
+    wanted = {"--layer": [2], "--layers": [1, 3] if layers[1] == "1,3" else [0, 1, 2, 3]}
+    assert summary["layers"] == wanted[layers[0]]
+
+
+def test_extract_layer_is_its_own_option_not_the_probe_layer(capsys, workdir, tiny_models):
+    """A config file's probe ``layer`` does not narrow what ``extract`` caches."""
+    Path("w2sprobe.toml").write_text("layer = 1\n")
+    code, out, err = run(capsys, *extract_args(tiny_models["bert"], "--json"))
+    assert code == 0, err
+    assert json.loads(out)["layers"] == [0, 1, 2, 3]
+    code, out, err = run(capsys, *extract_args(tiny_models["bert"], "--layer", "2", "--layers", "1"))
+    assert code == 2 and err.startswith("error: give either --layer or --layers")

@@ -8,7 +8,8 @@ from __future__ import annotations
 import pytest
 
 from w2sprobe.graph import Blocked, Found, Graph, NodeDef, NotBuilt, Reporter, deal, parse_shard
-from w2sprobe.pipeline import GROUPS, parse_experiments, stage_names
+from w2sprobe.pipeline import parse_experiments, stage_names
+from w2sprobe.vocabulary import RUN_GROUPS as GROUPS
 
 
 class Store:

@@ -156,6 +156,28 @@ def test_sweep_reads_the_cache_without_any_forward_pass(capsys, cached, tmp_path
     assert len((tmp_path / "sw" / "sweep.csv").read_text().splitlines()) == 10
 
 
+def test_sweep_is_a_cached_node_of_the_graph(capsys, cached, monkeypatch):
+    args = ("sweep", "--probe", "knn", "--k", "5,10", "--layers", "2,3")
+    code, out, err = run(capsys, *args, "--plan", "--json")
+    assert code == 0, err
+    nodes = {n["stage"]: n["status"] for n in json.loads(out)["nodes"]}
+    assert nodes["sweep:knn"] == "to run"
+    code, out, err = run(capsys, *args, "--json")
+    assert code == 0, err
+    first = json.loads(out)
+
+    def no_probe(*_, **__):
+        raise AssertionError("a cached sweep must not fit a probe")
+
+    monkeypatch.setattr("w2sprobe.probes.sweep.evaluate_probe", no_probe)
+    code, out, err = run(capsys, *args, "--json")
+    assert code == 0, err
+    assert json.loads(out)["rows"] == first["rows"]
+    code, out, err = run(capsys, *args, "--metric", "cosine", "--plan", "--json")
+    nodes = {n["stage"]: n["status"] for n in json.loads(out)["nodes"]}
+    assert nodes["sweep:knn"] == "to run"  # another metric is another sweep
+
+
 def test_logreg_sweep_over_l2(capsys, cached, tmp_path):
     code, out, err = run(
         capsys,
@@ -196,8 +218,21 @@ def test_bad_probe_input(capsys, cached, args, message):
     before = sorted(p.name for p in Path("c").rglob("*"))
     code, out, err = run(capsys, *args)
     assert code == 2 and out == ""
+    # This workspace's weak labels come from elsewhere: a command that reads them says so first.
+    err = "".join(line for line in err.splitlines(True) if not line.startswith(FALLBACK_WARNING))
     assert err.startswith("error: ") and message in err and len(err.strip().splitlines()) == 1
     assert sorted(p.name for p in Path("c").rglob("*")) == before
+
+
+FALLBACK_WARNING = "warning: using the stored weak label set"
+
+
+def test_weak_labels_from_elsewhere_are_used_and_said(capsys, cached):
+    code, out, err = run(capsys, "probe", "--k", "5", "--json")
+    assert code == 0, err
+    assert err.count(FALLBACK_WARNING) == 1
+    notes = json.loads(out)["notes"]
+    assert len(notes) == 1 and "made by no weak run here" in notes[0]
 
 
 def test_label_set_with_foreign_ids_is_refused(capsys, cached):
@@ -253,15 +288,15 @@ def _toy_set(name: str, seed: int, parent: str = "weak") -> LabelSet:
 
 
 def test_default_names_say_what_a_set_is_made_of():
-    from w2sprobe.study import LabelRecipe, _recipe_of
+    from w2sprobe.vocabulary import DerivedSet, parse_derived_set
 
-    assert LabelRecipe("relabel", "knn").default_name == "knn-relabel@weak"
-    assert LabelRecipe("filter", "knn", parent="gt").default_name == "knn-filter@gt"
-    assert _recipe_of("knn-relabel@gt") == LabelRecipe("relabel", "knn", parent="gt")
-    chained = _recipe_of("logreg-filter@knn-relabel@weak")
-    assert chained == LabelRecipe("filter", "logreg", parent="knn-relabel@weak")
-    assert _recipe_of("knn-filter") == LabelRecipe("filter", "knn", parent="weak")
-    assert _recipe_of("weak") is None and _recipe_of("topo-relabel") is None
+    assert DerivedSet("knn", "relabel").name == "knn-relabel@weak"
+    assert DerivedSet("knn", "filter", parent="gt").name == "knn-filter@gt"
+    assert parse_derived_set("knn-relabel@gt") == DerivedSet("knn", "relabel", parent="gt")
+    chained = parse_derived_set("logreg-filter@knn-relabel@weak")
+    assert chained == DerivedSet("logreg", "filter", parent="knn-relabel@weak")
+    assert parse_derived_set("knn-filter") == DerivedSet("knn", "filter", parent="weak")
+    assert parse_derived_set("weak") is None and parse_derived_set("topo-relabel") is None
 
 
 def test_short_name_finds_the_one_set_and_lists_several(tmp_path):

@@ -10,6 +10,7 @@ from sklearn.neighbors import KNeighborsRegressor
 
 from w2sprobe.labels import LabelSet
 from w2sprobe.probes import LogisticProbe, TopoFilterProbe
+from w2sprobe.probes.config import KnnConfig, LogregConfig, TopoConfig
 from w2sprobe.probes.experiment import ProbeSpec, filter_label_set
 from w2sprobe.probes.topo import TopoFilterWarning
 
@@ -87,7 +88,7 @@ def test_knn_val_is_scored_by_the_probe_fit_on_strong_train(study):
     drops the two wrong ones."""
     store, labels, train_acts, train_soft, val_acts, val_soft = study
     outcome = filter_label_set(
-        store, labels, ProbeSpec("knn", {"k": 10}, LAYER), 0.25, "knn-filter"
+        store, labels, ProbeSpec(KnnConfig(k=10), LAYER), 0.25, "knn-filter"
     )
     reference = KNeighborsRegressor(n_neighbors=10).fit(train_acts, train_soft).predict(val_acts)
     scores = np.abs(val_soft - reference)
@@ -104,7 +105,7 @@ def test_logreg_val_is_scored_by_the_probe_fit_on_strong_train(study):
     and 3); the train-fit one drops the wrong labels."""
     store, labels, train_acts, train_soft, val_acts, val_soft = study
     outcome = filter_label_set(
-        store, labels, ProbeSpec("logreg", {"l2": 1e-3}, LAYER), 0.25, "lr-filter"
+        store, labels, ProbeSpec(LogregConfig(l2=1e-3), LAYER), 0.25, "lr-filter"
     )
     fit = LogisticProbe(l2=1e-3).fit(train_acts, train_soft)
     scores = np.abs(val_soft - fit.predict(val_acts))
@@ -120,7 +121,7 @@ def test_topofilter_filters_val_on_its_own(study):
     reference runs it on val alone, and so do we."""
     store, labels, _, _, val_acts, val_soft = study
     outcome = filter_label_set(
-        store, labels, ProbeSpec("topo", {"k_cc": 3, "k_zeta": 3}, LAYER), 0.25, "t"
+        store, labels, ProbeSpec(TopoConfig(k_cc=3, k_zeta=3), LAYER), 0.25, "t"
     )
     alone = TopoFilterProbe(k_cc=3, k_zeta=3).filter(val_acts, val_soft, 0.25)
     assert removed(outcome, store, "val") == np.flatnonzero(~alone.keep).tolist()
@@ -146,7 +147,7 @@ def test_topofilter_overshoot_warns_and_is_recorded(rng):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", TopoFilterWarning)
         outcome = filter_label_set(
-            store, labels, ProbeSpec("topo", {"k_cc": 2, "k_zeta": 5}, LAYER), 0.01, "t"
+            store, labels, ProbeSpec(TopoConfig(k_cc=2, k_zeta=5), LAYER), 0.01, "t"
         )
     train = outcome.report["strong_train"]
     assert train["overshoot"] == result.overshoot
@@ -156,7 +157,7 @@ def test_topofilter_overshoot_warns_and_is_recorded(rng):
 def test_exact_filters_have_no_warnings(study, recwarn):
     store, labels, *_ = study
     outcome = filter_label_set(
-        store, labels, ProbeSpec("knn", {"k": 10}, LAYER), 0.25, "knn-filter"
+        store, labels, ProbeSpec(KnnConfig(k=10), LAYER), 0.25, "knn-filter"
     )
     assert (
         outcome.report["strong_train"]["warnings"] == [] and outcome.report["val"]["warnings"] == []

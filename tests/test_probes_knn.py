@@ -13,7 +13,7 @@ from w2sprobe.errors import UsageError
 from w2sprobe.probes import KnnProbe, Probe, knn_graph, knn_search, make_probe
 
 search_module = importlib.import_module(
-    "w2sprobe.probes.knn_search"
+    "w2sprobe.probes.search"
 )  # the module, not the function
 
 BACKENDS = ["torch"] + (["faiss"] if importlib.util.find_spec("faiss") else [])

@@ -11,7 +11,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.preprocessing import StandardScaler
 
 from w2sprobe.errors import UsageError
-from w2sprobe.probes import LogisticProbe, make_probe
+from w2sprobe.probes import LogisticProbe
 from w2sprobe.probes.logistic import logistic_objective
 
 L2 = 1e-2
@@ -105,7 +105,7 @@ def test_bad_inputs_are_usage_errors(data):
     with pytest.raises(UsageError, match="l2 must be"):
         LogisticProbe(l2=-1)
     with pytest.raises(UsageError, match="unknown dtype"):
-        make_probe("logreg", dtype="float16")
+        LogisticProbe(dtype="float16")
     with pytest.raises(UsageError, match="not fitted"):
         LogisticProbe().predict(x)
     with pytest.raises(UsageError, match="fitted on 20"):

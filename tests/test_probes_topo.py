@@ -163,7 +163,7 @@ def test_bad_parameters_are_usage_errors(rng):
     x, y = clustered(rng, n=30)
     with pytest.raises(UsageError, match="k_cc must be"):
         TopoFilterProbe(k_cc=0)
-    with pytest.raises(UsageError, match="k_zeta must be"):
+    with pytest.raises(UsageError, match="--k-zeta must be"):
         make_probe("topo", k_zeta=-3)
     with pytest.raises(UsageError, match="contamination"):
         TopoFilterProbe(k_cc=3, k_zeta=3).filter(x, y, 1.0)

@@ -16,8 +16,8 @@ from scipy import stats
 from w2sprobe.errors import UsageError
 from w2sprobe.metrics import pgr, roc_auc
 from w2sprobe.report import build_report
-from w2sprobe.report.groups import experiment_group
 from w2sprobe.report.stats import id_set_seed, resample_indices
+from w2sprobe.vocabulary import display_group as experiment_group
 
 DATASETS = ("alpha", "beta", "gamma", "delta")
 

@@ -16,7 +16,7 @@ from torch import nn
 
 from w2sprobe.train import TrainConfig, Trainer
 from w2sprobe.train.batching import Encoded, collate
-from w2sprobe.train.losses import make_loss
+from w2sprobe.train.loss_config import EntropyConfig, LogconfConfig, WindowConfig, loss_config
 
 CPU = torch.device("cpu")
 VOCAB, DIM, BATCH = 40, 6, 32
@@ -76,13 +76,13 @@ def window_radius(model: nn.Module, enc: Encoded, rows: np.ndarray) -> float:
 
 
 def config_for(loss: str, minibatch: int, radius: float) -> TrainConfig:
+    configs = {
+        "logconf": LogconfConfig(weight=0.5, warmup=10),
+        "entropy": EntropyConfig(weight=0.5, warmup=10),
+        "window": WindowConfig(radius=radius),
+    }
     return TrainConfig(
-        loss=loss,
-        batch_size=BATCH,
-        minibatch=minibatch,
-        aux_warmup=10,
-        aux_weight=0.5,
-        radius=radius,
+        loss=configs.get(loss) or loss_config(loss), batch_size=BATCH, minibatch=minibatch
     )
 
 
@@ -91,9 +91,7 @@ def whole_batch_gradient(
 ) -> list[torch.Tensor]:
     """The reference: one forward and backward of the loss over all 32 examples."""
     model = BagOfEmbeddings()
-    loss_fn = make_loss(
-        loss_name, aux_weight=config.aux_weight, aux_warmup=config.aux_warmup, radius=config.radius
-    )
+    loss_fn = config.loss.build()
     loss_fn(model(*collate(enc, rows, CPU)), targets[torch.as_tensor(rows)], STEP - 1).backward()
     return [p.grad.detach().clone() for p in model.parameters()]
 
@@ -101,9 +99,7 @@ def whole_batch_gradient(
 def trainer_gradient(loss_name: str, config: TrainConfig, enc, rows, targets) -> list[torch.Tensor]:
     model = BagOfEmbeddings()
     trainer = Trainer(model, None, config, CPU)
-    loss_fn = make_loss(
-        loss_name, aux_weight=config.aux_weight, aux_warmup=config.aux_warmup, radius=config.radius
-    )
+    loss_fn = config.loss.build()
     recorder = GradientRecorder(model.parameters())
     trainer._step(enc, enc.lengths, rows, targets, loss_fn, recorder, NoSchedule(), STEP)
     return recorder.grads

@@ -216,6 +216,29 @@ def test_plan_shows_what_a_change_invalidates(pipeline, capsys):
     assert out.splitlines()[-1] == f"{todo} of {total} stage(s) to run, {total - todo} cached"
 
 
+@pytest.mark.parametrize(
+    "change", [["--weak-lr", "1e-3"], ["--epochs", "1"], ["--max-length", "64"]]
+)
+def test_a_changed_weak_recipe_never_reuses_the_stored_weak_labels(pipeline, change, capsys):
+    """The weak labels follow the configured weak run: with another weak recipe (or length)
+    the relabeled set is built from that run, never from the stored weak set of the old one."""
+    config = str(pipeline["config"])
+    code, summary = cli_json("relabel", "--probe", "knn", "--plan", *change, "--config", config)
+    assert code == 0
+    status = {n["stage"]: n["status"] for n in summary["nodes"]}
+    assert status["weak"] == "to run" and status["labels:knn-relabel@weak"] == "to run"
+    code, _, err = run_cli(capsys, "relabel", "--no-build", *change, "--config", config)
+    assert code == 2 and "the configured weak run" in err and "other weak runs" in err
+
+
+def test_no_build_with_another_weak_recipe_names_both_runs(pipeline, capsys):
+    config = str(pipeline["config"])
+    code, _, err = run_cli(capsys, "probe", "--weak-lr", "1e-3", "--no-build", "--config", config)
+    assert code == 2
+    weak_key = pipeline["summary"]["datasets"][0]["stages"][0]["key"]
+    assert err.startswith("error: the configured weak run") and weak_key in err
+
+
 def test_filtered_student_trains_on_exactly_the_kept_ids(pipeline):
     labels = find_label_set(pipeline["cache"], "sst2", "topo-filter")
     kept = labels.ids["strong_train"]

@@ -9,6 +9,14 @@ import pytest
 import torch
 
 from w2sprobe.errors import UsageError
+from w2sprobe.options import TrainOptions
+from w2sprobe.train.loss_config import (
+    LogconfConfig,
+    WindowConfig,
+    loss_config,
+    midweak_radius,
+    parse_radius,
+)
 from w2sprobe.train.losses import (
     LOGCONF_BUFFER,
     EntropyLoss,
@@ -16,9 +24,6 @@ from w2sprobe.train.losses import (
     LogConfLoss,
     WindowLoss,
     XentLoss,
-    make_loss,
-    midweak_radius,
-    parse_radius,
     ramp,
 )
 
@@ -129,8 +134,10 @@ def test_logconf_median_threshold_by_hand():
 
 
 def test_logconf_threshold_choice():
-    assert make_loss("logconf", logconf_threshold="median").threshold_rule == "median"
-    assert make_loss("logconf").threshold_rule == "quantile"
+    assert LogconfConfig(threshold="median").build().threshold_rule == "median"
+    assert loss_config("logconf").build().threshold_rule == "quantile"
+    options = TrainOptions(logconf_threshold="median", logconf_weight=0.25)
+    assert loss_config("logconf", options) == LogconfConfig(weight=0.25, threshold="median")
     with pytest.raises(UsageError, match="unknown logconf threshold"):
         LogConfLoss(threshold="mean")
 
@@ -182,4 +189,12 @@ def test_radius_parsing():
 
 def test_unknown_loss():
     with pytest.raises(UsageError, match="unknown loss 'hinge'"):
-        make_loss("hinge")
+        loss_config("hinge")
+
+
+def test_window_config_resolves_midweak_from_the_run_labels():
+    labels = np.array([0.5, 0.6, 0.9, 0.05, 0.3])
+    assert WindowConfig(radius="midweak").build(labels).radius == pytest.approx(0.2)
+    assert WindowConfig(radius=0.3).build(labels).radius == 0.3
+    with pytest.raises(UsageError, match="radius"):
+        WindowConfig(radius=0.7)

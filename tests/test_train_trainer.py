@@ -12,6 +12,7 @@ from w2sprobe.metrics import roc_auc
 from w2sprobe.models import load_tokenizer, resolve_model
 from w2sprobe.train import Examples, TrainConfig, Trainer, build_classifier, lora_target_modules
 from w2sprobe.train.batching import epoch_batches, inference_batches, micro_batches
+from w2sprobe.train.loss_config import LogconfConfig, WindowConfig, loss_config
 from w2sprobe.train.losses import LogConfLoss
 from w2sprobe.train.trainer import TrainingWarning
 
@@ -173,27 +174,29 @@ EARLIER_KEYS = {
 }
 
 
+def recipe(loss: str = "xent", radius: float | None = None, **fields) -> TrainConfig:
+    """A TrainConfig with the named loss at its defaults (window: ``radius``)."""
+    config = WindowConfig(radius=radius) if loss == "window" else loss_config(loss)
+    return TrainConfig(loss=config, **fields)
+
+
 @pytest.mark.parametrize("fields", list(EARLIER_KEYS))
 def test_describe_of_unchanged_recipes_keeps_the_earlier_key(fields):
-    config = TrainConfig(**dict(fields))
+    config = recipe(**dict(fields))
     assert short_hash(config.describe()) == EARLIER_KEYS[fields]
     assert "logconf_threshold" not in config.describe()
 
 
 def test_describe_names_what_changes_the_result():
-    assert (
-        TrainConfig(loss="logconf", logconf_threshold="median").describe()["logconf_threshold"]
-        == "median"
-    )
-    assert (
-        "logconf_threshold" not in TrainConfig(loss="xent", logconf_threshold="median").describe()
-    )
+    median = LogconfConfig(threshold="median")
+    assert TrainConfig(loss=median).describe()["logconf_threshold"] == "median"
+    assert "logconf_threshold" not in recipe("xent").describe()
     # Accumulated window/logconf runs changed arithmetic (one batch mean / one threshold per batch).
-    assert TrainConfig(loss="window", minibatch=8).describe()["accumulation"] == "whole-batch"
-    assert TrainConfig(loss="logconf", minibatch=8).describe()["accumulation"] == "whole-batch"
-    assert "accumulation" not in TrainConfig(loss="xent", minibatch=8).describe()
+    assert recipe("window", radius=0.2, minibatch=8).describe()["accumulation"] == "whole-batch"
+    assert recipe("logconf", minibatch=8).describe()["accumulation"] == "whole-batch"
+    assert "accumulation" not in recipe("xent", minibatch=8).describe()
     with pytest.raises(UsageError, match="unknown logconf threshold"):
-        TrainConfig(logconf_threshold="mean")
+        LogconfConfig(threshold="mean")
 
 
 def test_checkpoint_of_another_config_is_ignored(tiny_models, tmp_path):
@@ -227,7 +230,7 @@ def test_logconf_buffer_is_fed_by_training_steps_only(tiny_models, monkeypatch):
     monkeypatch.setattr(
         LogConfLoss, "threshold", lambda self, p, y: calls.append(len(p)) or original(self, p, y)
     )
-    config = TrainConfig(**{**FAST, "loss": "logconf", "minibatch": 8})
+    config = TrainConfig(**{**FAST, "loss": LogconfConfig(), "minibatch": 8})
     trainer = make_trainer(tiny_models["bert"], config)
     trainer.fit(
         toy(96, 0), toy(40, 1)

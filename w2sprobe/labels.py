@@ -215,3 +215,23 @@ def _created(meta: dict, root: Path) -> str:
         except OSError:
             return "at an unknown time"
     return time.strftime("%Y-%m-%d %H:%M", time.localtime(stamp))
+
+
+def find_derived_set(
+    cache_dir: Path, dataset: str, name: str, made_by: dict, activations: dict
+) -> dict | None:
+    """The stored set called ``name`` made the way ``made_by`` says (every key of it equal in
+    the set's manifest: kind, probe, parent, contamination) from a file of the extraction
+    ``activations`` describes (its manifest without the layer list); None when there is none."""
+    for meta in list_label_sets(cache_dir, dataset):
+        manifest = meta.get("manifest", {})
+        stored_activations = {
+            k: v for k, v in manifest.get("activations", {}).items() if k != "layers"
+        }
+        if (
+            meta.get("name") == name
+            and all(manifest.get(k) == v for k, v in made_by.items())
+            and stored_activations == activations
+        ):
+            return meta
+    return None

@@ -1,4 +1,4 @@
-"""Layers, in one place: parsing a layer spec, the default probe layer, the extraction request.
+"""Layers, in one place: numbering, parsing a layer spec, the default probe layer.
 
 Numbering is Hugging Face's ``hidden_states``: layer 0 = the embeddings output, layer i = the
 output of block i, so a model with L blocks has layers 0..L.  In a spec, ``all`` means every
@@ -8,14 +8,7 @@ probes never run the model).
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from .errors import UsageError
-
-if TYPE_CHECKING:
-    from .cache.extraction import ExtractRequest
-    from .data import SplitSet
-    from .options import Options
 
 
 def default_probe_layer(num_layers: int) -> int:
@@ -51,25 +44,4 @@ def layer_range_message(layer: int, num_layers: int, model: str) -> str:
         f"layer {layer} is outside 0..{num_layers} for {model} ({num_layers} blocks; layer 0 = "
         f"embeddings, layer i = output of block i); set --layer (or layer/layers in w2sprobe.toml) "
         f"within 0..{num_layers}, or use a deeper strong_model such as smollm2 (30 blocks)"
-    )
-
-
-def extraction_request(
-    options: Options,
-    splits: SplitSet,
-    layers: str | list[int] | None = None,
-    model: str | None = None,
-) -> ExtractRequest:
-    """The one builder from options to an extraction of the strong model on ``splits``."""
-    from .cache.extraction import ExtractRequest
-
-    return ExtractRequest(
-        model=model or options.model.strong_model,
-        splits=splits,
-        layers=options.extract.layers if layers is None else layers,
-        pooling=options.extract.pooling,
-        max_length=options.extract.max_length,
-        batch_size=options.extract.extract_batch_size,
-        dtype=options.model.dtype,
-        device=options.workspace.device,
     )

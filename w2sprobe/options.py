@@ -24,16 +24,17 @@ from typing import Any, Literal, Union
 import tomllib
 
 from .errors import UsageError
+from .vocabulary import LOSSES, PROBES
 
 CONFIG_FILE_NAME = "w2sprobe.toml"
 
 Device = Literal["auto", "cpu", "cuda"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Pooling = Literal["last", "mean", "first"]
-ProbeName = Literal["knn", "logreg", "topo"]
+ProbeName = Literal[tuple(PROBES)]  # the vocabulary's names (w2sprobe.vocabulary)
 Metric = Literal["euclidean", "cosine"]
 KnnBackend = Literal["auto", "torch", "faiss", "cuml"]
-Loss = Literal["xent", "kl", "logconf", "entropy", "window"]
+Loss = Literal[tuple(LOSSES)]
 ReportFormat = Literal["html", "md", "json"]
 TrackerName = Literal["none", "mlflow", "wandb"]
 

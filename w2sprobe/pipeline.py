@@ -9,29 +9,25 @@ rerun trains nothing; a failing dataset is recorded and the next one runs.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from .errors import UsageError, first_line
 from .graph import Blocked, Graph, Mode, NodeOutcome, Reporter, deal, parse_shard
 from .options import Options
-from .study import FILTER, RELABEL, LabelRecipe, Study, s2s_name
-
-LOSSES = ("xent", "kl", "logconf", "entropy", "window")
-PROBE_EXPERIMENTS = ("knn-probe", "logreg-probe")
-FILTER_EXPERIMENTS = ("knn-filter", "logreg-filter", "topo-filter")
-RELABEL_EXPERIMENTS = ("knn-relabel", "logreg-relabel")
-GROUPS = {
-    "losses": LOSSES,
-    "s2s": ("s2s",),
-    "probes": PROBE_EXPERIMENTS + FILTER_EXPERIMENTS + RELABEL_EXPERIMENTS,
-}
-EXPERIMENTS = ("weak", "ceiling", *LOSSES, "s2s", *GROUPS["probes"])
+from .study import Study
+from .vocabulary import (
+    CEILING,
+    LOSSES,
+    RUN_EXPERIMENTS,
+    RUN_GROUPS,
+    S2S,
+    WEAK,
+    parse_experiment,
+    s2s_experiment,
+)
 
 __all__ = [
     "DatasetResult",
-    "EXPERIMENTS",
-    "GROUPS",
     "NodeOutcome",
     "Reporter",
     "parse_experiments",
@@ -42,53 +38,41 @@ __all__ = [
 
 
 def parse_experiments(items: list[str] | str) -> list[str]:
-    """``all`` / experiments and groups -> ordered names (weak and ceiling always)."""
+    """``all``, groups and experiment names -> ordered names (weak and ceiling always).
+
+    Any name of the vocabulary's grammar is an experiment (``knn-relabel+logconf``,
+    ``logreg-probe@gt``); the study's own come first in their plan order, others after them in
+    the order given.
+    """
     items = items.split(",") if isinstance(items, str) else items
-    chosen: set[str] = {"weak", "ceiling"}
+    chosen: list[str] = [WEAK, CEILING]
     for item in (str(i).strip() for i in items if str(i).strip()):
         if item == "all":
-            chosen.update(EXPERIMENTS)
-        elif item in GROUPS:
-            chosen.update(GROUPS[item])
-        elif item in EXPERIMENTS:
-            chosen.add(item)
+            names = RUN_EXPERIMENTS
+        elif item in RUN_GROUPS:
+            names = RUN_GROUPS[item]
+        elif item == S2S:
+            names = (S2S,)
         else:
-            raise UsageError(
-                f"unknown experiment '{item}'; known: all, {', '.join(GROUPS)}, "
-                f"{', '.join(EXPERIMENTS)}"
-            )
-    return [name for name in EXPERIMENTS if name in chosen]
+            parse_experiment(item)  # a UsageError naming the grammar when it is none
+            names = (item,)
+        chosen += [name for name in names if name not in chosen]
+    known = [name for name in RUN_EXPERIMENTS if name in chosen]
+    return known + [name for name in chosen if name not in known]
 
 
 def stage_names(experiments: list[str], s2s_iters: int) -> list[str]:
     """The stages of one dataset, in an order where every prerequisite comes first."""
-    names = ["weak", "ceiling"]
+    names = [WEAK, CEILING]
     names += [
-        loss for loss in LOSSES if loss in experiments or (loss == "xent" and "s2s" in experiments)
+        loss for loss in LOSSES if loss in experiments or (loss == "xent" and S2S in experiments)
     ]
-    if "s2s" in experiments:
-        names += [s2s_name(i, "xent") for i in range(1, s2s_iters + 1)]
+    if S2S in experiments:
+        names += [s2s_experiment(i) for i in range(1, s2s_iters + 1)]
     # No extraction stage of its own: a probe stage asks for the activations when its result is
     # not cached, so a workspace whose activation files were deleted reads its finished probes
     # and label sets instead of extracting again.
-    return names + [name for name in experiments if name in GROUPS["probes"]]
-
-
-def stage_request(study: Study, name: str) -> Callable[[], object]:
-    """The study node behind a stage name."""
-    if name == "weak":
-        return study.weak
-    if name == "ceiling":
-        return study.ceiling
-    if name in LOSSES:
-        return lambda: study.student(study.weak_labels(), name)
-    if name.startswith("s2s-"):
-        return lambda: study.s2s(int(name.removeprefix("s2s-")), "xent")
-    probe, kind = name.split("-")
-    if kind == "probe":
-        return lambda: study.probe_run(probe, "weak")
-    recipe = LabelRecipe(FILTER if kind == "filter" else RELABEL, probe)
-    return lambda: study.student(study.derived(recipe), "xent", experiment=name)
+    return names + [name for name in experiments if name not in names and name != S2S]
 
 
 @dataclass
@@ -97,6 +81,8 @@ class DatasetResult:
     seed: int
     stages: list[NodeOutcome]
     error: str | None = None
+    #: What the study chose other than the options say (a fallback), in its words.
+    notes: list[str] = field(default_factory=list)
 
 
 def check_plan(options: Options) -> tuple[list[str], list[int], list[str]]:
@@ -134,11 +120,9 @@ def run_plan(
         if not mine:
             continue
         study = Study(options.replace(seed=seed, dataset=[dataset]), dataset, graph)
-        for name in mine:
-            graph.target(dataset, seed, name)
         error = _run_stages(study, mine, (place, len(units)))
         stages = [o for o in graph.outcomes if o.dataset == dataset and o.seed == seed]
-        results.append(DatasetResult(dataset, seed, stages, error))
+        results.append(DatasetResult(dataset, seed, stages, error, study.notes))
     return results
 
 
@@ -147,7 +131,7 @@ def _run_stages(study: Study, names: list[str], place: tuple[int, int]) -> str |
     for step, name in enumerate(names, start=1):
         study.graph.reporter.stage(study.dataset, name, place, (step, len(names)))
         try:
-            stage_request(study, name)()
+            study.experiment(name, target=True)
         except Blocked:
             study.graph.unreachable(study.dataset, study.seed, name)
         except Exception as exc:  # noqa: BLE001 - one dataset's failure must not stop the others

@@ -1,19 +1,18 @@
 """The artifact nodes of one dataset and seed: what each needs, its key, how it is built.
 
 ``Study`` is the one place where prerequisites are known.  Every command is a request for some
-of its nodes (``train weak`` -> :meth:`Study.weak`, ``relabel`` -> :meth:`Study.relabeled`,
-``run`` -> a plan's students), and a node asks for its own inputs, so a command on an empty
-cache builds what it needs (saying so) and ``--plan`` / ``--no-build`` work everywhere.  The
-:class:`~w2sprobe.graph.Graph` decides cache hit, build, refuse or plan.
-
-Node names (the ``stage`` of each outcome): ``weak``, ``ceiling``, a loss (``xent`` ...) or a
-label set name for a student, ``s2s-N`` (``<base>+s2s-N`` for a non-xent base), ``extract``,
-``<probe>-probe`` for a probe's own predictions, and ``labels:<name>`` for derived label sets.
+of its nodes (``train weak`` -> :meth:`Study.weak`, ``relabel`` -> :meth:`Study.derived`,
+``run`` -> :meth:`Study.experiment` for each stage of its plan), and a node asks for its own
+inputs, so a command on an empty cache builds what it needs (saying so) and ``--plan`` /
+``--no-build`` work everywhere.  The :class:`~w2sprobe.graph.Graph` decides cache hit, build,
+refuse or plan.  A command marks what it asked for with ``target=True``: the node names
+itself (:mod:`w2sprobe.vocabulary` spells every name), so what the command asked for and what
+the graph records can never disagree.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import warnings
 from functools import cached_property
 from pathlib import Path
 
@@ -21,9 +20,9 @@ from .data import SplitSet, load_splits
 from .data.splits import SplitSizes
 from .errors import UsageError
 from .graph import Blocked, Found, Graph, NodeDef
-from .hashing import short_hash
 from .labels import (
     LabelSet,
+    find_derived_set,
     find_label_set,
     labels_root,
     list_label_sets,
@@ -31,43 +30,26 @@ from .labels import (
     save_label_set,
     sets_named,
 )
-from .layers import default_probe_layer, extraction_request, layer_range_message, parse_layer_spec
+from .layers import default_probe_layer, layer_range_message, parse_layer_spec
 from .options import Options
-from .runs import (
-    RunRecord,
-    SplitPredictions,
-    find_runs,
-    load_run,
-    run_dir,
-    write_manifest,
-    write_metrics,
-    write_predictions,
+from .runs import RunRecord, load_run, run_dir
+from .vocabulary import (
+    FILTER,
+    GROUND_TRUTH,
+    WEAK,
+    DerivedSet,
+    extract_node,
+    label_set_node,
+    parse_derived_set,
+    parse_experiment,
+    probe_experiment,
+    s2s_experiment,
+    student_experiment,
 )
 
-FILTER, RELABEL = "filter", "relabel"
 
-
-@dataclass
-class LabelRecipe:
-    """How a derived label set is made.
-
-    A probe on the activations, filtering or relabeling a parent.
-    """
-
-    kind: str  # filter | relabel
-    probe: str
-    parent: str = "weak"  # name or key of the parent set
-    name: str | None = None
-
-    @property
-    def default_name(self) -> str:
-        """What it is made of: ``knn-relabel@weak``, ``knn-filter@gt``."""
-        return f"{self.legacy_name}@{self.parent}"
-
-    @property
-    def legacy_name(self) -> str:
-        """The default name before it named its parent (``knn-relabel``); older caches have it."""
-        return f"{self.probe}-{self.kind}"
+class StudyWarning(UserWarning):
+    """The study used something other than what the options describe; it says what and why."""
 
 
 def define_user_datasets(options: Options) -> None:
@@ -115,6 +97,8 @@ class Study:
         self.options, self.dataset, self.graph = options, dataset, graph
         self.seed = options.workspace.seed
         self.cache_dir = Path(options.workspace.cache_dir)
+        #: What the study did other than the options say (a fallback), for the command's result.
+        self.notes: list[str] = []
 
     # ------------------------------------------------------------------ basics
 
@@ -122,11 +106,18 @@ class Study:
     def splits(self) -> SplitSet:
         return load_options_splits(self.options, self.dataset)
 
-    def _node(self, stage: str, define) -> object:
+    def _node(self, stage: str, define, target: bool = False):
+        if target:
+            self.graph.target(self.dataset, self.seed, stage)
         return self.graph.node(self.dataset, self.seed, stage, define)
 
     def _flags(self) -> str:
         return f"--dataset {self.dataset}" + (f" --seed {self.seed}" if self.seed else "")
+
+    def _note(self, message: str) -> None:
+        """Say on stderr (a warning) and in the command's result what the study chose."""
+        self.notes.append(message)
+        warnings.warn(message, StudyWarning, stacklevel=3)
 
     def _gather(self, *asks):
         """Ask for several inputs; in a plan, every one is asked (and listed) before giving up."""
@@ -162,13 +153,31 @@ class Study:
     def _activations_id(self, layer: int) -> dict:
         """What the activation files that can serve ``layer`` share: their plan's manifest without
         its layer list (a file holding the layer serves, whatever else it stores)."""
-        return _without_layers(self.extraction_plan(need=[layer])[1].manifest)
+        return _without_layers(self.extraction_plan(need=[layer]).manifest)
 
     def _save(self, labels: LabelSet) -> LabelSet:
         """Store a label set derived from finished inputs (a plan writes nothing)."""
         if self.graph.mode != "plan":
             save_label_set(labels, self.cache_dir)
         return labels
+
+    # ------------------------------------------------------------------ experiments by name
+
+    def experiment(self, name: str, target: bool = False):
+        """The node of an experiment name (:func:`w2sprobe.vocabulary.parse_experiment`)."""
+        spec = parse_experiment(name)
+        if spec.kind == WEAK:
+            return self.weak(target=target)
+        if spec.kind == "ceiling":
+            return self.ceiling(target=target)
+        if spec.kind == "student":
+            return self.student(self.weak_labels(), spec.loss, target=target)
+        if spec.kind == "s2s":
+            return self.s2s(spec.iteration, spec.loss, target=target)
+        if spec.kind == "probe":
+            return self.probe_run(spec.probe, spec.labels, target=target)
+        derived = self.derived(DerivedSet(spec.probe, spec.derive))
+        return self.student(derived, spec.loss, experiment=name, target=target)
 
     # ------------------------------------------------------------------ trained runs
 
@@ -187,20 +196,24 @@ class Study:
 
         return NodeDef(find, build, what, hint)
 
-    def weak(self) -> RunRecord:
-        """The weak model trained on weak_train ground truth (its predictions: the weak labels)."""
+    def _weak_request(self):
         from .train.inputs import stage_request
+
+        return stage_request(self.options, self.splits, WEAK)
+
+    def weak(self, target: bool = False) -> RunRecord:
+        """The weak model trained on weak_train ground truth (its predictions: the weak labels)."""
 
         def define() -> NodeDef:
             return self._trained(
-                stage_request(self.options, self.splits, "weak"),
+                self._weak_request(),
                 f"weak labels: train weak {self.options.model.weak_model} on {self.dataset}",
                 f"w2sprobe train weak {self._flags()}",
             )
 
-        return self._node("weak", define)
+        return self._node(WEAK, define, target)
 
-    def ceiling(self) -> RunRecord:
+    def ceiling(self, target: bool = False) -> RunRecord:
         """The strong model trained on strong_train ground truth."""
         from .train.inputs import stage_request
 
@@ -211,56 +224,71 @@ class Study:
                 f"w2sprobe train ceiling {self._flags()}",
             )
 
-        return self._node("ceiling", define)
+        return self._node("ceiling", define, target)
 
     def weak_labels(self) -> LabelSet:
-        """The ``weak`` label set: the weak run's strong_train, val and test predictions."""
+        """The ``weak`` label set: the configured weak run's strong_train, val and test
+        predictions (the run is built when missing)."""
         from .train.stages import weak_label_set
 
         return self._save(weak_label_set(self.weak(), self.dataset))
 
     def _weak_or_stored(self) -> LabelSet:
-        """``--labels weak``: the configured weak run's labels when cached.
+        """``--labels weak``: the configured weak run's labels (built when missing).
 
-        Else the one stored set named ``weak`` made on these splits (weak labels from elsewhere);
-        else the weak run, built.
+        The one exception: when that run is not cached and one stored set named ``weak`` on
+        these splits was made by *no* weak run of this workspace (weak labels from elsewhere),
+        that set is used, and the study says so (:attr:`notes`, a warning).  A stored set made
+        by another weak run (another recipe, model, length, pooling or dtype) is never taken
+        for the configured one.
         """
-        from .train.inputs import stage_request
         from .train.stages import check_labels_match, plan_stage
 
-        if (
-            plan_stage(stage_request(self.options, self.splits, "weak"), self.cache_dir).cached
-            is None
-        ):
-            stored = [
-                m
-                for m in list_label_sets(self.cache_dir, self.dataset)
-                if m["name"] == "weak" and _fits(m.get("manifest", {}), self.splits)
-            ]
-            if len(stored) > 1:
-                keys = ", ".join(m["key"] for m in stored)
-                raise UsageError(
-                    f"several weak label sets fit {self.dataset} ({keys}) "
-                    "and none is the configured "
-                    f"weak model's; choose one with --labels KEY"
-                )
-            if stored:
-                labels = load_label_set(
-                    labels_root(self.cache_dir, self.dataset) / stored[0]["key"]
-                )
-                check_labels_match(labels, self.splits)
-                return labels
+        plan = plan_stage(self._weak_request(), self.cache_dir)
+        if plan.cached is not None:
+            return self.weak_labels()
+        stored = [
+            m
+            for m in list_label_sets(self.cache_dir, self.dataset)
+            if m["name"] == WEAK and _fits(m.get("manifest", {}), self.splits)
+        ]
+        foreign = [m for m in stored if not m.get("manifest", {}).get("weak_run")]
+        if len(foreign) > 1:
+            keys = ", ".join(m["key"] for m in foreign)
+            raise UsageError(
+                f"several weak label sets from elsewhere fit {self.dataset} ({keys}) and the "
+                f"configured weak run ({plan.key}) is not built; choose one with --labels KEY"
+            )
+        if foreign:
+            labels = load_label_set(labels_root(self.cache_dir, self.dataset) / foreign[0]["key"])
+            check_labels_match(labels, self.splits)
+            self._note(
+                f"using the stored weak label set {labels.key} (made by no weak run here) "
+                f"instead of training the configured weak run {plan.key}"
+            )
+            return labels
+        others = [m["manifest"]["weak_run"] for m in stored]
+        if others and self.graph.mode == "no-build":
+            raise UsageError(
+                f"the configured weak run {plan.key} is not built (--no-build); the stored weak "
+                f"labels of {self.dataset} come from other weak runs ({', '.join(others)}), made "
+                "with other settings; build this one with: w2sprobe train weak "
+                f"{self._flags()} and the same model and training flags"
+            )
         return self.weak_labels()
 
     def student(
-        self, labels: LabelSet, loss: str | None = None, experiment: str | None = None
+        self,
+        labels: LabelSet,
+        loss: str | None = None,
+        experiment: str | None = None,
+        target: bool = False,
     ) -> RunRecord:
         """The strong model on ``labels``; PGR against the weak run behind them and the ceiling."""
         from .train.inputs import stage_request, weak_run_of
-        from .train.stages import default_experiment
 
         loss = loss or self.options.train.loss
-        name = experiment or default_experiment("student", labels, loss)
+        name = experiment or student_experiment(labels.name, loss)
 
         def define() -> NodeDef:
             weak = weak_run_of(labels, self.cache_dir)
@@ -286,9 +314,9 @@ class Study:
                 f"w2sprobe train student --labels {labels.name} --loss {loss} {self._flags()}",
             )
 
-        return self._node(name, define)
+        return self._node(name, define, target)
 
-    def s2s(self, iteration: int, loss: str | None = None) -> RunRecord:
+    def s2s(self, iteration: int, loss: str | None = None, target: bool = False) -> RunRecord:
         """Strong-to-strong iteration ``iteration``: a student on the previous student's labels.
 
         Iteration 1 trains on the ``loss`` student of the weak labels; every iteration uses
@@ -296,32 +324,32 @@ class Study:
         """
         if iteration < 1:
             raise UsageError(f"s2s iterations are numbered from 1, got {iteration}")
-        return self._s2s(iteration, loss or self.options.train.loss)[0]
+        return self._s2s(iteration, loss or self.options.train.loss, target)[0]
 
-    def _s2s(self, iteration: int, loss: str) -> tuple[RunRecord, LabelSet]:
+    def _s2s(self, iteration: int, loss: str, target: bool = False) -> tuple[RunRecord, LabelSet]:
         """(student, the labels it trained on); iteration 0 is the student of the weak labels."""
         from .train.stages import student_label_set
 
         if iteration == 0:
             labels = self.weak_labels()
-            return self.student(labels, loss), labels
+            return self.student(labels, loss, target=target), labels
         parent_run, parent_labels = self._s2s(iteration - 1, loss)
-        name = s2s_name(iteration, loss)
+        name = s2s_experiment(iteration, loss)
         labels = self._save(student_label_set(parent_run, parent_labels, name))
-        return self.student(labels, loss, experiment=name), labels
+        return self.student(labels, loss, experiment=name, target=target), labels
 
     # ------------------------------------------------------------------ activations
 
     @cached_property
-    def _model_layers(self) -> int:
-        from .cache import plan_extraction
+    def num_layers(self) -> int:
+        """The strong model's block count, read from its config alone (no weights, no torch)."""
+        from .models import read_model_shape
 
-        request = extraction_request(self.options, self.splits, layers=[0])
-        return plan_extraction(request, self.cache_dir).num_layers
+        return read_model_shape(self.options.model.strong_model).num_blocks
 
     def probe_layer(self) -> int:
         """``--layer``, or the reference's (L+1)//2, checked against the strong model's layers."""
-        layer, num_layers = self.options.probe.layer, self._model_layers
+        layer, num_layers = self.options.probe.layer, self.num_layers
         if layer is None:
             return default_probe_layer(num_layers)
         if not 0 <= layer <= num_layers:
@@ -330,27 +358,32 @@ class Study:
             )
         return layer
 
-    def extraction_plan(self, layers: str | list[int] | None = None, need: list[int] = ()):
-        """The keyed extraction of ``layers``.
+    def _layers(self, spec) -> list[int]:
+        """A layer spec (``all``, ``4,8``, ``[16]``) of the strong model, checked against it."""
+        return parse_layer_spec(
+            spec, list(range(self.num_layers + 1)), self.num_layers, self.options.model.strong_model
+        )
+
+    def extraction_plan(self, layers: str | list[int] | None = None, need=()):
+        """The keyed extraction of ``layers`` (planned once).
 
         ``layers=None`` means ``--layers`` plus the probe layer and ``need``.
         """
-        from .cache import plan_extraction
+        from .cache import ExtractRequest, plan_extraction
 
-        if layers is not None:  # checked here for the message that says what to set
-            model = self.options.model.strong_model
-            layers = parse_layer_spec(
-                layers, list(range(self._model_layers + 1)), self._model_layers, model
-            )
-        request = extraction_request(self.options, self.splits, layers=layers)
-        plan = plan_extraction(request, self.cache_dir)
-        extra = {self.probe_layer(), *need} if layers is None else set()
-        if not extra <= set(plan.layers):
-            request.layers = sorted({*plan.layers, *extra})
-            plan = plan_extraction(request, self.cache_dir)
-        return request, plan
+        if layers is None:
+            chosen = sorted({*self._layers(self.options.extract.layers), self.probe_layer(), *need})
+        else:
+            chosen = self._layers(layers)
+        request = ExtractRequest.from_options(self.options, self.splits, layers=chosen)
+        return plan_extraction(request, self.cache_dir)
 
-    def extraction(self, layers: str | list[int] | None = None, need: list[int] | None = None):
+    def extraction(
+        self,
+        layers: str | list[int] | None = None,
+        need: list[int] | None = None,
+        target: bool = False,
+    ):
         """The activation file(s) of the strong model; returns the extraction's plan.
 
         ``layers``: what to extract (None: ``--layers`` plus the probe layer and ``need``);
@@ -362,7 +395,7 @@ class Study:
         from .cache.lookup import find_cache_hit
 
         def define() -> NodeDef:
-            request, plan = self.extraction_plan(layers, need or ())
+            plan = self.extraction_plan(layers, need or ())
 
             def find() -> Found:
                 if need is None:  # this key's file, or one complete file holding every layer
@@ -378,7 +411,7 @@ class Study:
                 )
 
             def build():
-                result = extract(request, self.cache_dir, progress=self.graph.reporter.progress)
+                result = extract(plan, progress=self.graph.reporter.progress)
                 return plan, _extract_metrics(result), result.cache_hit
 
             text = ",".join(map(str, plan.layers)) if len(plan.layers) <= 6 else "all"
@@ -389,8 +422,8 @@ class Study:
                 f"w2sprobe extract --layers {text} {self._flags()}",
             )
 
-        stage = "extract" if layers is None else "extract:" + ",".join(map(str, _as_list(layers)))
-        return self._node(stage, define)
+        spec = None if layers is None else ",".join(map(str, _as_list(layers)))
+        return self._node(extract_node(spec), define, target)
 
     def store(self, layer: int):
         """The activation store holding ``layer`` (extracted first when no cached file has it)."""
@@ -406,12 +439,7 @@ class Study:
         if spec is None:
             return [self.probe_layer()]
         items = [item.strip().lower() for item in str(spec).split(",") if item.strip()]
-        explicit = parse_layer_spec(
-            [i for i in items if i != "all"],
-            [],
-            self._model_layers,
-            self.options.model.strong_model,
-        )
+        explicit = self._layers([i for i in items if i != "all"])
         plan = self.extraction(need=explicit) if explicit else self.extraction()
         every = sorted(cached_layers(plan)) if "all" in items else []
         return sorted({*explicit, *every})
@@ -421,15 +449,15 @@ class Study:
     def label_set(self, name: str) -> LabelSet:
         """A label set by name or key.
 
-        ``weak`` (built when missing), ``gt`` (the ground truth), ``<probe>-filter`` /
-        ``<probe>-relabel`` of the weak labels (built when missing), any stored set, or the key
-        of a finished student run (its strong_train and val predictions).
+        ``weak`` (built when missing), ``gt`` (the ground truth), a derived name such as
+        ``knn-relabel`` or ``knn-filter@gt`` (built when missing), any stored set, or the key of
+        a finished student run (its strong_train and val predictions).
         """
         from .train.stages import check_labels_match, student_label_set
 
-        if name == "weak":
+        if name == WEAK:
             return self._weak_or_stored()
-        if name == "gt":
+        if name == GROUND_TRUTH:
             from .probes.experiment import ground_truth_labels
 
             with self.store(self.probe_layer()) as store:
@@ -438,7 +466,7 @@ class Study:
         if run is not None and run.metrics.get("stage") == "student":
             parent = find_label_set(self.cache_dir, self.dataset, run.metrics["labels_key"])
             return self._save(student_label_set(run, parent, f"student-{run.key}"))
-        recipe = _recipe_of(name)
+        recipe = parse_derived_set(name)
         if recipe is not None and not sets_named(
             list_label_sets(self.cache_dir, self.dataset), name
         ):
@@ -447,44 +475,41 @@ class Study:
         check_labels_match(labels, self.splits)
         return labels
 
-    def derived(self, recipe: LabelRecipe) -> LabelSet:
-        """A filtered or relabeled set: ``recipe.probe`` fit on the parent's strong_train labels."""
+    def derived(
+        self, recipe: DerivedSet, name: str | None = None, target: bool = False
+    ) -> LabelSet:
+        """A filtered or relabeled set: ``recipe.probe`` fit on the parent's strong_train labels.
+
+        ``name``: the set's own name (default: what it is made of, ``knn-relabel@weak``).
+        """
         from .probes.experiment import filter_label_set, relabel_label_set
         from .probes.inputs import check_probe, probe_spec
+        from .vocabulary import check_derive
 
-        name = recipe.name or recipe.default_name
+        name = recipe.name if name is None else name
         check_label_set_name(name)
+        check_derive(recipe.probe, recipe.derive)
         check_probe(self.options, recipe.probe)
         contamination = self.options.probe.contamination
-        if recipe.kind == FILTER and not 0 < contamination < 1:
+        if recipe.derive == FILTER and not 0 < contamination < 1:
             raise UsageError(f"--contamination must be in (0, 1), got {contamination}")
 
         def define() -> NodeDef:
             layer = self.probe_layer()
             spec = probe_spec(self.options, recipe.probe, layer)
             activations = self._activations_id(layer)
-            # A default-named set of an older cache carries the name without its parent.
-            names = {name, recipe.legacy_name} if recipe.name is None else {name}
 
             def stored_set(parent: LabelSet) -> dict | None:
                 # A stored set made the same way is a hit; its manifest says how it was made
                 # (nothing is added to it, so the keys of sets and of the students trained on
                 # them stay as they were).
-                wanted = {
-                    "kind": recipe.kind,
+                made_by = {
+                    "kind": recipe.derive,
                     "probe": spec.describe(),
                     "parent": parent.key,
-                    **({"contamination": contamination} if recipe.kind == FILTER else {}),
+                    **({"contamination": contamination} if recipe.derive == FILTER else {}),
                 }
-                for meta in list_label_sets(self.cache_dir, self.dataset):
-                    manifest = meta.get("manifest", {})
-                    if (
-                        meta.get("name") in names
-                        and all(manifest.get(k) == v for k, v in wanted.items())
-                        and _without_layers(manifest.get("activations", {})) == activations
-                    ):
-                        return meta
-                return None
+                return find_derived_set(self.cache_dir, self.dataset, name, made_by, activations)
 
             parent, meta = self._input_unless_stored(
                 lambda: self.label_set(recipe.parent), stored_set, layer
@@ -498,7 +523,7 @@ class Study:
 
             def build():
                 with self.store(layer) as store:
-                    if recipe.kind == FILTER:
+                    if recipe.derive == FILTER:
                         outcome = filter_label_set(store, parent, spec, contamination, name)
                         labels, extra = outcome.labels, {"report": outcome.report}
                     else:
@@ -511,19 +536,90 @@ class Study:
                     **extra,
                 }
 
-            verb = "filter" if recipe.kind == FILTER else "relabel"
             return NodeDef(
                 find,
                 build,
-                f"label set {name}: {verb} {parent.name} with {recipe.probe} on layer {layer}",
-                f"w2sprobe {verb} --probe {recipe.probe} --labels {recipe.parent} {self._flags()}",
+                f"label set {name}: {recipe.derive} {parent.name} with {recipe.probe} "
+                f"on layer {layer}",
+                f"w2sprobe {recipe.derive} --probe {recipe.probe} --labels {recipe.parent} "
+                f"{self._flags()}",
             )
 
-        return self._node(f"labels:{name}", define)
+        return self._node(label_set_node(name), define, target)
+
+    # ------------------------------------------------------------------ sweeps
+
+    def sweep(
+        self, probe: str, layers: str | None, grid: list, target: bool = False
+    ) -> list[dict]:
+        """A probe evaluated on every (layer, grid value) against ``--labels``: the sweep's rows,
+        its table and plot written under ``<cache>/sweeps/<dataset>/<key>/``.
+
+        ``layers``: a layer spec (``all`` = every cached layer) or None for the probe layer;
+        ``grid``: values of the probe's grid parameter (:data:`w2sprobe.vocabulary.PROBES`).
+        """
+        from .hashing import short_hash
+        from .probes.inputs import check_probe, probe_spec
+        from .probes.results import read_sweep, write_sweep
+        from .probes.sweep import sweep_dir, sweep_layer
+        from .vocabulary import probe_kind, sweep_node
+
+        param = probe_kind(probe).grid_param
+        for value in grid:
+            check_probe(self.options, probe, **({param: value} if param else {}))
+        labels_name = self.options.probe.labels
+
+        def define() -> NodeDef:
+            labels = self.label_set(labels_name)
+            chosen = self.probe_layers(layers)
+            plan = self.extraction(need=chosen)
+
+            def spec(layer: int, value):
+                return probe_spec(self.options, probe, layer, **({param: value} if param else {}))
+
+            base = spec(chosen[0], grid[0]).config.params()
+            key = short_hash(
+                {
+                    "plan": plan.manifest,
+                    "probe": probe,
+                    "config": {k: v for k, v in base.items() if k != param},
+                    "layers": chosen,
+                    "param": param,
+                    "grid": grid,
+                    "labels": labels.key,
+                }
+            )
+            folder = sweep_dir(self.cache_dir, self.dataset, key)
+
+            def find() -> Found:
+                rows = read_sweep(folder)
+                return Found(key, rows, {"key": key, "path": str(folder)} if rows else {})
+
+            def build():
+                rows = []
+                for layer in chosen:
+                    with self.store(layer) as store:
+                        specs = [spec(layer, value) for value in grid]
+                        rows += sweep_layer(store, labels, specs, param)
+                rows = [{**row, "sweep_key": key} for row in rows]
+                write_sweep(rows, folder, param or "layer")
+                return rows, {"key": key, "path": str(folder)}
+
+            return NodeDef(
+                find,
+                build,
+                f"sweep of {probe} over {param or 'layers'} on layers "
+                f"{','.join(map(str, chosen))} against {labels.name}",
+                f"w2sprobe sweep --probe {probe} --labels {labels_name} {self._flags()}",
+            )
+
+        return self._node(sweep_node(probe, labels_name), define, target)
 
     # ------------------------------------------------------------------ probe runs
 
-    def probe_run(self, probe: str, labels_name: str | None = None) -> RunRecord:
+    def probe_run(
+        self, probe: str, labels_name: str | None = None, target: bool = False
+    ) -> RunRecord:
         """A probe's own val/test predictions as a run in ``cache/runs/``.
 
         It has a PGR, like a student's.
@@ -532,38 +628,25 @@ class Study:
 
         check_probe(self.options, probe)
         labels_name = labels_name or self.options.probe.labels
-        name = f"{probe}-probe" if labels_name == "weak" else f"{probe}-probe@{labels_name}"
-        return self._node(name, lambda: self._probe_node(probe, labels_name, name))
+        name = probe_experiment(probe, labels_name)
+        return self._node(name, lambda: self._probe_node(probe, labels_name, name), target)
 
     def _probe_node(self, probe: str, labels_name: str, name: str) -> NodeDef:
-        from .metrics import accuracy, roc_auc
-        from .probes.experiment import evaluate_probe
         from .probes.inputs import probe_spec
+        from .probes.run import find_probe_run, write_probe_run
         from .train.inputs import weak_run_of
         from .train.stages import pgr_fields
 
         layer = self.probe_layer()
         spec = probe_spec(self.options, probe, layer)
         activations = self._activations_id(layer)
-
-        def stored_run(labels: LabelSet) -> RunRecord | None:
-            # The key names the activation file that served the probe; any file of this
-            # extraction holding the layer gives the same probe, so that part is matched
-            # without its layer list.
-            for record in find_runs(
-                self.cache_dir,
-                self.dataset,
-                stage="probe",
-                probe=spec.describe(),
-                labels_key=labels.key,
-                seed=self.splits.report.get("seed"),
-            ):
-                if _without_layers(record.metrics.get("activations", {})) == activations:
-                    return record
-            return None
-
+        seed = self.splits.report.get("seed")
         labels, stored = self._input_unless_stored(
-            lambda: self.label_set(labels_name), stored_run, layer
+            lambda: self.label_set(labels_name),
+            lambda labels: find_probe_run(
+                self.cache_dir, self.dataset, spec, labels, activations, seed
+            ),
+            layer,
         )
         weak = weak_run_of(labels, self.cache_dir)
         ceiling = self.ceiling() if weak is not None else None
@@ -575,48 +658,16 @@ class Study:
 
         def build():
             with self.store(layer) as store:
-                manifest = {
-                    "stage": "probe",
-                    "experiment": name,
-                    "dataset": self.dataset,
-                    "probe": spec.describe(),
-                    "labels": {"name": labels.name, "key": labels.key},
-                    "activations": store.manifest,
-                    "seed": self.splits.report.get("seed"),
-                }
-                key = short_hash({k: v for k, v in manifest.items() if k != "experiment"})
-                folder = run_dir(self.cache_dir, self.dataset, key)
-                outcome = evaluate_probe(store, labels, spec)
-                truth = {split: store.labels(split) for split in outcome.predictions}
-            write_manifest(folder, {"key": key, **manifest})
-            write_predictions(
-                folder,
-                {
-                    split: SplitPredictions(
-                        outcome.ids[split], outcome.predictions[split], truth[split]
-                    )
-                    for split in outcome.predictions
-                },
-            )
-            test = outcome.predictions["test"]
-            auc = roc_auc(truth["test"], test)
-            metrics = {
-                "key": key,
-                **manifest,
-                "model": self.options.model.strong_model,
-                "auc": auc,
-                "accuracy": accuracy(truth["test"], test),
-                "n": len(test),
-                "labels": labels.name,
-                "labels_key": labels.key,
-                "config": spec.describe(),
-                **{
-                    k: outcome.metrics.get(k)
-                    for k in ("train_n", "labels_auc", "auc_minus_labels_auc")
-                },
-                **pgr_fields(auc, weak, ceiling),
-            }
-            record = write_metrics(folder, metrics)
+                record = write_probe_run(
+                    self.cache_dir,
+                    store,
+                    labels,
+                    spec,
+                    experiment=name,
+                    model=self.options.model.strong_model,
+                    seed=seed,
+                    pgr=lambda auc: pgr_fields(auc, weak, ceiling),
+                )
             return record, dict(record.metrics)
 
         return NodeDef(
@@ -625,28 +676,6 @@ class Study:
             f"probe {name}: fit {probe} on layer {layer} against {labels.name}",
             f"w2sprobe probe --probe {probe} --labels {labels.name} {self._flags()}",
         )
-
-
-def s2s_name(iteration: int, loss: str) -> str:
-    """``s2s-2`` for the xent chain, ``logconf+s2s-2`` for another loss's."""
-    return f"s2s-{iteration}" if loss == "xent" else f"{loss}+s2s-{iteration}"
-
-
-def _recipe_of(name: str) -> LabelRecipe | None:
-    """``knn-filter`` (of the weak labels) or ``knn-relabel@gt`` (of any parent, even another
-    derived name such as ``knn-relabel@knn-filter@weak``) -> the recipe that makes it.
-
-    None: not a derived name.
-    """
-    made, _, parent = name.partition("@")
-    probe, _, kind = made.partition("-")
-    if (
-        kind in (FILTER, RELABEL)
-        and probe in ("knn", "logreg", "topo")
-        and not (kind == RELABEL and probe == "topo")
-    ):
-        return LabelRecipe(kind, probe, parent=parent or "weak")
-    return None
 
 
 def check_label_set_name(name: str) -> None:

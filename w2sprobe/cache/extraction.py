@@ -39,17 +39,23 @@ from .writer import PartialActivationFile, SplitData
 
 
 def extract(
-    request: ExtractRequest,
-    cache_dir: Path,
+    work: ExtractRequest | ExtractPlan,
+    cache_dir: Path | None = None,
     progress: ProgressFn | None = None,
     lock_timeout: float = -1,
 ) -> ExtractResult:
-    """Cache the activations of ``request`` under ``cache_dir`` (or find them cached).
+    """Cache the activations of ``work`` (find them cached): a request, planned here under
+    ``cache_dir``, or a plan made by :func:`~.plan.plan_extraction` (run as it is).
 
     Launched by torchrun with several processes, every rank must call it: the rows are split
     across ranks and the result (the same file and key as one process) is returned on every rank.
     """
-    plan = plan_extraction(request, cache_dir)
+    if isinstance(work, ExtractPlan):
+        plan, request = work, work.request
+    elif cache_dir is None:
+        raise TypeError("extract(request) needs the cache_dir to plan it in")
+    else:
+        plan, request = plan_extraction(work, cache_dir), work
     env = init_from_env(plan.device)
     ensure_writable_dir(plan.path.parent)
     if env.enabled:

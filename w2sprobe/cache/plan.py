@@ -30,6 +30,7 @@ from .writer import manifest_json
 
 if TYPE_CHECKING:  # only for annotations: the cache does not need the dataset registry
     from ..data import SplitSet
+    from ..options import Options
 
 #: Called after each batch with (rows done, rows total, tokens done) for progress display.
 ProgressFn = Callable[[int, int, int], None]
@@ -50,6 +51,27 @@ class ExtractRequest:
     #: Rows per commit: memory and the work lost to a kill are bounded by one window.
     window_rows: int = 512
 
+    @classmethod
+    def from_options(
+        cls,
+        options: Options,
+        splits: SplitSet,
+        layers: str | list[int] | None = None,
+        model: str | None = None,
+    ) -> ExtractRequest:
+        """The extraction the options describe: of the strong model unless ``model`` is given,
+        of ``--layers`` unless ``layers`` is."""
+        return cls(
+            model=model or options.model.strong_model,
+            splits=splits,
+            layers=options.extract.layers if layers is None else layers,
+            pooling=options.extract.pooling,
+            max_length=options.extract.max_length,
+            batch_size=options.extract.extract_batch_size,
+            dtype=options.model.dtype,
+            device=options.workspace.device,
+        )
+
 
 @dataclass
 class ExtractPlan:
@@ -65,6 +87,8 @@ class ExtractPlan:
     key: str
     path: Path
     manifest: dict
+    #: What was asked: :func:`~w2sprobe.cache.extraction.extract` runs a plan without re-planning.
+    request: ExtractRequest | None = None
 
 
 @dataclass
@@ -115,7 +139,9 @@ def plan_extraction(request: ExtractRequest, cache_dir: Path) -> ExtractPlan:
     }
     key = short_hash(manifest)
     path = activation_path(cache_dir, ref.name, splits.dataset, key)
-    return ExtractPlan(ref, layers, pooling, num_layers, hidden, device, dtype, key, path, manifest)
+    return ExtractPlan(
+        ref, layers, pooling, num_layers, hidden, device, dtype, key, path, manifest, request
+    )
 
 
 def parse_layers(layers: list[int] | str | int, num_layers: int) -> list[int]:

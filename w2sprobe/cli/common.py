@@ -92,11 +92,11 @@ def graph_reporter(opts, ctl, reporter: GraphReporter):
     return TrackingReporter(reporter, open_tracker(kind, opts.cache_dir), opts.cache_dir)
 
 
-def request(study, stage: str, build):
-    """Ask the study for the command's target node; None when a ``--plan`` cannot reach it."""
+def request(build):
+    """Ask the study for the command's target (``build`` calls a study method with
+    ``target=True``: the node names itself); None when a ``--plan`` cannot reach it."""
     from ..graph import Blocked
 
-    study.graph.target(study.dataset, study.seed, stage)
     try:
         return build()
     except Blocked:

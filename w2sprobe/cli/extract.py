@@ -9,11 +9,11 @@ import typer
 from ..errors import UsageError
 from ..options import Options
 from .common import emit_json, layer_summary, open_study, request, show_plan, stderr
+from .launch import relaunch_under_torchrun
 from .params import DATA, Control, LauncherOpt, NprocOpt, options_command
 
 EXTRACT = (
     "strong_model",
-    "layer",
     "layers",
     "pooling",
     "max_length",
@@ -34,28 +34,38 @@ def extract(
             help=("Model to extract: alias, HF folder or hub id [default: strong_model]"),
         ),
     ] = None,
+    layer: Annotated[
+        Optional[int],
+        typer.Option(
+            "--layer",
+            metavar="N",
+            help=(
+                "Extract this one layer (HF hidden_states numbering: 0 = embeddings, "
+                "i = block i); instead of --layers"
+            ),
+            show_default=False,
+        ),
+    ] = None,
     launcher: LauncherOpt = None,
     nproc: NprocOpt = None,
 ) -> None:
     """Run MODEL once over every split of DATASET and cache the requested layers in HDF5.
 
-    --layer N extracts that layer (HF hidden_states numbering: 0 = embeddings, i = block i);
-    --layers takes a comma list or all. Under torchrun the rows are split across the processes.
+    --layer N extracts that layer; --layers takes a comma list or all (the default).
+    Under torchrun the rows are split across the processes.
     """
-    from ..distributed import current, launch_torchrun, shutdown, validate_launcher
+    from ..distributed import current, shutdown, validate_launcher
 
     if model is not None:
         opts = opts.replace(strong_model=model)
-    layers = _requested_layers(opts)
+    layers = _requested_layers(opts, layer)
     if validate_launcher(launcher, nproc, opts.workspace.device):
         study = open_study(opts, ctl, quiet=True)
         study.extraction_plan(layers)  # bad input is one error line here, not one per worker
-        raise typer.Exit(
-            launch_torchrun(nproc, worker_argv(ctl.context, drop=("launcher", "nproc")))
-        )
+        relaunch_under_torchrun(ctl.context, nproc)
     study = open_study(opts, ctl)
     try:
-        plan = request(study, "extract", lambda: study.extraction(layers))
+        plan = request(lambda: study.extraction(layers, target=True))
         is_main = current().is_main
     finally:
         shutdown()  # under torchrun: leave the group cleanly before the process exits
@@ -86,39 +96,10 @@ def extract(
         )
 
 
-def _requested_layers(opts: Options) -> str | list[int]:
-    """``--layer N`` alone -> [N]; otherwise ``--layers`` (default all)."""
-    layer_given = opts.sources.get("layer") == "command line"
-    layers_given = opts.sources.get("layers") == "command line"
-    if layer_given and layers_given:
-        raise UsageError("give either --layer or --layers, not both")
-    if layer_given:
-        return [opts.probe.layer]
-    return opts.extract.layers if layers_given or opts.sources.get("layers") != "default" else None
-
-
-def worker_argv(ctx: typer.Context, drop: tuple[str, ...]) -> list[str]:
-    """This command line as torchrun workers get it: what the user typed, minus ``drop``.
-
-    Options from the config file or environment are not repeated: the workers read them the
-    same way.
-    """
-    argv = [ctx.info_name]
-    for param in ctx.command.params:
-        source = ctx.get_parameter_source(param.name)
-        if param.name in drop or source is None or source.name != "COMMANDLINE":
-            continue
-        value = ctx.params[param.name]
-        if param.param_type_name == "argument":
-            argv.append(str(value))
-        elif getattr(param, "is_flag", False):
-            if param.secondary_opts:
-                argv.append(param.opts[0] if value else param.secondary_opts[0])
-            elif value:
-                argv.append(param.opts[0])
-        elif isinstance(value, (list, tuple)):
-            for item in value:
-                argv += [param.opts[0], str(item)]
-        else:
-            argv += [param.opts[0], str(value)]
-    return argv
+def _requested_layers(opts: Options, layer: int | None) -> str | list[int]:
+    """``--layer N`` -> [N]; otherwise ``--layers`` (default all)."""
+    if layer is not None:
+        if opts.sources.get("layers") == "command line":
+            raise UsageError("give either --layer or --layers, not both")
+        return [layer]
+    return opts.extract.layers

@@ -52,10 +52,7 @@ def probe(opts: Options, ctl: Control) -> None:
     w2sprobe report reads it.
     """
     study = open_study(opts, ctl)
-    name = opts.probe.probe
-    labels = opts.probe.labels
-    stage = f"{name}-probe" if labels == "weak" else f"{name}-probe@{labels}"
-    run = request(study, stage, lambda: study.probe_run(name, labels))
+    run = request(lambda: study.probe_run(opts.probe.probe, opts.probe.labels, target=True))
     if ctl.plan:
         return show_plan(study.graph.outcomes, ctl.as_json, "probe")
     m = run.metrics
@@ -78,6 +75,7 @@ def probe(opts: Options, ctl: Control) -> None:
             )
         },
         "path": str(run.folder),
+        "notes": study.notes,
     }
     _show(
         summary,
@@ -102,7 +100,7 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
     """Write a label set without the rows the probe disagrees with most (train and val)."""
     from rich.table import Table
 
-    from ..study import FILTER
+    from ..vocabulary import FILTER
 
     labels, study = _derive(opts, ctl, FILTER, name)
     if labels is None:
@@ -117,6 +115,7 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
         "contamination": labels.manifest.get("contamination"),
         "sizes": labels.sizes(),
         "report": report,
+        "notes": study.notes,
     }
     if ctl.as_json:
         return emit_json(summary)
@@ -146,9 +145,9 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
 @options_command(FIELDS, graph=True)
 def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
     """Write a label set whose train and val labels are the probe's soft predictions."""
-    from ..study import RELABEL
+    from ..vocabulary import RELABEL
 
-    labels, _ = _derive(opts, ctl, RELABEL, name)
+    labels, study = _derive(opts, ctl, RELABEL, name)
     if labels is None:
         return
     summary = {
@@ -158,21 +157,22 @@ def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
         "parent": labels.manifest.get("parent_name"),
         **labels.manifest["probe"],
         "sizes": labels.sizes(),
+        "notes": study.notes,
     }
     _show(summary, ctl.as_json, ("label_set", "key", "parent", "probe", "layer", "sizes"))
 
 
-def _derive(opts: Options, ctl: Control, kind: str, name: str | None):
-    from ..study import LabelRecipe, check_label_set_name
+def _derive(opts: Options, ctl: Control, derive: str, name: str | None):
+    from ..study import check_label_set_name
+    from ..vocabulary import DerivedSet, check_derive
 
-    recipe = LabelRecipe(kind, opts.probe.probe, opts.probe.labels, name)
-    check_label_set_name(recipe.name or recipe.default_name)
+    recipe = DerivedSet(opts.probe.probe, derive, opts.probe.labels)
+    check_derive(recipe.probe, derive)
+    check_label_set_name(recipe.name if name is None else name)
     study = open_study(opts, ctl)
-    labels = request(
-        study, f"labels:{recipe.name or recipe.default_name}", lambda: study.derived(recipe)
-    )
+    labels = request(lambda: study.derived(recipe, name, target=True))
     if ctl.plan:
-        show_plan(study.graph.outcomes, ctl.as_json, kind)
+        show_plan(study.graph.outcomes, ctl.as_json, derive)
         return None, study
     return labels, study
 
@@ -231,24 +231,23 @@ def sweep(
     """Evaluate a probe over a parameter grid and layers from the cache: table + plot."""
     from rich.table import Table
 
-    from ..probes.inputs import check_probe
     from ..probes.results import write_sweep
-    from ..probes.sweep import GRID_PARAM, parse_grid, run_sweep, sweep_dir
+    from ..probes.sweep import parse_grid
+    from ..vocabulary import probe_kind
 
     name = opts.probe.probe
-    param = GRID_PARAM.get(name)
+    param = probe_kind(name).grid_param
     grid_text = {"k": k, "l2": l2, "k_zeta": k_zeta}.get(param)
     grid = parse_grid(grid_text, param, default=getattr(opts.probe, param)) if param else [None]
-    for value in grid:
-        check_probe(opts, name, {param: value} if param else None)
     study = open_study(opts, ctl)
-    rows = request(
-        study, "sweep", lambda: run_sweep(study, name, study.probe_layers(layers), param, grid)
-    )
+    rows = request(lambda: study.sweep(name, layers, grid, target=True))
     if ctl.plan:
         return show_plan(study.graph.outcomes, ctl.as_json, "sweep")
-    out_dir = Path(out) if out else sweep_dir(opts.cache_dir, study.dataset, rows[0]["sweep_key"])
-    paths = write_sweep(rows, out_dir, param or "layer")
+    folder = Path(study.graph.outcomes[-1].metrics["path"])
+    if out:  # a copy where the user asked, besides the cached one
+        folder = Path(out)
+        write_sweep(rows, folder, param or "layer")
+    paths = {kind: folder / f"sweep.{kind}" for kind in ("csv", "json", "png")}
     summary = {
         "command": "sweep",
         "probe": name,

@@ -113,6 +113,7 @@ def _dataset_summary(result) -> dict[str, Any]:
         "dataset": result.dataset,
         "seed": result.seed,
         "error": result.error,
+        "notes": result.notes,
         "stages": [
             {
                 "stage": o.stage,

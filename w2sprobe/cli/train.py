@@ -13,7 +13,7 @@ import typer
 from ..errors import UsageError
 from ..options import Options
 from .common import emit_json, fmt, open_study, request, show_plan, stdout
-from .extract import worker_argv
+from .launch import relaunch_under_torchrun
 from .params import DATA, Control, LauncherOpt, NprocOpt, group, options_command
 
 MODELS = ("weak_model", "strong_model", "dtype", "device_map", "pooling", "max_length")
@@ -38,7 +38,6 @@ def train(
     from ..distributed import (
         env_world_size,
         init_from_env,
-        launch_torchrun,
         shutdown,
         validate_launcher,
     )
@@ -55,9 +54,7 @@ def train(
                 "combined with --launcher torchrun"
             )
         _check_recipe(opts)
-        raise typer.Exit(
-            launch_torchrun(nproc, worker_argv(ctl.context, drop=("launcher", "nproc")))
-        )
+        relaunch_under_torchrun(ctl.context, nproc)
     if opts.model.device_map:
         if env_world_size() > 1:
             raise UsageError(
@@ -74,7 +71,7 @@ def train(
             return
         if ctl.plan:
             return show_plan(study.graph.outcomes, ctl.as_json, "train")
-        _show([run for run in runs if run is not None], ctl.as_json)
+        _show([run for run in runs if run is not None], ctl.as_json, study.notes)
     finally:
         shutdown()
 
@@ -88,41 +85,31 @@ def _check_recipe(opts: Options) -> None:
 
 
 def _request(study, stage: str) -> list:
-    """The runs a stage command produces (a plan may reach none of them)."""
+    """The runs a stage command produces (a plan may reach none of them); each is marked as
+    the command's target by the study itself."""
     opts = study.options
-    if stage == "weak":
-        return [request(study, "weak", study.weak)]
-    if stage == "ceiling":
-        return [request(study, "ceiling", study.ceiling)]
-    if stage == "student":
-        from ..train.stages import default_experiment
-
-        def student():
-            labels = study.label_set(opts.probe.labels)
-            study.graph.target(
-                study.dataset, study.seed, default_experiment("student", labels, opts.train.loss)
-            )
-            return study.student(labels, opts.train.loss)
-
-        return [request(study, "student", student)]
-    from ..study import s2s_name
-
     loss = opts.train.loss
-    names = [loss] + [s2s_name(i, loss) for i in range(1, opts.train.s2s_iters + 1)]
-    for name in names:
-        study.graph.target(study.dataset, study.seed, name)
-    runs = [request(study, loss, lambda: study.student(study.weak_labels(), loss))]
+    if stage == "weak":
+        return [request(lambda: study.weak(target=True))]
+    if stage == "ceiling":
+        return [request(lambda: study.ceiling(target=True))]
+    if stage == "student":
+        return [
+            request(lambda: study.student(study.label_set(opts.probe.labels), loss, target=True))
+        ]
+    runs = [request(lambda: study.student(study.weak_labels(), loss, target=True))]
     return runs + [
-        request(study, name, lambda i=i: study.s2s(i, loss)) for i, name in enumerate(names[1:], 1)
+        request(lambda i=i: study.s2s(i, loss, target=True))
+        for i in range(1, opts.train.s2s_iters + 1)
     ]
 
 
-def _show(runs: list, as_json: bool) -> None:
+def _show(runs: list, as_json: bool, notes: list[str]) -> None:
     from rich.table import Table
 
     rows = [_summary(run) for run in runs]
     if as_json:
-        emit_json({"command": "train", "runs": rows})
+        emit_json({"command": "train", "runs": rows, "notes": notes})
         return
     table = Table(
         "experiment", "model", "test AUC", "accuracy", "n", "PGR", "weak AUC", "ceiling AUC", "run"

@@ -87,7 +87,9 @@ def fingerprinted_files(folder: Path) -> list[Path]:
 
 
 def weights_fingerprint(folder: Path) -> str:
-    """SHA-256 (16 hex) over every file that changes the model's outputs (:func:`fingerprinted_files`).
+    """SHA-256 (16 hex) over every file that can change the model's outputs.
+
+    Those are :func:`fingerprinted_files`.
 
     Hashing gigabytes takes seconds, so the hash is memoised per folder in
     ``~/.cache/w2sprobe/models/weight-hashes.json``.  The memo trusts a file unchanged only

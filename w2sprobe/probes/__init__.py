@@ -1,51 +1,52 @@
 """Probes fit on cached activations: kNN, logistic regression, TopoFilter; and the kNN search.
 
-``make_probe(name, **params)`` builds one by name from :data:`PROBES`.
+Each built-in probe has a typed config (:mod:`.config`) that builds it; ``make_probe(name,
+**params)`` is the shortcut for library use.  The re-exports are lazy (PEP 562): reading a
+probe's config loads no torch.
 """
 
 from __future__ import annotations
 
-import inspect
+import importlib
 from typing import Any
 
-from ..errors import UsageError
-from .base import DEFAULT_MEMORY_BUDGET, FilterResult, Probe
-from .knn import KnnProbe
-from .knn_search import knn_graph, knn_search
-from .logistic import LogisticProbe
-from .topo import TopoFilterProbe
+#: Public name -> the submodule that defines it.
+_EXPORTS = {
+    "DEFAULT_MEMORY_BUDGET": "base",
+    "FilterResult": "base",
+    "Probe": "base",
+    "ProbeConfig": "config",
+    "probe_config": "config",
+    "KnnProbe": "knn",
+    "knn_graph": "search",
+    "knn_search": "search",
+    "LogisticProbe": "logistic",
+    "TopoFilterProbe": "topo",
+}
 
-#: Probe name (as the CLI spells it) -> class.
-PROBES: dict[str, type] = {"knn": KnnProbe, "logreg": LogisticProbe, "topo": TopoFilterProbe}
+__all__ = sorted([*_EXPORTS, "make_probe"])
 
 
-def make_probe(name: str, **params: Any) -> Probe:
-    """The probe called ``name`` built with ``params``.
+def make_probe(name: str, device: str = "cpu", **params: Any):
+    """The built-in probe called ``name`` with ``params`` (its config's fields; others are a
+    UsageError naming the ones it takes)."""
+    import dataclasses
 
-    Unknown names or parameters are UsageErrors.
-    """
-    if name not in PROBES:
-        raise UsageError(f"unknown probe '{name}'; known: {', '.join(PROBES)}")
-    cls = PROBES[name]
-    accepted = [p for p in inspect.signature(cls).parameters if p != "self"]
+    from ..errors import UsageError
+    from ..vocabulary import probe_kind
+
+    cls = probe_kind(name).config_class()
+    accepted = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(params) - set(accepted))
     if unknown:
         raise UsageError(
             f"probe '{name}' takes no parameter {', '.join(map(repr, unknown))}; "
             f"it takes: {', '.join(accepted)}"
         )
-    return cls(**params)
+    return cls(**params).build(device)
 
 
-__all__ = [
-    "DEFAULT_MEMORY_BUDGET",
-    "FilterResult",
-    "KnnProbe",
-    "LogisticProbe",
-    "PROBES",
-    "Probe",
-    "TopoFilterProbe",
-    "knn_graph",
-    "knn_search",
-    "make_probe",
-]
+def __getattr__(name: str) -> Any:
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f".{_EXPORTS[name]}", __name__), name)

@@ -22,8 +22,8 @@ from ..cache import ActivationStore
 from ..errors import UsageError
 from ..labels import LabelSet, lineage
 from ..metrics import accuracy, roc_auc
-from . import make_probe
 from .base import filter_by_score
+from .config import ProbeConfig
 from .topo import overshoot_message
 
 TRAIN, EVAL_SPLITS = "strong_train", ("val", "test")
@@ -31,18 +31,22 @@ TRAIN, EVAL_SPLITS = "strong_train", ("val", "test")
 
 @dataclass
 class ProbeSpec:
-    """Which probe, with which parameters, on which layer."""
+    """Which probe (its typed config), on which layer."""
 
-    name: str
-    params: dict
+    config: ProbeConfig
     layer: int
     device: str = "cpu"  # where the math runs; not part of what the result means
 
+    @property
+    def name(self) -> str:
+        return self.config.name
+
     def describe(self) -> dict:
-        return {"probe": self.name, "layer": self.layer, **self.params}
+        """What a probe run's key and a derived set's manifest record about the probe."""
+        return {"probe": self.config.name, "layer": self.layer, **self.config.params()}
 
     def build(self):
-        return make_probe(self.name, **self.params, device=self.device)
+        return self.config.build(self.device)
 
 
 @dataclass

@@ -1,34 +1,22 @@
-"""From options to a probe: its name, parameters and layer."""
+"""From options to a probe on a layer: its typed config, checked before any work starts."""
 
 from __future__ import annotations
 
-from ..errors import UsageError
+from typing import Any
+
 from ..options import Options
+from .config import ProbeConfig, probe_config
 from .experiment import ProbeSpec
 
-#: Each probe's parameters, named as the options that set them.
-PROBE_OPTIONS = {
-    "knn": {"k": "k", "metric": "metric", "backend": "knn_backend"},
-    "logreg": {"l2": "l2", "standardize": "standardize"},
-    "topo": {"k_cc": "k_cc", "k_zeta": "k_zeta", "metric": "metric", "backend": "knn_backend"},
-}
 
-
-def probe_spec(
-    options: Options, probe: str, layer: int, overrides: dict | None = None
-) -> ProbeSpec:
-    """The probe's parameters from the options (``overrides`` win: sweep grids)."""
-    if probe not in PROBE_OPTIONS:
-        raise UsageError(f"unknown probe '{probe}'; known: {', '.join(PROBE_OPTIONS)}")
-    params = {
-        param: getattr(options.probe, option) for param, option in PROBE_OPTIONS[probe].items()
-    }
-    params.update(overrides or {})
+def probe_spec(options: Options, probe: str, layer: int, **overrides: Any) -> ProbeSpec:
+    """``probe`` configured from the options (``overrides`` win: a sweep's grid value)."""
     from ..models import resolve_device  # torch: only once a probe is really built
 
-    return ProbeSpec(probe, params, layer, device=str(resolve_device(options.workspace.device)))
+    config = probe_config(probe, options.probe, **overrides)
+    return ProbeSpec(config, layer, device=str(resolve_device(options.workspace.device)))
 
 
-def check_probe(options: Options, probe: str, overrides: dict | None = None) -> None:
-    """Build the probe once, unfitted, so a bad parameter fails before any work starts."""
-    probe_spec(options, probe, layer=0, overrides=overrides).build()
+def check_probe(options: Options, probe: str, **overrides: Any) -> ProbeConfig:
+    """The probe's config: a bad parameter fails here, before any work starts."""
+    return probe_config(probe, options.probe, **overrides)

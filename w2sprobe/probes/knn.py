@@ -20,7 +20,7 @@ from .base import (
     device_of,
     filter_by_score,
 )
-from .knn_search import BACKENDS, METRICS, knn_search
+from .search import BACKENDS, METRICS, knn_search
 
 
 class KnnProbe:

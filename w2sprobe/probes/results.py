@@ -29,6 +29,16 @@ def write_sweep(rows: list[dict], out_dir: Path, param: str) -> dict[str, Path]:
     return paths
 
 
+def read_sweep(out_dir: Path) -> list[dict] | None:
+    """The rows of a finished sweep in ``out_dir`` (None: none there, or unreadable)."""
+    try:
+        rows = json.loads((out_dir / "sweep.json").read_text())
+    except (OSError, ValueError):
+        return None
+    done = isinstance(rows, list) and rows and (out_dir / "sweep.png").is_file()
+    return rows if done else None
+
+
 def plot_sweep(rows: list[dict], param: str, path: Path) -> Path:
     """Write :func:`sweep_figure` to ``path``."""
     import matplotlib.pyplot as plt

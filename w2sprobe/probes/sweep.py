@@ -1,22 +1,21 @@
-"""Parameter x layer grids of probe evaluations.
+"""Parameter x layer grids of probe evaluations, read from the activation cache (no forward pass).
 
-They are read from the activation cache (no forward pass).
+:meth:`w2sprobe.study.Study.sweep` is the graph node (keyed, cached, with ``--plan``); this
+module holds what it computes: one tidy row per (layer, grid value).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
+from ..cache import ActivationStore
 from ..errors import UsageError
-from ..hashing import short_hash
+from ..labels import LabelSet
 from ..workspace import slug_dir
+from .experiment import ProbeSpec, evaluate_probe
 
-if TYPE_CHECKING:
-    from ..study import Study
-
-#: The parameter a sweep varies for each probe.
-GRID_PARAM = {"knn": "k", "logreg": "l2", "topo": "k_zeta"}
+#: What each row keeps of a probe evaluation's metrics.
+ROW_METRICS = ("auc", "labels_auc", "auc_minus_labels_auc", "accuracy", "n", "train_n")
 
 
 def parse_grid(text: str | None, param: str, default) -> list:
@@ -40,50 +39,22 @@ def sweep_dir(cache_dir: Path, dataset: str, key: str) -> Path:
     return slug_dir(Path(cache_dir) / "sweeps", dataset) / key
 
 
-def run_sweep(
-    study: Study, probe: str, layers: list[int], param: str | None, grid: list
+def sweep_layer(
+    store: ActivationStore, labels: LabelSet, specs: list[ProbeSpec], param: str | None
 ) -> list[dict]:
-    """One tidy row per (layer, value): test AUC, the labels' AUC and the difference."""
-    from .experiment import evaluate_probe
-    from .inputs import probe_spec
-
-    labels = study.label_set(study.options.probe.labels)
-    plan = study.extraction(need=layers)
-    sweep_key = short_hash(
-        {
-            "plan": plan.manifest,
-            "probe": probe,
-            "layers": layers,
-            "param": param,
-            "grid": grid,
-            "labels": labels.key,
-        }
-    )
+    """One row per spec (one grid value each) on one layer: test AUC, the labels' AUC, the
+    difference."""
     rows = []
-    for layer in layers:
-        with study.store(layer) as store:
-            for value in grid:
-                spec = probe_spec(study.options, probe, layer, {param: value} if param else None)
-                metrics = evaluate_probe(store, labels, spec).metrics
-                rows.append(
-                    {
-                        "dataset": labels.dataset,
-                        "probe": probe,
-                        "layer": layer,
-                        **({param: value} if param else {}),
-                        "labels": labels.name,
-                        **{
-                            k: metrics.get(k)
-                            for k in (
-                                "auc",
-                                "labels_auc",
-                                "auc_minus_labels_auc",
-                                "accuracy",
-                                "n",
-                                "train_n",
-                            )
-                        },
-                        "sweep_key": sweep_key,
-                    }
-                )
+    for spec in specs:
+        metrics = evaluate_probe(store, labels, spec).metrics
+        rows.append(
+            {
+                "dataset": labels.dataset,
+                "probe": spec.name,
+                "layer": spec.layer,
+                **({param: getattr(spec.config, param)} if param else {}),
+                "labels": labels.name,
+                **{k: metrics.get(k) for k in ROW_METRICS},
+            }
+        )
     return rows

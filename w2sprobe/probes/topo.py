@@ -46,7 +46,7 @@ from .base import (
     take_rows,
 )
 from .knn import neighbour_mean
-from .knn_search import BACKENDS, METRICS, knn_search, neighbour_graph
+from .search import BACKENDS, METRICS, knn_search, neighbour_graph
 
 
 class TopoFilterWarning(UserWarning):

@@ -18,8 +18,9 @@ from ..hashing import short_hash
 from ..metrics import pgr as pgr_of
 from ..options import ReportOptions
 from ..runs import current_command
+from ..vocabulary import display_group as experiment_group
+from ..vocabulary import display_order as experiment_order
 from .collect import REFERENCE_STAGES, Collection, RunResult, collect_results, read_test_predictions
-from .groups import experiment_group, experiment_order
 from .probe_inputs import collect_filters, collect_sweeps
 from .setup import study_setup
 from .stats import (

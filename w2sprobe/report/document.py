@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..vocabulary import DISPLAY_GROUPS as GROUP_TITLES
 from .build import Report
 from .figures import Figure
-from .groups import GROUP_TITLES
 
 
 @dataclass

@@ -15,8 +15,9 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..vocabulary import DISPLAY_GROUPS as GROUP_TITLES
+from ..vocabulary import display_group as experiment_group
 from .build import Report
-from .groups import GROUP_TITLES, experiment_group
 from .layers import layer_colour, layer_colour_bar
 from .plotting import (
     LEGEND_LAYERS,

@@ -6,11 +6,26 @@ again with the same command continues from the last one instead of starting over
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import asdict, is_dataclass
+from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
 import torch
+
+
+@dataclass
+class TrainingState:
+    """What a checkpoint restores besides model, optimizer and schedule."""
+
+    step: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    best_auc: float = -math.inf
+    best_step: int = 0
+    best: dict | None = None
+    history: list[dict] = field(default_factory=list)
+    resumed_from: int | None = None
 
 
 def save_checkpoint(path: Path, payload: dict) -> None:
@@ -26,8 +41,6 @@ def save_checkpoint(path: Path, payload: dict) -> None:
 
 def load_checkpoint(path: Path) -> dict | None:
     """The saved payload with ``state`` rebuilt as a TrainingState, or None if absent/unreadable."""
-    from .trainer import TrainingState
-
     if not path.is_file():
         return None
     try:

@@ -9,12 +9,17 @@ from ..labels import LabelSet, labels_root, load_label_set
 from ..options import Options
 from ..runs import RunRecord, load_run, run_dir
 from .classifier import LoraSettings
+from .loss_config import XentConfig, loss_config
 from .stages import StageRequest
 from .trainer import TrainConfig
 
 
 def train_config(options: Options, stage: str, loss: str | None = None) -> TrainConfig:
-    """The training recipe of ``stage`` (lr: ``lr`` if set, else the stage's weak/strong lr)."""
+    """The training recipe of ``stage`` (lr: ``lr`` if set, else the stage's weak/strong lr).
+
+    A student trains with ``loss`` (default ``--loss``) configured from the options; the weak
+    model and the ceiling learn ground truth with xent.
+    """
     t = options.train
     lora = LoraSettings(
         enabled=t.lora,
@@ -34,12 +39,7 @@ def train_config(options: Options, stage: str, loss: str | None = None) -> Train
         weight_decay=t.weight_decay,
         eval_every=t.eval_every,
         max_length=options.extract.max_length,
-        loss=(loss or t.loss) if stage == "student" else "xent",
-        aux_weight=t.logconf_weight,
-        aux_warmup=t.logconf_warmup,
-        logconf_threshold=t.logconf_threshold,
-        balance_batch=t.balance_batch,
-        radius=t.radius,
+        loss=loss_config(loss or t.loss, t) if stage == "student" else XentConfig(),
         lora=lora,
         pooling=options.extract.pooling,
         seed=options.workspace.seed,

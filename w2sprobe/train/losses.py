@@ -28,20 +28,16 @@ threshold) is set once per batch by :meth:`Loss.begin_batch` before any micro-ba
 
 from __future__ import annotations
 
-import math
 from collections import deque
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..errors import UsageError
+from .loss_config import check_logconf_threshold, check_radius
 
-LOSSES = ("xent", "kl", "logconf", "entropy", "window")
 #: The rolling buffer of student predictions that sets logconf's hardening threshold.
 LOGCONF_BUFFER = 32
-#: How logconf turns that buffer into a threshold (see the module doc); the first is the default.
-LOGCONF_THRESHOLDS = ("quantile", "median")
 
 
 def bernoulli_entropy_from_logits(z: torch.Tensor) -> torch.Tensor:
@@ -200,66 +196,3 @@ class WindowLoss(Loss):
             return logits.sum() * 0.0, 0  # keeps the graph: nothing to learn here
         xent = F.binary_cross_entropy_with_logits(logits[inside], targets[inside], reduction="sum")
         return xent, int(inside.sum())
-
-
-def check_radius(radius: float) -> float:
-    radius = float(radius)
-    if not (0 < radius <= 0.5) or math.isnan(radius):
-        raise UsageError(f"--radius must be in (0, 0.5] or 'midweak', got {radius}")
-    return radius
-
-
-def parse_radius(radius: str | float) -> str | float:
-    """``midweak`` stays symbolic (resolved per run); a number is checked."""
-    if isinstance(radius, str) and radius.strip().lower() == "midweak":
-        return "midweak"
-    try:
-        return check_radius(float(radius))
-    except ValueError:
-        raise UsageError(
-            f"--radius must be a number in (0, 0.5] or 'midweak', got '{radius}'"
-        ) from None
-
-
-def midweak_radius(train_labels: np.ndarray) -> float:
-    """The blog's window: the median confidence ``|y - 1/2|`` of this run's training labels."""
-    radius = float(np.median(np.abs(np.asarray(train_labels, dtype=np.float64) - 0.5)))
-    # Hard labels give 0.5 (everything inside); all-1/2 labels would give 0: keep it usable.
-    return min(0.5, max(radius, 1e-6))
-
-
-def make_loss(
-    name: str,
-    *,
-    aux_weight: float = 0.5,
-    aux_warmup: int = 100,
-    balance_batch: bool = False,
-    radius: float = 0.15,
-    logconf_threshold: str = "quantile",
-) -> Loss:
-    """The loss called ``name``.
-
-    ``radius`` must already be a number (see :func:`midweak_radius`).
-    """
-    check_loss_name(name)
-    if name == "logconf":
-        return LogConfLoss(aux_weight, aux_warmup, balance_batch, logconf_threshold)
-    if name == "entropy":
-        return EntropyLoss(aux_weight, aux_warmup)
-    if name == "window":
-        return WindowLoss(radius)
-    return KLLoss() if name == "kl" else XentLoss()
-
-
-def check_loss_name(name: str) -> str:
-    if name not in LOSSES:
-        raise UsageError(f"unknown loss '{name}'; known: {', '.join(LOSSES)}")
-    return name
-
-
-def check_logconf_threshold(rule: str) -> str:
-    if rule not in LOGCONF_THRESHOLDS:
-        raise UsageError(
-            f"unknown logconf threshold '{rule}'; use one of {', '.join(LOGCONF_THRESHOLDS)}"
-        )
-    return rule

@@ -45,6 +45,7 @@ from ..runs import (
     write_metrics,
     write_predictions,
 )
+from ..vocabulary import WEAK, student_experiment
 from .classifier import build_classifier
 from .distributed import from_rank0, main_rank_lock
 from .trainer import Examples, FitResult, TrainConfig, Trainer
@@ -113,22 +114,17 @@ def plan_stage(request: StageRequest, cache_dir: Path) -> StagePlan:
     }
     key = short_hash(identity)
     experiment = request.experiment or default_experiment(
-        request.stage, labels, request.config.loss
+        request.stage, labels, request.config.loss.name
     )
     manifest = {"key": key, "experiment": experiment, "model": ref.name, **identity}
     return StagePlan(request, ref, key, run_dir(cache_dir, splits.dataset, key), manifest)
 
 
 def default_experiment(stage: str, labels: LabelSet | None, loss: str) -> str:
-    """``weak``/``ceiling``; a student is named by its loss on the weak labels, else by its
-    labels."""
+    """``weak``/``ceiling``; a student is named by its labels and loss (the vocabulary's rule)."""
     if stage != "student":
         return stage
-    if labels is None or labels.name == "weak":
-        return loss
-    # A set derived from the weak labels is the study's experiment of that name (knn-relabel).
-    name = labels.name.removesuffix("@weak")
-    return name if loss == "xent" else f"{name}+{loss}"
+    return student_experiment(labels.name if labels is not None else WEAK, loss)
 
 
 def split_sizes(splits: SplitSet) -> dict[str, int]:

@@ -18,7 +18,7 @@ import math
 import time
 import warnings
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ from ..errors import UsageError
 from ..metrics import roc_auc
 from ..options import ExtractOptions, TrainOptions
 from .batching import Encoded, collate, encode, epoch_batches, inference_batches, micro_batches
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import TrainingState, load_checkpoint, save_checkpoint
 from .classifier import LoraSettings, SequenceClassifier
 from .distributed import (
     broadcast_parameters,
@@ -39,21 +39,10 @@ from .distributed import (
     rank_rows,
     sum_gradients,
 )
-from .losses import (
-    check_logconf_threshold,
-    check_loss_name,
-    make_loss,
-    midweak_radius,
-    parse_radius,
-)
+from .loss_config import LossConfig, XentConfig
 
 #: ``progress(step, total_steps, info)`` after every optimizer step.
 ProgressFn = Callable[[int, int, dict], None]
-
-#: Losses whose batch gradient changed when accumulation became split-independent (window: the
-#: in-window mean over the whole batch; logconf: one threshold per batch).  Their accumulated
-#: runs get a new key, so a result of the old arithmetic is never taken for the new one.
-_WHOLE_BATCH_LOSSES = ("window", "logconf")
 
 
 class TrainingWarning(UserWarning):
@@ -80,13 +69,8 @@ class TrainConfig:
     weight_decay: float = _TRAIN.weight_decay
     eval_every: int = _TRAIN.eval_every
     max_length: int = ExtractOptions().max_length
-    loss: str = _TRAIN.loss
-    aux_weight: float = _TRAIN.logconf_weight
-    aux_warmup: int = _TRAIN.logconf_warmup
-    balance_batch: bool = _TRAIN.balance_batch
-    radius: float | str = _TRAIN.radius
-    #: logconf's threshold: ``quantile`` (the reference code) or ``median`` (the blog's words).
-    logconf_threshold: str = _TRAIN.logconf_threshold
+    #: The student's loss, with its own parameters (weak and ceiling runs: xent).
+    loss: LossConfig = field(default_factory=XentConfig)
     lora: LoraSettings = field(default_factory=LoraSettings)
     pooling: str | None = None
     seed: int = 0
@@ -99,30 +83,25 @@ class TrainConfig:
                 raise UsageError(
                     f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
                 )
-        if self.warmup_steps < 0 or self.aux_warmup < 0:
+        if self.warmup_steps < 0:
             raise UsageError("warmup steps must be >= 0")
-        if not 0 <= self.aux_weight <= 1:
-            raise UsageError(f"--logconf-weight must be in [0, 1], got {self.aux_weight}")
         if self.lora.enabled and self.lora.rank < 1:
             raise UsageError(f"--lora-rank must be >= 1, got {self.lora.rank}")
-        check_loss_name(self.loss)
-        check_logconf_threshold(self.logconf_threshold)
-        object.__setattr__(self, "radius", parse_radius(self.radius))
+        if not isinstance(self.loss, LossConfig):
+            raise TypeError(
+                f"loss must be a LossConfig (w2sprobe.train.loss_config), got {self.loss!r}"
+            )
 
     def describe(self) -> dict:
-        config = asdict(self)
+        """What a run's key records: the recipe, the loss by name with its own parameters
+        (:meth:`LossConfig.key_fields`), and the LoRA settings when LoRA is on."""
+        config = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "loss"}
         config["lora"] = asdict(self.lora) if self.lora.enabled else {"enabled": False}
-        if self.loss != "window":
-            config.pop("radius")  # irrelevant parameters must not split the cache
-        if self.loss not in ("logconf", "entropy"):
-            config.pop("aux_weight"), config.pop("aux_warmup")
-        if self.loss != "logconf":
-            config.pop("balance_batch")
-        if self.loss != "logconf" or self.logconf_threshold == "quantile":
-            config.pop(
-                "logconf_threshold"
-            )  # the default leaves the keys of earlier runs as they were
-        if self.loss in _WHOLE_BATCH_LOSSES and self.minibatch < self.batch_size:
+        config.update(loss=self.loss.name, **self.loss.key_fields())
+        if self.loss.whole_batch and self.minibatch < self.batch_size:
+            # Their batch gradient changed when accumulation became split-independent (window:
+            # the in-window mean over the whole batch; logconf: one threshold per batch): their
+            # accumulated runs got a new key, so a result of the old arithmetic is never reused.
             config["accumulation"] = "whole-batch"
         return config
 
@@ -134,20 +113,6 @@ class Examples:
     ids: np.ndarray
     texts: list[str]
     targets: np.ndarray
-
-
-@dataclass
-class TrainingState:
-    """What a checkpoint restores besides model, optimizer and schedule."""
-
-    step: int = 0
-    tokens: int = 0
-    seconds: float = 0.0
-    best_auc: float = -math.inf
-    best_step: int = 0
-    best: dict | None = None
-    history: list[dict] = field(default_factory=list)
-    resumed_from: int | None = None
 
 
 @dataclass
@@ -202,15 +167,7 @@ class Trainer:
             raise UsageError("no training examples")
         enc, enc_val = self._encode(train.texts), self._encode(val.texts)
         lengths = enc.lengths
-        radius = midweak_radius(train.targets) if cfg.radius == "midweak" else cfg.radius
-        loss_fn = make_loss(
-            cfg.loss,
-            aux_weight=cfg.aux_weight,
-            aux_warmup=cfg.aux_warmup,
-            balance_batch=cfg.balance_batch,
-            radius=radius,
-            logconf_threshold=cfg.logconf_threshold,
-        )
+        loss_fn = cfg.loss.build(train.targets)
         steps_per_epoch = math.ceil(len(lengths) / cfg.batch_size)
         total = cfg.epochs * steps_per_epoch
         notes = self._check_setup(total, val.targets)
@@ -246,7 +203,7 @@ class Trainer:
             state.tokens,
             state.seconds,
             state.resumed_from,
-            radius if cfg.loss == "window" else None,
+            getattr(loss_fn, "radius", None),
             notes,
         )
 

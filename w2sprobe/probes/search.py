@@ -42,9 +42,7 @@ from .base import (
     device_of,
     take_rows,
 )
-
-METRICS = ("euclidean", "cosine")
-BACKENDS = ("auto", "torch", "faiss", "cuml")
+from .config import BACKENDS, METRICS
 
 # Scratch bytes per (query, index) pair inside a block: the float32 distance and topk's temps.
 _PAIR_BYTES = 12
