@@ -34,7 +34,11 @@ def blog_sizes(dataset: str, data_dir: str) -> dict[str, int]:
     total = sum(BLOG.values())
     n_test = min(BLOG["n_test"], held * BLOG["n_test"] // total)
     n_val = min(BLOG["n_val"], held * BLOG["n_val"] // total)
-    return {"n_train": min(BLOG["n_train"], held - n_test - n_val), "n_val": n_val, "n_test": n_test}
+    return {
+        "n_train": min(BLOG["n_train"], held - n_test - n_val),
+        "n_val": n_val,
+        "n_test": n_test,
+    }
 
 
 if __name__ == "__main__":

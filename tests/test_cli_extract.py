@@ -238,7 +238,9 @@ def test_bare_group_prints_help(capsys):
 def test_no_build_builds_the_extraction_it_was_asked_for(capsys, workdir, tiny_models, layers):
     """The command's own target is built under --no-build (only prerequisites are refused): the
     study names an explicit-layer extraction ``extract:2`` and marks that very node."""
-    code, out, err = run(capsys, *extract_args(tiny_models["bert"], *layers, "--no-build", "--json"))
+    code, out, err = run(
+        capsys, *extract_args(tiny_models["bert"], *layers, "--no-build", "--json")
+    )
     assert code == 0, err
     summary = json.loads(out)
     assert summary["cache_hit"] is False
@@ -252,5 +254,7 @@ def test_extract_layer_is_its_own_option_not_the_probe_layer(capsys, workdir, ti
     code, out, err = run(capsys, *extract_args(tiny_models["bert"], "--json"))
     assert code == 0, err
     assert json.loads(out)["layers"] == [0, 1, 2, 3]
-    code, out, err = run(capsys, *extract_args(tiny_models["bert"], "--layer", "2", "--layers", "1"))
+    code, out, err = run(
+        capsys, *extract_args(tiny_models["bert"], "--layer", "2", "--layers", "1")
+    )
     assert code == 2 and err.startswith("error: give either --layer or --layers")

@@ -14,7 +14,7 @@ from w2sprobe.train import Examples, TrainConfig, Trainer, build_classifier, lor
 from w2sprobe.train.batching import epoch_batches, inference_batches, micro_batches
 from w2sprobe.train.loss_config import LogconfConfig, WindowConfig, loss_config
 from w2sprobe.train.losses import LogConfLoss
-from w2sprobe.train.trainer import TrainingWarning
+from w2sprobe.train.recipe import TrainingWarning
 
 CPU = torch.device("cpu")
 POSITIVE, NEGATIVE = "good great w1 w2 w3".split(), "bad awful w4 w5 w6".split()

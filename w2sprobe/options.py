@@ -24,7 +24,7 @@ from typing import Any, Literal, Union
 import tomllib
 
 from .errors import UsageError
-from .vocabulary import LOSSES, PROBES
+from .vocabulary import LOSSES, PROBES, STUDENT_KINDS
 
 CONFIG_FILE_NAME = "w2sprobe.toml"
 
@@ -36,6 +36,7 @@ Metric = Literal["euclidean", "cosine"]
 KnnBackend = Literal["auto", "torch", "faiss", "cuml"]
 Loss = Literal[tuple(LOSSES)]
 ReportFormat = Literal["html", "md", "json"]
+StudentKind = Literal[tuple(STUDENT_KINDS)]
 TrackerName = Literal["none", "mlflow", "wandb"]
 
 
@@ -251,6 +252,23 @@ class TrainOptions:
     s2s_iters: int = option(
         2, "Strong-to-strong iterations (each a student on the previous one's labels)."
     )
+    student: StudentKind = option(
+        "lora",
+        "Ceiling and students: lora (finetune the strong model) or head (a classifier on its "
+        "cached activations: seconds instead of minutes; a screen, not the study's student).",
+    )
+    weak_kind: StudentKind = option(
+        "lora",
+        "Weak supervisor: lora (the study's) or head (a classifier on the weak model's cached "
+        "activations).",
+    )
+    head_layer: int | None = option(
+        None,
+        "Layer of the strong model's activations a head student reads.",
+        shown="the last layer",
+    )
+    head_hidden: int = option(0, "Hidden ReLU units of a head (0: a linear head).")
+    head_lr: float = option(1e-3, "Learning rate of a head (student, ceiling or weak).")
 
 
 @dataclass

@@ -36,6 +36,7 @@ from .runs import RunRecord, load_run, run_dir
 from .vocabulary import (
     FILTER,
     GROUND_TRUTH,
+    HEAD,
     WEAK,
     DerivedSet,
     extract_node,
@@ -46,6 +47,9 @@ from .vocabulary import (
     s2s_experiment,
     student_experiment,
 )
+
+#: The model roles of a study: the strong model (students, probes) and the weak supervisor.
+STRONG = "strong"
 
 
 class StudyWarning(UserWarning):
@@ -150,10 +154,10 @@ class Study:
             self.extraction(need=[layer])
         return labels, found
 
-    def _activations_id(self, layer: int) -> dict:
+    def _activations_id(self, layer: int, role: str = STRONG) -> dict:
         """What the activation files that can serve ``layer`` share: their plan's manifest without
         its layer list (a file holding the layer serves, whatever else it stores)."""
-        return _without_layers(self.extraction_plan(need=[layer]).manifest)
+        return _without_layers(self.extraction_plan(need=[layer], role=role).manifest)
 
     def _save(self, labels: LabelSet) -> LabelSet:
         """Store a label set derived from finished inputs (a plan writes nothing)."""
@@ -196,33 +200,106 @@ class Study:
 
         return NodeDef(find, build, what, hint)
 
+    def _head(self, stage: str, role: str, what: str, hint: str, **fields) -> NodeDef:
+        """A head run on the role's cached activations (:mod:`w2sprobe.train.head_stage`); the
+        activations are asked for only when the run is not cached."""
+        from filelock import FileLock
+
+        from .train.head_stage import HeadRequest, plan_head, run_head
+        from .train.inputs import head_config
+
+        layer = self.head_layer(role)
+        loss = fields.pop("loss", None)
+        request = HeadRequest(
+            stage,
+            self._activations_id(layer, role),
+            self._model(role),
+            layer,
+            head_config(self.options, stage, loss),
+            **fields,
+        )
+        plan = plan_head(request, self.cache_dir)
+        if plan.cached is None:
+            self.extraction(need=[layer], role=role)
+
+        def find() -> Found:
+            record = plan.cached
+            return Found(plan.key, record, dict(record.metrics) if record else {})
+
+        def build():
+            plan.folder.mkdir(parents=True, exist_ok=True)
+            with FileLock(str(plan.folder / ".lock")):
+                record = plan.cached  # another worker may have made it while we waited
+                if record is not None:
+                    return record, dict(record.metrics), True
+                with self.store(layer, role) as store:
+                    record = run_head(plan, store, self.graph.reporter.progress)
+            return record, dict(record.metrics)
+
+        return NodeDef(find, build, what, hint)
+
+    def head_layer(self, role: str = STRONG) -> int:
+        """The layer a head reads: ``--head-layer`` (strong model), else the model's last layer
+        (what its own classifier head sees)."""
+        num_layers = self._num_layers(role) if role != STRONG else self.num_layers
+        layer = self.options.train.head_layer if role == STRONG else None
+        if layer is None:
+            return num_layers
+        if not 0 <= layer <= num_layers:
+            raise UsageError(layer_range_message(layer, num_layers, self._model(role)))
+        return layer
+
     def _weak_request(self):
         from .train.inputs import stage_request
 
         return stage_request(self.options, self.splits, WEAK)
 
+    def _weak_plan(self):
+        """The configured weak run's plan (key, folder, cached run), of either kind."""
+        if self.options.train.weak_kind == HEAD:
+            from .train.head_stage import HeadRequest, plan_head
+            from .train.inputs import head_config
+
+            layer = self.head_layer("weak")
+            request = HeadRequest(
+                WEAK,
+                self._activations_id(layer, "weak"),
+                self._model("weak"),
+                layer,
+                head_config(self.options, WEAK),
+            )
+            return plan_head(request, self.cache_dir)
+        from .train.stages import plan_stage
+
+        return plan_stage(self._weak_request(), self.cache_dir)
+
     def weak(self, target: bool = False) -> RunRecord:
-        """The weak model trained on weak_train ground truth (its predictions: the weak labels)."""
+        """The weak model trained on weak_train ground truth (its predictions: the weak labels):
+        a LoRA finetune (the study's), or with ``--weak-kind head`` a head on its activations."""
+        model = self.options.model.weak_model
 
         def define() -> NodeDef:
-            return self._trained(
-                self._weak_request(),
-                f"weak labels: train weak {self.options.model.weak_model} on {self.dataset}",
-                f"w2sprobe train weak {self._flags()}",
-            )
+            what = f"weak labels: train weak {model} on {self.dataset}"
+            hint = f"w2sprobe train weak {self._flags()}"
+            if self.options.train.weak_kind == HEAD:
+                return self._head(WEAK, "weak", what + " (a head)", hint)
+            return self._trained(self._weak_request(), what, hint)
 
         return self._node(WEAK, define, target)
 
     def ceiling(self, target: bool = False) -> RunRecord:
-        """The strong model trained on strong_train ground truth."""
+        """The strong model trained on strong_train ground truth (of the ``--student`` kind)."""
         from .train.inputs import stage_request
 
+        model = self.options.model.strong_model
+
         def define() -> NodeDef:
-            return self._trained(
-                stage_request(self.options, self.splits, "ceiling"),
-                f"ceiling: train ceiling {self.options.model.strong_model} on {self.dataset}",
-                f"w2sprobe train ceiling {self._flags()}",
-            )
+            what = f"ceiling: train ceiling {model} on {self.dataset}"
+            hint = f"w2sprobe train ceiling {self._flags()}"
+            if self.options.train.student == HEAD:
+                return self._head("ceiling", STRONG, what + " (a head)", hint)
+            request = stage_request(self.options, self.splits, "ceiling")
+            return self._trained(request, what, hint)
 
         return self._node("ceiling", define, target)
 
@@ -242,9 +319,9 @@ class Study:
         by another weak run (another recipe, model, length, pooling or dtype) is never taken
         for the configured one.
         """
-        from .train.stages import check_labels_match, plan_stage
+        from .train.stages import check_labels_match
 
-        plan = plan_stage(self._weak_request(), self.cache_dir)
+        plan = self._weak_plan()
         if plan.cached is not None:
             return self.weak_labels()
         stored = [
@@ -297,6 +374,23 @@ class Study:
                     f"the weak run behind label set {labels.name} ({labels.key}) is missing; "
                     f"make it with: w2sprobe train weak {self._flags()}"
                 )
+            what = (
+                f"student {name}: train {self.options.model.strong_model} on "
+                f"label set {labels.name} with {loss}"
+            )
+            hint = f"w2sprobe train student --labels {labels.name} --loss {loss} {self._flags()}"
+            if self.options.train.student == HEAD:
+                return self._head(
+                    "student",
+                    STRONG,
+                    what + " (a head)",
+                    hint,
+                    labels=labels,
+                    loss=loss,
+                    experiment=name,
+                    weak=weak,
+                    ceiling=self.ceiling(),
+                )
             request = stage_request(
                 self.options,
                 self.splits,
@@ -307,12 +401,7 @@ class Study:
                 weak=weak,
                 ceiling=self.ceiling(),
             )
-            return self._trained(
-                request,
-                f"student {name}: train {self.options.model.strong_model} on "
-                f"label set {labels.name} with {loss}",
-                f"w2sprobe train student --labels {labels.name} --loss {loss} {self._flags()}",
-            )
+            return self._trained(request, what, hint)
 
         return self._node(name, define, target)
 
@@ -340,12 +429,19 @@ class Study:
 
     # ------------------------------------------------------------------ activations
 
+    def _model(self, role: str) -> str:
+        """The model of a role: ``strong`` (students, probes) or ``weak`` (head supervisors)."""
+        return self.options.model.strong_model if role == STRONG else self.options.model.weak_model
+
     @cached_property
     def num_layers(self) -> int:
         """The strong model's block count, read from its config alone (no weights, no torch)."""
+        return self._num_layers(STRONG)
+
+    def _num_layers(self, role: str) -> int:
         from .models import read_model_shape
 
-        return read_model_shape(self.options.model.strong_model).num_blocks
+        return read_model_shape(self._model(role)).num_blocks
 
     def probe_layer(self) -> int:
         """``--layer``, or the reference's (L+1)//2, checked against the strong model's layers."""
@@ -358,24 +454,29 @@ class Study:
             )
         return layer
 
-    def _layers(self, spec) -> list[int]:
-        """A layer spec (``all``, ``4,8``, ``[16]``) of the strong model, checked against it."""
-        return parse_layer_spec(
-            spec, list(range(self.num_layers + 1)), self.num_layers, self.options.model.strong_model
-        )
+    def _layers(self, spec, role: str = STRONG) -> list[int]:
+        """A layer spec (``all``, ``4,8``, ``[16]``) of a model, checked against it."""
+        num_layers = self._num_layers(role) if role != STRONG else self.num_layers
+        return parse_layer_spec(spec, list(range(num_layers + 1)), num_layers, self._model(role))
 
-    def extraction_plan(self, layers: str | list[int] | None = None, need=()):
-        """The keyed extraction of ``layers`` (planned once).
+    def extraction_plan(self, layers: str | list[int] | None = None, need=(), role: str = STRONG):
+        """The keyed extraction of ``layers`` of the role's model (planned once).
 
-        ``layers=None`` means ``--layers`` plus the probe layer and ``need``.
+        ``layers=None`` means ``--layers`` plus ``need`` (and, of the strong model, the probe
+        layer).
         """
         from .cache import ExtractRequest, plan_extraction
 
         if layers is None:
-            chosen = sorted({*self._layers(self.options.extract.layers), self.probe_layer(), *need})
+            chosen = {*self._layers(self.options.extract.layers, role), *need}
+            if role == STRONG:
+                chosen.add(self.probe_layer())
+            chosen = sorted(chosen)
         else:
-            chosen = self._layers(layers)
-        request = ExtractRequest.from_options(self.options, self.splits, layers=chosen)
+            chosen = self._layers(layers, role)
+        request = ExtractRequest.from_options(
+            self.options, self.splits, layers=chosen, model=self._model(role)
+        )
         return plan_extraction(request, self.cache_dir)
 
     def extraction(
@@ -383,19 +484,21 @@ class Study:
         layers: str | list[int] | None = None,
         need: list[int] | None = None,
         target: bool = False,
+        role: str = STRONG,
     ):
-        """The activation file(s) of the strong model; returns the extraction's plan.
+        """The activation file(s) of the role's model (default: the strong one); returns the
+        extraction's plan.
 
-        ``layers``: what to extract (None: ``--layers`` plus the probe layer and ``need``);
+        ``layers``: what to extract (None: ``--layers`` plus ``need``, and the probe layer);
         ``need``: the layers whose presence in any matching cached file makes this a hit
-        (default: every layer of the plan).  Probes pass ``need=[layer]``: a file holding their
-        layer serves, whatever else it stores.
+        (default: every layer of the plan).  Probes and heads pass ``need=[layer]``: a file
+        holding their layer serves, whatever else it stores.
         """
         from .cache import cached_layers, extract
         from .cache.lookup import find_cache_hit
 
         def define() -> NodeDef:
-            plan = self.extraction_plan(layers, need or ())
+            plan = self.extraction_plan(layers, need or (), role)
 
             def find() -> Found:
                 if need is None:  # this key's file, or one complete file holding every layer
@@ -415,21 +518,24 @@ class Study:
                 return plan, _extract_metrics(result), result.cache_hit
 
             text = ",".join(map(str, plan.layers)) if len(plan.layers) <= 6 else "all"
+            model = "--model " + self._model(role) + " " if role != STRONG else ""
             return NodeDef(
                 find,
                 build,
                 f"activations: extract {plan.ref.name} layers {text} on {self.dataset}",
-                f"w2sprobe extract --layers {text} {self._flags()}",
+                f"w2sprobe extract {model}--layers {text} {self._flags()}",
             )
 
         spec = None if layers is None else ",".join(map(str, _as_list(layers)))
-        return self._node(extract_node(spec), define, target)
+        return self._node(extract_node(spec, role), define, target)
 
-    def store(self, layer: int):
-        """The activation store holding ``layer`` (extracted first when no cached file has it)."""
+    def store(self, layer: int, role: str = STRONG):
+        """The activation store holding ``layer`` of the role's model (extracted first when no
+        cached file has it)."""
         from .cache import ActivationStore, find_cached_layer
 
-        return ActivationStore.open(find_cached_layer(self.extraction(need=[layer]), layer))
+        plan = self.extraction(need=[layer], role=role)
+        return ActivationStore.open(find_cached_layer(plan, layer))
 
     def probe_layers(self, spec: str | None) -> list[int]:
         """Layers to probe: ``spec``'s numbers and, for ``all``, every *cached* layer (what is

@@ -132,6 +132,11 @@ LOSSES: dict[str, LossKind] = {
 
 DEFAULT_LOSS = "xent"
 
+#: What a ceiling, student or weak supervisor is: a LoRA finetune of the model (the study's), or
+#: a head trained on the model's cached activations (:mod:`w2sprobe.train.head`).
+LORA, HEAD = "lora", "head"
+STUDENT_KINDS = (LORA, HEAD)
+
 
 def register(kind: ProbeKind | LossKind) -> None:
     """Add a probe or a loss to the vocabulary (a plug-in's; built-ins are listed above).
@@ -208,9 +213,11 @@ def label_set_node(name: str) -> str:
     return f"labels:{name}"
 
 
-def extract_node(layers: list[int] | None) -> str:
-    """``extract`` for the configured layers, ``extract:4,8`` for explicit ones."""
-    return "extract" if layers is None else "extract:" + ",".join(map(str, layers))
+def extract_node(layers: str | None, model_role: str = "strong") -> str:
+    """``extract`` for the strong model's configured layers, ``extract:4,8`` for explicit ones;
+    ``extract-weak`` (``extract-weak:6``) for the weak model's (head weak supervisors)."""
+    name = "extract" if model_role == "strong" else f"extract-{model_role}"
+    return name if layers is None else f"{name}:{layers}"
 
 
 def sweep_node(probe: str, labels: str = WEAK) -> str:

@@ -78,10 +78,11 @@ def train(
 
 def _check_recipe(opts: Options) -> None:
     """Every stage's recipe is valid before any work (TrainConfig checks ranges and names)."""
-    from ..train.inputs import train_config
+    from ..train.inputs import head_config, train_config
 
     for stage in ("weak", "ceiling", "student"):
         train_config(opts, stage)
+        head_config(opts, stage)
 
 
 def _request(study, stage: str) -> list:
@@ -112,11 +113,21 @@ def _show(runs: list, as_json: bool, notes: list[str]) -> None:
         emit_json({"command": "train", "runs": rows, "notes": notes})
         return
     table = Table(
-        "experiment", "model", "test AUC", "accuracy", "n", "PGR", "weak AUC", "ceiling AUC", "run"
+        "experiment",
+        "kind",
+        "model",
+        "test AUC",
+        "accuracy",
+        "n",
+        "PGR",
+        "weak AUC",
+        "ceiling AUC",
+        "run",
     )
     for row in rows:
         table.add_row(
             row["experiment"],
+            row["student_kind"] or "lora",
             row["model"],
             fmt(row["auc"]),
             fmt(row["accuracy"]),
@@ -151,5 +162,7 @@ def _summary(run) -> dict[str, Any]:
         "resumed_from",
         "tokens_per_second",
         "radius",
+        "student_kind",
+        "layer",
     )
     return {**{k: run.metrics.get(k) for k in keep}, "path": str(run.folder)}

@@ -9,6 +9,7 @@ from ..labels import LabelSet, labels_root, load_label_set
 from ..options import Options
 from ..runs import RunRecord, load_run, run_dir
 from .classifier import LoraSettings
+from .head import HeadConfig
 from .loss_config import XentConfig, loss_config
 from .stages import StageRequest
 from .trainer import TrainConfig
@@ -42,6 +43,24 @@ def train_config(options: Options, stage: str, loss: str | None = None) -> Train
         loss=loss_config(loss or t.loss, t) if stage == "student" else XentConfig(),
         lora=lora,
         pooling=options.extract.pooling,
+        seed=options.workspace.seed,
+    )
+
+
+def head_config(options: Options, stage: str, loss: str | None = None) -> HeadConfig:
+    """The head recipe of ``stage``: the study's recipe with the head's learning rate and shape;
+    a student learns with ``loss`` (default ``--loss``), weak and ceiling heads with xent."""
+    t = options.train
+    return HeadConfig(
+        lr=t.head_lr,
+        epochs=t.epochs,
+        batch_size=t.batch_size,
+        beta2=t.beta2,
+        warmup_steps=t.warmup_steps,
+        weight_decay=t.weight_decay,
+        eval_every=t.eval_every,
+        hidden=t.head_hidden,
+        loss=loss_config(loss or t.loss, t) if stage == "student" else XentConfig(),
         seed=options.workspace.seed,
     )
 

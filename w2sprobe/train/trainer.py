@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import time
-import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
@@ -26,7 +25,6 @@ import torch
 
 from ..distributed import DistEnv, current
 from ..errors import UsageError
-from ..metrics import roc_auc
 from ..options import ExtractOptions, TrainOptions
 from .batching import Encoded, collate, encode, epoch_batches, inference_batches, micro_batches
 from .checkpoint import TrainingState, load_checkpoint, save_checkpoint
@@ -40,16 +38,16 @@ from .distributed import (
     sum_gradients,
 )
 from .loss_config import LossConfig, XentConfig
+from .recipe import (
+    keep_if_best,
+    optimizer_and_schedule,
+    setup_notes,
+    val_auc,
+    warn,
+)
 
 #: ``progress(step, total_steps, info)`` after every optimizer step.
 ProgressFn = Callable[[int, int, dict], None]
-
-
-class TrainingWarning(UserWarning):
-    """Training ran, but something about it needs the researcher's attention.
-
-    It is also recorded in metrics.json.
-    """
 
 
 _TRAIN = TrainOptions()
@@ -170,8 +168,10 @@ class Trainer:
         loss_fn = cfg.loss.build(train.targets)
         steps_per_epoch = math.ceil(len(lengths) / cfg.batch_size)
         total = cfg.epochs * steps_per_epoch
-        notes = self._check_setup(total, val.targets)
-        optimizer, scheduler = self._optimizer(total)
+        notes = setup_notes(total, cfg.warmup_steps, val.targets)
+        if self.env.is_main:
+            warn(notes)
+        optimizer, scheduler = optimizer_and_schedule(self._trainable(), cfg, total)
         targets = torch.as_tensor(train.targets, dtype=torch.float32, device=self.device)
         torch.manual_seed(cfg.seed + 1 + self.env.rank)  # dropout: independent masks per rank
         broadcast_parameters(self._trainable(), self.env)
@@ -207,61 +207,8 @@ class Trainer:
             notes,
         )
 
-    def _check_setup(self, total_steps: int, val_targets: np.ndarray) -> list[dict]:
-        """Warn (``TrainingWarning``, once per fit) about what would otherwise fail silently."""
-        cfg, notes = self.config, []
-        if total_steps < cfg.warmup_steps:
-            notes.append(
-                {
-                    "code": "warmup_longer_than_run",
-                    "message": (
-                        f"the schedule has {total_steps} optimizer steps "
-                        f"but {cfg.warmup_steps} warmup steps: the "
-                        f"warmup is cut to {total_steps}, "
-                        "so the learning rate only rises and never decays "
-                        "(more data, more epochs or fewer --warmup-steps)"
-                    ),
-                }
-            )
-        hardened = np.asarray(val_targets) > 0.5
-        if hardened.size == 0:
-            notes.append(
-                {
-                    "code": "no_val_labels",
-                    "message": ("no val examples to select a checkpoint on: the last step is kept"),
-                }
-            )
-        elif hardened.all() or not hardened.any():
-            low, high = float(np.min(val_targets)), float(np.max(val_targets))
-            notes.append(
-                {
-                    "code": "val_auc_undefined",
-                    "message": (
-                        f"all {hardened.size} val labels lie on one side of 1/2 "
-                        f"(range [{low:.3f}, {high:.3f}]): val AUC "
-                        "is undefined, so no checkpoint can be selected and the last step is kept"
-                    ),
-                }
-            )
-        for note in notes:
-            if self.env.is_main:
-                warnings.warn(note["message"], TrainingWarning, stacklevel=3)
-        return notes
-
     def _encode(self, texts: list[str]) -> Encoded:
         return encode(self.tokenizer, texts, self.config.max_length)
-
-    def _optimizer(self, total_steps: int):
-        from transformers import get_cosine_schedule_with_warmup
-
-        cfg = self.config
-        optimizer = torch.optim.AdamW(
-            self._trainable(), lr=cfg.lr, betas=(0.9, cfg.beta2), weight_decay=cfg.weight_decay
-        )
-        scheduler = get_cosine_schedule_with_warmup(
-            optimizer, min(cfg.warmup_steps, total_steps), total_steps
-        )
-        return optimizer, scheduler
 
     def _trainable(self) -> list[torch.nn.Parameter]:
         return [p for p in self.model.parameters() if p.requires_grad]
@@ -345,16 +292,8 @@ class Trainer:
         if len(enc_val) == 0:
             state.best, state.best_step = self.model.trainable_state(), state.step
             return {}
-        preds = self._predict(enc_val)
-        try:
-            auc = roc_auc(val_targets, preds)
-        except UsageError:  # one class among the val labels: nothing to select on, keep the latest
-            auc = math.nan
-        state.history.append({"step": state.step, "val_auc": auc})
-        if not math.isfinite(auc) or auc > state.best_auc:
-            state.best = self.model.trainable_state()
-            state.best_step = state.step
-            state.best_auc = auc if math.isfinite(auc) else state.best_auc
+        auc = val_auc(val_targets, self._predict(enc_val))
+        keep_if_best(state, auc, self.model.trainable_state)
         return {"val_auc": auc}
 
     # ------------------------------------------------------------------ checkpoints

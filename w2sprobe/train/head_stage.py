@@ -1,0 +1,174 @@
+"""The study's stages as heads on cached activations: weak, ceiling and student head runs.
+
+A head run is a run like a LoRA one (:mod:`w2sprobe.runs`: manifest first, predictions, then
+metrics last) and plays the same part: a ``weak`` head's predictions become the weak label
+set, a ``ceiling`` head is the ceiling of head students, and a ``student`` head's PGR is
+measured against the weak run behind its labels and a ceiling *of its own kind*.  Its key
+hashes the stage, the activation file it read (its manifest without the layer list: model
+weights, dataset fingerprint, split sizes, pooling, max length, dtype), the layer, the head's
+recipe and shape (:class:`~.head.HeadConfig`, loss included) and the label set's key; every run
+records ``student_kind: head``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UsageError
+from ..hashing import short_hash
+from ..labels import LabelSet
+from ..metrics import accuracy, roc_auc
+from ..runs import (
+    RunRecord,
+    SplitPredictions,
+    load_run,
+    run_dir,
+    write_manifest,
+    write_metrics,
+    write_predictions,
+)
+from ..vocabulary import HEAD, WEAK, student_experiment
+from .head import HeadConfig, HeadFit, as_float32, fit_head, predict_head
+from .stages import PREDICT_SPLITS, TRAIN_SPLIT, ProgressFn, pgr_fields
+
+STAGES = (WEAK, "ceiling", "student")
+
+
+@dataclass
+class HeadRequest:
+    """One head stage: which activations it reads, what it learns, with which recipe."""
+
+    stage: str
+    #: The manifest of the activation files it can read (an extraction's, without the layer list).
+    activations: dict
+    model: str
+    layer: int
+    config: HeadConfig
+    labels: LabelSet | None = None  # students only
+    experiment: str | None = None
+    weak: RunRecord | None = None  # what PGR is measured against (students)
+    ceiling: RunRecord | None = None
+
+
+@dataclass
+class HeadPlan:
+    request: HeadRequest
+    key: str
+    folder: Path
+    manifest: dict
+
+    @property
+    def cached(self) -> RunRecord | None:
+        return load_run(self.folder)
+
+
+def plan_head(request: HeadRequest, cache_dir: Path) -> HeadPlan:
+    """The run's key and folder (nothing is read or trained)."""
+    if request.stage not in STAGES:
+        raise UsageError(f"unknown stage '{request.stage}'; use one of {', '.join(STAGES)}")
+    labels = request.labels if request.stage == "student" else None
+    if request.stage == "student" and labels is None:
+        raise UsageError("a student needs a label set")
+    activations = request.activations
+    identity = {
+        "stage": request.stage,
+        "student_kind": HEAD,
+        "model_revision": activations["model_revision"],
+        "dataset": activations["dataset"],
+        "dataset_fingerprint": activations["dataset_fingerprint"],
+        "split_sizes": activations["split_sizes"],
+        "activations": activations,
+        "layer": request.layer,
+        "config": request.config.describe(),
+        "labels": {"name": labels.name, "key": labels.key} if labels else None,
+    }
+    key = short_hash(identity)
+    experiment = request.experiment or (
+        student_experiment(labels.name, request.config.loss.name) if labels else request.stage
+    )
+    manifest = {
+        "key": key,
+        "experiment": experiment,
+        "model": request.model,
+        "seed": request.config.seed,
+        **identity,
+    }
+    return HeadPlan(request, key, run_dir(cache_dir, activations["dataset"], key), manifest)
+
+
+def run_head(plan: HeadPlan, store, progress: ProgressFn | None = None) -> RunRecord:
+    """Train the head on ``store`` (an :class:`~w2sprobe.cache.ActivationStore` holding the
+    layer), predict, and write the run; returns the finished run."""
+    request, started = plan.request, time.perf_counter()
+    write_manifest(plan.folder, plan.manifest)
+    (train_x, train_y, train_n), (val_x, val_y) = _training_data(request, store)
+    fit = fit_head(train_x, train_y, val_x, val_y, request.config, progress)
+    predictions = {
+        split: SplitPredictions(
+            store.ids(split),
+            predict_head(fit.model, store.get(split, request.layer)),
+            store.labels(split),
+        )
+        for split in PREDICT_SPLITS[request.stage]
+    }
+    write_predictions(plan.folder, predictions)
+    return write_metrics(plan.folder, _metrics(plan, fit, predictions, train_n, started))
+
+
+def _training_data(request: HeadRequest, store):
+    """((train features, soft labels, rows), (val features, soft labels)): ground truth for
+    weak and ceiling, the label set's labels (only the ids it keeps) for students."""
+    layer = request.layer
+
+    def split_data(split: str):
+        if request.stage != "student":
+            return as_float32(store.get(split, layer)), np.asarray(store.labels(split))
+        if split not in request.labels.ids:
+            return as_float32(store.get(split, layer), np.array([], dtype=np.int64)), np.array([])
+        mask, soft = request.labels.align(split, store.ids(split))
+        rows = np.flatnonzero(mask)
+        return as_float32(store.get(split, layer), rows), soft[rows]
+
+    train_x, train_y = split_data(TRAIN_SPLIT[request.stage])
+    val_x, val_y = split_data("val")
+    return (train_x, train_y, len(train_y)), (val_x, val_y)
+
+
+def _metrics(
+    plan: HeadPlan, fit: HeadFit, predictions: dict[str, SplitPredictions], n: int, started: float
+) -> dict:
+    request, test, val = plan.request, predictions["test"], predictions["val"]
+    is_student = request.stage == "student"
+    metrics = {
+        **plan.manifest,
+        "auc": roc_auc(test.labels, test.soft),
+        "accuracy": accuracy(test.labels, test.soft),
+        "n": len(test.ids),
+        "val_auc": fit.best_val_auc,
+        "val_auc_vs_truth": _safe_auc(val.labels, val.soft),
+        "val_selection": "val AUC against the training labels (weak labels for students)",
+        "train_n": n,
+        "steps": fit.steps,
+        "best_step": fit.best_step,
+        "train_seconds": fit.seconds,
+        "elapsed_s": time.perf_counter() - started,
+        "labels": request.labels.name if is_student else None,
+        "labels_key": request.labels.key if is_student else None,
+        "warnings": list(fit.warnings),
+    }
+    if fit.radius is not None:
+        metrics["radius"] = fit.radius
+    if is_student:
+        metrics.update(pgr_fields(metrics["auc"], request.weak, request.ceiling))
+    return metrics
+
+
+def _safe_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    try:
+        return roc_auc(labels, scores)
+    except UsageError:
+        return None
