@@ -401,6 +401,13 @@ def test_product_options():
     config = loss_config("product", options)
     assert (config.build().alpha, config.build().beta) == (0.5, 2.0)
     assert config.key_fields() == {"product_alpha": 0.5, "product_beta": 2.0}
+    # an integer exponent is the same run as its float (one key)
+    assert repr(ProductConfig(alpha=2, beta=1).key_fields()) == repr(
+        ProductConfig(alpha=2.0, beta=1.0).key_fields()
+    )
+    assert repr(AdaptiveConfig(temperature=2).key_fields()) == repr(
+        AdaptiveConfig(temperature=2.0).key_fields()
+    )
     for bad in (-1.0, float("inf"), float("nan"), "1"):
         with pytest.raises(UsageError, match="--product-alpha must be a finite number >= 0"):
             ProductConfig(alpha=bad)

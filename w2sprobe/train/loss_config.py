@@ -208,6 +208,8 @@ class ProductConfig(LossConfig):
     def __post_init__(self) -> None:
         _check_number(self.alpha, "--product-alpha")
         _check_number(self.beta, "--product-beta")
+        for name in ("alpha", "beta"):  # 1 and 1.0 are one run, with one key
+            object.__setattr__(self, name, float(getattr(self, name)))
 
 
 @dataclass(frozen=True)
@@ -224,6 +226,7 @@ class AdaptiveConfig(LossConfig):
 
     def __post_init__(self) -> None:
         _check_number(self.temperature, "--adaptive-temperature", positive=True)
+        object.__setattr__(self, "temperature", float(self.temperature))
 
 
 def _load(implementation: str | type) -> type:
