@@ -46,7 +46,23 @@ def test_every_stage_of_the_old_cache_is_a_hit(tmp_path, monkeypatch, capsys, sh
     shutil.copytree(FIXTURE, workspace)
     monkeypatch.chdir(workspace)
     before = sorted(str(p.relative_to(workspace)) for p in workspace.rglob("*") if p.is_file())
+    # The fixture's window student averaged over the in-window examples, now --window-average
+    # inside: with it, every stage is a hit; at the new default (the reference's sum over the
+    # batch size, other arithmetic) the window student alone is to run again.
     code, out, err = run_cli(capsys, "run", "--plan", "--json", "--data-dir", str(shared_data))
+    assert code == 0, err
+    stages = {s["stage"]: s for s in json.loads(out)["datasets"][0]["stages"]}
+    assert {name for name, s in stages.items() if s["status"] != "cached"} == {"window"}
+    code, out, err = run_cli(
+        capsys,
+        "run",
+        "--plan",
+        "--json",
+        "--window-average",
+        "inside",
+        "--data-dir",
+        str(shared_data),
+    )
     assert code == 0, err
     stages = {s["stage"]: s for s in json.loads(out)["datasets"][0]["stages"]}
     assert [name for name in stages if not name.startswith("labels:")] == PLAN

@@ -16,7 +16,14 @@ from torch import nn
 
 from w2sprobe.train import TrainConfig, Trainer
 from w2sprobe.train.batching import Encoded, collate
-from w2sprobe.train.loss_config import EntropyConfig, LogconfConfig, WindowConfig, loss_config
+from w2sprobe.train.loss_config import (
+    AdaptiveConfig,
+    EntropyConfig,
+    LogconfConfig,
+    ProductConfig,
+    WindowConfig,
+    loss_config,
+)
 
 CPU = torch.device("cpu")
 VOCAB, DIM, BATCH = 40, 6, 32
@@ -78,8 +85,14 @@ def window_radius(model: nn.Module, enc: Encoded, rows: np.ndarray) -> float:
 def config_for(loss: str, minibatch: int, radius: float) -> TrainConfig:
     configs = {
         "logconf": LogconfConfig(weight=0.5, warmup=10),
+        # the labels' log-odds shift is the whole batch's, set before any micro-batch
+        "logconf-balanced": LogconfConfig(weight=0.5, warmup=10, balance_batch=True),
         "entropy": EntropyConfig(weight=0.5, warmup=10),
-        "window": WindowConfig(radius=radius),
+        "window": WindowConfig(radius=radius),  # the in-window sum over the batch size
+        "window-inside": WindowConfig(radius=radius, average="inside"),  # the in-window mean
+        "product": ProductConfig(alpha=1.0, beta=1.0),
+        "product-sharpened": ProductConfig(alpha=0.5, beta=2.0),
+        "adaptive": AdaptiveConfig(temperature=2.0),
     }
     return TrainConfig(
         loss=configs.get(loss) or loss_config(loss), batch_size=BATCH, minibatch=minibatch
@@ -109,7 +122,21 @@ def max_difference(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
     return max(float((x - y).abs().max()) for x, y in zip(a, b))
 
 
-@pytest.mark.parametrize("loss", ["xent", "kl", "logconf", "entropy", "window"])
+LOSS_CASES = [
+    "xent",
+    "kl",
+    "logconf",
+    "logconf-balanced",
+    "entropy",
+    "window",
+    "window-inside",
+    "product",
+    "product-sharpened",
+    "adaptive",
+]
+
+
+@pytest.mark.parametrize("loss", LOSS_CASES)
 def test_batch_gradient_does_not_depend_on_the_micro_batch_split(loss):
     enc, rows, targets = toy_batch()
     radius = window_radius(BagOfEmbeddings(), enc, rows)
@@ -124,8 +151,9 @@ def test_batch_gradient_does_not_depend_on_the_micro_batch_split(loss):
         )
 
 
-def test_window_with_nothing_inside_gives_a_zero_gradient():
+@pytest.mark.parametrize("loss", ["window", "window-inside"])
+def test_window_with_nothing_inside_gives_a_zero_gradient(loss):
     enc, rows, targets = toy_batch()
-    config = config_for("window", 8, 1e-9)
-    grads = trainer_gradient("window", config, enc, rows, targets)
+    config = config_for(loss, 8, 1e-9)
+    grads = trainer_gradient(loss, config, enc, rows, targets)
     assert all(float(g.abs().max()) == 0.0 for g in grads)

@@ -344,7 +344,8 @@ def test_train_bad_input(workspace, capsys):
         (
             "--loss",
             "hinge",
-        ): "option --loss: 'hinge' is not one of xent, kl, logconf, entropy, window",
+        ): "option --loss: 'hinge' is not one of xent, kl, logconf, entropy, window, product, "
+        "adaptive",
         ("--radius", "0.7", "--loss", "window"): "radius",
         ("--radius", "0", "--loss", "window"): "radius",
         ("--lr", "0"): "--lr must be > 0",

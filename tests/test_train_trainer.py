@@ -164,19 +164,48 @@ def test_a_clean_run_has_no_warnings(tiny_models, recwarn):
 
 # Keys of runs made before logconf_threshold existed (computed with the code of main at 4bbe1cd,
 # whose TrainConfig defaulted to lr 8e-5 and minibatch 8): the new fields' defaults must leave
-# them, and so every cached run, where they were.
+# them, and so every cached run, where they were.  The window loss's first definition (the
+# in-window mean) is now ``--window-average inside``: its runs keep their keys under that name
+# (the last two keys computed with main at 883b518).
 OLD = (("lr", 8e-5), ("minibatch", 8))
+INSIDE = ("average", "inside")
 EARLIER_KEYS = {
     OLD: "6b9e9b63eb6dcd06",
     (*OLD, ("loss", "entropy")): "ac0e4b8d6281e1ac",
     (("lr", 8e-5), ("loss", "logconf"), ("minibatch", 32)): "4de43dd77b940889",
+    (("lr", 8e-5), ("loss", "window"), ("radius", 0.2), INSIDE, ("minibatch", 32)): (
+        "2638be00f62e141e"
+    ),
+    (("lr", 8e-5), ("loss", "window"), ("radius", 0.2), INSIDE, ("minibatch", 8)): (
+        "d64cb41dac472a24"
+    ),
+    (("loss", "window"), ("radius", "midweak"), INSIDE): "39a77a1c4f180305",
+}
+# Keys of main at 883b518 for runs whose arithmetic has changed since: they must never be hit.
+# window at its default (now the reference's in-window sum over the batch size), and logconf
+# with balance_batch (now also re-centring the labels' log-odds).
+CHANGED_KEYS = {
     (("lr", 8e-5), ("loss", "window"), ("radius", 0.2), ("minibatch", 32)): "2638be00f62e141e",
+    (("loss", "window"), ("radius", "midweak")): "39a77a1c4f180305",
+    (("loss", "logconf"), ("balance_batch", True)): "bc60d9cc9028e0f6",
+    (("loss", "logconf"), ("balance_batch", True), ("minibatch", 8)): "3944870214be3eed",
 }
 
 
-def recipe(loss: str = "xent", radius: float | None = None, **fields) -> TrainConfig:
-    """A TrainConfig with the named loss at its defaults (window: ``radius``)."""
-    config = WindowConfig(radius=radius) if loss == "window" else loss_config(loss)
+def recipe(
+    loss: str = "xent",
+    radius: float | str | None = None,
+    average: str = "batch",
+    balance_batch: bool = False,
+    **fields,
+) -> TrainConfig:
+    """A TrainConfig with the named loss at its defaults (window: ``radius``, ``average``)."""
+    if loss == "window":
+        config = WindowConfig(radius=radius, average=average)
+    elif loss == "logconf":
+        config = LogconfConfig(balance_batch=balance_batch)
+    else:
+        config = loss_config(loss)
     return TrainConfig(loss=config, **fields)
 
 
@@ -185,6 +214,17 @@ def test_describe_of_unchanged_recipes_keeps_the_earlier_key(fields):
     config = recipe(**dict(fields))
     assert short_hash(config.describe()) == EARLIER_KEYS[fields]
     assert "logconf_threshold" not in config.describe()
+    assert "window_average" not in config.describe()
+
+
+@pytest.mark.parametrize("fields", list(CHANGED_KEYS))
+def test_describe_of_changed_arithmetic_gets_a_new_key(fields):
+    described = recipe(**dict(fields)).describe()
+    assert short_hash(described) != CHANGED_KEYS[fields]
+    if dict(fields)["loss"] == "window":
+        assert described["window_average"] == "batch"
+    else:
+        assert described["balance_recentred"] is True
 
 
 def test_describe_names_what_changes_the_result():
@@ -192,9 +232,18 @@ def test_describe_names_what_changes_the_result():
     assert TrainConfig(loss=median).describe()["logconf_threshold"] == "median"
     assert "logconf_threshold" not in recipe("xent").describe()
     # Accumulated window/logconf runs changed arithmetic (one batch mean / one threshold per batch).
-    assert recipe("window", radius=0.2, minibatch=8).describe()["accumulation"] == "whole-batch"
+    inside = recipe("window", radius=0.2, average="inside", minibatch=8).describe()
+    assert inside["accumulation"] == "whole-batch"
     assert recipe("logconf", minibatch=8).describe()["accumulation"] == "whole-batch"
     assert "accumulation" not in recipe("xent", minibatch=8).describe()
+    # the reference's window (a sum over the batch size) does not depend on the split at all
+    assert "accumulation" not in recipe("window", radius=0.2, minibatch=8).describe()
+    # the new losses record their parameters, and no run of another loss names them
+    assert recipe("product").describe()["product_alpha"] == 1.0
+    assert recipe("adaptive").describe()["adaptive_temperature"] == 1.0
+    assert not {"product_alpha", "adaptive_temperature", "balance_recentred"} & set(
+        recipe("logconf").describe()
+    )
     with pytest.raises(UsageError, match="unknown logconf threshold"):
         LogconfConfig(threshold="mean")
 

@@ -75,7 +75,12 @@ def test_every_run_experiment_parses_and_groups_expand_to_known_names():
     for name in RUN_EXPERIMENTS:
         if name != "s2s":
             parse_experiment(name)
-    assert set(RUN_GROUPS["losses"]) == set(LOSSES)
+    # the blog's five losses; product and adaptive are asked for by name
+    assert RUN_GROUPS["losses"] == ("xent", "kl", "logconf", "entropy", "window")
+    assert set(RUN_GROUPS["losses"]) == {name for name, kind in LOSSES.items() if kind.in_run}
+    assert {"product", "adaptive"} <= set(LOSSES) and "product" not in RUN_EXPERIMENTS
+    assert parse_experiment("product").loss == "product"
+    assert parse_experiment("knn-relabel+adaptive").loss == "adaptive"
     assert "topo-relabel" not in RUN_GROUPS["probes"]  # TopoFilter filters but cannot relabel
     assert "topo-probe" not in RUN_GROUPS["probes"]
 

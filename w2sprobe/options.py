@@ -241,13 +241,29 @@ class TrainOptions:
         "(the reference code) or median (the blog's wording).",
     )
     balance_batch: bool = option(
-        False, "logconf: harden at the median instead of the batch's weak prior."
+        False,
+        "logconf: re-centre the batch's soft labels (subtract their mean log-odds) and harden "
+        "at the median instead of the batch's weak prior (the reference code).",
     )
     radius: str = option(
         "midweak",
         "window loss: confidence radius in (0, 0.5], or midweak (the median "
         "|y - 1/2| of the training labels).",
         metavar="RADIUS",
+    )
+    window_average: Literal["batch", "inside"] = option(
+        "batch",
+        "window loss: divide the in-window cross-entropy by the batch size (batch, the reference "
+        "code) or average it over the in-window examples (inside).",
+    )
+    product_alpha: float = option(
+        1.0, "product loss: exponent of the soft labels in the target p^beta * y^alpha."
+    )
+    product_beta: float = option(
+        1.0, "product loss: exponent of the student's prediction in that target."
+    )
+    adaptive_temperature: float = option(
+        1.0, "adaptive loss: temperature of the per-example weight of the student's own hard label."
     )
     s2s_iters: int = option(
         2, "Strong-to-strong iterations (each a student on the previous one's labels)."

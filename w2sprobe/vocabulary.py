@@ -76,6 +76,8 @@ class LossKind:
     #: Its typed config (a :class:`w2sprobe.train.loss_config.LossConfig`), or its ``module:Class``.
     config: str | type
     doc: str
+    #: Whether ``run`` (and its ``losses`` group) trains its student; the others run by name.
+    in_run: bool = True
 
     def config_class(self) -> type:
         return _load(self.config)
@@ -126,6 +128,19 @@ LOSSES: dict[str, LossKind] = {
             "window",
             f"{_LOSS_CONFIGS}:WindowConfig",
             "xent on the examples inside a confidence window",
+        ),
+        # Beyond the blog's five: asked for by name (run --experiments product,adaptive).
+        LossKind(
+            "product",
+            f"{_LOSS_CONFIGS}:ProductConfig",
+            "xent against the normalised product of prediction and label (soft bootstrapping)",
+            in_run=False,
+        ),
+        LossKind(
+            "adaptive",
+            f"{_LOSS_CONFIGS}:AdaptiveConfig",
+            "teacher's soft label or the student's own hard one, weighted per example",
+            in_run=False,
         ),
     )
 }
@@ -322,12 +337,18 @@ def _run_probe_experiments() -> tuple[str, ...]:
 
 #: ``run --experiments`` groups: a name there stands for these experiments.
 RUN_GROUPS: dict[str, tuple[str, ...]] = {
-    "losses": tuple(LOSSES),
+    "losses": tuple(name for name, kind in LOSSES.items() if kind.in_run),
     "s2s": (S2S,),
     "probes": _run_probe_experiments(),
 }
 #: Every experiment of ``run --experiments all``, in plan order (``s2s`` = the xent chain).
-RUN_EXPERIMENTS: tuple[str, ...] = (WEAK, CEILING, *LOSSES, S2S, *RUN_GROUPS["probes"])
+RUN_EXPERIMENTS: tuple[str, ...] = (
+    WEAK,
+    CEILING,
+    *RUN_GROUPS["losses"],
+    S2S,
+    *RUN_GROUPS["probes"],
+)
 
 DisplayGroup = Literal[
     "reference", "losses", "s2s", "probe predictions", "filter", "relabel", "other"

@@ -25,6 +25,9 @@ from ..options import TrainOptions
 _DEFAULT = TrainOptions()
 #: How logconf turns its buffer of recent predictions into a threshold; the first is the default.
 LOGCONF_THRESHOLDS = ("quantile", "median")
+#: What the window loss divides its in-window cross-entropy by: the batch size (the reference
+#: code's, the default) or the number of in-window examples (this project's first definition).
+WINDOW_AVERAGES = ("batch", "inside")
 
 
 def param(default: Any, *, option: str | None = None, key: str | None = None) -> Any:
@@ -122,6 +125,10 @@ class LogconfConfig(LossConfig):
         fields = super().key_fields()
         if self.threshold == LOGCONF_THRESHOLDS[0]:
             del fields["logconf_threshold"]  # the default: keys from before the choice existed
+        if self.balance_batch:
+            # balance_batch first only moved the threshold; it now also re-centres the labels
+            # (the reference code): a run of the old arithmetic is never reused for it.
+            fields["balance_recentred"] = True
         return fields
 
 
@@ -145,20 +152,81 @@ class WindowConfig(LossConfig):
 
     name: ClassVar[str] = "window"
     implementation: ClassVar[str] = "w2sprobe.train.losses:WindowLoss"
-    whole_batch: ClassVar[bool] = True
 
     #: In (0, 0.5], or ``midweak``: the median ``|y - 1/2|`` of the run's training labels.
     radius: float | str = param(_DEFAULT.radius)
+    #: ``batch``: the in-window cross-entropy sum over the batch size (the reference code);
+    #: ``inside``: its mean over the in-window examples.
+    average: Literal["batch", "inside"] = param(
+        _DEFAULT.window_average, option="window_average", key="window_average"
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "radius", parse_radius(self.radius))
+        check_window_average(self.average)
+
+    @property
+    def whole_batch(self) -> bool:  # type: ignore[override]
+        """Only ``inside`` divides by a count the whole batch decides (its in-window examples)."""
+        return self.average == "inside"
+
+    def key_fields(self) -> dict[str, Any]:
+        fields = super().key_fields()
+        if self.average == "inside":
+            del fields["window_average"]  # the first definition: the keys it had before
+        return fields
 
     def resolved(self, train_labels: Any = None) -> dict[str, Any]:
         if self.radius != "midweak":
-            return {"radius": self.radius}
+            return {"radius": self.radius, "average": self.average}
         if train_labels is None:
             raise UsageError("the window loss's midweak radius needs the run's training labels")
-        return {"radius": midweak_radius(train_labels)}
+        return {"radius": midweak_radius(train_labels), "average": self.average}
+
+
+def _check_number(value: Any, flag: str, *, positive: bool = False) -> None:
+    """A finite number >= 0 (> 0 with ``positive``), checked with the flag that sets it."""
+    bound = "> 0" if positive else ">= 0"
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if not number or not (0 <= value < math.inf) or (positive and value == 0):
+        raise UsageError(f"{flag} must be a finite number {bound}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class ProductConfig(LossConfig):
+    """xent against the normalised product ``p^beta * y^alpha`` (see
+    :class:`w2sprobe.train.losses.ProductLoss`)."""
+
+    name: ClassVar[str] = "product"
+    implementation: ClassVar[str] = "w2sprobe.train.losses:ProductLoss"
+
+    #: Exponent of the soft labels (0: self-training on the student's own predictions).
+    alpha: float = param(_DEFAULT.product_alpha, option="product_alpha", key="product_alpha")
+    #: Exponent of the student's prediction (0: xent against the labels).
+    beta: float = param(_DEFAULT.product_beta, option="product_beta", key="product_beta")
+
+    def __post_init__(self) -> None:
+        _check_number(self.alpha, "--product-alpha")
+        _check_number(self.beta, "--product-beta")
+        for name in ("alpha", "beta"):  # 1 and 1.0 are one run, with one key
+            object.__setattr__(self, name, float(getattr(self, name)))
+
+
+@dataclass(frozen=True)
+class AdaptiveConfig(LossConfig):
+    """Adaptive confidence distillation (see :class:`w2sprobe.train.losses.AdaptiveLoss`)."""
+
+    name: ClassVar[str] = "adaptive"
+    implementation: ClassVar[str] = "w2sprobe.train.losses:AdaptiveLoss"
+
+    #: Temperature of the per-example weight (the reference code's ``superalignment_threshold``).
+    temperature: float = param(
+        _DEFAULT.adaptive_temperature, option="adaptive_temperature", key="adaptive_temperature"
+    )
+
+    def __post_init__(self) -> None:
+        _check_number(self.temperature, "--adaptive-temperature", positive=True)
+        object.__setattr__(self, "temperature", float(self.temperature))
 
 
 def _load(implementation: str | type) -> type:
@@ -202,6 +270,14 @@ def check_logconf_threshold(rule: str) -> str:
             f"unknown logconf threshold '{rule}'; use one of {', '.join(LOGCONF_THRESHOLDS)}"
         )
     return rule
+
+
+def check_window_average(average: str) -> str:
+    if average not in WINDOW_AVERAGES:
+        raise UsageError(
+            f"unknown window average '{average}'; use one of {', '.join(WINDOW_AVERAGES)}"
+        )
+    return average
 
 
 def loss_config(name: str, options: TrainOptions | None = None) -> LossConfig:
