@@ -131,3 +131,16 @@ def test_the_key_records_shape_recipe_and_loss():
     linear, mlp = HeadConfig().describe(), HeadConfig(hidden=16).describe()
     assert linear["hidden"] == 0 and mlp["hidden"] == 16 and linear["loss"] == "xent"
     assert HeadConfig(loss=LogconfConfig()).describe()["aux_weight"] == 0.5
+
+
+@pytest.mark.parametrize("warmup,total", [(40, 471), (0, 10), (5, 5), (40, 15)])
+def test_the_schedule_equals_transformers_cosine_with_warmup(warmup, total):
+    from transformers import get_cosine_schedule_with_warmup
+
+    from w2sprobe.train.recipe import warmup_cosine
+
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    reference = get_cosine_schedule_with_warmup(optimizer, min(warmup, total), total)
+    ours = warmup_cosine(min(warmup, total), total)
+    for step in range(total + 1):
+        assert ours(step) == pytest.approx(reference.lr_lambdas[0](step), abs=1e-12)

@@ -41,15 +41,27 @@ class Schedule(Protocol):
 
 def optimizer_and_schedule(params: list[torch.nn.Parameter], recipe: Schedule, total_steps: int):
     """AdamW and a cosine schedule with ``warmup_steps`` of linear warmup (cut to the run)."""
-    from transformers import get_cosine_schedule_with_warmup
-
     optimizer = torch.optim.AdamW(
         params, lr=recipe.lr, betas=(0.9, recipe.beta2), weight_decay=recipe.weight_decay
     )
-    scheduler = get_cosine_schedule_with_warmup(
-        optimizer, min(recipe.warmup_steps, total_steps), total_steps
-    )
-    return optimizer, scheduler
+    factor = warmup_cosine(min(recipe.warmup_steps, total_steps), total_steps)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """The learning-rate factor after ``step`` optimizer steps: a linear rise over the warmup,
+    then half a cosine down to 0 at ``total_steps`` -- transformers'
+    ``get_cosine_schedule_with_warmup``, written here because importing transformers'
+    optimisation module costs seconds (it loads peft), which a head that trains in one second
+    would pay on every run (equal to transformers' at every step: tests/test_train_head.py)."""
+
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return step / max(1, warmup_steps)
+        progress = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return max(0.0, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    return factor
 
 
 def setup_notes(total_steps: int, warmup_steps: int, val_targets: np.ndarray) -> list[dict]:
