@@ -135,3 +135,17 @@ def test_bf16_extraction_equals_fp32_within_tolerance(tiny_models, tmp_path, arc
             )
     for store in stores.values():
         store.close()
+
+
+def test_a_head_on_cuda_gives_the_cpu_answer():
+    from w2sprobe.train.head import HeadConfig, fit_head, predict_head
+    from w2sprobe.train.loss_config import LogconfConfig
+
+    generator = np.random.default_rng(0)
+    truth = generator.integers(0, 2, 512)
+    x = torch.from_numpy((generator.normal(size=(512, 64)) + truth[:, None]).astype(np.float32))
+    y = np.where(truth == 1, 0.8, 0.2).astype(np.float32)
+    for config in (HeadConfig(lr=3e-3), HeadConfig(lr=3e-3, hidden=32, loss=LogconfConfig())):
+        cpu = predict_head(fit_head(x, y, x[:128], y[:128], config).model, x)
+        cuda = predict_head(fit_head(x, y, x[:128], y[:128], config, device="cuda").model, x)
+        np.testing.assert_allclose(cuda, cpu, atol=2e-4)

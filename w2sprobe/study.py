@@ -205,6 +205,7 @@ class Study:
         activations are asked for only when the run is not cached."""
         from filelock import FileLock
 
+        from .models import resolve_device
         from .train.head_stage import HeadRequest, plan_head, run_head
         from .train.inputs import head_config
 
@@ -217,6 +218,7 @@ class Study:
             layer,
             head_config(self.options, stage, loss),
             **fields,
+            device=str(resolve_device(self.options.workspace.device)),
         )
         plan = plan_head(request, self.cache_dir)
         if plan.cached is None:

@@ -142,16 +142,24 @@ def fit_head(
     val_y: np.ndarray,
     config: HeadConfig,
     progress: ProgressFn | None = None,
+    device: torch.device | str = "cpu",
 ) -> HeadFit:
     """Train a head on ``train_x`` (N, D) float32 against soft labels ``train_y`` (N,), keeping
-    the weights with the best val AUC against ``val_y``; seeded and deterministic."""
+    the weights with the best val AUC against ``val_y``; seeded and deterministic.
+
+    ``device``: where the math runs (not part of what the head means: it is initialised and
+    its batches are drawn on the CPU, so a CUDA run gives the CPU's answer within float
+    tolerance).
+    """
     if len(train_y) == 0:
         raise UsageError("no training examples")
     started = time.perf_counter()
     torch.manual_seed(config.seed)
     mean, std = standardisation(train_x)
-    model = HeadClassifier(mean, std, config.hidden)
-    targets = torch.as_tensor(np.asarray(train_y), dtype=torch.float32)
+    device = torch.device(device)
+    model = HeadClassifier(mean, std, config.hidden).to(device)
+    train_x = train_x.to(device)
+    targets = torch.as_tensor(np.asarray(train_y), dtype=torch.float32, device=device)
     loss_fn = config.loss.build(np.asarray(train_y))
     steps_per_epoch = math.ceil(len(targets) / config.batch_size)
     total = config.epochs * steps_per_epoch
@@ -165,6 +173,7 @@ def fit_head(
         permutation = torch.randperm(len(targets), generator=order)
         for index in range(steps_per_epoch):
             rows = permutation[index * config.batch_size : (index + 1) * config.batch_size]
+            rows = rows.to(device)
             step = epoch * steps_per_epoch + index + 1
             model.train()
             optimizer.zero_grad(set_to_none=True)
@@ -182,6 +191,7 @@ def fit_head(
                 progress(step, total, info)
     if state.best is not None:
         model.load_state_dict(state.best)
+    model.cpu()  # predictions and what is kept of the head live on the CPU
     model.eval()
     best = state.best_auc if math.isfinite(state.best_auc) else None
     radius = getattr(loss_fn, "radius", None)
@@ -201,12 +211,13 @@ def fit_head(
 def predict_head(model: HeadClassifier, x) -> np.ndarray:
     """P(label = 1) per row of ``x`` (float32 torch, or any array read in blocks)."""
     model.eval()
+    device = next(model.parameters()).device
     out = np.empty(x.shape[0], dtype=np.float32)
     for start in range(0, x.shape[0], _BLOCK_ROWS):
         block = x[start : start + _BLOCK_ROWS]
         if not isinstance(block, torch.Tensor):
             block = torch.from_numpy(np.asarray(block, dtype=np.float32))
-        out[start : start + len(block)] = torch.sigmoid(model(block)).numpy()
+        out[start : start + len(block)] = torch.sigmoid(model(block.to(device))).cpu().numpy()
     return out
 
 

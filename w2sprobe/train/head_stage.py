@@ -52,6 +52,7 @@ class HeadRequest:
     experiment: str | None = None
     weak: RunRecord | None = None  # what PGR is measured against (students)
     ceiling: RunRecord | None = None
+    device: str = "cpu"  # where the math runs; not in the key
 
 
 @dataclass
@@ -106,7 +107,7 @@ def run_head(plan: HeadPlan, store, progress: ProgressFn | None = None) -> RunRe
     request, started = plan.request, time.perf_counter()
     write_manifest(plan.folder, plan.manifest)
     (train_x, train_y, train_n), (val_x, val_y) = _training_data(request, store)
-    fit = fit_head(train_x, train_y, val_x, val_y, request.config, progress)
+    fit = fit_head(train_x, train_y, val_x, val_y, request.config, progress, request.device)
     predictions = {
         split: SplitPredictions(
             store.ids(split),
