@@ -232,8 +232,8 @@ def sweep(
     from rich.table import Table
 
     from ..probes.inputs import check_probe
-    from ..probes.results import write_sweep
-    from ..probes.sweep import GRID_PARAM, parse_grid, run_sweep, sweep_dir
+    from ..probes.sweep import GRID_PARAM, parse_grid, run_sweep
+    from ..report.sweep_files import sweep_dir, write_sweep
 
     name = opts.probe.probe
     param = GRID_PARAM.get(name)

@@ -5,12 +5,11 @@ They are read from the activation cache (no forward pass).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import UsageError
 from ..hashing import short_hash
-from ..workspace import slug_dir
+from ..report.sweep_files import sweep_dir  # noqa: F401 - where sweeps go, owned by their writer
 
 if TYPE_CHECKING:
     from ..study import Study
@@ -33,11 +32,6 @@ def parse_grid(text: str | None, param: str, default) -> list:
     if not values:
         raise UsageError(f"--{param.replace('_', '-')} grid is empty")
     return sorted(set(values))
-
-
-def sweep_dir(cache_dir: Path, dataset: str, key: str) -> Path:
-    """Where a sweep's table and plot go: ``<cache>/sweeps/<dataset slug>/<key>``."""
-    return slug_dir(Path(cache_dir) / "sweeps", dataset) / key
 
 
 def run_sweep(
