@@ -37,8 +37,8 @@ CEILING = "50d5ca3a7ea08a35"
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     """The fixture cache plus one real sweep and one real report (built once per module)."""
-    from w2sprobe.probes.results import write_sweep
     from w2sprobe.report import build_report, write_report
+    from w2sprobe.report.sweep_files import write_sweep
 
     cache = tmp_path_factory.mktemp("built") / "cache"
     shutil.copytree(FIXTURE / "cache", cache)
