@@ -12,14 +12,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from ..errors import UsageError, first_line
+from ..atomic import write_json
+from ..errors import DiskFull, UsageError, first_line
 from .assets import ALIASES, alias_folder, assets_dir
 from .config import hub_config_file
 from .runtime import check_device_map
@@ -87,7 +87,8 @@ def fingerprinted_files(folder: Path) -> list[Path]:
 
 
 def weights_fingerprint(folder: Path) -> str:
-    """SHA-256 (16 hex) over every file that changes the model's outputs (:func:`fingerprinted_files`).
+    """SHA-256 (16 hex) over every file that changes the model's outputs
+    (:func:`fingerprinted_files`).
 
     Hashing gigabytes takes seconds, so the hash is memoised per folder in
     ``~/.cache/w2sprobe/models/weight-hashes.json``.  The memo trusts a file unchanged only
@@ -134,11 +135,9 @@ def _read_json(path: Path) -> dict:
 def _write_json(path: Path, data: dict) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(data))
-        tmp.replace(path)
-    except OSError:
-        pass  # the memo only saves time; a read-only home must not break loading
+        write_json(path, data)
+    except (OSError, DiskFull):
+        pass  # the memo only saves time; a read-only or full home must not break loading
 
 
 # --------------------------------------------------------------------------- loading
