@@ -166,6 +166,12 @@ def _derive(opts: Options, ctl: Control, kind: str, name: str | None):
     from ..study import LabelRecipe, check_label_set_name
 
     recipe = LabelRecipe(kind, opts.probe.probe, opts.probe.labels, name)
+    if name is not None and not name.strip():  # '' must not fall back to the default name
+        from ..errors import UsageError
+
+        raise UsageError(
+            f"--name is empty; name the label set, or leave --name out for {recipe.default_name}"
+        )
     check_label_set_name(recipe.name or recipe.default_name)
     study = open_study(opts, ctl)
     labels = request(

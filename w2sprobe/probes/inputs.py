@@ -30,5 +30,11 @@ def probe_spec(
 
 
 def check_probe(options: Options, probe: str, overrides: dict | None = None) -> None:
-    """Build the probe once, unfitted, so a bad parameter fails before any work starts."""
-    probe_spec(options, probe, layer=0, overrides=overrides).build()
+    """Build the probe once, unfitted, so a bad parameter (or a kNN backend that cannot run
+    here) fails before any work starts."""
+    spec = probe_spec(options, probe, layer=0, overrides=overrides)
+    spec.build()
+    if "backend" in spec.params:
+        from .knn_search import check_backend
+
+        check_backend(spec.params["backend"], spec.device)
