@@ -8,7 +8,8 @@ continues after the last committed window; rows past the counter are simply rewr
 When every split is committed the file is marked ``complete`` and renamed atomically, so a
 reader never sees a half-written ``<key>.h5``.
 
-A full disk (``ENOSPC``/``EDQUOT``) while writing raises :class:`~w2sprobe.errors.DiskFull`
+A filesystem without room for the rest of the file is refused before anything is written, and
+a disk that fills up meanwhile (``ENOSPC``/``EDQUOT``) raises :class:`~w2sprobe.errors.DiskFull`
 naming the file and the bytes it needs; the partial file keeps its committed rows, so the same
 command resumes once there is space.
 """
@@ -25,7 +26,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..atomic import disk_full, is_disk_full
+from ..atomic import disk_full, free_bytes, is_disk_full
+from ..errors import DiskFull
 from .layout import layer_name, partial_path
 
 STORAGE_DTYPE = np.float16
@@ -65,8 +67,11 @@ class PartialActivationFile:
         handle = _reopen_if_same(path, attrs["manifest"])
         if handle is None:
             path.parent.mkdir(parents=True, exist_ok=True)
+            _check_space(path, size)
             with _space(path, size):
                 handle = _create(path, attrs, splits, layers, hidden_size)
+        else:
+            _check_space(path, size, handle)
         return cls(final_path, handle, layers, size)
 
     def committed(self, split: str) -> int:
@@ -107,6 +112,24 @@ class PartialActivationFile:
             except OSError as exc:
                 if not is_disk_full(exc, self.path.parent):
                     raise
+
+
+def _check_space(path: Path, size: int, handle: h5py.File | None = None) -> None:
+    """Refuse to start when the filesystem cannot hold the rest of the file: HDF5 copes badly
+    with a disk that fills up under it (it can even crash), and no forward pass is wasted."""
+    have = 0
+    if path.exists():
+        have = path.stat().st_blocks * 512  # what is already allocated of a resumed file
+    needed = max(0, size - have) + SPACE_MARGIN
+    free = free_bytes(path.parent)
+    if free is not None and free < needed:
+        if handle is not None:
+            handle.close()
+        raise DiskFull(path, needed, free)
+
+
+#: Room for HDF5's own metadata beyond the activations.
+SPACE_MARGIN = 1 << 20
 
 
 @contextmanager
