@@ -332,8 +332,7 @@ def _describe_run(folder: Path) -> Artifact:
     else:
         if checkpoint.exists():
             run.leftovers.append((checkpoint, "checkpoint of a finished run"))
-        gone = "temporary file of a process that is gone"
-        run.leftovers += [(p, gone) for p in _dead_tmp(folder)]
+        run.leftovers += [(p, _GONE) for p in _dead_tmp(folder)]
     if not complete and (folder / run_files.METRICS).exists():
         run.status = "unreadable metrics.json"
     return run
@@ -413,6 +412,7 @@ def _describe_sweep(folder: Path) -> Artifact:
         if v
     }
     sweep.details = {"points": len(rows)}
+    sweep.leftovers += [(p, _GONE) for p in _dead_tmp(folder)]
     return sweep
 
 
@@ -427,6 +427,7 @@ def _describe_report(folder: Path) -> Artifact:
     report.made_from = {"runs": len(runs)} if complete else {}
     report.parents = [r["key"] for r in runs]
     report.details = {"datasets": datasets}
+    report.leftovers += [(p, _GONE) for p in [*_dead_tmp(folder), *_dead_tmp(folder / "figures")]]
     return report
 
 
@@ -489,6 +490,9 @@ def _delete(path: Path) -> None:
         shutil.rmtree(path)
     else:
         path.unlink(missing_ok=True)
+
+
+_GONE = "temporary file of a process that is gone"
 
 
 def _dead_tmp(folder: Path) -> list[Path]:
@@ -787,7 +791,8 @@ def _check(cache_dir: Path, a: Artifact, now: float) -> Check:
             check.fix = check.fix or "w2sprobe cache gc"
             check.status = "bad"
         return check
-    if not a.complete and a.kind in ("sweeps", "reports") and now - a.mtime <= GRACE_S:
+    marker = {"sweeps": sweep_files.SWEEP_JSON, "reports": report_files.REPORT_JSON}.get(a.kind)
+    if marker and not (a.path / marker).exists() and now - a.mtime <= GRACE_S:
         return Check(a.kind, a.key, a.path, "in use")  # lockless: maybe being written now
     return _check_folder(a.kind, a.path, cache_dir)
 

@@ -51,6 +51,9 @@ def probe(opts: Options, ctl: Control) -> None:
     The run (predictions, then metrics) is written to cache/runs/<dataset>/<key>/, where
     w2sprobe report reads it.
     """
+    from ..probes.inputs import check_probe
+
+    check_probe(opts, opts.probe.probe)  # a bad parameter or backend: before anything is made
     study = open_study(opts, ctl)
     name = opts.probe.probe
     labels = opts.probe.labels
@@ -163,6 +166,7 @@ def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
 
 
 def _derive(opts: Options, ctl: Control, kind: str, name: str | None):
+    from ..probes.inputs import check_probe
     from ..study import LabelRecipe, check_label_set_name
 
     recipe = LabelRecipe(kind, opts.probe.probe, opts.probe.labels, name)
@@ -173,6 +177,7 @@ def _derive(opts: Options, ctl: Control, kind: str, name: str | None):
             f"--name is empty; name the label set, or leave --name out for {recipe.default_name}"
         )
     check_label_set_name(recipe.name or recipe.default_name)
+    check_probe(opts, recipe.probe)  # a bad parameter or backend: before anything is made
     study = open_study(opts, ctl)
     labels = request(
         study, f"labels:{recipe.name or recipe.default_name}", lambda: study.derived(recipe)
