@@ -37,8 +37,8 @@ CEILING = "50d5ca3a7ea08a35"
 @pytest.fixture(scope="module")
 def built(tmp_path_factory) -> Path:
     """The fixture cache plus one real sweep and one real report (built once per module)."""
-    from w2sprobe.probes.results import write_sweep
     from w2sprobe.report import build_report, write_report
+    from w2sprobe.report.sweep_files import write_sweep
 
     cache = tmp_path_factory.mktemp("built") / "cache"
     shutil.copytree(FIXTURE / "cache", cache)
@@ -112,7 +112,7 @@ def error_line(err: str) -> str:
 def test_inventory_roots_are_where_the_writers_write(tmp_path):
     """The roots ``cache ls`` walks are the writers' own (two are spelled in the inventory
     because their modules import torch / scipy)."""
-    from w2sprobe.probes.sweep import sweep_dir
+    from w2sprobe.report.sweep_files import sweep_dir
     from w2sprobe.report.render import default_out_dir
 
     roots = kind_roots(tmp_path)

@@ -16,6 +16,7 @@ LAYERS: list[set[str]] = [
     {
         "__init__",
         "__version__",
+        "atomic",
         "errors",
         "hashing",
         "jsonutil",

@@ -274,7 +274,7 @@ def test_label_set_round_trip_align_and_ambiguity(tmp_path):
 
 
 def test_sweep_output_of_a_file_dataset_stays_inside_the_cache(tmp_path):
-    from w2sprobe.probes.sweep import sweep_dir
+    from w2sprobe.report.sweep_files import sweep_dir
 
     folder = sweep_dir(tmp_path / "cache", "/abs/data/reviews.jsonl", "0123abcd")
     assert folder.parent.parent == tmp_path / "cache" / "sweeps"

@@ -6,9 +6,9 @@ import matplotlib
 import numpy as np
 import pytest
 
-from w2sprobe.probes.results import plot_sweep, sweep_figure
 from w2sprobe.report.layers import layer_style
 from w2sprobe.report.plotting import LEGEND_LAYERS
+from w2sprobe.report.sweep_files import plot_sweep, sweep_figure
 
 matplotlib.use("Agg")
 

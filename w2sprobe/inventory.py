@@ -1,17 +1,24 @@
 """Everything a workspace holds, as one inventory: what ``cache ls``, ``cache rm`` and
 ``cache gc`` read and act on.
 
-Five kinds of artifact live under the cache dir, each written by its own module:
+Five kinds of artifact live under the cache dir (roots: :func:`w2sprobe.workspace.kind_root`),
+each written and read by its own module, through which this one reads them:
 
 * ``acts``: ``acts/<model>/<dataset>/<key>.h5`` (:mod:`w2sprobe.cache`), complete when the file
   is marked complete (a ``.partial`` or ``.rankR-of-W.partial`` shard is not); lock
   ``<key>.h5.lock``;
-* ``runs``: ``runs/<dataset>/<key>/`` (:mod:`w2sprobe.runs`, :mod:`w2sprobe.train.stages`),
-  complete when ``metrics.json`` exists (``checkpoint.pt`` while training); lock ``<dir>/.lock``;
-* ``labels``: ``labels/<dataset>/<key>/`` (:mod:`w2sprobe.labels`), staged and renamed in
-  whole, so always complete; no lock;
-* ``sweeps``: ``sweeps/<dataset>/<key>/`` (``probes.sweep``), complete with ``sweep.json``;
-* ``reports``: ``reports/<key>/`` (``report.render``), complete with ``report.json``.
+* ``runs``: ``runs/<dataset>/<key>/`` (:mod:`w2sprobe.runs`), complete when ``metrics.json``
+  exists (``checkpoint.pt`` while training); lock ``<dir>/.lock``;
+* ``labels``: ``labels/<dataset>/<key>/`` (:mod:`w2sprobe.labels`), filled in a staging folder
+  ``.labels-<key>.staging-<host>-<pid>`` and renamed in whole, so always complete; no lock;
+* ``sweeps``: ``sweeps/<dataset>/<key>/`` (:mod:`w2sprobe.report.sweep_files`), complete with
+  ``sweep.json``;
+* ``reports``: ``reports/<key>/`` (:mod:`w2sprobe.report.files`), complete with ``report.json``.
+
+A staging folder (any ``.<kind>-<key>.staging-<host>-<pid>``) or temporary file
+(``.<name>.<host>-<pid>.tmp``) whose process is gone is garbage at once; one of another host
+(a shared cache), or of an older version without a pid in its name, once untouched for
+:data:`GRACE_S`.
 
 A lock is *held* when it cannot be acquired with timeout 0.  Nothing here removes a file whose
 lock another process holds; artifacts without a lock are only garbage once untouched for
@@ -23,7 +30,6 @@ This module imports no torch and no report code: ``cache ls`` must stay instant.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterable, Iterator
@@ -33,13 +39,15 @@ from pathlib import Path
 
 from filelock import FileLock, Timeout
 
-from .cache.layout import PARTIAL_SUFFIX, acts_root, lock_path, shard_files
+from . import labels as label_files
+from . import runs as run_files
+from .atomic import owner_alive, parse_staging, parse_temp
+from .cache.layout import PARTIAL_SUFFIX, lock_path, shard_files
 from .cache.store import CacheEntry, list_entries
 from .errors import UsageError
-from .labels import labels_root
-from .runs import run_dir
-
-KINDS = ("acts", "runs", "labels", "sweeps", "reports")
+from .report import files as report_files
+from .report import sweep_files
+from .workspace import KINDS, cache_of, kind_root, rm_hint
 
 #: Seconds an unfinished artifact of a lockless kind (a sweep or report folder without its
 #: final file, a label set's staging folder) must be untouched before ``gc`` calls it garbage.
@@ -48,23 +56,11 @@ GRACE_S = 3600.0
 #: Shortest key prefix ``cache rm`` accepts (shorter ones match too much to be typed safely).
 MIN_PREFIX = 4
 
-_ANY = "_"  # a one-component dataset name: every writer puts <root>/<dataset slug>/<key>
-
 
 def kind_roots(cache_dir: Path) -> dict[str, Path]:
-    """The top folder of each kind under ``cache_dir``, from the writers' own path functions.
-
-    ``sweeps`` and ``reports`` are spelled here because their writers' modules import torch
-    and scipy; a test checks they agree with ``probes.sweep.sweep_dir`` and
-    ``report.render.default_out_dir``.
-    """
-    return {
-        "acts": acts_root(cache_dir),
-        "runs": run_dir(cache_dir, _ANY, _ANY).parent.parent,
-        "labels": labels_root(cache_dir, _ANY).parent,
-        "sweeps": Path(cache_dir) / "sweeps",
-        "reports": Path(cache_dir) / "reports",
-    }
+    """The top folder of each kind under ``cache_dir`` (:func:`w2sprobe.workspace.kind_root`,
+    which every writer's path function uses)."""
+    return {kind: kind_root(cache_dir, kind) for kind in KINDS}
 
 
 # --------------------------------------------------------------------------- artifacts
@@ -151,7 +147,8 @@ class Inventory:
 
     cache_dir: Path
     artifacts: list[Artifact]
-    strays: list[Garbage] = field(default_factory=list)
+    strays: list[Garbage] = field(default_factory=list)  # e.g. dead writers' staging folders
+    writing: list[Path] = field(default_factory=list)  # staging folders of live writers
 
     def of(self, kind: str) -> list[Artifact]:
         return [a for a in self.artifacts if a.kind == kind]
@@ -196,13 +193,14 @@ def scan(cache_dir: Path, now: float | None = None) -> Inventory:
     roots = kind_roots(cache_dir)
     artifacts = [
         *_scan_acts(cache_dir),
-        *_scan_folders(roots["runs"], "runs", _describe_run),
-        *_scan_folders(roots["labels"], "labels", _describe_labels),
-        *_scan_folders(roots["sweeps"], "sweeps", _describe_sweep),
-        *_scan_reports(roots["reports"]),
+        *map(_describe_run, run_files.run_folders(cache_dir)),
+        *map(_describe_labels, label_files.label_set_folders(cache_dir)),
+        *map(_describe_sweep, sweep_files.sweep_folders(cache_dir)),
+        *map(_describe_report, report_files.report_folders(cache_dir)),
     ]
     _link_activations(artifacts)
-    return Inventory(cache_dir, artifacts, _staging_leftovers(roots["labels"], now))
+    staging, writing = _staging_leftovers(roots, now)
+    return Inventory(cache_dir, artifacts, staging, writing)
 
 
 # --------------------------------------------------------------------------- acts
@@ -297,25 +295,6 @@ def _without_layers(manifest: dict) -> dict:
 # --------------------------------------------------------------------------- folders
 
 
-def _scan_folders(root: Path, kind: str, describe) -> list[Artifact]:
-    """``<root>/<dataset>/<key>/`` folders (dot-folders are writers' staging, not artifacts)."""
-    if not root.is_dir():
-        return []
-    folders = sorted(
-        p
-        for p in root.glob("*/*")
-        if p.is_dir() and not p.name.startswith(".") and not p.parent.name.startswith(".")
-    )
-    return [describe(folder) for folder in folders]
-
-
-def _read_json(path: Path) -> dict | list | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def _folder_artifact(kind: str, folder: Path, meta: dict, complete: bool) -> Artifact:
     return Artifact(
         kind=kind,
@@ -330,11 +309,9 @@ def _folder_artifact(kind: str, folder: Path, meta: dict, complete: bool) -> Art
 
 
 def _describe_run(folder: Path) -> Artifact:
-    metrics = _read_json(folder / "metrics.json")
-    complete = isinstance(metrics, dict)
-    meta = metrics if complete else (_read_json(folder / "manifest.json") or {})
-    if not isinstance(meta, dict):
-        meta = {}
+    metrics = run_files.read_metrics_or_none(folder)
+    complete = metrics is not None
+    meta = metrics if complete else run_files.read_manifest(folder)
     run = _folder_artifact("runs", folder, meta, complete)
     run.lock = folder / ".lock"
     run.locked = lock_held(run.lock)
@@ -347,7 +324,7 @@ def _describe_run(folder: Path) -> Artifact:
         "auc": meta.get("auc"),
         "pgr": meta.get("pgr"),
     }
-    checkpoint = folder / "checkpoint.pt"
+    checkpoint = folder / run_files.CHECKPOINT
     if not complete:
         run.status = (
             "in use" if run.locked else ("orphaned" if checkpoint.exists() else "unfinished")
@@ -355,9 +332,8 @@ def _describe_run(folder: Path) -> Artifact:
     else:
         if checkpoint.exists():
             run.leftovers.append((checkpoint, "checkpoint of a finished run"))
-        gone = "temporary file of a process that is gone"
-        run.leftovers += [(p, gone) for p in _dead_tmp(folder)]
-    if not complete and (folder / "metrics.json").exists():
+        run.leftovers += [(p, _GONE) for p in _dead_tmp(folder)]
+    if not complete and (folder / run_files.METRICS).exists():
         run.status = "unreadable metrics.json"
     return run
 
@@ -389,9 +365,9 @@ def _probe_text(probe: dict) -> str:
 
 
 def _describe_labels(folder: Path) -> Artifact:
-    meta = _read_json(folder / "manifest.json")
-    complete = isinstance(meta, dict) and (folder / "labels.csv").is_file()
-    meta = meta if isinstance(meta, dict) else {}
+    meta = label_files.read_label_meta(folder)
+    complete = meta is not None and (folder / label_files.LABELS_CSV).is_file()
+    meta = meta or {}
     made = dict(meta.get("manifest") or {})
     labels = _folder_artifact("labels", folder, meta, complete)
     labels.name = meta.get("name")
@@ -419,9 +395,9 @@ def _describe_labels(folder: Path) -> Artifact:
 
 
 def _describe_sweep(folder: Path) -> Artifact:
-    rows = _read_json(folder / "sweep.json")
-    complete = isinstance(rows, list)
-    rows = [r for r in rows if isinstance(r, dict)] if complete else []
+    rows = sweep_files.sweep_rows_or_none(folder)
+    complete = rows is not None
+    rows = rows or []
     first = rows[0] if rows else {}
     sweep = _folder_artifact("sweeps", folder, first, complete)
     layers = sorted({r["layer"] for r in rows if "layer" in r})
@@ -436,24 +412,14 @@ def _describe_sweep(folder: Path) -> Artifact:
         if v
     }
     sweep.details = {"points": len(rows)}
+    sweep.leftovers += [(p, _GONE) for p in _dead_tmp(folder)]
     return sweep
 
 
-def _scan_reports(root: Path) -> list[Artifact]:
-    """``<root>/<key>/`` with ``report.json`` written last."""
-    if not root.is_dir():
-        return []
-    return [
-        _describe_report(p)
-        for p in sorted(root.iterdir())
-        if p.is_dir() and not p.name.startswith(".")
-    ]
-
-
 def _describe_report(folder: Path) -> Artifact:
-    summary = _read_json(folder / "report.json")
-    complete = isinstance(summary, dict)
-    summary = summary if complete else {}
+    summary = report_files.read_summary(folder)
+    complete = summary is not None
+    summary = summary or {}
     datasets = [str(d) for d in summary.get("datasets") or []]
     report = _folder_artifact("reports", folder, {"dataset": ",".join(datasets) or "-"}, complete)
     runs = [r for r in summary.get("runs") or [] if isinstance(r, dict) and r.get("key")]
@@ -461,6 +427,7 @@ def _describe_report(folder: Path) -> Artifact:
     report.made_from = {"runs": len(runs)} if complete else {}
     report.parents = [r["key"] for r in runs]
     report.details = {"datasets": datasets}
+    report.leftovers += [(p, _GONE) for p in [*_dead_tmp(folder), *_dead_tmp(folder / "figures")]]
     return report
 
 
@@ -525,24 +492,18 @@ def _delete(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
+_GONE = "temporary file of a process that is gone"
+
+
 def _dead_tmp(folder: Path) -> list[Path]:
-    """``.<name>.<pid>.tmp`` files (``runs.atomic_write``, checkpoints) of processes gone."""
+    """Temporary files of :mod:`w2sprobe.atomic` (``.<name>.<host>-<pid>.tmp``; older
+    ``.<name>.<pid>.tmp``) whose process on this host is gone."""
     found = []
     for path in folder.glob(".*.tmp"):
-        pid = path.name.removesuffix(".tmp").rsplit(".", 1)[-1]
-        if pid.isdigit() and not _alive(int(pid)):
+        owner = parse_temp(path)
+        if owner is not None and owner_alive(*owner) is False:
             found.append(path)
     return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's live process
-        return True
-    return True
 
 
 # --------------------------------------------------------------------------- rm
@@ -695,16 +656,33 @@ def _unfinished_reason(a: Artifact, now: float) -> str | None:
     return None
 
 
-def _staging_leftovers(labels_dir: Path, now: float) -> list[Garbage]:
-    """Staging folders of ``save_label_set`` (``<dataset>/.labels-*``) untouched for
-    :data:`GRACE_S`: a crash left them (a live writer renames its folder within seconds)."""
-    return [
-        Garbage(
-            "labels", None, path, "staging folder of a writer that never finished", _disk_size(path)
-        )
-        for path in (sorted(labels_dir.glob("*/.*")) if labels_dir.is_dir() else [])
-        if path.is_dir() and now - _mtime(path) > GRACE_S
-    ]
+def _staging_leftovers(roots: dict[str, Path], now: float) -> tuple[list[Garbage], list[Path]]:
+    """(garbage, in progress): writers' staging folders (``.<kind>-<key>.staging-<host>-<pid>``
+    beside the artifact folders of every kind; ``.labels-*`` of older versions).
+
+    One whose process on this host is gone is garbage at once; one of another host or of an
+    older version once untouched for :data:`GRACE_S` (a live writer renames its folder within
+    seconds); one of a live process here is in progress.
+    """
+    garbage, writing = [], []
+    for kind, root in roots.items():
+        if kind == "acts" or not root.is_dir():
+            continue
+        for path in sorted([*root.glob(".*"), *root.glob("*/.*")]):
+            if not path.is_dir() or path.name.startswith(".lock"):
+                continue
+            staging = parse_staging(path)
+            alive = staging.alive if staging else None
+            if alive:
+                writing.append(path)
+            elif alive is False:
+                why = f"staging folder of a writer that is gone (pid {staging.pid})"
+                garbage.append(Garbage(kind, staging.key, path, why, _disk_size(path)))
+            elif now - _mtime(path) > GRACE_S:
+                why = "staging folder of a writer that never finished"
+                key = staging.key if staging else None
+                garbage.append(Garbage(kind, key, path, why, _disk_size(path)))
+    return garbage, writing
 
 
 def collect(found: Collection) -> Collection:
@@ -729,3 +707,133 @@ def collect(found: Collection) -> Collection:
             continue
         removed.append(item)
     return Collection(removed, found.in_use, skipped)
+
+
+# --------------------------------------------------------------------------- verify
+
+
+@dataclass
+class Check:
+    """``cache verify``'s verdict on one artifact (or leftover): ``ok``, ``bad`` or ``in use``
+    (a writer holds it or is filling it now), what is wrong, and what clears it."""
+
+    kind: str
+    key: str | None
+    path: Path
+    status: str
+    problems: list[str] = field(default_factory=list)
+    fix: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "kind": self.kind,
+            "key": self.key,
+            "path": str(self.path),
+            "status": self.status,
+            "problems": self.problems,
+            "fix": self.fix,
+        }
+
+
+RESUME = "run the same command again to finish it, or remove it with: w2sprobe cache gc"
+
+
+def verify(inventory: Inventory, now: float | None = None) -> list[Check]:
+    """Check every artifact of every kind, through its format's own module: activation files
+    (structure, rows committed, finite values), runs (metrics follow the contract, predictions
+    match the rows and SHA-256 they recorded), label sets (rows per split, SHA-256), sweeps and
+    reports (every file against its recorded size and SHA-256); and report leftovers.
+    """
+    now = time.time() if now is None else now
+    checks = [_check(inventory.cache_dir, a, now) for a in inventory.artifacts]
+    checks += [
+        Check(g.kind, g.key, g.path, "bad", [f"leftover: {g.reason}"], "w2sprobe cache gc")
+        for g in inventory.strays
+    ]
+    checks += [
+        Check(_kind_of(path, inventory.cache_dir), None, path, "in use")
+        for path in inventory.writing
+    ]
+    return checks
+
+
+def verify_path(path: Path) -> Check:
+    """Check one file or folder named on the command line (an activation file or an artifact
+    folder of any kind, found by what it holds)."""
+    path = Path(path)
+    if not path.exists():
+        return Check("?", None, path, "bad", ["does not exist"])
+    if path.name.endswith((".h5", ".h5" + PARTIAL_SUFFIX)):
+        return _acts_check(path)
+    folder = path if path.is_dir() else path.parent
+    for kind, marker in _MARKERS:
+        if any((folder / name).exists() for name in marker):
+            return _check_folder(kind, folder)
+    what = "not an artifact: no activation file, run, label set, sweep or report here"
+    return Check("?", None, path, "bad", [what])
+
+
+_MARKERS = (
+    ("runs", (run_files.METRICS, run_files.PREDICTIONS, run_files.CHECKPOINT)),
+    ("labels", (label_files.LABELS_CSV,)),
+    ("sweeps", (sweep_files.SWEEP_JSON, sweep_files.SWEEP_CSV)),
+    ("reports", (report_files.REPORT_JSON,)),
+)
+
+
+def _check(cache_dir: Path, a: Artifact, now: float) -> Check:
+    if a.locked and not a.complete:
+        return Check(a.kind, a.key, a.path, "in use")
+    if a.kind == "acts":
+        check = _acts_check(a.path, cache_dir)
+        if a.complete and a.leftovers:  # a complete file beside its own partial or shards
+            check.problems += [f"leftover: {why} ({p.name})" for p, why in a.leftovers]
+            check.fix = check.fix or "w2sprobe cache gc"
+            check.status = "bad"
+        return check
+    marker = {"sweeps": sweep_files.SWEEP_JSON, "reports": report_files.REPORT_JSON}.get(a.kind)
+    if marker and not (a.path / marker).exists() and now - a.mtime <= GRACE_S:
+        return Check(a.kind, a.key, a.path, "in use")  # lockless: maybe being written now
+    return _check_folder(a.kind, a.path, cache_dir)
+
+
+def _acts_check(path: Path, cache_dir: Path | None = None) -> Check:
+    from .cache.store import verify as verify_file
+
+    key = path.name.split(".h5")[0]
+    problems = verify_file(path)
+    fix = None
+    if problems:
+        partial = path.name.endswith(PARTIAL_SUFFIX)
+        fix = RESUME if partial else rm_hint(cache_dir or cache_of(path, "acts"), key)
+    return Check("acts", key, path, "bad" if problems else "ok", problems, fix)
+
+
+def _check_folder(kind: str, folder: Path, cache_dir: Path | None = None) -> Check:
+    key = folder.name
+    if kind == "runs":
+        if not (folder / run_files.METRICS).exists():
+            problems = ["unfinished: no metrics.json"]
+            return Check(kind, key, folder, "bad", problems, RESUME)
+        problems = run_files.verify_run(folder)
+    elif kind == "labels":
+        problems = label_files.verify_label_set(folder)
+    elif kind == "sweeps":
+        problems = sweep_files.verify_sweep(folder)
+    else:
+        problems = report_files.verify_report(folder)
+    if not problems:
+        return Check(kind, key, folder, "ok")
+    unfinished = problems[0].startswith("unfinished")
+    fix = RESUME if unfinished else rm_hint(cache_dir or cache_of(folder, kind), key)
+    return Check(kind, key, folder, "bad", problems, fix)
+
+
+def _kind_of(path: Path, cache_dir: Path) -> str:
+    staging = parse_staging(path)
+    if staging is not None:
+        return staging.kind
+    try:
+        return Path(path).relative_to(cache_dir).parts[0]
+    except ValueError:
+        return "?"

@@ -2,27 +2,29 @@
 
 Weak labels, probe-filtered sets (which simply omit ids) and probe-relabeled sets are all one
 kind of thing, stored as ``<cache>/labels/<dataset>/<key>/`` holding ``labels.csv``
-(``split,id,soft_label``) and ``manifest.json``.  The key is a hash of the manifest, so a set
-made from different inputs never overwrites another; ``name`` is the human handle
-(``weak``, ``knn-filter@weak``, ...) that ``--labels NAME`` resolves when it is unambiguous.
+(``split,id,soft_label``) and ``manifest.json`` (rows per split, the table's SHA-256, and how
+the set was made).  The key is a hash of how it was made, so a set made from different inputs
+never overwrites another; ``name`` is the human handle (``weak``, ``knn-filter@weak``, ...)
+that ``--labels NAME`` resolves when it is unambiguous.  This module is the one writer and
+reader of the format.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-import os
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NoReturn
 
 import numpy as np
 
-from .errors import UsageError
+from .atomic import file_record, record_problem, staged_folder, write_into
+from .errors import UsageError, first_line
 from .hashing import short_hash
-from .workspace import slug_dir
+from .workspace import cache_of, kind_root, rm_hint, slug_dir
 
 
 @dataclass
@@ -95,74 +97,186 @@ def lineage(labels: LabelSet) -> dict:
 
 
 def labels_root(cache_dir: Path, dataset: str) -> Path:
-    return slug_dir(Path(cache_dir) / "labels", dataset)
+    return slug_dir(kind_root(cache_dir, "labels"), dataset)
+
+
+#: The files of a label set; ``manifest.json`` is written last and marks it complete.
+LABELS_CSV, MANIFEST = "labels.csv", "manifest.json"
 
 
 def save_label_set(labels: LabelSet, cache_dir: Path) -> Path:
-    """Write ``labels`` under its key (atomically; an existing identical set is left as is)."""
+    """Write ``labels`` under its key, atomically: filled in a staging folder and renamed into
+    place in one step (an existing set of the same key is left as it is).
+
+    ``manifest.json`` records the rows per split (``sizes``) and the byte count and SHA-256 of
+    ``labels.csv`` (``files``): readers check both.  Neither is part of the key.
+    """
     target = labels_root(cache_dir, labels.dataset) / labels.key
-    if (target / "manifest.json").is_file():
+    if (target / MANIFEST).is_file():
         return target
-    target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=".labels-", dir=target.parent))
-    try:
-        with (staging / "labels.csv").open("w", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(["split", "id", "soft_label"])
-            for split in labels.splits:
-                writer.writerows(
-                    (split, id_, repr(float(value)))
-                    for id_, value in zip(labels.ids[split].tolist(), labels.soft[split].tolist())
-                )
+    table = _csv_bytes(labels)
+    with staged_folder(target, "labels") as staging:
+        write_into(staging, LABELS_CSV, table)
         meta = {
             "name": labels.name,
             "dataset": labels.dataset,
             "key": labels.key,
             "created": time.time(),  # not part of the key: only shown to tell sets apart
             "sizes": labels.sizes(),
+            "files": {LABELS_CSV: file_record(staging / LABELS_CSV)},
             "manifest": labels.manifest,
         }
-        (staging / "manifest.json").write_text(
-            json.dumps(meta, indent=2, sort_keys=True, default=str)
+        write_into(
+            staging, MANIFEST, json.dumps(meta, indent=2, sort_keys=True, default=str).encode()
         )
-        os.replace(staging, target)
-    except OSError:
-        shutil.rmtree(staging, ignore_errors=True)
-        if not (target / "manifest.json").is_file():  # lost a race to an identical writer: fine
-            raise
     return target
 
 
+def _csv_bytes(labels: LabelSet) -> bytes:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out)
+    writer.writerow(["split", "id", "soft_label"])
+    for split in labels.splits:
+        writer.writerows(
+            (split, id_, repr(float(value)))
+            for id_, value in zip(labels.ids[split].tolist(), labels.soft[split].tolist())
+        )
+    return out.getvalue().encode()
+
+
 def load_label_set(folder: Path) -> LabelSet:
-    """Read one stored label set."""
+    """Read one stored label set, checked against what its manifest recorded when it was
+    written (rows per split, and the SHA-256 of ``labels.csv`` when recorded); a damaged set
+    is a UsageError naming it and the ``cache rm`` that clears it."""
+    folder = Path(folder)
+    meta = read_label_meta(folder)
+    if meta is None:
+        _damaged(folder, {}, f"{MANIFEST} is missing or unreadable")
+    ids, soft, problem = _read_table(folder / LABELS_CSV)
+    problem = problem or _integrity_problem(folder, meta, ids)
+    if problem:
+        _damaged(folder, meta, problem)
     try:
-        meta = json.loads((folder / "manifest.json").read_text())
-        ids: dict[str, list[str]] = {}
-        soft: dict[str, list[float]] = {}
-        with (folder / "labels.csv").open(newline="") as fh:
-            for row in csv.DictReader(fh):
-                ids.setdefault(row["split"], []).append(row["id"])
-                soft.setdefault(row["split"], []).append(float(row["soft_label"]))
-    except (OSError, ValueError, KeyError) as exc:
-        raise UsageError(f"label set {folder} is unreadable: {exc}") from None
-    return LabelSet(
-        meta["name"],
-        meta["dataset"],
-        {s: np.array(v) for s, v in ids.items()},
-        {s: np.array(v) for s, v in soft.items()},
-        meta.get("manifest", {}),
+        return LabelSet(
+            meta["name"],
+            meta["dataset"],
+            {s: np.array(v) for s, v in ids.items()},
+            {s: np.array(v) for s, v in soft.items()},
+            meta.get("manifest", {}),
+        )
+    except (KeyError, ValueError) as exc:
+        _damaged(folder, meta, first_line(exc))
+
+
+def verify_label_set(folder: Path) -> list[str]:
+    """Problems of one stored label set (empty: intact): ``cache verify``'s check."""
+    meta = read_label_meta(Path(folder))
+    if meta is None:
+        return [f"{MANIFEST} is missing or unreadable"]
+    ids, _, problem = _read_table(Path(folder) / LABELS_CSV)
+    problem = problem or _integrity_problem(Path(folder), meta, ids)
+    return [problem] if problem else []
+
+
+def read_label_meta(folder: Path) -> dict | None:
+    """The stored ``manifest.json`` of a label-set folder (name, key, sizes, files, manifest),
+    or None when it is missing or unreadable.  Cheap: the table is not read."""
+    try:
+        meta = json.loads((Path(folder) / MANIFEST).read_text())
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    if not isinstance(meta, dict) or not isinstance(meta.get("name"), str):
+        return None
+    return meta
+
+
+def label_set_folders(cache_dir: Path) -> list[Path]:
+    """Every label-set folder of every dataset (staging folders, dot-named, are not sets)."""
+    root = kind_root(cache_dir, "labels")
+    if not root.is_dir():
+        return []
+    return sorted(
+        p
+        for p in root.glob("*/*")
+        if p.is_dir() and not p.name.startswith(".") and not p.parent.name.startswith(".")
     )
 
 
+def _read_table(path: Path) -> tuple[dict[str, list[str]], dict[str, list[float]], str | None]:
+    """(ids, soft labels) per split of ``labels.csv``, and what is wrong with it (or None)."""
+    ids: dict[str, list[str]] = {}
+    soft: dict[str, list[float]] = {}
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.reader(fh)
+            header = next(reader, None)
+            if header != ["split", "id", "soft_label"]:
+                return ids, soft, f"{LABELS_CSV} has no split,id,soft_label header"
+            for row in reader:
+                if len(row) != 3:
+                    return (
+                        ids,
+                        soft,
+                        (
+                            f"{LABELS_CSV} is cut or garbled at line {reader.line_num} "
+                            f"({len(row)} fields, expected 3)"
+                        ),
+                    )
+                try:
+                    value = float(row[2])
+                except ValueError:
+                    return (
+                        ids,
+                        soft,
+                        (
+                            f"{LABELS_CSV} line {reader.line_num}: soft label {row[2]!r} is not a "
+                            "number"
+                        ),
+                    )
+                ids.setdefault(row[0], []).append(row[1])
+                soft.setdefault(row[0], []).append(value)
+    except FileNotFoundError:
+        return ids, soft, f"{LABELS_CSV} is missing"
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        return ids, soft, f"{LABELS_CSV} is unreadable ({first_line(exc)})"
+    return ids, soft, None
+
+
+def _integrity_problem(folder: Path, meta: dict, ids: dict[str, list[str]]) -> str | None:
+    """Rows per split against the manifest's ``sizes``, then the recorded checksum."""
+    sizes = meta.get("sizes")
+    if isinstance(sizes, dict):
+        for split in sorted(set(sizes) | set(ids)):
+            found, said = len(ids.get(split, [])), sizes.get(split)
+            if said is None:
+                return f"{LABELS_CSV} has a '{split}' split its manifest does not list"
+            if found != said:
+                return f"{LABELS_CSV} has {found} {split} rows, its manifest says {said}"
+    files = meta.get("files") if isinstance(meta.get("files"), dict) else {}
+    return record_problem(folder / LABELS_CSV, files.get(LABELS_CSV))
+
+
+def _damaged(folder: Path, meta: dict, problem: str) -> NoReturn:
+    key = str(meta.get("key") or folder.name)
+    name = meta.get("name")
+    what = f"label set {name} ({key})" if name else f"label set {key} ({folder})"
+    hint = rm_hint(cache_of(folder, "labels"), key)
+    raise UsageError(f"{what} is damaged: {problem}; remove it with: {hint}")
+
+
 def list_label_sets(cache_dir: Path, dataset: str) -> list[dict]:
-    """Manifests (name, key, sizes, manifest) of every label set stored for ``dataset``."""
+    """Manifests (name, key, sizes, manifest) of every label set stored for ``dataset``.
+
+    Staging folders of writers (``.labels-<key>.staging-...``, dot-named) are never listed.
+    """
     root = labels_root(cache_dir, dataset)
     found = []
-    for manifest in sorted(root.glob("*/manifest.json")) if root.is_dir() else []:
-        try:
-            found.append(json.loads(manifest.read_text()))
-        except (OSError, ValueError):
+    for folder in sorted(root.iterdir()) if root.is_dir() else []:
+        if folder.name.startswith(".") or not folder.is_dir():
             continue
+        meta = read_label_meta(folder)
+        if meta is not None:
+            found.append(meta)
     return found
 
 
@@ -179,7 +293,7 @@ def sets_named(stored: list[dict], name: str) -> list[dict]:
 def find_label_set(cache_dir: Path, dataset: str, name_or_key: str) -> LabelSet:
     """The label set of ``dataset`` with this key, or the one set this name refers to."""
     root = labels_root(cache_dir, dataset)
-    if (root / name_or_key / "manifest.json").is_file():
+    if not name_or_key.startswith(".") and (root / name_or_key / MANIFEST).is_file():
         return load_label_set(root / name_or_key)
     stored = list_label_sets(cache_dir, dataset)
     matches = sets_named(stored, name_or_key)

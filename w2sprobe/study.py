@@ -668,8 +668,8 @@ class Study:
         """
         from .hashing import short_hash
         from .probes.inputs import check_probe, probe_spec
-        from .probes.results import read_sweep, write_sweep
-        from .probes.sweep import sweep_dir, sweep_layer
+        from .probes.sweep import sweep_layer
+        from .report.sweep_files import read_sweep, sweep_dir, write_sweep
         from .vocabulary import probe_kind, sweep_node
 
         param = probe_kind(probe).grid_param

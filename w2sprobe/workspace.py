@@ -1,15 +1,63 @@
-"""The workspace on disk: a writable root, and folder names safe for any model id or path.
+"""The workspace on disk: its artifact roots, a writable root, and folder names safe for any
+model id or path.
 
-Its root is the ``cache_dir`` option (``./cache``, ``--cache-dir``, ``W2SPROBE_CACHE``).
+Its root is the ``cache_dir`` option (``./cache``, ``--cache-dir``, ``W2SPROBE_CACHE``).  Each
+kind of artifact lives under its own root (:func:`kind_root`), written and read by one module:
+
+* ``acts/<model>/<dataset>/<key>.h5`` — :mod:`w2sprobe.cache` (writer, store);
+* ``runs/<dataset>/<key>/`` — :mod:`w2sprobe.runs`;
+* ``labels/<dataset>/<key>/`` — :mod:`w2sprobe.labels`;
+* ``sweeps/<dataset>/<key>/`` — :mod:`w2sprobe.report.sweep_files`;
+* ``reports/<key>/`` — :mod:`w2sprobe.report.files`.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shlex
 from pathlib import Path
 
 from .errors import UsageError
+
+#: Every kind of artifact, in the order ``cache ls`` shows them; each is a folder of the root.
+KINDS = ("acts", "runs", "labels", "sweeps", "reports")
+
+#: The default workspace root when neither ``--cache-dir`` nor ``W2SPROBE_CACHE`` is given.
+DEFAULT_CACHE_DIR = "cache"
+
+
+def kind_root(cache_dir: Path, kind: str) -> Path:
+    """``<cache_dir>/<kind>``: the top folder of one kind of artifact."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown artifact kind {kind!r}")
+    return Path(cache_dir) / kind
+
+
+#: How deep an artifact sits below its kind's root (``acts/<model>/<dataset>/<key>.h5``: 3).
+_DEPTH = {"acts": 3, "runs": 2, "labels": 2, "sweeps": 2, "reports": 1}
+
+
+def cache_of(path: Path, kind: str) -> Path:
+    """The workspace root the artifact of ``kind`` at ``path`` belongs to (``<cache>/labels/
+    sst2/<key>`` -> ``<cache>``); for one outside a workspace, the folder that holds it."""
+    path = Path(path)
+    depth = _DEPTH[kind]
+    if len(path.parents) > depth and path.parents[depth - 1].name == kind:
+        return path.parents[depth]
+    return path.parent
+
+
+def rm_hint(cache_dir: Path, key: str) -> str:
+    """The command that removes the artifact ``key``: ``w2sprobe cache rm <key>`` (with
+    ``--cache-dir`` unless ``cache_dir`` is the one that command would use anyway)."""
+    default = os.environ.get("W2SPROBE_CACHE") or DEFAULT_CACHE_DIR
+    try:
+        same = Path(cache_dir).resolve() == Path(default).resolve()
+    except OSError:
+        same = False
+    where = "" if same else f" --cache-dir {shlex.quote(str(cache_dir))}"
+    return f"w2sprobe cache rm {key}{where}"
 
 
 def ensure_writable_dir(path: Path) -> Path:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..workspace import slug_dir
+from ..workspace import kind_root, slug_dir
 
 #: Splits in the order they are stored and extracted.
 SPLIT_ORDER = ("weak_train", "strong_train", "val", "test")
@@ -20,15 +20,8 @@ def layer_name(layer: int) -> str:
     return f"layer_{layer:03d}"
 
 
-def layer_of(name: str) -> int | None:
-    """Inverse of :func:`layer_name`; ``None`` for other dataset names."""
-    if name.startswith("layer_") and name[6:].isdigit():
-        return int(name[6:])
-    return None
-
-
 def acts_root(cache_dir: Path) -> Path:
-    return Path(cache_dir) / "acts"
+    return kind_root(cache_dir, "acts")
 
 
 def activation_path(cache_dir: Path, model: str, dataset: str, key: str) -> Path:

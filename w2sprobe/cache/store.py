@@ -15,7 +15,8 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from ..errors import UsageError
+from ..errors import UsageError, first_line
+from ..workspace import cache_of, rm_hint
 from .layout import PARTIAL_SUFFIX, acts_root, layer_name
 
 
@@ -42,10 +43,12 @@ class ActivationStore:
         except FileNotFoundError:
             raise UsageError(f"activation file {path} does not exist") from None
         except OSError as exc:
-            raise UsageError(f"activation file {path} is corrupt: {exc}") from None
+            raise UsageError(
+                f"activation file {path} is corrupt: {first_line(exc)}; {_rm(path)}"
+            ) from None
         if not bool(handle.attrs.get("complete", False)) or "manifest" not in handle.attrs:
             handle.close()
-            raise UsageError(f"activation file {path} is not marked complete")
+            raise UsageError(f"activation file {path} is not marked complete; {_rm(path)}")
         return cls(path, handle)
 
     # -- metadata ------------------------------------------------------------------------
@@ -117,6 +120,11 @@ class ActivationStore:
                 f"layer {layer} is not in {self.path.name}; cached layers: {self.layers}"
             )
         return group[name]
+
+
+def _rm(path: Path) -> str:
+    """``remove it with: w2sprobe cache rm <key>`` for the activation file ``path``."""
+    return f"remove it with: {rm_hint(cache_of(path, 'acts'), path.name.split('.h5')[0])}"
 
 
 def _memmap(path: Path, dataset: h5py.Dataset) -> np.ndarray | None:

@@ -7,18 +7,27 @@ rows is fully written.  After ``kill -9`` the same request reopens the partial f
 continues after the last committed window; rows past the counter are simply rewritten.
 When every split is committed the file is marked ``complete`` and renamed atomically, so a
 reader never sees a half-written ``<key>.h5``.
+
+A filesystem without room for the rest of the file is refused before anything is written, and
+a disk that fills up meanwhile (``ENOSPC``/``EDQUOT``) raises :class:`~w2sprobe.errors.DiskFull`
+naming the file and the bytes it needs; the partial file keeps its committed rows, so the same
+command resumes once there is space.
 """
 
 from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import h5py
 import numpy as np
 
+from ..atomic import disk_full, free_bytes, is_disk_full
+from ..errors import DiskFull
 from .layout import layer_name, partial_path
 
 STORAGE_DTYPE = np.float16
@@ -36,10 +45,11 @@ class SplitData:
 class PartialActivationFile:
     """An activation file being written; use :meth:`open` to create or resume one."""
 
-    def __init__(self, final_path: Path, handle: h5py.File, layers: list[int]):
+    def __init__(self, final_path: Path, handle: h5py.File, layers: list[int], size: int = 0):
         self.final_path = final_path
         self.path = partial_path(final_path)
         self.layers = layers
+        self.size = size  # bytes of activations the whole file holds (for DiskFull messages)
         self._h5 = handle
 
     @classmethod
@@ -53,11 +63,16 @@ class PartialActivationFile:
     ) -> "PartialActivationFile":
         """Resume the partial file if it was made for the same manifest, else start it afresh."""
         path = partial_path(final_path)
+        size = sum(len(s.ids) for s in splits) * len(layers) * hidden_size * 2
         handle = _reopen_if_same(path, attrs["manifest"])
         if handle is None:
             path.parent.mkdir(parents=True, exist_ok=True)
-            handle = _create(path, attrs, splits, layers, hidden_size)
-        return cls(final_path, handle, layers)
+            _check_space(path, size)
+            with _space(path, size):
+                handle = _create(path, attrs, splits, layers, hidden_size)
+        else:
+            _check_space(path, size, handle)
+        return cls(final_path, handle, layers, size)
 
     def committed(self, split: str) -> int:
         """Rows of ``split`` already written and committed."""
@@ -70,23 +85,62 @@ class PartialActivationFile:
         """
         group = self._h5[split]
         stop = start + acts.shape[1]
-        for index, layer in enumerate(self.layers):
-            group[layer_name(layer)][start:stop] = acts[index]
-        self._h5.flush()  # data reaches the OS before the counter says it is there
-        group.attrs.modify("committed_rows", np.int64(stop))
-        self._h5.flush()
+        with _space(self.path, self.size):
+            for index, layer in enumerate(self.layers):
+                group[layer_name(layer)][start:stop] = acts[index]
+            self._h5.flush()  # data reaches the OS before the counter says it is there
+            group.attrs.modify("committed_rows", np.int64(stop))
+            self._h5.flush()
 
     def finish(self) -> Path:
         """Mark the file complete, close it and rename it to its final name (atomic)."""
-        self._h5.attrs.modify("complete", True)
-        self._h5.close()
+        with _space(self.path, self.size):
+            self._h5.attrs.modify("complete", True)
+            self._h5.close()
         os.replace(self.path, self.final_path)
         return self.final_path
 
     def close(self) -> None:
-        """Close without completing (the partial file stays for a later resume)."""
+        """Close without completing (the partial file stays for a later resume).
+
+        After a full disk the final flush fails too; the committed rows are on disk already,
+        and the error that stopped the writing is the one to report.
+        """
         if self._h5.id.valid:
-            self._h5.close()
+            try:
+                self._h5.close()
+            except OSError as exc:
+                if not is_disk_full(exc, self.path.parent):
+                    raise
+
+
+def _check_space(path: Path, size: int, handle: h5py.File | None = None) -> None:
+    """Refuse to start when the filesystem cannot hold the rest of the file: HDF5 copes badly
+    with a disk that fills up under it (it can even crash), and no forward pass is wasted."""
+    have = 0
+    if path.exists():
+        have = path.stat().st_blocks * 512  # what is already allocated of a resumed file
+    needed = max(0, size - have) + SPACE_MARGIN
+    free = free_bytes(path.parent)
+    if free is not None and free < needed:
+        if handle is not None:
+            handle.close()
+        raise DiskFull(path, needed, free)
+
+
+#: Room for HDF5's own metadata beyond the activations.
+SPACE_MARGIN = 1 << 20
+
+
+@contextmanager
+def _space(path: Path, size: int) -> Iterator[None]:
+    """Turn a full disk while writing ``path`` into one DiskFull error."""
+    try:
+        yield
+    except OSError as exc:
+        if is_disk_full(exc, path.parent):
+            raise disk_full(path, size) from None
+        raise
 
 
 def _reopen_if_same(path: Path, manifest: str) -> h5py.File | None:

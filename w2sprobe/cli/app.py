@@ -9,11 +9,12 @@ command that needs them, so ``--help``, ``data list``, ``cache ls`` and ``config
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ..errors import UsageError
+from ..errors import DiskFull, UsageError
 from . import cache as cache_cmd
 from . import config_cmd, data, extract, models, probe, report, run, train
 
@@ -69,7 +70,8 @@ def _top(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; every kind of bad input ends as one ``error:`` line and exit code 2."""
+    """Run the CLI; every kind of bad input, and a full disk, ends as one ``error:`` line and
+    exit code 2."""
     import click
     from typer import exceptions as typer_errors
 
@@ -79,8 +81,16 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # Without standalone mode click returns (not raises) the code of typer.Exit.
         code = app(args=argv, standalone_mode=False)
-    except UsageError as exc:
+    except (UsageError, DiskFull) as exc:
         _fail(str(exc))
+    except OSError as exc:  # a full disk at a write no writer wrapped: still one line
+        from ..atomic import disk_full, is_disk_full
+
+        if not is_disk_full(exc):
+            raise
+        if exc.filename:
+            _fail(str(disk_full(Path(exc.filename))))
+        _fail(f"no space left on device ({exc.strerror or exc}); free some space and run again")
     except (click.exceptions.Abort, typer.Abort):
         _fail("interrupted", code=130)
     except (click.exceptions.Exit, typer.Exit) as exc:

@@ -60,6 +60,8 @@ def ls(
                 "cache_dir": str(root),
                 "kinds": kinds,
                 "entries": [a.as_dict(now) for a in artifacts],
+                "leftovers": [g.as_dict() for g in inventory.strays if g.kind in kinds],
+                "being_written": [str(path) for path in inventory.writing],
                 "totals": {
                     k: {
                         "count": len(inventory.of(k)),
@@ -79,6 +81,17 @@ def ls(
     if not shown:
         what = TITLES[kinds[0]] if len(kinds) == 1 else "artifacts"
         stdout.print(f"no {what} under {root}", **PLAIN)
+    _leftovers(inventory, kinds)
+
+
+def _leftovers(inventory, kinds: list[str]) -> None:
+    """Writers' staging folders: dead ones for ``cache gc``, live ones being written."""
+    for g in (g for g in inventory.strays if g.kind in kinds):
+        stdout.print(
+            f"leftover ({human_size(g.size_bytes)}, cache gc removes it): {g.path}", **PLAIN
+        )
+    for path in inventory.writing:
+        stdout.print(f"being written: {path}", **PLAIN)
 
 
 def _table(kind: str, group: list, now: float) -> str:
@@ -264,36 +277,47 @@ def verify(
     paths: Annotated[
         Optional[list[str]],
         typer.Argument(
-            metavar="[PATH]...", help="Files to check [default: every activation file in the cache]"
+            metavar="[PATH]...",
+            help="Activation files or artifact folders to check [default: every artifact]",
         ),
     ] = None,
 ) -> None:
-    """Check files for truncation, corruption, missing rows or layers; exit 1 if any has a
-    problem."""
-    from ..cache.store import list_entries
-    from ..cache.store import verify as verify_file
+    """Check every artifact (activation files, runs, label sets, sweeps, reports) against what
+    its writer recorded: truncated, corrupt, partial or leftover -> exit 1."""
+    from ..errors import UsageError
+    from ..inventory import scan, verify_path
+    from ..inventory import verify as verify_all
 
     root = opts.cache_dir
-    files = [Path(p) for p in paths] if paths else [e.path for e in list_entries(root)]
-    report = {
-        str(path): (verify_file(path) if path.exists() else ["does not exist"]) for path in files
-    }
+    if paths:
+        checks = [verify_path(Path(p)) for p in paths]
+    else:
+        if not Path(root).is_dir():
+            raise UsageError(f"no cache at {root}: nothing to verify (check --cache-dir)")
+        checks = verify_all(scan(root))
+    bad = [c for c in checks if c.status == "bad"]
     if ctl.as_json:
         emit_json(
             {
                 "command": "cache verify",
                 "cache_dir": str(root),
-                "files": report,
-                "ok": not any(report.values()),
+                "files": {str(c.path): c.problems for c in checks if c.status != "in use"},
+                "artifacts": [c.as_dict() for c in checks],
+                "ok": not bad,
             }
         )
     else:
-        for path, problems in report.items():
+        for c in checks:
+            label = {"ok": "ok", "bad": "BAD", "in use": "in use"}[c.status]
             stdout.print(
-                f"{'ok' if not problems else 'BAD'}  {path}"
-                + "".join(f"\n    - {p}" for p in problems)
+                f"{label}  {c.kind} {c.path}"
+                + "".join(f"\n    - {p}" for p in c.problems)
+                + (f"\n    fix: {c.fix}" if c.fix else ""),
+                **PLAIN,
             )
-        if not report:
-            stdout.print(f"no activation files under {root}")
-    if any(report.values()):
+        if not checks:
+            stdout.print(f"no artifacts under {root}", **PLAIN)
+        else:
+            stdout.print(f"verify: {len(checks) - len(bad)} ok or in use, {len(bad)} bad", **PLAIN)
+    if bad:
         raise typer.Exit(1)

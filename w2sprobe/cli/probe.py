@@ -51,6 +51,9 @@ def probe(opts: Options, ctl: Control) -> None:
     The run (predictions, then metrics) is written to cache/runs/<dataset>/<key>/, where
     w2sprobe report reads it.
     """
+    from ..probes.inputs import check_probe
+
+    check_probe(opts, opts.probe.probe)  # a bad parameter or backend: before anything is made
     study = open_study(opts, ctl)
     run = request(lambda: study.probe_run(opts.probe.probe, opts.probe.labels, target=True))
     if ctl.plan:
@@ -163,12 +166,19 @@ def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
 
 
 def _derive(opts: Options, ctl: Control, derive: str, name: str | None):
+    from ..errors import UsageError
+    from ..probes.inputs import check_probe
     from ..study import check_label_set_name
     from ..vocabulary import DerivedSet, check_derive
 
     recipe = DerivedSet(opts.probe.probe, derive, opts.probe.labels)
+    if name is not None and not name.strip():  # '' must not fall back to the default name
+        raise UsageError(
+            f"--name is empty; name the label set, or leave --name out for {recipe.name}"
+        )
     check_derive(recipe.probe, derive)
     check_label_set_name(recipe.name if name is None else name)
+    check_probe(opts, recipe.probe)  # a bad parameter or backend: before anything is made
     study = open_study(opts, ctl)
     labels = request(lambda: study.derived(recipe, name, target=True))
     if ctl.plan:
@@ -231,14 +241,17 @@ def sweep(
     """Evaluate a probe over a parameter grid and layers from the cache: table + plot."""
     from rich.table import Table
 
-    from ..probes.results import write_sweep
+    from ..probes.inputs import check_probe
     from ..probes.sweep import parse_grid
+    from ..report.sweep_files import write_sweep
     from ..vocabulary import probe_kind
 
     name = opts.probe.probe
     param = probe_kind(name).grid_param
     grid_text = {"k": k, "l2": l2, "k_zeta": k_zeta}.get(param)
     grid = parse_grid(grid_text, param, default=getattr(opts.probe, param)) if param else [None]
+    for value in grid:  # a bad parameter or backend: before anything is made
+        check_probe(opts, name, **({param: value} if param else {}))
     study = open_study(opts, ctl)
     rows = request(lambda: study.sweep(name, layers, grid, target=True))
     if ctl.plan:

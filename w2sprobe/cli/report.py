@@ -24,6 +24,10 @@ def report(opts: Options, ctl: Control) -> None:
 
     check_tracker(opts.workspace.tracker)
     r = opts.report
+    if r.out and Path(r.out).exists() and not Path(r.out).is_dir():
+        from ..errors import UsageError
+
+        raise UsageError(f"--out {r.out} is a file; give a folder for the report")
     baseline = (
         None if opts.sources.get("baseline") == "default" else r.baseline
     )  # absent default: skipped

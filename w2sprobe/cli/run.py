@@ -41,12 +41,16 @@ def run(opts: Options, ctl: Control) -> None:
     Every stage is a cached artifact: a rerun trains nothing, --plan lists what would run.
     --dataset repeats (or takes a comma list) for several datasets.
     """
-    from ..models import set_cpu_threads
+    from ..graph import parse_shard
+    from ..models import resolve_device, set_cpu_threads
     from ..pipeline import check_plan, run_plan
+    from ..probes.search import check_backend
     from ..tracking import check_tracker
     from ..workspace import ensure_writable_dir
 
-    datasets, _, _ = check_plan(opts)  # a typo fails before any work
+    datasets, _, _ = check_plan(opts)  # a typo fails before any work (and before the banner)
+    parse_shard(opts.run.shard)
+    check_backend(opts.probe.knn_backend, resolve_device(opts.workspace.device))
     check_tracker(opts.workspace.tracker)
     set_cpu_threads()
     if not ctl.plan:

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..errors import UsageError
+
 Row = dict[str, Any]
 #: Rows per batch: large enough to amortise Arrow's per-call cost, small enough to stay ~MBs.
 BATCH_ROWS = 4096
@@ -70,9 +72,10 @@ class ArrowRows:
     only the pages of the rows asked for.
     """
 
-    def __init__(self, table, files: Sequence[str] = ()):
+    def __init__(self, table, files: Sequence[str] = (), origin: str | None = None):
         self.table = table
         self.files = list(files)
+        self.origin = origin  # where the rows come from ("file x.jsonl"), for error messages
         self._index = None
 
     def __len__(self) -> int:
@@ -92,7 +95,8 @@ class ArrowRows:
         rows: list[Row] = []
         for group in np.split(np.arange(len(ordered)), cuts):
             batch = which[group[0]]
-            rows.extend(batches[batch].take(ordered[group] - starts[batch]).to_pylist())
+            picked = batches[batch].take(ordered[group] - starts[batch])
+            rows.extend(self._dicts(picked, [int(i) for i in ordered[group]]))
         out: list[Row] = [None] * len(indices)  # type: ignore[list-item]
         for position, row in zip(order.tolist(), rows):
             out[position] = row
@@ -114,7 +118,8 @@ class ArrowRows:
         for batch in self._record_batches():
             lo, hi = np.searchsorted(ordered, [start, start + batch.num_rows])
             if hi > lo:
-                rows.extend(batch.take(ordered[lo:hi] - start).to_pylist())
+                picked = batch.take(ordered[lo:hi] - start)
+                rows.extend(self._dicts(picked, [int(i) for i in ordered[lo:hi]]))
             start += batch.num_rows
         out: list[Row] = [None] * len(indices)  # type: ignore[list-item]
         for position, row in zip(order.tolist(), rows):
@@ -129,9 +134,27 @@ class ArrowRows:
         return self._index
 
     def batches(self, size: int = BATCH_ROWS) -> Iterator[list[Row]]:
+        offset = 0
         for batch in self._record_batches():
             for start in range(0, batch.num_rows, size):
-                yield batch.slice(start, size).to_pylist()
+                part = batch.slice(start, size)
+                yield self._dicts(part, range(offset + start, offset + start + part.num_rows))
+            offset += batch.num_rows
+
+    def _dicts(self, batch, rows: Sequence[int]) -> list[Row]:
+        """``batch.to_pylist()``; text that is not UTF-8 is one UsageError naming the row."""
+        try:
+            return batch.to_pylist()
+        except UnicodeDecodeError:
+            for position, row in enumerate(rows):
+                try:
+                    batch.slice(position, 1).to_pylist()
+                except UnicodeDecodeError as exc:
+                    raise UsageError(
+                        f"{self.origin or 'the data'}: row {row + 1} is not valid UTF-8 "
+                        f"({exc.reason} at byte {exc.start}); save the file as UTF-8"
+                    ) from None
+            raise
 
     def _record_batches(self):
         if not self.files:
@@ -151,8 +174,9 @@ class ArrowRows:
 Source = ListRows | ArrowRows
 
 
-def as_source(rows: Any) -> RowSource:
-    """Wrap a list of dicts, a ``pyarrow.Table`` or a ``datasets.Dataset`` as a ``RowSource``."""
+def as_source(rows: Any, origin: str | None = None) -> RowSource:
+    """Wrap a list of dicts, a ``pyarrow.Table`` or a ``datasets.Dataset`` as a ``RowSource``
+    (``origin``: where its rows come from, named in errors about them)."""
     if isinstance(rows, (ListRows, ArrowRows)):
         return rows
     if isinstance(rows, list):
@@ -161,9 +185,10 @@ def as_source(rows: Any) -> RowSource:
         if getattr(rows, "_indices", None) is not None:
             rows = rows.flatten_indices()
         files = [entry["filename"] for entry in rows.cache_files]
-        return ArrowRows(rows.data.table, files if _streams_cover(files, rows.num_rows) else ())
+        covered = files if _streams_cover(files, rows.num_rows) else ()
+        return ArrowRows(rows.data.table, covered, origin)
     if hasattr(rows, "column_names") and hasattr(rows, "to_batches"):  # pyarrow.Table
-        return ArrowRows(rows)
+        return ArrowRows(rows, origin=origin)
     raise TypeError(f"not a row source: {type(rows).__name__}")
 
 

@@ -116,10 +116,7 @@ def read_mirror_split(
     """One mirror split as a row source, from ``<split>.jsonl`` or a parquet export."""
     path = folder / f"{split}.jsonl"
     if path.is_file():
-        with _datasets_quietly() as datasets:
-            return as_source(
-                datasets.load_dataset("json", data_files={split: str(path)}, split=split)
-            )
+        return as_source(load_data_file("json", path, split), origin=f"file {path}")
     config_dir = export_config_dir(folder, preferred)
     if config_dir is None or not any((config_dir / split).glob("*.parquet")):
         return None
@@ -306,14 +303,87 @@ def _datasets_quietly() -> Iterator[Any]:
     Imported here because it is heavy and only needed once rows are actually loaded.
     """
     import datasets
+    from datasets.utils import logging as datasets_logging
 
     was_disabled = datasets.are_progress_bars_disabled()
+    verbosity = datasets_logging.get_verbosity()
     datasets.disable_progress_bars()
+    # Its loaders log a file's parse error ("Failed to load JSON from file ...") before raising
+    # a vaguer one; the error we raise says it in one line, so its log stays silent.
+    datasets_logging.set_verbosity(datasets_logging.CRITICAL)
     try:
         yield datasets
     finally:
+        datasets_logging.set_verbosity(verbosity)
         if not was_disabled:
             datasets.enable_progress_bars()
+
+
+def load_data_file(loader: str, path: Path, split: str = "train"):
+    """One local data file through ``datasets`` (``loader``: json, csv or parquet).
+
+    An empty, malformed or undecodable file is one UsageError naming the file and, where it can
+    be found, the line and what is wrong there (not datasets' "An error occurred while
+    generating the dataset").
+    """
+    path = Path(path)
+    try:
+        empty = path.stat().st_size == 0
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or first_line(exc)}") from None
+    if empty:
+        raise UsageError(f"cannot read {path}: the file is empty")
+    try:
+        with _datasets_quietly() as datasets:
+            data = datasets.load_dataset(loader, data_files={split: str(path)}, split=split)
+    except Exception as exc:  # noqa: BLE001 - malformed files: where and what, one line
+        raise UsageError(f"cannot read {path}: {bad_file_reason(path, exc)}") from None
+    if data.num_rows == 0:
+        raise UsageError(f"cannot read {path}: it holds no rows")
+    return data
+
+
+def bad_file_reason(path: Path, exc: BaseException | None = None) -> str:
+    """Why ``path`` cannot be read: its first undecodable (or, JSON Lines, unparseable) line,
+    else the innermost error ``exc`` wraps."""
+    found = first_bad_line(path)
+    if found is not None:
+        return found
+    if exc is None:
+        return "unreadable"
+    while exc.__cause__ is not None or (
+        exc.__context__ is not None and not exc.__suppress_context__
+    ):
+        exc = exc.__cause__ or exc.__context__
+    return first_line(exc)
+
+
+def first_bad_line(path: Path) -> str | None:
+    """``line 7 is not valid UTF-8 ...`` / ``line 10 is not valid JSON ...`` for a text data
+    file (JSON Lines, JSON, CSV), or None when every line decodes (and parses)."""
+    import json
+
+    path = Path(path)
+    if path.suffix.lower() not in (".jsonl", ".json", ".csv"):
+        return None
+    try:
+        with path.open("rb") as fh:
+            for number, raw in enumerate(fh, start=1):
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError as exc:
+                    return (
+                        f"line {number} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at "
+                        f"column {exc.start + 1}); save the file as UTF-8"
+                    )
+                if path.suffix.lower() == ".jsonl" and line.strip():
+                    try:
+                        json.loads(line.strip())
+                    except ValueError as exc:
+                        return f"line {number} is not valid JSON ({exc.msg} at column {exc.colno})"
+    except OSError as exc:
+        return exc.strerror or first_line(exc)
+    return None
 
 
 def binary_label(value: Any) -> int | None:

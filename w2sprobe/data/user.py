@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import UsageError, first_line
+from ..errors import UsageError
 from .formatters import Formatter
 from .hub import HubSource, load_with_fallback
 from .registry import REGISTRY, _alias_key
@@ -32,9 +32,10 @@ from .rows import RowSource, as_source
 from .sources import (
     USER_FILE_LOADERS,
     Pools,
-    _datasets_quietly,
+    bad_file_reason,
     binary_label,
     is_user_file,
+    load_data_file,
 )
 
 HUB_PREFIX = "hub:"
@@ -256,6 +257,7 @@ class _Split:
     values: list[Any]
     class_names: dict[str, list[str]]
     names: list[str] | None = None  # the label field's ClassLabel names, if any
+    path: Path | None = None  # the user's file it was read from
 
 
 def user_pools(
@@ -380,13 +382,10 @@ def _folder_splits(folder: Path) -> list[_Split]:
 
 
 def _file_split(role: str, path: Path, origin: str) -> _Split:
-    loader = USER_FILE_LOADERS[path.suffix.lower()]
-    try:
-        with _datasets_quietly() as datasets:
-            dataset = datasets.load_dataset(loader, data_files={"train": str(path)}, split="train")
-    except Exception as exc:  # noqa: BLE001 - malformed files: the parser's complaint, one line
-        raise UsageError(f"cannot read {path}: {first_line(exc)}") from None
-    return _split_of(role, dataset, origin)
+    dataset = load_data_file(USER_FILE_LOADERS[path.suffix.lower()], path)
+    split = _split_of(role, dataset, origin)
+    split.path = path
+    return split
 
 
 def _hub_splits(location: str, name: str) -> tuple[list[_Split], str, list[str]]:
@@ -411,7 +410,7 @@ def _split_of(role: str, dataset, origin: str) -> _Split:
     features = getattr(dataset, "features", None)
     return _Split(
         role,
-        as_source(dataset),
+        as_source(dataset, origin),
         origin,
         values=[],
         class_names=_class_names(features) if features else {},
@@ -440,8 +439,76 @@ def _check_fields(split: _Split, fields: list[str], template: str | None, name: 
     for field in (*text_fields, label_field):
         if field not in columns:
             raise UsageError(f"{split.origin} has no field '{field}'; fields: {', '.join(columns)}")
+    for field in dict.fromkeys((*text_fields, label_field)):
+        _check_column(split, field)
     split.values = _distinct(split.rows, label_field)
     split.names = split.class_names.get(label_field)
+
+
+def _check_column(split: _Split, field: str) -> None:
+    """A column of one type that decodes: a label column mixing numbers and text (datasets
+    types it ``Json``) or invalid UTF-8 is one error naming the file, row and value."""
+    table = getattr(split.rows, "table", None)
+    if table is None:
+        return
+    import pyarrow as pa
+
+    column = table.column(field)
+    where = split.origin if split.path is None else f"file {split.path}"
+    if "json" in str(column.type):  # values of several JSON types in one column
+        _mixed_types(column, field, where)
+    offset = 0
+    for chunk in column.chunks:
+        try:
+            chunk.validate(full=True)
+        except pa.ArrowInvalid:
+            row = offset + _first_invalid(chunk)
+            reason = bad_file_reason(split.path) if split.path is not None else ""
+            if not reason.startswith("line"):  # no line to name: the row and field
+                reason = f"field '{field}' of row {row + 1} is not valid UTF-8; save it as UTF-8"
+            raise UsageError(f"{where}: {reason}") from None
+        offset += len(chunk)
+
+
+def _mixed_types(column, field: str, where: str) -> None:
+    import json
+    from collections import Counter
+
+    values = [None if v is None else json.loads(v) for v in column.to_pylist()]
+    kinds = [_json_kind(v) for v in values]
+    common = Counter(k for k in kinds if k != "null").most_common(1)
+    usual = common[0][0] if common else "null"
+    row = next(i for i, kind in enumerate(kinds) if kind not in (usual, "null"))
+    raise UsageError(
+        f"{where}: field '{field}' mixes {usual}s and {kinds[row]}s: row {row + 1} has "
+        f"{json.dumps(values[row])}; give every row one type (a label: 0/1, true/false, or "
+        "one text per class with --positive-label)"
+    )
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, str):
+        return "text"
+    return "list" if isinstance(value, list) else "object"
+
+
+def _first_invalid(chunk) -> int:
+    """Index of the first value of ``chunk`` that fails validation (on the error path only)."""
+    low, high = 0, len(chunk)
+    while high - low > 1:  # the first half holding a bad value
+        middle = (low + high) // 2
+        try:
+            chunk.slice(low, middle - low).validate(full=True)
+            low = middle
+        except Exception:  # noqa: BLE001 - pyarrow.ArrowInvalid
+            high = middle
+    return low
 
 
 def _distinct(rows: RowSource, field: str) -> list[Any]:

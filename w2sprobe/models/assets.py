@@ -15,7 +15,6 @@ import importlib.util
 import logging
 import os
 import shutil
-import tempfile
 import zipfile
 from collections.abc import Callable
 from contextlib import contextmanager
@@ -24,6 +23,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from ..atomic import staged_folder
 from ..errors import UsageError
 
 ALIASES = ("minilm", "mpnet", "smollm2")
@@ -98,12 +98,10 @@ def _build_asset(name: str, build: Callable[[Path], None]) -> Path:
         if (target / "config.json").is_file():  # another process built it while we waited
             return target
         log.info("preparing the packaged model %s once, under %s ...", name, target.parent)
-        staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
-        try:
+        # Built in a staging folder (the umask's mode, unlike mkdtemp's 0700: a shared assets
+        # folder stays readable) renamed in one step: a half-built folder is never the asset.
+        with staged_folder(target, "asset") as staging:
             build(staging)
-            staging.rename(target)  # atomic: a half-built folder is never visible as the asset
-        finally:
-            shutil.rmtree(staging, ignore_errors=True)
     return target
 
 

@@ -18,5 +18,13 @@ def probe_spec(options: Options, probe: str, layer: int, **overrides: Any) -> Pr
 
 
 def check_probe(options: Options, probe: str, **overrides: Any) -> ProbeConfig:
-    """The probe's config: a bad parameter fails here, before any work starts."""
-    return probe_config(probe, options.probe, **overrides)
+    """The probe's config: a bad parameter (or a kNN backend that cannot run here) fails here,
+    before any work starts."""
+    config = probe_config(probe, options.probe, **overrides)
+    backend = config.params().get("backend")
+    if backend is not None:
+        from ..models import resolve_device
+        from .search import check_backend
+
+        check_backend(backend, resolve_device(options.workspace.device))
+    return config

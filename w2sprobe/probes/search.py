@@ -305,6 +305,14 @@ def _self_ids(exclude_self: bool | np.ndarray, n_queries: int, n_index: int) -> 
 # --------------------------------------------------------------------------- backends
 
 
+def check_backend(backend: str, device: str | torch.device) -> None:
+    """Fail now if ``backend`` cannot run on ``device`` here (not installed, wrong device):
+    called when the options are checked, before any stage runs."""
+    if backend not in BACKENDS:
+        raise UsageError(f"unknown kNN backend '{backend}'; use one of {', '.join(BACKENDS)}")
+    _block_searcher(backend, torch.device(device))
+
+
 def _block_searcher(backend: str, device: torch.device) -> BlockSearch:
     if backend == "auto":
         backend = "faiss" if device.type == "cpu" and _installed("faiss") else "torch"

@@ -1,17 +1,15 @@
 """Parameter x layer grids of probe evaluations, read from the activation cache (no forward pass).
 
 :meth:`w2sprobe.study.Study.sweep` is the graph node (keyed, cached, with ``--plan``); this
-module holds what it computes: one tidy row per (layer, grid value).
+module holds what it computes: one tidy row per (layer, grid value).  The sweep's files are
+written and read by their format's module, :mod:`w2sprobe.report.sweep_files`.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..cache import ActivationStore
 from ..errors import UsageError
 from ..labels import LabelSet
-from ..workspace import slug_dir
 from .experiment import ProbeSpec, evaluate_probe
 
 #: What each row keeps of a probe evaluation's metrics.
@@ -32,11 +30,6 @@ def parse_grid(text: str | None, param: str, default) -> list:
     if not values:
         raise UsageError(f"--{param.replace('_', '-')} grid is empty")
     return sorted(set(values))
-
-
-def sweep_dir(cache_dir: Path, dataset: str, key: str) -> Path:
-    """Where a sweep's table and plot go: ``<cache>/sweeps/<dataset slug>/<key>``."""
-    return slug_dir(Path(cache_dir) / "sweeps", dataset) / key
 
 
 def sweep_layer(

@@ -9,34 +9,41 @@ when present) and computes the numbers; ``write_report`` draws the figures and w
     summary = write_report(report, fmt="html")   # -> <cache>/reports/<key>/report.html
 """
 
-from .build import (
-    DEFAULT_BASELINE,
-    DEFAULT_MIN_GAP,
-    DEFAULT_N_BOOT,
-    DEFAULT_SATURATION,
-    Report,
-    build_report,
-)
-from .collect import Collection, RunResult, collect_results
-from .render import FORMATS, default_out_dir, write_report
-from .stats import mean_se, paired_comparison, percentile_ci, resample_counts, weighted_auc
+from importlib import import_module
 
-__all__ = [
-    "DEFAULT_BASELINE",
-    "DEFAULT_MIN_GAP",
-    "DEFAULT_N_BOOT",
-    "DEFAULT_SATURATION",
-    "FORMATS",
-    "Collection",
-    "Report",
-    "RunResult",
-    "build_report",
-    "collect_results",
-    "default_out_dir",
-    "mean_se",
-    "paired_comparison",
-    "percentile_ci",
-    "resample_counts",
-    "weighted_auc",
-    "write_report",
-]
+#: Public name -> the submodule defining it.  Imported on first use (PEP 562): the file-format
+#: modules (``report.sweep_files``, ``report.files``) must stay light for ``cache ls``, and
+#: importing a submodule imports this package first.
+_EXPORTS = {
+    "DEFAULT_BASELINE": "build",
+    "DEFAULT_MIN_GAP": "build",
+    "DEFAULT_N_BOOT": "build",
+    "DEFAULT_SATURATION": "build",
+    "Report": "build",
+    "build_report": "build",
+    "Collection": "collect",
+    "RunResult": "collect",
+    "collect_results": "collect",
+    "FORMATS": "render",
+    "default_out_dir": "render",
+    "write_report": "render",
+    "mean_se": "stats",
+    "paired_comparison": "stats",
+    "percentile_ci": "stats",
+    "resample_counts": "stats",
+    "weighted_auc": "stats",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_EXPORTS])

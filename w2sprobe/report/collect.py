@@ -1,7 +1,9 @@
 """Find and validate result files; pair each student/probe run with its weak and ceiling runs.
 
 Reads only what the training and probe stages write (see the README's result-file contract):
-``<cache>/runs/<dataset>/<key>/{manifest.json, predictions.csv, metrics.json}``.  A folder
+``<cache>/runs/<dataset>/<key>/{manifest.json, predictions.csv, metrics.json}``, through
+:mod:`w2sprobe.runs`, the one reader of that format (which checks each file against what the
+run recorded writing).  A folder
 without ``metrics.json`` is an unfinished run: listed as incomplete, never used.  Whatever a
 report cannot use (a student without a ceiling, a dataset with only a weak run) becomes an
 entry of ``missing`` instead of an exception; only an unreadable finished run is an error.
@@ -9,8 +11,6 @@ entry of ``missing`` instead of an exception; only an unreadable finished run is
 
 from __future__ import annotations
 
-import csv
-import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,10 +19,17 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UsageError
-from ..runs import finished_at
+from ..runs import (
+    PREDICTIONS,
+    finished_at,
+    read_manifest,
+    read_metrics,
+    read_predictions,
+    run_folders,
+)
+from ..workspace import kind_root
 
-#: Stages a run can have; weak and ceiling are the references PGR is measured against.
-STAGES = ("weak", "ceiling", "student", "probe")
+#: Stages whose runs are the references PGR is measured against.
 REFERENCE_STAGES = ("weak", "ceiling")
 
 
@@ -100,7 +107,7 @@ class Collection:
 
 
 def runs_root(cache_dir: Path) -> Path:
-    return Path(cache_dir) / "runs"
+    return kind_root(cache_dir, "runs")
 
 
 def collect_results(cache_dir: Path, datasets: list[str] | None = None) -> Collection:
@@ -111,9 +118,7 @@ def collect_results(cache_dir: Path, datasets: list[str] | None = None) -> Colle
     """
     root = runs_root(cache_dir)
     runs, incomplete = [], []
-    for folder in sorted(p for p in root.glob("*/*") if p.is_dir()) if root.is_dir() else []:
-        if folder.name.startswith("."):  # staging folders of writers in progress
-            continue
+    for folder in run_folders(cache_dir):
         if (folder / "metrics.json").is_file():
             runs.append(read_run(folder))
         else:
@@ -138,14 +143,7 @@ def collect_results(cache_dir: Path, datasets: list[str] | None = None) -> Colle
 
 def read_run(folder: Path) -> RunResult:
     """A finished run from its ``metrics.json``; a malformed file is a UsageError naming it."""
-    path = folder / "metrics.json"
-    try:
-        metrics = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError) as exc:
-        raise UsageError(f"corrupt metrics file {path}: {exc}") from None
-    problem = _metrics_problem(metrics)
-    if problem:
-        raise UsageError(f"corrupt metrics file {path}: {problem}")
+    metrics = read_metrics(folder)
     return RunResult(
         key=metrics["key"],
         stage=metrics["stage"],
@@ -158,7 +156,7 @@ def read_run(folder: Path) -> RunResult:
         n=metrics.get("n"),
         folder=folder,
         metrics=metrics,
-        manifest=_read_manifest(folder),
+        manifest=read_manifest(folder),
     )
 
 
@@ -167,62 +165,29 @@ def read_test_predictions(run: RunResult) -> tuple[np.ndarray, np.ndarray, np.nd
 
     None if the file is absent.
 
-    A present but malformed ``predictions.csv`` of a finished run is a UsageError naming it.
+    A present but malformed or damaged ``predictions.csv`` of a finished run is a UsageError
+    naming it (rows and checksum are checked against what the run recorded writing).
     """
-    path = run.folder / "predictions.csv"
+    path = run.folder / PREDICTIONS
     if not path.is_file():
         return None
-    ids, preds, labels = [], [], []
-    try:
-        with path.open(newline="") as fh:
-            reader = csv.DictReader(fh)
-            absent = {"split", "id", "soft_pred", "label"} - set(reader.fieldnames or [])
-            if absent:
-                raise ValueError(f"missing column(s) {', '.join(sorted(absent))}")
-            for row in reader:
-                if row["split"] == "test":
-                    ids.append(row["id"])
-                    preds.append(float(row["soft_pred"]))
-                    labels.append(float(row["label"]))
-    except (OSError, UnicodeDecodeError, ValueError, TypeError, csv.Error) as exc:
-        raise UsageError(f"corrupt predictions file {path}: {exc}") from None
-    if not ids:
+    files = run.metrics.get("files")
+    predicted = read_predictions(path, files.get(PREDICTIONS) if isinstance(files, dict) else None)
+    if "test" not in predicted or not len(predicted["test"].ids):
         raise UsageError(f"corrupt predictions file {path}: no 'test' rows")
-    ids_arr = np.asarray(ids, dtype=str)
-    order = np.argsort(ids_arr, kind="stable")
-    sorted_ids = ids_arr[order]
+    test = predicted["test"]
+    order = np.argsort(test.ids, kind="stable")
+    sorted_ids = test.ids[order]
     if (sorted_ids[1:] == sorted_ids[:-1]).any():
         raise UsageError(f"corrupt predictions file {path}: duplicated test ids")
-    scores, truth = np.asarray(preds)[order], np.asarray(labels)[order]
+    scores = test.soft[order].astype(np.float64)
+    truth = test.labels[order].astype(np.float64)
     if not (np.isfinite(scores).all() and np.isfinite(truth).all()):
         raise UsageError(f"corrupt predictions file {path}: non-finite soft_pred or label")
     return sorted_ids, scores, truth
 
 
 # --------------------------------------------------------------------------- validation
-
-
-def _metrics_problem(metrics) -> str | None:
-    """Why ``metrics`` breaks the contract, or None."""
-    if not isinstance(metrics, dict):
-        return "expected a JSON object"
-    for name in ("key", "stage", "experiment", "dataset"):
-        if not isinstance(metrics.get(name), str) or not metrics[name]:
-            return f"field '{name}' must be a non-empty string"
-    if metrics["stage"] not in STAGES:
-        return f"stage '{metrics['stage']}' is not one of {', '.join(STAGES)}"
-    if isinstance(metrics.get("seed"), bool) or not isinstance(metrics.get("seed"), int):
-        return "field 'seed' must be an integer"
-    for name in ("auc", "accuracy", "pgr"):
-        if metrics.get(name) is not None and not _is_number(metrics[name]):
-            return f"field '{name}' must be a number or null"
-    if "auc" not in metrics:
-        return "field 'auc' is missing"
-    for name in REFERENCE_STAGES:
-        ref = metrics.get(name)
-        if ref is not None and not (isinstance(ref, dict) and isinstance(ref.get("key"), str)):
-            return f'field \'{name}\' must be {{"key", "auc"}} or null'
-    return None
 
 
 def _is_number(value) -> bool:
@@ -233,18 +198,9 @@ def _float(value) -> float | None:
     return float(value) if _is_number(value) and math.isfinite(value) else None
 
 
-def _read_manifest(folder: Path) -> dict:
-    """``manifest.json`` of a run folder, or {} (it only adds the weak_run/ceiling_run fallback)."""
-    try:
-        manifest = json.loads((folder / "manifest.json").read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return {}
-    return manifest if isinstance(manifest, dict) else {}
-
-
 def _incomplete(folder: Path) -> dict:
     """What we know about an unfinished run folder (its manifest, if readable)."""
-    manifest = _read_manifest(folder)
+    manifest = read_manifest(folder)
     return {
         "dataset": manifest.get("dataset", folder.parent.name),
         "key": manifest.get("key", folder.name),

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..atomic import replacing
 from ..vocabulary import DISPLAY_GROUPS as GROUP_TITLES
 from ..vocabulary import display_group as experiment_group
 from .build import Report
@@ -719,8 +720,13 @@ def _save(fig, stem: Path, name: str, title: str, caption: str) -> Figure:
         "svg": {"Date": None, "Creator": None},
         "pdf": {"CreationDate": None, "Creator": None, "Producer": None},
     }
-    with plt.rc_context(rc):
-        for fmt, path in paths.items():
-            fig.savefig(path, dpi=200, bbox_inches="tight", metadata=metadata[fmt])
-    plt.close(fig)
+    try:
+        with plt.rc_context(rc):
+            for fmt, path in paths.items():
+                with replacing(path) as tmp:  # a kill never leaves a torn figure
+                    fig.savefig(
+                        tmp, format=fmt, dpi=200, bbox_inches="tight", metadata=metadata[fmt]
+                    )
+    finally:
+        plt.close(fig)
     return Figure(name, title, caption, paths["png"], paths["svg"], paths["pdf"])

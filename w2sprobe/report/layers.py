@@ -1,6 +1,6 @@
 """How every figure colours probe layers: one colour map, one rule for legend vs colour bar.
 
-The sweep plot (:mod:`w2sprobe.probes.results`) and the report's probe-sweep figure draw layers
+The sweep plot (:mod:`w2sprobe.report.sweep_files`) and the report's probe-sweep figure draw layers
 with these, so a layer has the same colour wherever it appears.
 """
 

@@ -1,17 +1,20 @@
 """Probe-side results a report plots: sweep rows and filtered label sets' precision.
 
-Both are optional extras (a study without sweeps still gets its tables), so an unreadable file
-here is skipped with a note rather than failing the report.
+Both are optional extras (a study without sweeps still gets its tables): a sweep without
+usable rows is skipped with a note, but a damaged one (its files disagree with what its writer
+recorded) is an error naming the ``cache rm`` that clears it, as for runs.  Files are read
+through their formats' own modules (:mod:`w2sprobe.report.sweep_files`, :mod:`w2sprobe.labels`).
 """
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
-#: The parameter each probe's sweep varies (see ``w2sprobe.probes.sweep.GRID_PARAM``).
-SWEEP_PARAMS = ("k", "l2", "k_zeta")
+from ..labels import label_set_folders, read_label_meta
+from .sweep_files import SWEEP_PARAMS, read_sweep, sweep_folders, usable_rows
+
+__all__ = ["SWEEP_PARAMS", "collect_filters", "collect_sweeps"]
 
 
 def collect_sweeps(
@@ -23,13 +26,12 @@ def collect_sweeps(
     minus the AUC of the labels it was fit on; with weak labels, the probe's gain over weak).
     """
     rows, notes = [], []
-    for path in _files(Path(cache_dir) / "sweeps", "sweep.json"):
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            notes.append(f"skipped unreadable sweep {path}: {exc}")
+    for folder in sweep_folders(cache_dir):
+        data = read_sweep(folder)
+        if data is None:  # unfinished: not a result yet
             continue
-        good = [row for row in data if _sweep_row_ok(row)] if isinstance(data, list) else []
+        path = folder / "sweep.json"
+        good = usable_rows(data)
         if not good:
             notes.append(
                 f"skipped sweep {path}: no rows with probe, layer and auc_minus_labels_auc"
@@ -48,12 +50,12 @@ def collect_filters(cache_dir: Path, datasets: list[str] | None = None) -> list[
     the weak labels' mislabel rate before filtering, i.e. the precision of removing rows at random.
     """
     rows = []
-    for path in _files(Path(cache_dir) / "labels", "manifest.json"):
-        try:
-            meta = json.loads(path.read_text())
-        except (OSError, UnicodeDecodeError, ValueError):
+    for folder in label_set_folders(cache_dir):
+        meta = read_label_meta(folder)
+        if meta is None:
             continue  # not ours to judge: the label-set commands validate their own files
-        made = meta.get("manifest") if isinstance(meta, dict) else None
+        path = folder / "manifest.json"
+        made = meta.get("manifest")
         if not isinstance(made, dict) or made.get("kind") != "filter":
             continue
         dataset = meta.get("dataset", path.parent.parent.name)
@@ -83,22 +85,8 @@ def collect_filters(cache_dir: Path, datasets: list[str] | None = None) -> list[
     return rows
 
 
-def _files(root: Path, name: str) -> list[Path]:
-    return sorted(root.glob(f"*/*/{name}")) if root.is_dir() else []
-
-
 def _wanted(dataset: str, folder: str, datasets: list[str] | None) -> bool:
     return not datasets or dataset in datasets or folder in datasets
-
-
-def _sweep_row_ok(row) -> bool:
-    return (
-        isinstance(row, dict)
-        and isinstance(row.get("probe"), str)
-        and isinstance(row.get("layer"), int)
-        and _num(row.get("auc_minus_labels_auc")) is not None
-        and isinstance(row.get("dataset"), str)
-    )
 
 
 def _num(value) -> float | None:

@@ -1,6 +1,7 @@
 """Write a report.
 
 It has figures (PNG, SVG and PDF), ``report.json`` always, and ``report.md`` or ``report.html``.
+Every file is written atomically and ``report.json`` last (:mod:`w2sprobe.report.files`).
 
 The HTML is self-contained (figures embedded as base64 PNG) so it can be mailed or attached
 as one file; the Markdown links the image files next to it. Both formats may share a folder:
@@ -11,11 +12,12 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from pathlib import Path
 
+from ..atomic import write_text
 from ..errors import UsageError
-from ..jsonutil import finite
+from ..workspace import kind_root
+from . import files as report_files
 from .build import Report
 from .document import Bullets, Code, FigureBlock, Heading, Para, Table, report_blocks
 from .figures import draw_figures
@@ -25,7 +27,7 @@ FORMATS = ("html", "md", "json")
 
 def default_out_dir(report: Report) -> Path:
     """``<cache>/reports/<short hash of the inputs and options>/``."""
-    return Path(report.cache_dir) / "reports" / report.key
+    return kind_root(report.cache_dir, "reports") / report.key
 
 
 def write_report(report: Report, out_dir: Path | None = None, fmt: str = "html") -> dict:
@@ -33,10 +35,15 @@ def write_report(report: Report, out_dir: Path | None = None, fmt: str = "html")
     if fmt not in FORMATS:
         raise UsageError(f"unknown report format '{fmt}'; choose one of {', '.join(FORMATS)}")
     out_dir = Path(out_dir) if out_dir is not None else default_out_dir(report)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"report folder {out_dir} is a file; give --out a folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise UsageError(f"cannot create report folder {out_dir}: {exc.strerror}") from None
+    # Unfinished from here until report.json is written again, last: a kill never leaves a
+    # torn file in a report that looks complete.
+    previous = report_files.begin(out_dir, report.key)
     figures, skipped = draw_figures(report, out_dir / "figures")
     summary = {
         **report.to_dict(),
@@ -46,36 +53,19 @@ def write_report(report: Report, out_dir: Path | None = None, fmt: str = "html")
     files = {"json": out_dir / "report.json"}
     if fmt == "md":
         files["md"] = out_dir / "report.md"
-        files["md"].write_text(to_markdown(report_blocks(report, figures, skipped), out_dir))
+        write_text(files["md"], to_markdown(report_blocks(report, figures, skipped), out_dir))
     elif fmt == "html":
         files["html"] = out_dir / "report.html"
-        files["html"].write_text(to_html(report_blocks(report, figures, skipped)))
+        write_text(files["html"], to_html(report_blocks(report, figures, skipped)))
     # The other format, written earlier from the same inputs into this folder, stays listed.
-    files = {**_same_report_documents(files["json"], report.key), **files}
+    files = {**previous, **files}
     listed = [files["json"], *(files[f] for f in ("md", "html") if f in files)]
     listed += [path for figure in figures for path in figure.files]
     summary["files"] = {name: str(path) for name, path in files.items()}
     summary["all_files"] = sorted(str(path) for path in listed)
     summary["out_dir"] = str(out_dir)
     summary["format"] = fmt
-    files["json"].write_text(json.dumps(finite(summary), indent=1, default=str, allow_nan=False))
-    return summary
-
-
-def _same_report_documents(json_path: Path, key: str) -> dict[str, Path]:
-    """``report.md`` / ``report.html`` already in the folder for the same inputs (same key)."""
-    try:
-        previous = json.loads(json_path.read_text())
-    except (OSError, UnicodeDecodeError, ValueError):
-        return {}
-    if not isinstance(previous, dict) or previous.get("key") != key:
-        return {}
-    files = previous.get("files") if isinstance(previous.get("files"), dict) else {}
-    return {
-        fmt: Path(files[fmt])
-        for fmt in ("md", "html")
-        if isinstance(files.get(fmt), str) and Path(files[fmt]).is_file()
-    }
+    return report_files.finish(out_dir, summary, listed)
 
 
 # --------------------------------------------------------------------------- Markdown

@@ -7,11 +7,12 @@ again with the same command continues from the last one instead of starting over
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import asdict, dataclass, field, is_dataclass
 from pathlib import Path
 
 import torch
+
+from ..atomic import replacing
 
 
 @dataclass
@@ -34,9 +35,8 @@ def save_checkpoint(path: Path, payload: dict) -> None:
         key: asdict(value) if is_dataclass(value) else value for key, value in payload.items()
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    torch.save(payload, tmp)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:  # fsync + rename; a full disk -> DiskFull, no temp left
+        torch.save(payload, tmp)
 
 
 def load_checkpoint(path: Path) -> dict | None:
