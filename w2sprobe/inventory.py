@@ -34,7 +34,7 @@ from pathlib import Path
 from filelock import FileLock, Timeout
 
 from .cache.layout import PARTIAL_SUFFIX, acts_root, lock_path, shard_files
-from .cache.store import CacheEntry, list_entries
+from .cache.store import CacheEntry, list_entries, serving_order
 from .errors import UsageError
 from .labels import labels_root
 from .runs import run_dir
@@ -270,10 +270,14 @@ def _link_activations(artifacts: list[Artifact]) -> None:
     """Point probe runs and probe-made label sets at the activation file they read.
 
     Their manifests keep the activation manifest, not its key; the file that serves is the
-    first complete one (by path) made the same way that stores the probe's layer, as
+    complete one made the same way that stores the probe's layer and comes first in
+    :func:`~w2sprobe.cache.store.serving_order` (most layers, then newest), as
     :func:`w2sprobe.cache.lookup.cached_layers` picks it.
     """
-    acts = sorted((a for a in artifacts if a.kind == "acts" and a.manifest), key=lambda a: a.path)
+    acts = sorted(
+        (a for a in artifacts if a.kind == "acts" and a.manifest),
+        key=lambda a: serving_order((a.path, a.details["layers"])),
+    )
     for artifact in artifacts:
         wanted = artifact.made_from.pop("_activations", None)
         layer = artifact.made_from.get("layer")
