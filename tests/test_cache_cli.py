@@ -181,11 +181,26 @@ def test_ls_of_one_kind_is_a_table_of_that_kind(capsys, cache):
         "dataset",
         "layers",
         "rows",
+        "pool",
+        "max",
+        "len",
+        "dtype",
+        "stored",
         "size",
         "age",
         "status",
     ]
-    assert lines[2].split()[:5] == [ACTS_KEY, "tiny-llama", "sst2", "0,1,2,3", "130"]
+    assert lines[2].split()[:9] == [
+        ACTS_KEY,
+        "tiny-llama",
+        "sst2",
+        "0,1,2,3",
+        "40/40/20/30",
+        "last",
+        "512",
+        "float32",
+        "float16",
+    ]
     assert lines[2].endswith("complete") and "runs" not in out
 
     code, out, _ = cli(capsys, cache, "ls", "labels")

@@ -189,7 +189,7 @@ def find_label_set(cache_dir: Path, dataset: str, name_or_key: str) -> LabelSet:
     if not matches:
         known = sorted({m["name"] for m in stored})
         raise UsageError(
-            f"no label set '{name_or_key}' for dataset {dataset}"
+            f"no label set '{name_or_key}' for dataset {dataset} under {root.absolute()}"
             + (f"; stored: {', '.join(known)}" if known else "; none stored yet")
         )
     raise UsageError(

@@ -3,6 +3,7 @@ intact.  The inventory itself is :mod:`w2sprobe.inventory`; this module only lay
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -49,7 +50,7 @@ def ls(
     from ..inventory import KINDS, check_kind, scan
 
     kinds = [check_kind(kind)] if kind else list(KINDS)
-    root = opts.cache_dir
+    root = opts.cache_dir.absolute()
     now = time.time()
     inventory = scan(root, now)
     artifacts = [a for a in inventory.artifacts if a.kind in kinds]
@@ -83,8 +84,11 @@ def ls(
 
 def _table(kind: str, group: list, now: float) -> str:
     """One kind's artifacts as plain aligned columns (never wrapped: keys stay copyable and
-    lines greppable); the columns that say what each one is differ by kind."""
-    columns = _COLUMNS[kind]
+    lines greppable); the columns that say what each one is differ by kind, and where two look
+    alike, a last column says in what they differ."""
+    columns = list(_COLUMNS[kind])
+    if any(a.variant for a in group):
+        columns.append(("differs in", _variant))
     headers = [header for header, _ in columns] + ["size", "age", "status"]
     rows = [
         [str(cell(a)) for _, cell in columns]
@@ -94,7 +98,8 @@ def _table(kind: str, group: list, now: float) -> str:
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [headers, *rows]]
     size = sum(a.size_bytes for a in group)
-    return "\n".join([f"{TITLES[kind]} ({len(group)}, {human_size(size)})", *lines])
+    legend = _LEGENDS.get(kind, "")
+    return "\n".join([f"{TITLES[kind]} ({len(group)}, {human_size(size)}{legend})", *lines])
 
 
 def _status(a) -> str:
@@ -106,25 +111,58 @@ def _status(a) -> str:
     return text
 
 
+#: The order split sizes are shown in (``600/600/100/400``), named once in the table's title.
+SPLITS = ("weak_train", "strong_train", "val", "test")
+_LEGENDS = {
+    "acts": "; rows: weak_train/strong_train/val/test",
+    "labels": "; rows: strong_train/val/test",
+}
+
+
+def _rows(sizes: dict | None, splits: tuple[str, ...] = SPLITS) -> str:
+    """``600/600/100/400`` in the legend's order; a split outside it is named."""
+    if not isinstance(sizes, dict) or not sizes:
+        return "?"
+    known = [str(sizes[s]) if s in sizes else "-" for s in splits]
+    other = [f"{s}={n}" for s, n in sizes.items() if s not in splits]
+    return " ".join(["/".join(known), *other])
+
+
+def _variant(a) -> str:
+    """``config.minibatch=8``: where this artifact differs from the ones that look like it."""
+    return " ".join(f"{k}={_short(v)}" for k, v in a.variant.items()) or "-"
+
+
+def _short(value) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text[:8] if len(text) == 16 and text.isalnum() else text  # a hash or fingerprint
+
+
 _COLUMNS = {
     "acts": [
         ("key", lambda a: a.key),
         ("model", lambda a: a.model),
         ("dataset", lambda a: a.dataset),
         ("layers", lambda a: layer_summary(a.details["layers"])),
-        ("rows", lambda a: a.details["rows"]),
+        ("rows", lambda a: _rows(a.details.get("split_sizes"))),
+        ("pool", lambda a: a.details.get("pooling") or "?"),
+        ("max len", lambda a: a.details.get("max_length") or "?"),
+        ("dtype", lambda a: a.details.get("compute_dtype") or "?"),
+        ("stored", lambda a: a.details.get("store_dtype") or "?"),
     ],
     "runs": [
         ("key", lambda a: a.key),
         ("dataset", lambda a: a.dataset),
         ("experiment", lambda a: a.name or "?"),
         ("model", lambda a: a.model or "?"),
+        ("seed", lambda a: "?" if a.details.get("seed") is None else a.details["seed"]),
         ("made from", lambda a: a.origin()),
     ],
     "labels": [
         ("key", lambda a: a.key),
         ("dataset", lambda a: a.dataset),
         ("name", lambda a: a.name or "?"),
+        ("rows", lambda a: _rows(a.details.get("sizes"), SPLITS[1:])),
         ("made from", lambda a: a.origin()),
     ],
     "sweeps": [
@@ -179,7 +217,7 @@ def rm(
     listed."""
     from ..inventory import remove, scan
 
-    root = opts.cache_dir
+    root = opts.cache_dir.absolute()
     removals = remove(scan(root), keys, kind)
     if ctl.as_json:
         emit_json(
@@ -219,7 +257,7 @@ def gc(
     finished extractions and other leftovers; never a complete artifact or a locked file."""
     from ..inventory import collect, find_garbage, scan
 
-    root = opts.cache_dir
+    root = opts.cache_dir.absolute()
     found = find_garbage(scan(root))
     done = found if dry_run else collect(found)
     if ctl.as_json:
@@ -273,7 +311,7 @@ def verify(
     from ..cache.store import list_entries
     from ..cache.store import verify as verify_file
 
-    root = opts.cache_dir
+    root = opts.cache_dir.absolute()
     files = [Path(p) for p in paths] if paths else [e.path for e in list_entries(root)]
     report = {
         str(path): (verify_file(path) if path.exists() else ["does not exist"]) for path in files
@@ -291,9 +329,10 @@ def verify(
         for path, problems in report.items():
             stdout.print(
                 f"{'ok' if not problems else 'BAD'}  {path}"
-                + "".join(f"\n    - {p}" for p in problems)
+                + "".join(f"\n    - {p}" for p in problems),
+                **PLAIN,
             )
         if not report:
-            stdout.print(f"no activation files under {root}")
+            stdout.print(f"no activation files under {root}", **PLAIN)
     if any(report.values()):
         raise typer.Exit(1)
