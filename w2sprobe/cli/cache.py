@@ -12,12 +12,12 @@ import typer
 
 from ..options import Options
 from .common import emit_json, layer_summary, stdout
+from .help import App, completer
 from .params import Control, options_command
 
-app = typer.Typer(
+app = App(
     help="List, remove, garbage-collect and verify cached artifacts.",
     no_args_is_help=True,
-    rich_markup_mode=None,
 )
 
 #: Printed as is: no markup, no highlighting, no wrapping at the terminal's width.
@@ -31,6 +31,8 @@ TITLES = {
     "sweeps": "sweeps",
     "reports": "reports",
 }
+#: The kinds, for help and completion (``w2sprobe.inventory.KINDS``, which imports h5py).
+KINDS = tuple(TITLES)
 
 
 @app.command("ls")
@@ -43,11 +45,12 @@ def ls(
         typer.Argument(
             metavar="KIND",
             help="acts, runs, labels, sweeps or reports [default: every kind, grouped]",
+            autocompletion=completer(KINDS),
         ),
     ] = None,
 ) -> None:
     """List cached artifacts: key, dataset, model, what each was made from, size, age, status."""
-    from ..inventory import KINDS, check_kind, scan
+    from ..inventory import check_kind, scan
 
     kinds = [check_kind(kind)] if kind else list(KINDS)
     root = opts.cache_dir.absolute()
@@ -210,7 +213,12 @@ def rm(
     ],
     kind: Annotated[
         Optional[str],
-        typer.Option("--kind", metavar="KIND", help="Look the keys up among this kind only"),
+        typer.Option(
+            "--kind",
+            metavar="[" + "|".join(KINDS) + "]",
+            help="Look the keys up among this kind only [default: every kind]",
+            autocompletion=completer(KINDS),
+        ),
     ] = None,
 ) -> None:
     """Remove whole artifacts by key, each under its lock; what was made from them is kept and
@@ -302,7 +310,7 @@ def verify(
     paths: Annotated[
         Optional[list[str]],
         typer.Argument(
-            metavar="[PATH]...", help="Files to check [default: every activation file in the cache]"
+            metavar="PATH", help="Files to check [default: every activation file in the cache]"
         ),
     ] = None,
 ) -> None:

@@ -8,12 +8,12 @@ import typer
 
 from ..options import Options
 from .common import emit_json, stdout
+from .help import App
 from .params import DATA, Control, options_command
 
-app = typer.Typer(
+app = App(
     help="Inspect the dataset registry and the splits built from it.",
     no_args_is_help=True,
-    rich_markup_mode=None,
 )
 
 N_EXAMPLES = 3
@@ -52,7 +52,7 @@ def list_command(opts: Options, ctl: Control) -> None:
 DatasetArg = Annotated[
     Optional[str],
     typer.Argument(
-        metavar="[NAME]", help="Registry name or a data file [default: the dataset option]"
+        metavar="NAME", help="Registry name or a data file [default: --dataset]"
     ),
 ]
 

@@ -7,7 +7,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..options import Options
+from ..options import SPECS, Options
 from .common import emit_json, fmt, open_study, request, show_plan, stdout
 from .params import DATA, Control, options_command
 
@@ -35,16 +35,21 @@ PROBE = (
 #: What building the weak labels (a prerequisite of the default --labels weak) reads.
 WEAK_TRAINING = ("weak_lr", "epochs", "batch_size", "minibatch", "warmup_steps", "eval_every")
 FIELDS = DATA + ACTIVATIONS + PROBE + WEAK_TRAINING
+#: Here the training options only train the weak model, when --labels weak must be built.
+WEAK_ONLY = {"train": "Training of the weak model (when --labels weak must be built)"}
 
 NameOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--name", metavar="TEXT", help=("Name of the label set to write [default: <probe>-<kind>]")
+        "--name",
+        metavar="TEXT",
+        help="Name of the label set to write [default: <probe>-<kind>@<parent>, e.g. "
+        "knn-relabel@weak]",
     ),
 ]
 
 
-@options_command(FIELDS, graph=True)
+@options_command(FIELDS, graph=True, panels=WEAK_ONLY)
 def probe(opts: Options, ctl: Control) -> None:
     """Fit a probe on strong_train against a label set; report its test AUC vs ground truth.
 
@@ -97,7 +102,7 @@ def probe(opts: Options, ctl: Control) -> None:
     )
 
 
-@options_command(FIELDS + ("contamination",), graph=True)
+@options_command(FIELDS + ("contamination",), graph=True, panels=WEAK_ONLY)
 def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: A001 - the command is filter
     """Write a label set without the rows the probe disagrees with most (train and val)."""
     from rich.table import Table
@@ -143,7 +148,7 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
     stdout.print(table)
 
 
-@options_command(FIELDS, graph=True)
+@options_command(FIELDS, graph=True, panels=WEAK_ONLY)
 def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
     """Write a label set whose train and val labels are the probe's soft predictions."""
     from ..study import RELABEL
@@ -178,7 +183,9 @@ def _derive(opts: Options, ctl: Control, kind: str, name: str | None):
 
 
 @options_command(
-    tuple(f for f in FIELDS if f not in ("k", "l2", "k_zeta", "layer", "layers")), graph=True
+    tuple(f for f in FIELDS if f not in ("k", "l2", "k_zeta", "layer", "layers")),
+    graph=True,
+    panels=WEAK_ONLY,
 )
 def sweep(
     opts: Options,
@@ -188,7 +195,9 @@ def sweep(
         typer.Option(
             "--k",
             metavar="INTEGERS",
-            help=("kNN k grid, e.g. 5,10,25,50,100,200 [default: the k option]"),
+            help="kNN k grid, e.g. 5,10,25,50,100,200 [default: one point, k of the config "
+            f"file or preset, else {SPECS['k'].default_text()}]",
+            rich_help_panel="Probes",
         ),
     ] = None,
     l2: Annotated[
@@ -196,7 +205,9 @@ def sweep(
         typer.Option(
             "--l2",
             metavar="FLOATS",
-            help=("Logistic L2 grid, e.g. 1e-4,1e-3,1e-2 [default: the l2 option]"),
+            help="Logistic L2 grid, e.g. 1e-4,1e-3,1e-2 [default: one point, l2 of the "
+            f"config file or preset, else {SPECS['l2'].default_text()}]",
+            rich_help_panel="Probes",
         ),
     ] = None,
     k_zeta: Annotated[
@@ -204,7 +215,9 @@ def sweep(
         typer.Option(
             "--k-zeta",
             metavar="INTEGERS",
-            help=("TopoFilter k_zeta grid [default: the k_zeta option]"),
+            help="TopoFilter k_zeta grid, e.g. 10,25,50 [default: one point, k_zeta of the "
+            f"config file or preset, else {SPECS['k_zeta'].default_text()}]",
+            rich_help_panel="Probes",
         ),
     ] = None,
     layers: Annotated[
@@ -215,8 +228,9 @@ def sweep(
             help=(
                 "Layers to sweep: comma list and/or all "
                 "(here: every cached layer; missing ones are extracted) "
-                "[default: the probe layer]"
+                "[default: the probe layer: layer of the config file or preset, else (L+1)//2]"
             ),
+            rich_help_panel="Probes",
         ),
     ] = None,
     out: Annotated[

@@ -14,6 +14,7 @@ from ..errors import UsageError
 from ..options import Options
 from .common import emit_json, fmt, open_study, request, show_plan, stdout
 from .extract import worker_argv
+from .help import completer
 from .params import DATA, Control, LauncherOpt, NprocOpt, group, options_command
 
 MODELS = ("weak_model", "strong_model", "dtype", "device_map", "pooling", "max_length")
@@ -27,7 +28,12 @@ def train(
     ctl: Control,
     stage: Annotated[
         str,
-        typer.Argument(metavar="STAGE", help="weak | ceiling | student | s2s", show_default=False),
+        typer.Argument(
+            metavar="{weak|ceiling|student|s2s}",
+            help="The stage to train (see above).",
+            show_default=False,
+            autocompletion=completer(STAGES),
+        ),
     ],
     launcher: LauncherOpt = None,
     nproc: NprocOpt = None,
