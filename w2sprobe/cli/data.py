@@ -51,9 +51,7 @@ def list_command(opts: Options, ctl: Control) -> None:
 #: The dataset a ``data`` sub-command looks at (``show``, ``ids``).
 DatasetArg = Annotated[
     Optional[str],
-    typer.Argument(
-        metavar="NAME", help="Registry name or a data file [default: --dataset]"
-    ),
+    typer.Argument(metavar="NAME", help="Registry name or a data file [default: --dataset]"),
 ]
 
 
