@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..options import SPECS, Options
-from .common import emit_json, fmt, open_study, request, show_plan, stdout
+from .common import aligned, emit_json, fmt, open_study, request, show_plan, stdout
 from .params import DATA, Control, options_command
 
 ACTIVATIONS = (
@@ -150,21 +150,50 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
 
 @options_command(FIELDS, graph=True, panels=WEAK_ONLY)
 def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
-    """Write a label set whose train and val labels are the probe's soft predictions."""
+    """Write a label set whose train and val labels are the probe's soft predictions, and say
+    how many labels changed against the set it was made from."""
+    from ..label_changes import label_changes
     from ..study import RELABEL
 
-    labels, _ = _derive(opts, ctl, RELABEL, name)
+    labels, study = _derive(opts, ctl, RELABEL, name)
     if labels is None:
         return
+    changes = label_changes(labels, study.label_set(opts.probe.labels))
+    probe = labels.manifest["probe"]
     summary = {
         "command": "relabel",
         "label_set": labels.name,
         "key": labels.key,
         "parent": labels.manifest.get("parent_name"),
-        **labels.manifest["probe"],
+        "parent_key": labels.manifest.get("parent"),
+        **probe,
         "sizes": labels.sizes(),
+        "changes": changes,
     }
-    _show(summary, ctl.as_json, ("label_set", "key", "parent", "probe", "layer", "sizes"))
+    if ctl.as_json:
+        return emit_json(summary)
+    params = " ".join(
+        f"{k}={v}" for k, v in probe.items() if k not in ("probe", "layer", "backend")
+    )
+    stdout.print(
+        f"label set {labels.name} ({labels.key}): {summary['parent']} "
+        f"({(summary['parent_key'] or '?')[:8]}) relabeled by {probe.get('probe')} {params} "
+        f"on layer {probe.get('layer')}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    rows = [
+        [
+            split,
+            str(c["n"]),
+            f"{c['changed']} ({c['changed_fraction']:.1%})",
+            f"{c['mean_abs_change']:.3f}",
+            f"{c['positive_before']:.1%} → {c['positive_after']:.1%}",
+        ]
+        for split, c in changes.items()
+    ]
+    headers = ["split", "ids", "labels changed", "mean |change|", "positive before → after"]
+    stdout.print(aligned(headers, rows, right=(1, 2, 3)), markup=False, highlight=False)
 
 
 def _derive(opts: Options, ctl: Control, kind: str, name: str | None):

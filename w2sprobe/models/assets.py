@@ -24,6 +24,7 @@ from pathlib import Path
 
 from filelock import FileLock
 
+from ..busy import busy
 from ..errors import UsageError
 
 ALIASES = ("minilm", "mpnet", "smollm2")
@@ -97,10 +98,10 @@ def _build_asset(name: str, build: Callable[[Path], None]) -> Path:
     with FileLock(str(target) + ".lock"):
         if (target / "config.json").is_file():  # another process built it while we waited
             return target
-        log.info("preparing the packaged model %s once, under %s ...", name, target.parent)
         staging = Path(tempfile.mkdtemp(prefix=f".{name}-", dir=target.parent))
         try:
-            build(staging)
+            with busy(log, f"preparing the packaged model {name} once, under {target.parent}"):
+                build(staging)
             staging.rename(target)  # atomic: a half-built folder is never visible as the asset
         finally:
             shutil.rmtree(staging, ignore_errors=True)

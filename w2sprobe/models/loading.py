@@ -19,6 +19,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..busy import busy
 from ..errors import UsageError, first_line
 from .assets import ALIASES, alias_folder, assets_dir
 from .config import hub_config_file
@@ -87,7 +88,8 @@ def fingerprinted_files(folder: Path) -> list[Path]:
 
 
 def weights_fingerprint(folder: Path) -> str:
-    """SHA-256 (16 hex) over every file that changes the model's outputs (:func:`fingerprinted_files`).
+    """SHA-256 (16 hex) over every file that changes the model's outputs
+    (:func:`fingerprinted_files`).
 
     Hashing gigabytes takes seconds, so the hash is memoised per folder in
     ``~/.cache/w2sprobe/models/weight-hashes.json``.  The memo trusts a file unchanged only
@@ -165,11 +167,12 @@ def load_model(
     placed by ``from_pretrained`` (accelerate) across devices, for a model too big for one."""
     from transformers import AutoModel
 
-    log.info("loading model %s ...", ref.name)
-    if device_map:
-        return _load(AutoModel, ref, dtype=dtype, device_map=check_device_map(device_map)).eval()
-    model = _load(AutoModel, ref, dtype=dtype)
-    return model.to(device).eval()
+    with busy(log, f"loading model {ref.name}"):  # the CLI shows a spinner meanwhile
+        if device_map:
+            placed = check_device_map(device_map)
+            return _load(AutoModel, ref, dtype=dtype, device_map=placed).eval()
+        model = _load(AutoModel, ref, dtype=dtype)
+        return model.to(device).eval()
 
 
 def _load(auto_class, ref: ModelRef, **kwargs):
