@@ -53,7 +53,7 @@ def test_a_single_command_keeps_one_result_line_per_stage_it_built(fake_clock, c
     reporter.done(NodeOutcome("sst2", "weak", "cached", "w" * 16))  # read: nothing to add
     lines = capsys.readouterr().err.splitlines()
     final = lines[-1]
-    assert final.startswith("  sst2 ceiling: done, 10/10 steps in 0:20")
+    assert final.startswith("  sst2 ceiling: done in 0:20 (10/10 steps, 2.0 s/step)")
     assert "val AUC 0.900" in final and final.endswith("test AUC 0.9312")
     assert not any("weak" in line for line in lines)
 
@@ -85,7 +85,7 @@ def test_the_live_bar_labels_its_times_and_leaves_a_result_line(fake_clock, term
     assert "elapsed" in text and "ETA 0:12" in text  # 4 steps left at 3 s a step
     reporter.done(_outcome("xent", auc=0.91, pgr=0.8))
     last = terminal.getvalue().rstrip().splitlines()[-1]
-    assert "sst2 xent: done, 4/8 steps" in last and "PGR +0.800" in last
+    assert "sst2 xent: done in 0:12 (4/8 steps, 3.0 s/step)" in last and "PGR +0.800" in last
 
 
 def test_the_elapsed_and_eta_columns_say_which_is_which():

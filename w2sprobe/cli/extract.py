@@ -91,6 +91,7 @@ def extract(
         stderr.print(
             f"{verb}: {summary['path']} (layers {layer_summary(summary['layers'])})",
             highlight=False,
+            soft_wrap=True,  # the path stays whole, copyable
         )
 
 

@@ -160,6 +160,7 @@ class StageBar:
         self._first: tuple[int, float] | None = None  # rate and ETA count from the first update
         self.scores = ""
         self._val = ""
+        self._final_rate = ""
         self._live: Progress | None = None
         self._task: Any = None
         self._last_line = (-1, 0.0)  # (tenth, time) of the last plain line
@@ -176,6 +177,7 @@ class StageBar:
             # Model loading and tokenizing happen before the first step; they are not its rate.
             self._first = (done, time.monotonic())
         self._done, self._total = done, total
+        self._final_rate = self.rate()  # what the summary reports, untouched by what follows
         if settings.live:
             self._draw_live(done, total)
         else:
@@ -266,12 +268,13 @@ class StageBar:
         )
 
     def summary(self) -> str:
-        """What the work came to: ``57/57 steps in 1:12 (0.79 steps/s)  val AUC 0.930``."""
+        """What the work came to: ``in 1:12 (57/57 steps, 1.2 s/step)  val AUC 0.930`` (the
+        time includes loading and predicting; the rate is the steps' own)."""
         took = clock(time.monotonic() - self.started)
         if not self._total:
             return f"in {took}"
-        rate = f", {self.rate()}" if self.rate() else ""
-        return f"{self._done}/{self._total} {self.unit}s in {took}{rate}{self._val}"
+        rate = f", {self._final_rate}" if self._final_rate else ""
+        return f"in {took} ({self._done}/{self._total} {self.unit}s{rate}){self._val}"
 
     def close(self) -> None:
         _spinner.stop()
@@ -331,7 +334,7 @@ class GraphReporter:
             # a single command: one line per stage it built, which stays when its bar goes
             if bar is not None and outcome.status == "ran":
                 stderr.print(
-                    f"  {outcome.dataset} {outcome.stage}: done, {bar.summary()}{scores}",
+                    f"  {outcome.dataset} {outcome.stage}: done {bar.summary()}{scores}",
                     highlight=False,
                     markup=False,
                     soft_wrap=True,
@@ -339,7 +342,8 @@ class GraphReporter:
             return
         error = f"  {m['error']}" if "error" in m else ""
         stderr.print(
-            f"{outcome.dataset:<14} {outcome.stage:<15} {outcome.status:<7} {outcome.seconds:7.1f}s"
+            # run's default stages fit 26 (labels:logreg-relabel@weak); longer ones push
+            f"{outcome.dataset:<14} {outcome.stage:<26} {outcome.status:<7} {outcome.seconds:7.1f}s"
             f"{scores}{error}",
             highlight=False,
             markup=False,
