@@ -15,10 +15,10 @@ from types import SimpleNamespace
 import pytest
 from rich.console import Console
 
-from w2sprobe.busy import busy
 from w2sprobe.cli import progress
 from w2sprobe.cli.progress import GraphReporter, StageBar
 from w2sprobe.graph import NodeOutcome
+from w2sprobe.models.busy import busy
 
 
 @pytest.fixture

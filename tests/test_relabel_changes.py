@@ -14,8 +14,7 @@ import pytest
 from conftest import run_cli
 from test_probe_cli import cached  # noqa: F401 - the fixture: tiny BERT layers + a 'weak' set
 
-from w2sprobe.label_changes import label_changes
-from w2sprobe.labels import LabelSet, list_label_sets, load_label_set
+from w2sprobe.labels import LabelSet, label_changes, list_label_sets, load_label_set
 
 
 def _set(name, ids, soft):

@@ -152,7 +152,7 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
 def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
     """Write a label set whose train and val labels are the probe's soft predictions, and say
     how many labels changed against the set it was made from."""
-    from ..label_changes import label_changes
+    from ..labels import label_changes
     from ..study import RELABEL
 
     labels, study = _derive(opts, ctl, RELABEL, name)

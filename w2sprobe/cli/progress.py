@@ -12,7 +12,7 @@ person watches goes to stderr:
 
 The library reports through :class:`w2sprobe.graph.Reporter` hooks and the ``w2sprobe`` logger
 (model loading, GGUF conversion, split loading); :func:`configure` routes that logger here, and
-its "busy" records (:mod:`w2sprobe.busy`) become a spinner on a terminal.
+its "busy" records (:mod:`w2sprobe.models.busy`) become a spinner on a terminal.
 
 A student's val AUC is measured against the labels it trains on (weak labels, a filtered set),
 not the ground truth, and the bar says so: ``val AUC (vs training labels)``.
@@ -36,7 +36,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ..busy import BUSY
+from ..models.busy import BUSY
 
 #: Progress, notices and warnings go to stderr; results to stdout.
 stderr = Console(stderr=True)

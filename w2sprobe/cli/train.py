@@ -12,9 +12,9 @@ import typer
 
 from ..errors import UsageError
 from ..options import Options
+from . import help as cli_help
 from .common import emit_json, fmt, open_study, request, show_plan, stdout
 from .extract import worker_argv
-from .help import completer
 from .params import DATA, Control, LauncherOpt, NprocOpt, group, options_command
 
 MODELS = ("weak_model", "strong_model", "dtype", "device_map", "pooling", "max_length")
@@ -32,7 +32,7 @@ def train(
             metavar="{weak|ceiling|student|s2s}",
             help="The stage to train (see above).",
             show_default=False,
-            autocompletion=completer(STAGES),
+            autocompletion=cli_help.completer(STAGES),
         ),
     ],
     launcher: LauncherOpt = None,

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from filelock import FileLock
 
-from ..busy import busy
 from ..errors import UsageError
+from .busy import busy
 
 ALIASES = ("minilm", "mpnet", "smollm2")
 ASSETS_ENV = "W2SPROBE_ASSETS"

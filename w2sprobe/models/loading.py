@@ -19,9 +19,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..busy import busy
 from ..errors import UsageError, first_line
 from .assets import ALIASES, alias_folder, assets_dir
+from .busy import busy
 from .config import hub_config_file
 from .runtime import check_device_map
 
@@ -88,8 +88,7 @@ def fingerprinted_files(folder: Path) -> list[Path]:
 
 
 def weights_fingerprint(folder: Path) -> str:
-    """SHA-256 (16 hex) over every file that changes the model's outputs
-    (:func:`fingerprinted_files`).
+    """SHA-256 (16 hex) over every file that changes the model's outputs (:func:`fingerprinted_files`).
 
     Hashing gigabytes takes seconds, so the hash is memoised per folder in
     ``~/.cache/w2sprobe/models/weight-hashes.json``.  The memo trusts a file unchanged only
