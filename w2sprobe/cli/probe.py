@@ -150,50 +150,21 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
 
 @options_command(FIELDS, graph=True, panels=WEAK_ONLY)
 def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
-    """Write a label set whose train and val labels are the probe's soft predictions, and say
-    how many labels changed against the set it was made from."""
-    from ..labels import label_changes
+    """Write a label set whose train and val labels are the probe's soft predictions."""
     from ..study import RELABEL
 
     labels, study = _derive(opts, ctl, RELABEL, name)
     if labels is None:
         return
-    changes = label_changes(labels, study.label_set(opts.probe.labels))
-    probe = labels.manifest["probe"]
     summary = {
         "command": "relabel",
         "label_set": labels.name,
         "key": labels.key,
         "parent": labels.manifest.get("parent_name"),
-        "parent_key": labels.manifest.get("parent"),
-        **probe,
+        **labels.manifest["probe"],
         "sizes": labels.sizes(),
-        "changes": changes,
     }
-    if ctl.as_json:
-        return emit_json(summary)
-    params = " ".join(
-        f"{k}={v}" for k, v in probe.items() if k not in ("probe", "layer", "backend")
-    )
-    stdout.print(
-        f"label set {labels.name} ({labels.key}): {summary['parent']} "
-        f"({(summary['parent_key'] or '?')[:8]}) relabeled by {probe.get('probe')} {params} "
-        f"on layer {probe.get('layer')}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    rows = [
-        [
-            split,
-            str(c["n"]),
-            f"{c['changed']} ({c['changed_fraction']:.1%})",
-            f"{c['mean_abs_change']:.3f}",
-            f"{c['positive_before']:.1%} → {c['positive_after']:.1%}",
-        ]
-        for split, c in changes.items()
-    ]
-    headers = ["split", "ids", "labels changed", "mean |change|", "positive before → after"]
-    stdout.print(aligned(headers, rows, right=(1, 2, 3)), markup=False, highlight=False)
+    _show_changes(summary, labels, study.label_set(opts.probe.labels), ctl.as_json)
 
 
 def _derive(opts: Options, ctl: Control, kind: str, name: str | None):
@@ -322,3 +293,37 @@ def _show(summary: dict, as_json: bool, keys: tuple[str, ...]) -> None:
         if key in summary:
             table.add_row(key, fmt(summary[key]))
     stdout.print(table)
+
+
+def _show_changes(summary: dict, labels, parent, as_json: bool) -> None:
+    """relabel's result: the set, and per split how its labels differ from its parent's (the
+    numbers are :func:`w2sprobe.labels.label_changes`'), as a table or in the JSON object."""
+    from ..labels import label_changes
+
+    changes = label_changes(labels, parent)
+    summary = {**summary, "parent_key": labels.manifest.get("parent"), "changes": changes}
+    if as_json:
+        return emit_json(summary)
+    probe = labels.manifest["probe"]
+    params = " ".join(
+        f"{k}={v}" for k, v in probe.items() if k not in ("probe", "layer", "backend")
+    )
+    stdout.print(
+        f"label set {labels.name} ({labels.key}): {summary['parent']} "
+        f"({(summary['parent_key'] or '?')[:8]}) relabeled by {probe.get('probe')} {params} "
+        f"on layer {probe.get('layer')}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    rows = [
+        [
+            split,
+            str(c["n"]),
+            f"{c['changed']} ({c['changed_fraction']:.1%})",
+            f"{c['mean_abs_change']:.3f}",
+            f"{c['positive_before']:.1%} → {c['positive_after']:.1%}",
+        ]
+        for split, c in changes.items()
+    ]
+    headers = ["split", "ids", "labels changed", "mean |change|", "positive before → after"]
+    stdout.print(aligned(headers, rows, right=(1, 2, 3)), markup=False, highlight=False)
