@@ -2,6 +2,7 @@
 
     python bench/cli.py                       # baseline: 571df33, the main before the redesign
     python bench/cli.py --baseline HEAD~3 --repeats 7
+    python bench/cli.py --baseline f8ef7c0    # before issue 27's grouped help
 
 Each command runs as a fresh ``python -m w2sprobe`` process (what a user waits for), in an empty
 temporary folder (no w2sprobe.toml, an empty cache), alternating baseline and current, best and
@@ -23,6 +24,8 @@ REPO = Path(__file__).resolve().parents[1]
 COMMANDS = [
     ["--help"],
     ["extract", "--help"],
+    ["probe", "--help"],
+    ["run", "--help"],
     ["data", "list"],
     ["cache", "ls"],
     ["config", "show"],

@@ -84,14 +84,16 @@ print(f"{opts.model.weak_model} -> {opts.model.strong_model} on {DATASET}")
 # %% [markdown]
 # ## 1. The activation cache
 #
-# `study.store(layer)` opens the strong model's activation file holding `layer`, extracting
-# it first when no cached file has it (one forward pass for every requested layer). Layer 0
-# is the embeddings output, layer *i* the output of block *i*; the default probe layer is the
-# reference study's (L + 1) // 2. Arrays are float16 and memory-mapped; rows are in split order
-# and named by `ids`.
+# `study.extraction()` makes sure the strong model's activations of every `--layers` layer
+# (default: all) are cached: one forward pass, or nothing when a file already holds them.
+# `study.store(layer)` then opens the cached file holding `layer` — of several, the one with
+# the most layers, so section 3 can compare them. Layer 0 is the embeddings output, layer *i*
+# the output of block *i*; the default probe layer is the reference study's (L + 1) // 2.
+# Arrays are float16 and memory-mapped; rows are in split order and named by `ids`.
 
 # %%
 LAYER = study.probe_layer()
+study.extraction()
 store = study.store(LAYER)
 print(store.path.name, "| layers", store.layers, "| probe layer", LAYER)
 pd.DataFrame(
@@ -129,7 +131,7 @@ pd.Series(
 # %% [markdown]
 # ## 3. Comparing layers
 #
-# The same logistic probe on every cached layer.
+# The same logistic probe on every layer of the store.
 
 # %%
 by_layer = pd.DataFrame(

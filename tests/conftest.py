@@ -140,6 +140,15 @@ def no_hub(monkeypatch):
     monkeypatch.setattr("w2sprobe.data.hub.load_hub_dataset", refuse)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _no_stray_config_file(tmp_path_factory):
+    """Commands find w2sprobe.toml in the working folder or any parent: one left in /tmp (or
+    above the test folders) would be read by every test that runs a command in tmp_path."""
+    base = tmp_path_factory.getbasetemp()
+    stray = [p / "w2sprobe.toml" for p in base.parents if (p / "w2sprobe.toml").is_file()]
+    assert not stray, f"remove {stray[0]}: every test would read it as its config file"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_env(monkeypatch, tmp_path_factory):
     """No test reads the user's config file or env overrides; assets stay in a shared test dir."""

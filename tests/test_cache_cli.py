@@ -112,8 +112,8 @@ def error_line(err: str) -> str:
 def test_inventory_roots_are_where_the_writers_write(tmp_path):
     """The roots ``cache ls`` walks are the writers' own (two are spelled in the inventory
     because their modules import torch / scipy)."""
-    from w2sprobe.report.sweep_files import sweep_dir
     from w2sprobe.report.render import default_out_dir
+    from w2sprobe.report.sweep_files import sweep_dir
 
     roots = kind_roots(tmp_path)
     assert activation_path(tmp_path, "org/model", "sst2", "k").parents[2] == roots["acts"]
@@ -181,11 +181,26 @@ def test_ls_of_one_kind_is_a_table_of_that_kind(capsys, cache):
         "dataset",
         "layers",
         "rows",
+        "pool",
+        "max",
+        "len",
+        "dtype",
+        "stored",
         "size",
         "age",
         "status",
     ]
-    assert lines[2].split()[:5] == [ACTS_KEY, "tiny-llama", "sst2", "0,1,2,3", "130"]
+    assert lines[2].split()[:9] == [
+        ACTS_KEY,
+        "tiny-llama",
+        "sst2",
+        "0,1,2,3",
+        "40/40/20/30",
+        "last",
+        "512",
+        "float32",
+        "float16",
+    ]
     assert lines[2].endswith("complete") and "runs" not in out
 
     code, out, _ = cli(capsys, cache, "ls", "labels")

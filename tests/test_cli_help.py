@@ -88,8 +88,8 @@ def test_an_option_is_checked_before_any_work(capsys, tmp_path, monkeypatch):
 def test_instant_commands_import_no_heavy_library(tmp_path):
     probe = (
         "import sys, io, contextlib\nfrom w2sprobe.cli.app import main\n"
-        "for args in (['--help'], ['extract', '--help'], ['data', 'list'], ['cache', 'ls'], "
-        "['config', 'show']):\n"
+        "for args in (['--help'], ['extract', '--help'], ['probe', '--help'], ['run', '--help'], "
+        "['data', 'list'], ['cache', 'ls'], ['config', 'show']):\n"
         "    try:\n"
         "        with contextlib.redirect_stdout(io.StringIO()):\n"
         "            main(args)\n"
@@ -101,3 +101,136 @@ def test_instant_commands_import_no_heavy_library(tmp_path):
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]", done.stderr
+
+
+# --------------------------------------------------------------------------- issue 27: help
+
+
+def sections(text: str) -> list[str]:
+    """The section titles of a help text, in order (``Data:`` -> ``Data``)."""
+    return [
+        line[:-1] for line in text.splitlines() if line and line[0].isupper() and line[-1] == ":"
+    ]
+
+
+def test_options_are_listed_in_their_groups(capsys):
+    probe = sections(help_of(capsys, "probe"))
+    assert probe == [
+        "Workspace",
+        "Data",
+        "Models",
+        "Extraction",
+        "Probes",
+        "Training of the weak model (when --labels weak must be built)",
+        "General",
+    ]
+    run = sections(help_of(capsys, "run"))
+    assert run == [
+        "Workspace",
+        "Data",
+        "Models",
+        "Extraction",
+        "Probes",
+        "Training",
+        "Study plan",
+        "General",
+    ]
+    text = help_of(capsys, "run")
+    block = text.split("\nStudy plan:\n", 1)[1].split("\n\n", 1)[0]
+    assert "--experiments" in block and "--shard" in block and "--epochs" not in block
+    general = text.split("\nGeneral:\n", 1)[1]
+    assert "--config FILE" in general and "--json" in general and "-h, --help" in general
+    extract = help_of(capsys, "extract")
+    assert sections(extract)[:2] == ["Options", "Workspace"]  # its own options first
+    assert "--model MODEL" in extract.split("\nModels:\n", 1)[1].split("\n\n", 1)[0]
+
+
+def test_help_texts_say_what_each_command_does_with_an_option(capsys):
+    flat = lambda text: " ".join(text.split())  # noqa: E731 - help wraps at 80 columns
+    extract = flat(help_of(capsys, "extract"))
+    assert "instead of --layers" in extract  # extract's --layer is the one layer to cache
+    assert "(L+1)//2" not in extract and "probe layer" not in extract
+    probe = help_of(capsys, "probe")
+    weak_training = probe.split("\nTraining of the weak model", 1)[1].split("\n\n", 1)[0]
+    assert "--epochs" in weak_training and "--weak-lr" in weak_training
+    sweep = flat(help_of(capsys, "sweep"))
+    assert "the k option" not in sweep and "the l2 option" not in sweep
+    assert "[default: one point, k of the config file or preset, else 50]" in sweep
+    report = flat(help_of(capsys, "report"))
+    assert "--seed INTEGER Seed of the bootstrap resamples. [default: 0]" in report
+    assert "Seed of the splits" not in report
+    for command in ("filter", "relabel"):
+        assert "[default: <probe>-<kind>@<parent>, e.g. knn-relabel@weak]" in flat(
+            help_of(capsys, command)
+        )
+
+
+def test_arguments_show_metavars_not_python_types_and_choices_where_there_are_some(capsys):
+    texts = {
+        command: help_of(capsys, *command.split())
+        for command in (
+            "cache rm",
+            "cache verify",
+            "cache ls",
+            "data show",
+            "train",
+            "models layers",
+        )
+    }
+    for command, text in texts.items():
+        assert "<str>" not in text and "<list[str]>" not in text and "[[" not in text, command
+        assert "{KEY" not in text and "{STAGE" not in text, command
+    assert "Usage: w2sprobe cache rm [OPTIONS] KEY...\n" in texts["cache rm"]
+    assert "--kind [acts|runs|labels|sweeps|reports]" in texts["cache rm"]
+    assert "Usage: w2sprobe cache verify [OPTIONS] [PATH]...\n" in texts["cache verify"]
+    assert "Usage: w2sprobe data show [OPTIONS] [NAME]\n" in texts["data show"]
+    assert "Usage: w2sprobe train [OPTIONS] {weak|ceiling|student|s2s}\n" in texts["train"]
+
+
+def test_command_summaries_are_whole_sentences(capsys):
+    import typer
+
+    from w2sprobe.cli.app import app
+    from w2sprobe.cli.help import summary
+
+    text = " ".join(help_of(capsys).split("\nCommands:\n", 1)[1].split())
+    assert "..." not in text
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        first = summary(command)
+        assert first.endswith(".") and " ".join(first.split()) in text, name
+    assert "the --loss student of the weak labels, then --s2s-iters strong-to-strong" in text
+
+
+def test_config_show_has_the_doc_column_and_takes_any_option(capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w2sprobe.toml").write_text('weak = "smollm2"\n')
+    code, out, err = run_cli(capsys, "config", "show", "--k", "10", "--preset", "blog")
+    assert code == 0, err
+    header = out.splitlines()[1].split()
+    assert header == ["group", "key", "value", "source", "doc"]
+    k = next(line for line in out.splitlines() if line.split()[:2] == ["probe", "k"])
+    assert k.split()[2:4] == ["10", "command"] and k.endswith("kNN neighbours.")
+    weak = next(line for line in out.splitlines() if line.split()[1:2] == ["weak"])
+    assert "(weak_model)" in weak and '"smollm2"' in weak and str(tmp_path) in weak
+    code, out, _ = run_cli(capsys, "config", "show", "--json", "--strong", "x")
+    shown = json.loads(out)["options"]
+    assert shown["strong_model"]["key"] == "strong" and shown["strong_model"]["value"] == "x"
+    assert shown["n_train"] == {**shown["n_train"], "value": 1200, "source": "default"}
+    assert shown["pooling"]["aliases"] == ["pooling"] and shown["pooling"]["doc"]
+    help_text = help_of(capsys, "config", "show")
+    assert "--k INTEGER" in help_text and "--epochs INTEGER" in help_text
+
+
+def test_shell_completion_is_available(capsys, monkeypatch):
+    text = help_of(capsys)
+    assert "--install-completion" in text and "--show-completion" in text
+    monkeypatch.setenv("_W2SPROBE_COMPLETE", "complete_bash")
+    monkeypatch.setenv("COMP_WORDS", "w2sprobe train s")
+    monkeypatch.setenv("COMP_CWORD", "2")
+    code, out, _ = run_cli(capsys)
+    assert code == 0 and out.split() == ["student", "s2s"]
+    monkeypatch.setenv("COMP_WORDS", "w2sprobe probe --probe l")
+    monkeypatch.setenv("COMP_CWORD", "3")
+    code, out, _ = run_cli(capsys)
+    assert out.split() == ["logreg"]

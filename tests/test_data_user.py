@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import tomllib
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-import tomllib
 from data_helpers import MIRROR
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Value
 

@@ -44,10 +44,15 @@ def test_notebook_is_a_percent_format_notebook():
 
 @pytest.mark.slow  # a fresh interpreter, like a user's kernel: nothing inherited from the tests
 def test_notebook_runs_top_to_bottom(tmp_path, tiny_models, mirror):
-    code = "\n\n".join(cell.source for cell in notebook_cells() if cell.cell_type == "code")
+    cells = [cell.source for cell in notebook_cells() if cell.cell_type == "code"]
+    # A researcher who cached the probe layer alone first (`w2sprobe extract --layer N`): the
+    # notebook must still compare every layer, not the one that file holds.
+    cells.insert(1, "study.extraction(layers=[study.probe_layer()])")
     script = tmp_path / "notebook_code.py"
     script.write_text(
-        code + "\n\nprint('ROWS', json.dumps(rows.to_dict('records'), default=str))\n"
+        "\n\n".join(cells)
+        + "\n\nprint('ROWS', json.dumps(rows.to_dict('records'), default=str))\n"
+        + "print('LAYERS', json.dumps([int(layer) for layer in by_layer.index]))\n"
     )
     cache = tmp_path / "cache"
     env = {
@@ -73,6 +78,10 @@ def test_notebook_runs_top_to_bottom(tmp_path, tiny_models, mirror):
     assert done.returncode == 0, done.stderr[-4000:]
     out = done.stdout
     assert "building weak labels" in out and "building student knn-filter" in out
-    rows = json.loads(out.split("ROWS ", 1)[1])
+    rows = json.loads(out.split("ROWS ", 1)[1].splitlines()[0])
     assert {row["experiment"] for row in rows} >= {"weak", "ceiling", "knn-filter"}
-    assert list(Path(cache, "acts").rglob("*.h5")) and Path(cache, "labels", "sst2").is_dir()
+    assert len(list(Path(cache, "acts").rglob("*.h5"))) == 2  # the one-layer file, and all
+    assert Path(cache, "labels", "sst2").is_dir()
+    blocks = json.loads((tiny_models["llama"] / "config.json").read_text())["num_hidden_layers"]
+    compared = json.loads(out.split("LAYERS ", 1)[1].splitlines()[0])
+    assert compared == list(range(blocks + 1)), "compare layers compared only " + str(compared)

@@ -20,19 +20,83 @@ def write(tmp_path, text: str):
     return path
 
 
-def test_precedence_cli_over_file_over_env_over_preset_over_default(tmp_path):
-    config = write(tmp_path, 'preset = "blog"\nn_val = 7\ncache_dir = "from-file"\n')
+def test_precedence_cli_over_env_over_file_over_preset_over_default(tmp_path):
+    config = write(
+        tmp_path, 'preset = "blog"\nn_val = 7\ncache_dir = "from-file"\nn_test = 11\n'
+    )
     env = {"W2SPROBE_CACHE": "/env/cache", "W2SPROBE_DATA_DIR": "/env/data"}
     opts = resolve({"n_val": "9"}, config, environ=env)
     assert (opts.data.n_val, opts.sources["n_val"]) == (9, "command line")
-    assert opts.workspace.cache_dir == str(
-        tmp_path / "from-file"
-    )  # file beats env, relative to the file
-    assert opts.sources["cache_dir"] == f"config {config}"
+    # the environment beats the file (the conventional order: a shell's export wins over a file)
+    assert (opts.workspace.cache_dir, opts.sources["cache_dir"]) == (
+        "/env/cache",
+        "env W2SPROBE_CACHE",
+    )
+    assert (opts.data.n_test, opts.sources["n_test"]) == (11, f"config {config}")
     assert (opts.data.data_dir, opts.sources["data_dir"]) == ("/env/data", "env W2SPROBE_DATA_DIR")
     assert (opts.data.n_train, opts.sources["n_train"]) == (10_000, "preset blog")
     assert (opts.probe.k, opts.sources["k"]) == (50, "default")
     assert opts.preset == "blog"
+    # without the environment, the file's path is taken relative to the file
+    opts = resolve({}, config, environ={})
+    assert opts.workspace.cache_dir == str(tmp_path / "from-file")
+    assert opts.sources["cache_dir"] == f"config {config}"
+    # and the command line beats the environment
+    opts = resolve({"cache_dir": "/cli/cache"}, config, environ=env)
+    assert (opts.workspace.cache_dir, opts.sources["cache_dir"]) == ("/cli/cache", "command line")
+
+
+def test_config_keys_are_the_flag_names_and_field_names_are_aliases(tmp_path):
+    flags = resolve({}, write(tmp_path, 'weak = "a"\nstrong = "b"\npool = "mean"\n'), environ={})
+    aliases = resolve(
+        {},
+        write(tmp_path, 'weak_model = "a"\nstrong_model = "b"\npooling = "mean"\n'),
+        environ={},
+    )
+    for opts in (flags, aliases):
+        assert (opts.model.weak_model, opts.model.strong_model, opts.extract.pooling) == (
+            "a",
+            "b",
+            "mean",
+        )
+    # every option's key is its flag's name (but the report's --dataset, see below)
+    for spec in SPECS.values():
+        if spec.name != "report_datasets":
+            assert spec.key == spec.flag.removeprefix("--").replace("-", "_"), spec.name
+    assert SPECS["report_datasets"].key == "report_datasets"  # `dataset` is the data option
+    assert SPECS["weak_model"].aliases == ("weak_model",) and SPECS["k"].aliases == ()
+    # the Python API takes both spellings as well
+    assert resolve({"weak": "x", "strong_model": "y"}, None, environ={}).model.weak_model == "x"
+
+
+def test_two_spellings_of_one_option_are_an_error(tmp_path):
+    with pytest.raises(UsageError, match="'weak' and 'weak_model' both set weak; keep one"):
+        resolve({}, write(tmp_path, 'weak = "a"\nweak_model = "b"\n'), environ={})
+    with pytest.raises(UsageError, match="key 'weak_model': expected text"):
+        resolve({}, write(tmp_path, "weak_model = [3]\n"), environ={})
+
+
+def test_the_config_file_is_found_in_the_nearest_parent(tmp_path, monkeypatch):
+    write(tmp_path, 'k = 7\ncache_dir = "cache"\ndata_dir = "data"\n')
+    nested = tmp_path / "project" / "notebooks"
+    nested.mkdir(parents=True)
+    monkeypatch.chdir(nested)
+    opts = resolve({}, None, environ={})
+    assert opts.config_path == tmp_path / "w2sprobe.toml" and opts.probe.k == 7
+    # paths in it are relative to its folder, not to the working folder
+    assert opts.workspace.cache_dir == str(tmp_path / "cache")
+    assert opts.data.data_dir == str(tmp_path / "data")
+    # the nearest one wins
+    (tmp_path / "project" / "w2sprobe.toml").write_text("k = 9\n")
+    assert resolve({}, None, environ={}).probe.k == 9
+
+
+def test_an_explicit_config_path_is_made_absolute(tmp_path, monkeypatch):
+    write(tmp_path, 'out = "reports"\n')
+    monkeypatch.chdir(tmp_path)
+    opts = resolve({}, "w2sprobe.toml", environ={})
+    assert opts.config_path == tmp_path / "w2sprobe.toml" and opts.config_path.is_absolute()
+    assert opts.report.out == str(tmp_path / "reports")
 
 
 def test_command_line_preset_overrides_the_file_preset(tmp_path):

@@ -43,7 +43,7 @@ from . import labels as label_files
 from . import runs as run_files
 from .atomic import owner_alive, parse_staging, parse_temp
 from .cache.layout import PARTIAL_SUFFIX, lock_path, shard_files
-from .cache.store import CacheEntry, list_entries
+from .cache.store import CacheEntry, list_entries, serving_order
 from .errors import UsageError
 from .report import files as report_files
 from .report import sweep_files
@@ -87,6 +87,11 @@ class Artifact:
     mtime: float = 0.0
     parents: list[str] = field(default_factory=list)  # keys of the artifacts it was made from
     manifest: dict = field(default_factory=dict, repr=False)  # acts: the file's manifest
+    #: What made it (the manifest its key hashes, flattened: ``config.minibatch``); two
+    #: artifacts that look alike in ``cache ls`` are told apart by where these differ.
+    inputs: dict = field(default_factory=dict, repr=False)
+    #: The inputs in which it differs from the artifacts that look like it (empty: none does).
+    variant: dict = field(default_factory=dict)
 
     @property
     def size_bytes(self) -> int:
@@ -114,6 +119,7 @@ class Artifact:
             "locked": self.locked,
             "leftovers": [{"path": str(p), "reason": why} for p, why in self.leftovers],
             "parents": self.parents,
+            "variant": self.variant,
         }
 
     def origin(self) -> str:
@@ -170,7 +176,8 @@ class Inventory:
         )
         if len(matches) == 1:
             return matches[0]
-        where = f"{kind} under {self.cache_dir}" if kind else f"artifact under {self.cache_dir}"
+        root = Path(self.cache_dir).absolute()
+        where = f"{kind} under {root}" if kind else f"artifact under {root}"
         if not matches:
             hint = "" if len(key) >= MIN_PREFIX else f" (a prefix needs {MIN_PREFIX}+ characters)"
             raise UsageError(f"no {where} has key '{key}'{hint}; w2sprobe cache ls lists them")
@@ -199,6 +206,7 @@ def scan(cache_dir: Path, now: float | None = None) -> Inventory:
         *map(_describe_report, report_files.report_folders(cache_dir)),
     ]
     _link_activations(artifacts)
+    mark_variants(artifacts)
     staging, writing = _staging_leftovers(roots, now)
     return Inventory(cache_dir, artifacts, staging, writing)
 
@@ -234,6 +242,7 @@ def _describe_acts(final: Path, entries: list[CacheEntry]) -> Artifact:
         if partial is not None:
             leftovers.append((partial.path, "partial file beside the complete one"))
     files = [e.path for e in entries] + shards + ([lock] if lock.exists() else [])
+    manifest, stored_as = _acts_file_meta(main.path)
     return Artifact(
         kind="acts",
         key=main.key,
@@ -242,7 +251,19 @@ def _describe_acts(final: Path, entries: list[CacheEntry]) -> Artifact:
         model=main.model if main.model != "?" else final.parent.parent.name,
         name=None,
         made_from={"layers": main.layers},
-        details={"layers": main.layers, "rows": main.rows, "problem": main.problem},
+        details={
+            "layers": main.layers,
+            "rows": main.rows,
+            "problem": main.problem,
+            # what tells two files of one model and dataset apart (all in the key)
+            "split_sizes": manifest.get("split_sizes"),
+            "pooling": manifest.get("pooling"),
+            "max_length": manifest.get("max_length"),
+            "compute_dtype": manifest.get("compute_dtype"),
+            "store_dtype": stored_as,
+            "dataset_fingerprint": manifest.get("dataset_fingerprint"),
+            "model_revision": manifest.get("model_revision"),
+        },
         files=files,
         leftovers=leftovers,
         lock=lock,
@@ -250,28 +271,46 @@ def _describe_acts(final: Path, entries: list[CacheEntry]) -> Artifact:
         status=status,
         locked=locked,
         mtime=_mtime(main.path),
-        manifest=_acts_manifest(main.path) if complete else {},
+        manifest=manifest if complete else {},
+        inputs=flatten({k: v for k, v in manifest.items() if k != "layers"}),
     )
 
 
-def _acts_manifest(path: Path) -> dict:
+def _acts_file_meta(path: Path) -> tuple[dict, str | None]:
+    """(manifest, dtype the activations are stored in) of an activation file, as far as it
+    can be read."""
     import h5py
 
     try:
         with h5py.File(path, "r") as handle:
-            return json.loads(handle.attrs["manifest"])
-    except (OSError, KeyError, ValueError):
-        return {}
+            manifest = json.loads(handle.attrs["manifest"])
+            stored = next(
+                (
+                    str(group[name].dtype)
+                    for group in handle.values()
+                    if isinstance(group, h5py.Group)
+                    for name in group
+                    if name.startswith("layer_")
+                ),
+                None,
+            )
+            return (manifest if isinstance(manifest, dict) else {}), stored
+    except (OSError, KeyError, ValueError, TypeError):
+        return {}, None
 
 
 def _link_activations(artifacts: list[Artifact]) -> None:
     """Point probe runs and probe-made label sets at the activation file they read.
 
     Their manifests keep the activation manifest, not its key; the file that serves is the
-    first complete one (by path) made the same way that stores the probe's layer, as
+    complete one made the same way that stores the probe's layer and comes first in
+    :func:`~w2sprobe.cache.store.serving_order` (most layers, then newest), as
     :func:`w2sprobe.cache.lookup.cached_layers` picks it.
     """
-    acts = sorted((a for a in artifacts if a.kind == "acts" and a.manifest), key=lambda a: a.path)
+    acts = sorted(
+        (a for a in artifacts if a.kind == "acts" and a.manifest),
+        key=lambda a: serving_order((a.path, a.details["layers"])),
+    )
     for artifact in artifacts:
         wanted = artifact.made_from.pop("_activations", None)
         layer = artifact.made_from.get("layer")
@@ -290,6 +329,74 @@ def _link_activations(artifacts: list[Artifact]) -> None:
 
 def _without_layers(manifest: dict) -> dict:
     return {k: v for k, v in manifest.items() if k != "layers"}
+
+
+# --------------------------------------------------------------------------- variants
+
+#: Manifest fields that record how or when an artifact was made, not what: never a variant.
+NOT_INPUTS = ("command", "key", "finished", "created", "report", "w2sprobe_version")
+#: A run's inputs, read from its metrics when its manifest.json is missing (older caches).
+RUN_INPUTS = (
+    "stage",
+    "model",
+    "model_revision",
+    "dataset",
+    "dataset_fingerprint",
+    "split_sizes",
+    "seed",
+    "config",
+    "compute_dtype",
+    "labels_key",
+    "probe",
+)
+
+
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """``{"config": {"lr": 1e-4}}`` -> ``{"config.lr": 1e-4}`` (lists stay values)."""
+    flat: dict = {}
+    for key, value in tree.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            flat.update(flatten(value, name + "."))
+        else:
+            flat[name] = value
+    return flat
+
+
+#: The fields of an activation file that ``cache ls`` shows as columns.
+ACTS_SHOWN = ("layers", "split_sizes", "pooling", "max_length", "compute_dtype", "store_dtype")
+
+
+def look(a: Artifact) -> tuple:
+    """What ``cache ls`` shows of an artifact besides its key, size, age and status: two
+    artifacts that look the same here are variants, told apart by :attr:`Artifact.variant`."""
+    d = a.details
+    shown: tuple = (a.kind, a.dataset, a.model, a.name, a.origin())
+    if a.kind == "acts":
+        shown += tuple(json.dumps(d.get(k), sort_keys=True) for k in ACTS_SHOWN)
+    elif a.kind == "runs":
+        shown += (d.get("seed"),)
+    elif a.kind == "labels":
+        shown += (json.dumps(d.get("sizes"), sort_keys=True),)
+    return shown
+
+
+def mark_variants(artifacts: list[Artifact]) -> None:
+    """Set each artifact's :attr:`~Artifact.variant`: the inputs in which it differs from the
+    others that :func:`look` the same (``config.minibatch: 8`` against 32)."""
+    groups: dict[tuple, list[Artifact]] = {}
+    for a in artifacts:
+        groups.setdefault(look(a), []).append(a)
+    for group in (g for g in groups.values() if len(g) > 1):
+        names = sorted({name for a in group for name in a.inputs})
+        differ = [
+            name
+            for name in names
+            if len({json.dumps(a.inputs.get(name), sort_keys=True, default=str) for a in group})
+            > 1
+        ]
+        for a in group:
+            a.variant = {name: a.inputs.get(name) for name in differ}
 
 
 # --------------------------------------------------------------------------- folders
@@ -323,7 +430,16 @@ def _describe_run(folder: Path) -> Artifact:
         "experiment": meta.get("experiment"),
         "auc": meta.get("auc"),
         "pgr": meta.get("pgr"),
+        "seed": meta.get("seed"),
+        "split_sizes": meta.get("split_sizes"),
+        "dataset_fingerprint": meta.get("dataset_fingerprint"),
+        "model_revision": meta.get("model_revision"),
+        "compute_dtype": meta.get("compute_dtype"),
+        "config": meta.get("config"),
     }
+    made = run_files.read_manifest(folder)  # what the key hashes (metrics add results)
+    made = made or {k: meta[k] for k in RUN_INPUTS if k in meta}
+    run.inputs = flatten({k: v for k, v in made.items() if k not in NOT_INPUTS})
     checkpoint = folder / run_files.CHECKPOINT
     if not complete:
         run.status = (
@@ -388,7 +504,14 @@ def _describe_labels(folder: Path) -> Artifact:
         if v is not None
     }
     labels.parents = [k for k in (made.get("parent"), made.get("run")) if k]
-    labels.details = {"label_kind": made.get("kind"), "sizes": meta.get("sizes")}
+    labels.details = {
+        "label_kind": made.get("kind"),
+        "sizes": meta.get("sizes"),
+        "seed": made.get("seed"),
+        "split_sizes": made.get("split_sizes"),
+        "dataset_fingerprint": made.get("dataset_fingerprint"),
+    }
+    labels.inputs = flatten({k: v for k, v in made.items() if k not in NOT_INPUTS})
     if not complete:
         labels.status = "unreadable"
     return labels

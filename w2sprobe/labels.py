@@ -96,6 +96,41 @@ def lineage(labels: LabelSet) -> dict:
     return {k: labels.manifest[k] for k in LINEAGE_FIELDS if labels.manifest.get(k) is not None}
 
 
+def label_changes(new: LabelSet, parent: LabelSet) -> dict[str, dict]:
+    """How ``new`` (a relabeled set) differs from the set it was made from (relabel's table).
+
+    Per split that both label: ``n`` shared ids, ``changed`` hard labels (and
+    ``changed_fraction``), ``mean_abs_change`` of the soft labels, ``positive_before`` /
+    ``positive_after`` (fraction of the positive class) and ``mean_before`` / ``mean_after``
+    (mean soft label).  A label above 0.5 is the positive class (:mod:`w2sprobe.metrics`).
+    Nothing of this is stored: a set's key hashes its manifest.
+    """
+    changes: dict[str, dict] = {}
+    for split in new.splits:
+        if split not in parent.ids:
+            continue
+        position = {id_: i for i, id_ in enumerate(parent.ids[split].tolist())}
+        pairs = [
+            (i, position[id_]) for i, id_ in enumerate(new.ids[split].tolist()) if id_ in position
+        ]
+        if not pairs:
+            continue
+        after = new.soft[split][[i for i, _ in pairs]].astype(np.float64)
+        before = parent.soft[split][[j for _, j in pairs]].astype(np.float64)
+        flipped = (after > 0.5) != (before > 0.5)
+        changes[split] = {
+            "n": len(pairs),
+            "changed": int(flipped.sum()),
+            "changed_fraction": float(flipped.mean()),
+            "mean_abs_change": float(np.abs(after - before).mean()),
+            "positive_before": float((before > 0.5).mean()),
+            "positive_after": float((after > 0.5).mean()),
+            "mean_before": float(before.mean()),
+            "mean_after": float(after.mean()),
+        }
+    return changes
+
+
 def labels_root(cache_dir: Path, dataset: str) -> Path:
     return slug_dir(kind_root(cache_dir, "labels"), dataset)
 
@@ -303,7 +338,7 @@ def find_label_set(cache_dir: Path, dataset: str, name_or_key: str) -> LabelSet:
     if not matches:
         known = sorted({m["name"] for m in stored})
         raise UsageError(
-            f"no label set '{name_or_key}' for dataset {dataset}"
+            f"no label set '{name_or_key}' for dataset {dataset} under {root.absolute()}"
             + (f"; stored: {', '.join(known)}" if known else "; none stored yet")
         )
     raise UsageError(

@@ -3,10 +3,19 @@
 Options are dataclass fields grouped by concern (workspace, data, models, extraction, probes,
 training, the study plan, reports).  Each field's type, default and one-line doc are, at the
 same time, the command-line option (``--n-train INTEGER``), the key of the config file
-(``n_train = 1200``) and the row of ``w2sprobe config show``.  Precedence, lowest first:
-defaults < preset < environment < config file < command line; every value remembers where it
-came from.  Values from files are type-checked here, so ``k = "50"`` is an error naming the key,
-never a crash deep inside a probe.
+(``n_train = 1200``) and the row of ``w2sprobe config show``.
+
+Config-file keys are the flag names without ``--`` (``weak``, ``strong``, ``pool``, ``n_train``;
+``-`` and ``_`` are interchangeable); where the dataclass field has another name, that name is
+accepted as an alias (``weak_model``, ``strong_model``, ``pooling``).  ``resolve`` accepts both
+spellings too.  The report's ``--dataset`` keeps its field name ``report_datasets`` as its key,
+since ``dataset`` is the data option's.
+
+Precedence, highest first: command line > environment > config file > preset > defaults;
+every value remembers where it came from.  The config file is ``--config FILE``, else the
+nearest ``w2sprobe.toml`` in the working folder or its parents (as ruff and pytest find
+theirs); relative paths in it are taken relative to its folder.  Values from files are
+type-checked here, so ``k = "50"`` is an error naming the key, never a crash deep inside a probe.
 
 This module imports nothing heavy: the CLI builds its help from it in milliseconds.
 """
@@ -15,13 +24,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import tomllib
 import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, Union
-
-import tomllib
 
 from .errors import UsageError
 from .vocabulary import LOSSES, PROBES, STUDENT_KINDS
@@ -344,7 +352,8 @@ GROUPS: dict[str, type] = {
     "report": ReportOptions,
 }
 
-#: Named option sets, applied above the defaults and below environment, file and command line.
+#: Named option sets, applied above the defaults and below config file, environment and command
+#: line.
 PRESETS: dict[str, dict[str, Any]] = {
     # The built-in defaults, by name (to override a config file that sets another preset).
     "demo": {},
@@ -442,6 +451,14 @@ class OptionSpec:
     choices: tuple[str, ...] = ()
     metavar: str | None = None
     shown: str | None = None
+    #: The config-file key: the flag's name (``weak`` for ``--weak``), or the field name where
+    #: two options share a flag (the report's ``--dataset`` is ``report_datasets``).
+    key: str = ""
+
+    @property
+    def aliases(self) -> tuple[str, ...]:
+        """Other spellings a config file (or ``resolve``) accepts: the field name."""
+        return (self.name,) if self.name != self.key else ()
 
     def default_text(self) -> str:
         """The default as help shows it: one format for every option."""
@@ -500,17 +517,59 @@ def _specs() -> dict[str, OptionSpec]:
                 meta["metavar"],
                 meta["shown"],
             )
-    return specs
+    return _with_keys(specs)
+
+
+def _with_keys(specs: dict[str, OptionSpec]) -> dict[str, OptionSpec]:
+    """Give each spec its config key: the flag's name, unless another option owns that name."""
+    keyed = {}
+    for name, spec in specs.items():
+        key = spec.flag.removeprefix("--").replace("-", "_")
+        if key != name and key in specs:
+            key = name  # --dataset of report: `dataset` is the data option's key
+        keyed[name] = dataclasses.replace(spec, key=key)
+    keys = [spec.key for spec in keyed.values()]
+    if len(set(keys)) != len(keys):
+        raise AssertionError("two options share a config key")
+    return keyed
 
 
 SPECS: dict[str, OptionSpec] = _specs()
+
+#: Every accepted spelling of an option (its key and its field name, ``_`` for ``-``) -> field.
+SPELLINGS: dict[str, str] = {
+    spelling: name for name, spec in SPECS.items() for spelling in (spec.key, *spec.aliases)
+}
+
+
+def canonical_names(
+    values: dict[str, Any], where: str, spelled: dict[str, str] | None = None
+) -> dict[str, Any]:
+    """``values`` keyed by field name, whichever accepted spelling each key uses.
+
+    ``-`` may stand for ``_``; a key that is no option is kept as written (the caller reports
+    it); two spellings of one option is an error naming both.  ``spelled`` (if given) receives
+    field name -> the key as written.
+    """
+    named: dict[str, Any] = {}
+    spelled = {} if spelled is None else spelled
+    for raw, value in values.items():
+        key = raw.replace("-", "_")
+        name = SPELLINGS.get(key, key)
+        if name in named:
+            raise UsageError(
+                f"{where}: '{spelled[name]}' and '{raw}' both set {SPECS[name].key}; keep one"
+            )
+        named[name], spelled[name] = value, raw
+    return named
 
 
 # --------------------------------------------------------------------------- parsing and checking
 
 
-def coerce(spec: OptionSpec, value: Any, where: str) -> Any:
-    """``value`` as the option's type, or a UsageError naming the option and where it came from.
+def coerce(spec: OptionSpec, value: Any, where: str, spelled: str | None = None) -> Any:
+    """``value`` as the option's type, or a UsageError naming the option and where it came from
+    (``spelled``: the key as a config file wrote it).
 
     Command-line and environment values arrive as text; config-file values must already have the
     right TOML type (a number for a number), except that a comma list may be written as text.
@@ -519,13 +578,13 @@ def coerce(spec: OptionSpec, value: Any, where: str) -> Any:
     if value is None:
         if spec.optional:
             return None
-        raise UsageError(f"{_origin(spec, where)} cannot be empty")
+        raise UsageError(f"{_origin(spec, where, spelled)} cannot be empty")
     if isinstance(value, str) and text_source and spec.optional and value.strip().lower() == "none":
         return None
     try:
         return _coerce(spec, value, text_source)
     except (TypeError, ValueError) as exc:
-        raise UsageError(f"{_origin(spec, where)}: {exc}") from None
+        raise UsageError(f"{_origin(spec, where, spelled)}: {exc}") from None
 
 
 def _coerce(spec: OptionSpec, value: Any, text: bool) -> Any:
@@ -602,37 +661,46 @@ def _str(value: Any) -> str:
     return str(value)
 
 
-def _origin(spec: OptionSpec, where: str) -> str:
+def _origin(spec: OptionSpec, where: str, spelled: str | None = None) -> str:
     if where == "command line":
         return f"option {spec.flag}"
     if where.startswith("env "):
-        return f"{where.removeprefix('env ')} (for {spec.name})"
-    return f"{where}: key '{spec.name}'"
+        return f"{where.removeprefix('env ')} (for {spec.key})"
+    return f"{where}: key '{spelled or spec.key}'"
 
 
-def find_config_file(explicit: str | os.PathLike | None) -> Path | None:
-    """``--config FILE`` if given (must exist), else ``./w2sprobe.toml`` if present."""
+def find_config_file(
+    explicit: str | os.PathLike | None, start: str | os.PathLike | None = None
+) -> Path | None:
+    """``--config FILE`` if given (must exist), else the nearest ``w2sprobe.toml`` in ``start``
+    (default: the working folder) or its parents, else None.  The path is absolute."""
     if explicit is not None:
-        path = Path(explicit)
+        path = Path(explicit).absolute()
         if not path.is_file():
             raise UsageError(f"config file {path} does not exist")
         return path
-    path = Path.cwd() / CONFIG_FILE_NAME
-    return path if path.is_file() else None
+    folder = Path(start or Path.cwd()).absolute()
+    for candidate in (folder, *folder.parents):
+        path = candidate / CONFIG_FILE_NAME
+        if path.is_file():
+            return path
+    return None
 
 
-def read_config_file(path: Path) -> dict[str, Any]:
-    """A flat TOML file of option keys (``-`` may stand for ``_``); unknown keys are an error."""
+def read_config_file(path: Path, spelled: dict[str, str] | None = None) -> dict[str, Any]:
+    """A flat TOML file of option keys, by field name (any accepted spelling, see
+    :data:`SPELLINGS`; ``spelled`` receives each key as written); unknown keys are an error."""
     try:
         data = tomllib.loads(path.read_text())
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise UsageError(f"cannot read config file {path}: {exc}") from None
-    data = {key.replace("-", "_"): value for key, value in data.items()}
+    data = canonical_names(data, f"config file {path}", spelled)
     known = {*SPECS, "preset", "datasets"}
     unknown = sorted(set(data) - known)
     if unknown:
         raise UsageError(
-            f"config file {path}: unknown option(s) {', '.join(unknown)}; see w2sprobe config show"
+            f"config file {path}: unknown option(s) {', '.join(unknown)}; "
+            "w2sprobe config show lists the keys"
         )
     return data
 
@@ -653,18 +721,23 @@ def resolve(
     *,
     environ: dict[str, str] | None = None,
 ) -> Options:
-    """Merge command-line values (``None`` = not given) over file, environment, preset and defaults.
+    """Merge command-line values (``None`` = not given) over environment, file, preset and
+    defaults, in that order of precedence.
 
-    Every value is checked against its option's type; relative paths from a config file are
-    taken relative to that file's folder.
+    ``cli_values`` may use field names or config keys (``weak_model`` or ``weak``).  Every value
+    is checked against its option's type; relative paths from a config file are taken relative
+    to that file's folder.
     """
-    cli_values = {k: v for k, v in (cli_values or {}).items() if v is not None}
+    cli_values = canonical_names(
+        {k: v for k, v in (cli_values or {}).items() if v is not None}, "options"
+    )
     unknown = sorted(set(cli_values) - set(SPECS))
     if unknown:
         raise UsageError(f"unknown option(s) {', '.join(unknown)}")
     environ = os.environ if environ is None else environ
     path = find_config_file(config)
-    file_values = read_config_file(path) if path else {}
+    spelled: dict[str, str] = {}
+    file_values = read_config_file(path, spelled) if path else {}
     tables = file_values.pop("datasets", {})
     if not isinstance(tables, dict):
         raise UsageError(
@@ -681,13 +754,13 @@ def resolve(
         value, source = spec.default, "default"
         if name in preset_values:
             value, source = preset_values[name], f"preset {preset_name}"
-        if spec.env and environ.get(spec.env):
-            value, source = environ[spec.env], f"env {spec.env}"
         if name in file_values:
             value, source = file_values[name], f"config {path}"
+        if spec.env and environ.get(spec.env):
+            value, source = environ[spec.env], f"env {spec.env}"
         if name in cli_values:
             value, source = cli_values[name], "command line"
-        value = coerce(spec, value, source)
+        value = coerce(spec, value, source, spelled.get(name))
         if (
             spec.relative_path
             and value is not None

@@ -15,7 +15,7 @@ from filelock import FileLock, Timeout
 from ..errors import UsageError
 from .layout import lock_path
 from .plan import ExtractPlan, ExtractResult
-from .store import ActivationStore
+from .store import ActivationStore, serving_order
 
 
 def key_lock(plan: ExtractPlan, timeout: float):
@@ -64,17 +64,22 @@ def cached_layers(plan: ExtractPlan) -> dict[int, Path]:
 
     Probes need single layers; whichever extraction stored one (``--layer 16`` or ``--layers
     all``) serves, as long as everything else in the manifest (model weights, dataset
-    fingerprint, pooling, max length, dtype) matches.  Partial or corrupt files are skipped.
+    fingerprint, pooling, max length, dtype) matches.  Where several files hold a layer, the
+    one with the most layers serves (ties: the newest), so a store opened for one layer also
+    holds its neighbours for comparison.  Partial or corrupt files are skipped.
     """
     wanted = {k: v for k, v in plan.manifest.items() if k != "layers"}
-    found: dict[int, Path] = {}
+    holders: list[tuple[Path, list[int]]] = []
     for path in sorted(plan.path.parent.glob("*.h5")):
         try:
             with ActivationStore.open(path) as store:
                 if {k: v for k, v in store.manifest.items() if k != "layers"} == wanted:
-                    found.update({layer: path for layer in store.layers if layer not in found})
+                    holders.append((path, store.layers))
         except UsageError:
             continue  # `cache verify` reports such files; they are never read
+    found: dict[int, Path] = {}
+    for path, layers in sorted(holders, key=serving_order):
+        found.update({layer: path for layer in layers if layer not in found})
     return found
 
 

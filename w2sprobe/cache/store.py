@@ -135,6 +135,18 @@ def _memmap(path: Path, dataset: h5py.Dataset) -> np.ndarray | None:
     return np.memmap(path, mode="r", dtype=dataset.dtype, offset=offset, shape=dataset.shape)
 
 
+def serving_order(holder: tuple[Path, list[int]]) -> tuple:
+    """Sort key of the files made alike that could serve a layer: most layers first, then the
+    newest, then by path (a stable choice).  Probes read the first
+    (:func:`w2sprobe.cache.lookup.cached_layers`) and ``cache ls`` links them to it."""
+    path, layers = holder
+    try:
+        mtime = path.stat().st_mtime
+    except OSError:
+        mtime = 0.0
+    return (-len(layers), -mtime, str(path))
+
+
 # --------------------------------------------------------------------------- listing
 
 

@@ -17,14 +17,14 @@ import typer
 from ..errors import DiskFull, UsageError
 from . import cache as cache_cmd
 from . import config_cmd, data, extract, models, probe, report, run, train
+from .help import App
 
-app = typer.Typer(
+app = App(
     name="w2sprobe",
     help="Weak-to-strong generalization research on cached activations.",
     no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    rich_markup_mode=None,
+    # --install-completion / --show-completion: bash, zsh, fish, PowerShell
+    add_completion=True,
 )
 app.add_typer(data.app, name="data")
 app.command("extract")(extract.extract)
@@ -80,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     record_command(sys.argv[1:] if argv is None else list(argv))  # into every run manifest
     try:
         # Without standalone mode click returns (not raises) the code of typer.Exit.
-        code = app(args=argv, standalone_mode=False)
+        code = app(args=argv, prog_name="w2sprobe", standalone_mode=False)
     except (UsageError, DiskFull) as exc:
         _fail(str(exc))
     except OSError as exc:  # a full disk at a write no writer wrapped: still one line

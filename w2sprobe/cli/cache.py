@@ -3,6 +3,7 @@ intact.  The inventory itself is :mod:`w2sprobe.inventory`; this module only lay
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Annotated, Optional
@@ -11,12 +12,12 @@ import typer
 
 from ..options import Options
 from .common import emit_json, layer_summary, stdout
+from .help import App, completer
 from .params import Control, options_command
 
-app = typer.Typer(
+app = App(
     help="List, remove, garbage-collect and verify cached artifacts.",
     no_args_is_help=True,
-    rich_markup_mode=None,
 )
 
 #: Printed as is: no markup, no highlighting, no wrapping at the terminal's width.
@@ -30,6 +31,8 @@ TITLES = {
     "sweeps": "sweeps",
     "reports": "reports",
 }
+#: The kinds, for help and completion (``w2sprobe.inventory.KINDS``, which imports h5py).
+KINDS = tuple(TITLES)
 
 
 @app.command("ls")
@@ -42,14 +45,15 @@ def ls(
         typer.Argument(
             metavar="KIND",
             help="acts, runs, labels, sweeps or reports [default: every kind, grouped]",
+            autocompletion=completer(KINDS),
         ),
     ] = None,
 ) -> None:
     """List cached artifacts: key, dataset, model, what each was made from, size, age, status."""
-    from ..inventory import KINDS, check_kind, scan
+    from ..inventory import check_kind, scan
 
     kinds = [check_kind(kind)] if kind else list(KINDS)
-    root = opts.cache_dir
+    root = opts.cache_dir.absolute()
     now = time.time()
     inventory = scan(root, now)
     artifacts = [a for a in inventory.artifacts if a.kind in kinds]
@@ -96,8 +100,11 @@ def _leftovers(inventory, kinds: list[str]) -> None:
 
 def _table(kind: str, group: list, now: float) -> str:
     """One kind's artifacts as plain aligned columns (never wrapped: keys stay copyable and
-    lines greppable); the columns that say what each one is differ by kind."""
-    columns = _COLUMNS[kind]
+    lines greppable); the columns that say what each one is differ by kind, and where two look
+    alike, a last column says in what they differ."""
+    columns = list(_COLUMNS[kind])
+    if any(a.variant for a in group):
+        columns.append(("differs in", _variant))
     headers = [header for header, _ in columns] + ["size", "age", "status"]
     rows = [
         [str(cell(a)) for _, cell in columns]
@@ -107,7 +114,8 @@ def _table(kind: str, group: list, now: float) -> str:
     widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in [headers, *rows]]
     size = sum(a.size_bytes for a in group)
-    return "\n".join([f"{TITLES[kind]} ({len(group)}, {human_size(size)})", *lines])
+    legend = _LEGENDS.get(kind, "")
+    return "\n".join([f"{TITLES[kind]} ({len(group)}, {human_size(size)}{legend})", *lines])
 
 
 def _status(a) -> str:
@@ -119,25 +127,58 @@ def _status(a) -> str:
     return text
 
 
+#: The order split sizes are shown in (``600/600/100/400``), named once in the table's title.
+SPLITS = ("weak_train", "strong_train", "val", "test")
+_LEGENDS = {
+    "acts": "; rows: weak_train/strong_train/val/test",
+    "labels": "; rows: strong_train/val/test",
+}
+
+
+def _rows(sizes: dict | None, splits: tuple[str, ...] = SPLITS) -> str:
+    """``600/600/100/400`` in the legend's order; a split outside it is named."""
+    if not isinstance(sizes, dict) or not sizes:
+        return "?"
+    known = [str(sizes[s]) if s in sizes else "-" for s in splits]
+    other = [f"{s}={n}" for s, n in sizes.items() if s not in splits]
+    return " ".join(["/".join(known), *other])
+
+
+def _variant(a) -> str:
+    """``config.minibatch=8``: where this artifact differs from the ones that look like it."""
+    return " ".join(f"{k}={_short(v)}" for k, v in a.variant.items()) or "-"
+
+
+def _short(value) -> str:
+    text = json.dumps(value, default=str) if not isinstance(value, str) else value
+    return text[:8] if len(text) == 16 and text.isalnum() else text  # a hash or fingerprint
+
+
 _COLUMNS = {
     "acts": [
         ("key", lambda a: a.key),
         ("model", lambda a: a.model),
         ("dataset", lambda a: a.dataset),
         ("layers", lambda a: layer_summary(a.details["layers"])),
-        ("rows", lambda a: a.details["rows"]),
+        ("rows", lambda a: _rows(a.details.get("split_sizes"))),
+        ("pool", lambda a: a.details.get("pooling") or "?"),
+        ("max len", lambda a: a.details.get("max_length") or "?"),
+        ("dtype", lambda a: a.details.get("compute_dtype") or "?"),
+        ("stored", lambda a: a.details.get("store_dtype") or "?"),
     ],
     "runs": [
         ("key", lambda a: a.key),
         ("dataset", lambda a: a.dataset),
         ("experiment", lambda a: a.name or "?"),
         ("model", lambda a: a.model or "?"),
+        ("seed", lambda a: "?" if a.details.get("seed") is None else a.details["seed"]),
         ("made from", lambda a: a.origin()),
     ],
     "labels": [
         ("key", lambda a: a.key),
         ("dataset", lambda a: a.dataset),
         ("name", lambda a: a.name or "?"),
+        ("rows", lambda a: _rows(a.details.get("sizes"), SPLITS[1:])),
         ("made from", lambda a: a.origin()),
     ],
     "sweeps": [
@@ -185,14 +226,19 @@ def rm(
     ],
     kind: Annotated[
         Optional[str],
-        typer.Option("--kind", metavar="KIND", help="Look the keys up among this kind only"),
+        typer.Option(
+            "--kind",
+            metavar="[" + "|".join(KINDS) + "]",
+            help="Look the keys up among this kind only [default: every kind]",
+            autocompletion=completer(KINDS),
+        ),
     ] = None,
 ) -> None:
     """Remove whole artifacts by key, each under its lock; what was made from them is kept and
     listed."""
     from ..inventory import remove, scan
 
-    root = opts.cache_dir
+    root = opts.cache_dir.absolute()
     removals = remove(scan(root), keys, kind)
     if ctl.as_json:
         emit_json(
@@ -232,7 +278,7 @@ def gc(
     finished extractions and other leftovers; never a complete artifact or a locked file."""
     from ..inventory import collect, find_garbage, scan
 
-    root = opts.cache_dir
+    root = opts.cache_dir.absolute()
     found = find_garbage(scan(root))
     done = found if dry_run else collect(found)
     if ctl.as_json:
@@ -277,7 +323,7 @@ def verify(
     paths: Annotated[
         Optional[list[str]],
         typer.Argument(
-            metavar="[PATH]...",
+            metavar="PATH",
             help="Activation files or artifact folders to check [default: every artifact]",
         ),
     ] = None,
@@ -288,7 +334,7 @@ def verify(
     from ..inventory import scan, verify_path
     from ..inventory import verify as verify_all
 
-    root = opts.cache_dir
+    root = opts.cache_dir.absolute()
     if paths:
         checks = [verify_path(Path(p)) for p in paths]
     else:

@@ -37,6 +37,19 @@ def RowProgress(description: str, unit: str = "step") -> StageBar:  # noqa: N802
     return StageBar(description, unit)
 
 
+def aligned(headers: list[str], rows: list[list[str]], right: tuple[int, ...] = ()) -> str:
+    """Plain columns sized to their longest cell (never wrapped or cut, whatever the terminal's
+    width: a long stage name widens its column instead of breaking the table); the columns
+    in ``right`` (numbers) are right-aligned."""
+    widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    return "\n".join(
+        "  ".join(
+            c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(r, widths))
+        ).rstrip()
+        for r in [headers, *rows]
+    )
+
+
 def fmt(value: Any) -> str:
     """A table cell: 4 decimals for floats, a dash for missing values."""
     return "—" if value is None else f"{value:.4f}" if isinstance(value, float) else str(value)

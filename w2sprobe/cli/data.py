@@ -8,12 +8,12 @@ import typer
 
 from ..options import Options
 from .common import emit_json, stdout
+from .help import App
 from .params import DATA, Control, options_command
 
-app = typer.Typer(
+app = App(
     help="Inspect the dataset registry and the splits built from it.",
     no_args_is_help=True,
-    rich_markup_mode=None,
 )
 
 N_EXAMPLES = 3
@@ -51,9 +51,7 @@ def list_command(opts: Options, ctl: Control) -> None:
 #: The dataset a ``data`` sub-command looks at (``show``, ``ids``).
 DatasetArg = Annotated[
     Optional[str],
-    typer.Argument(
-        metavar="[NAME]", help="Registry name or a data file [default: the dataset option]"
-    ),
+    typer.Argument(metavar="NAME", help="Registry name or a data file [default: --dataset]"),
 ]
 
 

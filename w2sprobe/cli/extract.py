@@ -22,7 +22,13 @@ EXTRACT = (
 )
 
 
-@options_command(DATA + EXTRACT, graph=True)
+@options_command(
+    DATA + EXTRACT,
+    graph=True,
+    # here --layer is the one layer to cache, not the probe layer
+    docs={"layer": ("One layer to cache, instead of --layers.", "none: --layers")},
+    panels={"layer": "Extraction"},
+)
 def extract(
     opts: Options,
     ctl: Control,
@@ -31,7 +37,9 @@ def extract(
         typer.Option(
             "--model",
             metavar="MODEL",
-            help=("Model to extract: alias, HF folder or hub id [default: strong_model]"),
+            help="Model to extract: alias, HF folder or hub id [default: the strong model, "
+            "--strong]",
+            rich_help_panel="Models",
         ),
     ] = None,
     layer: Annotated[
@@ -93,6 +101,7 @@ def extract(
         stderr.print(
             f"{verb}: {summary['path']} (layers {layer_summary(summary['layers'])})",
             highlight=False,
+            soft_wrap=True,  # the path stays whole, copyable
         )
 
 

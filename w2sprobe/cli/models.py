@@ -8,12 +8,12 @@ import typer
 
 from ..options import Options
 from .common import emit_json, stdout
+from .help import App
 from .params import Control, options_command
 
-app = typer.Typer(
+app = App(
     help="Inspect models without loading their weights.",
     no_args_is_help=True,
-    rich_markup_mode=None,
 )
 
 
@@ -25,9 +25,9 @@ def layers_command(
     model: Annotated[
         Optional[str],
         typer.Argument(
-            metavar="[MODEL]",
+            metavar="MODEL",
             help="An alias (minilm, mpnet, smollm2), a local HF folder or a hub id "
-            "[default: the strong_model option]",
+            "[default: the strong model, --strong]",
         ),
     ] = None,
 ) -> None:

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..options import SPECS, Options, OptionSpec, resolve
+from .help import GENERAL, PANELS, completer
 from .progress import configure as configure_output
 
 METAVARS = {
@@ -28,16 +29,6 @@ METAVARS = {
     "str": "TEXT",
     "list_str": "TEXT",
     "list_int": "INTEGER",
-}
-PANELS = {
-    "workspace": "Workspace",
-    "data": "Data",
-    "model": "Models",
-    "extract": "Extraction",
-    "probe": "Probes",
-    "train": "Training",
-    "run": "Study plan",
-    "report": "Report",
 }
 
 
@@ -56,20 +47,30 @@ class Control:
         return "plan" if self.plan else ("no-build" if self.no_build else "build")
 
 
-def option_parameter(spec: OptionSpec, hidden: bool = False) -> inspect.Parameter:
-    """The typer parameter of one option field.
+def option_parameter(
+    spec: OptionSpec,
+    hidden: bool = False,
+    panel: str | None = None,
+    doc: tuple[str, str] | None = None,
+) -> inspect.Parameter:
+    """The typer parameter of one option field, in the help section of its group (``panel``
+    renames it for one command); ``doc`` = (text, default) where one command means another
+    thing by it than the field's doc says.
 
     Its default is ``None``: "not given on the command line".
     """
-    help_text = f"{spec.doc} [default: {spec.default_text()}]"
+    text, default = doc or (spec.doc, spec.default_text())
+    help_text = f"{text} [default: {default}]"
     if spec.env:
         help_text += f" [env: {spec.env}]"
     kwargs: dict[str, Any] = {
         "help": help_text,
         "show_default": False,
         "hidden": hidden,
-        "rich_help_panel": PANELS[spec.group],
+        "rich_help_panel": panel or PANELS[spec.group],
     }
+    if spec.choices:
+        kwargs["autocompletion"] = completer(spec.choices)
     if spec.kind == "bool":
         name = spec.flag.removeprefix("--")
         decls = [f"--{name}/--no-{name}"]
@@ -93,7 +94,7 @@ def _flag(name: str, flag: str, help_text: str) -> inspect.Parameter:
         name,
         inspect.Parameter.KEYWORD_ONLY,
         default=False,
-        annotation=Annotated[bool, typer.Option(flag, help=help_text)],
+        annotation=Annotated[bool, typer.Option(flag, help=help_text, rich_help_panel=GENERAL)],
     )
 
 
@@ -107,7 +108,9 @@ CONTROL_PARAMETERS = {
             typer.Option(
                 "--config",
                 metavar="FILE",
-                help="Config file of option values [default: ./w2sprobe.toml when present]",
+                help="Config file of option values [default: the nearest w2sprobe.toml in the "
+                "working folder or its parents]",
+                rich_help_panel=GENERAL,
             ),
         ],
     ),
@@ -122,6 +125,8 @@ CONTROL_PARAMETERS = {
                 metavar="[demo|blog]",
                 help="Named option set: demo (the "
                 "defaults) or blog (the study's models, sizes and recipe).",
+                rich_help_panel=GENERAL,
+                autocompletion=completer(("demo", "blog")),
             ),
         ],
     ),
@@ -156,14 +161,20 @@ def options_command(
     graph: bool = False,
     preset: bool = True,
     inert: tuple[str, ...] = (),
+    panels: dict[str, str] | None = None,
+    docs: dict[str, tuple[str, str]] | None = None,
 ) -> Callable:
     """Decorate ``body(opts, ctl, **own)`` into a typer command.
 
     ``fields``: the option fields this command uses (workspace options are always added);
     ``graph``: the command builds artifacts, so it gets ``--plan`` and ``--no-build``;
     ``preset``: it takes ``--preset``; ``inert``: workspace options it accepts but ignores
-    (hidden from its help).
+    (hidden from its help); ``panels``: group (or one option) -> its help section's title in
+    this command (``train`` -> "Training of the weak model ..." where only a prerequisite
+    trains); ``docs``: option -> (help, default) where this command uses an option in another
+    sense than its doc.
     """
+    panels, docs = panels or {}, docs or {}
     # Every command that builds artifacts can log them to a tracker.
     fields = (*fields, "tracker") if graph and "tracker" not in fields else fields
     names = [*WORKSPACE, *(f for f in fields if f not in WORKSPACE)]
@@ -186,7 +197,12 @@ def options_command(
         ]
         context = inspect.Parameter("ctx", inspect.Parameter.KEYWORD_ONLY, annotation=typer.Context)
         parameters = [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in own] + [context]
-        parameters += [option_parameter(SPECS[n], hidden=n in inert) for n in names]
+        parameters += [
+            option_parameter(
+                SPECS[n], n in inert, panels.get(n) or panels.get(SPECS[n].group), docs.get(n)
+            )
+            for n in names
+        ]
         parameters += [CONTROL_PARAMETERS[n] for n in control]
 
         @functools.wraps(body)
@@ -224,6 +240,7 @@ LauncherOpt = Annotated[
         "--launcher",
         metavar="[none|torchrun]",
         help="torchrun: run as --nproc data-parallel processes on this machine.",
+        autocompletion=completer(("none", "torchrun")),
     ),
 ]
 NprocOpt = Annotated[

@@ -7,8 +7,8 @@ from typing import Annotated, Optional
 
 import typer
 
-from ..options import Options
-from .common import emit_json, fmt, open_study, request, show_plan, stdout
+from ..options import SPECS, Options
+from .common import aligned, emit_json, fmt, open_study, request, show_plan, stdout
 from .params import DATA, Control, options_command
 
 ACTIVATIONS = (
@@ -35,16 +35,21 @@ PROBE = (
 #: What building the weak labels (a prerequisite of the default --labels weak) reads.
 WEAK_TRAINING = ("weak_lr", "epochs", "batch_size", "minibatch", "warmup_steps", "eval_every")
 FIELDS = DATA + ACTIVATIONS + PROBE + WEAK_TRAINING
+#: Here the training options only train the weak model, when --labels weak must be built.
+WEAK_ONLY = {"train": "Training of the weak model (when --labels weak must be built)"}
 
 NameOpt = Annotated[
     Optional[str],
     typer.Option(
-        "--name", metavar="TEXT", help=("Name of the label set to write [default: <probe>-<kind>]")
+        "--name",
+        metavar="TEXT",
+        help="Name of the label set to write [default: <probe>-<kind>@<parent>, e.g. "
+        "knn-relabel@weak]",
     ),
 ]
 
 
-@options_command(FIELDS, graph=True)
+@options_command(FIELDS, graph=True, panels=WEAK_ONLY)
 def probe(opts: Options, ctl: Control) -> None:
     """Fit a probe on strong_train against a label set; report its test AUC vs ground truth.
 
@@ -98,7 +103,7 @@ def probe(opts: Options, ctl: Control) -> None:
     )
 
 
-@options_command(FIELDS + ("contamination",), graph=True)
+@options_command(FIELDS + ("contamination",), graph=True, panels=WEAK_ONLY)
 def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: A001 - the command is filter
     """Write a label set without the rows the probe disagrees with most (train and val)."""
     from rich.table import Table
@@ -145,7 +150,7 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
     stdout.print(table)
 
 
-@options_command(FIELDS, graph=True)
+@options_command(FIELDS, graph=True, panels=WEAK_ONLY)
 def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
     """Write a label set whose train and val labels are the probe's soft predictions."""
     from ..vocabulary import RELABEL
@@ -162,7 +167,7 @@ def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
         "sizes": labels.sizes(),
         "notes": study.notes,
     }
-    _show(summary, ctl.as_json, ("label_set", "key", "parent", "probe", "layer", "sizes"))
+    _show_changes(summary, labels, study.label_set(opts.probe.labels), ctl.as_json)
 
 
 def _derive(opts: Options, ctl: Control, derive: str, name: str | None):
@@ -188,7 +193,9 @@ def _derive(opts: Options, ctl: Control, derive: str, name: str | None):
 
 
 @options_command(
-    tuple(f for f in FIELDS if f not in ("k", "l2", "k_zeta", "layer", "layers")), graph=True
+    tuple(f for f in FIELDS if f not in ("k", "l2", "k_zeta", "layer", "layers")),
+    graph=True,
+    panels=WEAK_ONLY,
 )
 def sweep(
     opts: Options,
@@ -198,7 +205,9 @@ def sweep(
         typer.Option(
             "--k",
             metavar="INTEGERS",
-            help=("kNN k grid, e.g. 5,10,25,50,100,200 [default: the k option]"),
+            help="kNN k grid, e.g. 5,10,25,50,100,200 [default: one point, k of the config "
+            f"file or preset, else {SPECS['k'].default_text()}]",
+            rich_help_panel="Probes",
         ),
     ] = None,
     l2: Annotated[
@@ -206,7 +215,9 @@ def sweep(
         typer.Option(
             "--l2",
             metavar="FLOATS",
-            help=("Logistic L2 grid, e.g. 1e-4,1e-3,1e-2 [default: the l2 option]"),
+            help="Logistic L2 grid, e.g. 1e-4,1e-3,1e-2 [default: one point, l2 of the "
+            f"config file or preset, else {SPECS['l2'].default_text()}]",
+            rich_help_panel="Probes",
         ),
     ] = None,
     k_zeta: Annotated[
@@ -214,7 +225,9 @@ def sweep(
         typer.Option(
             "--k-zeta",
             metavar="INTEGERS",
-            help=("TopoFilter k_zeta grid [default: the k_zeta option]"),
+            help="TopoFilter k_zeta grid, e.g. 10,25,50 [default: one point, k_zeta of the "
+            f"config file or preset, else {SPECS['k_zeta'].default_text()}]",
+            rich_help_panel="Probes",
         ),
     ] = None,
     layers: Annotated[
@@ -225,8 +238,9 @@ def sweep(
             help=(
                 "Layers to sweep: comma list and/or all "
                 "(here: every cached layer; missing ones are extracted) "
-                "[default: the probe layer]"
+                "[default: the probe layer: layer of the config file or preset, else (L+1)//2]"
             ),
+            rich_help_panel="Probes",
         ),
     ] = None,
     out: Annotated[
@@ -291,3 +305,37 @@ def _show(summary: dict, as_json: bool, keys: tuple[str, ...]) -> None:
         if key in summary:
             table.add_row(key, fmt(summary[key]))
     stdout.print(table)
+
+
+def _show_changes(summary: dict, labels, parent, as_json: bool) -> None:
+    """relabel's result: the set, and per split how its labels differ from its parent's (the
+    numbers are :func:`w2sprobe.labels.label_changes`'), as a table or in the JSON object."""
+    from ..labels import label_changes
+
+    changes = label_changes(labels, parent)
+    summary = {**summary, "parent_key": labels.manifest.get("parent"), "changes": changes}
+    if as_json:
+        return emit_json(summary)
+    probe = labels.manifest["probe"]
+    params = " ".join(
+        f"{k}={v}" for k, v in probe.items() if k not in ("probe", "layer", "backend")
+    )
+    stdout.print(
+        f"label set {labels.name} ({labels.key}): {summary['parent']} "
+        f"({(summary['parent_key'] or '?')[:8]}) relabeled by {probe.get('probe')} {params} "
+        f"on layer {probe.get('layer')}",
+        highlight=False,
+        soft_wrap=True,
+    )
+    rows = [
+        [
+            split,
+            str(c["n"]),
+            f"{c['changed']} ({c['changed_fraction']:.1%})",
+            f"{c['mean_abs_change']:.3f}",
+            f"{c['positive_before']:.1%} → {c['positive_after']:.1%}",
+        ]
+        for split, c in changes.items()
+    ]
+    headers = ["split", "ids", "labels changed", "mean |change|", "positive before → after"]
+    stdout.print(aligned(headers, rows, right=(1, 2, 3)), markup=False, highlight=False)

@@ -4,13 +4,18 @@ stdout belongs to the command's result (a table, or the one ``--json`` object); 
 person watches goes to stderr:
 
 * on a terminal, a live bar per stage being built: steps (with the latest loss and val AUC) or
-  rows, elapsed time, rate and ETA;
+  rows, elapsed time, rate and ETA, and a spinner while a model loads; when the stage is done,
+  the bar gives way to one line with its result, which stays;
 * when stderr is a file or a pipe (``2> run.log``, CI, ``nohup``), the same facts as plain lines,
   one every 10 % or 30 s, so a log of a long run says where it is without control characters;
 * with ``--quiet``, nothing but warnings and errors.
 
 The library reports through :class:`w2sprobe.graph.Reporter` hooks and the ``w2sprobe`` logger
-(model loading, GGUF conversion, split loading); :func:`configure` routes that logger here.
+(model loading, GGUF conversion, split loading); :func:`configure` routes that logger here, and
+its "busy" records (:mod:`w2sprobe.models.busy`) become a spinner on a terminal.
+
+A student's val AUC is measured against the labels it trains on (weak labels, a filtered set),
+not the ground truth, and the bar says so: ``val AUC (vs training labels)``.
 """
 
 from __future__ import annotations
@@ -26,10 +31,12 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
 )
+from rich.text import Text
+
+from ..models.busy import BUSY
 
 #: Progress, notices and warnings go to stderr; results to stdout.
 stderr = Console(stderr=True)
@@ -54,10 +61,40 @@ settings = OutputSettings()
 
 
 class _StderrHandler(logging.Handler):
-    """The ``w2sprobe`` logger's notices as plain stderr lines (no rich markup, no highlighting)."""
+    """The ``w2sprobe`` logger's notices as plain stderr lines (no rich markup, no highlighting);
+    on a terminal, a wait the library announces as busy is a spinner until it ends."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        state = getattr(record, BUSY, None)
+        if state == "abort":
+            _spinner.stop()  # the error that follows says what happened
+            return
+        if state == "start" and settings.live and record.levelno < logging.WARNING:
+            _spinner.start(record.getMessage())
+            return
+        _spinner.stop()
         stderr.print(record.getMessage(), highlight=False, markup=False, soft_wrap=True)
+
+
+class _Spinner:
+    """At most one spinner on stderr (rich allows one live display at a time: a bar that starts
+    stops it)."""
+
+    def __init__(self) -> None:
+        self._status: Any = None
+
+    def start(self, message: str) -> None:
+        self.stop()
+        self._status = stderr.status(message, spinner="dots")
+        self._status.start()
+
+    def stop(self) -> None:
+        if self._status is not None:
+            self._status.stop()
+            self._status = None
+
+
+_spinner = _Spinner()
 
 
 _handler = _StderrHandler()
@@ -94,19 +131,36 @@ def clock(seconds: float) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
+class _Elapsed(ProgressColumn):
+    """``0:12 elapsed`` (ticks with every refresh)."""
+
+    def render(self, task) -> Text:
+        return Text(f"{clock(task.elapsed or 0)} elapsed", style="progress.elapsed")
+
+
+class _Eta(ProgressColumn):
+    """``ETA 0:30`` from the bar's own rate (model loading excluded), blank until known."""
+
+    def render(self, task) -> Text:
+        eta = task.fields.get("eta")
+        return Text(f"ETA {eta}" if eta else "", style="progress.remaining")
+
+
 class StageBar:
     """The progress of one piece of work: a live bar, plain lines, or nothing (``--quiet``).
 
     ``update(done, total, info)``: ``info`` is the trainer's dict (``loss``, ``val_auc``), or
-    ``None``.
+    ``None``.  ``truth``: the val AUC it reports is against the ground truth (weak model,
+    ceiling); otherwise it is against the run's own training labels, and says so.
     """
 
-    def __init__(self, description: str, unit: str = "step"):
-        self.description, self.unit = description, unit
+    def __init__(self, description: str, unit: str = "step", truth: bool = True):
+        self.description, self.unit, self.truth = description, unit, truth
         self.started = time.monotonic()
         self._first: tuple[int, float] | None = None  # rate and ETA count from the first update
         self.scores = ""
         self._val = ""
+        self._final_rate = ""
         self._live: Progress | None = None
         self._task: Any = None
         self._last_line = (-1, 0.0)  # (tenth, time) of the last plain line
@@ -123,6 +177,7 @@ class StageBar:
             # Model loading and tokenizing happen before the first step; they are not its rate.
             self._first = (done, time.monotonic())
         self._done, self._total = done, total
+        self._final_rate = self.rate()  # what the summary reports, untouched by what follows
         if settings.live:
             self._draw_live(done, total)
         else:
@@ -131,7 +186,8 @@ class StageBar:
     def _note_scores(self, info: dict) -> None:
         if info.get("val_auc") is not None:
             auc = info["val_auc"]
-            self._val = f"  val AUC {auc:.3f}" if auc == auc else "  val AUC n/a"  # nan: one class
+            label = "val AUC" if self.truth else "val AUC (vs training labels)"
+            self._val = f"  {label} {auc:.3f}" if auc == auc else f"  {label} n/a"  # nan: one class
         loss = f"  loss {info['loss']:.3f}" if info.get("loss") is not None else ""
         self.scores = loss + self._val
 
@@ -186,24 +242,42 @@ class StageBar:
 
     def _draw_live(self, done: int, total: int) -> None:
         if self._live is None:
+            _spinner.stop()
             self._live = Progress(
                 TextColumn("{task.description}", markup=False),
                 BarColumn(),
                 MofNCompleteColumn(),
                 TextColumn("{task.fields[scores]}", markup=False),
-                TimeElapsedColumn(),
+                _Elapsed(),
                 TextColumn("{task.fields[rate]}", markup=False),
-                TimeRemainingColumn(),
+                _Eta(),
                 console=stderr,
-                transient=True,
+                transient=True,  # replaced by the stage's result line (GraphReporter.done)
             )
             self._live.start()
-            self._task = self._live.add_task(self.description, total=total, scores="", rate="")
+            self._task = self._live.add_task(
+                self.description, total=total, scores="", rate="", eta=""
+            )
         self._live.update(
-            self._task, completed=done, total=total, scores=self.scores.strip(), rate=self.rate()
+            self._task,
+            completed=done,
+            total=total,
+            scores=self.scores.strip(),
+            rate=self.rate(),
+            eta=self.eta(),
         )
 
+    def summary(self) -> str:
+        """What the work came to: ``in 1:12 (57/57 steps, 1.2 s/step)  val AUC 0.930`` (the
+        time includes loading and predicting; the rate is the steps' own)."""
+        took = clock(time.monotonic() - self.started)
+        if not self._total:
+            return f"in {took}"
+        rate = f", {self._final_rate}" if self._final_rate else ""
+        return f"in {took} ({self._done}/{self._total} {self.unit}s{rate}){self._val}"
+
     def close(self) -> None:
+        _spinner.stop()
         if self._live is not None:
             self._live.stop()
             self._live = None
@@ -235,7 +309,8 @@ class GraphReporter:
             stderr.print(
                 f"{self.position}building {what} ...", highlight=False, markup=False, soft_wrap=True
             )
-        self.bar = StageBar(f"{dataset} {stage}")
+        # weak and ceiling train on ground truth; every other run on a label set
+        self.bar = StageBar(f"{dataset} {stage}", truth=stage in ("weak", "ceiling"))
 
     def progress(self, done: int, total: int, info: Any = None) -> None:
         if self.bar is None or self.quiet:
@@ -246,18 +321,29 @@ class GraphReporter:
         self.bar.update(done, total, info)
 
     def done(self, outcome) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-        if self.quiet or not self.log_done or outcome.status == "to run":
+        bar, self.bar = self.bar, None
+        if bar is not None:
+            bar.close()
+        if self.quiet or outcome.status == "to run":
             return
         m = outcome.metrics
-        scores = "" if m.get("auc") is None else f"  AUC {m['auc']:.4f}"
+        scores = "" if m.get("auc") is None else f"  test AUC {m['auc']:.4f}"
         if m.get("pgr") is not None:
             scores += f"  PGR {m['pgr']:+.3f}"
+        if not self.log_done:
+            # a single command: one line per stage it built, which stays when its bar goes
+            if bar is not None and outcome.status == "ran":
+                stderr.print(
+                    f"  {outcome.dataset} {outcome.stage}: done {bar.summary()}{scores}",
+                    highlight=False,
+                    markup=False,
+                    soft_wrap=True,
+                )
+            return
         error = f"  {m['error']}" if "error" in m else ""
         stderr.print(
-            f"{outcome.dataset:<14} {outcome.stage:<15} {outcome.status:<7} {outcome.seconds:7.1f}s"
+            # run's default stages fit 26 (labels:logreg-relabel@weak); longer ones push
+            f"{outcome.dataset:<14} {outcome.stage:<26} {outcome.status:<7} {outcome.seconds:7.1f}s"
             f"{scores}{error}",
             highlight=False,
             markup=False,

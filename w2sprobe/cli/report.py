@@ -11,6 +11,7 @@ from .params import Control, options_command
     ("report_datasets", "baseline", "n_boot", "saturation", "min_gap", "format", "out", "tracker"),
     preset=False,
     inert=("device",),
+    docs={"seed": ("Seed of the bootstrap resamples.", "0")},
 )
 def report(opts: Options, ctl: Control) -> None:
     """Summarise finished runs: per-dataset AUC/PGR with CIs, tests vs a baseline, figures.

@@ -8,6 +8,7 @@ from typing import Any
 from ..options import Options
 from .common import (
     GraphReporter,
+    aligned,
     emit_json,
     fmt,
     graph_reporter,
@@ -17,6 +18,9 @@ from .common import (
 )
 from .params import DATA, Control, group, options_command
 from .progress import notice
+
+#: Tables printed as they are: no markup, no highlighting, never wrapped.
+PLAIN = {"markup": False, "highlight": False, "soft_wrap": True}
 
 MODELS = ("weak_model", "strong_model", "dtype", "device_map")
 EXTRACT = ("layers", "pooling", "max_length", "extract_batch_size")
@@ -81,30 +85,27 @@ def _show(results, ctl: Control, shard: str | None) -> None:
             }
         )
         return
-    from rich.table import Table
-
     several_seeds = len({r.seed for r in results}) > 1
-    for result in results:
+    headers = ["stage", "status", "test AUC", "PGR", "key", *(["shard"] if sharded else [])]
+    rows = [
+        [
+            o.stage,
+            o.status,
+            fmt(o.metrics.get("auc")),
+            fmt(o.metrics.get("pgr")),
+            o.key or "—",
+            *([str(o.shard)] if sharded else []),
+        ]
+        for result in results
+        for o in result.stages
+    ]
+    # one set of column widths for every dataset's table, so they line up with each other too
+    header, *lines = aligned(headers, rows, right=(2, 3)).splitlines()
+    for i, result in enumerate(results):
         title = f"{result.dataset} (seed {result.seed})" if several_seeds else result.dataset
-        table = Table(
-            "stage",
-            "status",
-            "test AUC",
-            "PGR",
-            "key",
-            *(["shard"] if sharded else []),
-            title=title,
-        )
-        for o in result.stages:
-            table.add_row(
-                o.stage,
-                o.status,
-                fmt(o.metrics.get("auc")),
-                fmt(o.metrics.get("pgr")),
-                o.key or "—",
-                *([str(o.shard)] if sharded else []),
-            )
-        stdout.print(table)
+        table = [header, *lines[: len(result.stages)]]
+        lines = lines[len(result.stages) :]
+        stdout.print(("\n" if i else "") + "\n".join([title, *table]), **PLAIN)
     for result in (r for r in results if r.error):
         stderr.print(f"failed: {result.dataset}: {result.error}", highlight=False)
     if ctl.plan:

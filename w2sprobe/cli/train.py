@@ -12,6 +12,7 @@ import typer
 
 from ..errors import UsageError
 from ..options import Options
+from . import help as cli_help
 from .common import emit_json, fmt, open_study, request, show_plan, stdout
 from .launch import relaunch_under_torchrun
 from .params import DATA, Control, LauncherOpt, NprocOpt, group, options_command
@@ -27,7 +28,12 @@ def train(
     ctl: Control,
     stage: Annotated[
         str,
-        typer.Argument(metavar="STAGE", help="weak | ceiling | student | s2s", show_default=False),
+        typer.Argument(
+            metavar="{weak|ceiling|student|s2s}",
+            help="The stage to train (see above).",
+            show_default=False,
+            autocompletion=cli_help.completer(STAGES),
+        ),
     ],
     launcher: LauncherOpt = None,
     nproc: NprocOpt = None,

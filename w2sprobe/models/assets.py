@@ -25,6 +25,7 @@ from filelock import FileLock
 
 from ..atomic import staged_folder
 from ..errors import UsageError
+from .busy import busy
 
 ALIASES = ("minilm", "mpnet", "smollm2")
 ASSETS_ENV = "W2SPROBE_ASSETS"
@@ -97,11 +98,11 @@ def _build_asset(name: str, build: Callable[[Path], None]) -> Path:
     with FileLock(str(target) + ".lock"):
         if (target / "config.json").is_file():  # another process built it while we waited
             return target
-        log.info("preparing the packaged model %s once, under %s ...", name, target.parent)
         # Built in a staging folder (the umask's mode, unlike mkdtemp's 0700: a shared assets
         # folder stays readable) renamed in one step: a half-built folder is never the asset.
         with staged_folder(target, "asset") as staging:
-            build(staging)
+            with busy(log, f"preparing the packaged model {name} once, under {target.parent}"):
+                build(staging)
     return target
 
 

@@ -21,6 +21,7 @@ from torch import nn
 
 from ..errors import UsageError, first_line
 from .assets import ALIASES, alias_folder, assets_dir
+from .busy import busy
 from .config import hub_config_file
 from .runtime import check_device_map
 
@@ -167,11 +168,12 @@ def load_model(
     placed by ``from_pretrained`` (accelerate) across devices, for a model too big for one."""
     from transformers import AutoModel
 
-    log.info("loading model %s ...", ref.name)
-    if device_map:
-        return _load(AutoModel, ref, dtype=dtype, device_map=check_device_map(device_map)).eval()
-    model = _load(AutoModel, ref, dtype=dtype)
-    return model.to(device).eval()
+    with busy(log, f"loading model {ref.name}"):  # the CLI shows a spinner meanwhile
+        if device_map:
+            placed = check_device_map(device_map)
+            return _load(AutoModel, ref, dtype=dtype, device_map=placed).eval()
+        model = _load(AutoModel, ref, dtype=dtype)
+        return model.to(device).eval()
 
 
 def _load(auto_class, ref: ModelRef, **kwargs):

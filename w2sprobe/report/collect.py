@@ -131,7 +131,7 @@ def collect_results(cache_dir: Path, datasets: list[str] | None = None) -> Colle
             if incomplete
             else "no finished runs (<dataset>/<key>/metrics.json)"
         )
-        raise UsageError(f"no results found in {root}: {what}")
+        raise UsageError(f"no results found in {root.absolute()}: {what}")
     missing: list[dict] = []
     runs = _drop_duplicates(runs, missing)
     pairs = {
@@ -220,7 +220,7 @@ def _only(datasets: list[str], runs: list[RunResult], incomplete: list[dict], ro
     if unknown:
         have = sorted({run.dataset for run in runs})
         raise UsageError(
-            f"no results for dataset(s) {', '.join(unknown)} in {root}; "
+            f"no results for dataset(s) {', '.join(unknown)} in {root.absolute()}; "
             f"found: {', '.join(have) if have else 'none'}"
         )
     keep = [run for run in runs if run.dataset in wanted or run.folder.parent.name in wanted]
