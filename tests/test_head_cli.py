@@ -96,3 +96,33 @@ def test_a_head_on_a_file_without_its_layer_extracts_the_layer(workspace, capsys
     code, out, err = run_cli(capsys, "train", "ceiling", "--student", "head", "--json")
     assert code == 0, err
     assert json.loads(out)["runs"][0]["layer"] == 3
+
+
+def test_a_report_compares_one_kind_and_never_mixes_ceilings(workspace, capsys):
+    for kind in ("head", "lora"):
+        code, _, err = run_cli(
+            capsys, "run", "--student", kind, "--experiments", "xent,knn-probe", "--quiet"
+        )
+        assert code == 0, err
+    code, out, err = run_cli(capsys, "report", "--n-boot", "0", "--format", "json")
+    assert code == 2 and "holds head and lora students" in err and "--student head" in err
+    assert len(err.strip().splitlines()) == 1
+    ceilings = {}
+    for kind in ("head", "lora"):
+        code, out, err = run_cli(
+            capsys, "report", "--student", kind, "--n-boot", "0", "--format", "json", "--json"
+        )
+        assert code == 0, err
+        report = json.loads(Path(json.loads(out)["files"]["json"]).read_text())
+        assert report["setup"]["student_kind"] == kind
+        rows = {r["experiment"]: r for r in report["seed_rows"]}
+        ceiling = rows["ceiling"]
+        ceilings[kind] = ceiling["key"]
+        metrics = json.loads(Path(f"c/runs/sst2/{ceiling['key']}/metrics.json").read_text())
+        assert metrics.get("student_kind", "lora") == kind
+        for name in ("xent", "knn-probe"):  # the probe has no kind: it is measured against this one
+            assert rows[name]["ceiling_key"] == ceiling["key"]
+            gap = rows[name]["ceiling_auc"] - rows[name]["weak_auc"]
+            expected = (rows[name]["auc"] - rows[name]["weak_auc"]) / gap
+            assert rows[name]["pgr"] == pytest.approx(expected)
+    assert ceilings["head"] != ceilings["lora"]

@@ -8,7 +8,17 @@ from .params import Control, options_command
 
 
 @options_command(
-    ("report_datasets", "baseline", "n_boot", "saturation", "min_gap", "format", "out", "tracker"),
+    (
+        "report_datasets",
+        "student",
+        "baseline",
+        "n_boot",
+        "saturation",
+        "min_gap",
+        "format",
+        "out",
+        "tracker",
+    ),
     preset=False,
     inert=("device",),
     docs={"seed": ("Seed of the bootstrap resamples.", "0")},
@@ -32,6 +42,8 @@ def report(opts: Options, ctl: Control) -> None:
     baseline = (
         None if opts.sources.get("baseline") == "default" else r.baseline
     )  # absent default: skipped
+    # Not set: the one kind of students the workspace holds (both: an error asking for one).
+    kind = None if opts.sources.get("student") == "default" else opts.train.student
     with RowProgress("bootstrap", unit="dataset") as bar:
         built = build_report(
             opts.cache_dir,
@@ -42,6 +54,7 @@ def report(opts: Options, ctl: Control) -> None:
             seed=opts.workspace.seed,
             progress=bar.update,
             min_gap=r.min_gap,
+            kind=kind,
         )
     summary = {"command": "report", **write_report(built, Path(r.out) if r.out else None, r.format)}
     tracker = open_tracker(opts.workspace.tracker, opts.cache_dir)

@@ -124,6 +124,7 @@ def build_report(
     seed: int = 0,
     progress: Progress | None = None,
     min_gap: float = DEFAULT_MIN_GAP,
+    kind: str | None = None,
 ) -> Report:
     """Read the results under ``cache_dir`` and compute every table of the report.
 
@@ -131,6 +132,7 @@ def build_report(
     caller names must exist. ``n_boot`` 0 skips the bootstrap (no CIs). ``seed`` seeds it.
     ``min_gap``: a dataset whose ceiling − weak AUC is below it has unstable PGRs: they are
     shown flagged and left out of the summary and comparisons, like a saturated dataset's.
+    ``kind``: the students compared, ``lora`` or ``head`` (None: the one kind there is).
     """
     if n_boot < 0:
         raise UsageError(f"--n-boot must be >= 0, got {n_boot}")
@@ -139,7 +141,7 @@ def build_report(
     if not (isinstance(min_gap, (int, float)) and 0 <= min_gap < 1):
         raise UsageError(f"--min-gap must be in [0, 1), got {min_gap}")
     root = Path(cache_dir)
-    found = collect_results(root, datasets)
+    found = collect_results(root, datasets, kind)
     notes: list[str] = []
     chosen = _check_baseline(found, baseline, notes)
     seed_rows = []
@@ -165,6 +167,7 @@ def build_report(
         "min_gap": min_gap,
         "seed": seed,
         "ci_level": 0.95,
+        "student_kind": found.kind,
     }
     experiments = sorted({r["experiment"] for r in rows}, key=experiment_order)
     return Report(
@@ -261,9 +264,12 @@ def _run_row(run: RunResult) -> dict:
 
 
 def _pgr_fields(run: RunResult, pairing, predictions: dict, boot: _Bootstrap | None) -> dict:
-    """PGR (recorded by the run, else from its paired weak/ceiling AUCs) and its paired CI."""
+    """PGR (recorded by the run against these very weak and ceiling runs, else from their AUCs)
+    and its paired CI."""
     weak, ceiling = pairing.weak, pairing.ceiling
-    point = run.recorded_pgr
+    recorded_against = (run.reference_key("weak"), run.reference_key("ceiling"))
+    paired = (weak.key if weak else None, ceiling.key if ceiling else None)
+    point = run.recorded_pgr if recorded_against == paired else None
     if point is None and weak and ceiling and None not in (run.auc, weak.auc, ceiling.auc):
         point = pgr_of(run.auc, weak.auc, ceiling.auc)
     out = {

@@ -27,6 +27,7 @@ from ..runs import (
     read_predictions,
     run_folders,
 )
+from ..vocabulary import LORA
 from ..workspace import kind_root
 
 #: Stages whose runs are the references PGR is measured against.
@@ -55,6 +56,11 @@ class RunResult:
         """The PGR the run itself recorded (None when absent or not finite)."""
         value = self.metrics.get("pgr")
         return float(value) if _is_number(value) and math.isfinite(value) else None
+
+    @property
+    def kind(self) -> str:
+        """``lora`` or ``head``: what the run trained (runs from before heads are LoRA runs)."""
+        return str(self.metrics.get("student_kind") or LORA)
 
     def reference_key(self, stage: str) -> str | None:
         """The key of the weak/ceiling run this run says it was measured against, if any."""
@@ -97,6 +103,8 @@ class Collection:
     pairs: dict[str, Pairing]
     incomplete: list[dict]
     missing: list[dict]
+    #: The kind of ceiling and students compared: ``lora`` or ``head``.
+    kind: str = "lora"
 
     @property
     def datasets(self) -> list[str]:
@@ -110,11 +118,18 @@ def runs_root(cache_dir: Path) -> Path:
     return kind_root(cache_dir, "runs")
 
 
-def collect_results(cache_dir: Path, datasets: list[str] | None = None) -> Collection:
+def collect_results(
+    cache_dir: Path, datasets: list[str] | None = None, kind: str | None = None
+) -> Collection:
     """Read every run under ``<cache_dir>/runs`` (optionally only ``datasets``) and pair students.
 
+    ``kind``: the kind of ceiling and students compared (``lora`` or ``head``; None: the one
+    kind the workspace holds).  A report compares one kind: a head student's gain is never
+    divided by a LoRA ceiling's gap, nor a LoRA student set beside a head one.
+
     Raises UsageError when nothing finished is found, when a requested dataset has no runs,
-    or when a finished run's ``metrics.json`` is unreadable (the message names the file).
+    when the workspace holds both kinds and ``kind`` is None, or when a finished run's
+    ``metrics.json`` is unreadable (the message names the file).
     """
     root = runs_root(cache_dir)
     runs, incomplete = [], []
@@ -132,13 +147,41 @@ def collect_results(cache_dir: Path, datasets: list[str] | None = None) -> Colle
             else "no finished runs (<dataset>/<key>/metrics.json)"
         )
         raise UsageError(f"no results found in {root.absolute()}: {what}")
+    runs, kind = _of_kind(runs, kind, root)
     missing: list[dict] = []
     runs = _drop_duplicates(runs, missing)
     pairs = {
         run.key: _pair(run, runs, missing) for run in runs if run.stage not in REFERENCE_STAGES
     }
     missing += _dataset_gaps(runs)
-    return Collection(Path(cache_dir), runs, pairs, incomplete, missing)
+    return Collection(Path(cache_dir), runs, pairs, incomplete, missing, kind)
+
+
+#: The stages whose runs have a kind: a report compares the ceiling and students of one kind.
+KINDED_STAGES = ("ceiling", "student")
+
+
+def _of_kind(
+    runs: list[RunResult], kind: str | None, root: Path
+) -> tuple[list[RunResult], str]:
+    """The runs a report of ``kind`` compares: that kind's ceilings and students, every weak run
+    (a head study's supervisor is LoRA by default) and every probe run; and the kind."""
+    present = sorted({run.kind for run in runs if run.stage in KINDED_STAGES})
+    if kind is None:
+        if len(present) > 1:
+            raise UsageError(
+                f"{root.absolute()} holds {' and '.join(present)} students: a report compares "
+                "one kind (a head student's PGR needs a head ceiling); choose one with "
+                f"{' or '.join(f'--student {k}' for k in present)}"
+            )
+        kind = present[0] if present else LORA
+    elif present and kind not in present:
+        raise UsageError(
+            f"no {kind} ceiling or students under {root.absolute()}: it holds "
+            f"{', '.join(present)} ones (--student {present[0]})"
+        )
+    kept = [run for run in runs if run.stage not in KINDED_STAGES or run.kind == kind]
+    return kept, kind
 
 
 def read_run(folder: Path) -> RunResult:
@@ -281,6 +324,9 @@ def _pair(run: RunResult, runs: list[RunResult], missing: list[dict]) -> Pairing
     for stage in REFERENCE_STAGES:
         key = run.reference_key(stage) or run.manifest.get(f"{stage}_run")
         same_dataset = [r for r in runs if r.dataset == run.dataset and r.stage == stage]
+        if run.stage == "probe" and stage == "ceiling" and key not in {r.key for r in same_dataset}:
+            # A probe has no kind: against this report's ceiling (its PGR is recomputed).
+            key = None
         if isinstance(key, str):
             match = [r for r in same_dataset if r.key == key]
             reason = f"its {stage} run {key} is not among the finished runs"

@@ -62,6 +62,16 @@ def report_blocks(report: Report, figures: list[Figure], skipped: list[dict]) ->
     return blocks
 
 
+def _kind_text(kind: str) -> str:
+    """What the report's ceiling and students are (every table compares this one kind)."""
+    if kind == "head":
+        return (
+            "head: a classifier trained on the strong model's cached activations (no finetune); "
+            "PGR against the head ceiling"
+        )
+    return "lora: LoRA finetunes of the strong model; PGR against the LoRA ceiling"
+
+
 def _setup(report: Report) -> list:
     """The top of the report: models, dataset sizes, seeds, the commands that made the runs."""
     setup = report.setup
@@ -71,6 +81,7 @@ def _setup(report: Report) -> list:
     rows = [
         ["weak model", ", ".join(setup.get("weak_models") or ["—"])],
         ["strong model", ", ".join(setup.get("strong_models") or ["—"])],
+        ["ceiling and students", _kind_text(setup.get("student_kind", "lora"))],
         ["datasets", f"{len(report.datasets)}: {', '.join(report.datasets)}"],
         [
             "examples per split",

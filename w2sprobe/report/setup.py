@@ -21,6 +21,7 @@ def study_setup(found: Collection) -> dict:
     commands = Counter(run_command(run) for run in runs)
     unrecorded = commands.pop(None, 0)
     return {
+        "student_kind": found.kind,
         "weak_models": _models(runs, ("weak",)),
         "strong_models": _models(runs, ("ceiling", "student", "probe")),
         "datasets": found.datasets,
