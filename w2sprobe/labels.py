@@ -24,6 +24,7 @@ import numpy as np
 from .atomic import file_record, record_problem, staged_folder, write_into
 from .errors import UsageError, first_line
 from .hashing import short_hash
+from .runs import float32_texts
 from .workspace import cache_of, kind_root, rm_hint, slug_dir
 
 
@@ -173,8 +174,8 @@ def _csv_bytes(labels: LabelSet) -> bytes:
     writer.writerow(["split", "id", "soft_label"])
     for split in labels.splits:
         writer.writerows(
-            (split, id_, repr(float(value)))
-            for id_, value in zip(labels.ids[split].tolist(), labels.soft[split].tolist())
+            (split, id_, value)
+            for id_, value in zip(labels.ids[split].tolist(), float32_texts(labels.soft[split]))
         )
     return out.getvalue().encode()
 
