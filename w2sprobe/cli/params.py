@@ -19,7 +19,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from ..options import SPECS, Options, OptionSpec, resolve
+from ..options import SPECS, OptionSpec, resolve
 from .help import GENERAL, PANELS, completer
 from .progress import configure as configure_output
 
@@ -226,11 +226,6 @@ def options_command(
         return command
 
     return decorate
-
-
-def resolve_options(config: str | None = None, **cli: Any) -> Options:
-    """Options for commands outside the generator (``config show``)."""
-    return resolve(cli, config)
 
 
 #: ``--launcher`` / ``--nproc``, the same for every command that can run data-parallel.
