@@ -45,7 +45,7 @@ def test_a_head_study_is_nodes_of_the_graph(workspace, capsys):
         for name in ("ceiling", "xent", "logconf", "knn-filter", "s2s-1")
     }
     assert {m["student_kind"] for m in runs.values()} == {"head"}
-    assert runs["xent"]["layer"] == 3  # the tiny Llama's last layer
+    assert runs["xent"]["layer"] == 2  # the tiny Llama's probe layer, (3 + 1) // 2
     # PGR is measured against the head ceiling, not a LoRA one
     for name in ("xent", "logconf", "knn-filter", "s2s-1"):
         assert runs[name]["ceiling"]["key"] == ran["ceiling"]["key"]
@@ -70,7 +70,7 @@ def test_a_head_weak_supervisor_reads_the_weak_models_activations(workspace, cap
     ran = stages(out)
     assert "extract-weak" in ran and "extract" in ran
     weak = json.loads(Path(f"c/runs/sst2/{ran['weak']['key']}/metrics.json").read_text())
-    assert weak["student_kind"] == "head" and weak["layer"] == 3  # the tiny BERT's last layer
+    assert weak["student_kind"] == "head" and weak["layer"] == 2  # the tiny BERT's (3 + 1) // 2
     xent = json.loads(Path(f"c/runs/sst2/{ran['xent']['key']}/metrics.json").read_text())
     assert xent["weak"]["key"] == ran["weak"]["key"]
 
@@ -91,11 +91,11 @@ def test_bad_head_input_is_one_line_and_writes_nothing(workspace, capsys, args, 
 
 
 def test_a_head_on_a_file_without_its_layer_extracts_the_layer(workspace, capsys):
-    code, _, err = run_cli(capsys, "extract", "--layers", "1")
+    code, _, err = run_cli(capsys, "extract", "--layers", "1")  # a file without layer 2
     assert code == 0, err
     code, out, err = run_cli(capsys, "train", "ceiling", "--student", "head", "--json")
     assert code == 0, err
-    assert json.loads(out)["runs"][0]["layer"] == 3
+    assert json.loads(out)["runs"][0]["layer"] == 2
 
 
 def test_a_report_compares_one_kind_and_never_mixes_ceilings(workspace, capsys):

@@ -289,10 +289,10 @@ class TrainOptions:
     head_layer: int | None = option(
         None,
         "Layer of the strong model's activations a head student reads.",
-        shown="the last layer",
+        shown="the probe layer",
     )
     head_hidden: int = option(0, "Hidden ReLU units of a head (0: a linear head).")
-    head_lr: float = option(1e-3, "Learning rate of a head (student, ceiling or weak).")
+    head_lr: float = option(3e-3, "Learning rate of a head (student, ceiling or weak).")
 
 
 @dataclass

@@ -241,14 +241,16 @@ class Study:
         return NodeDef(find, build, what, hint)
 
     def head_layer(self, role: str = STRONG) -> int:
-        """The layer a head reads: ``--head-layer`` (strong model), else the model's last layer
-        (what its own classifier head sees)."""
-        num_layers = self._num_layers(role) if role != STRONG else self.num_layers
-        layer = self.options.train.head_layer if role == STRONG else None
+        """The layer a head reads: ``--head-layer`` (strong model), else the probe layer
+        (``--layer``, default (L+1)//2) -- chosen over the last layer on weak-labelled val
+        (BENCHMARKS.md, "Head students"); of the weak model, its own (L+1)//2."""
+        if role != STRONG:
+            return default_probe_layer(self._num_layers(role))
+        layer = self.options.train.head_layer
         if layer is None:
-            return num_layers
-        if not 0 <= layer <= num_layers:
-            raise UsageError(layer_range_message(layer, num_layers, self._model(role)))
+            return self.probe_layer()
+        if not 0 <= layer <= self.num_layers:
+            raise UsageError(layer_range_message(layer, self.num_layers, self._model(role)))
         return layer
 
     def _weak_request(self):
