@@ -111,6 +111,7 @@ def test_demo_default_model_refuses_layer_16_with_a_clear_line(capsys, workdir):
     # Prepared beforehand: on a fresh machine the first use unpacks MPNet and says so on
     # stderr, a notice that is not part of the error (and depends on test order).
     alias_folder("mpnet")
+    capsys.readouterr()  # the notice went to the captured stderr, before the command
     code, _, err = run(capsys, "extract", "--layer", "16", "--cache-dir", "c", *SMALL)
     assert code == 2
     assert err.strip().splitlines() == [err.strip()] and err.startswith(
