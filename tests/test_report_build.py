@@ -276,9 +276,9 @@ def test_unstable_pgr_is_said_in_the_rendered_report(tmp_path):
     tiny_gap_study(tmp_path)
     summary = write_report(build_report(tmp_path, n_boot=0), tmp_path / "out", fmt="md")
     text = (tmp_path / "out" / "report.md").read_text()
-    assert "## Unstable PGR" in text and "Ceiling − weak AUC below 0.02" in text
+    assert "## Unstable PGR" in text and "ceiling − weak AUC does not lie above 0.02" in text
     assert "flat †" in text  # the PGR matrix marks it
-    assert "(unstable)" in text  # the per-dataset table flags its PGRs
+    assert "(unstable: gap +0.0" in text  # the per-dataset table flags its PGRs, saying why
     assert [u["dataset"] for u in summary["unstable"]] == ["flat"]
     captions = {f["name"]: f["caption"] for f in summary["figures"]}
     assert "unstable PGR" in captions["pgr_by_dataset"] and "flat" in captions["pgr_by_dataset"]
@@ -491,7 +491,7 @@ def test_the_top_says_what_was_compared(tmp_path):
     assert "| seeds | 2 (0, 1) |" in setup and "| datasets | 2: alpha, beta |" in setup
     assert "w2sprobe run --dataset alpha --seeds 0,1    # 20 runs" in setup
     # The per-dataset tables' "seeds" column is a count.
-    assert "| logconf | Loss functions | 2 | 60 |" in text
+    assert "| logconf | 2 | 60 |" in text
 
 
 def test_tables_have_headings_and_come_before_the_figures(tmp_path):
@@ -550,3 +550,57 @@ def test_runs_record_the_cli_command_and_old_runs_say_it_is_not_recorded(tmp_pat
     report = build_report(tmp_path / "old", n_boot=0)
     assert report.setup["commands"] == [] and report.setup["runs_without_command"] == 5
     assert report.setup["sizes"] == {"a": {"test": 30}}  # no split_sizes: the test size only
+
+
+def test_the_pgr_rule_is_the_gaps_ci_not_its_point(tmp_path):
+    """mc_taco's case: a gap whose point clears 0.02 but whose paired-bootstrap CI reaches below
+    it is unstable (and left out of the summary); the run-time rule's CI is the report's."""
+    from w2sprobe.pgr_rule import bootstrap_gap
+
+    make_study(tmp_path, datasets=("clear",))
+    n = 120
+    ids = np.array([f"shaky-{i:04d}" for i in range(n)])
+    labels = (np.arange(n) % 2).astype(float)
+    rng = np.random.default_rng(0)
+    weak_preds, ceiling_preds = noisy_scores(labels, 1.0, rng), noisy_scores(labels, 1.3, rng)
+    weak = write_run(tmp_path, "shaky", "w", "weak", "weak", 0, ids, labels, weak_preds)
+    ceiling = write_run(tmp_path, "shaky", "c", "ceiling", "ceiling", 0, ids, labels, ceiling_preds)
+    student = noisy_scores(labels, 1.5, rng)
+    flat = np.full(n, 0.5)  # a constant predictor (kNN with k above the training rows)
+    for key, preds in (("xent", student), ("knn-probe", flat)):
+        auc = roc_auc(labels, preds)
+        stage = "probe" if key.endswith("probe") else "student"
+        write_run(
+            tmp_path,
+            "shaky",
+            key,
+            stage,
+            key,
+            0,
+            ids,
+            labels,
+            preds,
+            weak=weak,
+            ceiling=ceiling,
+            pgr=pgr(auc, weak["auc"], ceiling["auc"]),
+        )
+    gap, _ = bootstrap_gap((ids, weak_preds, labels), (ids, ceiling_preds, labels), 1000, 0)
+    assert gap.value > 0.02 and gap.ci[0] < 0.02  # the point rule would keep it
+
+    report = build_report(tmp_path, n_boot=1000, seed=0)
+    assert report.point_rule_unstable == []
+    [item] = report.unstable
+    assert item["dataset"] == "shaky" and item["gap_ci"] == pytest.approx(gap.ci)
+    assert item["reason"].startswith(f"gap {gap.value:+.3f} [")
+    assert report.included == ["clear"]
+    xent = next(
+        r for r in report.seed_rows if r["dataset"] == "shaky" and r["experiment"] == "xent"
+    )
+    assert xent["pgr_gap_ci"] == pytest.approx(gap.ci)  # the same resamples as the rule's
+    assert report.row("shaky", "knn-probe")["pgr_flag"] == "constant predictor"
+    assert {r["experiment"]: r["n_datasets"] for r in report.summary} == {
+        "xent": 1,
+        "logconf": 1,
+        "knn-filter": 1,
+        "knn-probe": 0,
+    }

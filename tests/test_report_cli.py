@@ -192,7 +192,11 @@ def test_markdown_default_folder_subset_and_skipped_figures(capsys, study):
         {
             "name": "filter_precision",
             "reason": "no filtered label sets with a precision (w2sprobe filter writes them)",
-        }
+        },
+        {
+            "name": "misfit_vs_gain",
+            "reason": "no student or probe runs with diagnostics (misfit and gain)",
+        },
     ]
     assert "filter_precision skipped" in markdown
     assert summary["options"]["seed"] == 4 and summary["datasets"] == ["alpha", "gamma"]

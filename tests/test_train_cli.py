@@ -291,11 +291,15 @@ def test_window_radius_is_midweak_of_its_own_labels(pipeline):
 
 def test_pgr_without_a_gap_is_null(tmp_path):
     weak = RunRecord(tmp_path, {"key": "w", "auc": 0.8})
-    assert np.isnan(pgr_fields(0.9, weak, RunRecord(tmp_path, {"key": "c", "auc": 0.8}))["pgr"])
+    no_gap = pgr_fields(0.9, weak, RunRecord(tmp_path, {"key": "c", "auc": 0.8}))
+    assert no_gap["pgr"] is None  # a zero gap gives no PGR
+    # no predictions to resample (these records have none): the point rule, and it fails
+    assert no_gap["pgr_unstable"] is True and no_gap["pgr_rule"].startswith("point")
     assert pgr_fields(0.9, weak, None) == {
         "weak": {"key": "w", "auc": 0.8},
         "ceiling": None,
         "pgr": None,
+        "pgr_constant": False,
     }
     assert pgr_fields(0.85, weak, RunRecord(tmp_path, {"key": "c", "auc": 0.9}))[
         "pgr"

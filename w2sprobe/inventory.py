@@ -392,8 +392,7 @@ def mark_variants(artifacts: list[Artifact]) -> None:
         differ = [
             name
             for name in names
-            if len({json.dumps(a.inputs.get(name), sort_keys=True, default=str) for a in group})
-            > 1
+            if len({json.dumps(a.inputs.get(name), sort_keys=True, default=str) for a in group}) > 1
         ]
         for a in group:
             a.variant = {name: a.inputs.get(name) for name in differ}
@@ -430,6 +429,7 @@ def _describe_run(folder: Path) -> Artifact:
         "experiment": meta.get("experiment"),
         "auc": meta.get("auc"),
         "pgr": meta.get("pgr"),
+        "pgr_unstable": meta.get("pgr_unstable"),
         "seed": meta.get("seed"),
         "split_sizes": meta.get("split_sizes"),
         "dataset_fingerprint": meta.get("dataset_fingerprint"),

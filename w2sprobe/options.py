@@ -328,8 +328,8 @@ class ReportOptions:
     )
     min_gap: float = option(
         0.02,
-        "Flag PGR as unstable (and exclude it from the summary) where ceiling - "
-        "weak AUC is below this.",
+        "PGR rule: flag PGR as unstable (and leave it out of summaries) unless the 95% "
+        "paired-bootstrap CI of ceiling - weak test AUC lies above this.",
     )
     format: ReportFormat = option("html", "html (self-contained) | md (+ image files) | json.")
     out: str | None = option(

@@ -32,6 +32,7 @@ import numpy as np
 from .atomic import file_record, record_problem, write_json, write_text
 from .errors import UsageError, first_line
 from .jsonutil import finite
+from .provenance import environment
 from .workspace import cache_of, kind_root, rm_hint, slug_dir
 
 STAGES = ("weak", "ceiling", "student", "probe")
@@ -214,6 +215,8 @@ def write_manifest(folder: Path, manifest: dict) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     if _command is not None and "command" not in manifest:
         manifest = {**manifest, "command": _command}  # not part of the key: how, not what
+    if "environment" not in manifest:  # where it was made (hashed host): how, not what
+        manifest = {**manifest, "environment": environment()}
     write_json(folder / MANIFEST, finite(manifest), indent=2, sort_keys=True, default=str)
 
 

@@ -394,6 +394,7 @@ class Study:
                     experiment=name,
                     weak=weak,
                     ceiling=self.ceiling(),
+                    min_gap=self.options.report.min_gap,
                 )
             request = stage_request(
                 self.options,
@@ -404,6 +405,7 @@ class Study:
                 experiment=name,
                 weak=weak,
                 ceiling=self.ceiling(),
+                min_gap=self.options.report.min_gap,
             )
             return self._trained(request, what, hint)
 
@@ -659,9 +661,7 @@ class Study:
 
     # ------------------------------------------------------------------ sweeps
 
-    def sweep(
-        self, probe: str, layers: str | None, grid: list, target: bool = False
-    ) -> list[dict]:
+    def sweep(self, probe: str, layers: str | None, grid: list, target: bool = False) -> list[dict]:
         """A probe evaluated on every (layer, grid value) against ``--labels``: the sweep's rows,
         its table and plot written under ``<cache>/sweeps/<dataset>/<key>/``.
 
@@ -776,7 +776,11 @@ class Study:
                     experiment=name,
                     model=self.options.model.strong_model,
                     seed=seed,
-                    pgr=lambda auc: pgr_fields(auc, weak, ceiling),
+                    pgr=lambda auc, scores: pgr_fields(
+                        auc, weak, ceiling, scores, self.options.report.min_gap
+                    ),
+                    weak=weak,
+                    ceiling=ceiling,
                 )
             return record, dict(record.metrics)
 

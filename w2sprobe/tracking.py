@@ -69,6 +69,15 @@ def numeric_metrics(metrics: dict) -> dict[str, float]:
     return found
 
 
+def tracked_metrics(metrics: dict) -> dict[str, float]:
+    """A stage's numbers for a tracker: :func:`numeric_metrics`, plus ``pgr_unstable`` as 0/1
+    (a bool, which trackers do not plot) so an unstable PGR is never charted unmarked."""
+    found = numeric_metrics(metrics)
+    if isinstance(metrics.get("pgr_unstable"), bool):
+        found["pgr_unstable"] = float(metrics["pgr_unstable"])
+    return found
+
+
 class Tracker:
     """What a tracker is told: one finished stage at a time, then the report's files."""
 
@@ -159,8 +168,10 @@ class TrackingReporter:
             return
         params = {"dataset": outcome.dataset, "stage": outcome.stage, "seed": str(outcome.seed)}
         params.update(flat_params(self._manifest(outcome)))
+        if outcome.metrics.get("pgr_flag"):  # the PGR rule's verdict travels with the PGR
+            params["pgr_flag"] = str(outcome.metrics["pgr_flag"])
         self.tracker.log_stage(
-            f"{outcome.dataset}/{outcome.stage}", params, numeric_metrics(outcome.metrics)
+            f"{outcome.dataset}/{outcome.stage}", params, tracked_metrics(outcome.metrics)
         )
 
     def _manifest(self, outcome) -> dict:

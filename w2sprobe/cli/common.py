@@ -98,6 +98,7 @@ def graph_reporter(opts, ctl, reporter: GraphReporter):
     """``reporter``, also logging what is built to ``--tracker`` when one is named."""
     from ..tracking import TrackingReporter, check_tracker, open_tracker
 
+    reporter.min_gap = opts.report.min_gap  # progress lines judge PGR by this run's --min-gap
     kind = opts.workspace.tracker
     check_tracker(kind)  # a missing package is an error even for --plan
     if kind == "none" or ctl.plan:

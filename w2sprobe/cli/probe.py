@@ -49,7 +49,7 @@ NameOpt = Annotated[
 ]
 
 
-@options_command(FIELDS, graph=True, panels=WEAK_ONLY)
+@options_command(FIELDS + ("min_gap",), graph=True, panels={**WEAK_ONLY, "min_gap": "Probes"})
 def probe(opts: Options, ctl: Control) -> None:
     """Fit a probe on strong_train against a label set; report its test AUC vs ground truth.
 
@@ -63,7 +63,9 @@ def probe(opts: Options, ctl: Control) -> None:
     run = request(lambda: study.probe_run(opts.probe.probe, opts.probe.labels, target=True))
     if ctl.plan:
         return show_plan(study.graph.outcomes, ctl.as_json, "probe")
-    m = run.metrics
+    from ..pgr_rule import RECORDED, rejudged
+
+    m = rejudged(run.metrics, opts.report.min_gap)
     summary = {
         "command": "probe",
         "dataset": study.dataset,
@@ -79,6 +81,7 @@ def probe(opts: Options, ctl: Control) -> None:
                 "labels_auc",
                 "auc_minus_labels_auc",
                 "pgr",
+                *RECORDED,
                 "key",
             )
         },
@@ -300,10 +303,13 @@ def _show(summary: dict, as_json: bool, keys: tuple[str, ...]) -> None:
         return
     from rich.table import Table
 
+    from ..pgr_rule import show_pgr
+
     table = Table("", "")
     for key in keys:
         if key in summary:
-            table.add_row(key, fmt(summary[key]))
+            # PGR as every output shows it: flagged when the PGR rule says it is unstable
+            table.add_row(key, show_pgr(summary, digits=4) if key == "pgr" else fmt(summary[key]))
     stdout.print(table)
 
 

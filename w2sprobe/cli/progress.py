@@ -297,6 +297,7 @@ class GraphReporter:
 
     def __init__(self, quiet: bool = False, log_done: bool = False):
         self.quiet, self.log_done = quiet or settings.quiet, log_done
+        self.min_gap: float | None = None  # the PGR rule's (--min-gap); None: as recorded
         self.bar: StageBar | None = None
         self.position = ""  # ``[2/16 cola · 3/9]`` while ``run`` works through its plan
 
@@ -328,8 +329,10 @@ class GraphReporter:
             return
         m = outcome.metrics
         scores = "" if m.get("auc") is None else f"  test AUC {m['auc']:.4f}"
-        if m.get("pgr") is not None:
-            scores += f"  PGR {m['pgr']:+.3f}"
+        if m.get("pgr") is not None or m.get("pgr_constant"):
+            from ..pgr_rule import show_pgr
+
+            scores += f"  PGR {show_pgr(m, self.min_gap)}"
         if not self.log_done:
             # a single command: one line per stage it built, which stays when its bar goes
             if bar is not None and outcome.status == "ran":

@@ -77,7 +77,7 @@ def _print(summary: dict) -> None:
         box=box.SIMPLE_HEAD,
     )
     table.add_column("experiment", no_wrap=True)
-    for header in ("n", "mean PGR", "median PGR", "won/lost", "t-test p", "Wilcoxon p"):
+    for header in ("n", "median PGR", "mean PGR [95% CI]", "won/lost", "t-test p", "Wilcoxon p"):
         table.add_column(header, justify="right")
     versus = {c["experiment"]: c for c in summary["comparisons"]}
     for row in summary["summary"]:
@@ -85,8 +85,8 @@ def _print(summary: dict) -> None:
         table.add_row(
             row["experiment"],
             str(row["n_datasets"]),
-            _num(row["mean_pgr"]),
             _num(row["median_pgr"]),
+            _num(row["mean_pgr"]) + _ci(row.get("mean_pgr_ci")),
             f"{c['wins']}/{c['losses']}" if c else "—",
             _num(c and c["t_test_p"]),
             _num(c and c["wilcoxon_p"]),
@@ -100,11 +100,22 @@ def _print(summary: dict) -> None:
             highlight=False,
         )
     for item in _unstable_only(summary):
-        stdout.print(
-            f"excluded {item['dataset']}: PGR unstable (ceiling − weak AUC {item['gap']:+.4f} "
-            f"< {item['min_gap']})",
-            highlight=False,
+        ci = item.get("gap_ci")
+        why = (
+            f"ceiling − weak AUC {item['gap']:+.4f}, 95% CI [{ci[0]:+.4f}, {ci[1]:+.4f}] "
+            f"not above {item['min_gap']}"
+            if ci
+            else f"ceiling − weak AUC {item['gap']:+.4f} < {item['min_gap']}"
         )
+        stdout.print(f"excluded {item['dataset']}: PGR unstable ({why})", highlight=False)
+    for row in summary["summary"]:
+        if row.get("dominated_by"):
+            stdout.print(
+                f"{row['experiment']}: mean PGR dominated by {row['dominated_by']} "
+                f"({row['dominant_share']:.0%} of Σ|PGR|; without it "
+                f"{row['mean_without_dominant']:+.3f})",
+                highlight=False,
+            )
     for item in summary["missing"]:
         stdout.print(f"missing: {item['message']}", highlight=False)
     if summary["incomplete"]:
@@ -141,6 +152,10 @@ def _unstable_only(summary: dict) -> list[dict]:
     named once, as saturated)."""
     saturated = {item["dataset"] for item in summary["saturated"]}
     return [item for item in summary["unstable"] if item["dataset"] not in saturated]
+
+
+def _ci(ci) -> str:
+    return "" if not ci else f" [{ci[0]:+.2f}, {ci[1]:+.2f}]"
 
 
 def _num(value) -> str:

@@ -38,7 +38,11 @@ PROBES = (
 TRAINING = group("train", without=("loss",))
 
 
-@options_command(DATA + MODELS + EXTRACT + PROBES + TRAINING + group("run"), graph=True)
+@options_command(
+    DATA + MODELS + EXTRACT + PROBES + TRAINING + group("run") + ("min_gap",),
+    graph=True,
+    panels={"min_gap": "Study plan"},
+)
 def run(opts: Options, ctl: Control) -> None:
     """Run every experiment of the study (weak, ceiling, losses, s2s, probes) with PGR.
 
@@ -67,12 +71,14 @@ def run(opts: Options, ctl: Control) -> None:
     # Progress goes to stderr with or without --json (stdout keeps its one object).
     reporter = graph_reporter(opts, ctl, GraphReporter(quiet=ctl.quiet or ctl.plan, log_done=True))
     results = run_plan(opts, mode=ctl.mode, reporter=reporter)
-    _show(results, ctl, opts.run.shard)
+    _show(results, ctl, opts.run.shard, opts.report.min_gap)
     if any(r.error for r in results):
         sys.exit(1)
 
 
-def _show(results, ctl: Control, shard: str | None) -> None:
+def _show(results, ctl: Control, shard: str | None, min_gap: float) -> None:
+    from ..pgr_rule import show_pgr
+
     sharded = shard is not None and not shard.endswith("/1")
     if ctl.as_json:
         emit_json(
@@ -80,7 +86,7 @@ def _show(results, ctl: Control, shard: str | None) -> None:
                 "command": "run",
                 "plan": ctl.plan,
                 "shard": shard or "0/1",
-                "datasets": [_dataset_summary(r) for r in results],
+                "datasets": [_dataset_summary(r, min_gap) for r in results],
                 "failed": [r.dataset for r in results if r.error],
             }
         )
@@ -92,7 +98,7 @@ def _show(results, ctl: Control, shard: str | None) -> None:
             o.stage,
             o.status,
             fmt(o.metrics.get("auc")),
-            fmt(o.metrics.get("pgr")),
+            show_pgr(o.metrics or {}, min_gap),
             o.key or "—",
             *([str(o.shard)] if sharded else []),
         ]
@@ -112,8 +118,10 @@ def _show(results, ctl: Control, shard: str | None) -> None:
         stdout.print(plan_summary([o.status for r in results for o in r.stages]))
 
 
-def _dataset_summary(result) -> dict[str, Any]:
-    keep = ("auc", "accuracy", "n", "pgr", "val_auc", "experiment", "error")
+def _dataset_summary(result, min_gap: float) -> dict[str, Any]:
+    from ..pgr_rule import RECORDED, rejudged
+
+    keep = ("auc", "accuracy", "n", "pgr", "val_auc", "experiment", "error", *RECORDED)
     return {
         "dataset": result.dataset,
         "seed": result.seed,
@@ -126,7 +134,7 @@ def _dataset_summary(result) -> dict[str, Any]:
                 "key": o.key,
                 "shard": o.shard,
                 "seconds": round(o.seconds, 2),
-                **{k: o.metrics[k] for k in keep if k in o.metrics},
+                **{k: v for k, v in rejudged(o.metrics, min_gap).items() if k in keep},
             }
             for o in result.stages
         ],

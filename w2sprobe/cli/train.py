@@ -22,7 +22,9 @@ TRAINING = group("train")
 STAGES = ("weak", "ceiling", "student", "s2s")
 
 
-@options_command(DATA + MODELS + TRAINING + ("labels",), graph=True)
+@options_command(
+    DATA + MODELS + TRAINING + ("labels", "min_gap"), graph=True, panels={"min_gap": "Training"}
+)
 def train(
     opts: Options,
     ctl: Control,
@@ -77,7 +79,12 @@ def train(
             return
         if ctl.plan:
             return show_plan(study.graph.outcomes, ctl.as_json, "train")
-        _show([run for run in runs if run is not None], ctl.as_json, study.notes)
+        _show(
+            [run for run in runs if run is not None],
+            ctl.as_json,
+            study.notes,
+            opts.report.min_gap,
+        )
     finally:
         shutdown()
 
@@ -111,10 +118,12 @@ def _request(study, stage: str) -> list:
     ]
 
 
-def _show(runs: list, as_json: bool, notes: list[str]) -> None:
+def _show(runs: list, as_json: bool, notes: list[str], min_gap: float) -> None:
     from rich.table import Table
 
-    rows = [_summary(run) for run in runs]
+    from ..pgr_rule import show_pgr
+
+    rows = [_summary(run, min_gap) for run in runs]
     if as_json:
         emit_json({"command": "train", "runs": rows, "notes": notes})
         return
@@ -138,7 +147,7 @@ def _show(runs: list, as_json: bool, notes: list[str]) -> None:
             fmt(row["auc"]),
             fmt(row["accuracy"]),
             str(row["n"]),
-            fmt(row.get("pgr")),
+            show_pgr(row) if row["stage"] == "student" else "—",
             fmt((row.get("weak") or {}).get("auc")),
             fmt((row.get("ceiling") or {}).get("auc")),
             row["key"],
@@ -146,7 +155,9 @@ def _show(runs: list, as_json: bool, notes: list[str]) -> None:
     stdout.print(table)
 
 
-def _summary(run) -> dict[str, Any]:
+def _summary(run, min_gap: float) -> dict[str, Any]:
+    from ..pgr_rule import RECORDED, rejudged
+
     keep = (
         "key",
         "stage",
@@ -158,6 +169,7 @@ def _summary(run) -> dict[str, Any]:
         "n",
         "val_auc",
         "pgr",
+        *RECORDED,
         "weak",
         "ceiling",
         "labels",
@@ -171,4 +183,5 @@ def _summary(run) -> dict[str, Any]:
         "student_kind",
         "layer",
     )
-    return {**{k: run.metrics.get(k) for k in keep}, "path": str(run.folder)}
+    metrics = rejudged(run.metrics, min_gap)
+    return {**{k: metrics.get(k) for k in keep}, "path": str(run.folder)}

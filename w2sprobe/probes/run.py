@@ -8,9 +8,13 @@ activation file's manifest and the seed; the experiment name is not in it.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
+
 from ..cache import ActivationStore
+from ..diagnostics import diagnostics_of
 from ..hashing import short_hash
 from ..labels import LabelSet
 from ..metrics import accuracy, roc_auc
@@ -51,9 +55,12 @@ def write_probe_run(
     experiment: str,
     model: str,
     seed,
-    pgr: dict,
+    pgr: Callable[[float, np.ndarray], dict],
+    weak: RunRecord | None = None,
+    ceiling: RunRecord | None = None,
 ) -> RunRecord:
-    """Fit the probe, predict val and test, and write the run; ``pgr`` holds its PGR fields."""
+    """Fit the probe, predict val and test, and write the run; ``pgr(auc, test_scores)`` gives
+    its PGR fields, ``weak``/``ceiling`` (the runs it is measured against) its diagnostics."""
     dataset = labels.dataset
     manifest = {
         "stage": "probe",
@@ -69,13 +76,11 @@ def write_probe_run(
     outcome = evaluate_probe(store, labels, spec)
     truth = {split: store.labels(split) for split in outcome.predictions}
     write_manifest(folder, {"key": key, **manifest})
-    write_predictions(
-        folder,
-        {
-            split: SplitPredictions(outcome.ids[split], outcome.predictions[split], truth[split])
-            for split in outcome.predictions
-        },
-    )
+    split_predictions = {
+        split: SplitPredictions(outcome.ids[split], outcome.predictions[split], truth[split])
+        for split in outcome.predictions
+    }
+    write_predictions(folder, split_predictions)
     test = outcome.predictions["test"]
     auc = roc_auc(truth["test"], test)
     metrics = {
@@ -89,8 +94,10 @@ def write_probe_run(
         "labels_key": labels.key,
         "config": spec.describe(),
         **{k: outcome.metrics.get(k) for k in ("train_n", "labels_auc", "auc_minus_labels_auc")},
-        **pgr(auc),
+        **pgr(auc, test),
     }
+    # a probe's fit is judged on val: on strong_train a kNN probe would see each row itself
+    metrics["diagnostics"] = diagnostics_of(split_predictions, "val", labels, weak, ceiling)
     return write_metrics(folder, metrics)
 
 

@@ -17,10 +17,13 @@ from ..errors import UsageError
 from ..hashing import short_hash
 from ..metrics import pgr as pgr_of
 from ..options import ReportOptions
+from ..pgr_rule import CI, POINT, Gap, assess, bootstrap_gap, is_constant, rule_text
 from ..runs import current_command
 from ..vocabulary import display_group as experiment_group
 from ..vocabulary import display_order as experiment_order
 from .collect import REFERENCE_STAGES, Collection, RunResult, collect_results, read_test_predictions
+from .diagnose import COLUMNS as DIAGNOSTICS
+from .diagnose import Diagnoser, cross_dataset, flat
 from .probe_inputs import collect_filters, collect_sweeps
 from .setup import study_setup
 from .stats import (
@@ -75,6 +78,10 @@ class Report:
     unstable: list[dict] = field(default_factory=list)
     run_warnings: list[dict] = field(default_factory=list)
     setup: dict = field(default_factory=dict)
+    #: Misfit vs gain and weak–ceiling error κ vs PGR across datasets (report/diagnose.py).
+    diagnostics: dict = field(default_factory=dict)
+    #: Datasets the old point rule (ceiling − weak < min_gap) would flag, beside ``unstable``.
+    point_rule_unstable: list[str] = field(default_factory=list)
 
     @property
     def included(self) -> list[str]:
@@ -101,6 +108,8 @@ class Report:
             "experiments": self.experiments,
             "saturated": self.saturated,
             "unstable": self.unstable,
+            "point_rule_unstable": self.point_rule_unstable,
+            "diagnostics": self.diagnostics,
             "summary": self.summary,
             "comparisons": self.comparisons,
             "rows": self.rows,
@@ -145,15 +154,17 @@ def build_report(
     notes: list[str] = []
     chosen = _check_baseline(found, baseline, notes)
     seed_rows = []
+    diagnoser = Diagnoser(root)
     for done, dataset in enumerate(found.datasets):
         if progress:
             progress(done, len(found.datasets), dataset)
-        seed_rows += dataset_seed_rows(found, dataset, n_boot, seed, found.missing)
+        seed_rows += dataset_seed_rows(found, dataset, n_boot, seed, found.missing, diagnoser)
     if progress:
         progress(len(found.datasets), len(found.datasets), "")
     rows = aggregate_seeds(seed_rows)
     saturated = saturated_datasets(rows, found.datasets, chosen or DEFAULT_BASELINE, saturation)
-    unstable = unstable_datasets(rows, found.datasets, min_gap)
+    gaps = {d: reference_gap(found, d, n_boot, seed) for d in found.datasets}
+    unstable = unstable_datasets(rows, found.datasets, min_gap, gaps)
     flag_unstable(seed_rows, rows, unstable, min_gap)
     gone = {item["dataset"] for item in saturated + unstable}
     included = [d for d in found.datasets if d not in gone]
@@ -165,6 +176,7 @@ def build_report(
         "n_boot": n_boot,
         "saturation": saturation,
         "min_gap": min_gap,
+        "pgr_rule": rule_text(min_gap, CI if n_boot > 0 else POINT),
         "seed": seed,
         "ci_level": 0.95,
         "student_kind": found.kind,
@@ -180,7 +192,7 @@ def build_report(
         seed_rows=seed_rows,
         rows=rows,
         saturated=saturated,
-        summary=experiment_summary(rows, included),
+        summary=experiment_summary(rows, included, seed),
         comparisons=compare_to_baseline(rows, included, chosen, found.datasets) if chosen else [],
         missing=found.missing,
         incomplete=found.incomplete,
@@ -188,6 +200,8 @@ def build_report(
         filters=filters,
         notes=notes + sweep_notes,
         unstable=unstable,
+        point_rule_unstable=point_rule_unstable(gaps, min_gap),
+        diagnostics=cross_dataset(rows, included, chosen),
         run_warnings=recorded_warnings(found),
         setup={**study_setup(found), "report_command": current_command()},
     )
@@ -215,9 +229,15 @@ class _Bootstrap:
 
 
 def dataset_seed_rows(
-    found: Collection, dataset: str, n_boot: int, seed: int, missing: list[dict]
+    found: Collection,
+    dataset: str,
+    n_boot: int,
+    seed: int,
+    missing: list[dict],
+    diagnoser: Diagnoser | None = None,
 ) -> list[dict]:
-    """One row per run of ``dataset``: AUC, accuracy, PGR and their bootstrap CIs."""
+    """One row per run of ``dataset``: AUC, accuracy, PGR and their bootstrap CIs, and (with a
+    ``diagnoser``) its diagnostics flattened under ``diag``."""
     runs = sorted(found.of(dataset), key=lambda r: (experiment_order(r.experiment), r.seed))
     predictions = {run.key: read_test_predictions(run) for run in runs}
     for run in runs:
@@ -242,6 +262,13 @@ def dataset_seed_rows(
             row["auc_ci"] = percentile_ci(boot.auc(run.key, *own))
         if run.stage not in REFERENCE_STAGES:
             row.update(_pgr_fields(run, found.pairs[run.key], predictions, boot))
+        if diagnoser is not None:
+            pair = found.pairs.get(run.key)
+            row["diag"] = flat(
+                diagnoser.of(run, pair and pair.weak, pair and pair.ceiling)
+                if run.stage not in REFERENCE_STAGES
+                else diagnoser.of(run, None, None)
+            )
         rows.append(row)
     return rows
 
@@ -282,6 +309,9 @@ def _pgr_fields(run: RunResult, pairing, predictions: dict, boot: _Bootstrap | N
         "ceiling_auc": ceiling.auc if ceiling else None,
     }
     triple = [predictions.get(r.key) if r else None for r in (run, weak, ceiling)]
+    out["pgr_constant"] = triple[0] is not None and is_constant(triple[0][1])
+    if weak and ceiling and None not in (weak.auc, ceiling.auc):
+        out["pgr_gap"], out["pgr_gap_ci"] = ceiling.auc - weak.auc, None
     if boot is None or any(p is None for p in triple):
         return out
     # Paired: join the three runs by test id and resample those shared ids once for all three.
@@ -294,7 +324,45 @@ def _pgr_fields(run: RunResult, pairing, predictions: dict, boot: _Bootstrap | N
         rows = np.searchsorted(ids, shared)  # ids are sorted by read_test_predictions
         aucs.append(boot.auc(source.key, shared, scores[rows], labels[rows]))
     out["pgr_ci"] = percentile_ci(bootstrap_pgr(*aucs))
+    out["pgr_gap_ci"] = percentile_ci(aucs[2] - aucs[1])  # the PGR rule's interval, same resamples
     return out
+
+
+def reference_gap(found: Collection, dataset: str, n_boot: int, seed: int) -> Gap | None:
+    """Ceiling − weak test AUC of ``dataset`` and its paired-bootstrap CI (the PGR rule's input).
+
+    Weak and ceiling runs are paired by seed; over several seeds the gap is the seed mean and
+    each resample's gap is the mean of the seeds' gaps on that resample.  None without a weak
+    and a ceiling run; no CI without their predictions (or with ``n_boot`` 0).
+    """
+    runs = {(r.stage, r.seed): r for r in found.of(dataset) if r.stage in REFERENCE_STAGES}
+    pairs = [
+        (runs["weak", s], runs["ceiling", s])
+        for stage, s in sorted(runs)
+        if stage == "weak" and ("ceiling", s) in runs
+    ]
+    if not pairs:  # a weak and a ceiling of different seeds: their recorded AUCs
+        weak = [r for (stage, _), r in runs.items() if stage == "weak" and r.auc is not None]
+        ceiling = [r for (stage, _), r in runs.items() if stage == "ceiling" and r.auc is not None]
+        if not weak or not ceiling:
+            return None
+        return Gap(float(np.mean([r.auc for r in ceiling]) - np.mean([r.auc for r in weak])))
+    points, vectors = [], []
+    for weak, ceiling in pairs:
+        preds = [read_test_predictions(r) for r in (weak, ceiling)]
+        if n_boot > 0 and None not in preds:
+            gap, resampled = bootstrap_gap(preds[0], preds[1], n_boot, seed)
+            points.append(gap.value)
+            vectors.append(resampled)
+        elif None not in (weak.auc, ceiling.auc):
+            points.append(ceiling.auc - weak.auc)
+            vectors.append(None)
+    if not points:
+        return None
+    ci = None
+    if vectors and all(v is not None for v in vectors):
+        ci = percentile_ci(np.mean(vectors, axis=0))
+    return Gap(float(np.mean(points)), ci)
 
 
 # ------------------------------------------------------------------ across seeds and datasets
@@ -329,6 +397,12 @@ def aggregate_seeds(seed_rows: list[dict]) -> list[dict]:
             out[metric], out[f"{metric}_se"] = summary.mean, summary.se
         single = runs[0] if len(runs) == 1 else {}
         out["auc_ci"], out["pgr_ci"] = single.get("auc_ci"), single.get("pgr_ci")
+        out["pgr_constant"] = any(r.get("pgr_constant") for r in runs)
+        if any("diag" in r for r in runs):  # seed means of each diagnostic
+            out["diag"] = {
+                name: mean_se(r.get("diag", {}).get(name) for r in runs).mean
+                for name in DIAGNOSTICS
+            }
         rows.append(out)
     return rows
 
@@ -366,51 +440,79 @@ def saturated_datasets(
     return out
 
 
-def unstable_datasets(rows: list[dict], datasets: list[str], min_gap: float) -> list[dict]:
-    """Datasets whose (seed-mean) ceiling − weak test AUC is below ``min_gap``: PGR is unstable.
+def unstable_datasets(
+    rows: list[dict], datasets: list[str], min_gap: float, gaps: dict | None = None
+) -> list[dict]:
+    """Datasets whose PGRs the PGR rule (:mod:`w2sprobe.pgr_rule`) calls unstable: the 95 %
+    paired-bootstrap CI of ceiling − weak test AUC (``gaps``, from :func:`reference_gap`) does
+    not lie above ``min_gap`` -- or, without a CI, the (seed-mean) point gap is below it.
 
     A negative gap (ceiling below weak) is unstable too. A dataset lacking weak or ceiling AUC is
     not flagged (it has no PGRs to flag).
     """
     out = []
     for dataset in datasets:
-        weak, ceiling = (
-            next((r for r in rows if r["dataset"] == dataset and r["experiment"] == stage), None)
-            for stage in ("weak", "ceiling")
-        )
-        if not weak or not ceiling or weak["auc"] is None or ceiling["auc"] is None:
-            continue
-        gap = ceiling["auc"] - weak["auc"]
-        if gap < min_gap:
+        gap = (gaps or {}).get(dataset)
+        if gap is None:
+            weak, ceiling = (
+                next((r for r in rows if r["dataset"] == dataset and r["experiment"] == s), None)
+                for s in ("weak", "ceiling")
+            )
+            if not weak or not ceiling or weak["auc"] is None or ceiling["auc"] is None:
+                continue
+            gap = Gap(ceiling["auc"] - weak["auc"])
+        verdict = assess(gap, min_gap)
+        if verdict.unstable:
+            aucs = {
+                stage: next(
+                    (
+                        r["auc"]
+                        for r in rows
+                        if r["dataset"] == dataset and r["experiment"] == stage
+                    ),
+                    None,
+                )
+                for stage in ("weak", "ceiling")
+            }
             out.append(
                 {
                     "dataset": dataset,
-                    "weak_auc": weak["auc"],
-                    "ceiling_auc": ceiling["auc"],
-                    "gap": gap,
+                    "weak_auc": aucs["weak"],
+                    "ceiling_auc": aucs["ceiling"],
+                    "gap": gap.value,
+                    "gap_ci": gap.ci,
                     "min_gap": min_gap,
+                    "reason": verdict.reason,
                 }
             )
     return out
 
 
+def point_rule_unstable(gaps: dict, min_gap: float) -> list[str]:
+    """Datasets the old point rule (ceiling − weak < ``min_gap``) would flag: for comparison."""
+    return sorted(d for d, gap in gaps.items() if gap is not None and gap.value < min_gap)
+
+
 def flag_unstable(
     seed_rows: list[dict], rows: list[dict], unstable: list[dict], min_gap: float
 ) -> None:
-    """``pgr_unstable`` on every row with a PGR: a seed row by its own weak/ceiling pair's gap,
-    a per-dataset row by its dataset's (seed-mean) gap."""
-    flagged = {item["dataset"] for item in unstable}
+    """``pgr_unstable`` (and ``pgr_flag``, why) on every row with a PGR: a seed row by its own
+    weak/ceiling pair's gap and CI, a per-dataset row by its dataset's; a constant predictor is
+    flagged whatever the gap."""
+    flagged = {item["dataset"]: item for item in unstable}
     for row in seed_rows:
         if "pgr" in row:
-            gap = (
-                None
-                if row["weak_auc"] is None or row["ceiling_auc"] is None
-                else row["ceiling_auc"] - row["weak_auc"]
-            )
-            row["pgr_unstable"] = gap is not None and gap < min_gap
+            gap = None
+            if row.get("pgr_gap") is not None:
+                gap = Gap(row["pgr_gap"], row.get("pgr_gap_ci"))
+            verdict = assess(gap, min_gap, bool(row.get("pgr_constant")))
+            row["pgr_unstable"], row["pgr_flag"] = verdict.unstable, verdict.reason
     for row in rows:
         if row["stage"] not in REFERENCE_STAGES:
-            row["pgr_unstable"] = row["dataset"] in flagged
+            item = flagged.get(row["dataset"])
+            reason = "constant predictor" if row.get("pgr_constant") else None
+            reason = reason or (item and item["reason"])
+            row["pgr_unstable"], row["pgr_flag"] = reason is not None, reason
 
 
 def recorded_warnings(found: Collection) -> list[dict]:
@@ -432,28 +534,74 @@ def recorded_warnings(found: Collection) -> list[dict]:
     return out
 
 
-def experiment_summary(rows: list[dict], included: list[str]) -> list[dict]:
-    """Per experiment over the included datasets: how many have a PGR, mean/median, how many > 0."""
+#: Resamples of datasets behind the CI of a mean PGR across datasets.
+SUMMARY_BOOT = 10_000
+#: A mean of ratios is "dominated" when one dataset carries more than this share of Σ|PGR|.
+DOMINANT_SHARE = 0.5
+
+
+def experiment_summary(rows: list[dict], included: list[str], seed: int = 0) -> list[dict]:
+    """Per experiment over the included datasets (unstable PGRs left out): how many have a PGR,
+    the median, the mean with a 95% bootstrap CI over datasets (datasets resampled), how many
+    are > 0, the per-dataset values and their range, and the dataset that dominates the mean
+    (more than half of Σ|PGR|; None when none does or fewer than 3 datasets)."""
     out = []
     for experiment in sorted(
         {r["experiment"] for r in rows if r["stage"] not in REFERENCE_STAGES}, key=experiment_order
     ):
-        values = [
-            r["pgr"]
+        cells = [
+            r
             for r in rows
-            if r["experiment"] == experiment and r["dataset"] in included and r["pgr"] is not None
+            if r["experiment"] == experiment
+            and r["dataset"] in included
+            and r["pgr"] is not None
+            and not r.get("pgr_unstable")
         ]
+        values = [r["pgr"] for r in cells]
         out.append(
             {
                 "experiment": experiment,
                 "group": experiment_group(experiment),
                 "n_datasets": len(values),
                 "mean_pgr": float(np.mean(values)) if values else None,
+                "mean_pgr_ci": mean_ci(values, seed),
                 "median_pgr": float(np.median(values)) if values else None,
                 "positive": sum(v > 0 for v in values),
+                "min_pgr": min(values) if values else None,
+                "max_pgr": max(values) if values else None,
+                "per_dataset": {r["dataset"]: r["pgr"] for r in cells},
+                **dominance(cells),
             }
         )
     return out
+
+
+def mean_ci(values: list[float], seed: int = 0, n_boot: int = SUMMARY_BOOT) -> list[float] | None:
+    """95% percentile bootstrap CI of the mean over datasets (None with fewer than 3)."""
+    if len(values) < 3:
+        return None
+    rng = np.random.default_rng([int(seed), len(values)])
+    x = np.asarray(values, dtype=np.float64)
+    means = x[rng.integers(0, x.size, size=(n_boot, x.size))].mean(axis=1)
+    return percentile_ci(means)
+
+
+def dominance(cells: list[dict]) -> dict:
+    """The dataset whose |PGR| is more than half of Σ|PGR| (it alone sets the mean), and the
+    mean without it; None with fewer than 3 datasets or when none dominates."""
+    total = sum(abs(r["pgr"]) for r in cells)
+    if len(cells) < 3 or total == 0:
+        return {"dominated_by": None, "dominant_share": None, "mean_without_dominant": None}
+    top = max(cells, key=lambda r: abs(r["pgr"]))
+    share = abs(top["pgr"]) / total
+    if share <= DOMINANT_SHARE:
+        return {"dominated_by": None, "dominant_share": share, "mean_without_dominant": None}
+    rest = [r["pgr"] for r in cells if r is not top]
+    return {
+        "dominated_by": top["dataset"],
+        "dominant_share": share,
+        "mean_without_dominant": float(np.mean(rest)),
+    }
 
 
 def compare_to_baseline(
@@ -463,7 +611,9 @@ def compare_to_baseline(
 
     ``datasets`` (all of them) lets each comparison list the ones left out (``excluded_datasets``).
     """
-    pgr = {(r["dataset"], r["experiment"]): r["pgr"] for r in rows}
+    pgr = {
+        (r["dataset"], r["experiment"]): None if r.get("pgr_unstable") else r["pgr"] for r in rows
+    }
     interventions = sorted(
         {r["experiment"] for r in rows if r["stage"] not in REFERENCE_STAGES} - {baseline},
         key=experiment_order,

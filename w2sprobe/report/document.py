@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from ..vocabulary import DISPLAY_GROUPS as GROUP_TITLES
 from .build import Report
 from .figures import Figure
+from .setup import environment_text
 
 
 @dataclass
@@ -57,6 +57,7 @@ def report_blocks(report: Report, figures: list[Figure], skipped: list[dict]) ->
     comparisons, every dataset's table), then the figures, then what is missing and the inputs."""
     blocks: list = [Heading(1, "Weak-to-strong report")]
     blocks += _setup(report) + _summary(report) + _comparisons(report) + _per_dataset(report)
+    blocks += _diagnostics(report)
     blocks += _saturation(report) + _unstable(report) + _figures(figures, skipped)
     blocks += _gaps(report) + _run_warnings(report) + _inputs(report)
     return blocks
@@ -107,9 +108,35 @@ def _setup(report: Report) -> list:
                 title="Examples per split",
             )
         )
+    blocks += _environments(setup)
     blocks += _commands(setup)
     blocks.append(Para(_intro(report)))
     return blocks
+
+
+def _environments(setup: dict) -> list:
+    """Which environment (versions, device, CPU, hashed host) made which runs."""
+    envs = setup.get("environments") or []
+    if not envs:
+        return []
+    rows = []
+    for e in envs:
+        shown = e["experiments"][:6]
+        more = len(e["experiments"]) - len(shown)
+        rows.append(
+            [
+                environment_text(e["environment"]),
+                str(e["runs"]),
+                ", ".join(shown) + (f" and {more} more" if more > 0 else ""),
+            ]
+        )
+    return [
+        Table(
+            ["environment (host name hashed)", "runs", "dataset/experiment"],
+            rows,
+            title="Where the runs were made",
+        )
+    ]
 
 
 def _sizes_text(sizes: dict) -> str:
@@ -145,7 +172,9 @@ def _intro(report: Report) -> str:
         f"bootstrap: {opts['n_boot']} paired resamples of the shared "
         f"test ids (seed {opts['seed']}), percentile 95% CIs; "
         f"saturation threshold: AUC > {opts['saturation']}; "
-        f"PGR unstable (flagged †, not summarised) where ceiling − weak AUC < {opts['min_gap']}. "
+        "PGR unstable (flagged †, not summarised) unless the paired-bootstrap 95% CI of "
+        f"ceiling − weak AUC lies above {opts['min_gap']} (the PGR rule; a constant predictor "
+        "is flagged too). "
         f"Report key {report.key}."
     )
 
@@ -156,9 +185,11 @@ def _summary(report: Report) -> list:
             s["experiment"],
             s["group"],
             str(s["n_datasets"]),
-            fmt(s["mean_pgr"]),
             fmt(s["median_pgr"]),
+            fmt(s["mean_pgr"]) + _ci_text(s.get("mean_pgr_ci")),
+            "—" if s.get("min_pgr") is None else f"{s['min_pgr']:+.2f} … {s['max_pgr']:+.2f}",
             f"{s['positive']}/{s['n_datasets']}",
+            _dominance_text(s),
         ]
         for s in report.summary
     ]
@@ -167,15 +198,120 @@ def _summary(report: Report) -> list:
         return blocks + [Para("No student or probe runs yet: nothing to summarise.")]
     text = f"PGR over the {len(report.included)} dataset(s) neither saturated nor with unstable PGR"
     return blocks + [
-        Para(text + " (per-dataset means over seeds)."),
+        Para(
+            text + " (per-dataset means over seeds). Median, and mean with a 95% bootstrap CI "
+            "over datasets (datasets resampled); range: the smallest and largest per-dataset "
+            "PGR. A mean of ratios is called dominated when one dataset carries more than half "
+            "of Σ|PGR|: the mean without it is given. Paired tests against the baseline are "
+            "under Comparisons."
+        ),
         Table(
-            ["experiment", "group", "datasets", "mean PGR", "median PGR", "PGR > 0"],
+            [
+                "experiment",
+                "group",
+                "datasets",
+                "median PGR",
+                "mean PGR [95% CI]",
+                "range",
+                "PGR > 0",
+                "dominated by",
+            ],
             rows,
             title="PGR per experiment across datasets",
         ),
         Para("Saturated datasets are marked *, unstable PGR †; neither is in the summary."),
         _pgr_matrix(report),
     ]
+
+
+def _ci_text(ci) -> str:
+    return "" if not ci else f" [{ci[0]:+.2f}, {ci[1]:+.2f}]"
+
+
+def _dominance_text(summary: dict) -> str:
+    if not summary.get("dominated_by"):
+        return "—"
+    return (
+        f"{summary['dominated_by']} ({summary['dominant_share']:.0%} of Σ|PGR|; "
+        f"mean without it {summary['mean_without_dominant']:+.3f})"
+    )
+
+
+def _diagnostics(report: Report) -> list:
+    """Per-dataset gap, weak calibration and weak–ceiling error consistency; the cross-dataset
+    correlations of report/diagnose.py."""
+    blocks: list = [Heading(2, "Diagnostics")]
+    unstable = {u["dataset"]: u for u in report.unstable}
+    rows = []
+    for dataset in report.datasets:
+        weak, ceiling = report.row(dataset, "weak"), report.row(dataset, "ceiling")
+        if weak is None or ceiling is None:
+            continue
+        wd, cd = weak.get("diag") or {}, ceiling.get("diag") or {}
+        kappas = [
+            (r.get("diag") or {}).get("weak_ceiling_error_kappa")
+            for r in report.rows
+            if r["dataset"] == dataset
+        ]
+        kappa = next((k for k in kappas if k is not None), None)
+        verdict = unstable[dataset]["reason"] if dataset in unstable else "stable"
+        rows.append(
+            [
+                dataset,
+                verdict,
+                fmt(wd.get("ece")),
+                fmt(wd.get("brier")),
+                fmt(cd.get("ece")),
+                fmt(kappa),
+            ]
+        )
+    blocks.append(
+        Para(
+            "Computed from the stored predictions (recorded by runs since issue 31). "
+            "Calibration on test against ground truth: ECE over 10 equal-mass bins, Brier score. "
+            "Weak–ceiling κ: Cohen's κ between the weak model's and the ceiling's errors on "
+            "test. Per student/probe (Results per dataset): agreement with its supervisor (the "
+            "labels it trained on; strong_train for students, val for probes), misfit (mean "
+            "squared distance to those labels there) and gain over the weak model (test Brier "
+            "of weak − student's)."
+        )
+    )
+    if rows:
+        blocks.append(
+            Table(
+                ["dataset", "PGR rule", "weak ECE", "weak Brier", "ceiling ECE", "weak–ceiling κ"],
+                rows,
+                title="Gap, calibration and error consistency per dataset",
+            )
+        )
+    cross = report.diagnostics or {}
+    mg, kp = cross.get("misfit_vs_gain") or {}, cross.get("kappa_vs_pgr") or {}
+    if mg or kp:
+        blocks.append(
+            Bullets(
+                [
+                    f"Misfit vs gain over the stable datasets' students and probes: Spearman ρ = "
+                    f"{fmt(mg.get('rho'))} (p = {fmt(mg.get('p'))}, n = {mg.get('n', 0)}); gain ≥ "
+                    f"misfit (the theory's inequality) on {mg.get('gain_at_least_misfit', 0)} of "
+                    f"{mg.get('n', 0)}, gain > 0 on {mg.get('gain_positive', 0)}.",
+                    f"Weak–ceiling error κ vs {kp.get('experiment') or 'baseline'} PGR across the "
+                    f"stable datasets: Spearman ρ = {fmt(kp.get('rho'))} (p = {fmt(kp.get('p'))}, "
+                    f"n = {kp.get('n', 0)}).",
+                ]
+            )
+        )
+    return blocks
+
+
+#: The diagnostics the per-dataset tables show, in column order.
+#: (misfit and gain are small where labels sit near 1/2: 4 decimals)
+DIAG_SHOWN = (
+    ("agree_supervisor", 3),
+    ("misfit_squared", 4),
+    ("gain_squared", 4),
+    ("ece", 3),
+    ("brier", 3),
+)
 
 
 def _pgr_matrix(report: Report) -> Table:
@@ -275,20 +411,36 @@ def _saturation(report: Report) -> list:
 def _unstable(report: Report) -> list:
     min_gap = report.options["min_gap"]
     blocks: list = [Heading(2, "Unstable PGR")]
+    point = report.point_rule_unstable
+    compared = (
+        f" The point rule (ceiling − weak < {min_gap}) alone would flag "
+        + (", ".join(point) if point else "none")
+        + "."
+    )
     if not report.unstable:
-        return blocks + [Para(f"None: every dataset's ceiling − weak AUC is at least {min_gap}.")]
+        return blocks + [
+            Para(f"None: every dataset's ceiling − weak AUC CI lies above {min_gap}." + compared)
+        ]
     rows = [
-        [u["dataset"], fmt(u["weak_auc"]), fmt(u["ceiling_auc"]), fmt(u["gap"], 4)]
+        [
+            u["dataset"],
+            fmt(u["weak_auc"]),
+            fmt(u["ceiling_auc"]),
+            fmt(u["gap"], 4),
+            "—" if not u.get("gap_ci") else f"[{u['gap_ci'][0]:+.3f}, {u['gap_ci'][1]:+.3f}]",
+        ]
         for u in report.unstable
     ]
     return blocks + [
         Para(
-            f"Ceiling − weak AUC below {min_gap}: PGR divides by that gap, "
-            "so a few test rows swing it by whole units. "
-            'Their PGRs are shown flagged (†, "(unstable)") but excluded from the '
-            "summary and comparisons, like saturated datasets."
+            f"The 95% paired-bootstrap CI of ceiling − weak AUC does not lie above {min_gap}: "
+            "PGR divides by that gap, so a few test rows swing it by whole units. "
+            'Their PGRs are shown flagged (†, "(unstable: ...)") but excluded from the '
+            "summary and comparisons, like saturated datasets." + compared
         ),
-        Table(["dataset", "weak AUC", "ceiling AUC", "gap"], rows, title="Unstable PGR"),
+        Table(
+            ["dataset", "weak AUC", "ceiling AUC", "gap", "gap 95% CI"], rows, title="Unstable PGR"
+        ),
     ]
 
 
@@ -329,20 +481,36 @@ def _per_dataset(report: Report) -> list:
         table = [
             [
                 r["experiment"],
-                GROUP_TITLES[r["group"]],
                 str(r["n_seeds"]),
                 fmt_n(r["n"]),
                 with_spread(r, "auc"),
                 with_spread(r, "accuracy"),
                 with_spread(r, "pgr")
-                + (" (unstable)" if r.get("pgr_unstable") and r.get("pgr") is not None else ""),
+                + (
+                    f" (unstable: {r.get('pgr_flag') or 'gap'})"
+                    if r.get("pgr_unstable") and r.get("pgr") is not None
+                    else ""
+                ),
+                *(fmt((r.get("diag") or {}).get(name), digits) for name, digits in DIAG_SHOWN),
             ]
             for r in rows
         ]
         blocks += [
             Heading(3, title),
             Table(
-                ["experiment", "group", "seeds", "test n", "AUC", "accuracy", "PGR"],
+                [
+                    "experiment",
+                    "seeds",
+                    "test n",
+                    "AUC",
+                    "accuracy",
+                    "PGR",
+                    "agree sup.",
+                    "misfit²",
+                    "gain²",
+                    "ECE",
+                    "Brier",
+                ],
                 table,
                 title=f"Results on {title}",
             ),
@@ -351,7 +519,9 @@ def _per_dataset(report: Report) -> list:
         Para(
             "seeds: how many seeds each row averages. One seed: value [95% bootstrap CI]; "
             "several seeds: mean ± standard error (per-seed values and CIs are in report.json, "
-            "seed_rows)."
+            "seed_rows). agree sup.: agreement with the labels trained on; misfit²: mean "
+            "squared distance to them; gain²: test Brier of weak − this run's; ECE (10 "
+            "equal-mass bins) and Brier on test (see Diagnostics)."
         )
     )
     return blocks

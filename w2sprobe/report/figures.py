@@ -81,6 +81,7 @@ def draw_figures(report: Report, out_dir: Path) -> tuple[list[Figure], list[dict
         ("auc_by_dataset", auc_by_dataset),
         ("probe_sweeps", probe_sweeps),
         ("filter_precision", filter_precision),
+        ("misfit_vs_gain", misfit_vs_gain),
     ):
         with plt.rc_context(PAPER_RC):
             result = draw(report)
@@ -730,3 +731,116 @@ def _save(fig, stem: Path, name: str, title: str, caption: str) -> Figure:
     finally:
         plt.close(fig)
     return Figure(name, title, caption, paths["png"], paths["svg"], paths["pdf"])
+
+
+# --------------------------------------------------------------------------- diagnostics
+
+
+def misfit_vs_gain(report: Report):
+    """Across datasets: each student's and probe's misfit to its weak labels against its gain
+    over the weak model (Charikar et al. 2024: gain ≥ misfit for convex heads), and each
+    dataset's weak–ceiling error κ against the baseline's PGR (Goel et al. 2025)."""
+    included = set(report.included)
+    cells = [
+        r
+        for r in report.rows
+        if experiment_group(r["experiment"]) != "reference"
+        and (r.get("diag") or {}).get("misfit_squared") is not None
+        and (r.get("diag") or {}).get("gain_squared") is not None
+    ]
+    if not cells:
+        return "no student or probe runs with diagnostics (misfit and gain)"
+    plt = _pyplot()
+    baseline = report.options.get("baseline")
+    styles = series_styles(_students(report), baseline)
+    fig, (left, right) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.1), layout="constrained")
+    shown: dict[str, dict] = {}
+    for r in cells:
+        d = r["diag"]
+        kw = styles[r["experiment"]]
+        if r["dataset"] in included and not r.get("pgr_unstable"):
+            left.plot(
+                [d["misfit_squared"]],
+                [d["gain_squared"]],
+                marker=kw["marker"],
+                color=kw["color"],
+                markersize=marker_size(kw["marker"], 4.5),
+                markeredgecolor="white" if kw["color"] != OKABE_ITO[0] else OKABE_ITO[0],
+                markeredgewidth=0.4,
+                linestyle="none",
+                zorder=3,
+            )
+            shown[r["experiment"]] = {**kw, "linestyle": "none"}
+        else:
+            left.plot(
+                [d["misfit_squared"]],
+                [d["gain_squared"]],
+                marker="o",
+                markerfacecolor="none",
+                markeredgecolor="#999999",
+                markersize=3.5,
+                markeredgewidth=0.6,
+                linestyle="none",
+                zorder=2,
+            )
+    high = max(max(r["diag"]["misfit_squared"] for r in cells), 1e-3) * 1.1
+    left.plot([0, high], [0, high], color="#777777", linewidth=0.7, linestyle="--", zorder=1)
+    left.axhline(0, color="#777777", linewidth=0.7, linestyle=":", zorder=0)
+    left.set_xlabel("misfit: mean (student − its weak labels)² on its training split")
+    left.set_ylabel("gain: weak − student test Brier")
+    left.set_title("Misfit vs gain", fontsize=8)
+    _kappa_panel(right, report, baseline, included, styles)
+    entries = {
+        **shown,
+        "unstable or saturated dataset": {"color": "#999999", "marker": "o", "linestyle": "none"},
+    }
+    _shared_legend(fig, entries)
+    mg = (report.diagnostics or {}).get("misfit_vs_gain") or {}
+    kp = (report.diagnostics or {}).get("kappa_vs_pgr") or {}
+    caption = (
+        "Left: each student's and probe's misfit (mean squared distance to the labels it trained "
+        "on: strong_train for students, val for probes) against its gain over the weak model "
+        "(test Brier score of the weak model minus its own); dashed: gain = misfit, the "
+        "theory's bound for convex heads (Charikar et al. 2024); dotted: no gain. Filled: "
+        "datasets with a stable PGR; hollow grey: unstable or saturated datasets and unstable "
+        f"PGRs. Spearman ρ over the filled points = {_num(mg.get('rho'))} (p = "
+        f"{_num(mg.get('p'))}, n = {mg.get('n', 0)}). Right: each stable dataset's Cohen's κ "
+        f"between the weak model's and the ceiling's test errors against {baseline}'s PGR "
+        f"(Goel et al. 2025: less similar errors, more gain); ρ = {_num(kp.get('rho'))} "
+        f"(p = {_num(kp.get('p'))}, n = {kp.get('n', 0)})."
+    )
+    return fig, "Misfit vs gain, and weak–ceiling error consistency vs PGR", caption
+
+
+def _kappa_panel(ax, report: Report, baseline, included: set, styles: dict) -> None:
+    points = []
+    for dataset in report.datasets:
+        row = report.row(dataset, baseline) if baseline else None
+        kappa = ((row or {}).get("diag") or {}).get("weak_ceiling_error_kappa")
+        if row is None or kappa is None or row.get("pgr") is None:
+            continue
+        if dataset in included and not row.get("pgr_unstable"):
+            points.append((kappa, row["pgr"], dataset))
+    kw = styles.get(baseline, {"color": OKABE_ITO[0], "marker": "o"})
+    for kappa, value, dataset in points:
+        ax.plot(
+            [kappa],
+            [value],
+            marker=kw["marker"],
+            color=kw["color"],
+            markersize=4.5,
+            linestyle="none",
+            zorder=3,
+        )
+        ax.annotate(dataset, (kappa, value), xytext=(3, 2), textcoords="offset points", fontsize=6)
+    ax.axhline(0, color="#777777", linewidth=0.7, linestyle="--", zorder=0)
+    ax.axhline(1, color="#777777", linewidth=0.7, linestyle=":", zorder=0)
+    ax.set_xlabel("weak–ceiling error consistency (Cohen's κ)")
+    ax.set_ylabel(f"{baseline} PGR" if baseline else "PGR")
+    ax.set_title("Error consistency vs PGR (stable datasets)", fontsize=8)
+    if not points:
+        ax.text(0.5, 0.5, "no stable dataset", transform=ax.transAxes, ha="center")
+
+
+def _num(value) -> str:
+    return "n/a" if value is None else f"{value:+.2f}" if abs(value) < 10 else f"{value:.3g}"

@@ -7,6 +7,7 @@ manifests recorded their command simply count as "not recorded".
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 
 from .collect import Collection, RunResult
@@ -32,8 +33,39 @@ def study_setup(found: Collection) -> dict:
             for command, count in sorted(commands.items(), key=lambda kv: (-kv[1], kv[0]))
         ],
         "runs_without_command": unrecorded,
+        "environments": environments(runs),
         "n_runs": len(runs),
     }
+
+
+def environments(runs: list[RunResult]) -> list[dict]:
+    """The distinct environments that made the runs (:mod:`w2sprobe.provenance`: versions,
+    device, CPU, hashed host), each with its runs' count and experiments; runs written before
+    manifests recorded one are one entry with ``environment`` None."""
+    groups: dict[str, dict] = {}
+    for run in runs:
+        env = run.manifest.get("environment")
+        env = env if isinstance(env, dict) else None
+        key = json.dumps(env, sort_keys=True)
+        entry = groups.setdefault(key, {"environment": env, "runs": 0, "experiments": set()})
+        entry["runs"] += 1
+        entry["experiments"].add(f"{run.dataset}/{run.experiment}")
+    return [
+        {**entry, "experiments": sorted(entry["experiments"])}
+        for entry in sorted(groups.values(), key=lambda e: -e["runs"])
+    ]
+
+
+def environment_text(env: dict | None) -> str:
+    """One line per environment, e.g. ``host 1a2b… · cuda NVIDIA H100 · CPU … · torch 2.13.0``."""
+    if not env:
+        return "not recorded (runs from before manifests recorded their environment)"
+    versions = env.get("versions") or {}
+    device = env.get("device") or "?"
+    if env.get("device_name"):
+        device += f" {env['device_name']}"
+    packages = ", ".join(f"{k} {v}" for k, v in versions.items() if v)
+    return f"host {env.get('host')} (hashed) · {device} · CPU {env.get('cpu')} · {packages}"
 
 
 def run_command(run: RunResult) -> str | None:

@@ -18,10 +18,12 @@ from pathlib import Path
 
 import numpy as np
 
+from ..diagnostics import calibration, diagnostics_of
 from ..errors import UsageError
 from ..hashing import short_hash
 from ..labels import LabelSet
 from ..metrics import accuracy, roc_auc
+from ..pgr_rule import DEFAULT_MIN_GAP
 from ..runs import (
     RunRecord,
     SplitPredictions,
@@ -53,6 +55,7 @@ class HeadRequest:
     weak: RunRecord | None = None  # what PGR is measured against (students)
     ceiling: RunRecord | None = None
     device: str = "cpu"  # where the math runs; not in the key
+    min_gap: float = DEFAULT_MIN_GAP  # the PGR rule's minimum gap (recorded, not in the key)
 
 
 @dataclass
@@ -164,7 +167,14 @@ def _metrics(
     if fit.radius is not None:
         metrics["radius"] = fit.radius
     if is_student:
-        metrics.update(pgr_fields(metrics["auc"], request.weak, request.ceiling))
+        metrics.update(
+            pgr_fields(metrics["auc"], request.weak, request.ceiling, test.soft, request.min_gap)
+        )
+        metrics["diagnostics"] = diagnostics_of(
+            predictions, "strong_train", request.labels, request.weak, request.ceiling
+        )
+    else:
+        metrics["diagnostics"] = {"test": calibration(test.labels, test.soft)}
     return metrics
 
 

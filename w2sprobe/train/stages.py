@@ -23,11 +23,12 @@ import numpy as np
 from filelock import FileLock
 
 from ..data import SplitSet
+from ..diagnostics import calibration, diagnostics_of
 from ..distributed import DistEnv, barrier, current
 from ..errors import UsageError
 from ..hashing import short_hash
 from ..labels import LabelSet, lineage, save_label_set
-from ..metrics import accuracy, pgr, roc_auc
+from ..metrics import accuracy, roc_auc
 from ..models import (
     ModelRef,
     load_tokenizer,
@@ -36,6 +37,8 @@ from ..models import (
     resolve_dtype,
     resolve_model,
 )
+from ..pgr_rule import DEFAULT_MIN_GAP
+from ..pgr_rule import pgr_fields as rule_fields
 from ..runs import (
     RunRecord,
     SplitPredictions,
@@ -74,6 +77,7 @@ class StageRequest:
     device_map: str | None = None  # spread one model over devices (single process); not in the key
     weak: RunRecord | None = None  # the runs PGR is computed against (students)
     ceiling: RunRecord | None = None
+    min_gap: float = DEFAULT_MIN_GAP  # the PGR rule's minimum gap (recorded, not in the key)
 
 
 @dataclass
@@ -302,20 +306,27 @@ def _metrics(
     if fit.radius is not None:
         metrics["radius"] = fit.radius
     if request.stage == "student":
-        metrics.update(pgr_fields(metrics["auc"], request.weak, request.ceiling))
+        metrics.update(
+            pgr_fields(metrics["auc"], request.weak, request.ceiling, test.soft, request.min_gap)
+        )
+        metrics["diagnostics"] = diagnostics_of(
+            predictions, "strong_train", request.labels, request.weak, request.ceiling
+        )
+    else:  # weak and ceiling: how calibrated they are (the weak labels' calibration matters)
+        metrics["diagnostics"] = {"test": calibration(test.labels, test.soft)}
     return metrics
 
 
-def pgr_fields(auc: float, weak: RunRecord | None, ceiling: RunRecord | None) -> dict:
-    """``pgr`` and the runs it was computed against (null when one of them is missing)."""
-    fields = {
-        "weak": weak.ref() if weak else None,
-        "ceiling": ceiling.ref() if ceiling else None,
-        "pgr": None,
-    }
-    if weak and ceiling:
-        fields["pgr"] = pgr(auc, weak.auc, ceiling.auc)
-    return fields
+def pgr_fields(
+    auc: float,
+    weak: RunRecord | None,
+    ceiling: RunRecord | None,
+    scores: np.ndarray | None = None,
+    min_gap: float = DEFAULT_MIN_GAP,
+) -> dict:
+    """``pgr``, the runs it was computed against and the PGR rule's verdict
+    (:mod:`w2sprobe.pgr_rule`; null PGR when weak or ceiling is missing)."""
+    return rule_fields(auc, [] if scores is None else scores, weak, ceiling, min_gap)
 
 
 def _safe_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
