@@ -245,3 +245,24 @@ def test_filter_precision_puts_each_filter_beside_its_own_datasets_random_remova
             assert y == want[(dataset, name)]
     assert "10%, 20%" in caption and "3 label set(s) over 2 dataset(s)" in caption
     fig.clear()
+
+
+def test_a_clipped_point_is_an_open_marker_and_a_cut_interval_ends_in_a_caret():
+    """Issue 31: a clipped *point* must not look like a clipped CI end."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from w2sprobe.report.figures import _clipped_point
+    from w2sprobe.report.plotting import clip_to_window
+
+    kw = {"color": "#E69F00", "marker": "s"}
+    fig, ax = plt.subplots()
+    _clipped_point(ax, 0, clip_to_window(-3.2, [-4.0, -2.5], (-1.0, 2.0)), kw)  # point outside
+    point = ax.lines[-1]
+    assert point.get_marker() == "s" and point.get_markerfacecolor() == "white"
+    assert "3.2" in ax.texts[-1].get_text()  # labelled with its value
+    _clipped_point(ax, 1, clip_to_window(0.5, [-1.8, 0.9], (-1.0, 2.0)), kw)  # only its CI cut
+    assert ax.lines[-1].get_marker() == 7  # CARETDOWN at the lower edge
+    plt.close(fig)

@@ -177,16 +177,20 @@ def _pgr_caption(report: Report, window: tuple[float, float], clipped: int, cut:
     ]
     if clipped:
         parts.append(
-            f"{clipped} PGR(s) outside [{window[0]:.2g}, {window[1]:.2g}] are drawn as triangles "
-            "on the panel's edge, labelled with their value."
+            f"Clipped points: {clipped} PGR(s) outside [{window[0]:.2g}, {window[1]:.2g}] are "
+            "drawn as open markers (white face) on the panel's edge, labelled with their value."
         )
     if cut:
-        parts.append(f"{cut} interval end(s) beyond the window end in an arrowhead.")
+        parts.append(
+            f"Clipped intervals: {cut} CI end(s) beyond the window end in a caret at the edge "
+            "(the point itself is inside)."
+        )
     if saturated:
         parts.append(f"{saturated} saturated dataset(s) excluded.")
     if unstable:
         parts.append(
-            f"Excluded for unstable PGR (ceiling − weak AUC < {report.options['min_gap']}): "
+            "Excluded for unstable PGR (the 95% CI of ceiling − weak AUC not above "
+            f"{report.options['min_gap']}): "
             f"{', '.join(unstable)}."
         )
     return " ".join(parts)
@@ -195,12 +199,16 @@ def _pgr_caption(report: Report, window: tuple[float, float], clipped: int, cut:
 def _clipped_point(ax, x: float, drawn, kw: dict) -> None:
     """A marker with its error bar as ``clip_to_window`` placed it; arrows where it was cut."""
     if drawn.beyond:
+        # The point itself lies outside: its own marker, open (white face), on the edge -- never
+        # a triangle, which is what ends a cut interval (a caret below).
         ax.plot(
             [x],
             [drawn.y],
-            marker="v" if drawn.beyond < 0 else "^",
-            color=kw["color"],
-            markersize=5,
+            marker=kw["marker"],
+            markerfacecolor="white",
+            markeredgecolor=kw["color"],
+            markeredgewidth=1.1,
+            markersize=marker_size(kw["marker"], 5),
             linestyle="none",
             clip_on=False,
             zorder=3,
@@ -233,9 +241,10 @@ def _clipped_point(ax, x: float, drawn, kw: dict) -> None:
         markeredgewidth=0.4,
         zorder=2,
     )
-    for end, cut, marker in ((drawn.low, drawn.low_cut, "v"), (drawn.high, drawn.high_cut, "^")):
+    # a cut interval end: a caret (the interval goes on beyond the window)
+    for end, cut, marker in ((drawn.low, drawn.low_cut, 7), (drawn.high, drawn.high_cut, 6)):
         if cut:
-            ax.plot([x], [end], marker=marker, color=kw["color"], markersize=3.5, zorder=2)
+            ax.plot([x], [end], marker=marker, color=kw["color"], markersize=4, zorder=2)
 
 
 # --------------------------------------------------------------------------- AUC per dataset
@@ -286,14 +295,21 @@ def auc_by_dataset(report: Report):
                     continue
                 drawn = clip_to_window(row["auc"], _error(row, "auc"), (0.0, 1.0))
                 _clipped_point(ax, x + offset, drawn, styles[experiment])
-        ax.set_ylim(low - pad, min(high + pad, 1.0 + pad / 2))
+        ax.set_ylim(min(low - pad, 0.5 - pad), min(high + pad, 1.0 + pad / 2))
+        ax.axhline(0.5, color="#777777", linewidth=0.7, linestyle="--", zorder=0)  # chance
         _panel_axes(ax, panel, "test ROC AUC", marks=_dataset_marks(report))
+    # Panels stacked one above the other over the same datasets: their labels once, at the foot.
+    stacked = len({round(ax.get_position().x0, 3) for ax in axes}) == 1
+    if stacked and all(p.datasets == panels[-1].datasets for p in panels):
+        for ax in axes[:-1]:
+            ax.tick_params(labelbottom=False)
     _shared_legend(fig, _legend_entries(panels, styles))
     unstable = bool(report.unstable)
     caption = (
-        "Test ROC AUC per dataset, side by side: weak supervisor (grey ▼), the strong students "
-        "trained on its labels, and the strong ceiling trained on ground truth (dark grey ▲); "
-        "one panel per group of interventions, over the datasets that group has results for. "
+        "Test ROC AUC per dataset, side by side: weak supervisor (light grey ▼), the strong "
+        "students trained on its labels, and the strong ceiling trained on ground truth (dark "
+        "grey ▲); one panel per group of interventions, over the datasets that group has "
+        "results for. Dashed line: chance (0.5). "
         "Error bars: 95% bootstrap CI (one seed) or ± standard error."
         + (" *: saturated." if report.saturated else "")
         + (f" †: unstable PGR (ceiling − weak < {report.options['min_gap']})." if unstable else "")

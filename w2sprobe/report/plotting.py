@@ -16,13 +16,15 @@ MARKERS = ("o", "s", "D", "P", "X", "*", "h", "p", "d", "<", ">")
 #: Marker size factors that give every series marker a circle's area (squares and diamonds
 #: fill more of their box, stars much less); measured by tests/test_report_figures.py.
 _MARKER_SCALE = {
+    "v": 1.25, "^": 1.25,
     "s": 0.87, "D": 0.84, "P": 1.14, "X": 1.06, "*": 1.7,
     "h": 1.07, "p": 1.15, "d": 1.11, "<": 1.23, ">": 1.23,
 }  # fmt: skip
 #: Weak supervisor and strong ceiling, the references: greys, so no intervention's colour.
 REFERENCE_STYLE = {
-    "weak": {"color": "#999999", "marker": "v"},
-    "ceiling": {"color": "#555555", "marker": "^"},
+    # far apart in tone (light vs near-black grey), so they tell apart in print too
+    "weak": {"color": "#b3b3b3", "marker": "v"},
+    "ceiling": {"color": "#3a3a3a", "marker": "^"},
 }
 #: Widest figure (inches): a two-column paper's text width; one column is about 3.4 in.
 PAGE_WIDTH = 7.0
