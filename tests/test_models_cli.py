@@ -139,3 +139,11 @@ def test_models_layers_and_version_import_no_heavy_library(tmp_path, tiny_models
         [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
     )
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_the_packaged_smollm2_says_it_is_a_dequantised_q4_1_gguf(capsys, tiny_models):
+    info = layers_json(capsys, "smollm2")
+    assert "GGUF Q4_1" in info["note"] and "de-quantised" in info["note"]
+    assert layers_json(capsys, str(tiny_models["llama"]))["note"] is None  # only that model
+    code, out, _ = run_cli(capsys, "models", "layers", "smollm2")
+    assert code == 0 and "note: the packaged smollm2 is SmolLM2-135M-Instruct quantised" in out

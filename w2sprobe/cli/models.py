@@ -36,11 +36,15 @@ def layers_command(
     Only the model's config is read (for an unconverted smollm2, its GGUF header): no weights
     load, so this is instant even for a hub model too big for this machine.
     """
+    from ..models.assets import GGUF_NOTE
     from ..models.config import read_model_shape
 
-    shape = read_model_shape(model or opts.model.strong_model)
+    name = model or opts.model.strong_model
+    shape = read_model_shape(name)
+    # the packaged smollm2 is no original checkpoint: say so wherever its shape is shown
+    note = GGUF_NOTE if name == "smollm2" else None
     if ctl.as_json:
-        emit_json({"command": "models layers", **shape.to_dict()})
+        emit_json({"command": "models layers", **shape.to_dict(), "note": note})
         return
     info = shape.to_dict()
     for line in (
@@ -50,5 +54,6 @@ def layers_command(
         f"default pooling: {info['default_pooling']}",
         f"default probe layer: {info['default_probe_layer']} ((L + 1) // 2)",
         f"read from: {info['source']}",
+        *([f"note: {note}"] if note else []),
     ):
         stdout.print(line, markup=False, highlight=False, soft_wrap=True)

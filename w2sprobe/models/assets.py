@@ -30,6 +30,12 @@ from .busy import busy
 ALIASES = ("minilm", "mpnet", "smollm2")
 ASSETS_ENV = "W2SPROBE_ASSETS"
 _SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+#: What a user of the packaged smollm2 must know: its weights went through 4-bit quantisation.
+GGUF_NOTE = (
+    "the packaged smollm2 is SmolLM2-135M-Instruct quantised to GGUF Q4_1 (4-bit) and "
+    "de-quantised to float weights: results are those of the quantised model, not of the "
+    "original checkpoint"
+)
 log = logging.getLogger(__name__)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from ..models.assets import GGUF_NOTE
 from .build import Report
 from .figures import Figure
 from .setup import environment_text
@@ -82,6 +83,11 @@ def _setup(report: Report) -> list:
     rows = [
         ["weak model", ", ".join(setup.get("weak_models") or ["—"])],
         ["strong model", ", ".join(setup.get("strong_models") or ["—"])],
+        *(
+            [["note", GGUF_NOTE]]
+            if "smollm2" in (setup.get("weak_models") or []) + (setup.get("strong_models") or [])
+            else []
+        ),
         ["ceiling and students", _kind_text(setup.get("student_kind", "lora"))],
         ["datasets", f"{len(report.datasets)}: {', '.join(report.datasets)}"],
         [

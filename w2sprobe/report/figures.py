@@ -856,6 +856,8 @@ def _kappa_panel(ax, report: Report, baseline, included: set, styles: dict) -> N
     ax.set_title("Error consistency vs PGR (stable datasets)", fontsize=8)
     if not points:
         ax.text(0.5, 0.5, "no stable dataset", transform=ax.transAxes, ha="center")
+    elif len(points) == 1:  # one point: a readable window around it, not autoscale's sliver
+        ax.set_xlim(points[0][0] - 0.25, points[0][0] + 0.25)
 
 
 def _num(value) -> str:
