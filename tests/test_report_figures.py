@@ -8,6 +8,7 @@ from report_fixtures import make_study
 from w2sprobe.report import build_report, write_report
 from w2sprobe.report.figures import FIGURE_FORMATS, pgr_panels
 from w2sprobe.report.plotting import (
+    DARK_YELLOW,
     MARKERS,
     clip_to_window,
     data_window,
@@ -73,6 +74,9 @@ def test_one_style_per_experiment_across_the_figure():
     pairs = [(styles[n]["color"], styles[n]["marker"]) for n in names]
     assert len(set(pairs)) == len(names)  # one legend can name every series
     assert all(styles[n]["marker"] not in ("v", "^") for n in names)  # triangles mean clipped
+    # no series in Okabe-Ito's light yellow, invisible on white under a white marker edge
+    assert "#F0E442" not in {styles[n]["color"] for n in names}
+    assert styles["x"]["color"] == DARK_YELLOW  # the 7th intervention takes the yellow slot
 
 
 def _inked_pixels(marker: str) -> int:

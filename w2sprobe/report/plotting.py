@@ -10,6 +10,8 @@ import math
 from dataclasses import dataclass
 
 #: Okabe & Ito (2008), black first (the baseline), yellow last (weakest on white).
+#: Okabe-Ito's yellow darkened for markers and lines on white (the yellow itself is too light).
+DARK_YELLOW = "#B59F00"
 OKABE_ITO = ("#000000", "#E69F00", "#56B4E9", "#009E73", "#0072B2", "#D55E00", "#CC79A7", "#F0E442")
 #: Series markers; no up/down triangles, which mark values clipped at the window's edge.
 MARKERS = ("o", "s", "D", "P", "X", "*", "h", "p", "d", "<", ">")
@@ -74,8 +76,10 @@ def series_styles(experiments: list[str], baseline: str | None) -> dict[str, dic
         out[baseline] = {"color": OKABE_ITO[0], "marker": MARKERS[0]}
     others = [e for e in experiments if e not in out]
     for index, name in enumerate(others):
+        colour = OKABE_ITO[1 + index % (len(OKABE_ITO) - 1)]
         out[name] = {
-            "color": OKABE_ITO[1 + index % (len(OKABE_ITO) - 1)],
+            # Okabe-Ito's yellow vanishes on white under a white marker edge: a dark yellow
+            "color": DARK_YELLOW if colour == OKABE_ITO[7] else colour,
             "marker": MARKERS[1 + index % (len(MARKERS) - 1)],
         }
     return out
