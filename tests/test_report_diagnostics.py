@@ -103,3 +103,10 @@ def test_recorded_diagnostics_are_used_and_drawn(tmp_path):
     assert "## Diagnostics" in text and "| misfit² |" in text.replace(
         "misfit² | gain²", "misfit² |"
     )
+
+
+def test_runs_are_listed_in_experiment_order_not_key_order(tmp_path):
+    make_study(tmp_path, datasets=("alpha",))
+    listed = [r["experiment"] for r in build_report(tmp_path, n_boot=0).runs]
+    # keys sort as ceil0s0, knn-filter0s0, logconf0s0, weak0s0, xent0s0
+    assert listed == ["weak", "ceiling", "xent", "logconf", "knn-filter"]

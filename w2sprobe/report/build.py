@@ -188,7 +188,13 @@ def build_report(
         options=options,
         datasets=found.datasets,
         experiments=experiments,
-        runs=[run.describe() for run in found.runs],
+        # in the tables' order (dataset, then experiment order, then seed), not key order
+        runs=[
+            run.describe()
+            for run in sorted(
+                found.runs, key=lambda r: (r.dataset, experiment_order(r.experiment), r.seed)
+            )
+        ],
         seed_rows=seed_rows,
         rows=rows,
         saturated=saturated,
