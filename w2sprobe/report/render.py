@@ -127,7 +127,9 @@ max-width:1100px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.45}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
 caption{caption-side:top;text-align:left;font-weight:600;padding:.2em 0}
-th,td{border-bottom:1px solid #ddd;padding:.25em .7em;text-align:left;vertical-align:top}
+th,td{border-bottom:1px solid #ddd;padding:.25em .7em;text-align:left;vertical-align:top;\
+overflow-wrap:anywhere}
+.wide{overflow-x:auto;max-width:100%}
 th{background:#f4f4f4} td{font-variant-numeric:tabular-nums}
 figure{margin:1em 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.9em;color:#444;margin-top:.4em}
@@ -155,8 +157,10 @@ def to_html(blocks: list) -> str:
                 "<tr>" + "".join(f"<td>{esc(str(v))}</td>" for v in row) + "</tr>"
                 for row in block.rows
             )
+            # long keys, paths and commands wrap; a table still too wide scrolls in its own box
             body.append(
-                f"<table>{caption}<thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+                f'<div class="wide"><table>{caption}<thead><tr>{head}</tr></thead>'
+                f"<tbody>{rows}</tbody></table></div>"
             )
         elif isinstance(block, FigureBlock):
             figures += 1
