@@ -110,3 +110,20 @@ def test_runs_are_listed_in_experiment_order_not_key_order(tmp_path):
     listed = [r["experiment"] for r in build_report(tmp_path, n_boot=0).runs]
     # keys sort as ceil0s0, knn-filter0s0, logconf0s0, weak0s0, xent0s0
     assert listed == ["weak", "ceiling", "xent", "logconf", "knn-filter"]
+
+
+def test_html_tables_wrap_and_never_widen_the_page(tmp_path):
+    """Checked at 1280 px in headless Chromium on the MPNet report (issue 31): nothing wider
+    than the page. Here, what makes it so: every table in a box of its own that scrolls, cells
+    that break long keys and paths, command blocks that wrap."""
+    import re
+
+    from w2sprobe.report import write_report
+
+    make_study(tmp_path, datasets=("alpha",))
+    write_report(build_report(tmp_path, n_boot=0), tmp_path / "out", fmt="html")
+    page = (tmp_path / "out" / "report.html").read_text()
+    tables = re.findall(r"(.{18})<table>", page)
+    assert tables and all(t.endswith('<div class="wide">') for t in tables)
+    assert ".wide{overflow-x:auto" in page and "td{overflow-wrap:anywhere}" in page
+    assert "white-space:pre-wrap" in page

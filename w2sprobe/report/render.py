@@ -127,13 +127,14 @@ max-width:1100px;margin:2em auto;padding:0 1em;
 color:#222;line-height:1.45}
 table{border-collapse:collapse;margin:.8em 0;font-size:.9em}
 caption{caption-side:top;text-align:left;font-weight:600;padding:.2em 0}
-th,td{border-bottom:1px solid #ddd;padding:.25em .7em;text-align:left;vertical-align:top;\
-overflow-wrap:anywhere}
+th,td{border-bottom:1px solid #ddd;padding:.25em .7em;text-align:left;vertical-align:top}
+td{overflow-wrap:anywhere}
 .wide{overflow-x:auto;max-width:100%}
 th{background:#f4f4f4} td{font-variant-numeric:tabular-nums}
 figure{margin:1em 0} figure img{max-width:100%;height:auto;border:1px solid #eee}
 figcaption{font-size:.9em;color:#444;margin-top:.4em}
-pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em;max-height:30em}
+pre{background:#f7f7f7;padding:.8em;overflow:auto;font-size:.8em;max-height:30em;\
+white-space:pre-wrap;overflow-wrap:anywhere}
 """
 
 
