@@ -32,7 +32,7 @@ LAYERS: list[set[str]] = [
     },
     {"models", "data"},
     {"cache", "labels", "runs"},
-    {"probes", "train", "report"},
+    {"probes", "train", "report", "views"},
     {"study", "inventory", "tracking"},
     {"pipeline"},
     {"cli", "__main__"},
