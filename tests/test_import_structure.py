@@ -33,7 +33,7 @@ LAYERS: list[set[str]] = [
     {"models", "data"},
     {"cache", "labels", "runs"},
     {"probes", "train", "report", "views"},
-    {"study", "inventory", "tracking"},
+    {"study", "inventory", "tracking", "inspection"},
     {"pipeline"},
     {"cli", "__main__"},
 ]

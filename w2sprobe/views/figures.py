@@ -1,0 +1,152 @@
+"""The view's figures, drawn like the report's: two-column-paper sizes, 7-8 pt type, the
+Okabe-Ito palette, markers that survive greyscale, PNG to look at and SVG for papers.
+
+Scatter points are rasterised inside the SVG (thousands of circles as vectors make a file
+that editors choke on); axes, text and legends stay vectors.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic import replacing
+from ..report.plotting import OKABE_ITO, PAGE_WIDTH, PAPER_RC
+
+#: Every view figure is written in these formats.
+VIEW_FORMATS = ("png", "svg")
+#: Negative and positive ends of the label colour scale (Okabe-Ito vermillion and blue): the
+#: pair stays apart for the common colour-vision deficiencies; white is an undecided 0.5.
+NEGATIVE, POSITIVE = OKABE_ITO[5], OKABE_ITO[4]
+KEPT_GREY = "#BBBBBB"
+
+
+@dataclass
+class PointColours:
+    """What the four projection panels colour each point by (all aligned with ``coords``)."""
+
+    truth: np.ndarray  # 0/1
+    weak: np.ndarray  # soft label in [0, 1]
+    probe: np.ndarray  # soft score in [0, 1]
+    kept: np.ndarray  # bool: the filter keeps the row
+    wrong: np.ndarray  # bool: the weak label's side differs from the ground truth
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only; never open a window
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def label_cmap():
+    from matplotlib.colors import LinearSegmentedColormap
+
+    return LinearSegmentedColormap.from_list("w2s_labels", [NEGATIVE, "#F7F7F7", POSITIVE])
+
+
+def projection_figure(coords: np.ndarray, colours: PointColours, axis_labels, titles: dict):
+    """Four panels of the same 2-D points: ground truth, weak label, probe score, filter."""
+    plt = _pyplot()
+    with plt.rc_context(PAPER_RC):
+        fig, axes = plt.subplots(
+            1, 4, figsize=(PAGE_WIDTH, 2.25), sharex=True, sharey=True, layout="constrained"
+        )
+        size = float(np.clip(6000 / max(len(coords), 1), 1.5, 12))
+        cmap = label_cmap()
+        mappable = None
+        for ax, values, title in (
+            (axes[0], colours.truth, titles["truth"]),
+            (axes[1], colours.weak, titles["weak"]),
+            (axes[2], colours.probe, titles["probe"]),
+        ):
+            mappable = ax.scatter(
+                coords[:, 0], coords[:, 1], c=values, cmap=cmap, vmin=0, vmax=1, s=size,
+                linewidths=0, rasterized=True,
+            )  # fmt: skip
+            ax.set_title(title)
+        _filter_panel(axes[3], coords, colours, size, titles["filter"])
+        for ax in axes:
+            ax.set_xlabel(axis_labels[0])
+            ax.tick_params(length=2)
+        axes[0].set_ylabel(axis_labels[1])
+        bar = fig.colorbar(mappable, ax=axes[:3], location="bottom", shrink=0.5, aspect=40)
+        bar.set_label("label or score: 0 = negative, 1 = positive")
+        bar.ax.tick_params(length=2)
+    return fig
+
+
+def _filter_panel(ax, coords, colours: PointColours, size: float, title: str) -> None:
+    removed = ~colours.kept
+    groups = (
+        (colours.kept, {"color": KEPT_GREY, "marker": "o", "s": size}, "kept"),
+        (removed & ~colours.wrong, {"color": OKABE_ITO[1], "marker": "o", "s": size * 2},
+         "removed, weak label right"),
+        (removed & colours.wrong, {"color": "#000000", "marker": "x", "s": size * 3,
+         "linewidths": 0.6}, "removed, weak label wrong"),
+    )  # fmt: skip
+    for mask, style, label in groups:
+        style = {"linewidths": 0, **style}
+        ax.scatter(
+            coords[mask, 0], coords[mask, 1], label=f"{label} ({int(mask.sum())})",
+            rasterized=True, **style,
+        )  # fmt: skip
+    ax.set_title(title)
+    ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False, markerscale=2,
+        handletextpad=0.2, borderaxespad=0,
+    )  # fmt: skip
+
+
+def layers_figure(rows: list[dict], probe_layer: int):
+    """Two panels by layer: the cosine of the truth and weak-label directions, and the
+    cross-validated logistic AUC against each labeling."""
+    plt = _pyplot()
+    layers = [r["layer"] for r in rows]
+    with plt.rc_context(PAPER_RC):
+        fig, (left, right) = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 2.3), layout="constrained")
+        left.plot(layers, [r["cosine"] for r in rows], color=OKABE_ITO[0], marker="o", ms=3.5)
+        left.axhline(0, color="#999999", lw=0.6)
+        left.set_ylim(min(-0.05, min(r["cosine"] for r in rows) - 0.05), 1.02)
+        left.set_ylabel("cosine(truth direction, weak direction)")
+        left.set_title("Where the weak concept and the truth part ways")
+        for key, colour, marker, name in (
+            ("auc_truth", OKABE_ITO[0], "o", "vs ground truth"),
+            ("auc_weak", OKABE_ITO[1], "s", "vs weak labels"),
+        ):
+            right.plot(
+                layers, [r[key] for r in rows], color=colour, marker=marker, ms=3.5, label=name
+            )
+        right.axhline(0.5, color="#999999", lw=0.6, ls=":")
+        right.set_ylabel("cross-validated logistic AUC")
+        right.set_title("Linear separability by layer")
+        right.legend(frameon=False, loc="lower right")
+        for ax in (left, right):
+            ax.axvline(probe_layer, color="#999999", lw=0.6, ls="--")
+            ax.set_xlabel("layer (0 = embeddings)")
+            ax.set_xticks(layers if len(layers) <= 16 else layers[:: (len(layers) + 15) // 16])
+            ax.tick_params(length=2)
+    return fig
+
+
+def save_figure(fig, stem: Path) -> dict[str, Path]:
+    """``stem.png`` and ``stem.svg``, each written atomically, with fixed metadata (the same
+    view gives byte-identical SVG files; text stays text)."""
+    plt = _pyplot()
+    paths = {fmt: stem.with_suffix(f".{fmt}") for fmt in VIEW_FORMATS}
+    rc = {"svg.hashsalt": "w2sprobe", "svg.fonttype": "none"}
+    metadata = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None}}
+    try:
+        with plt.rc_context(rc):
+            for fmt, path in paths.items():
+                with replacing(path) as tmp:
+                    fig.savefig(
+                        tmp, format=fmt, dpi=200, bbox_inches="tight", metadata=metadata[fmt]
+                    )
+    finally:
+        plt.close(fig)
+    return paths
