@@ -111,7 +111,12 @@ def _print(summary: dict, folder: Path) -> None:
             for r in summary["disputed"]
         ]
         headers = ["rank", "id", "weak", "probe", "truth", "text"]
-        stdout.print(aligned(headers, rows, right=(0, 2, 3, 4)), markup=False, highlight=False)
+        stdout.print(
+            aligned(headers, rows, right=(0, 2, 3, 4)),
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     stdout.print(f"\nview: {folder} (texts by id: w2sprobe data ids --id ID)", highlight=False)
 
 

@@ -21,6 +21,7 @@ VIEW_FORMATS = ("png", "svg")
 #: pair stays apart for the common colour-vision deficiencies; white is an undecided 0.5.
 NEGATIVE, POSITIVE = OKABE_ITO[5], OKABE_ITO[4]
 KEPT_GREY = "#BBBBBB"
+MIDDLE_GREY = "#D4D4D4"
 
 
 @dataclass
@@ -46,7 +47,8 @@ def _pyplot():
 def label_cmap():
     from matplotlib.colors import LinearSegmentedColormap
 
-    return LinearSegmentedColormap.from_list("w2s_labels", [NEGATIVE, "#F7F7F7", POSITIVE])
+    # A light grey middle, not white: an undecided 0.5 point must still show on white paper.
+    return LinearSegmentedColormap.from_list("w2s_labels", [NEGATIVE, MIDDLE_GREY, POSITIVE])
 
 
 def projection_figure(coords: np.ndarray, colours: PointColours, axis_labels, titles: dict):
@@ -54,7 +56,7 @@ def projection_figure(coords: np.ndarray, colours: PointColours, axis_labels, ti
     plt = _pyplot()
     with plt.rc_context(PAPER_RC):
         fig, axes = plt.subplots(
-            1, 4, figsize=(PAGE_WIDTH, 2.25), sharex=True, sharey=True, layout="constrained"
+            1, 4, figsize=(PAGE_WIDTH, 2.6), sharex=True, sharey=True, layout="constrained"
         )
         size = float(np.clip(6000 / max(len(coords), 1), 1.5, 12))
         cmap = label_cmap()
@@ -74,7 +76,7 @@ def projection_figure(coords: np.ndarray, colours: PointColours, axis_labels, ti
             ax.set_xlabel(axis_labels[0])
             ax.tick_params(length=2)
         axes[0].set_ylabel(axis_labels[1])
-        bar = fig.colorbar(mappable, ax=axes[:3], location="bottom", shrink=0.5, aspect=40)
+        bar = fig.colorbar(mappable, ax=axes[:3], location="bottom", shrink=0.6, aspect=50)
         bar.set_label("label or score: 0 = negative, 1 = positive")
         bar.ax.tick_params(length=2)
     return fig
@@ -96,10 +98,12 @@ def _filter_panel(ax, coords, colours: PointColours, size: float, title: str) ->
             rasterized=True, **style,
         )  # fmt: skip
     ax.set_title(title)
-    ax.legend(
-        loc="upper center", bbox_to_anchor=(0.5, -0.22), frameon=False, markerscale=2,
-        handletextpad=0.2, borderaxespad=0,
+    legend = ax.legend(
+        loc="upper center", bbox_to_anchor=(0.5, -0.3), frameon=False, handletextpad=0.2,
+        borderaxespad=0, fontsize=6.5,
     )  # fmt: skip
+    for handle in legend.legend_handles:
+        handle.set_sizes([14])
 
 
 def layers_figure(rows: list[dict], probe_layer: int):

@@ -48,10 +48,10 @@ def write_view(view: View, out: Path, summary: dict) -> dict:
     names = inputs.names
     colours = PointColours(inputs.truth, inputs.weak, inputs.probe, inputs.kept, view.wrong)
     titles = {
-        "truth": "ground truth",
-        "weak": f"weak label ({names.get('weak', 'weak')})",
-        "probe": f"probe score ({names.get('probe', 'probe')})",
-        "filter": f"filter ({names.get('filter', 'filter')})",
+        "truth": "ground truth\n ",
+        "weak": f"weak label\n{names.get('weak', 'weak')}",
+        "probe": f"probe score\n{names.get('probe', 'probe')}",
+        "filter": f"filter decision\n{names.get('filter', 'filter')}",
     }
     files = {}
     for name, figure in (
