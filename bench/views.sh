@@ -8,5 +8,5 @@ CACHE=${2:-cache}
 for dataset in sst2 cola tweet_eval_hate; do
   nice w2sprobe view --dataset "$dataset" --weak minilm --strong mpnet \
     --n-train 1000 --n-val 200 --n-test 200 --data-dir "${W2SPROBE_DATA_DIR:-../shared/data}" \
-    --cache-dir "$CACHE" --top 15 --out "$OUT/$dataset"
+    --cache-dir "$CACHE" --top 15 --align --out "$OUT/$dataset"
 done

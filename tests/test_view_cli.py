@@ -95,6 +95,47 @@ def test_view_writes_figures_tables_and_its_record_last(capsys, cached):
     assert disputed_order(probe, weak)[0] == order[0]
 
 
+def test_view_align_compares_the_weak_models_activations(capsys, cached, tiny_models):
+    weak_model = str(tiny_models["gpt2"])
+    code, out, err = run(
+        capsys, "view", "--k", "10", "--top", "0", "--align", "--weak", weak_model, "--json",
+        "--out", "va",
+    )  # fmt: skip
+    assert code == 0, err
+    alignment = json.loads(out)["alignment"]
+    weak_files = [e for e in list_entries(Path("c")) if e.path != cached["path"]]
+    assert len(weak_files) == 1  # the weak model, extracted on the same splits
+    with (
+        ActivationStore.open(weak_files[0].path) as weak,
+        ActivationStore.open(cached["path"]) as strong,
+    ):
+        assert weak.ids("strong_train").tolist() == strong.ids("strong_train").tolist()
+        w = {i: np.asarray(weak.get("strong_train", i), np.float64) for i in weak.layers}
+        s = {j: np.asarray(strong.get("strong_train", j), np.float64) for j in strong.layers}
+        w_test = {i: weak.get("test", i) for i in weak.layers}
+        s_test = strong.get("test", 2)
+    assert len(alignment["cka"]) == len(w) * len(s)
+    for row in alignment["cka"]:  # the Gram-matrix formula, brute force
+        x, y = w[row["weak_layer"]], s[row["strong_layer"]]
+        x, y = x - x.mean(0), y - y.mean(0)
+        k, l_ = x @ x.T, y @ y.T
+        assert row["cka"] == pytest.approx(
+            np.sum(k * l_) / np.sqrt(np.sum(k * k) * np.sum(l_ * l_))
+        )
+    for row in alignment["ridge"]:  # the closed form at the chosen strength
+        x, y = w[row["weak_layer"]], s[2]
+        mx, my = x.mean(0), y.mean(0)
+        coef = np.linalg.solve(
+            (x - mx).T @ (x - mx) + row["alpha"] * np.eye(x.shape[1]), (x - mx).T @ (y - my)
+        )
+        predicted = (np.asarray(w_test[row["weak_layer"]], np.float64) - mx) @ coef + my
+        target = np.asarray(s_test, np.float64)
+        r2 = 1 - np.sum((target - predicted) ** 2) / np.sum((target - target.mean(0)) ** 2)
+        assert row["r2"] == pytest.approx(r2, rel=1e-6, abs=1e-9)
+    record = json.loads(Path("va/view.json").read_text())
+    assert {"alignment.png", "alignment.svg", "cka.csv", "ridge.csv"} <= set(record["files"])
+
+
 def _opts():
     from w2sprobe.options import resolve
 

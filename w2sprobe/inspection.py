@@ -13,11 +13,41 @@ from pathlib import Path
 
 from .errors import UsageError
 from .study import Study
-from .views.build import View, ViewInputs, compute_view
+from .views.build import AlignmentInputs, View, ViewInputs, compute_view
 from .views.files import write_view
-from .vocabulary import FILTER, RELABEL, DerivedSet
+from .vocabulary import FILTER, RELABEL, WEAK, DerivedSet
 
 SPLIT = "strong_train"
+#: The held-out rows the ridge maps weak -> strong are scored on.
+HELD_OUT = "test"
+
+
+def gather_alignment(study: Study, strong) -> tuple[AlignmentInputs, object]:
+    """The weak model's activations of every layer beside the strong file's (the weak model
+    is extracted on the same splits when missing), and the weak store (the caller closes it)."""
+    from .cache import ActivationStore, find_cached_layer
+
+    plan = study.extraction(role=WEAK)  # --layers (all) of the weak model
+    weak = ActivationStore.open(find_cached_layer(plan, plan.layers[0]))
+    for split in (SPLIT, HELD_OUT):
+        if weak.ids(split).tolist() != strong.ids(split).tolist():
+            weak.close()
+            raise UsageError(
+                f"the weak and strong activation files hold other {split} rows; "
+                "extract both on the same splits"
+            )
+
+    def layers(store, split):
+        return {layer: store.get(split, layer) for layer in store.layers}
+
+    alignment = AlignmentInputs(
+        layers(weak, SPLIT),
+        layers(strong, SPLIT),
+        layers(weak, HELD_OUT),
+        layers(strong, HELD_OUT),
+        weak_model=study.options.model.weak_model,
+    )
+    return alignment, weak
 
 
 def gather_view_inputs(study: Study):
@@ -62,13 +92,26 @@ def gather_view_inputs(study: Study):
 
 
 def build_view(
-    study: Study, out: Path, method: str = "pca", top: int = 20, folds: int = 5
+    study: Study,
+    out: Path,
+    method: str = "pca",
+    top: int = 20,
+    folds: int = 5,
+    align: bool = False,
 ) -> tuple[View, dict]:
-    """Gather, compute and write the view of ``study``'s dataset into ``out``."""
+    """Gather, compute and write the view of ``study``'s dataset into ``out`` (``align``: also
+    the weak model's activations against the strong ones)."""
     inputs, store = gather_view_inputs(study)
     seed = study.options.workspace.seed
     with store:
-        view = compute_view(inputs, method=method, seed=seed, top=top, folds=folds)
+        weak = None
+        if align:
+            inputs.alignment, weak = gather_alignment(study, store)
+        try:
+            view = compute_view(inputs, method=method, seed=seed, top=top, folds=folds)
+        finally:
+            if weak is not None:
+                weak.close()
     removed = ~inputs.kept
     summary = {
         "dataset": study.dataset,

@@ -38,6 +38,15 @@ def view(
         int,
         typer.Option("--folds", metavar="N", help="Folds of the separability-by-layer AUC."),
     ] = 5,
+    align: Annotated[
+        bool,
+        typer.Option(
+            "--align",
+            help="Also compare the weak model's activations with the strong ones: linear CKA "
+            "of every layer pair, ridge maps weak -> strong with held-out R² (extracts the weak "
+            "model on the same splits when missing).",
+        ),
+    ] = False,
     out: Annotated[
         Optional[str],
         typer.Option(
@@ -52,8 +61,8 @@ def view(
     weak label, probe score and filter decision; directions and separability by layer; the
     examples where the probe and the weak labels disagree most.
 
-    Files: projection.png|svg, layers.png|svg, points.csv, layers.csv, disputed.csv and,
-    written last, view.json.
+    Files: projection.png|svg, layers.png|svg, points.csv, layers.csv, disputed.csv, with
+    --align alignment.png|svg, cka.csv, ridge.csv, and, written last, view.json.
     """
     from ..inspection import build_view, default_out
     from ..probes.inputs import check_probe
@@ -71,7 +80,7 @@ def view(
     study = open_study(opts, ctl)
     folder = Path(out) if out else default_out(study.dataset, study.probe_layer())
     check_out_dir(folder)
-    built, record = build_view(study, folder, projection, top, folds)
+    built, record = build_view(study, folder, projection, top, folds, align)
     summary = {"command": "view", "path": str(folder), **record}
     if ctl.as_json:
         return emit_json(summary)
@@ -114,6 +123,15 @@ def _print(summary: dict, folder: Path) -> None:
         stdout.print(
             aligned(headers, rows, right=(0, 2, 3, 4)),
             markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
+    if "alignment" in summary:
+        best = max(summary["alignment"]["ridge"], key=lambda r: r["r2"])
+        stdout.print(
+            f"\nweak layer {best['weak_layer']} explains {best['r2']:.1%} of the variance of "
+            f"strong layer {best['strong_layer']} on held-out rows (ridge map, R²); CKA in "
+            "cka.csv",
             highlight=False,
             soft_wrap=True,
         )

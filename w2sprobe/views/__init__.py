@@ -1,7 +1,7 @@
 """Views of the activation cache: what the representations look like, layer by layer.
 
-Pure math on arrays (NumPy, scikit-learn), no files and no plotting, so every number a figure
-or table shows is tested on its own:
+The math is on arrays (NumPy, scikit-learn), apart from the files and figures (:mod:`.build`,
+:mod:`.figures`, :mod:`.files`), so every number a figure or table shows is tested on its own:
 
 - :mod:`.projection`: a seeded 2-D projection (randomized PCA; UMAP with the optional extra);
 - :mod:`.directions`: difference-of-means directions of two labelings and their cosine;
@@ -11,7 +11,15 @@ or table shows is tested on its own:
   and a ridge map from one to the other with its held-out R².
 """
 
-from .alignment import CrossProducts, RidgeMap, cka_grid, linear_cka, linear_cka_blocks, ridge_map
+from .alignment import (
+    CrossProducts,
+    RidgeMap,
+    alignment_rows,
+    cka_grid,
+    linear_cka,
+    linear_cka_blocks,
+    ridge_map,
+)
 from .directions import direction_cosine, mean_difference
 from .disputed import disputed_order
 from .projection import Projection, project_2d
@@ -21,6 +29,7 @@ __all__ = [
     "CrossProducts",
     "Projection",
     "RidgeMap",
+    "alignment_rows",
     "cka_grid",
     "cv_auc",
     "direction_cosine",

@@ -163,3 +163,35 @@ def ridge_map(
     total = target - target.mean(0)
     r2 = 1.0 - float(np.sum(residual**2) / np.sum(total**2))
     return RidgeMap(float(model.alpha_), r2, len(x_train), len(x_test))
+
+
+def alignment_rows(
+    weak_fit: dict[int, np.ndarray],
+    strong_fit: dict[int, np.ndarray],
+    weak_held: dict[int, np.ndarray],
+    strong_held: dict[int, np.ndarray],
+    target_layer: int,
+) -> tuple[list[dict], list[dict]]:
+    """The two models' representations of the same rows, compared.
+
+    ``*_fit``: layer -> activations of the rows the CKA and the ridge maps are computed on;
+    ``*_held``: the held-out rows each map is scored on. Returns (CKA of every weak x strong
+    layer pair, and per weak layer the ridge map onto the strong ``target_layer`` with its
+    held-out R²).
+    """
+    grid = cka_grid(weak_fit, strong_fit)
+    cka_rows = [{"weak_layer": i, "strong_layer": j, "cka": v} for (i, j), v in grid.items()]
+    ridge_rows = []
+    for layer, x in weak_fit.items():
+        fit = ridge_map(x, strong_fit[target_layer], weak_held[layer], strong_held[target_layer])
+        ridge_rows.append(
+            {
+                "weak_layer": layer,
+                "strong_layer": target_layer,
+                "r2": fit.r2,
+                "alpha": fit.alpha,
+                "n_train": fit.n_train,
+                "n_test": fit.n_test,
+            }
+        )
+    return cka_rows, ridge_rows

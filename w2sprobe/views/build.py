@@ -7,10 +7,23 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .alignment import alignment_rows
 from .directions import direction_cosine, mean_difference
 from .disputed import disputed_order
 from .projection import Projection, project_2d
 from .separability import cv_auc
+
+
+@dataclass
+class AlignmentInputs:
+    """The weak and strong models' activations of the same rows: layer -> (N, D) arrays of the
+    rows CKA and the ridge maps are fit on (strong_train) and of held-out rows (test)."""
+
+    weak_fit: dict[int, np.ndarray]
+    strong_fit: dict[int, np.ndarray]
+    weak_held: dict[int, np.ndarray]
+    strong_held: dict[int, np.ndarray]
+    weak_model: str = "weak"
 
 
 @dataclass
@@ -30,6 +43,8 @@ class ViewInputs:
     layers: list[int]
     #: names for the figures and tables: the weak label set, the probe's relabel and filter sets
     names: dict[str, str] = field(default_factory=dict)
+    #: the weak model's activations beside these (``view --align``), else None
+    alignment: AlignmentInputs | None = None
 
 
 @dataclass
@@ -40,6 +55,9 @@ class View:
     projection: Projection
     layer_rows: list[dict]
     disputed: list[dict]
+    #: CKA of every (weak layer, strong layer) and the ridge maps weak layer -> view layer
+    cka_rows: list[dict] | None = None
+    ridge_rows: list[dict] | None = None
 
     @property
     def wrong(self) -> np.ndarray:
@@ -91,4 +109,10 @@ def compute_view(
 ) -> View:
     """The projection of the view's layer, the layer profile and the disputed rows."""
     projection = project_2d(inputs.activations(inputs.layer), method, seed)
-    return View(inputs, projection, layer_profile(inputs, folds, seed), disputed_rows(inputs, top))
+    view = View(inputs, projection, layer_profile(inputs, folds, seed), disputed_rows(inputs, top))
+    if inputs.alignment is not None:
+        a = inputs.alignment
+        view.cka_rows, view.ridge_rows = alignment_rows(
+            a.weak_fit, a.strong_fit, a.weak_held, a.strong_held, inputs.layer
+        )
+    return view

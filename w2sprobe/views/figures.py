@@ -137,6 +137,48 @@ def layers_figure(rows: list[dict], probe_layer: int):
     return fig
 
 
+def alignment_figure(cka_rows: list[dict], ridge_rows: list[dict], weak: str, strong: str):
+    """Linear CKA of every weak x strong layer pair (a heat map), and how much of the strong
+    view layer each weak layer's ridge map explains (held-out R²)."""
+    plt = _pyplot()
+    weak_layers = sorted({r["weak_layer"] for r in cka_rows})
+    strong_layers = sorted({r["strong_layer"] for r in cka_rows})
+    grid = np.full((len(weak_layers), len(strong_layers)), np.nan)
+    for r in cka_rows:
+        grid[weak_layers.index(r["weak_layer"]), strong_layers.index(r["strong_layer"])] = r["cka"]
+    with plt.rc_context(PAPER_RC):
+        fig, (left, right) = plt.subplots(
+            1, 2, figsize=(PAGE_WIDTH, 2.6), layout="constrained", width_ratios=(1.6, 1)
+        )
+        image = left.imshow(grid, cmap="viridis", vmin=0, vmax=1, origin="lower", aspect="auto")
+        left.set_xticks(range(len(strong_layers)), strong_layers)
+        left.set_yticks(range(len(weak_layers)), weak_layers)
+        left.set_xlabel(f"strong layer ({strong})")
+        left.set_ylabel(f"weak layer ({weak})")
+        left.set_title("Linear CKA, strong_train")
+        for i in range(len(weak_layers)):
+            for j in range(len(strong_layers)):
+                value = grid[i, j]
+                left.text(
+                    j, i, f"{value:.2f}", ha="center", va="center", fontsize=5,
+                    color="black" if value > 0.6 else "white",
+                )  # fmt: skip
+        fig.colorbar(image, ax=left, shrink=0.9, aspect=25).ax.tick_params(length=2)
+        target = ridge_rows[0]["strong_layer"] if ridge_rows else None
+        right.plot(
+            [r["weak_layer"] for r in ridge_rows], [r["r2"] for r in ridge_rows],
+            color=OKABE_ITO[0], marker="o", ms=3.5,
+        )  # fmt: skip
+        right.set_xticks(weak_layers)
+        right.set_xlabel(f"weak layer ({weak})")
+        right.set_ylabel("held-out R² (test)")
+        right.set_title(f"Ridge map weak → strong layer {target}")
+        right.set_ylim(min(0.0, *(r["r2"] for r in ridge_rows)) if ridge_rows else 0.0, 1.0)
+        for ax in (left, right):
+            ax.tick_params(length=2)
+    return fig
+
+
 def save_figure(fig, stem: Path) -> dict[str, Path]:
     """``stem.png`` and ``stem.svg``, each written atomically, with fixed metadata (the same
     view gives byte-identical SVG files; text stays text)."""

@@ -2,7 +2,8 @@
 
 ``projection.png|svg``, ``layers.png|svg``, ``points.csv`` (id, coordinates, every colour),
 ``layers.csv`` (the layer profile), ``disputed.csv`` (every strong_train row ranked by the
-probe-vs-weak gap, texts included) and ``view.json``: the summary and the bytes and SHA-256
+probe-vs-weak gap, texts included), with ``--align`` also ``alignment.png|svg``, ``cka.csv``
+and ``ridge.csv``, and ``view.json``: the summary and the bytes and SHA-256
 of every other file. A folder without ``view.json`` is unfinished (a rerun removes it first),
 and every file is written atomically.
 """
@@ -18,7 +19,13 @@ from ..atomic import file_record, write_json, write_text
 from ..errors import UsageError
 from ..jsonutil import finite
 from .build import View, disputed_rows
-from .figures import PointColours, layers_figure, projection_figure, save_figure
+from .figures import (
+    PointColours,
+    alignment_figure,
+    layers_figure,
+    projection_figure,
+    save_figure,
+)
 
 VIEW_JSON = "view.json"
 
@@ -59,6 +66,13 @@ def write_view(view: View, out: Path, summary: dict) -> dict:
         ("layers", layers_figure(view.layer_rows, inputs.layer)),
     ):
         files.update({p.name: p for p in save_figure(figure, out / name).values()})
+    if view.cka_rows is not None:
+        strong = summary.get("model", "strong")
+        weak = inputs.alignment.weak_model if inputs.alignment else "weak"
+        figure = alignment_figure(view.cka_rows, view.ridge_rows, weak, strong)
+        files.update({p.name: p for p in save_figure(figure, out / "alignment").values()})
+        files["cka.csv"] = write_text(out / "cka.csv", _csv(view.cka_rows))
+        files["ridge.csv"] = write_text(out / "ridge.csv", _csv(view.ridge_rows))
     points = [
         {
             "id": str(inputs.ids[i]),
@@ -84,6 +98,11 @@ def write_view(view: View, out: Path, summary: dict) -> dict:
         "projection": {"method": view.projection.method, "explained": view.projection.explained},
         "layers": view.layer_rows,
         "disputed": view.disputed,
+        **(
+            {"alignment": {"cka": view.cka_rows, "ridge": view.ridge_rows}}
+            if view.cka_rows is not None
+            else {}
+        ),
         "files": {name: file_record(path) for name, path in sorted(files.items())},
     }
     write_json(out / VIEW_JSON, finite(record), indent=2)
