@@ -33,8 +33,8 @@ LAYERS: list[set[str]] = [
     },
     {"models", "data"},
     {"cache", "labels", "runs"},
-    {"probes", "train", "report", "pgr_rule", "diagnostics"},
-    {"study", "inventory", "tracking"},
+    {"probes", "train", "report", "pgr_rule", "diagnostics", "views"},
+    {"study", "inventory", "tracking", "inspection"},
     {"pipeline"},
     {"cli", "__main__"},
 ]

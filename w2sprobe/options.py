@@ -39,6 +39,9 @@ CONFIG_FILE_NAME = "w2sprobe.toml"
 Device = Literal["auto", "cpu", "cuda"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Pooling = Literal["last", "mean", "first"]
+#: How the cache stores activations (w2sprobe.cache.encoding): dtype and HDF5 compression.
+StoreDtype = Literal["float16", "bfloat16", "float32"]
+Compression = Literal["none", "gzip", "lzf"]
 ProbeName = Literal[tuple(PROBES)]  # the vocabulary's names (w2sprobe.vocabulary)
 Metric = Literal["euclidean", "cosine"]
 KnnBackend = Literal["auto", "torch", "faiss", "cuml"]
@@ -183,6 +186,15 @@ class ExtractOptions:
     )
     max_length: int = option(512, "Truncate texts to this many tokens.")
     extract_batch_size: int = option(32, "Examples per forward pass while extracting activations.")
+    store_dtype: StoreDtype = option(
+        "float16",
+        "Dtype the cache stores activations in (bfloat16 and float32 are part of the key; "
+        "float16 files keep theirs).",
+    )
+    compression: Compression = option(
+        "none",
+        "HDF5 compression of the stored activations (smaller files, slower reads; not in the key).",
+    )
 
 
 @dataclass

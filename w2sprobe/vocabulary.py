@@ -43,6 +43,8 @@ Derive = Literal["filter", "relabel"]
 #: What a probe run is called after its probe: ``knn-probe``.
 PROBE_SUFFIX = "probe"
 S2S = "s2s"
+#: 2-D projections of ``w2sprobe view`` (umap needs the optional umap-learn extra).
+PROJECTIONS = ("pca", "umap")
 
 
 # --------------------------------------------------------------------------- probes and losses

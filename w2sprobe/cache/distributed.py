@@ -34,6 +34,7 @@ import torch.distributed as dist
 
 from ..distributed import DistEnv
 from ..errors import UsageError
+from .encoding import decode
 from .layout import layer_name, partial_path, shard_files, shard_path
 from .lookup import find_cache_hit, key_lock
 from .plan import ExtractPlan, ExtractRequest, ExtractResult, ProgressFn, file_attrs, ordered_splits
@@ -250,5 +251,10 @@ def _copy_rows(
     # Resume after the merged prefix: windows before target's counter are already in place.
     for begin in range(max(start, target.committed(split.name)), stop, window_rows):
         end = min(begin + window_rows, stop)
-        acts = np.stack([group[layer_name(layer)][begin - start : end - start] for layer in layers])
+        acts = np.stack(
+            [
+                decode(group[layer_name(layer)][begin - start : end - start], target.store_dtype)
+                for layer in layers
+            ]
+        )  # decoded: write_window encodes again (bfloat16 -> float32 -> bfloat16 is exact)
         target.write_window(split.name, begin, acts)

@@ -23,6 +23,7 @@ from ..distributed import init_from_env
 from ..models import describe, load_model, load_tokenizer
 from ..workspace import ensure_writable_dir
 from .distributed import extract_data_parallel
+from .encoding import window_dtype
 from .layout import shard_files
 from .lookup import find_cache_hit, key_lock
 from .plan import (
@@ -36,6 +37,9 @@ from .plan import (
 )
 from .readout import LayerReader
 from .writer import PartialActivationFile, SplitData
+
+#: The torch dtype a window is pooled into, by its NumPy name.
+_TORCH_DTYPES = {"float16": torch.float16, "float32": torch.float32}
 
 
 def extract(
@@ -133,7 +137,8 @@ def fill_rows(
 def _extract_window(
     texts: list[str], tokenizer, reader: LayerReader, plan: ExtractPlan, batch_size: int
 ) -> tuple[np.ndarray, int]:
-    """(layers, rows, hidden) float16 activations of one window, in the window's row order."""
+    """(layers, rows, hidden) activations of one window, in the window's row order: float16
+    when float16 is stored, float32 (encoded by the writer) otherwise."""
     encoded = tokenizer(
         texts,
         truncation=True,
@@ -144,7 +149,8 @@ def _extract_window(
     input_ids, mask = encoded["input_ids"], encoded["attention_mask"]
     lengths = mask.sum(axis=1)
     order = np.argsort(-lengths, kind="stable")  # longest first: an OOM shows up at once
-    out = np.empty((len(plan.layers), len(texts), plan.hidden_size), dtype=np.float16)
+    dtype = window_dtype(plan.store_dtype)
+    out = np.empty((len(plan.layers), len(texts), plan.hidden_size), dtype=dtype)
     with torch.inference_mode():
         for begin in range(0, len(texts), batch_size):
             rows = order[begin : begin + batch_size]
@@ -152,5 +158,5 @@ def _extract_window(
             ids = torch.from_numpy(input_ids[rows, :width]).to(plan.device)
             batch_mask = torch.from_numpy(mask[rows, :width]).to(plan.device)
             pooled = reader(ids, batch_mask)
-            out[:, rows] = pooled.to(torch.float16).cpu().numpy()
+            out[:, rows] = pooled.to(_TORCH_DTYPES[dtype.name]).cpu().numpy()
     return out, int(lengths.sum())

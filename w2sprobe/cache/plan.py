@@ -25,6 +25,12 @@ from ..layers import parse_layer_spec
 from ..models import ModelRef, default_pooling_for, resolve_device, resolve_dtype, resolve_model
 from ..models.layout import text_config
 from ..pooling import check_pooling
+from .encoding import (
+    DEFAULT_COMPRESSION,
+    DEFAULT_STORE_DTYPE,
+    check_compression,
+    check_store_dtype,
+)
 from .layout import FORMAT_VERSION, SPLIT_ORDER, activation_path
 from .writer import manifest_json
 
@@ -48,6 +54,10 @@ class ExtractRequest:
     batch_size: int = 32
     dtype: str = "auto"
     device: str = "auto"
+    #: How the activations are stored (:mod:`.encoding`): in the key only when not float16.
+    store_dtype: str = DEFAULT_STORE_DTYPE
+    #: HDF5 compression: bytes on disk only, never in the key (the values are the same).
+    compression: str = DEFAULT_COMPRESSION
     #: Rows per commit: memory and the work lost to a kill are bounded by one window.
     window_rows: int = 512
 
@@ -70,6 +80,8 @@ class ExtractRequest:
             batch_size=options.extract.extract_batch_size,
             dtype=options.model.dtype,
             device=options.workspace.device,
+            store_dtype=options.extract.store_dtype,
+            compression=options.extract.compression,
         )
 
 
@@ -89,6 +101,8 @@ class ExtractPlan:
     manifest: dict
     #: What was asked: :func:`~w2sprobe.cache.extraction.extract` runs a plan without re-planning.
     request: ExtractRequest | None = None
+    store_dtype: str = DEFAULT_STORE_DTYPE
+    compression: str = DEFAULT_COMPRESSION
 
 
 @dataclass
@@ -125,6 +139,8 @@ def plan_extraction(request: ExtractRequest, cache_dir: Path) -> ExtractPlan:
     pooling = check_pooling(request.pooling or default_pooling_for(config.model_type))
     device = resolve_device(request.device)
     dtype = resolve_dtype(request.dtype, device)
+    store_dtype = check_store_dtype(request.store_dtype)
+    compression = check_compression(request.compression)
     splits = request.splits
     manifest = {
         "format_version": FORMAT_VERSION,
@@ -137,10 +153,24 @@ def plan_extraction(request: ExtractRequest, cache_dir: Path) -> ExtractPlan:
         "layers": layers,
         "compute_dtype": str(dtype).removeprefix("torch."),
     }
+    if store_dtype != DEFAULT_STORE_DTYPE:  # so every float16 file keeps its key
+        manifest["store_dtype"] = store_dtype
     key = short_hash(manifest)
     path = activation_path(cache_dir, ref.name, splits.dataset, key)
     return ExtractPlan(
-        ref, layers, pooling, num_layers, hidden, device, dtype, key, path, manifest, request
+        ref,
+        layers,
+        pooling,
+        num_layers,
+        hidden,
+        device,
+        dtype,
+        key,
+        path,
+        manifest,
+        request,
+        store_dtype,
+        compression,
     )
 
 
@@ -175,6 +205,8 @@ def file_attrs(plan: ExtractPlan) -> dict:
         "w2sprobe_version": __version__,
         "key": plan.key,
         "manifest": manifest_json(plan.manifest),
+        "store_dtype": plan.store_dtype,
+        "compression": plan.compression,
     }
 
 

@@ -2,6 +2,7 @@
 
 >>> store = ActivationStore.open("cache/acts/mpnet/sst2/3f2a....h5")
 >>> x = store.get("strong_train", 12)            # (N, 768) float16, memory-mapped
+                                                  # (float32 for bfloat16 and float32 files)
 >>> x = store.get("test", 12, rows=slice(0, 100)) # reads only those rows
 >>> y = store.labels("test"); ids = store.ids("test")
 """
@@ -17,6 +18,7 @@ import numpy as np
 
 from ..errors import UsageError, first_line
 from ..workspace import cache_of, rm_hint
+from .encoding import DEFAULT_COMPRESSION, DEFAULT_STORE_DTYPE, decode
 from .layout import PARTIAL_SUFFIX, acts_root, layer_name
 
 
@@ -61,6 +63,16 @@ class ActivationStore:
         return [int(layer) for layer in self._h5.attrs["layers"]]
 
     @property
+    def store_dtype(self) -> str:
+        """How the activations are stored: float16 (files without the attribute), bfloat16
+        or float32 (:mod:`.encoding`)."""
+        return str(self._h5.attrs.get("store_dtype", DEFAULT_STORE_DTYPE))
+
+    @property
+    def compression(self) -> str:
+        return str(self._h5.attrs.get("compression", DEFAULT_COMPRESSION))
+
+    @property
     def splits(self) -> list[str]:
         return list(self._h5.keys())
 
@@ -77,16 +89,18 @@ class ActivationStore:
         return self._group(split)["labels"][:]
 
     def get(self, split: str, layer: int, rows: slice | np.ndarray | None = None) -> np.ndarray:
-        """Activations (rows, hidden) float16 of one split and layer.
+        """Activations (rows, hidden) of one split and layer: float16 as stored by default,
+        float32 for float32 and bfloat16 files (bfloat16 widened exactly).
 
-        Without ``rows`` the whole layer is memory-mapped when its storage allows it;
-        with ``rows`` (a slice or sorted index array) only those rows are read.
+        Without ``rows`` the whole layer is memory-mapped when its storage allows it
+        (uncompressed float16 and float32); with ``rows`` (a slice or sorted index array)
+        only those rows are read.
         """
         dataset = self._layer(split, layer)
         if rows is None:
             mapped = _memmap(self.path, dataset)
-            return mapped if mapped is not None else dataset[:]
-        return dataset[rows]
+            return decode(mapped if mapped is not None else dataset[:], self.store_dtype)
+        return decode(dataset[rows], self.store_dtype)
 
     def torch(self, split: str, layer: int, *, dtype=None, device="cpu"):
         """:meth:`get` as a torch tensor (default float32, the dtype probe math wants)."""
@@ -235,12 +249,12 @@ def _verify_handle(handle: h5py.File, partial: bool) -> list[str]:
     if not partial and not bool(handle.attrs.get("complete", False)):
         problems.append("not marked complete")
     for split in handle:
-        problems += _verify_split(handle[split], split, layers, hidden, partial)
+        problems += _verify_split(handle[split], split, layers, hidden, partial, handle)
     return problems
 
 
 def _verify_split(
-    group: h5py.Group, split: str, layers: list[int], hidden: int, partial: bool
+    group: h5py.Group, split: str, layers: list[int], hidden: int, partial: bool, handle
 ) -> list[str]:
     problems = []
     try:
@@ -251,13 +265,15 @@ def _verify_split(
         if committed != rows and not partial:
             problems.append(f"{split}: only {committed} of {rows} rows committed")
         for layer in layers:
-            problems += _verify_layer(group, split, layer, rows, hidden)
+            problems += _verify_layer(group, split, layer, rows, hidden, handle)
     except (KeyError, OSError) as exc:
         problems.append(f"{split}: unreadable ({exc})")
     return problems
 
 
-def _verify_layer(group: h5py.Group, split: str, layer: int, rows: int, hidden: int) -> list[str]:
+def _verify_layer(
+    group: h5py.Group, split: str, layer: int, rows: int, hidden: int, handle
+) -> list[str]:
     name = layer_name(layer)
     if name not in group:
         return [f"{split}: {name} missing"]
@@ -266,6 +282,9 @@ def _verify_layer(group: h5py.Group, split: str, layer: int, rows: int, hidden: 
         return [f"{split}/{name}: shape {dataset.shape}, expected {(rows, hidden)}"]
     block = max(1, (64 << 20) // max(1, hidden * dataset.dtype.itemsize))
     for start in range(0, rows, block):
-        if not np.isfinite(dataset[start : start + block]).all():
+        stored = dataset[start : start + block]
+        if not np.isfinite(
+            decode(stored, str(handle.attrs.get("store_dtype", DEFAULT_STORE_DTYPE)))
+        ).all():
             return [f"{split}/{name}: non-finite values near row {start}"]
     return []

@@ -28,9 +28,14 @@ import numpy as np
 
 from ..atomic import disk_full, free_bytes, is_disk_full
 from ..errors import DiskFull
+from .encoding import (
+    DEFAULT_COMPRESSION,
+    DEFAULT_STORE_DTYPE,
+    dataset_options,
+    encode,
+    h5_dtype,
+)
 from .layout import layer_name, partial_path
-
-STORAGE_DTYPE = np.float16
 
 
 @dataclass(frozen=True)
@@ -47,6 +52,7 @@ class PartialActivationFile:
 
     def __init__(self, final_path: Path, handle: h5py.File, layers: list[int], size: int = 0):
         self.final_path = final_path
+        self.store_dtype = str(handle.attrs.get("store_dtype", DEFAULT_STORE_DTYPE))
         self.path = partial_path(final_path)
         self.layers = layers
         self.size = size  # bytes of activations the whole file holds (for DiskFull messages)
@@ -61,9 +67,15 @@ class PartialActivationFile:
         layers: list[int],
         hidden_size: int,
     ) -> "PartialActivationFile":
-        """Resume the partial file if it was made for the same manifest, else start it afresh."""
+        """Resume the partial file if it was made for the same manifest, else start it afresh.
+
+        ``attrs`` may name a ``store_dtype`` and ``compression`` (:mod:`.encoding`); without
+        them the file is float16, uncompressed.
+        """
         path = partial_path(final_path)
-        size = sum(len(s.ids) for s in splits) * len(layers) * hidden_size * 2
+        itemsize = h5_dtype(attrs.get("store_dtype", DEFAULT_STORE_DTYPE)).itemsize
+        # uncompressed bytes: an upper bound for a compressed file, checked the same way
+        size = sum(len(s.ids) for s in splits) * len(layers) * hidden_size * itemsize
         handle = _reopen_if_same(path, attrs["manifest"])
         if handle is None:
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -79,7 +91,8 @@ class PartialActivationFile:
         return int(self._h5[split].attrs["committed_rows"])
 
     def write_window(self, split: str, start: int, acts: np.ndarray) -> None:
-        """Write ``acts`` (layers, rows, hidden) at rows ``start:`` of ``split`` and commit them.
+        """Write ``acts`` (layers, rows, hidden; floats, encoded here for the file's storage
+        dtype) at rows ``start:`` of ``split`` and commit them.
 
         Windows are written in order, so the committed rows are always a prefix of the split.
         """
@@ -87,7 +100,7 @@ class PartialActivationFile:
         stop = start + acts.shape[1]
         with _space(self.path, self.size):
             for index, layer in enumerate(self.layers):
-                group[layer_name(layer)][start:stop] = acts[index]
+                group[layer_name(layer)][start:stop] = encode(acts[index], self.store_dtype)
             self._h5.flush()  # data reaches the OS before the counter says it is there
             group.attrs.modify("committed_rows", np.int64(stop))
             self._h5.flush()
@@ -166,25 +179,36 @@ def _create(
     for name, value in attrs.items():
         handle.attrs[name] = value
     handle.attrs["complete"] = False
+    store_dtype = h5_dtype(str(attrs.get("store_dtype", DEFAULT_STORE_DTYPE)))
+    compression = str(attrs.get("compression", DEFAULT_COMPRESSION))
     for split in splits:
-        _create_split(handle, split, layers, hidden_size)
+        _create_split(handle, split, layers, hidden_size, store_dtype, compression)
     handle.flush()
     return handle
 
 
-def _create_split(handle: h5py.File, split: SplitData, layers: list[int], hidden_size: int) -> None:
+def _create_split(
+    handle: h5py.File,
+    split: SplitData,
+    layers: list[int],
+    hidden_size: int,
+    dtype: np.dtype,
+    compression: str,
+) -> None:
     group = handle.create_group(split.name, track_order=True)
     group.create_dataset("ids", data=np.array(split.ids, dtype=object), dtype=h5py.string_dtype())
     group.create_dataset("labels", data=np.asarray(split.labels, dtype=np.float32))
     rows = len(split.ids)
+    compressed = dataset_options(compression, rows, hidden_size)
     for layer in layers:
-        # Contiguous, allocated now: writes never change metadata, and readers can memory-map.
+        # Uncompressed: contiguous, allocated now, so writes never change metadata and readers
+        # can memory-map. Compressed: chunks, allocated as they are written.
         group.create_dataset(
             layer_name(layer),
             shape=(rows, hidden_size),
-            dtype=STORAGE_DTYPE,
-            dcpl=_early_allocation(),
+            dtype=dtype,
             track_times=False,
+            **(compressed or {"dcpl": _early_allocation()}),
         )
     group.attrs["committed_rows"] = np.int64(0)
 

@@ -16,7 +16,7 @@ import typer
 
 from ..errors import DiskFull, UsageError
 from . import cache as cache_cmd
-from . import config_cmd, data, extract, models, probe, report, run, train
+from . import config_cmd, data, extract, models, probe, report, run, train, view
 from .help import App
 
 app = App(
@@ -33,6 +33,7 @@ for command in (probe.probe, probe.filter, probe.relabel, probe.sweep):
     app.command(command.__name__)(command)
 app.command("run")(run.run)
 app.command("report")(report.report)
+app.command("view")(view.view)
 app.add_typer(cache_cmd.app, name="cache")
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(models.app, name="models")

@@ -16,7 +16,7 @@ from .help import App, completer
 from .params import Control, options_command
 
 app = App(
-    help="List, remove, garbage-collect and verify cached artifacts.",
+    help="List, remove, garbage-collect, verify, export and import cached artifacts.",
     no_args_is_help=True,
 )
 
@@ -367,3 +367,62 @@ def verify(
             stdout.print(f"verify: {len(checks) - len(bad)} ok or in use, {len(bad)} bad", **PLAIN)
     if bad:
         raise typer.Exit(1)
+
+
+@app.command("export")
+@options_command((), preset=False, inert=("seed", "device"))
+def export(
+    opts: Options,
+    ctl: Control,
+    key: Annotated[str, typer.Argument(metavar="KEY", help="Activation file key (or prefix)")],
+    fmt: Annotated[
+        str,
+        typer.Option(
+            "--format",
+            metavar="safetensors|npz|hf",
+            help="safetensors, npz or hf (a Hugging Face datasets folder)",
+        ),
+    ] = "safetensors",
+    out: Annotated[
+        Optional[str],
+        typer.Option("--out", metavar="PATH", help="Folder to write [default: <KEY>-<format>]"),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace what is at --out already.")
+    ] = False,
+) -> None:
+    """Write an activation file's activations, ids, labels and manifest in an ordinary format."""
+    from ..cache.exchange import check_format, check_target, export_activations
+    from ..inventory import scan
+
+    check_format(fmt)
+    artifact = scan(opts.cache_dir.absolute()).find(key, "acts")
+    folder = Path(out) if out else Path(f"{artifact.key}-{fmt}")
+    check_target(folder, force)
+    record = export_activations(artifact.path, folder, fmt, force)
+    size = sum(f["bytes"] for f in record["files"].values())
+    if ctl.as_json:
+        return emit_json({"command": "cache export", "path": str(folder), **record})
+    stdout.print(f"exported {artifact.key} as {fmt} to {folder} ({human_size(size)})", **PLAIN)
+
+
+@app.command("import")
+@options_command((), preset=False, inert=("seed", "device"))
+def import_(
+    opts: Options,
+    ctl: Control,
+    path: Annotated[str, typer.Argument(metavar="PATH", help="A folder cache export wrote")],
+) -> None:
+    """Add an exported activation file to the cache under its key (checked against its
+    manifest and every file's SHA-256)."""
+    from ..cache.exchange import import_activations
+    from ..workspace import ensure_writable_dir
+
+    ensure_writable_dir(opts.cache_dir)
+    target, written = import_activations(Path(path), opts.cache_dir)
+    if ctl.as_json:
+        return emit_json(
+            {"command": "cache import", "path": str(target), "written": written, "key": target.stem}
+        )
+    state = "imported" if written else "already cached"
+    stdout.print(f"{state}: {target}", **PLAIN)

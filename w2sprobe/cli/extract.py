@@ -19,6 +19,8 @@ EXTRACT = (
     "max_length",
     "extract_batch_size",
     "dtype",
+    "store_dtype",
+    "compression",
 )
 
 

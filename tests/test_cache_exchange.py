@@ -1,0 +1,157 @@
+"""``cache export`` / ``cache import``: round trips in every format, readable by ordinary
+tools, and bad input refused with one line."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import run_cli
+
+from w2sprobe.cache import ActivationStore, verify
+
+run = run_cli
+
+
+@pytest.fixture(scope="module")
+def extracted(tmp_path_factory, shared_data, tiny_models):
+    """float16 and bfloat16 files of the tiny BERT's layers 1, 2 on sst2 (made once)."""
+    import contextlib
+    import io
+    import os
+
+    from w2sprobe.cli.app import main
+
+    root = tmp_path_factory.mktemp("exchange")
+    (root / "w2sprobe.toml").write_text(
+        f'strong_model = "{tiny_models["bert"]}"\ncache_dir = "c"\n'
+        "n_train = 80\nn_val = 20\nn_test = 30\n"
+    )
+    here, before = os.getcwd(), os.environ.get("W2SPROBE_DATA_DIR")
+    os.chdir(root)
+    os.environ["W2SPROBE_DATA_DIR"] = str(shared_data)
+    made = {}
+    try:
+        for dtype in ("float16", "bfloat16"):
+            buffer = io.StringIO()
+            with contextlib.redirect_stdout(buffer):
+                main(["extract", "--layers", "1,2", "--json", "--quiet", "--store-dtype", dtype])
+            made[dtype] = json.loads(buffer.getvalue())
+    finally:
+        os.chdir(here)
+        if before is None:
+            os.environ.pop("W2SPROBE_DATA_DIR", None)
+        else:
+            os.environ["W2SPROBE_DATA_DIR"] = before
+    return root, made
+
+
+def _contents(path):
+    with ActivationStore.open(path) as store:
+        return {
+            "attrs": {k: v for k, v in store.attrs.items() if k not in ("layers",)},
+            "layers": store.layers,
+            "data": {
+                s: (store.ids(s).tolist(), store.labels(s), [store.get(s, i) for i in store.layers])
+                for s in store.splits
+            },
+        }
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "npz", "hf"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_export_then_import_gives_back_the_same_file(capsys, extracted, monkeypatch, fmt, dtype):
+    root, made = extracted
+    monkeypatch.chdir(root)
+    key = made[dtype]["key"]
+    out = f"exp-{fmt}-{dtype}"
+    code, printed, err = run(
+        capsys, "cache", "export", key, "--format", fmt, "--out", out, "--json"
+    )
+    assert code == 0, err
+    assert json.loads(printed)["key"] == key
+    code, printed, err = run(capsys, "cache", "import", out, "--cache-dir", f"in-{out}", "--json")
+    assert code == 0, err
+    result = json.loads(printed)
+    assert result["written"] and result["key"] == key
+    original, back = _contents(made[dtype]["path"]), _contents(result["path"])
+    assert back["attrs"] == original["attrs"] and back["layers"] == original["layers"]
+    for split, (ids, labels, layers) in original["data"].items():
+        ids2, labels2, layers2 = back["data"][split]
+        assert ids2 == ids
+        np.testing.assert_array_equal(labels2, labels)
+        for a, b in zip(layers, layers2):
+            assert a.dtype == b.dtype
+            np.testing.assert_array_equal(a, b)
+    assert verify(Path(result["path"])) == []
+    code, printed, err = run(capsys, "cache", "import", out, "--cache-dir", f"in-{out}")
+    assert code == 0 and "already cached" in printed
+
+
+def test_exports_read_with_ordinary_tools(capsys, extracted, monkeypatch):
+    root, made = extracted
+    monkeypatch.chdir(root)
+    key, path = made["float16"]["key"], made["float16"]["path"]
+    for fmt in ("safetensors", "npz", "hf"):
+        code, _, err = run(capsys, "cache", "export", key, "--format", fmt, "--out", f"o-{fmt}")
+        assert code == 0, err
+    with ActivationStore.open(path) as store:
+        x, ids, y = store.get("test", 2), store.ids("test").tolist(), store.labels("test")
+    from safetensors.numpy import load_file
+
+    tensors = load_file("o-safetensors/activations.safetensors")
+    np.testing.assert_array_equal(tensors["test/layer_002"], x)
+    npz = np.load("o-npz/activations.npz")
+    np.testing.assert_array_equal(npz["test.layer_002"], x)
+    assert npz["test.ids"].tolist() == ids
+    from datasets import load_from_disk
+
+    test = load_from_disk("o-hf")["test"]
+    assert test["id"] == ids and np.allclose(test["label"], y)
+    np.testing.assert_array_equal(np.asarray(test[0]["layer_002"], dtype=np.float16), x[0])
+    manifest = json.loads(Path("o-hf/manifest.json").read_text())
+    assert manifest["key"] == key and manifest["layers"] == [1, 2]
+
+
+def test_export_and_import_bad_input_is_one_error_line(capsys, extracted, monkeypatch):
+    root, made = extracted
+    monkeypatch.chdir(root)
+    key = made["float16"]["key"]
+    Path("taken").mkdir(exist_ok=True)
+    (Path("taken") / "mine.txt").write_text("keep")
+    cases = [
+        (["cache", "export", key, "--format", "parquet", "--out", "x1"], "unknown export format"),
+        (["cache", "export", key, "--out", "taken"], "already exists"),
+        (["cache", "export", "ffffffffffff", "--out", "x2"], "no acts"),
+        (["cache", "import", "taken"], "not a w2sprobe export"),
+    ]
+    for args, message in cases:
+        code, _, err = run(capsys, *args)
+        assert code == 2 and err.startswith("error:") and message in err, (args, err)
+        assert len(err.strip().splitlines()) == 1
+    assert (Path("taken") / "mine.txt").read_text() == "keep"
+    assert not Path("x1").exists() and not Path("x2").exists()
+    code, _, err = run(capsys, "cache", "export", key, "--out", "taken", "--force")
+    assert code == 0, err
+    assert not (Path("taken") / "mine.txt").exists()
+    assert (Path("taken") / "activations.safetensors").is_file()
+    # tampered: a changed manifest no longer hashes to its key; a changed file its record
+    code, _, err = run(capsys, "cache", "export", key, "--format", "npz", "--out", "t1")
+    assert code == 0, err
+    manifest = json.loads(Path("t1/manifest.json").read_text())
+    inner = json.loads(manifest["manifest"])
+    inner["max_length"] = 7
+    manifest["manifest"] = json.dumps(inner, sort_keys=True)
+    Path("t1/manifest.json").write_text(json.dumps(manifest))
+    code, _, err = run(capsys, "cache", "import", "t1", "--cache-dir", "t1-cache")
+    assert code == 2 and "damaged" in err and not Path("t1-cache/acts").exists()
+    record = json.loads(Path("t1/w2sprobe_export.json").read_text())
+    from w2sprobe.atomic import file_record
+
+    record["files"]["manifest.json"] = file_record(Path("t1/manifest.json"))
+    Path("t1/w2sprobe_export.json").write_text(json.dumps(record))
+    code, _, err = run(capsys, "cache", "import", "t1", "--cache-dir", "t1-cache")
+    assert code == 2 and "not the hash of its manifest" in err
+    assert not Path("t1-cache/acts").exists()
