@@ -116,12 +116,14 @@ def sections(text: str) -> list[str]:
 def test_options_are_listed_in_their_groups(capsys):
     probe = sections(help_of(capsys, "probe"))
     assert probe == [
+        "Options",  # --pgr
         "Workspace",
         "Data",
         "Models",
         "Extraction",
         "Probes",
-        "Training of the weak model (when --labels weak must be built)",
+        "Training of the weak model and ceiling (when --labels weak, or probe --pgr, must be "
+        "built)",
         "General",
     ]
     run = sections(help_of(capsys, "run"))

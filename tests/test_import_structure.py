@@ -29,6 +29,7 @@ LAYERS: list[set[str]] = [
         "hubnet",
         "distributed",
         "graph",
+        "hints",
     },
     {"models", "data"},
     {"cache", "labels", "runs"},

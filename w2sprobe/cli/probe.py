@@ -9,7 +9,7 @@ import typer
 
 from ..options import SPECS, Options
 from .common import aligned, emit_json, fmt, open_study, request, show_plan, stdout
-from .params import DATA, Control, options_command
+from .params import DATA, Control, group, options_command
 
 ACTIVATIONS = (
     "strong_model",
@@ -32,11 +32,25 @@ PROBE = (
     "k_cc",
     "k_zeta",
 )
-#: What building the weak labels (a prerequisite of the default --labels weak) reads.
-WEAK_TRAINING = ("weak_lr", "epochs", "batch_size", "minibatch", "warmup_steps", "eval_every")
-FIELDS = DATA + ACTIVATIONS + PROBE + WEAK_TRAINING
-#: Here the training options only train the weak model, when --labels weak must be built.
-WEAK_ONLY = {"train": "Training of the weak model (when --labels weak must be built)"}
+#: The shared training flags: they make the weak labels (a prerequisite of the default
+#: --labels weak) and, with ``probe --pgr``, the ceiling; the same flags as ``run`` and
+#: ``train`` take, so every command with the same flags addresses the same weak run and ceiling.
+TRAINING = group("train")
+FIELDS = DATA + ACTIVATIONS + PROBE + TRAINING
+#: Here the training options only train prerequisites, when they must be built.
+WEAK_ONLY = {
+    "train": "Training of the weak model and ceiling (when --labels weak, or probe --pgr, "
+    "must be built)"
+}
+
+PgrOpt = Annotated[
+    bool,
+    typer.Option(
+        "--pgr",
+        help="Build the ceiling when it is missing, for PGR [default: off: PGR is shown when the "
+        "weak run and the ceiling are cached, else what PGR needs and the command that builds it]",
+    ),
+]
 
 NameOpt = Annotated[
     Optional[str],
@@ -50,20 +64,21 @@ NameOpt = Annotated[
 
 
 @options_command(FIELDS, graph=True, panels=WEAK_ONLY)
-def probe(opts: Options, ctl: Control) -> None:
+def probe(opts: Options, ctl: Control, pgr: PgrOpt = False) -> None:
     """Fit a probe on strong_train against a label set; report its test AUC vs ground truth.
 
     The run (predictions, then metrics) is written to cache/runs/<dataset>/<key>/, where
-    w2sprobe report reads it.
+    w2sprobe report reads it. No ceiling is trained unless --pgr asks for one.
     """
     from ..probes.inputs import check_probe
 
     check_probe(opts, opts.probe.probe)  # a bad parameter or backend: before anything is made
     study = open_study(opts, ctl)
+    study.build_ceiling = pgr
     run = request(lambda: study.probe_run(opts.probe.probe, opts.probe.labels, target=True))
     if ctl.plan:
         return show_plan(study.graph.outcomes, ctl.as_json, "probe")
-    m = run.metrics
+    m = {**run.metrics, **study.probe_pgr(run)}
     summary = {
         "command": "probe",
         "dataset": study.dataset,
@@ -79,6 +94,7 @@ def probe(opts: Options, ctl: Control) -> None:
                 "labels_auc",
                 "auc_minus_labels_auc",
                 "pgr",
+                "pgr_needs",
                 "key",
             )
         },
@@ -101,6 +117,8 @@ def probe(opts: Options, ctl: Control) -> None:
             "path",
         ),
     )
+    if summary.get("pgr_needs") and not ctl.as_json:
+        stdout.print(f"PGR: {summary['pgr_needs']}", highlight=False, soft_wrap=True, markup=False)
 
 
 @options_command(FIELDS + ("contamination",), graph=True, panels=WEAK_ONLY)
