@@ -39,7 +39,6 @@ CONFIG_FILE_NAME = "w2sprobe.toml"
 Device = Literal["auto", "cpu", "cuda"]
 Dtype = Literal["auto", "float32", "float16", "bfloat16"]
 Pooling = Literal["last", "mean", "first"]
-ProbeName = Literal[tuple(PROBES)]  # the vocabulary's names (w2sprobe.vocabulary)
 Metric = Literal["euclidean", "cosine"]
 KnnBackend = Literal["auto", "torch", "faiss", "cuml"]
 Loss = Literal[tuple(LOSSES)]
@@ -57,13 +56,15 @@ def option(
     relative_path: bool = False,
     metavar: str | None = None,
     shown: str | None = None,
+    suggest: tuple[str, ...] = (),
 ) -> Any:
     """A documented option field.
 
     ``flag`` overrides the command-line name (default ``--`` + the field name with ``-``);
     ``env`` names an environment variable that sets it; ``relative_path`` resolves a value from
     a config file against that file's folder; ``shown`` is how help states a default that
-    depends on something else (the model, the stage).
+    depends on something else (the model, the stage); ``suggest``: values shell completion
+    offers for an option that takes others too (the built-in probes).
     """
     meta = {
         "doc": doc,
@@ -72,6 +73,7 @@ def option(
         "relative_path": relative_path,
         "metavar": metavar,
         "shown": shown,
+        "suggest": suggest,
     }
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
@@ -189,7 +191,21 @@ class ExtractOptions:
 class ProbeOptions:
     """Probes on the cached activations and the label sets they make."""
 
-    probe: ProbeName = option("knn", "Probe to fit.")
+    probe: str = option(
+        "knn",
+        "Probe to fit: a built-in, a name registered in the entry points w2sprobe.probes, "
+        "package.module:Class (README: Write your own probe) or sklearn:<module>.<Class>.",
+        metavar="[" + "|".join(PROBES) + "|module:Class]",
+        suggest=tuple(PROBES),
+    )
+    probe_params: list[str] = option(
+        [],
+        "Parameters of a plug-in probe, typed from its class's signature; repeat, or a "
+        "[probe_params] table in the config file.",
+        flag="--probe-param",
+        metavar="NAME=VALUE",
+        shown="none",
+    )
     layer: int | None = option(
         None,
         "Layer to probe; for extract, the one layer to cache.",
@@ -451,6 +467,8 @@ class OptionSpec:
     choices: tuple[str, ...] = ()
     metavar: str | None = None
     shown: str | None = None
+    #: Values shell completion offers where the option is no fixed choice.
+    suggestions: tuple[str, ...] = ()
     #: The config-file key: the flag's name (``weak`` for ``--weak``), or the field name where
     #: two options share a flag (the report's ``--dataset`` is ``report_datasets``).
     key: str = ""
@@ -516,6 +534,7 @@ def _specs() -> dict[str, OptionSpec]:
                 choices,
                 meta["metavar"],
                 meta["shown"],
+                meta["suggest"],
             )
     return _with_keys(specs)
 
@@ -590,6 +609,8 @@ def coerce(spec: OptionSpec, value: Any, where: str, spelled: str | None = None)
 def _coerce(spec: OptionSpec, value: Any, text: bool) -> Any:
     kind = spec.kind
     if kind in ("list_str", "list_int"):
+        if isinstance(value, dict):  # a table of the config file: [probe_params] C = 0.1
+            value = [f"{k}={v!r}" for k, v in value.items()]
         items = value if isinstance(value, (list, tuple)) else [value]
         # "4,8" and ["4", "8"] alike: repeated flags, comma lists and TOML arrays all work
         items = [

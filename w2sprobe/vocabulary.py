@@ -168,11 +168,49 @@ def register(kind: ProbeKind | LossKind) -> None:
     table[kind.name] = kind
 
 
+#: A plug-in probe (``module:Class``, ``sklearn:dotted.Class`` or an entry point's name):
+#: :mod:`w2sprobe.probes.plugin` builds it; it filters and relabels, and ``run`` uses it only
+#: where asked for by name (``run --experiments sklearn:sklearn.svm.LinearSVC-relabel``).
+PLUGIN_CONFIG = "w2sprobe.probes.plugin:PluginConfig"
+
+
+def plugin_kind(name: str) -> ProbeKind:
+    """The kind of a plug-in probe called ``name``."""
+    return ProbeKind(name, PLUGIN_CONFIG, "a plug-in probe", predicts_in_run=False)
+
+
+def is_plugin(name: str) -> bool:
+    """Is ``name`` a plug-in probe: ``module:Class``, ``sklearn:...`` or a registered entry
+    point (group ``w2sprobe.probes``) that is no built-in's name?"""
+    if name in PROBES:
+        return False
+    return ":" in name or name in _entry_point_names()
+
+
+def is_probe(name: str) -> bool:
+    """A built-in or a plug-in probe's name."""
+    return bool(name) and (name in PROBES or is_plugin(name))
+
+
+def _entry_point_names() -> set[str]:
+    from importlib import metadata
+
+    return {ep.name for ep in metadata.entry_points(group="w2sprobe.probes")}
+
+
 def probe_kind(name: str) -> ProbeKind:
-    """The built-in probe called ``name``; a UsageError listing the known ones otherwise."""
-    if name not in PROBES:
-        raise UsageError(f"unknown probe '{name}'; known: {', '.join(PROBES)}")
-    return PROBES[name]
+    """The probe called ``name`` (a built-in or a plug-in); a UsageError listing the known
+    ones otherwise."""
+    if name in PROBES:
+        return PROBES[name]
+    if is_plugin(name):
+        return plugin_kind(name)
+    registered = sorted(_entry_point_names())
+    raise UsageError(
+        f"unknown probe '{name}'; known: {', '.join(PROBES)}"
+        + (f", {', '.join(registered)}" if registered else "")
+        + ", or a plug-in: package.module:Class or sklearn:<module>.<Class>"
+    )
 
 
 def loss_kind(name: str) -> LossKind:
@@ -258,7 +296,7 @@ def parse_derived_set(name: str) -> DerivedSet | None:
     derived name such as ``knn-relabel@knn-filter@weak``) -> what makes it; None: not one."""
     made, _, parent = name.partition("@")
     probe, _, derive = made.rpartition("-")
-    if derive in (FILTER, RELABEL) and probe in PROBES and derive in PROBES[probe].derives:
+    if derive in (FILTER, RELABEL) and is_probe(probe) and derive in probe_kind(probe).derives:
         return DerivedSet(probe, derive, parent or WEAK)
     return None
 
@@ -296,7 +334,7 @@ def parse_experiment(name: str) -> Experiment:
         return Experiment(name, "s2s", loss=s2s[1], iteration=s2s[0])
     made, _, labels = name.partition("@")
     probe, _, suffix = made.rpartition("-")
-    if suffix == PROBE_SUFFIX and probe in PROBES:
+    if suffix == PROBE_SUFFIX and is_probe(probe):
         return Experiment(name, "probe", probe=probe, labels=labels or WEAK)
     derived = parse_derived_set(name)
     if derived is not None and derived.parent == WEAK and "@" not in name:

@@ -31,6 +31,7 @@ PROBE = (
     "standardize",
     "k_cc",
     "k_zeta",
+    "probe_params",
 )
 #: The shared training flags: they make the weak labels (a prerequisite of the default
 #: --labels weak) and, with ``probe --pgr``, the ceiling; the same flags as ``run`` and

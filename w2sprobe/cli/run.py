@@ -34,6 +34,7 @@ PROBES = (
     "k_cc",
     "k_zeta",
     "contamination",
+    "probe_params",
 )
 TRAINING = group("train", without=("loss",))
 

@@ -145,8 +145,17 @@ class TopoConfig(ProbeConfig):
 
 
 def probe_config(name: str, options: ProbeOptions | None = None, **overrides: Any) -> ProbeConfig:
-    """The config of the built-in probe ``name``, from ``options`` (default: the defaults)."""
-    from ..vocabulary import probe_kind
+    """The config of the probe ``name`` (a built-in or a plug-in, :mod:`.plugin`), from
+    ``options`` (default: the defaults)."""
+    from ..vocabulary import is_plugin, probe_kind
 
+    options = options or _DEFAULT
     cls = probe_kind(name).config_class()
-    return cls.from_options(options or _DEFAULT, **overrides)
+    if is_plugin(name):  # PluginConfig (.plugin), loaded by its path: no import circle
+        return cls.for_probe(name, list(options.probe_params))
+    if options.probe_params:
+        raise UsageError(
+            f"--probe-param is for plug-in probes; {name} takes its own options "
+            f"({', '.join(ProbeConfig.option_flag(f) for f in fields_of(cls))})"
+        )
+    return cls.from_options(options, **overrides)
