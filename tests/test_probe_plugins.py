@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
 import pytest
+import test_hints
 import test_probe_cli
-from conftest import run_cli
+from conftest import REPO, run_cli
 from plugin_probes import CentroidProbe
 from sklearn.svm import LinearSVC
 
@@ -20,6 +22,8 @@ from w2sprobe.metrics import roc_auc
 
 #: The workspace of the probe commands' tests: tiny BERT layers and noisy weak labels.
 cached = test_probe_cli.cached
+#: Non-default tiny models, sizes and head stages on the command line, from an empty cache.
+flags = test_hints.flags
 
 USER = "plugin_probes:CentroidProbe"
 SVC = "sklearn:sklearn.svm.LinearSVC"
@@ -156,3 +160,35 @@ def test_plugin_module_is_found_in_the_working_folder(capsys, cached):
     )
     code, out, err = run_cli(capsys, "probe", "--probe", "localprobe:Local", "--layer", "2")
     assert code == 0, err
+
+
+def test_readme_probe_runs_as_written(capsys, cached):
+    section = (REPO / "README.md").read_text().split("\n## Write your own probe\n", 1)[1]
+    Path("myprobe.py").write_text(section.split("```python\n", 1)[1].split("```", 1)[0])
+    commands = section.split("```bash\n", 1)[1].split("```", 1)[0].splitlines()
+    probe_line, relabel_line = (shlex.split(line, comments=True) for line in commands[:2])
+    code, out, err = run_cli(capsys, *probe_line[1:], "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    import myprobe  # the README's module, as the command imported it
+
+    acts, soft, val, test = _train(cached)
+    expected = myprobe.CosineProbe(temperature=0.05).fit(acts, soft).predict(test)
+    np.testing.assert_allclose(_test_predictions(Path(summary["path"])), expected, rtol=1e-4)
+    assert summary["params"] == {"temperature": 0.05}
+    code, out, err = run_cli(capsys, *relabel_line[1:], "--json")
+    assert code == 0 and json.loads(out)["label_set"] == "myprobe:CosineProbe-relabel@weak", err
+
+
+def test_plugins_in_run_report_and_cache_ls(capsys, flags):
+    experiments = f"{SVC}-relabel,{USER}-probe"
+    code, out, err = run_cli(capsys, "run", "--experiments", experiments, "--json", *flags)
+    assert code == 0, err
+    (result,) = json.loads(out)["datasets"]
+    stages = {s["stage"]: s for s in result["stages"]}
+    assert {f"{SVC}-relabel", f"{USER}-probe"} <= set(stages), stages
+    code, out, err = run_cli(capsys, "report", "--format", "json", "--cache-dir", "c", "--json")
+    assert code == 0, err
+    assert f"{SVC}-relabel" in out and f"{USER}-probe" in out
+    code, out, err = run_cli(capsys, "cache", "ls", "labels", "--cache-dir", "c")
+    assert code == 0 and f"{SVC}-relabel@weak" in out, err
