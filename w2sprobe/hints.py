@@ -25,7 +25,17 @@ ACTIVATIONS = ("pooling", "max_length", "dtype")
 #: The training recipe of every LoRA or head stage.
 TRAINING = tuple(n for n, s in SPECS.items() if s.group == "train")
 #: The probe's parameters (its name, layer and labels are spelled out by the hint).
-PROBE = ("k", "metric", "knn_backend", "l2", "standardize", "k_cc", "k_zeta", "probe_params")
+PROBE = (
+    "k",
+    "metric",
+    "knn_backend",
+    "l2",
+    "standardize",
+    "mlp_hidden",
+    "k_cc",
+    "k_zeta",
+    "probe_params",
+)
 
 #: The options each command named by a hint takes and that can change what it makes.
 COMMAND_FIELDS: dict[str, tuple[str, ...]] = {

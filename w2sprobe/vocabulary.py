@@ -63,6 +63,9 @@ class ProbeKind:
     predicts_in_run: bool = True
     #: The parameter ``sweep`` varies (None: only layers).
     grid_param: str | None = None
+    #: Whether ``run``'s probes group (``--experiments all``) has its experiments at all;
+    #: the others run where asked for by name (``run --experiments massmean-relabel``).
+    in_run: bool = True
 
     def config_class(self) -> type:
         return _load(self.config)
@@ -105,6 +108,21 @@ PROBES: dict[str, ProbeKind] = {
             derives=(FILTER,),
             predicts_in_run=False,
             grid_param="k_zeta",
+        ),
+        # Beyond the blog's three: asked for by name (probe --probe massmean, run
+        # --experiments mlp-relabel).
+        ProbeKind(
+            "massmean",
+            f"{_PROBE_CONFIGS}:MassMeanConfig",
+            "difference of the class means (Marks & Tegmark's mass-mean probe)",
+            in_run=False,
+        ),
+        ProbeKind(
+            "mlp",
+            f"{_PROBE_CONFIGS}:MlpConfig",
+            "one hidden ReLU layer, soft-label cross-entropy, L2",
+            grid_param="l2",
+            in_run=False,
         ),
     )
 }
@@ -176,7 +194,7 @@ PLUGIN_CONFIG = "w2sprobe.probes.plugin:PluginConfig"
 
 def plugin_kind(name: str) -> ProbeKind:
     """The kind of a plug-in probe called ``name``."""
-    return ProbeKind(name, PLUGIN_CONFIG, "a plug-in probe", predicts_in_run=False)
+    return ProbeKind(name, PLUGIN_CONFIG, "a plug-in probe", predicts_in_run=False, in_run=False)
 
 
 def is_plugin(name: str) -> bool:
@@ -363,12 +381,14 @@ def _parse_s2s(name: str) -> tuple[int, str] | None:
 
 def _run_probe_experiments() -> tuple[str, ...]:
     """``run``'s probe experiments: own predictions, then filters, then relabels."""
-    own = [probe_experiment(p) for p, kind in PROBES.items() if kind.predicts_in_run]
+    own = [
+        probe_experiment(p) for p, kind in PROBES.items() if kind.predicts_in_run and kind.in_run
+    ]
     made = [
         student_experiment(derived_set_name(p, derive))
         for derive in (FILTER, RELABEL)
         for p, kind in PROBES.items()
-        if derive in kind.derives
+        if derive in kind.derives and kind.in_run
     ]
     return (*own, *made)
 

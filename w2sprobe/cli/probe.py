@@ -29,6 +29,7 @@ PROBE = (
     "knn_backend",
     "l2",
     "standardize",
+    "mlp_hidden",
     "k_cc",
     "k_zeta",
     "probe_params",

@@ -31,6 +31,7 @@ PROBES = (
     "knn_backend",
     "l2",
     "standardize",
+    "mlp_hidden",
     "k_cc",
     "k_zeta",
     "contamination",

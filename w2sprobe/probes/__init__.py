@@ -26,6 +26,8 @@ _EXPORTS = {
     "knn_graph": "search",
     "knn_search": "search",
     "LogisticProbe": "logistic",
+    "MassMeanProbe": "massmean",
+    "MlpProbe": "mlp",
     "TopoFilterProbe": "topo",
 }
 

@@ -144,6 +144,29 @@ class TopoConfig(ProbeConfig):
         self._choice("backend", BACKENDS)
 
 
+@dataclass(frozen=True)
+class MassMeanConfig(ProbeConfig):
+    """Difference of means: the direction between the label-weighted class means."""
+
+    name: ClassVar[str] = "massmean"
+    implementation: ClassVar[str] = "w2sprobe.probes.massmean:MassMeanProbe"
+
+
+@dataclass(frozen=True)
+class MlpConfig(ProbeConfig):
+    """One hidden ReLU layer of ``hidden`` units, soft-label cross-entropy plus ``l2``."""
+
+    name: ClassVar[str] = "mlp"
+    implementation: ClassVar[str] = "w2sprobe.probes.mlp:MlpProbe"
+
+    hidden: int = param(_DEFAULT.mlp_hidden, option="mlp_hidden")
+    l2: float = param(_DEFAULT.l2)
+
+    def __post_init__(self) -> None:
+        self._positive_int("hidden")
+        LogregConfig.__post_init__(self)  # the same check of l2
+
+
 def probe_config(name: str, options: ProbeOptions | None = None, **overrides: Any) -> ProbeConfig:
     """The config of the probe ``name`` (a built-in or a plug-in, :mod:`.plugin`), from
     ``options`` (default: the defaults)."""
