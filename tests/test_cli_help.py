@@ -21,7 +21,7 @@ def help_of(capsys, *command: str) -> str:
 def test_help_uses_conventional_metavars_and_one_default_format(capsys):
     text = help_of(capsys, "probe")
     assert "--k INTEGER" in text and "--l2 FLOAT" in text and "--labels TEXT" in text
-    assert "--probe [knn|logreg|topo|massmean|mlp|module:Class]" in text
+    assert "--probe [knn|logreg|topo|massmean|mlp|random|oracle|module:Class]" in text
     assert "--standardize / --no-standardize" in text
     assert "<int>" not in text and "<bool>" not in text and "<float>" not in text
     assert "kNN neighbours. [default: 50]" in " ".join(text.split())

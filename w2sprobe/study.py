@@ -758,7 +758,9 @@ class Study:
         It has a PGR, like a student's.
         """
         from .probes.inputs import check_probe
+        from .vocabulary import check_predicts
 
+        check_predicts(probe)
         check_probe(self.options, probe)
         labels_name = labels_name or self.options.probe.labels
         name = probe_experiment(probe, labels_name)

@@ -66,6 +66,8 @@ class ProbeKind:
     #: Whether ``run``'s probes group (``--experiments all``) has its experiments at all;
     #: the others run where asked for by name (``run --experiments massmean-relabel``).
     in_run: bool = True
+    #: A filter baseline (random, oracle): it filters and predicts nothing.
+    baseline: bool = False
 
     def config_class(self) -> type:
         return _load(self.config)
@@ -123,6 +125,25 @@ PROBES: dict[str, ProbeKind] = {
             "one hidden ReLU layer, soft-label cross-entropy, L2",
             grid_param="l2",
             in_run=False,
+        ),
+        # Filter baselines at equal contamination (run --experiments random-filter,oracle-filter).
+        ProbeKind(
+            "random",
+            f"{_PROBE_CONFIGS}:RandomConfig",
+            "filter baseline: uniform removal, seeded",
+            derives=(FILTER,),
+            predicts_in_run=False,
+            in_run=False,
+            baseline=True,
+        ),
+        ProbeKind(
+            "oracle",
+            f"{_PROBE_CONFIGS}:OracleConfig",
+            "filter bound that uses ground truth: drops the labels furthest from it",
+            derives=(FILTER,),
+            predicts_in_run=False,
+            in_run=False,
+            baseline=True,
         ),
     )
 }
@@ -236,6 +257,15 @@ def loss_kind(name: str) -> LossKind:
     if name not in LOSSES:
         raise UsageError(f"unknown loss '{name}'; known: {', '.join(LOSSES)}")
     return LOSSES[name]
+
+
+def check_predicts(probe: str) -> None:
+    """A probe that predicts (probe, sweep); a filter baseline (random, oracle) does not."""
+    if probe_kind(probe).baseline:
+        raise UsageError(
+            f"'{probe}' is a filter baseline: it filters and predicts nothing; use it with "
+            f"filter (w2sprobe filter --probe {probe})"
+        )
 
 
 def check_derive(probe: str, derive: Derive) -> None:

@@ -73,7 +73,9 @@ def probe(opts: Options, ctl: Control, pgr: PgrOpt = False) -> None:
     w2sprobe report reads it. No ceiling is trained unless --pgr asks for one.
     """
     from ..probes.inputs import check_probe
+    from ..vocabulary import check_predicts
 
+    check_predicts(opts.probe.probe)
     check_probe(opts, opts.probe.probe)  # a bad parameter or backend: before anything is made
     study = open_study(opts, ctl)
     study.build_ceiling = pgr
@@ -168,6 +170,11 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
         )
     stdout.print(f"label set {labels.name} ({labels.key})")
     stdout.print(table)
+    if labels.manifest["probe"].get("uses_ground_truth"):
+        stdout.print(
+            f"{summary['probe']} uses ground truth: an upper bound for the filters, not a method",
+            highlight=False,
+        )
 
 
 @options_command(FIELDS, graph=True, panels=WEAK_ONLY)
@@ -278,9 +285,10 @@ def sweep(
     from ..probes.inputs import check_probe
     from ..probes.sweep import parse_grid
     from ..report.sweep_files import write_sweep
-    from ..vocabulary import probe_kind
+    from ..vocabulary import check_predicts, probe_kind
 
     name = opts.probe.probe
+    check_predicts(name)
     param = probe_kind(name).grid_param
     grid_text = {"k": k, "l2": l2, "k_zeta": k_zeta}.get(param)
     grid = parse_grid(grid_text, param, default=getattr(opts.probe, param)) if param else [None]

@@ -43,8 +43,9 @@ class ProbeConfig:
     @classmethod
     def from_options(cls, options: ProbeOptions, **overrides: Any) -> ProbeConfig:
         """The config the options describe (``overrides`` win: a sweep's grid value)."""
-        values = {
-            f.name: getattr(options, f.metadata.get("option", f.name)) for f in fields_of(cls)
+        values = {  # a field no option sets keeps its default
+            f.name: getattr(options, f.metadata.get("option", f.name), f.default)
+            for f in fields_of(cls)
         }
         return cls(**{**values, **overrides})
 
@@ -165,6 +166,27 @@ class MlpConfig(ProbeConfig):
     def __post_init__(self) -> None:
         self._positive_int("hidden")
         LogregConfig.__post_init__(self)  # the same check of l2
+
+
+@dataclass(frozen=True)
+class RandomConfig(ProbeConfig):
+    """Filter baseline: uniform removal, seeded (:mod:`.baselines`)."""
+
+    name: ClassVar[str] = "random"
+    implementation: ClassVar[str] = "w2sprobe.probes.baselines:RandomFilter"
+
+    seed: int = param(0)
+
+
+@dataclass(frozen=True)
+class OracleConfig(ProbeConfig):
+    """Filter baseline that uses ground truth: drops the labels furthest from it."""
+
+    name: ClassVar[str] = "oracle"
+    implementation: ClassVar[str] = "w2sprobe.probes.baselines:OracleFilter"
+
+    #: Said in its key, hence in every manifest and output that shows the probe.
+    uses_ground_truth: bool = param(True)
 
 
 def probe_config(name: str, options: ProbeOptions | None = None, **overrides: Any) -> ProbeConfig:

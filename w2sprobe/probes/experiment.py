@@ -27,6 +27,8 @@ from .config import ProbeConfig
 from .topo import overshoot_message
 
 TRAIN, EVAL_SPLITS = "strong_train", ("val", "test")
+#: How a filter that runs on val alone is named in its report's ``scored_by``.
+_PROBE_TITLES = {"topo": "TopoFilter", "oracle": "oracle (uses ground truth)"}
 
 
 @dataclass
@@ -137,12 +139,16 @@ def filter_label_set(
     """
     acts, soft, rows = training_data(store, labels, spec.layer)
     probe = spec.build()
-    train_result = probe.filter(acts, soft, contamination)
+    # A ground-truth baseline (the oracle) is handed the truth of the rows it filters.
+    truth = getattr(probe, "uses_ground_truth", False)
+    given = {"truth": store.labels(TRAIN)[rows]} if truth else {}
+    train_result = probe.filter(acts, soft, contamination, **given)
     val_acts, val_soft, val_rows = training_data(store, labels, spec.layer, "val")
     if getattr(probe, "filters_each_split", False):
+        given = {"truth": store.labels("val")[val_rows]} if truth else {}
         val_result, val_scorer = (
-            probe.filter(val_acts, val_soft, contamination),
-            "TopoFilter on val alone",
+            probe.filter(val_acts, val_soft, contamination, **given),
+            f"{_PROBE_TITLES.get(spec.name, spec.name)} on val alone",
         )
     else:
         disagreement = np.abs(val_soft - probe.predict(val_acts))
