@@ -24,7 +24,8 @@ def test_help_uses_conventional_metavars_and_one_default_format(capsys):
     assert "--probe [knn|logreg|topo|massmean|mlp|random|oracle|module:Class]" in text
     assert "--standardize / --no-standardize" in text
     assert "<int>" not in text and "<bool>" not in text and "<float>" not in text
-    assert "kNN neighbours. [default: 50]" in " ".join(text.split())
+    assert "against the fit labels. [default: 50]" in " ".join(text.split())
+    assert "--k INTEGER|auto" in text and "--l2 FLOAT|auto" in text
 
 
 def test_each_command_lists_only_the_options_it_uses(capsys):
@@ -213,7 +214,7 @@ def test_config_show_has_the_doc_column_and_takes_any_option(capsys, tmp_path, m
     header = out.splitlines()[1].split()
     assert header == ["group", "key", "value", "source", "doc"]
     k = next(line for line in out.splitlines() if line.split()[:2] == ["probe", "k"])
-    assert k.split()[2:4] == ["10", "command"] and k.endswith("kNN neighbours.")
+    assert k.split()[2:4] == ["10", "command"] and k.endswith("against the fit labels.")
     weak = next(line for line in out.splitlines() if line.split()[1:2] == ["weak"])
     assert "(weak_model)" in weak and '"smollm2"' in weak and str(tmp_path) in weak
     code, out, _ = run_cli(capsys, "config", "show", "--json", "--strong", "x")

@@ -57,6 +57,7 @@ def option(
     metavar: str | None = None,
     shown: str | None = None,
     suggest: tuple[str, ...] = (),
+    auto: bool = False,
 ) -> Any:
     """A documented option field.
 
@@ -64,7 +65,8 @@ def option(
     ``env`` names an environment variable that sets it; ``relative_path`` resolves a value from
     a config file against that file's folder; ``shown`` is how help states a default that
     depends on something else (the model, the stage); ``suggest``: values shell completion
-    offers for an option that takes others too (the built-in probes).
+    offers for an option that takes others too (the built-in probes); ``auto``: the option also
+    takes ``auto`` (a probe parameter chosen without ground truth, w2sprobe.probes.auto).
     """
     meta = {
         "doc": doc,
@@ -74,6 +76,7 @@ def option(
         "metavar": metavar,
         "shown": shown,
         "suggest": suggest,
+        "auto": auto,
     }
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
@@ -214,10 +217,21 @@ class ProbeOptions:
     labels: str = option(
         "weak", "Label set (name or key) to fit on or train on; gt = ground truth."
     )
-    k: int = option(50, "kNN neighbours.")
+    k: int = option(
+        50,
+        "kNN neighbours; auto: chosen by leave-one-out on strong_train against the fit labels.",
+        metavar="INTEGER|auto",
+        auto=True,
+    )
     metric: Metric = option("euclidean", "Distance of kNN and TopoFilter.")
     knn_backend: KnnBackend = option("auto", "Exact kNN search backend.")
-    l2: float = option(1e-2, "L2 penalty on the weights of the logistic (and MLP) probe.")
+    l2: float = option(
+        1e-2,
+        "L2 penalty on the weights of the logistic (and MLP) probe; auto: chosen by 5-fold "
+        "cross-validation on strong_train against the fit labels.",
+        metavar="FLOAT|auto",
+        auto=True,
+    )
     standardize: bool = option(False, "Standardise features before the logistic probe.")
     mlp_hidden: int = option(64, "MLP probe: hidden ReLU units.")
     k_cc: int = option(50, "TopoFilter: neighbours of the graph whose components are kept.")
@@ -470,6 +484,8 @@ class OptionSpec:
     shown: str | None = None
     #: Values shell completion offers where the option is no fixed choice.
     suggestions: tuple[str, ...] = ()
+    #: Whether ``auto`` is a value too (``--k auto``, ``--l2 auto``).
+    auto: bool = False
     #: The config-file key: the flag's name (``weak`` for ``--weak``), or the field name where
     #: two options share a flag (the report's ``--dataset`` is ``report_datasets``).
     key: str = ""
@@ -536,6 +552,7 @@ def _specs() -> dict[str, OptionSpec]:
                 meta["metavar"],
                 meta["shown"],
                 meta["suggest"],
+                meta["auto"],
             )
     return _with_keys(specs)
 
@@ -609,6 +626,8 @@ def coerce(spec: OptionSpec, value: Any, where: str, spelled: str | None = None)
 
 def _coerce(spec: OptionSpec, value: Any, text: bool) -> Any:
     kind = spec.kind
+    if spec.auto and isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
     if kind in ("list_str", "list_int"):
         if isinstance(value, dict):  # a table of the config file: [probe_params] C = 0.1
             value = [f"{k}={v!r}" for k, v in value.items()]

@@ -99,6 +99,7 @@ def probe(opts: Options, ctl: Control, pgr: PgrOpt = False) -> None:
                 "auc_minus_labels_auc",
                 "pgr",
                 "pgr_needs",
+                "chosen",
                 "key",
             )
         },
@@ -121,6 +122,7 @@ def probe(opts: Options, ctl: Control, pgr: PgrOpt = False) -> None:
             "path",
         ),
     )
+    _show_chosen(summary, ctl.as_json)
     if summary.get("pgr_needs") and not ctl.as_json:
         stdout.print(f"PGR: {summary['pgr_needs']}", highlight=False, soft_wrap=True, markup=False)
 
@@ -143,6 +145,7 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
         "parent": labels.manifest.get("parent_name"),
         **labels.manifest["probe"],
         "contamination": labels.manifest.get("contamination"),
+        "chosen": labels.manifest.get("chosen"),
         "sizes": labels.sizes(),
         "report": report,
         "notes": study.notes,
@@ -170,6 +173,7 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
         )
     stdout.print(f"label set {labels.name} ({labels.key})")
     stdout.print(table)
+    _show_chosen(summary, False)
     if labels.manifest["probe"].get("uses_ground_truth"):
         stdout.print(
             f"{summary['probe']} uses ground truth: an upper bound for the filters, not a method",
@@ -191,9 +195,11 @@ def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
         "key": labels.key,
         "parent": labels.manifest.get("parent_name"),
         **labels.manifest["probe"],
+        "chosen": labels.manifest.get("chosen"),
         "sizes": labels.sizes(),
         "notes": study.notes,
     }
+    _show_chosen(summary, ctl.as_json)
     _show_changes(summary, labels, study.label_set(opts.probe.labels), ctl.as_json)
 
 
@@ -320,6 +326,18 @@ def sweep(
         table.add_row(*(fmt(row.get(c)) for c in columns))
     stdout.print(table)
     stdout.print(f"table: {paths['csv']}  plot: {paths['png']}")
+
+
+def _show_chosen(summary: dict, as_json: bool) -> None:
+    """``--k auto`` / ``--l2 auto``: the value chosen and by which criterion (no ground truth)."""
+    chosen = summary.get("chosen")
+    if chosen and not as_json:
+        stdout.print(
+            f"chosen: {chosen['param']}={chosen['value']} ({chosen['criterion']})",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 def _show(summary: dict, as_json: bool, keys: tuple[str, ...]) -> None:

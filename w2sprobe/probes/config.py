@@ -22,6 +22,8 @@ from ..errors import UsageError
 from ..options import KnnBackend, Metric, ProbeOptions
 
 _DEFAULT = ProbeOptions()
+#: ``--k auto`` / ``--l2 auto``: chosen without ground truth at fit (:mod:`.auto`).
+AUTO = "auto"
 METRICS: tuple[str, ...] = typing.get_args(Metric)
 BACKENDS: tuple[str, ...] = typing.get_args(KnnBackend)
 
@@ -100,9 +102,19 @@ class KnnConfig(ProbeConfig):
     backend: KnnBackend = param(_DEFAULT.knn_backend, option="knn_backend")
 
     def __post_init__(self) -> None:
-        self._positive_int("k")
+        if self.k != AUTO:
+            self._positive_int("k")
         self._choice("metric", METRICS)
         self._choice("backend", BACKENDS)
+
+    def build(self, device: str = "cpu"):
+        return _auto(self, device) if self.k == AUTO else super().build(device)
+
+
+def _auto(config: ProbeConfig, device: str):
+    """The probe whose ``auto`` parameter is chosen at fit (:mod:`.auto`; loaded by its path,
+    as every implementation is: it loads torch and the kNN search)."""
+    return importlib.import_module("w2sprobe.probes.auto").AutoProbe(config, device)
 
 
 @dataclass(frozen=True)
@@ -115,8 +127,13 @@ class LogregConfig(ProbeConfig):
     l2: float = param(_DEFAULT.l2)
     standardize: bool = param(_DEFAULT.standardize)
 
+    def build(self, device: str = "cpu"):
+        return _auto(self, device) if self.l2 == AUTO else super().build(device)
+
     def __post_init__(self) -> None:
         l2 = self.l2
+        if l2 == AUTO:
+            return
         if (
             isinstance(l2, bool)
             or not isinstance(l2, (int, float))
@@ -166,6 +183,9 @@ class MlpConfig(ProbeConfig):
     def __post_init__(self) -> None:
         self._positive_int("hidden")
         LogregConfig.__post_init__(self)  # the same check of l2
+
+    def build(self, device: str = "cpu"):
+        return _auto(self, device) if self.l2 == AUTO else super().build(device)
 
 
 @dataclass(frozen=True)

@@ -99,8 +99,15 @@ def evaluate_probe(store: ActivationStore, labels: LabelSet, spec: ProbeSpec) ->
         "n": int(len(truth)),
         "train_n": int(len(soft)),
         **_label_set_auc(store, labels, auc),
+        **_chosen(probe),
     }
     return outcome
+
+
+def _chosen(probe) -> dict:
+    """``--k auto`` / ``--l2 auto``: the value chosen, by which criterion (w2sprobe.probes.auto)."""
+    chosen = getattr(probe, "chosen_", None)
+    return {"chosen": chosen} if chosen else {}
 
 
 def _label_set_auc(store: ActivationStore, labels: LabelSet, probe_auc: float) -> dict:
@@ -177,6 +184,7 @@ def filter_label_set(
         "parent": labels.key,
         "parent_name": labels.name,
         "activations": store.manifest,
+        **_chosen(probe),
         "report": report,
         **lineage(labels),
     }
@@ -226,6 +234,7 @@ def relabel_label_set(
         "parent": labels.key,
         "parent_name": labels.name,
         "activations": store.manifest,
+        **_chosen(probe),
         **lineage(labels),
     }
     return LabelSet(name, labels.dataset, ids, new_soft, manifest)

@@ -89,6 +89,7 @@ def write_probe_run(
         "labels_key": labels.key,
         "config": spec.describe(),
         **{k: outcome.metrics.get(k) for k in ("train_n", "labels_auc", "auc_minus_labels_auc")},
+        **({"chosen": outcome.metrics["chosen"]} if "chosen" in outcome.metrics else {}),
         **pgr(auc),
     }
     return write_metrics(folder, metrics)
