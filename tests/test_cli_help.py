@@ -21,9 +21,11 @@ def help_of(capsys, *command: str) -> str:
 def test_help_uses_conventional_metavars_and_one_default_format(capsys):
     text = help_of(capsys, "probe")
     assert "--k INTEGER" in text and "--l2 FLOAT" in text and "--labels TEXT" in text
-    assert "--probe [knn|logreg|topo]" in text and "--standardize / --no-standardize" in text
+    assert "--probe [knn|logreg|topo|massmean|mlp|random|oracle|module:Class]" in text
+    assert "--standardize / --no-standardize" in text
     assert "<int>" not in text and "<bool>" not in text and "<float>" not in text
-    assert "kNN neighbours. [default: 50]" in " ".join(text.split())
+    assert "against the fit labels. [default: 50]" in " ".join(text.split())
+    assert "--k INTEGER|auto" in text and "--l2 FLOAT|auto" in text
 
 
 def test_each_command_lists_only_the_options_it_uses(capsys):
@@ -78,7 +80,7 @@ def test_defaults_agree_between_help_config_show_and_the_options(capsys, tmp_pat
 def test_an_option_is_checked_before_any_work(capsys, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     code, _, err = run_cli(capsys, "probe", "--probe", "lgreg")
-    assert code == 2 and err == "error: option --probe: 'lgreg' is not one of knn, logreg, topo\n"
+    assert code == 2 and err.startswith("error: unknown probe 'lgreg'; known: knn, logreg, topo")
     code, _, err = run_cli(capsys, "train", "student", "--loss", "hinge")
     assert code == 2 and "option --loss: 'hinge' is not one of" in err
     assert not (tmp_path / "cache").exists()
@@ -116,12 +118,14 @@ def sections(text: str) -> list[str]:
 def test_options_are_listed_in_their_groups(capsys):
     probe = sections(help_of(capsys, "probe"))
     assert probe == [
+        "Options",  # --pgr
         "Workspace",
         "Data",
         "Models",
         "Extraction",
         "Probes",
-        "Training of the weak model (when --labels weak must be built)",
+        "Training of the weak model and ceiling (when --labels weak, or probe --pgr, must be "
+        "built)",
         "General",
     ]
     run = sections(help_of(capsys, "run"))
@@ -210,7 +214,7 @@ def test_config_show_has_the_doc_column_and_takes_any_option(capsys, tmp_path, m
     header = out.splitlines()[1].split()
     assert header == ["group", "key", "value", "source", "doc"]
     k = next(line for line in out.splitlines() if line.split()[:2] == ["probe", "k"])
-    assert k.split()[2:4] == ["10", "command"] and k.endswith("kNN neighbours.")
+    assert k.split()[2:4] == ["10", "command"] and k.endswith("against the fit labels.")
     weak = next(line for line in out.splitlines() if line.split()[1:2] == ["weak"])
     assert "(weak_model)" in weak and '"smollm2"' in weak and str(tmp_path) in weak
     code, out, _ = run_cli(capsys, "config", "show", "--json", "--strong", "x")

@@ -30,6 +30,7 @@ LAYERS: list[set[str]] = [
         "distributed",
         "graph",
         "provenance",
+        "hints",
     },
     {"models", "data"},
     {"cache", "labels", "runs"},

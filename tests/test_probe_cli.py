@@ -199,7 +199,7 @@ def test_logreg_sweep_over_l2(capsys, cached, tmp_path):
 @pytest.mark.parametrize(
     "args,message",
     [
-        (["probe", "--probe", "svm"], "option --probe: 'svm' is not one of knn, logreg, topo"),
+        (["probe", "--probe", "svm"], "unknown probe 'svm'; known: knn, logreg, topo"),
         (["probe", "--k", "0"], "k"),
         (["filter", "--contamination", "1.0"], "contamination"),
         (["filter", "--contamination", "-0.1"], "contamination"),

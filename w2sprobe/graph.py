@@ -153,6 +153,23 @@ class Graph:
         self._record(ident, status, found.key or metrics.get("key"), started, metrics)
         return self._remember(ident, value)
 
+    def peek(self, dataset: str, seed: int, stage: str, define: Callable[[], NodeDef]) -> Any:
+        """The node's value when it is cached (or already made by this command), else None:
+        never builds, never refuses, in any mode (an optional input such as PGR's ceiling)."""
+        ident = (dataset, seed, stage)
+        if ident in self._memo:
+            value = self._memo[ident]
+            return None if value is _BLOCKED else value
+        started = time.perf_counter()
+        try:
+            found = define().find()
+        except Blocked:
+            return None
+        if not found.cached:
+            return None
+        self._record(ident, "cached", found.key, started, found.metrics)
+        return self._remember(ident, found.value)
+
     def unreachable(self, dataset: str, seed: int, stage: str) -> None:
         """Plan mode: ``stage`` was never asked for because an input of it is unbuilt; list it."""
         ident = (dataset, seed, stage)

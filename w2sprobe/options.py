@@ -42,7 +42,6 @@ Pooling = Literal["last", "mean", "first"]
 #: How the cache stores activations (w2sprobe.cache.encoding): dtype and HDF5 compression.
 StoreDtype = Literal["float16", "bfloat16", "float32"]
 Compression = Literal["none", "gzip", "lzf"]
-ProbeName = Literal[tuple(PROBES)]  # the vocabulary's names (w2sprobe.vocabulary)
 Metric = Literal["euclidean", "cosine"]
 KnnBackend = Literal["auto", "torch", "faiss", "cuml"]
 Loss = Literal[tuple(LOSSES)]
@@ -60,13 +59,17 @@ def option(
     relative_path: bool = False,
     metavar: str | None = None,
     shown: str | None = None,
+    suggest: tuple[str, ...] = (),
+    auto: bool = False,
 ) -> Any:
     """A documented option field.
 
     ``flag`` overrides the command-line name (default ``--`` + the field name with ``-``);
     ``env`` names an environment variable that sets it; ``relative_path`` resolves a value from
     a config file against that file's folder; ``shown`` is how help states a default that
-    depends on something else (the model, the stage).
+    depends on something else (the model, the stage); ``suggest``: values shell completion
+    offers for an option that takes others too (the built-in probes); ``auto``: the option also
+    takes ``auto`` (a probe parameter chosen without ground truth, w2sprobe.probes.auto).
     """
     meta = {
         "doc": doc,
@@ -75,6 +78,8 @@ def option(
         "relative_path": relative_path,
         "metavar": metavar,
         "shown": shown,
+        "suggest": suggest,
+        "auto": auto,
     }
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=meta)
@@ -201,7 +206,21 @@ class ExtractOptions:
 class ProbeOptions:
     """Probes on the cached activations and the label sets they make."""
 
-    probe: ProbeName = option("knn", "Probe to fit.")
+    probe: str = option(
+        "knn",
+        "Probe to fit: a built-in, a name registered in the entry points w2sprobe.probes, "
+        "package.module:Class (README: Write your own probe) or sklearn:<module>.<Class>.",
+        metavar="[" + "|".join(PROBES) + "|module:Class]",
+        suggest=tuple(PROBES),
+    )
+    probe_params: list[str] = option(
+        [],
+        "Parameters of a plug-in probe, typed from its class's signature; repeat, or a "
+        "[probe_params] table in the config file.",
+        flag="--probe-param",
+        metavar="NAME=VALUE",
+        shown="none",
+    )
     layer: int | None = option(
         None,
         "Layer to probe; for extract, the one layer to cache.",
@@ -210,11 +229,23 @@ class ProbeOptions:
     labels: str = option(
         "weak", "Label set (name or key) to fit on or train on; gt = ground truth."
     )
-    k: int = option(50, "kNN neighbours.")
+    k: int = option(
+        50,
+        "kNN neighbours; auto: chosen by leave-one-out on strong_train against the fit labels.",
+        metavar="INTEGER|auto",
+        auto=True,
+    )
     metric: Metric = option("euclidean", "Distance of kNN and TopoFilter.")
     knn_backend: KnnBackend = option("auto", "Exact kNN search backend.")
-    l2: float = option(1e-2, "Logistic L2 penalty on the weights.")
+    l2: float = option(
+        1e-2,
+        "L2 penalty on the weights of the logistic (and MLP) probe; auto: chosen by 5-fold "
+        "cross-validation on strong_train against the fit labels.",
+        metavar="FLOAT|auto",
+        auto=True,
+    )
     standardize: bool = option(False, "Standardise features before the logistic probe.")
+    mlp_hidden: int = option(64, "MLP probe: hidden ReLU units.")
     k_cc: int = option(50, "TopoFilter: neighbours of the graph whose components are kept.")
     k_zeta: int = option(50, "TopoFilter: neighbours that vote on each label.")
     contamination: float = option(0.1, "Fraction of train and val a filter drops.")
@@ -463,6 +494,10 @@ class OptionSpec:
     choices: tuple[str, ...] = ()
     metavar: str | None = None
     shown: str | None = None
+    #: Values shell completion offers where the option is no fixed choice.
+    suggestions: tuple[str, ...] = ()
+    #: Whether ``auto`` is a value too (``--k auto``, ``--l2 auto``).
+    auto: bool = False
     #: The config-file key: the flag's name (``weak`` for ``--weak``), or the field name where
     #: two options share a flag (the report's ``--dataset`` is ``report_datasets``).
     key: str = ""
@@ -528,6 +563,8 @@ def _specs() -> dict[str, OptionSpec]:
                 choices,
                 meta["metavar"],
                 meta["shown"],
+                meta["suggest"],
+                meta["auto"],
             )
     return _with_keys(specs)
 
@@ -601,7 +638,11 @@ def coerce(spec: OptionSpec, value: Any, where: str, spelled: str | None = None)
 
 def _coerce(spec: OptionSpec, value: Any, text: bool) -> Any:
     kind = spec.kind
+    if spec.auto and isinstance(value, str) and value.strip().lower() == "auto":
+        return "auto"
     if kind in ("list_str", "list_int"):
+        if isinstance(value, dict):  # a table of the config file: [probe_params] C = 0.1
+            value = [f"{k}={v!r}" for k, v in value.items()]
         items = value if isinstance(value, (list, tuple)) else [value]
         # "4,8" and ["4", "8"] alike: repeated flags, comma lists and TOML arrays all work
         items = [

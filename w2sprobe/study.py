@@ -103,6 +103,10 @@ class Study:
         self.cache_dir = Path(options.workspace.cache_dir)
         #: What the study did other than the options say (a fallback), for the command's result.
         self.notes: list[str] = []
+        #: Whether a probe run builds a missing ceiling for its PGR (``run``, ``probe --pgr``);
+        #: off, a probe reads a cached ceiling or says what PGR needs (:meth:`probe_pgr`).
+        self.build_ceiling = True
+        self._peeking = False  # asking for a node only if it is cached: build no inputs of it
 
     # ------------------------------------------------------------------ basics
 
@@ -115,8 +119,21 @@ class Study:
             self.graph.target(self.dataset, self.seed, stage)
         return self.graph.node(self.dataset, self.seed, stage, define)
 
-    def _flags(self) -> str:
-        return f"--dataset {self.dataset}" + (f" --seed {self.seed}" if self.seed else "")
+    def _hint(self, command: str, *args: str, **own) -> str:
+        """The command line that makes a node of this study, with every flag that makes it the
+        same artifact (:mod:`w2sprobe.hints`)."""
+        from .hints import command_line
+
+        return command_line(self.options, command, *args, dataset=self.dataset, **own)
+
+    def _train_hint(self, stage: str, **own) -> str:
+        """``w2sprobe train <stage> ...``; a head reading the probe layer names it as
+        ``--head-layer`` (train has no ``--layer``)."""
+        layer = self.options.probe.layer
+        if HEAD in (self.options.train.student, self.options.train.weak_kind):
+            if self.options.train.head_layer is None and layer is not None:
+                own["head_layer"] = layer
+        return self._hint("train", stage, **own)
 
     def _note(self, message: str) -> None:
         """Say on stderr (a warning) and in the command's result what the study chose."""
@@ -221,7 +238,7 @@ class Study:
             device=str(resolve_device(self.options.workspace.device)),
         )
         plan = plan_head(request, self.cache_dir)
-        if plan.cached is None:
+        if plan.cached is None and not self._peeking:
             self.extraction(need=[layer], role=role)
 
         def find() -> Found:
@@ -284,28 +301,34 @@ class Study:
 
         def define() -> NodeDef:
             what = f"weak labels: train weak {model} on {self.dataset}"
-            hint = f"w2sprobe train weak {self._flags()}"
+            hint = self._train_hint(WEAK)
             if self.options.train.weak_kind == HEAD:
                 return self._head(WEAK, "weak", what + " (a head)", hint)
             return self._trained(self._weak_request(), what, hint)
 
         return self._node(WEAK, define, target)
 
-    def ceiling(self, target: bool = False) -> RunRecord:
-        """The strong model trained on strong_train ground truth (of the ``--student`` kind)."""
+    def ceiling(self, target: bool = False, only_cached: bool = False) -> RunRecord | None:
+        """The strong model trained on strong_train ground truth (of the ``--student`` kind).
+
+        ``only_cached``: the cached ceiling or None; nothing is built, in any mode.
+        """
+        if not only_cached:
+            return self._node("ceiling", self._ceiling_def, target)
+        self._peeking = True
+        try:
+            return self.graph.peek(self.dataset, self.seed, "ceiling", self._ceiling_def)
+        finally:
+            self._peeking = False
+
+    def _ceiling_def(self) -> NodeDef:
         from .train.inputs import stage_request
 
-        model = self.options.model.strong_model
-
-        def define() -> NodeDef:
-            what = f"ceiling: train ceiling {model} on {self.dataset}"
-            hint = f"w2sprobe train ceiling {self._flags()}"
-            if self.options.train.student == HEAD:
-                return self._head("ceiling", STRONG, what + " (a head)", hint)
-            request = stage_request(self.options, self.splits, "ceiling")
-            return self._trained(request, what, hint)
-
-        return self._node("ceiling", define, target)
+        what = f"ceiling: train ceiling {self.options.model.strong_model} on {self.dataset}"
+        hint = self._train_hint("ceiling")
+        if self.options.train.student == HEAD:
+            return self._head("ceiling", STRONG, what + " (a head)", hint)
+        return self._trained(stage_request(self.options, self.splits, "ceiling"), what, hint)
 
     def weak_labels(self) -> LabelSet:
         """The ``weak`` label set: the configured weak run's strong_train, val and test
@@ -353,8 +376,7 @@ class Study:
             raise UsageError(
                 f"the configured weak run {plan.key} is not built (--no-build); the stored weak "
                 f"labels of {self.dataset} come from other weak runs ({', '.join(others)}), made "
-                "with other settings; build this one with: w2sprobe train weak "
-                f"{self._flags()} and the same model and training flags"
+                f"with other settings; build this one with: {self._train_hint(WEAK)}"
             )
         return self.weak_labels()
 
@@ -376,13 +398,13 @@ class Study:
             if weak is None:
                 raise UsageError(
                     f"the weak run behind label set {labels.name} ({labels.key}) is missing; "
-                    f"make it with: w2sprobe train weak {self._flags()}"
+                    f"make it with: {self._train_hint(WEAK)}"
                 )
             what = (
                 f"student {name}: train {self.options.model.strong_model} on "
                 f"label set {labels.name} with {loss}"
             )
-            hint = f"w2sprobe train student --labels {labels.name} --loss {loss} {self._flags()}"
+            hint = self._train_hint("student", labels=labels.name, loss=loss)
             if self.options.train.student == HEAD:
                 return self._head(
                     "student",
@@ -524,12 +546,12 @@ class Study:
                 return plan, _extract_metrics(result), result.cache_hit
 
             text = ",".join(map(str, plan.layers)) if len(plan.layers) <= 6 else "all"
-            model = "--model " + self._model(role) + " " if role != STRONG else ""
+            model = self._model(role) if role != STRONG else None
             return NodeDef(
                 find,
                 build,
                 f"activations: extract {plan.ref.name} layers {text} on {self.dataset}",
-                f"w2sprobe extract {model}--layers {text} {self._flags()}",
+                self._hint("extract", model=model, layers=",".join(map(str, plan.layers))),
             )
 
         spec = None if layers is None else ",".join(map(str, _as_list(layers)))
@@ -653,8 +675,9 @@ class Study:
                 build,
                 f"label set {name}: {recipe.derive} {parent.name} with {recipe.probe} "
                 f"on layer {layer}",
-                f"w2sprobe {recipe.derive} --probe {recipe.probe} --labels {recipe.parent} "
-                f"{self._flags()}",
+                self._hint(
+                    recipe.derive, probe=recipe.probe, labels=recipe.parent, layer=layer
+                ),
             )
 
         return self._node(label_set_node(name), define, target)
@@ -720,7 +743,7 @@ class Study:
                 build,
                 f"sweep of {probe} over {param or 'layers'} on layers "
                 f"{','.join(map(str, chosen))} against {labels.name}",
-                f"w2sprobe sweep --probe {probe} --labels {labels_name} {self._flags()}",
+                self._hint("sweep", probe=probe, labels=labels_name, layers=layers),
             )
 
         return self._node(sweep_node(probe, labels_name), define, target)
@@ -735,7 +758,9 @@ class Study:
         It has a PGR, like a student's.
         """
         from .probes.inputs import check_probe
+        from .vocabulary import check_predicts
 
+        check_predicts(probe)
         check_probe(self.options, probe)
         labels_name = labels_name or self.options.probe.labels
         name = probe_experiment(probe, labels_name)
@@ -759,7 +784,7 @@ class Study:
             layer,
         )
         weak = weak_run_of(labels, self.cache_dir)
-        ceiling = self.ceiling() if weak is not None else None
+        ceiling = self._pgr_ceiling() if weak is not None else None
 
         def find() -> Found:
             if stored is None:
@@ -788,8 +813,50 @@ class Study:
             find,
             build,
             f"probe {name}: fit {probe} on layer {layer} against {labels.name}",
-            f"w2sprobe probe --probe {probe} --labels {labels.name} {self._flags()}",
+            self._hint("probe", probe=probe, labels=labels.name, layer=layer),
         )
+
+    def _pgr_ceiling(self) -> RunRecord | None:
+        """The ceiling a probe's PGR is measured against: built when missing only where
+        :attr:`build_ceiling` says so; else the cached one or None."""
+        if self.build_ceiling:
+            return self.ceiling()
+        return self.ceiling(only_cached=True)
+
+    def probe_pgr(self, run: RunRecord) -> dict:
+        """A probe run's PGR fields as they stand now: the recorded PGR, else one measured
+        against the weak run behind its labels and a ceiling cached since; when there is none,
+        ``pgr_needs`` says what PGR needs and the exact command that builds it."""
+        from .runs import load_run
+        from .train.stages import pgr_fields
+
+        metrics = run.metrics
+        if metrics.get("pgr") is not None:
+            return {"pgr": metrics["pgr"], "pgr_needs": None}
+        weak_ref = metrics.get("weak") or {}
+        weak = (
+            load_run(run_dir(self.cache_dir, self.dataset, weak_ref["key"]))
+            if weak_ref.get("key")
+            else None
+        )
+        if weak is None:
+            return {
+                "pgr": None,
+                "pgr_needs": f"the labels {metrics.get('labels')} come from no weak run of "
+                "this workspace, so there is no PGR (it measures a probe of the weak labels: "
+                f"--labels {WEAK})",
+            }
+        ceiling = self.ceiling(only_cached=True)
+        if ceiling is not None and metrics.get("auc") is not None:
+            scores = run.predictions()["test"].soft  # the rule flags a constant predictor
+            fields = pgr_fields(metrics["auc"], weak, ceiling, scores, self.options.report.min_gap)
+            return {**fields, "pgr_needs": None}
+        hint = self._train_hint("ceiling")
+        return {
+            "pgr": None,
+            "pgr_needs": "the ceiling, which is not built; build it with: "
+            f"{hint} (or add --pgr to this command)",
+        }
 
 
 def check_label_set_name(name: str) -> None:

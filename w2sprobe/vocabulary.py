@@ -65,6 +65,11 @@ class ProbeKind:
     predicts_in_run: bool = True
     #: The parameter ``sweep`` varies (None: only layers).
     grid_param: str | None = None
+    #: Whether ``run``'s probes group (``--experiments all``) has its experiments at all;
+    #: the others run where asked for by name (``run --experiments massmean-relabel``).
+    in_run: bool = True
+    #: A filter baseline (random, oracle): it filters and predicts nothing.
+    baseline: bool = False
 
     def config_class(self) -> type:
         return _load(self.config)
@@ -107,6 +112,40 @@ PROBES: dict[str, ProbeKind] = {
             derives=(FILTER,),
             predicts_in_run=False,
             grid_param="k_zeta",
+        ),
+        # Beyond the blog's three: asked for by name (probe --probe massmean, run
+        # --experiments mlp-relabel).
+        ProbeKind(
+            "massmean",
+            f"{_PROBE_CONFIGS}:MassMeanConfig",
+            "difference of the class means (Marks & Tegmark's mass-mean probe)",
+            in_run=False,
+        ),
+        ProbeKind(
+            "mlp",
+            f"{_PROBE_CONFIGS}:MlpConfig",
+            "one hidden ReLU layer, soft-label cross-entropy, L2",
+            grid_param="l2",
+            in_run=False,
+        ),
+        # Filter baselines at equal contamination (run --experiments random-filter,oracle-filter).
+        ProbeKind(
+            "random",
+            f"{_PROBE_CONFIGS}:RandomConfig",
+            "filter baseline: uniform removal, seeded",
+            derives=(FILTER,),
+            predicts_in_run=False,
+            in_run=False,
+            baseline=True,
+        ),
+        ProbeKind(
+            "oracle",
+            f"{_PROBE_CONFIGS}:OracleConfig",
+            "filter bound that uses ground truth: drops the labels furthest from it",
+            derives=(FILTER,),
+            predicts_in_run=False,
+            in_run=False,
+            baseline=True,
         ),
     )
 }
@@ -170,11 +209,49 @@ def register(kind: ProbeKind | LossKind) -> None:
     table[kind.name] = kind
 
 
+#: A plug-in probe (``module:Class``, ``sklearn:dotted.Class`` or an entry point's name):
+#: :mod:`w2sprobe.probes.plugin` builds it; it filters and relabels, and ``run`` uses it only
+#: where asked for by name (``run --experiments sklearn:sklearn.svm.LinearSVC-relabel``).
+PLUGIN_CONFIG = "w2sprobe.probes.plugin:PluginConfig"
+
+
+def plugin_kind(name: str) -> ProbeKind:
+    """The kind of a plug-in probe called ``name``."""
+    return ProbeKind(name, PLUGIN_CONFIG, "a plug-in probe", predicts_in_run=False, in_run=False)
+
+
+def is_plugin(name: str) -> bool:
+    """Is ``name`` a plug-in probe: ``module:Class``, ``sklearn:...`` or a registered entry
+    point (group ``w2sprobe.probes``) that is no built-in's name?"""
+    if name in PROBES:
+        return False
+    return ":" in name or name in _entry_point_names()
+
+
+def is_probe(name: str) -> bool:
+    """A built-in or a plug-in probe's name."""
+    return bool(name) and (name in PROBES or is_plugin(name))
+
+
+def _entry_point_names() -> set[str]:
+    from importlib import metadata
+
+    return {ep.name for ep in metadata.entry_points(group="w2sprobe.probes")}
+
+
 def probe_kind(name: str) -> ProbeKind:
-    """The built-in probe called ``name``; a UsageError listing the known ones otherwise."""
-    if name not in PROBES:
-        raise UsageError(f"unknown probe '{name}'; known: {', '.join(PROBES)}")
-    return PROBES[name]
+    """The probe called ``name`` (a built-in or a plug-in); a UsageError listing the known
+    ones otherwise."""
+    if name in PROBES:
+        return PROBES[name]
+    if is_plugin(name):
+        return plugin_kind(name)
+    registered = sorted(_entry_point_names())
+    raise UsageError(
+        f"unknown probe '{name}'; known: {', '.join(PROBES)}"
+        + (f", {', '.join(registered)}" if registered else "")
+        + ", or a plug-in: package.module:Class or sklearn:<module>.<Class>"
+    )
 
 
 def loss_kind(name: str) -> LossKind:
@@ -182,6 +259,15 @@ def loss_kind(name: str) -> LossKind:
     if name not in LOSSES:
         raise UsageError(f"unknown loss '{name}'; known: {', '.join(LOSSES)}")
     return LOSSES[name]
+
+
+def check_predicts(probe: str) -> None:
+    """A probe that predicts (probe, sweep); a filter baseline (random, oracle) does not."""
+    if probe_kind(probe).baseline:
+        raise UsageError(
+            f"'{probe}' is a filter baseline: it filters and predicts nothing; use it with "
+            f"filter (w2sprobe filter --probe {probe})"
+        )
 
 
 def check_derive(probe: str, derive: Derive) -> None:
@@ -260,7 +346,7 @@ def parse_derived_set(name: str) -> DerivedSet | None:
     derived name such as ``knn-relabel@knn-filter@weak``) -> what makes it; None: not one."""
     made, _, parent = name.partition("@")
     probe, _, derive = made.rpartition("-")
-    if derive in (FILTER, RELABEL) and probe in PROBES and derive in PROBES[probe].derives:
+    if derive in (FILTER, RELABEL) and is_probe(probe) and derive in probe_kind(probe).derives:
         return DerivedSet(probe, derive, parent or WEAK)
     return None
 
@@ -298,7 +384,7 @@ def parse_experiment(name: str) -> Experiment:
         return Experiment(name, "s2s", loss=s2s[1], iteration=s2s[0])
     made, _, labels = name.partition("@")
     probe, _, suffix = made.rpartition("-")
-    if suffix == PROBE_SUFFIX and probe in PROBES:
+    if suffix == PROBE_SUFFIX and is_probe(probe):
         return Experiment(name, "probe", probe=probe, labels=labels or WEAK)
     derived = parse_derived_set(name)
     if derived is not None and derived.parent == WEAK and "@" not in name:
@@ -327,12 +413,14 @@ def _parse_s2s(name: str) -> tuple[int, str] | None:
 
 def _run_probe_experiments() -> tuple[str, ...]:
     """``run``'s probe experiments: own predictions, then filters, then relabels."""
-    own = [probe_experiment(p) for p, kind in PROBES.items() if kind.predicts_in_run]
+    own = [
+        probe_experiment(p) for p, kind in PROBES.items() if kind.predicts_in_run and kind.in_run
+    ]
     made = [
         student_experiment(derived_set_name(p, derive))
         for derive in (FILTER, RELABEL)
         for p, kind in PROBES.items()
-        if derive in kind.derives
+        if derive in kind.derives and kind.in_run
     ]
     return (*own, *made)
 

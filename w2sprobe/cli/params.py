@@ -69,8 +69,8 @@ def option_parameter(
         "hidden": hidden,
         "rich_help_panel": panel or PANELS[spec.group],
     }
-    if spec.choices:
-        kwargs["autocompletion"] = completer(spec.choices)
+    if spec.choices or spec.suggestions:
+        kwargs["autocompletion"] = completer(spec.choices or spec.suggestions)
     if spec.kind == "bool":
         name = spec.flag.removeprefix("--")
         decls = [f"--{name}/--no-{name}"]

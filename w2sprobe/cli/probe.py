@@ -9,7 +9,7 @@ import typer
 
 from ..options import SPECS, Options
 from .common import aligned, emit_json, fmt, open_study, request, show_plan, stdout
-from .params import DATA, Control, options_command
+from .params import DATA, Control, group, options_command
 
 ACTIVATIONS = (
     "strong_model",
@@ -29,14 +29,30 @@ PROBE = (
     "knn_backend",
     "l2",
     "standardize",
+    "mlp_hidden",
     "k_cc",
     "k_zeta",
+    "probe_params",
 )
-#: What building the weak labels (a prerequisite of the default --labels weak) reads.
-WEAK_TRAINING = ("weak_lr", "epochs", "batch_size", "minibatch", "warmup_steps", "eval_every")
-FIELDS = DATA + ACTIVATIONS + PROBE + WEAK_TRAINING
-#: Here the training options only train the weak model, when --labels weak must be built.
-WEAK_ONLY = {"train": "Training of the weak model (when --labels weak must be built)"}
+#: The shared training flags: they make the weak labels (a prerequisite of the default
+#: --labels weak) and, with ``probe --pgr``, the ceiling; the same flags as ``run`` and
+#: ``train`` take, so every command with the same flags addresses the same weak run and ceiling.
+TRAINING = group("train")
+FIELDS = DATA + ACTIVATIONS + PROBE + TRAINING
+#: Here the training options only train prerequisites, when they must be built.
+WEAK_ONLY = {
+    "train": "Training of the weak model and ceiling (when --labels weak, or probe --pgr, "
+    "must be built)"
+}
+
+PgrOpt = Annotated[
+    bool,
+    typer.Option(
+        "--pgr",
+        help="Build the ceiling when it is missing, for PGR [default: off: PGR is shown when the "
+        "weak run and the ceiling are cached, else what PGR needs and the command that builds it]",
+    ),
+]
 
 NameOpt = Annotated[
     Optional[str],
@@ -50,22 +66,25 @@ NameOpt = Annotated[
 
 
 @options_command(FIELDS + ("min_gap",), graph=True, panels={**WEAK_ONLY, "min_gap": "Probes"})
-def probe(opts: Options, ctl: Control) -> None:
+def probe(opts: Options, ctl: Control, pgr: PgrOpt = False) -> None:
     """Fit a probe on strong_train against a label set; report its test AUC vs ground truth.
 
     The run (predictions, then metrics) is written to cache/runs/<dataset>/<key>/, where
-    w2sprobe report reads it.
+    w2sprobe report reads it. No ceiling is trained unless --pgr asks for one.
     """
     from ..probes.inputs import check_probe
+    from ..vocabulary import check_predicts
 
+    check_predicts(opts.probe.probe)
     check_probe(opts, opts.probe.probe)  # a bad parameter or backend: before anything is made
     study = open_study(opts, ctl)
+    study.build_ceiling = pgr
     run = request(lambda: study.probe_run(opts.probe.probe, opts.probe.labels, target=True))
     if ctl.plan:
         return show_plan(study.graph.outcomes, ctl.as_json, "probe")
     from ..pgr_rule import RECORDED, rejudged
 
-    m = rejudged(run.metrics, opts.report.min_gap)
+    m = rejudged({**run.metrics, **study.probe_pgr(run)}, opts.report.min_gap)
     summary = {
         "command": "probe",
         "dataset": study.dataset,
@@ -82,6 +101,8 @@ def probe(opts: Options, ctl: Control) -> None:
                 "auc_minus_labels_auc",
                 "pgr",
                 *RECORDED,
+                "pgr_needs",
+                "chosen",
                 "key",
             )
         },
@@ -104,6 +125,9 @@ def probe(opts: Options, ctl: Control) -> None:
             "path",
         ),
     )
+    _show_chosen(summary, ctl.as_json)
+    if summary.get("pgr_needs") and not ctl.as_json:
+        stdout.print(f"PGR: {summary['pgr_needs']}", highlight=False, soft_wrap=True, markup=False)
 
 
 @options_command(FIELDS + ("contamination",), graph=True, panels=WEAK_ONLY)
@@ -124,6 +148,7 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
         "parent": labels.manifest.get("parent_name"),
         **labels.manifest["probe"],
         "contamination": labels.manifest.get("contamination"),
+        "chosen": labels.manifest.get("chosen"),
         "sizes": labels.sizes(),
         "report": report,
         "notes": study.notes,
@@ -151,6 +176,12 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
         )
     stdout.print(f"label set {labels.name} ({labels.key})")
     stdout.print(table)
+    _show_chosen(summary, False)
+    if labels.manifest["probe"].get("uses_ground_truth"):
+        stdout.print(
+            f"{summary['probe']} uses ground truth: an upper bound for the filters, not a method",
+            highlight=False,
+        )
 
 
 @options_command(FIELDS, graph=True, panels=WEAK_ONLY)
@@ -167,9 +198,11 @@ def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
         "key": labels.key,
         "parent": labels.manifest.get("parent_name"),
         **labels.manifest["probe"],
+        "chosen": labels.manifest.get("chosen"),
         "sizes": labels.sizes(),
         "notes": study.notes,
     }
+    _show_chosen(summary, ctl.as_json)
     _show_changes(summary, labels, study.label_set(opts.probe.labels), ctl.as_json)
 
 
@@ -261,9 +294,10 @@ def sweep(
     from ..probes.inputs import check_probe
     from ..probes.sweep import parse_grid
     from ..report.sweep_files import write_sweep
-    from ..vocabulary import probe_kind
+    from ..vocabulary import check_predicts, probe_kind
 
     name = opts.probe.probe
+    check_predicts(name)
     param = probe_kind(name).grid_param
     grid_text = {"k": k, "l2": l2, "k_zeta": k_zeta}.get(param)
     grid = parse_grid(grid_text, param, default=getattr(opts.probe, param)) if param else [None]
@@ -295,6 +329,18 @@ def sweep(
         table.add_row(*(fmt(row.get(c)) for c in columns))
     stdout.print(table)
     stdout.print(f"table: {paths['csv']}  plot: {paths['png']}")
+
+
+def _show_chosen(summary: dict, as_json: bool) -> None:
+    """``--k auto`` / ``--l2 auto``: the value chosen and by which criterion (no ground truth)."""
+    chosen = summary.get("chosen")
+    if chosen and not as_json:
+        stdout.print(
+            f"chosen: {chosen['param']}={chosen['value']} ({chosen['criterion']})",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
 
 
 def _show(summary: dict, as_json: bool, keys: tuple[str, ...]) -> None:

@@ -31,9 +31,11 @@ PROBES = (
     "knn_backend",
     "l2",
     "standardize",
+    "mlp_hidden",
     "k_cc",
     "k_zeta",
     "contamination",
+    "probe_params",
 )
 TRAINING = group("train", without=("loss",))
 

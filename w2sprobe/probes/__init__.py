@@ -1,4 +1,5 @@
-"""Probes fit on cached activations: kNN, logistic regression, TopoFilter; and the kNN search.
+"""Probes fit on cached activations: kNN, logistic regression, TopoFilter, plug-ins (your own
+class, any scikit-learn classifier: :mod:`.plugin`); and the kNN search.
 
 Each built-in probe has a typed config (:mod:`.config`) that builds it; ``make_probe(name,
 **params)`` is the shortcut for library use.  The re-exports are lazy (PEP 562): reading a
@@ -16,11 +17,17 @@ _EXPORTS = {
     "FilterResult": "base",
     "Probe": "base",
     "ProbeConfig": "config",
+    "PluginConfig": "plugin",
+    "PluginProbe": "plugin",
+    "SklearnProbe": "plugin",
+    "plugin_config": "plugin",
     "probe_config": "config",
     "KnnProbe": "knn",
     "knn_graph": "search",
     "knn_search": "search",
     "LogisticProbe": "logistic",
+    "MassMeanProbe": "massmean",
+    "MlpProbe": "mlp",
     "TopoFilterProbe": "topo",
 }
 
@@ -33,8 +40,12 @@ def make_probe(name: str, device: str = "cpu", **params: Any):
     import dataclasses
 
     from ..errors import UsageError
-    from ..vocabulary import probe_kind
+    from ..vocabulary import is_plugin, probe_kind
 
+    if is_plugin(name):  # module:Class, sklearn:..., an entry point: typed like --probe-param
+        from .plugin import plugin_config
+
+        return plugin_config(name, [f"{k}={v!r}" for k, v in params.items()]).build(device)
     cls = probe_kind(name).config_class()
     accepted = [f.name for f in dataclasses.fields(cls)]
     unknown = sorted(set(params) - set(accepted))

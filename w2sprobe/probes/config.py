@@ -22,6 +22,8 @@ from ..errors import UsageError
 from ..options import KnnBackend, Metric, ProbeOptions
 
 _DEFAULT = ProbeOptions()
+#: ``--k auto`` / ``--l2 auto``: chosen without ground truth at fit (:mod:`.auto`).
+AUTO = "auto"
 METRICS: tuple[str, ...] = typing.get_args(Metric)
 BACKENDS: tuple[str, ...] = typing.get_args(KnnBackend)
 
@@ -43,8 +45,9 @@ class ProbeConfig:
     @classmethod
     def from_options(cls, options: ProbeOptions, **overrides: Any) -> ProbeConfig:
         """The config the options describe (``overrides`` win: a sweep's grid value)."""
-        values = {
-            f.name: getattr(options, f.metadata.get("option", f.name)) for f in fields_of(cls)
+        values = {  # a field no option sets keeps its default
+            f.name: getattr(options, f.metadata.get("option", f.name), f.default)
+            for f in fields_of(cls)
         }
         return cls(**{**values, **overrides})
 
@@ -99,9 +102,19 @@ class KnnConfig(ProbeConfig):
     backend: KnnBackend = param(_DEFAULT.knn_backend, option="knn_backend")
 
     def __post_init__(self) -> None:
-        self._positive_int("k")
+        if self.k != AUTO:
+            self._positive_int("k")
         self._choice("metric", METRICS)
         self._choice("backend", BACKENDS)
+
+    def build(self, device: str = "cpu"):
+        return _auto(self, device) if self.k == AUTO else super().build(device)
+
+
+def _auto(config: ProbeConfig, device: str):
+    """The probe whose ``auto`` parameter is chosen at fit (:mod:`.auto`; loaded by its path,
+    as every implementation is: it loads torch and the kNN search)."""
+    return importlib.import_module("w2sprobe.probes.auto").AutoProbe(config, device)
 
 
 @dataclass(frozen=True)
@@ -114,8 +127,13 @@ class LogregConfig(ProbeConfig):
     l2: float = param(_DEFAULT.l2)
     standardize: bool = param(_DEFAULT.standardize)
 
+    def build(self, device: str = "cpu"):
+        return _auto(self, device) if self.l2 == AUTO else super().build(device)
+
     def __post_init__(self) -> None:
         l2 = self.l2
+        if l2 == AUTO:
+            return
         if (
             isinstance(l2, bool)
             or not isinstance(l2, (int, float))
@@ -144,9 +162,65 @@ class TopoConfig(ProbeConfig):
         self._choice("backend", BACKENDS)
 
 
-def probe_config(name: str, options: ProbeOptions | None = None, **overrides: Any) -> ProbeConfig:
-    """The config of the built-in probe ``name``, from ``options`` (default: the defaults)."""
-    from ..vocabulary import probe_kind
+@dataclass(frozen=True)
+class MassMeanConfig(ProbeConfig):
+    """Difference of means: the direction between the label-weighted class means."""
 
+    name: ClassVar[str] = "massmean"
+    implementation: ClassVar[str] = "w2sprobe.probes.massmean:MassMeanProbe"
+
+
+@dataclass(frozen=True)
+class MlpConfig(ProbeConfig):
+    """One hidden ReLU layer of ``hidden`` units, soft-label cross-entropy plus ``l2``."""
+
+    name: ClassVar[str] = "mlp"
+    implementation: ClassVar[str] = "w2sprobe.probes.mlp:MlpProbe"
+
+    hidden: int = param(_DEFAULT.mlp_hidden, option="mlp_hidden")
+    l2: float = param(_DEFAULT.l2)
+
+    def __post_init__(self) -> None:
+        self._positive_int("hidden")
+        LogregConfig.__post_init__(self)  # the same check of l2
+
+    def build(self, device: str = "cpu"):
+        return _auto(self, device) if self.l2 == AUTO else super().build(device)
+
+
+@dataclass(frozen=True)
+class RandomConfig(ProbeConfig):
+    """Filter baseline: uniform removal, seeded (:mod:`.baselines`)."""
+
+    name: ClassVar[str] = "random"
+    implementation: ClassVar[str] = "w2sprobe.probes.baselines:RandomFilter"
+
+    seed: int = param(0)
+
+
+@dataclass(frozen=True)
+class OracleConfig(ProbeConfig):
+    """Filter baseline that uses ground truth: drops the labels furthest from it."""
+
+    name: ClassVar[str] = "oracle"
+    implementation: ClassVar[str] = "w2sprobe.probes.baselines:OracleFilter"
+
+    #: Said in its key, hence in every manifest and output that shows the probe.
+    uses_ground_truth: bool = param(True)
+
+
+def probe_config(name: str, options: ProbeOptions | None = None, **overrides: Any) -> ProbeConfig:
+    """The config of the probe ``name`` (a built-in or a plug-in, :mod:`.plugin`), from
+    ``options`` (default: the defaults)."""
+    from ..vocabulary import is_plugin, probe_kind
+
+    options = options or _DEFAULT
     cls = probe_kind(name).config_class()
-    return cls.from_options(options or _DEFAULT, **overrides)
+    if is_plugin(name):  # PluginConfig (.plugin), loaded by its path: no import circle
+        return cls.for_probe(name, list(options.probe_params))
+    if options.probe_params:
+        raise UsageError(
+            f"--probe-param is for plug-in probes; {name} takes its own options "
+            f"({', '.join(ProbeConfig.option_flag(f) for f in fields_of(cls))})"
+        )
+    return cls.from_options(options, **overrides)

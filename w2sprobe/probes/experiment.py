@@ -27,6 +27,8 @@ from .config import ProbeConfig
 from .topo import overshoot_message
 
 TRAIN, EVAL_SPLITS = "strong_train", ("val", "test")
+#: How a filter that runs on val alone is named in its report's ``scored_by``.
+_PROBE_TITLES = {"topo": "TopoFilter", "oracle": "oracle (uses ground truth)"}
 
 
 @dataclass
@@ -97,8 +99,15 @@ def evaluate_probe(store: ActivationStore, labels: LabelSet, spec: ProbeSpec) ->
         "n": int(len(truth)),
         "train_n": int(len(soft)),
         **_label_set_auc(store, labels, auc),
+        **_chosen(probe),
     }
     return outcome
+
+
+def _chosen(probe) -> dict:
+    """``--k auto`` / ``--l2 auto``: the value chosen, by which criterion (w2sprobe.probes.auto)."""
+    chosen = getattr(probe, "chosen_", None)
+    return {"chosen": chosen} if chosen else {}
 
 
 def _label_set_auc(store: ActivationStore, labels: LabelSet, probe_auc: float) -> dict:
@@ -137,12 +146,16 @@ def filter_label_set(
     """
     acts, soft, rows = training_data(store, labels, spec.layer)
     probe = spec.build()
-    train_result = probe.filter(acts, soft, contamination)
+    # A ground-truth baseline (the oracle) is handed the truth of the rows it filters.
+    truth = getattr(probe, "uses_ground_truth", False)
+    given = {"truth": store.labels(TRAIN)[rows]} if truth else {}
+    train_result = probe.filter(acts, soft, contamination, **given)
     val_acts, val_soft, val_rows = training_data(store, labels, spec.layer, "val")
     if getattr(probe, "filters_each_split", False):
+        given = {"truth": store.labels("val")[val_rows]} if truth else {}
         val_result, val_scorer = (
-            probe.filter(val_acts, val_soft, contamination),
-            "TopoFilter on val alone",
+            probe.filter(val_acts, val_soft, contamination, **given),
+            f"{_PROBE_TITLES.get(spec.name, spec.name)} on val alone",
         )
     else:
         disagreement = np.abs(val_soft - probe.predict(val_acts))
@@ -171,6 +184,7 @@ def filter_label_set(
         "parent": labels.key,
         "parent_name": labels.name,
         "activations": store.manifest,
+        **_chosen(probe),
         "report": report,
         **lineage(labels),
     }
@@ -220,6 +234,7 @@ def relabel_label_set(
         "parent": labels.key,
         "parent_name": labels.name,
         "activations": store.manifest,
+        **_chosen(probe),
         **lineage(labels),
     }
     return LabelSet(name, labels.dataset, ids, new_soft, manifest)

@@ -94,6 +94,7 @@ def write_probe_run(
         "labels_key": labels.key,
         "config": spec.describe(),
         **{k: outcome.metrics.get(k) for k in ("train_n", "labels_auc", "auc_minus_labels_auc")},
+        **({"chosen": outcome.metrics["chosen"]} if "chosen" in outcome.metrics else {}),
         **pgr(auc, test),
     }
     # a probe's fit is judged on val: on strong_train a kNN probe would see each row itself

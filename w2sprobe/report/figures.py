@@ -592,7 +592,7 @@ def filter_precision(report: Report):
 
 def _filter_series(row: dict, several_contaminations: bool) -> str:
     """A filtered label set's legend name: its probe, and its contamination where they differ."""
-    name = str(row["probe"])
+    name = str(row["probe"]) + (" (uses ground truth)" if row.get("uses_ground_truth") else "")
     return f"{name} {row['contamination']:.0%}" if several_contaminations else name
 
 

@@ -71,6 +71,8 @@ def collect_filters(cache_dir: Path, datasets: list[str] | None = None) -> list[
                 "key": meta.get("key"),
                 "probe": probe.get("probe"),
                 "layer": probe.get("layer"),
+                # the oracle baseline: an upper bound that reads ground truth, said wherever shown
+                "uses_ground_truth": bool(probe.get("uses_ground_truth", False)),
                 "contamination": _num(made.get("contamination")),
                 "precision": _num(train.get("precision")),
                 "base_rate": _num(train.get("mislabel_rate_before")),
