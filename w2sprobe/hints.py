@@ -25,16 +25,10 @@ ACTIVATIONS = ("pooling", "max_length", "dtype")
 #: The training recipe of every LoRA or head stage.
 TRAINING = tuple(n for n, s in SPECS.items() if s.group == "train")
 #: The probe's parameters (its name, layer and labels are spelled out by the hint).
-PROBE = (
-    "k",
-    "metric",
-    "knn_backend",
-    "l2",
-    "standardize",
-    "mlp_hidden",
-    "k_cc",
-    "k_zeta",
-    "probe_params",
+PROBE = tuple(
+    n
+    for n, s in SPECS.items()
+    if s.group == "probe" and n not in ("probe", "layer", "labels", "contamination")
 )
 
 #: The options each command named by a hint takes and that can change what it makes.

@@ -20,20 +20,7 @@ ACTIVATIONS = (
     "extract_batch_size",
     "dtype",
 )
-PROBE = (
-    "probe",
-    "layer",
-    "labels",
-    "k",
-    "metric",
-    "knn_backend",
-    "l2",
-    "standardize",
-    "mlp_hidden",
-    "k_cc",
-    "k_zeta",
-    "probe_params",
-)
+PROBE = group("probe", without=("contamination",))
 #: The shared training flags: they make the weak labels (a prerequisite of the default
 #: --labels weak) and, with ``probe --pgr``, the ceiling; the same flags as ``run`` and
 #: ``train`` take, so every command with the same flags addresses the same weak run and ceiling.

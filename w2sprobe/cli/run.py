@@ -24,19 +24,7 @@ PLAIN = {"markup": False, "highlight": False, "soft_wrap": True}
 
 MODELS = ("weak_model", "strong_model", "dtype", "device_map")
 EXTRACT = ("layers", "pooling", "max_length", "extract_batch_size")
-PROBES = (
-    "layer",
-    "k",
-    "metric",
-    "knn_backend",
-    "l2",
-    "standardize",
-    "mlp_hidden",
-    "k_cc",
-    "k_zeta",
-    "contamination",
-    "probe_params",
-)
+PROBES = group("probe", without=("probe", "labels"))
 TRAINING = group("train", without=("loss",))
 
 
