@@ -111,6 +111,13 @@ def test_filter_drops_exactly_the_fraction_and_reports_precision(capsys, cached)
     assert stored.manifest["kind"] == "filter" and stored.manifest["parent_name"] == "weak"
 
 
+def test_filter_table_keeps_split_names_whole_at_80_columns(capsys, cached):
+    code, out, err = run(capsys, "filter", "--probe", "knn", "--k", "10", "--layer", "3")
+    assert code == 0, err
+    assert "strong_train" in out and "…" not in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+
+
 def test_relabel_exactly_as_written_equals_the_probe_api(capsys, cached):
     code, _, err = run(capsys, "relabel", "--probe", "knn", "--k", "50")
     assert code == 0, err

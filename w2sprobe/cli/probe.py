@@ -120,7 +120,7 @@ def probe(opts: Options, ctl: Control, pgr: PgrOpt = False) -> None:
 @options_command(FIELDS + ("contamination",), graph=True, panels=WEAK_ONLY)
 def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: A001 - the command is filter
     """Write a label set without the rows the probe disagrees with most (train and val)."""
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from ..vocabulary import FILTER
 
@@ -142,14 +142,15 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
     }
     if ctl.as_json:
         return emit_json(summary)
+    # short headers and an unwrapped split column: the table fits 80 columns whole
     table = Table(
-        "split",
+        Column("split", no_wrap=True),
         "before",
         "kept",
         "removed",
-        "mislabeled removed",
+        "wrong removed",
         "precision",
-        "mislabel rate before → after",
+        "mislabel rate",
     )
     for split, r in report.items():
         table.add_row(
