@@ -156,3 +156,5 @@ def _isolated_env(monkeypatch, tmp_path_factory):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    # a fresh splits memo per test: a test that swaps a loader must not be served a memo
+    monkeypatch.setenv("W2SPROBE_SPLITS_MEMO", str(tmp_path_factory.mktemp("splits-memo")))

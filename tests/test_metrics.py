@@ -6,10 +6,11 @@ import math
 
 import numpy as np
 import pytest
+from scipy.stats import rankdata
 from sklearn.metrics import roc_auc_score
 
 from w2sprobe.errors import UsageError
-from w2sprobe.metrics import accuracy, pgr, roc_auc
+from w2sprobe.metrics import accuracy, average_ranks, pgr, roc_auc
 
 
 def test_auc_by_hand():
@@ -25,6 +26,15 @@ def test_auc_matches_sklearn_on_heavily_tied_scores(seed):
     labels = rng.random(500) < 0.4
     scores = np.round(rng.random(500) * 0.5 + labels * 0.3, 1)  # kNN-like: few distinct values
     assert roc_auc(labels, scores) == pytest.approx(roc_auc_score(labels, scores), abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_average_ranks_equal_scipys_rankdata(seed):
+    rng = np.random.default_rng(seed)
+    values = np.round(rng.normal(size=300), 1)  # many ties, runs of every length
+    np.testing.assert_array_equal(average_ranks(values), rankdata(values))
+    np.testing.assert_array_equal(average_ranks(np.array([3.0, 1.0, 3.0, 2.0])), [3.5, 1, 3.5, 2])
+    np.testing.assert_array_equal(average_ranks(np.array([5.0])), [1.0])
 
 
 def test_auc_thresholds_soft_labels_at_one_half():

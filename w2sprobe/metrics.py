@@ -10,7 +10,6 @@ import math
 from typing import Any
 
 import numpy as np
-from scipy.stats import rankdata
 
 from .errors import UsageError
 
@@ -27,8 +26,24 @@ def roc_auc(labels: Any, scores: Any) -> float:
     if n_pos == 0 or n_neg == 0:
         which = "negative" if n_pos == 0 else "positive"
         raise UsageError(f"ROC AUC needs both classes; all {positive.size} labels are {which}")
-    ranks = rankdata(s)  # average ranks: a tied pair counts 1/2
+    ranks = average_ranks(s)  # a tied pair counts 1/2
     return float((ranks[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def average_ranks(values: np.ndarray) -> np.ndarray:
+    """1-based ranks, tied values sharing the mean of their ranks (``scipy.stats.rankdata``'s
+    default, for finite values).
+
+    In numpy: importing ``scipy.stats`` costs every command that computes an AUC 1-2 s of
+    start-up on this project's 2 cores, more than the ranking itself.
+    """
+    order = np.argsort(values, kind="stable")
+    ordered = values[order]
+    starts = np.flatnonzero(np.r_[True, ordered[1:] != ordered[:-1]])  # first of each tie run
+    ends = np.r_[starts[1:], values.size]
+    ranks = np.empty(values.size, dtype=np.float64)
+    ranks[order] = np.repeat((starts + 1 + ends) / 2, ends - starts)  # mean of starts+1..ends
+    return ranks
 
 
 def accuracy(labels: Any, scores: Any, threshold: float = 0.5) -> float:

@@ -522,7 +522,7 @@ class Study:
         (default: every layer of the plan).  Probes and heads pass ``need=[layer]``: a file
         holding their layer serves, whatever else it stores.
         """
-        from .cache import cached_layers, extract
+        from .cache import cached_layers
         from .cache.lookup import find_cache_hit
 
         def define() -> NodeDef:
@@ -542,6 +542,8 @@ class Study:
                 )
 
             def build():
+                from .cache import extract  # nnsight and transformers: only when extracting
+
                 result = extract(plan, progress=self.graph.reporter.progress)
                 return plan, _extract_metrics(result), result.cache_hit
 
@@ -675,9 +677,7 @@ class Study:
                 build,
                 f"label set {name}: {recipe.derive} {parent.name} with {recipe.probe} "
                 f"on layer {layer}",
-                self._hint(
-                    recipe.derive, probe=recipe.probe, labels=recipe.parent, layer=layer
-                ),
+                self._hint(recipe.derive, probe=recipe.probe, labels=recipe.parent, layer=layer),
             )
 
         return self._node(label_set_node(name), define, target)

@@ -22,8 +22,7 @@ from .. import __version__
 from ..errors import UsageError
 from ..hashing import short_hash
 from ..layers import parse_layer_spec
-from ..models import ModelRef, default_pooling_for, resolve_device, resolve_dtype, resolve_model
-from ..models.layout import text_config
+from ..models import ModelRef, read_model_shape, resolve_device, resolve_dtype, resolve_model
 from ..pooling import check_pooling
 from .encoding import (
     DEFAULT_COMPRESSION,
@@ -133,10 +132,12 @@ def plan_extraction(request: ExtractRequest, cache_dir: Path) -> ExtractPlan:
     if request.batch_size <= 0:
         raise UsageError(f"batch-size must be > 0, got {request.batch_size}")
     ref = resolve_model(request.model)
-    config = _text_config(ref)
-    num_layers, hidden = int(config.num_hidden_layers), int(config.hidden_size)
+    # config.json alone, as `models layers` reads it: importing transformers for its config
+    # classes would cost every cached probe command seconds of start-up
+    shape = read_model_shape(request.model)
+    num_layers, hidden = shape.num_blocks, shape.hidden_size
     layers = parse_layers(request.layers, num_layers)
-    pooling = check_pooling(request.pooling or default_pooling_for(config.model_type))
+    pooling = check_pooling(request.pooling or shape.default_pooling)
     device = resolve_device(request.device)
     dtype = resolve_dtype(request.dtype, device)
     store_dtype = check_store_dtype(request.store_dtype)
@@ -208,13 +209,3 @@ def file_attrs(plan: ExtractPlan) -> dict:
         "store_dtype": plan.store_dtype,
         "compression": plan.compression,
     }
-
-
-def _text_config(ref: ModelRef):
-    from transformers import AutoConfig
-
-    try:
-        config = AutoConfig.from_pretrained(ref.location)
-    except (OSError, ValueError, KeyError) as exc:
-        raise UsageError(f"cannot read the config of model {ref.name}: {exc}") from None
-    return text_config(config)

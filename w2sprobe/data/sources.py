@@ -166,7 +166,7 @@ def load_hub_split(hub_id: str, config: str | None, split: str) -> Rows:
 def load_pools(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> Pools:
     """Load a registry dataset's pools: only from its mirror folder if ``data_dir`` is given."""
     if data_dir is not None:
-        folder = _require_mirror_folder(spec, data_dir)
+        folder = require_mirror_folder(spec, data_dir)
         source = f"mirror {folder}"
         preferred = (spec.hub.export_dir, spec.hub_config)
 
@@ -189,7 +189,7 @@ def load_pools(spec: DatasetSpec, data_dir: str | os.PathLike | None) -> Pools:
     return pools
 
 
-def _require_mirror_folder(spec: DatasetSpec, data_dir: str | os.PathLike) -> Path:
+def require_mirror_folder(spec: DatasetSpec, data_dir: str | os.PathLike) -> Path:
     root = check_data_dir(data_dir)
     folder = mirror_folder(spec, root)
     if folder is not None:

@@ -49,9 +49,10 @@ from ..errors import UsageError
 from ..hashing import short_hash
 from ..options import DataOptions
 from .formatters import Formatter, draws_per_row
+from .memo import memoised
 from .registry import get_spec
 from .rows import RowSource, as_source
-from .sources import Pools, is_user_file, load_pools, load_user_file
+from .sources import Pools, is_user_file, load_pools, load_user_file, require_mirror_folder
 from .user import is_user_data, user_pools
 
 SPLIT_NAMES = ("weak_train", "strong_train", "val", "test")
@@ -236,7 +237,44 @@ def load_splits(
             f"--positive-label applies to files, folders and hub: sources; {spec.name} "
             f"is a registry dataset with fixed labels ({spec.label_note})"
         )
-    return build_splits(spec.name, load_pools(spec, data_dir), spec.formatter, seed, sizes)
+
+    def build() -> SplitSet:
+        return build_splits(spec.name, load_pools(spec, data_dir), spec.formatter, seed, sizes)
+
+    if data_dir is None:  # the hub: no local files to stamp
+        return build()
+    return memoised(  # a local mirror: built once per mirror state, seed and sizes
+        build,
+        name=spec.name,
+        folder=require_mirror_folder(spec, data_dir),
+        params={"seed": seed, "sizes": sizes.requested()},
+        encode=_splits_to_json,
+        decode=_splits_from_json,
+    )
+
+
+def _splits_to_json(splits: SplitSet) -> dict:
+    return {
+        "dataset": splits.dataset,
+        "fingerprint": splits.fingerprint,
+        "report": splits.report,
+        "splits": {
+            name: {"ids": s.ids, "texts": s.texts, "labels": s.labels.tolist()}
+            for name, s in splits.splits.items()
+        },
+    }
+
+
+def _splits_from_json(data: dict) -> SplitSet:
+    return SplitSet(
+        dataset=data["dataset"],
+        splits={
+            name: Split(name, s["ids"], s["texts"], np.asarray(s["labels"], dtype=np.float32))
+            for name, s in data["splits"].items()
+        },
+        fingerprint=data["fingerprint"],
+        report=data["report"],
+    )
 
 
 def build_splits(

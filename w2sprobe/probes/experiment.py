@@ -24,7 +24,6 @@ from ..labels import LabelSet, lineage
 from ..metrics import accuracy, roc_auc
 from .base import filter_by_score
 from .config import ProbeConfig
-from .topo import overshoot_message
 
 TRAIN, EVAL_SPLITS = "strong_train", ("val", "test")
 #: How a filter that runs on val alone is named in its report's ``scored_by``.
@@ -210,6 +209,8 @@ def _filter_report(result, keep: np.ndarray, soft: np.ndarray, truth: np.ndarray
     report.update({k: v for k, v in result.summary().items() if k not in report})
     report["warnings"] = []
     if result.overshoot:  # recorded with the label set; topo.py also raised a TopoFilterWarning
+        from .topo import overshoot_message  # scipy's graph code: only for TopoFilter's result
+
         report["warnings"].append(
             {"code": "component_step_overshoot", "message": overshoot_message(result)}
         )
