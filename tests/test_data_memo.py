@@ -67,7 +67,9 @@ def test_seed_sizes_and_mirror_changes_build_again(mirror, monkeypatch):
     reads = _reads(monkeypatch)
     base = load_splits("cola", data_dir=mirror, seed=0, sizes=SIZES)
     load_splits("cola", data_dir=mirror, seed=1, sizes=SIZES)
-    load_splits("cola", data_dir=mirror, seed=0, sizes=SplitSizes(n_train=100, n_val=20, n_test=100))
+    load_splits(
+        "cola", data_dir=mirror, seed=0, sizes=SplitSizes(n_train=100, n_val=20, n_test=100)
+    )
     assert len(reads) == 3
     # an edit that keeps the size and restores the mtime still moves the ctime
     path = mirror / "cola" / "train.jsonl"

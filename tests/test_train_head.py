@@ -144,3 +144,31 @@ def test_the_schedule_equals_transformers_cosine_with_warmup(warmup, total):
     ours = warmup_cosine(min(warmup, total), total)
     for step in range(total + 1):
         assert ours(step) == pytest.approx(reference.lr_lambdas[0](step), abs=1e-12)
+
+
+def test_scheduled_adamw_equals_torch_adamw_with_lambdalr_bit_for_bit():
+    """The head's optimizer (torch's functional AdamW kernel, no torch.optim import cost)
+    against torch.optim.AdamW + LambdaLR of the same schedule: identical parameters after
+    every step, including steps where one parameter gets no gradient."""
+    from w2sprobe.train.adamw import ScheduledAdamW
+    from w2sprobe.train.recipe import optimizer_and_schedule
+
+    config = HeadConfig(lr=3e-2, warmup_steps=5, weight_decay=0.1, beta2=0.95)
+    torch.manual_seed(0)
+    ours = [torch.nn.Parameter(torch.randn(4, 3)), torch.nn.Parameter(torch.randn(3))]
+    theirs = [torch.nn.Parameter(p.detach().clone()) for p in ours]
+    optimizer = ScheduledAdamW(ours, config, total_steps=20)
+    reference, schedule = optimizer_and_schedule(theirs, config, total_steps=20)
+    for step in range(20):
+        grads = [torch.randn(4, 3), None if step % 7 == 3 else torch.randn(3)]
+        optimizer.zero_grad()
+        reference.zero_grad()
+        for mine, ref, grad in zip(ours, theirs, grads):
+            mine.grad = None if grad is None else grad.clone()
+            ref.grad = None if grad is None else grad.clone()
+        optimizer.step()
+        reference.step()
+        schedule.step()
+        assert optimizer.lr == reference.param_groups[0]["lr"]
+        for mine, ref in zip(ours, theirs):
+            assert torch.equal(mine, ref)

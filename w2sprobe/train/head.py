@@ -28,9 +28,10 @@ from torch import nn
 
 from ..errors import UsageError
 from ..options import TrainOptions
+from .adamw import ScheduledAdamW
 from .checkpoint import TrainingState
 from .loss_config import LossConfig, XentConfig
-from .recipe import keep_if_best, optimizer_and_schedule, setup_notes, val_auc, warn
+from .recipe import keep_if_best, setup_notes, val_auc, warn
 
 _TRAIN = TrainOptions()
 
@@ -166,7 +167,7 @@ def fit_head(
     notes = setup_notes(total, config.warmup_steps, val_y)
     warn(notes)
     params = [p for p in model.parameters() if p.requires_grad]
-    optimizer, scheduler = optimizer_and_schedule(params, config, total)
+    optimizer = ScheduledAdamW(params, config, total)  # the recipe's, without torch.optim
     state = TrainingState()
     order = torch.Generator().manual_seed(config.seed)
     for epoch in range(config.epochs):
@@ -176,11 +177,10 @@ def fit_head(
             rows = rows.to(device)
             step = epoch * steps_per_epoch + index + 1
             model.train()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss = loss_fn(model(train_x[rows]), targets[rows], step - 1)
             loss.backward()
             optimizer.step()
-            scheduler.step()
             state.step = step
             info = {"loss": float(loss.detach()), "epoch": epoch + 1}
             if step % config.eval_every == 0 or step == total:
