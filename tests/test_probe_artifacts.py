@@ -32,6 +32,7 @@ PROBES = {
     "mlp": ["--probe", "mlp", "--mlp-hidden", "8"],
     "topo": ["--probe", "topo", "--k-cc", "10", "--k-zeta", "10"],
     "sklearn": ["--probe", SKLEARN, "--probe-param", "C=0.5"],
+    "class": ["--probe", "plugin_probes:CentroidProbe", "--probe-param", "scale=2.0"],
 }
 
 
@@ -89,7 +90,7 @@ def test_each_kind_is_stored_as_it_should_be(capsys, cached):
     assert set(stored["logreg-std"][1]) == weights | {"coef", "intercept", "shift", "scale"}
     assert set(stored["massmean"][1]) == weights | {"direction", "midpoint", "bias"}
     assert set(stored["mlp"][1]) == weights | {"w1", "b1", "w2", "b2", "shift", "scale"}
-    for name in ("knn", "knn-auto", "topo", "sklearn"):  # refit from the references
+    for name in ("knn", "knn-auto", "topo", "sklearn", "class"):  # refit from the references
         assert stored[name] == ("refit", ["check_scores", "train_labels", "train_rows"]), name
 
 
@@ -225,3 +226,29 @@ def test_apply_scores_a_probe_on_another_dataset_and_the_report_shows_it(capsys,
         cell = f"{summary['auc']:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]"
         assert "Probe transfer" in text and "Transfer of logreg probes, layer 2" in text, fmt
         assert cell in text and "fit on / scored on" in text, fmt
+
+
+def test_a_refit_that_is_not_reproducible_is_refused(capsys, cached):
+    """A random forest without random_state fits other trees each time: refused on load; with
+    one, it loads and predicts as it did."""
+    forest = ["--probe", "sklearn:sklearn.ensemble.RandomForestClassifier"]
+    key = fit(capsys, *forest, "--probe-param", "n_estimators=5")["probe_key"]
+    with pytest.raises(UsageError, match=f"probe {key} refit does not reproduce .*random_state"):
+        load_probe(key, cache_dir="c")
+    seeded = fit(
+        capsys, *forest, "--probe-param", "n_estimators=5", "--probe-param", "random_state=0"
+    )
+    test = load_run(Path("c/runs/sst2") / seeded["key"]).predictions()["test"]
+    with ActivationStore.open(cached["path"]) as store:
+        scores = load_probe(seeded["probe_key"], cache_dir="c").predict(store.get("test", 2))
+    np.testing.assert_array_equal(scores, test.soft)
+
+
+def test_a_plugin_class_changed_since_the_fit_is_refused(capsys, cached):
+    key = fit(capsys, *PROBES["class"])["probe_key"]
+    meta_file = Path("c/probes/sst2") / key / "probe.json"
+    meta = json.loads(meta_file.read_text())
+    meta["probe"]["source_sha256"] = "0" * 16  # as if the class's file was edited since
+    meta_file.write_text(json.dumps(meta))
+    with pytest.raises(UsageError, match="fit with another .*differs in source_sha256"):
+        load_probe(key, cache_dir="c")
