@@ -252,3 +252,24 @@ def test_a_plugin_class_changed_since_the_fit_is_refused(capsys, cached):
     meta_file.write_text(json.dumps(meta))
     with pytest.raises(UsageError, match="fit with another .*differs in source_sha256"):
         load_probe(key, cache_dir="c")
+
+
+def test_transfer_to_activations_of_another_width_is_refused(capsys, cached, tmp_path):
+    """The library's own check (the CLI always reads the probe's model): nothing is written."""
+    from types import SimpleNamespace
+
+    from w2sprobe.probes.transfer import transfer_run
+
+    saved = load_probe(fit(capsys, *PROBES["logreg"])["probe_key"], cache_dir="c")
+    wide = np.zeros((5, saved.hidden_size + 1), dtype=np.float16)
+    store = SimpleNamespace(
+        layers=[saved.layer],
+        manifest={"dataset": "cola"},
+        path=Path("x.h5"),
+        get=lambda split, layer, rows=None: wide,
+    )
+    with pytest.raises(UsageError, match="is 17 wide; probe .* was fit on 16-wide ones"):
+        transfer_run(Path("c"), saved, store, n_boot=10, seed=0)
+    assert not Path("c/runs/cola").exists()
+    code, out, err = run(capsys, "probe", *PROBES["logreg"], "--layer", LAYER)
+    assert code == 0 and saved.key in out, err  # the probe command names its saved probe
