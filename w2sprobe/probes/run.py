@@ -36,9 +36,9 @@ from .experiment import ProbeSpec, evaluate_probe
 def find_probe_run(
     cache_dir: Path, dataset: str, spec: ProbeSpec, labels: LabelSet, activations: dict, seed
 ) -> RunRecord | None:
-    """A finished run of this probe on these labels, fit on a file of this extraction, whose
-    fitted probe is cached too (a run without one -- its entry removed, or written before
-    probes were saved -- is fit again, which writes both).
+    """A finished run of this probe on these labels, fit on a file of this extraction.  A run
+    whose saved probe (``probe_key``) was removed since is fit again, which writes both; a run
+    from before probes were saved (no ``probe_key``) stays a hit, as every cached run does.
 
     ``activations`` is the extraction's manifest without its layer list: any file of it that
     holds the layer gives the same probe, whatever other layers it stores.
@@ -46,8 +46,9 @@ def find_probe_run(
     for record in find_runs(
         cache_dir, dataset, stage="probe", probe=spec.describe(), labels_key=labels.key, seed=seed
     ):
-        if _without_layers(record.metrics.get("activations", {})) == activations and probe_exists(
-            cache_dir, dataset, record.metrics.get("probe_key")
+        saved = record.metrics.get("probe_key")
+        if _without_layers(record.metrics.get("activations", {})) == activations and (
+            saved is None or probe_exists(cache_dir, dataset, saved)
         ):
             return record
     return None
