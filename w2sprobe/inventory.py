@@ -1,7 +1,7 @@
 """Everything a workspace holds, as one inventory: what ``cache ls``, ``cache rm`` and
 ``cache gc`` read and act on.
 
-Five kinds of artifact live under the cache dir (roots: :func:`w2sprobe.workspace.kind_root`),
+Six kinds of artifact live under the cache dir (roots: :func:`w2sprobe.workspace.kind_root`),
 each written and read by its own module, through which this one reads them:
 
 * ``acts``: ``acts/<model>/<dataset>/<key>.h5`` (:mod:`w2sprobe.cache`), complete when the file
@@ -11,6 +11,8 @@ each written and read by its own module, through which this one reads them:
   exists (``checkpoint.pt`` while training); lock ``<dir>/.lock``;
 * ``labels``: ``labels/<dataset>/<key>/`` (:mod:`w2sprobe.labels`), filled in a staging folder
   ``.labels-<key>.staging-<host>-<pid>`` and renamed in whole, so always complete; no lock;
+* ``probes``: ``probes/<dataset>/<key>/`` (:mod:`w2sprobe.probes.artifact`), fitted probes,
+  filled in a staging folder and renamed in whole like label sets; no lock;
 * ``sweeps``: ``sweeps/<dataset>/<key>/`` (:mod:`w2sprobe.report.sweep_files`), complete with
   ``sweep.json``;
 * ``reports``: ``reports/<key>/`` (:mod:`w2sprobe.report.files`), complete with ``report.json``.
@@ -45,6 +47,7 @@ from .atomic import owner_alive, parse_staging, parse_temp
 from .cache.layout import PARTIAL_SUFFIX, lock_path, shard_files
 from .cache.store import CacheEntry, list_entries, serving_order
 from .errors import UsageError
+from .probes import artifact as probe_files
 from .report import files as report_files
 from .report import sweep_files
 from .workspace import KINDS, cache_of, kind_root, rm_hint
@@ -202,6 +205,7 @@ def scan(cache_dir: Path, now: float | None = None) -> Inventory:
         *_scan_acts(cache_dir),
         *map(_describe_run, run_files.run_folders(cache_dir)),
         *map(_describe_labels, label_files.label_set_folders(cache_dir)),
+        *map(_describe_probe, probe_files.probe_folders(cache_dir)),
         *map(_describe_sweep, sweep_files.sweep_folders(cache_dir)),
         *map(_describe_report, report_files.report_folders(cache_dir)),
     ]
@@ -378,6 +382,8 @@ def look(a: Artifact) -> tuple:
         shown += (d.get("seed"),)
     elif a.kind == "labels":
         shown += (json.dumps(d.get("sizes"), sort_keys=True),)
+    elif a.kind == "probes":
+        shown += (d.get("seed"), d.get("storage"))
     return shown
 
 
@@ -515,6 +521,39 @@ def _describe_labels(folder: Path) -> Artifact:
     if not complete:
         labels.status = "unreadable"
     return labels
+
+
+def _describe_probe(folder: Path) -> Artifact:
+    """A fitted probe (:mod:`w2sprobe.probes.artifact`): complete iff its probe.json reads."""
+    meta = probe_files.read_probe_meta(folder)
+    complete = meta is not None
+    meta = meta or {}
+    probe = _probe_text(meta["probe"]) if isinstance(meta.get("probe"), dict) else None
+    labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
+    entry = _folder_artifact("probes", folder, meta, complete)
+    entry.name = meta["probe"].get("probe") if isinstance(meta.get("probe"), dict) else None
+    entry.model = meta.get("model")
+    entry.made_from = {
+        k: v
+        for k, v in {
+            "labels": labels.get("key"),
+            "labels_name": labels.get("name"),
+            "probe": probe,
+            "layer": meta.get("layer"),
+            "_activations": meta.get("activations"),
+        }.items()
+        if v is not None
+    }
+    entry.parents = [labels["key"]] if labels.get("key") else []
+    entry.details = {
+        k: meta.get(k) for k in ("seed", "storage", "hidden_size", "train_n", "chosen", "layer")
+    }
+    made = {k: v for k, v in meta.items() if k not in ("files", "check", "train_ids_sha256")}
+    entry.inputs = flatten({k: v for k, v in made.items() if k not in NOT_INPUTS})
+    if not complete:
+        entry.status = "unreadable"
+    entry.leftovers += [(p, _GONE) for p in _dead_tmp(folder)]
+    return entry
 
 
 def _describe_sweep(folder: Path) -> Artifact:
@@ -892,13 +931,14 @@ def verify_path(path: Path) -> Check:
     for kind, marker in _MARKERS:
         if any((folder / name).exists() for name in marker):
             return _check_folder(kind, folder)
-    what = "not an artifact: no activation file, run, label set, sweep or report here"
+    what = "not an artifact: no activation file, run, label set, probe, sweep or report here"
     return Check("?", None, path, "bad", [what])
 
 
 _MARKERS = (
     ("runs", (run_files.METRICS, run_files.PREDICTIONS, run_files.CHECKPOINT)),
     ("labels", (label_files.LABELS_CSV,)),
+    ("probes", (probe_files.PROBE_JSON, probe_files.PARAMS)),
     ("sweeps", (sweep_files.SWEEP_JSON, sweep_files.SWEEP_CSV)),
     ("reports", (report_files.REPORT_JSON,)),
 )
@@ -941,6 +981,8 @@ def _check_folder(kind: str, folder: Path, cache_dir: Path | None = None) -> Che
         problems = run_files.verify_run(folder)
     elif kind == "labels":
         problems = label_files.verify_label_set(folder)
+    elif kind == "probes":
+        problems = probe_files.verify_probe(folder)
     elif kind == "sweeps":
         problems = sweep_files.verify_sweep(folder)
     else:

@@ -35,7 +35,8 @@ from .jsonutil import finite
 from .provenance import environment
 from .workspace import cache_of, kind_root, rm_hint, slug_dir
 
-STAGES = ("weak", "ceiling", "student", "probe")
+#: ``transfer``: a saved probe scored on another dataset (:mod:`w2sprobe.probes.transfer`).
+STAGES = ("weak", "ceiling", "student", "probe", "transfer")
 
 #: The command line of this process while the CLI runs (``record_command``): every run manifest
 #: written meanwhile records it, so a report can say which command produced its runs.

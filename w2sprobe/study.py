@@ -816,6 +816,39 @@ class Study:
             self._hint("probe", probe=probe, labels=labels.name, layer=layer),
         )
 
+    def transfer(self, saved) -> RunRecord:
+        """The saved probe ``saved`` (:func:`w2sprobe.probes.load_probe`) scored on this
+        dataset's test split: a ``transfer`` run.  It reads this dataset's activations of the
+        probe's model and layer, made as the probe's were (pooling, max length, dtype); when
+        none are cached, a UsageError gives the ``w2sprobe extract`` command that makes them."""
+        from .cache import ActivationStore, cached_layers
+        from .probes.transfer import transfer_run
+
+        made = saved.meta["activations"]
+        options = self.options.replace(
+            strong_model=saved.meta["model"],
+            pooling=made["pooling"],
+            max_length=made["max_length"],
+            dtype=made["compute_dtype"],
+        )
+        other = Study(options, self.dataset, self.graph)
+        plan = other.extraction_plan([saved.layer])
+        found = cached_layers(plan)
+        if saved.layer not in found:
+            raise UsageError(
+                f"no cached activations of layer {saved.layer} of {saved.meta['model']} on "
+                f"{self.dataset} made as probe {saved.key}'s were; make them with: "
+                + other._hint("extract", layers=str(saved.layer))
+            )
+        with ActivationStore.open(found[saved.layer]) as store:  # --seed seeds the bootstrap too
+            return transfer_run(
+                self.cache_dir,
+                saved,
+                store,
+                n_boot=self.options.report.n_boot,
+                seed=self.options.workspace.seed,
+            )
+
     def _pgr_ceiling(self) -> RunRecord | None:
         """The ceiling a probe's PGR is measured against: built when missing only where
         :attr:`build_ceiling` says so; else the cached one or None."""

@@ -8,6 +8,7 @@ kind of artifact lives under its own root (:func:`kind_root`), written and read 
 * ``runs/<dataset>/<key>/`` — :mod:`w2sprobe.runs`;
 * ``labels/<dataset>/<key>/`` — :mod:`w2sprobe.labels`;
 * ``sweeps/<dataset>/<key>/`` — :mod:`w2sprobe.report.sweep_files`;
+* ``probes/<dataset>/<key>/`` — :mod:`w2sprobe.probes.artifact` (fitted probes);
 * ``reports/<key>/`` — :mod:`w2sprobe.report.files`.
 """
 
@@ -21,7 +22,7 @@ from pathlib import Path
 from .errors import UsageError
 
 #: Every kind of artifact, in the order ``cache ls`` shows them; each is a folder of the root.
-KINDS = ("acts", "runs", "labels", "sweeps", "reports")
+KINDS = ("acts", "runs", "labels", "probes", "sweeps", "reports")
 
 #: The default workspace root when neither ``--cache-dir`` nor ``W2SPROBE_CACHE`` is given.
 DEFAULT_CACHE_DIR = "cache"
@@ -35,7 +36,7 @@ def kind_root(cache_dir: Path, kind: str) -> Path:
 
 
 #: How deep an artifact sits below its kind's root (``acts/<model>/<dataset>/<key>.h5``: 3).
-_DEPTH = {"acts": 3, "runs": 2, "labels": 2, "sweeps": 2, "reports": 1}
+_DEPTH = {"acts": 3, "runs": 2, "labels": 2, "probes": 2, "sweeps": 2, "reports": 1}
 
 
 def cache_of(path: Path, kind: str) -> Path:

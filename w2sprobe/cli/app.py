@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from ..errors import DiskFull, UsageError
+from . import apply as apply_cmd
 from . import cache as cache_cmd
 from . import config_cmd, data, extract, models, probe, report, run, train, view
 from .help import App
@@ -31,6 +32,7 @@ app.command("extract")(extract.extract)
 app.command("train")(train.train)
 for command in (probe.probe, probe.filter, probe.relabel, probe.sweep):
     app.command(command.__name__)(command)
+app.command("apply")(apply_cmd.apply)
 app.command("run")(run.run)
 app.command("report")(report.report)
 app.command("view")(view.view)

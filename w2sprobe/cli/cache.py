@@ -28,6 +28,7 @@ TITLES = {
     "acts": "activation files",
     "runs": "runs",
     "labels": "label sets",
+    "probes": "fitted probes",
     "sweeps": "sweeps",
     "reports": "reports",
 }
@@ -44,7 +45,7 @@ def ls(
         Optional[str],
         typer.Argument(
             metavar="KIND",
-            help="acts, runs, labels, sweeps or reports [default: every kind, grouped]",
+            help="acts, runs, labels, probes, sweeps or reports [default: every kind, grouped]",
             autocompletion=completer(KINDS),
         ),
     ] = None,
@@ -179,6 +180,14 @@ _COLUMNS = {
         ("dataset", lambda a: a.dataset),
         ("name", lambda a: a.name or "?"),
         ("rows", lambda a: _rows(a.details.get("sizes"), SPLITS[1:])),
+        ("made from", lambda a: a.origin()),
+    ],
+    "probes": [
+        ("key", lambda a: a.key),
+        ("dataset", lambda a: a.dataset),
+        ("model", lambda a: a.model or "?"),
+        ("seed", lambda a: "?" if a.details.get("seed") is None else a.details["seed"]),
+        ("stored", lambda a: a.details.get("storage") or "?"),
         ("made from", lambda a: a.origin()),
     ],
     "sweeps": [
@@ -328,8 +337,8 @@ def verify(
         ),
     ] = None,
 ) -> None:
-    """Check every artifact (activation files, runs, label sets, sweeps, reports) against what
-    its writer recorded: truncated, corrupt, partial or leftover -> exit 1."""
+    """Check every artifact (activation files, runs, label sets, probes, sweeps, reports)
+    against what its writer recorded: truncated, corrupt, partial or leftover -> exit 1."""
     from ..errors import UsageError
     from ..inventory import scan, verify_path
     from ..inventory import verify as verify_all

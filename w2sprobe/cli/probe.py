@@ -91,6 +91,7 @@ def probe(opts: Options, ctl: Control, pgr: PgrOpt = False) -> None:
                 "pgr_needs",
                 "chosen",
                 "key",
+                "probe_key",  # the fitted probe's cache entry: load_probe, w2sprobe apply
             )
         },
         "path": str(run.folder),
@@ -110,6 +111,7 @@ def probe(opts: Options, ctl: Control, pgr: PgrOpt = False) -> None:
             "n",
             "pgr",
             "path",
+            "probe_key",
         ),
     )
     _show_chosen(summary, ctl.as_json)

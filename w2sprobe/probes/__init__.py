@@ -1,5 +1,6 @@
 """Probes fit on cached activations: kNN, logistic regression, TopoFilter, plug-ins (your own
-class, any scikit-learn classifier: :mod:`.plugin`); and the kNN search.
+class, any scikit-learn classifier: :mod:`.plugin`); and the kNN search.  A fitted probe is a
+cache entry: ``load_probe(key)`` reads it back (:mod:`.artifact`).
 
 Each built-in probe has a typed config (:mod:`.config`) that builds it; ``make_probe(name,
 **params)`` is the shortcut for library use.  The re-exports are lazy (PEP 562): reading a
@@ -17,6 +18,8 @@ _EXPORTS = {
     "FilterResult": "base",
     "Probe": "base",
     "ProbeConfig": "config",
+    "SavedProbe": "artifact",
+    "load_probe": "artifact",
     "PluginConfig": "plugin",
     "PluginProbe": "plugin",
     "SklearnProbe": "plugin",

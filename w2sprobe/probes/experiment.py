@@ -15,6 +15,7 @@ A probe is fit on ``strong_train`` activations of one layer against a label set'
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -52,12 +53,17 @@ class ProbeSpec:
 
 @dataclass
 class ProbeOutcome:
-    """Predictions (per split, aligned with the store's ids) and metrics of one probe run."""
+    """Predictions (per split, aligned with the store's ids) and metrics of one probe run, and
+    the fitted probe with the strong_train rows and labels it was fit on (what
+    :func:`~.artifact.save_probe` stores)."""
 
     spec: ProbeSpec
     predictions: dict[str, np.ndarray]
     ids: dict[str, np.ndarray]
     metrics: dict = field(default_factory=dict)
+    probe: Any = None
+    train_rows: np.ndarray | None = None
+    train_labels: np.ndarray | None = None
 
 
 def ground_truth_labels(store: ActivationStore, dataset: str) -> LabelSet:
@@ -84,9 +90,9 @@ def training_data(store: ActivationStore, labels: LabelSet, layer: int, split: s
 
 def evaluate_probe(store: ActivationStore, labels: LabelSet, spec: ProbeSpec) -> ProbeOutcome:
     """Fit on strong_train against ``labels``; predict val and test; score test vs ground truth."""
-    acts, soft, _ = training_data(store, labels, spec.layer)
+    acts, soft, rows = training_data(store, labels, spec.layer)
     probe = spec.build().fit(acts, soft)
-    outcome = ProbeOutcome(spec, {}, {})
+    outcome = ProbeOutcome(spec, {}, {}, probe=probe, train_rows=rows, train_labels=soft)
     for split in EVAL_SPLITS:
         outcome.ids[split] = store.ids(split)
         outcome.predictions[split] = probe.predict(np.asarray(store.get(split, spec.layer)))

@@ -3,7 +3,9 @@
 A probe run is a result like a trained student's (:mod:`w2sprobe.runs` writes the folder:
 manifest first, then predictions, metrics last), with a PGR against the weak run behind its
 labels and the ceiling.  Its key hashes the probe's config and layer, the label set's key, the
-activation file's manifest and the seed; the experiment name is not in it.
+activation file's manifest and the seed; the experiment name is not in it.  The fitted probe
+itself is saved first, as a cache entry of its own (:mod:`.artifact`), whose key the run's
+manifest and metrics name (``probe_key``).
 """
 
 from __future__ import annotations
@@ -27,13 +29,16 @@ from ..runs import (
     write_metrics,
     write_predictions,
 )
+from .artifact import probe_exists, save_probe
 from .experiment import ProbeSpec, evaluate_probe
 
 
 def find_probe_run(
     cache_dir: Path, dataset: str, spec: ProbeSpec, labels: LabelSet, activations: dict, seed
 ) -> RunRecord | None:
-    """A finished run of this probe on these labels, fit on a file of this extraction.
+    """A finished run of this probe on these labels, fit on a file of this extraction.  A run
+    whose saved probe (``probe_key``) was removed since is fit again, which writes both; a run
+    from before probes were saved (no ``probe_key``) stays a hit, as every cached run does.
 
     ``activations`` is the extraction's manifest without its layer list: any file of it that
     holds the layer gives the same probe, whatever other layers it stores.
@@ -41,7 +46,10 @@ def find_probe_run(
     for record in find_runs(
         cache_dir, dataset, stage="probe", probe=spec.describe(), labels_key=labels.key, seed=seed
     ):
-        if _without_layers(record.metrics.get("activations", {})) == activations:
+        saved = record.metrics.get("probe_key")
+        if _without_layers(record.metrics.get("activations", {})) == activations and (
+            saved is None or probe_exists(cache_dir, dataset, saved)
+        ):
             return record
     return None
 
@@ -74,8 +82,10 @@ def write_probe_run(
     key = short_hash({k: v for k, v in manifest.items() if k != "experiment"})
     folder = run_dir(cache_dir, dataset, key)
     outcome = evaluate_probe(store, labels, spec)
+    # the fitted probe first: a run names a probe entry that exists (not part of the run's key)
+    probe_key = save_probe(cache_dir, store, labels, outcome, model=model, seed=seed)
     truth = {split: store.labels(split) for split in outcome.predictions}
-    write_manifest(folder, {"key": key, **manifest})
+    write_manifest(folder, {"key": key, **manifest, "probe_key": probe_key})
     split_predictions = {
         split: SplitPredictions(outcome.ids[split], outcome.predictions[split], truth[split])
         for split in outcome.predictions
@@ -93,6 +103,7 @@ def write_probe_run(
         "labels": labels.name,
         "labels_key": labels.key,
         "config": spec.describe(),
+        "probe_key": probe_key,
         **{k: outcome.metrics.get(k) for k in ("train_n", "labels_auc", "auc_minus_labels_auc")},
         **({"chosen": outcome.metrics["chosen"]} if "chosen" in outcome.metrics else {}),
         **pgr(auc, test),

@@ -35,6 +35,7 @@ from .stats import (
     resample_counts,
     weighted_auc,
 )
+from .transfer import collect_transfers
 
 # The defaults are the report options' (w2sprobe.options): one place for the CLI and the library.
 _DEFAULTS = ReportOptions()
@@ -82,6 +83,8 @@ class Report:
     diagnostics: dict = field(default_factory=dict)
     #: Datasets the old point rule (ceiling − weak < min_gap) would flag, beside ``unstable``.
     point_rule_unstable: list[str] = field(default_factory=list)
+    #: Saved probes scored on other datasets (``w2sprobe apply``): report/transfer.py.
+    transfers: list[dict] = field(default_factory=list)
 
     @property
     def included(self) -> list[str]:
@@ -121,6 +124,7 @@ class Report:
             "filters": self.filters,
             "notes": self.notes,
             "run_warnings": self.run_warnings,
+            "transfers": self.transfers,
         }
 
 
@@ -170,6 +174,7 @@ def build_report(
     included = [d for d in found.datasets if d not in gone]
     sweeps, sweep_notes = collect_sweeps(root, datasets)
     filters = collect_filters(root, datasets)
+    transfers = collect_transfers(root, datasets, n_boot, seed)
     options = {
         "datasets": datasets,
         "baseline": chosen,
@@ -184,7 +189,7 @@ def build_report(
     experiments = sorted({r["experiment"] for r in rows}, key=experiment_order)
     return Report(
         cache_dir=root,
-        key=_inputs_key(found, sweeps, filters, options),
+        key=_inputs_key(found, sweeps, filters, options, transfers),
         options=options,
         datasets=found.datasets,
         experiments=experiments,
@@ -210,6 +215,7 @@ def build_report(
         diagnostics=cross_dataset(rows, included, chosen),
         run_warnings=recorded_warnings(found),
         setup={**study_setup(found), "report_command": current_command()},
+        transfers=transfers,
     )
 
 
@@ -688,14 +694,20 @@ def _check_baseline(found: Collection, baseline: str | None, notes: list[str]) -
     return None
 
 
-def _inputs_key(found: Collection, sweeps: list[dict], filters: list[dict], options: dict) -> str:
+def _inputs_key(
+    found: Collection,
+    sweeps: list[dict],
+    filters: list[dict],
+    options: dict,
+    transfers: list[dict] = (),
+) -> str:
     """Short hash of every input file's content and the options: the default output folder name."""
-    return short_hash(
-        {
-            "runs": sorted((r.key, short_hash(r.metrics)) for r in found.runs),
-            "sweeps": sorted({r["path"] for r in sweeps}),
-            "filters": sorted(f["key"] or "" for f in filters),
-            "options": options,
-        },
-        12,
-    )
+    inputs = {
+        "runs": sorted((r.key, short_hash(r.metrics)) for r in found.runs),
+        "sweeps": sorted({r["path"] for r in sweeps}),
+        "filters": sorted(f["key"] or "" for f in filters),
+        "options": options,
+    }
+    if transfers:  # only then: the key of a report without any stays what it was
+        inputs["transfers"] = sorted(t["key"] for t in transfers)
+    return short_hash(inputs, 12)

@@ -138,6 +138,8 @@ def collect_results(
             runs.append(read_run(folder))
         else:
             incomplete.append(_incomplete(folder))
+    # a saved probe scored on another dataset: the transfer table's (report/transfer.py)
+    runs = [run for run in runs if run.stage != "transfer"]
     if datasets:
         runs, incomplete = _only(datasets, runs, incomplete, root)
     if not runs:

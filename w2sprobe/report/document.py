@@ -58,6 +58,7 @@ def report_blocks(report: Report, figures: list[Figure], skipped: list[dict]) ->
     comparisons, every dataset's table), then the figures, then what is missing and the inputs."""
     blocks: list = [Heading(1, "Weak-to-strong report")]
     blocks += _setup(report) + _summary(report) + _comparisons(report) + _per_dataset(report)
+    blocks += _transfers(report)
     blocks += _diagnostics(report)
     blocks += _saturation(report) + _unstable(report) + _figures(figures, skipped)
     blocks += _gaps(report) + _run_warnings(report) + _inputs(report)
@@ -549,6 +550,39 @@ def _gaps(report: Report) -> list:
         if items
         else [Para("Nothing missing: every student and probe run has its weak and ceiling runs.")]
     )
+
+
+def _transfers(report: Report) -> list:
+    """Saved probes scored on other datasets (``w2sprobe apply``): one table per probe (kind
+    and layer), fit dataset (rows) x the dataset scored (columns), test AUC [95% CI]."""
+    if not report.transfers:
+        return []
+    blocks: list = [
+        Heading(2, "Probe transfer"),
+        Para(
+            "A probe fit on one dataset (row), scored on another's test split (column) by "
+            "w2sprobe apply: test AUC [95% bootstrap CI]. The diagonal is the probe on its own "
+            "dataset's test split."
+        ),
+    ]
+    groups: dict[tuple, list[dict]] = {}
+    for row in report.transfers:
+        groups.setdefault((str(row["probe"]), str(row["layer"])), []).append(row)
+    for (probe, layer), rows in sorted(groups.items()):
+        columns = sorted({r["dataset"] for r in rows})
+        cells = {(r["fit_dataset"], r["dataset"]): with_spread(r, "auc") for r in rows}
+        table_rows = [
+            [fit, *(cells.get((fit, d), "—") for d in columns)]
+            for fit in sorted({r["fit_dataset"] for r in rows})
+        ]
+        blocks.append(
+            Table(
+                ["fit on / scored on", *columns],
+                table_rows,
+                title=f"Transfer of {probe} probes, layer {layer}",
+            )
+        )
+    return blocks
 
 
 def _inputs(report: Report) -> list:

@@ -100,6 +100,18 @@ def percentile_ci(values: np.ndarray, level: float = CI_LEVEL) -> list[float] | 
     return [float(low), float(high)]
 
 
+def auc_ci(ids, labels, scores, n_boot: int, seed: int) -> list[float] | None:
+    """The bootstrap 95% CI of one run's test AUC, as the report computes every run's: the id
+    set's resamples (:func:`resample_counts`, rows sorted by id), percentile interval."""
+    if n_boot <= 0:
+        return None
+    ids = np.asarray(ids).astype(str)
+    order = np.argsort(ids, kind="stable")
+    counts = resample_counts(ids[order].tolist(), n_boot, seed)
+    labels = np.asarray(labels, dtype=np.float64)[order]
+    return percentile_ci(weighted_auc(labels, np.asarray(scores, dtype=np.float64)[order], counts))
+
+
 # --------------------------------------------------------------------------- seeds, saturation
 
 
