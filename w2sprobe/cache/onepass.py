@@ -56,7 +56,8 @@ def extract_pass(
         return _run(plans, tokens, progress)
 
 
-def _token_hit(plan: TokenPlan) -> ExtractResult | None:
+def token_hit(plan: TokenPlan) -> ExtractResult | None:
+    """The complete token file of this key (checked against the plan's manifest), else None."""
     if not plan.path.exists():
         return None
     with TokenStore.open(plan.path) as store:
@@ -70,11 +71,11 @@ def _token_hit(plan: TokenPlan) -> ExtractResult | None:
 
 
 def _all_cached(plans: list[ExtractPlan], tokens: TokenPlan | None) -> bool:
-    return all(find_cache_hit(p) for p in plans) and (tokens is None or bool(_token_hit(tokens)))
+    return all(find_cache_hit(p) for p in plans) and (tokens is None or bool(token_hit(tokens)))
 
 
 def _cached(plans: list[ExtractPlan], tokens: TokenPlan | None) -> PassResult:
-    return PassResult([find_cache_hit(p) for p in plans], _token_hit(tokens) if tokens else None)
+    return PassResult([find_cache_hit(p) for p in plans], token_hit(tokens) if tokens else None)
 
 
 def _run(
@@ -82,7 +83,7 @@ def _run(
 ) -> PassResult:
     """Under the locks: open a writer for each missing file, fill them all, finish each."""
     hits = {p.key: find_cache_hit(p) for p in plans}  # again: another process may have made some
-    token_hit = _token_hit(tokens) if tokens else None
+    cached_tokens = token_hit(tokens) if tokens else None
     missing = [p for p in plans if hits[p.key] is None]
     base = missing[0] if missing else tokens.base
     request = base.request
@@ -95,7 +96,7 @@ def _run(
                 plan.path, file_attrs(plan), data, plan.layers, plan.hidden_size
             )
             sinks.append(Sink(partial, pooler(plan.pooling), (plan.hidden_size,)))
-        if tokens and token_hit is None:
+        if tokens and cached_tokens is None:
             partial = PartialActivationFile.open(
                 tokens.path,
                 tokens.attrs(),
@@ -125,7 +126,7 @@ def _run(
     pooled = [hits[p.key] or _with_manifest(made[p.key], p.manifest) for p in plans]
     token_result = None
     if tokens:
-        token_result = token_hit or _with_manifest(made[tokens.key], tokens.manifest)
+        token_result = cached_tokens or _with_manifest(made[tokens.key], tokens.manifest)
     return PassResult(pooled, token_result)
 
 

@@ -32,6 +32,7 @@ import torch
 
 from ..errors import UsageError, first_line, human_bytes
 from ..hashing import short_hash
+from ..vocabulary import DEFAULT_MAX_TOKEN_BYTES
 from ..workspace import slug_dir
 from .encoding import decode, h5_dtype
 from .layout import PARTIAL_SUFFIX, layer_name
@@ -39,7 +40,7 @@ from .plan import ExtractPlan, file_attrs
 from .writer import Extra, manifest_json
 
 #: Bytes a token-level file may take unless ``--max-bytes`` allows more (2 GiB).
-DEFAULT_MAX_BYTES = 2 << 30
+DEFAULT_MAX_BYTES = DEFAULT_MAX_TOKEN_BYTES
 
 #: The folder of token-level files under the cache, beside ``acts``.
 TOKENS_DIR = "tokens"
