@@ -1,0 +1,93 @@
+"""Several outputs from one extraction pass: two poolings ÷ one, token-level last-8 ÷ pooled.
+
+Over SST-2 from the local mirror with one packaged model (default MiniLM), every layer, side by
+side in one process: each method extracts into a fresh cache folder through
+``w2sprobe.cache.onepass.extract_pass`` (the code behind ``w2sprobe extract --pool mean,last
+--tokens last:8``), ``--repeats`` times interleaved, best run counted:
+
+* ``mean``          — one pooling (the baseline: what ``extract --pool mean`` does);
+* ``mean,last``     — two poolings, one forward pass, two files;
+* ``mean+last:8``   — the pooled file plus the token-level file of the last 8 tokens.
+
+Time is the row loop (tokenize, forward passes, read-outs, writes and commits: the
+``seconds`` an extraction reports, model load excluded) and the wall time of the whole call;
+bytes are the files' sizes on disk.
+
+    nice python bench/store_passes.py --data-dir ../shared/data --rows 1000
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from w2sprobe.cache import ExtractRequest, plan_extraction
+from w2sprobe.cache.onepass import extract_pass
+from w2sprobe.cache.tokens import parse_token_spec, plan_tokens
+from w2sprobe.data import SplitSizes, load_splits
+from w2sprobe.models import set_cpu_threads
+
+METHODS = {"mean": (["mean"], None), "mean,last": (["mean", "last"], None)}
+METHODS["mean+last:8"] = (["mean"], "last:8")
+
+
+def run_once(base: ExtractRequest, poolings, tokens, cache: Path) -> dict:
+    plans = [plan_extraction(dataclasses.replace(base, pooling=p), cache) for p in poolings]
+    token_plan = tokens and plan_tokens(plans[0], parse_token_spec(tokens), cache, 1 << 40)
+    start = time.perf_counter()
+    result = extract_pass(plans, token_plan)
+    wall = time.perf_counter() - start
+    pooled = sum(r.path.stat().st_size for r in result.pooled)
+    return {
+        "loop_s": result.pooled[0].seconds,
+        "wall_s": wall,
+        "pooled_bytes": pooled,
+        "token_bytes": result.tokens.path.stat().st_size if result.tokens else 0,
+        "tokens": result.pooled[0].tokens,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--rows", type=int, default=1000)
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    set_cpu_threads()
+    n_small = args.rows // 10
+    splits = load_splits(
+        "sst2", data_dir=args.data_dir, sizes=SplitSizes(args.rows - 2 * n_small, n_small, n_small)
+    )
+    base = ExtractRequest(model=args.model, splits=splits, layers="all", device="cpu")
+    best: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory(dir=".") as tmp:
+        run_once(base, ["first"], None, Path(tmp) / "warm-up")  # imports, first model load
+        for repeat in range(args.repeats):
+            for name, (poolings, tokens) in METHODS.items():
+                got = run_once(base, poolings, tokens, Path(tmp) / f"{name}-{repeat}")
+                print(json.dumps({"method": name, "repeat": repeat, **got}), flush=True)
+                if name not in best or got["loop_s"] < best[name]["loop_s"]:
+                    best[name] = got
+    one = best["mean"]
+    print(
+        json.dumps(
+            {
+                "rows": sum(len(s.ids) for s in splits.splits.values()),
+                "best": best,
+                "two_poolings_over_one_loop": best["mean,last"]["loop_s"] / one["loop_s"],
+                "two_poolings_over_one_wall": best["mean,last"]["wall_s"] / one["wall_s"],
+                "tokens_last8_over_pooled_loop": best["mean+last:8"]["loop_s"] / one["loop_s"],
+                "tokens_last8_over_pooled_bytes": best["mean+last:8"]["token_bytes"]
+                / one["pooled_bytes"],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
