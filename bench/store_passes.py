@@ -13,7 +13,7 @@ Time is the row loop (tokenize, forward passes, read-outs, writes and commits: t
 ``seconds`` an extraction reports, model load excluded) and the wall time of the whole call;
 bytes are the files' sizes on disk.
 
-    nice python bench/store_passes.py --data-dir ../shared/data --rows 1000
+    nice python bench/store_passes.py --data-dir ../shared/data --rows 400 --repeats 2
 """
 
 from __future__ import annotations
@@ -33,6 +33,12 @@ from w2sprobe.models import set_cpu_threads
 
 METHODS = {"mean": (["mean"], None), "mean,last": (["mean", "last"], None)}
 METHODS["mean+last:8"] = (["mean"], "last:8")
+
+
+def sst2(data_dir: str, rows: int):
+    """SST-2 splits of about ``rows`` examples in all (a tenth each for val and test)."""
+    small = rows // 10
+    return load_splits("sst2", data_dir=data_dir, sizes=SplitSizes(rows - 2 * small, small, small))
 
 
 def run_once(base: ExtractRequest, poolings, tokens, cache: Path) -> dict:
@@ -55,18 +61,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--model", default="minilm")
-    parser.add_argument("--rows", type=int, default=1000)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--rows", type=int, default=400)
+    parser.add_argument("--repeats", type=int, default=2)
     args = parser.parse_args()
     set_cpu_threads()
-    n_small = args.rows // 10
-    splits = load_splits(
-        "sst2", data_dir=args.data_dir, sizes=SplitSizes(args.rows - 2 * n_small, n_small, n_small)
-    )
+    splits, small = (sst2(args.data_dir, n) for n in (args.rows, 50))
     base = ExtractRequest(model=args.model, splits=splits, layers="all", device="cpu")
     best: dict[str, dict] = {}
-    with tempfile.TemporaryDirectory(dir=".") as tmp:
-        run_once(base, ["first"], None, Path(tmp) / "warm-up")  # imports, first model load
+    with tempfile.TemporaryDirectory() as tmp:  # outside the repository
+        warm_up = dataclasses.replace(base, splits=small)  # imports, first model load
+        run_once(warm_up, ["first"], None, Path(tmp) / "warm-up")
         for repeat in range(args.repeats):
             for name, (poolings, tokens) in METHODS.items():
                 got = run_once(base, poolings, tokens, Path(tmp) / f"{name}-{repeat}")
