@@ -3,7 +3,7 @@
 Over SST-2 from the local mirror with one packaged model (default MiniLM), every layer, side by
 side in one process: each method extracts into a fresh cache folder through
 ``w2sprobe.cache.onepass.extract_pass`` (the code behind ``w2sprobe extract --pool mean,last
---tokens last:8``), ``--repeats`` times interleaved, best run counted:
+--tokens last:8``), ``--repeats`` times interleaved (the order rotating), best run counted:
 
 * ``mean``          — one pooling (the baseline: what ``extract --pool mean`` does);
 * ``mean,last``     — two poolings, one forward pass, two files;
@@ -11,9 +11,12 @@ side in one process: each method extracts into a fresh cache folder through
 
 Time is the row loop (tokenize, forward passes, read-outs, writes and commits: the
 ``seconds`` an extraction reports, model load excluded) and the wall time of the whole call;
-bytes are the files' sizes on disk.
+bytes are the files' sizes on disk.  Then the read-out alone (``--readout-repeats``): the same
+length-sorted batches through one loaded model's ``LayerReader`` with one reducer (mean), two
+(mean, last) and mean plus the last-8 token slice, no I/O — what a second output costs the
+forward pass itself.
 
-    nice python bench/store_passes.py --data-dir ../shared/data --rows 400 --repeats 2
+    nice python bench/store_passes.py --data-dir ../shared/data --rows 200 --repeats 6
 """
 
 from __future__ import annotations
@@ -27,9 +30,10 @@ from pathlib import Path
 
 from w2sprobe.cache import ExtractRequest, plan_extraction
 from w2sprobe.cache.onepass import extract_pass
-from w2sprobe.cache.tokens import parse_token_spec, plan_tokens
+from w2sprobe.cache.readout import LayerReader, pooler
+from w2sprobe.cache.tokens import parse_token_spec, plan_tokens, token_reducer
 from w2sprobe.data import SplitSizes, load_splits
-from w2sprobe.models import set_cpu_threads
+from w2sprobe.models import describe, load_model, load_tokenizer, resolve_model, set_cpu_threads
 
 METHODS = {"mean": (["mean"], None), "mean,last": (["mean", "last"], None)}
 METHODS["mean+last:8"] = (["mean"], "last:8")
@@ -57,12 +61,43 @@ def run_once(base: ExtractRequest, poolings, tokens, cache: Path) -> dict:
     }
 
 
+def readout_only(model_name: str, texts: list[str], repeats: int) -> dict:
+    """Best seconds per reducer set over the same length-sorted batches of 32 (no I/O)."""
+    import torch
+
+    ref = resolve_model(model_name)
+    model = load_model(ref, device=torch.device("cpu"), dtype=torch.float32)
+    tokenizer = load_tokenizer(ref)
+    texts = sorted(texts, key=lambda t: -len(tokenizer(t)["input_ids"]))
+    batches = [
+        tokenizer(texts[b : b + 32], padding="longest", truncation=True, return_tensors="pt")
+        for b in range(0, len(texts), 32)
+    ]
+    layers = list(range(describe(model).num_layers + 1))
+    reducers = {
+        "mean": [pooler("mean")],
+        "mean,last": [pooler("mean"), pooler("last")],
+        "mean+last:8": [pooler("mean"), token_reducer(parse_token_spec("last:8"))],
+    }
+    readers = {k: LayerReader(model, describe(model), layers, r) for k, r in reducers.items()}
+    best = dict.fromkeys(readers, float("inf"))
+    with torch.inference_mode():
+        for repeat in range(repeats):
+            for name, reader in readers.items():
+                start = time.perf_counter()
+                for batch in batches:
+                    reader.read(batch["input_ids"], batch["attention_mask"])
+                best[name] = min(best[name], time.perf_counter() - start)
+    return {"best_s": best, **{f"{k}_over_mean": v / best["mean"] for k, v in best.items()}}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--model", default="minilm")
-    parser.add_argument("--rows", type=int, default=400)
-    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rows", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--readout-repeats", type=int, default=5)
     args = parser.parse_args()
     set_cpu_threads()
     splits, small = (sst2(args.data_dir, n) for n in (args.rows, 50))
@@ -72,7 +107,10 @@ def main() -> None:
         warm_up = dataclasses.replace(base, splits=small)  # imports, first model load
         run_once(warm_up, ["first"], None, Path(tmp) / "warm-up")
         for repeat in range(args.repeats):
-            for name, (poolings, tokens) in METHODS.items():
+            names = list(METHODS)
+            names = names[repeat % len(names) :] + names[: repeat % len(names)]  # no fixed order
+            for name in names:
+                poolings, tokens = METHODS[name]
                 got = run_once(base, poolings, tokens, Path(tmp) / f"{name}-{repeat}")
                 print(json.dumps({"method": name, "repeat": repeat, **got}), flush=True)
                 if name not in best or got["loop_s"] < best[name]["loop_s"]:
@@ -91,6 +129,9 @@ def main() -> None:
             }
         )
     )
+    if args.readout_repeats:
+        texts = [t for split in splits.splits.values() for t in split.texts]
+        print(json.dumps({"readout_only": readout_only(args.model, texts, args.readout_repeats)}))
 
 
 if __name__ == "__main__":
