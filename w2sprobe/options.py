@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Literal, Union
 
 from .errors import UsageError
-from .vocabulary import LOSSES, PROBES, STUDENT_KINDS
+from .vocabulary import DEFAULT_MAX_TOKEN_BYTES, LOSSES, PROBES, STUDENT_KINDS
 
 CONFIG_FILE_NAME = "w2sprobe.toml"
 
@@ -199,6 +199,19 @@ class ExtractOptions:
     compression: Compression = option(
         "none",
         "HDF5 compression of the stored activations (smaller files, slower reads; not in the key).",
+    )
+    tokens: str | None = option(
+        None,
+        "Also cache token-level activations (extract): last:K (the last K tokens of each "
+        "example) or A:B (positions A..B-1), with their token ids, in a file of their own.",
+        metavar="last:K|A:B",
+        shown="none",
+    )
+    max_bytes: int = option(
+        DEFAULT_MAX_TOKEN_BYTES,
+        "Largest token-level file --tokens may make, in bytes (a request over it is refused "
+        "with its size).",
+        shown="2147483648 (2 GiB)",
     )
 
 

@@ -43,6 +43,7 @@ from .vocabulary import (
     label_set_node,
     parse_derived_set,
     parse_experiment,
+    pass_node,
     probe_experiment,
     s2s_experiment,
     student_experiment,
@@ -558,6 +559,72 @@ class Study:
 
         spec = None if layers is None else ",".join(map(str, _as_list(layers)))
         return self._node(extract_node(spec, role), define, target)
+
+    def extraction_pass(
+        self, layers: str | list[int], poolings: list, tokens: str | None, max_bytes: int
+    ) -> list:
+        """Several files of the strong model from one forward pass (``extract --pool mean,last``,
+        ``--tokens last:8``): a node per file (the file a single-pool extraction of that pooling
+        makes; the token-level file), each cached or built on its own; the first one built
+        computes every missing file, so the others find theirs.  Returns their results (pooled
+        in ``poolings`` order, then the token file's).
+        """
+        import dataclasses
+
+        from .cache import plan_extraction
+        from .cache.lookup import find_cache_hit
+        from .cache.onepass import extract_pass, token_hit
+        from .cache.tokens import DEFAULT_MAX_BYTES, parse_token_spec, plan_tokens
+        from .hints import command_line
+
+        spec = tokens and parse_token_spec(tokens)  # bad input is refused before any planning
+        request = self.extraction_plan(layers).request
+        plans = [
+            plan_extraction(dataclasses.replace(request, pooling=p), self.cache_dir)
+            for p in poolings
+        ]
+        token_plan = spec and plan_tokens(plans[0], spec, self.cache_dir, max_bytes)
+        made: dict = {}  # key -> result of this command's pass
+
+        def file_node(plan, stage: str, lookup, hint: str):
+            def define() -> NodeDef:
+                def find() -> Found:
+                    hit = made.get(plan.key) or lookup(plan)
+                    return Found(plan.key, hit, _extract_metrics(hit) if hit else {})
+
+                def build():
+                    if plan.key not in made:
+                        result = extract_pass(plans, token_plan, self.graph.reporter.progress)
+                        made.update(zip([p.key for p in plans], result.pooled))
+                        if token_plan:
+                            made[token_plan.key] = result.tokens
+                    hit = made[plan.key]
+                    return hit, _extract_metrics(hit), hit.cache_hit
+
+                what = f"activations: extract {request.model} {stage} on {self.dataset}"
+                return NodeDef(find, build, what, hint)
+
+            return lambda: self._node(stage, define, target=True)
+
+        spec_text = None if layers is None else ",".join(map(str, _as_list(layers)))
+        listed = ",".join(map(str, plans[0].layers))
+
+        def hint(pooling, **own) -> str:
+            options = self.options.replace(pooling=pooling)
+            return command_line(options, "extract", dataset=self.dataset, layers=listed, **own)
+
+        asks = [
+            file_node(
+                plan, pass_node(spec_text, pooling=plan.pooling), find_cache_hit, hint(plan.pooling)
+            )
+            for plan in plans
+        ]
+        if token_plan:
+            limit = None if max_bytes == DEFAULT_MAX_BYTES else max_bytes
+            stage = pass_node(spec_text, tokens=spec.text)
+            own = hint(self.options.extract.pooling, tokens=spec.text, max_bytes=limit)
+            asks.append(file_node(token_plan, stage, token_hit, own))
+        return self._gather(*asks)
 
     def store(self, layer: int, role: str = STRONG):
         """The activation store holding ``layer`` of the role's model (extracted first when no

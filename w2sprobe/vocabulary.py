@@ -20,7 +20,9 @@ Label-set names: ``weak``, ``gt`` (ground truth) and ``<probe>-<derive>@<parent>
 probe derived from its parent set (``knn-relabel@weak``, ``logreg-filter@knn-relabel@weak``).
 
 Graph nodes besides the experiments: ``extract`` (the configured layers) and
-``extract:<layers>``, ``labels:<set>`` for a derived label set, ``sweep:<probe>`` for a sweep.
+``extract:<layers>``, ``labels:<set>`` for a derived label set, ``sweep:<probe>`` for a sweep;
+an extraction pass writing several files names each: ``extract@<pooling>``,
+``tokens@<spec>`` (``--tokens last:8``).
 
 Adding a probe or a loss: write its typed config (``w2sprobe/probes/config.py``,
 ``w2sprobe/train/loss_config.py``) and its implementation, then add one entry to
@@ -321,6 +323,19 @@ def extract_node(layers: str | None, model_role: str = "strong") -> str:
     ``extract-weak`` (``extract-weak:6``) for the weak model's (head weak supervisors)."""
     name = "extract" if model_role == "strong" else f"extract-{model_role}"
     return name if layers is None else f"{name}:{layers}"
+
+
+#: Bytes a token-level activation file (``extract --tokens``) may take without ``--max-bytes``.
+DEFAULT_MAX_TOKEN_BYTES = 2 << 30  # 2 GiB
+
+
+def pass_node(layers: str | None, pooling: str | None = None, tokens: str | None = None) -> str:
+    """One file of an extraction pass that writes several (``extract --pool mean,last
+    --tokens last:8``): ``extract@mean`` (``extract:4,8@mean``) per pooling, ``tokens@last:8``
+    (``tokens:4,8@last:8``) for the token-level file."""
+    if tokens is not None:
+        return f"tokens@{tokens}" if layers is None else f"tokens:{layers}@{tokens}"
+    return f"{extract_node(layers)}@{pooling}"
 
 
 def sweep_node(probe: str, labels: str = WEAK) -> str:

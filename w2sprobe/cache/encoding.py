@@ -66,12 +66,14 @@ def decode(stored: np.ndarray, store_dtype: str) -> np.ndarray:
     return (np.asarray(stored, dtype=np.uint32) << 16).view(np.float32)
 
 
-def dataset_options(compression: str, rows: int, hidden: int) -> dict:
-    """``h5py.create_dataset`` keywords for a layer of ``rows`` x ``hidden``."""
+def dataset_options(compression: str, rows: int, hidden: int | tuple[int, ...]) -> dict:
+    """``h5py.create_dataset`` keywords for a layer of ``rows`` x ``hidden`` (one row's shape:
+    ``D``, or ``(K, D)`` for token slots)."""
     if compression == "none" or rows == 0:
         return {}
+    row_shape = (hidden,) if isinstance(hidden, int) else tuple(hidden)
     return {
         "compression": compression,
         "shuffle": True,
-        "chunks": (min(rows, CHUNK_ROWS), hidden),
+        "chunks": (min(rows, CHUNK_ROWS), *row_shape),
     }

@@ -14,6 +14,8 @@ process writes (see :mod:`.distributed`).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +37,7 @@ from .plan import (
     ordered_splits,
     plan_extraction,
 )
-from .readout import LayerReader
+from .readout import LayerReader, Reducer, pooler
 from .writer import PartialActivationFile, SplitData
 
 #: The torch dtype a window is pooled into, by its NumPy name.
@@ -100,6 +102,19 @@ def _run(plan: ExtractPlan, request: ExtractRequest, progress: ProgressFn | None
     return result
 
 
+@dataclass
+class Sink:
+    """One file a forward pass fills: its writer, what it keeps of each tapped layer, and the
+    per-row datasets it stores beside the layers (token ids), from the window's tokens."""
+
+    partial: PartialActivationFile
+    reduce: Reducer
+    #: One row of a layer: (hidden,) pooled, (K, hidden) for K token slots.
+    row_shape: tuple[int, ...]
+    #: (input ids, attention mask) of a window -> name -> one value per row.
+    extras: Callable[[np.ndarray, np.ndarray], dict[str, np.ndarray]] | None = None
+
+
 def fill_rows(
     partial: PartialActivationFile,
     texts: dict[str, list[str]],
@@ -112,33 +127,66 @@ def fill_rows(
     ``texts`` maps each split of ``partial`` to the texts of its rows, in row order.  The model
     is loaded only when rows remain.  Returns (tokens processed, seconds of forward passes).
     """
-    done = sum(partial.committed(name) for name in texts)
+    sink = Sink(partial, pooler(plan.pooling), (plan.hidden_size,))
+    return fill_sinks([sink], texts, plan, request, progress)
+
+
+def fill_sinks(
+    sinks: list[Sink],
+    texts: dict[str, list[str]],
+    plan: ExtractPlan,
+    request: ExtractRequest,
+    progress: ProgressFn | None,
+) -> tuple[int, float]:
+    """:func:`fill_rows` for several files of one model, dataset and layers at once: every
+    window is one forward pass whose taps each sink reduces its own way.
+
+    A window is written to the sinks that have not committed it yet, so files resumed at
+    different points all end complete (the rows every sink has are not computed again).
+    """
+
+    def resume_at(name: str) -> int:
+        return min(sink.partial.committed(name) for sink in sinks)
+
+    done = sum(resume_at(name) for name in texts)
     total = sum(len(rows) for rows in texts.values())
     if done == total:
         return 0, 0.0
     tokenizer = load_tokenizer(plan.ref)
     model = load_model(plan.ref, device=plan.device, dtype=plan.dtype)
-    reader = LayerReader(model, describe(model), plan.layers, plan.pooling)
+    reader = LayerReader(model, describe(model), plan.layers, [sink.reduce for sink in sinks])
     tokens, started = 0, time.perf_counter()
     for name, rows in texts.items():
-        for start in range(partial.committed(name), len(rows), request.window_rows):
+        for start in range(resume_at(name), len(rows), request.window_rows):
             window = rows[start : start + request.window_rows]
-            acts, window_tokens = _extract_window(
-                window, tokenizer, reader, plan, request.batch_size
+            outs, ids, mask = _extract_window(
+                window, tokenizer, reader, plan, request.batch_size, sinks
             )
-            partial.write_window(name, start, acts)
+            for sink, acts in zip(sinks, outs):
+                if sink.partial.committed(name) >= start + len(window):
+                    continue  # this file has the window already
+                if sink.extras:
+                    sink.partial.write_window(name, start, acts, sink.extras(ids, mask))
+                else:
+                    sink.partial.write_window(name, start, acts)
             done += len(window)
-            tokens += window_tokens
+            tokens += int(mask.sum())
             if progress:
                 progress(done, total, tokens)
     return tokens, time.perf_counter() - started
 
 
 def _extract_window(
-    texts: list[str], tokenizer, reader: LayerReader, plan: ExtractPlan, batch_size: int
-) -> tuple[np.ndarray, int]:
-    """(layers, rows, hidden) activations of one window, in the window's row order: float16
-    when float16 is stored, float32 (encoded by the writer) otherwise."""
+    texts: list[str],
+    tokenizer,
+    reader: LayerReader,
+    plan: ExtractPlan,
+    batch_size: int,
+    sinks: list[Sink],
+) -> tuple[list[np.ndarray], np.ndarray, np.ndarray]:
+    """Per sink, (layers, rows, *row shape) activations of one window in the window's row
+    order (float16 when float16 is stored, float32 otherwise: encoded by the writer); and the
+    window's input ids and attention mask."""
     encoded = tokenizer(
         texts,
         truncation=True,
@@ -150,13 +198,15 @@ def _extract_window(
     lengths = mask.sum(axis=1)
     order = np.argsort(-lengths, kind="stable")  # longest first: an OOM shows up at once
     dtype = window_dtype(plan.store_dtype)
-    out = np.empty((len(plan.layers), len(texts), plan.hidden_size), dtype=dtype)
+    outs = [
+        np.empty((len(plan.layers), len(texts), *sink.row_shape), dtype=dtype) for sink in sinks
+    ]
     with torch.inference_mode():
         for begin in range(0, len(texts), batch_size):
             rows = order[begin : begin + batch_size]
             width = int(lengths[rows[0]])  # right padding: columns past the longest row are pad
             ids = torch.from_numpy(input_ids[rows, :width]).to(plan.device)
             batch_mask = torch.from_numpy(mask[rows, :width]).to(plan.device)
-            pooled = reader(ids, batch_mask)
-            out[:, rows] = pooled.to(_TORCH_DTYPES[dtype.name]).cpu().numpy()
-    return out, int(lengths.sum())
+            for out, reduced in zip(outs, reader.read(ids, batch_mask)):
+                out[:, rows] = reduced.to(_TORCH_DTYPES[dtype.name]).cpu().numpy()
+    return outs, input_ids, mask

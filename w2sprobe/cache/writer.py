@@ -37,6 +37,9 @@ from .encoding import (
 )
 from .layout import layer_name, partial_path
 
+#: A per-row dataset beside the layers: (NumPy dtype, shape of one row), e.g. token ids (K,).
+Extra = tuple[str, tuple[int, ...]]
+
 
 @dataclass(frozen=True)
 class SplitData:
@@ -65,23 +68,28 @@ class PartialActivationFile:
         attrs: dict,
         splits: list[SplitData],
         layers: list[int],
-        hidden_size: int,
+        hidden_size: int | tuple[int, ...],
+        extras: dict[str, Extra] | None = None,
     ) -> "PartialActivationFile":
         """Resume the partial file if it was made for the same manifest, else start it afresh.
 
         ``attrs`` may name a ``store_dtype`` and ``compression`` (:mod:`.encoding`); without
-        them the file is float16, uncompressed.
+        them the file is float16, uncompressed.  ``hidden_size`` is the shape of one row of a
+        layer: ``D`` for pooled activations, ``(K, D)`` for K token slots (:mod:`.tokens`);
+        ``extras``: further per-row datasets of each split (token ids), written with each
+        window.
         """
         path = partial_path(final_path)
+        row_shape = (hidden_size,) if isinstance(hidden_size, int) else tuple(hidden_size)
         itemsize = h5_dtype(attrs.get("store_dtype", DEFAULT_STORE_DTYPE)).itemsize
         # uncompressed bytes: an upper bound for a compressed file, checked the same way
-        size = sum(len(s.ids) for s in splits) * len(layers) * hidden_size * itemsize
+        size = sum(len(s.ids) for s in splits) * len(layers) * int(np.prod(row_shape)) * itemsize
         handle = _reopen_if_same(path, attrs["manifest"])
         if handle is None:
             path.parent.mkdir(parents=True, exist_ok=True)
             _check_space(path, size)
             with _space(path, size):
-                handle = _create(path, attrs, splits, layers, hidden_size)
+                handle = _create(path, attrs, splits, layers, row_shape, extras or {})
         else:
             _check_space(path, size, handle)
         return cls(final_path, handle, layers, size)
@@ -90,9 +98,11 @@ class PartialActivationFile:
         """Rows of ``split`` already written and committed."""
         return int(self._h5[split].attrs["committed_rows"])
 
-    def write_window(self, split: str, start: int, acts: np.ndarray) -> None:
-        """Write ``acts`` (layers, rows, hidden; floats, encoded here for the file's storage
-        dtype) at rows ``start:`` of ``split`` and commit them.
+    def write_window(
+        self, split: str, start: int, acts: np.ndarray, extras: dict[str, np.ndarray] | None = None
+    ) -> None:
+        """Write ``acts`` (layers, rows, *row shape; floats, encoded here for the file's storage
+        dtype) and ``extras`` (name -> rows, ...) at rows ``start:`` of ``split`` and commit them.
 
         Windows are written in order, so the committed rows are always a prefix of the split.
         """
@@ -101,6 +111,8 @@ class PartialActivationFile:
         with _space(self.path, self.size):
             for index, layer in enumerate(self.layers):
                 group[layer_name(layer)][start:stop] = encode(acts[index], self.store_dtype)
+            for name, values in (extras or {}).items():
+                group[name][start:stop] = values
             self._h5.flush()  # data reaches the OS before the counter says it is there
             group.attrs.modify("committed_rows", np.int64(stop))
             self._h5.flush()
@@ -173,7 +185,12 @@ def _reopen_if_same(path: Path, manifest: str) -> h5py.File | None:
 
 
 def _create(
-    path: Path, attrs: dict, splits: list[SplitData], layers: list[int], hidden_size: int
+    path: Path,
+    attrs: dict,
+    splits: list[SplitData],
+    layers: list[int],
+    row_shape: tuple[int, ...],
+    extras: dict[str, Extra],
 ) -> h5py.File:
     handle = h5py.File(path, "w", track_order=True)
     for name, value in attrs.items():
@@ -182,7 +199,7 @@ def _create(
     store_dtype = h5_dtype(str(attrs.get("store_dtype", DEFAULT_STORE_DTYPE)))
     compression = str(attrs.get("compression", DEFAULT_COMPRESSION))
     for split in splits:
-        _create_split(handle, split, layers, hidden_size, store_dtype, compression)
+        _create_split(handle, split, layers, row_shape, store_dtype, compression, extras)
     handle.flush()
     return handle
 
@@ -191,21 +208,24 @@ def _create_split(
     handle: h5py.File,
     split: SplitData,
     layers: list[int],
-    hidden_size: int,
+    row_shape: tuple[int, ...],
     dtype: np.dtype,
     compression: str,
+    extras: dict[str, Extra],
 ) -> None:
     group = handle.create_group(split.name, track_order=True)
     group.create_dataset("ids", data=np.array(split.ids, dtype=object), dtype=h5py.string_dtype())
     group.create_dataset("labels", data=np.asarray(split.labels, dtype=np.float32))
     rows = len(split.ids)
-    compressed = dataset_options(compression, rows, hidden_size)
+    for name, (extra_dtype, shape) in extras.items():
+        group.create_dataset(name, shape=(rows, *shape), dtype=extra_dtype, track_times=False)
+    compressed = dataset_options(compression, rows, row_shape)
     for layer in layers:
         # Uncompressed: contiguous, allocated now, so writes never change metadata and readers
         # can memory-map. Compressed: chunks, allocated as they are written.
         group.create_dataset(
             layer_name(layer),
-            shape=(rows, hidden_size),
+            shape=(rows, *row_shape),
             dtype=dtype,
             track_times=False,
             **(compressed or {"dcpl": _early_allocation()}),
