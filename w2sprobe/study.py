@@ -692,8 +692,9 @@ class Study:
         ``grid``: values of the probe's grid parameter (:data:`w2sprobe.vocabulary.PROBES`).
         """
         from .hashing import short_hash
+        from .probes.choice import marked
         from .probes.inputs import check_probe, probe_spec
-        from .probes.sweep import sweep_layer
+        from .probes.sweep import ROW_FORMAT, sweep_layer
         from .report.sweep_files import read_sweep, sweep_dir, write_sweep
         from .vocabulary import probe_kind, sweep_node
 
@@ -720,6 +721,8 @@ class Study:
                     "param": param,
                     "grid": grid,
                     "labels": labels.key,
+                    # rows with the weak-label criterion and the AUC's CI: made again
+                    "rows": ROW_FORMAT,
                 }
             )
             folder = sweep_dir(self.cache_dir, self.dataset, key)
@@ -734,7 +737,7 @@ class Study:
                     with self.store(layer) as store:
                         specs = [spec(layer, value) for value in grid]
                         rows += sweep_layer(store, labels, specs, param)
-                rows = [{**row, "sweep_key": key} for row in rows]
+                rows = marked([{**row, "sweep_key": key} for row in rows], param)
                 write_sweep(rows, folder, param or "layer")
                 return rows, {"key": key, "path": str(folder)}
 

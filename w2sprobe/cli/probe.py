@@ -278,6 +278,7 @@ def sweep(
     """Evaluate a probe over a parameter grid and layers from the cache: table + plot."""
     from rich.table import Table
 
+    from ..probes.choice import summary_line, sweep_choice
     from ..probes.inputs import check_probe
     from ..probes.sweep import parse_grid
     from ..report.sweep_files import write_sweep
@@ -299,6 +300,8 @@ def sweep(
         folder = Path(out)
         write_sweep(rows, folder, param or "layer")
     paths = {kind: folder / f"sweep.{kind}" for kind in ("csv", "json", "png")}
+    choice = sweep_choice(rows, param)
+    line = summary_line(choice, param, opts.probe.labels) if choice else None
     summary = {
         "command": "sweep",
         "probe": name,
@@ -306,15 +309,40 @@ def sweep(
         "grid": grid,
         "layers": sorted({r["layer"] for r in rows}),
         "rows": rows,
+        "choice": line,
         "files": {key: str(value) for key, value in paths.items()},
     }
     if ctl.as_json:
         return emit_json(summary)
-    columns = ["layer", *([param] if param else []), "auc", "labels_auc", "auc_minus_labels_auc"]
-    table = Table(*columns)
+    columns = [
+        "layer",
+        *([param] if param else []),
+        "criterion",
+        "auc",
+        "labels_auc",
+        "auc_minus_labels_auc",
+    ]
+    table = Table(*columns, "95% CI", "")
     for row in rows:
-        table.add_row(*(fmt(row.get(c)) for c in columns))
+        ci = row.get("auc_low"), row.get("auc_high")
+        marks = ("chosen " if row.get("layer_choice") else "") + (
+            "hindsight" if row.get("layer_hindsight") else ""
+        )
+        table.add_row(
+            *(fmt(row.get(c)) for c in columns),
+            f"[{fmt(ci[0])}, {fmt(ci[1])}]" if None not in ci else "",
+            marks.strip(),
+        )
     stdout.print(table)
+    if choice:
+        stdout.print(
+            f"criterion (lower is better, no test labels): {choice.criterion_name}; per layer, "
+            "'chosen' = least criterion, 'hindsight' = best test AUC",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+        stdout.print(line, highlight=False, soft_wrap=True, markup=False)
     stdout.print(f"table: {paths['csv']}  plot: {paths['png']}")
 
 

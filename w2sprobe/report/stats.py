@@ -100,6 +100,16 @@ def percentile_ci(values: np.ndarray, level: float = CI_LEVEL) -> list[float] | 
     return [float(low), float(high)]
 
 
+def auc_ci(
+    ids: np.ndarray, scores: np.ndarray, labels: np.ndarray, n_boot: int = 1000, seed: int = 0
+) -> list[float] | None:
+    """95 % percentile CI of one predictor's test AUC: the report's resamples (its defaults,
+    1000 resamples, seed 0) of the sorted ids, so the interval is the one a report shows."""
+    order = np.argsort(np.asarray(ids), kind="stable")
+    counts = resample_counts(np.asarray(ids)[order].tolist(), n_boot, seed)
+    return percentile_ci(weighted_auc(np.asarray(labels)[order], np.asarray(scores)[order], counts))
+
+
 # --------------------------------------------------------------------------- seeds, saturation
 
 
