@@ -262,7 +262,7 @@ def sweep_figure(rows: list[dict], param: str):
         if choice is not None and layer in choice.by_layer:
             picked = choice.by_layer[layer][0]
             ax.plot(
-                picked[param], picked[metric], marker="o", markersize=9, markerfacecolor="none",
+                picked[param], picked[metric], marker="o", markersize=13, markerfacecolor="none",
                 markeredgecolor=layer_style(layer, layers)["color"], linestyle="none",
             )  # fmt: skip
     if len(layers) > LEGEND_LAYERS:  # a legend of 13-31 entries is unreadable: a colour bar
@@ -301,6 +301,10 @@ def _choice_panel(ax, choice, param: str | None) -> None:
             row = choice.by_layer[layer][which]
             xs.append(layer + offset)
             ys.append(row["auc"])
+            if param:  # which value each point is
+                at = (layer + offset, row["auc"])
+                ax.annotate(f"{row.get(param):g}", at, fontsize=6, xytext=(3, -2),
+                            textcoords="offset points", color=style["color"])  # fmt: skip
             lo, hi = row.get("auc_low"), row.get("auc_high")
             low.append(row["auc"] - lo if lo is not None else 0.0)
             high.append(hi - row["auc"] if hi is not None else 0.0)
@@ -308,6 +312,9 @@ def _choice_panel(ax, choice, param: str | None) -> None:
     star = choice.chosen
     ax.plot(star["layer"] - 0.15, star["auc"], marker="*", markersize=14, color="#0072B2",
             linestyle="none", label="chosen overall")  # fmt: skip
+    best = choice.best
+    ax.plot(best["layer"] + 0.15, best["auc"], marker="*", markersize=14, color="#D55E00",
+            markerfacecolor="none", linestyle="none", label="best overall in hindsight")  # fmt: skip
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("layer")
     ax.set_ylabel("probe test AUC (95 % CI)")
