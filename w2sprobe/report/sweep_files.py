@@ -313,8 +313,9 @@ def _choice_panel(ax, choice, param: str | None) -> None:
     ax.plot(star["layer"] - 0.15, star["auc"], marker="*", markersize=14, color="#0072B2",
             linestyle="none", label="chosen overall")  # fmt: skip
     best = choice.best
+    hollow = {"markerfacecolor": "none", "linestyle": "none"}
     ax.plot(best["layer"] + 0.15, best["auc"], marker="*", markersize=14, color="#D55E00",
-            markerfacecolor="none", linestyle="none", label="best overall in hindsight")  # fmt: skip
+            label="best in hindsight overall", **hollow)  # fmt: skip
     ax.xaxis.get_major_locator().set_params(integer=True)
     ax.set_xlabel("layer")
     ax.set_ylabel("probe test AUC (95 % CI)")
