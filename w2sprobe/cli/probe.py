@@ -90,6 +90,7 @@ def probe(opts: Options, ctl: Control, pgr: PgrOpt = False) -> None:
                 *RECORDED,
                 "pgr_needs",
                 "chosen",
+                "layer_choice",
                 "key",
             )
         },
@@ -136,6 +137,7 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
         **labels.manifest["probe"],
         "contamination": labels.manifest.get("contamination"),
         "chosen": labels.manifest.get("chosen"),
+        "layer_choice": labels.manifest.get("layer_choice"),
         "sizes": labels.sizes(),
         "report": report,
         "notes": study.notes,
@@ -186,6 +188,7 @@ def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
         "parent": labels.manifest.get("parent_name"),
         **labels.manifest["probe"],
         "chosen": labels.manifest.get("chosen"),
+        "layer_choice": labels.manifest.get("layer_choice"),
         "sizes": labels.sizes(),
         "notes": study.notes,
     }
@@ -347,11 +350,18 @@ def sweep(
 
 
 def _show_chosen(summary: dict, as_json: bool) -> None:
-    """``--k auto`` / ``--l2 auto``: the value chosen and by which criterion (no ground truth)."""
-    chosen = summary.get("chosen")
-    if chosen and not as_json:
+    """``--k auto`` / ``--l2 auto`` / ``--layer auto``: the value chosen and by which criterion
+    (no ground truth); a chosen layer with every layer's score."""
+    if as_json:
+        return
+    for chosen in (summary.get("layer_choice"), summary.get("chosen")):
+        if not chosen:
+            continue
+        scores = ""
+        if chosen["param"] == "layer":
+            scores = "; " + ", ".join(f"layer {k}: {v:.4f}" for k, v in chosen["scores"].items())
         stdout.print(
-            f"chosen: {chosen['param']}={chosen['value']} ({chosen['criterion']})",
+            f"chosen: {chosen['param']}={chosen['value']} ({chosen['criterion']}{scores})",
             highlight=False,
             soft_wrap=True,
             markup=False,

@@ -95,6 +95,7 @@ def write_probe_run(
         "config": spec.describe(),
         **{k: outcome.metrics.get(k) for k in ("train_n", "labels_auc", "auc_minus_labels_auc")},
         **({"chosen": outcome.metrics["chosen"]} if "chosen" in outcome.metrics else {}),
+        **spec.choices(),
         **pgr(auc, test),
     }
     # a probe's fit is judged on val: on strong_train a kNN probe would see each row itself
