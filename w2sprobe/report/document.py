@@ -254,12 +254,11 @@ def _diagnostics(report: Report) -> list:
         if weak is None or ceiling is None:
             continue
         wd, cd = weak.get("diag") or {}, ceiling.get("diag") or {}
-        kappas = [
-            (r.get("diag") or {}).get("weak_ceiling_error_kappa")
-            for r in report.rows
-            if r["dataset"] == dataset
-        ]
-        kappa = next((k for k in kappas if k is not None), None)
+        diags = [r.get("diag") or {} for r in report.rows if r["dataset"] == dataset]
+        kappa, kappa_p = (
+            next((d.get(name) for d in diags if d.get(name) is not None), None)
+            for name in ("weak_ceiling_error_kappa", "weak_ceiling_capa")
+        )
         verdict = unstable[dataset]["reason"] if dataset in unstable else "stable"
         rows.append(
             [
@@ -269,6 +268,7 @@ def _diagnostics(report: Report) -> list:
                 fmt(wd.get("brier")),
                 fmt(cd.get("ece")),
                 fmt(kappa),
+                fmt(kappa_p),
             ]
         )
     blocks.append(
@@ -276,7 +276,10 @@ def _diagnostics(report: Report) -> list:
             "Computed from the stored predictions (recorded by runs since issue 31). "
             "Calibration on test against ground truth: ECE over 10 equal-mass bins, Brier score. "
             "Weak–ceiling κ: Cohen's κ between the weak model's and the ceiling's errors on "
-            "test. Per student/probe (Results per dataset): agreement with its supervisor (the "
+            "test; κp: Goel et al. (2025)'s CAPA, their chance-adjusted probabilistic agreement "
+            "from both models' test probabilities (expected agreement from each model's mean "
+            "probability on the correct class). Per student/probe (Results per dataset): "
+            "agreement with its supervisor (the "
             "labels it trained on; strong_train for students, val for probes), misfit (mean "
             "squared distance to those labels there) and gain over the weak model (test Brier "
             "of weak − student's)."
@@ -285,13 +288,22 @@ def _diagnostics(report: Report) -> list:
     if rows:
         blocks.append(
             Table(
-                ["dataset", "PGR rule", "weak ECE", "weak Brier", "ceiling ECE", "weak–ceiling κ"],
+                [
+                    "dataset",
+                    "PGR rule",
+                    "weak ECE",
+                    "weak Brier",
+                    "ceiling ECE",
+                    "weak–ceiling κ",
+                    "weak–ceiling κp",
+                ],
                 rows,
                 title="Gap, calibration and error consistency per dataset",
             )
         )
     cross = report.diagnostics or {}
     mg, kp = cross.get("misfit_vs_gain") or {}, cross.get("kappa_vs_pgr") or {}
+    cp = cross.get("capa_vs_pgr") or {}
     if mg or kp:
         blocks.append(
             Bullets(
@@ -303,6 +315,9 @@ def _diagnostics(report: Report) -> list:
                     f"Weak–ceiling error κ vs {kp.get('experiment') or 'baseline'} PGR across the "
                     f"stable datasets: Spearman ρ = {fmt(kp.get('rho'))} (p = {fmt(kp.get('p'))}, "
                     f"n = {kp.get('n', 0)}).",
+                    f"Weak–ceiling CAPA κp vs {cp.get('experiment') or 'baseline'} PGR across "
+                    f"the stable datasets: Spearman ρ = {fmt(cp.get('rho'))} (p = "
+                    f"{fmt(cp.get('p'))}, n = {cp.get('n', 0)}).",
                 ]
             )
         )
