@@ -177,3 +177,25 @@ def _test_scores(store, row, cached):
         store.get("strong_train", row["layer"]), cached["soft"]["strong_train"]
     )
     return probe.predict(np.asarray(store.get("test", row["layer"])))
+
+
+def test_the_report_shows_each_sweep_s_choice_beside_the_hindsight_point(tmp_path):
+    from report_fixtures import make_study
+
+    from w2sprobe.report import build_report, write_report
+
+    make_study(tmp_path, datasets=("alpha", "beta", "gamma"))
+    new = _rows([(1, 5, 0.20, 0.70), (1, 50, 0.30, 0.60), (2, 5, 0.25, 0.80), (2, 50, 0.1, 0.75)])
+    new = [{**r, "dataset": "alpha"} for r in new]
+    write_sweep(marked(new, "k"), tmp_path / "sweeps" / "alpha" / "new1", "k")
+    old = [{k: v for k, v in r.items() if k != "criterion"} for r in new]
+    write_sweep(old, tmp_path / "sweeps" / "alpha" / "old1", "k")
+    report = build_report(tmp_path, n_boot=0)
+    write_report(report, tmp_path / "out", fmt="md")
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert "## Probe sweeps: chosen without test labels" in text
+    assert (
+        "| alpha | knn | weak | layer 2, k=50 | 0.750 [0.700, 0.800] | layer 2, k=5 | "
+        "0.800 [0.750, 0.850] |"
+    ) in text
+    assert "1 sweep(s) predate the weak-label criterion" in text

@@ -58,7 +58,7 @@ def report_blocks(report: Report, figures: list[Figure], skipped: list[dict]) ->
     comparisons, every dataset's table), then the figures, then what is missing and the inputs."""
     blocks: list = [Heading(1, "Weak-to-strong report")]
     blocks += _setup(report) + _summary(report) + _comparisons(report) + _per_dataset(report)
-    blocks += _diagnostics(report)
+    blocks += _diagnostics(report) + _sweep_choices(report)
     blocks += _saturation(report) + _unstable(report) + _figures(figures, skipped)
     blocks += _gaps(report) + _run_warnings(report) + _inputs(report)
     return blocks
@@ -333,6 +333,66 @@ DIAG_SHOWN = (
     ("ece", 3),
     ("brier", 3),
 )
+
+
+def _sweep_choices(report: Report) -> list:
+    """Per stored sweep: the point chosen on the fit labels (least weak-label criterion on
+    strong_train) beside the best in hindsight (test AUC), each with its 95 % CI
+    (:mod:`w2sprobe.probes.choice`); sweeps made before the criterion are counted, not ranked."""
+    from ..probes.choice import auc_text, point_text, sweep_choice
+
+    if not report.sweeps:
+        return []
+    by_path: dict[str, list[dict]] = {}
+    for row in report.sweeps:
+        by_path.setdefault(row["path"], []).append(row)
+    rows, old = [], 0
+    for path, sweep in sorted(by_path.items(), key=lambda kv: (kv[1][0]["dataset"], kv[0])):
+        param = next((p for p in ("k", "l2", "k_zeta") if p in sweep[0]), None)
+        choice = sweep_choice(sweep, param)
+        if choice is None:
+            old += 1
+            continue
+        first = sweep[0]
+        rows.append(
+            [
+                first["dataset"],
+                first["probe"],
+                str(first.get("labels", "weak")),
+                point_text(choice.chosen, param),
+                auc_text(choice.chosen),
+                point_text(choice.best, param),
+                auc_text(choice.best),
+            ]
+        )
+    blocks: list = [
+        Heading(2, "Probe sweeps: chosen without test labels"),
+        Para(
+            "Each sweep's point of least weak-label criterion on strong_train (kNN: leave-one-out "
+            "Brier score, other probes: 5-fold cross-validated cross-entropy, against the labels "
+            "the probe is fit on) beside the best test AUC in hindsight, each with its 95 % "
+            "bootstrap CI: what choosing without ground truth achieves, and what peeking would add."
+        ),
+    ]
+    if rows:
+        head = [
+            "dataset",
+            "probe",
+            "labels",
+            "chosen on labels",
+            "its test AUC [CI]",
+            "best in hindsight",
+            "its test AUC [CI]",
+        ]
+        blocks.append(Table(head, rows, title="Sweep choices"))
+    if old:
+        blocks.append(
+            Para(
+                f"{old} sweep(s) predate the weak-label criterion and show no choice; run the "
+                "sweep again to rank it (its key changed, so it is made anew)."
+            )
+        )
+    return blocks
 
 
 def _pgr_matrix(report: Report) -> Table:
