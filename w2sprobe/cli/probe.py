@@ -328,19 +328,25 @@ def sweep(
     table = Table(*columns, "95% CI", "")
     for row in rows:
         ci = row.get("auc_low"), row.get("auc_high")
-        marks = ("chosen " if row.get("layer_choice") else "") + (
-            "hindsight" if row.get("layer_hindsight") else ""
+        marks = " ".join(
+            word
+            for key, word in (
+                ("layer_choice", "chosen"),
+                ("layer_hindsight", "hindsight"),
+                ("chosen", "(overall)"),
+            )
+            if row.get(key)
         )
         table.add_row(
             *(fmt(row.get(c)) for c in columns),
             f"[{fmt(ci[0])}, {fmt(ci[1])}]" if None not in ci else "",
-            marks.strip(),
+            marks,
         )
     stdout.print(table)
     if choice:
         stdout.print(
             f"criterion (lower is better, no test labels): {choice.criterion_name}; per layer, "
-            "'chosen' = least criterion, 'hindsight' = best test AUC",
+            "'chosen' = least criterion, 'hindsight' = best test AUC; (overall): the choice",
             highlight=False,
             soft_wrap=True,
             markup=False,
