@@ -6,19 +6,27 @@ Reads the record's runs (``cache/runs/<dataset>/<key>/metrics.json``, chosen as 
 chooses them) and the ``run --json`` logs bench/study.sh keeps
 (``logs/<dataset>.<time>[.<experiment>].json``; a stage's time is the attempt that built it,
 or a run's own ``train_seconds`` when that attempt was killed before its summary).
-PGR is left out where ceiling - weak is below the report's ``--min-gap`` (0.02).
+PGR is shown and counted only where the report's PGR rule (w2sprobe/pgr_rule.py) calls the
+dataset stable: the 95 % paired-bootstrap CI of ceiling - weak test AUC (the report's resamples
+of the shared test ids) lies above ``--min-gap`` (default 0.02); a run without predictions to
+resample falls back to the rule's point gap.  Sweep lines choose a probe's layer and setting on
+the weak-label criterion the sweep recorded (never test AUC).
+
+    python bench/study_summary.py docs/results/mpnet --min-gap 0.02
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
-import sys
 from collections import defaultdict
 from pathlib import Path
 
+from w2sprobe.pgr_rule import DEFAULT_MIN_GAP, RULE_N_BOOT, RULE_SEED, assess
+
 EXPERIMENTS = ("xent", "logconf", "knn-probe", "logreg-probe", "knn-filter", "knn-relabel")
-MIN_GAP = 0.02
+MIN_GAP = DEFAULT_MIN_GAP
 
 
 def load_metrics(record: Path) -> dict[str, dict[str, dict]]:
@@ -30,6 +38,21 @@ def load_metrics(record: Path) -> dict[str, dict[str, dict]]:
     for run in collect_results(record / "cache").runs:
         found[run.dataset][run.experiment] = run.metrics
     return found
+
+
+def stable_datasets(record: Path, min_gap: float = MIN_GAP) -> dict[str, tuple]:
+    """dataset -> (stable, gap) by the PGR rule, exactly as ``w2sprobe report`` judges it: the
+    gap's paired-bootstrap CI (its defaults: 1000 resamples, seed 0) above ``min_gap``."""
+    from w2sprobe.report.build import reference_gap
+    from w2sprobe.report.collect import collect_results
+
+    found = collect_results(record / "cache")
+    out = {}
+    for dataset in found.datasets:
+        gap = reference_gap(found, dataset, RULE_N_BOOT, RULE_SEED)
+        if gap is not None:
+            out[dataset] = (not assess(gap, min_gap).unstable, gap)
+    return out
 
 
 def stage_seconds(record: Path) -> dict[str, dict[str, float]]:
@@ -55,16 +78,20 @@ def cell(metrics: dict | None, stable: bool) -> str:
     return f"{metrics['auc']:.3f}{shown}"
 
 
-def gap_cell(gap: float, stable: bool) -> str:
-    """The gap to 3 decimals, to 4 where 3 would round it across the floor (0.0197 to 0.020)."""
+def gap_cell(gap: float, stable: bool, ci=None, min_gap: float = MIN_GAP) -> str:
+    """The gap to 3 decimals (4 where 3 would round a point gap across the floor, 0.0197 to
+    0.020), with its CI when the rule judged one; ⚠ where the rule calls it unstable."""
     shown = f"{gap:+.3f}"
-    if stable != (float(shown) >= MIN_GAP):
+    if ci is None and stable != (float(shown) >= min_gap):
         shown = f"{gap:+.4f}"
+    if ci is not None:
+        shown += f" [{ci[0]:+.3f}, {ci[1]:+.3f}]"
     return shown + ("" if stable else " ⚠")
 
 
-def summary_tables(record: Path) -> str:
+def summary_tables(record: Path, min_gap: float = MIN_GAP) -> str:
     metrics, seconds = load_metrics(record), stage_seconds(record)
+    verdicts = stable_datasets(record, min_gap)
     for dataset, runs in metrics.items():  # an attempt killed before its summary: train time
         for name, m in runs.items():
             if name not in seconds[dataset] and m.get("train_seconds"):
@@ -78,10 +105,14 @@ def summary_tables(record: Path) -> str:
         if "weak" not in runs or "ceiling" not in runs:
             continue
         weak, ceiling = runs["weak"]["auc"], runs["ceiling"]["auc"]
-        gap = ceiling - weak
-        stable = gap >= MIN_GAP
+        stable, gap = verdicts[dataset]
         total = sum(seconds.get(dataset, {}).values())
-        row = [dataset, f"{weak:.3f}", f"{ceiling:.3f}", gap_cell(gap, stable)]
+        row = [
+            dataset,
+            f"{weak:.3f}",
+            f"{ceiling:.3f}",
+            gap_cell(gap.value, stable, gap.ci, min_gap),
+        ]
         row += [cell(runs.get(name), stable) for name in EXPERIMENTS]
         row.append(f"{total / 60:.1f} min" if total else "—")
         lines.append("| " + " | ".join(row) + " |")
@@ -95,7 +126,7 @@ def summary_tables(record: Path) -> str:
                     beats_xent[name][1] += 1
     lines.append("")
     lines.append(
-        "PGR > 0 (datasets with ceiling − weak ≥ 0.02): "
+        f"PGR > 0 (datasets whose ceiling − weak 95 % CI lies above {min_gap:g}): "
         + ", ".join(f"{name} {c[0]}/{c[1]}" for name, c in counts.items())
     )
     lines.append(
@@ -125,23 +156,42 @@ def load_sweeps(record: Path) -> list[dict]:
 
 def sweep_tables(rows: list[dict]) -> list[str]:
     """Per probe: mean over datasets of probe AUC − weak AUC by layer at the blog's setting, and
-    by setting at the layer best on average (the blog's "layer and parameter choice")."""
+    what choosing the layer and setting without test labels achieves: per dataset the point of
+    least weak-label criterion (the sweep's, w2sprobe/probes/choice.py) beside the best in
+    hindsight.  Sweeps written before the criterion have no choice to show: their line says
+    the best-on-average layer is hindsight (test)."""
+    from w2sprobe.probes.choice import sweep_choice
+
     lines: list[str] = []
     for probe, (param, blog_value) in BLOG_SETTING.items():
         mine = [r for r in rows if r["probe"] == probe and r.get("labels", "weak") == "weak"]
         if not mine:
             continue
         by_layer = _means(mine, "layer", lambda r: r[param] == blog_value)
-        best = max(by_layer, key=by_layer.get)
-        by_value = _means(mine, param, lambda r: r["layer"] == best)
         n = len({r["dataset"] for r in mine})
         lines.append(
             f"{probe}: probe AUC − weak AUC, mean over {n} datasets — by layer at {param}="
             f"{blog_value:g}: "
             + ", ".join(f"{layer}: {gain:+.3f}" for layer, gain in sorted(by_layer.items()))
         )
+        groups: dict = defaultdict(list)
+        for row in mine:
+            groups[row["dataset"], row.get("sweep_key")].append(row)
+        choices = [c for c in (sweep_choice(g, param) for g in groups.values()) if c]
+        if choices:
+            chosen = [c.chosen["auc_minus_labels_auc"] for c in choices]
+            best = [c.best["auc_minus_labels_auc"] for c in choices]
+            lines.append(
+                f"{probe}: chosen on weak labels (least criterion, per dataset, {len(choices)} "
+                f"sweeps): mean probe AUC − weak AUC {sum(chosen) / len(chosen):+.3f}; best in "
+                f"hindsight (test): {sum(best) / len(best):+.3f}"
+            )
+            continue
+        best_layer = max(by_layer, key=by_layer.get)
+        by_value = _means(mine, param, lambda r: r["layer"] == best_layer)
         lines.append(
-            f"{probe}: at layer {best} (best on average) by {param}: "
+            f"{probe}: at layer {best_layer} (best test gain on average: hindsight; these "
+            f"sweeps predate the weak-label criterion) by {param}: "
             + ", ".join(f"{value:g}: {gain:+.3f}" for value, gain in sorted(by_value.items()))
         )
     return lines
@@ -199,6 +249,10 @@ def _stage_order(stage: str) -> tuple[int, str]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit("usage: study_summary.py RECORD_DIR  (e.g. docs/results/mpnet)")
-    print(summary_tables(Path(sys.argv[1])))
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("record", type=Path, help="a study record, e.g. docs/results/mpnet")
+    parser.add_argument(
+        "--min-gap", type=float, default=MIN_GAP, help="the PGR rule's minimum gap [0.02]"
+    )
+    args = parser.parse_args()
+    print(summary_tables(args.record, args.min_gap))

@@ -6,6 +6,8 @@ import importlib.util
 import json
 from pathlib import Path
 
+import pytest
+
 SCRIPT = Path(__file__).parents[1] / "bench" / "study_summary.py"
 spec = importlib.util.spec_from_file_location("study_summary", SCRIPT)
 study_summary = importlib.util.module_from_spec(spec)
@@ -35,7 +37,8 @@ def test_table_counts_pgr_above_zero_only_where_the_gap_is_stable(tmp_path):
         for name, auc in (("xent", xent), ("logconf", logconf)):
             write_metrics(tmp_path, dataset, name, auc, (auc - weak) / (ceiling - weak))
     text = study_summary.summary_tables(tmp_path)
-    assert "PGR > 0 (datasets with ceiling − weak ≥ 0.02): xent 1/2, logconf 2/2" in text
+    counts = "datasets whose ceiling − weak 95 % CI lies above 0.02): xent 1/2, logconf 2/2"
+    assert counts in text  # no predictions here: the rule's point gap
     assert "Test AUC above xent's: logconf 2/2" in text
     assert "| narrow | 0.700 | 0.710 | +0.010 ⚠ | 0.600 | 0.720 |" in text  # no PGR shown
     assert "| wide | 0.600 | 0.800 | +0.200 | 0.700 (+0.50) | 0.750 (+0.75) |" in text
@@ -53,7 +56,8 @@ def test_sweep_tables_average_over_datasets_at_the_blogs_setting_and_best_layer(
     # at k=50: layer 0 mean (0 - .1)/2 = -.05, layer 1 -.04; best layer 1; k=10 there: -.06
     assert lines == [
         "knn: probe AUC − weak AUC, mean over 2 datasets — by layer at k=50: 0: -0.050, 1: -0.040",
-        "knn: at layer 1 (best on average) by k: 10: -0.060, 50: -0.040",
+        "knn: at layer 1 (best test gain on average: hindsight; these sweeps predate the "
+        "weak-label criterion) by k: 10: -0.060, 50: -0.040",
     ]
 
 
@@ -94,4 +98,44 @@ def test_the_weak_run_shown_is_the_one_the_pgrs_were_computed_against(tmp_path):
     write_metrics(tmp_path, "d", "xent", 0.70, 0.5, **used)
     assert "| d | 0.600 | 0.800 | +0.200 | 0.700 (+0.50) |" in study_summary.summary_tables(
         tmp_path
+    )
+
+
+def test_stability_is_the_report_s_ci_rule_not_the_point_gap(tmp_path):
+    """A gap of +0.04 on 40 noisy test rows: the point rule keeps it, the CI rule does not --
+    the same verdict ``w2sprobe report`` reaches on the same runs."""
+    import numpy as np
+    from report_fixtures import noisy_scores, write_run
+
+    from w2sprobe.report import build_report
+
+    rng = np.random.default_rng(2)
+    ids = [f"t{i:03d}" for i in range(40)]
+    y = (np.arange(40) % 2).astype(float)
+    cache = tmp_path / "cache"
+    weak = write_run(cache, "d", "w", "weak", "weak", 0, ids, y, noisy_scores(y, 1.2, rng))
+    ceiling = write_run(cache, "d", "c", "ceiling", "ceiling", 0, ids, y, noisy_scores(y, 1.1, rng))
+    gap = ceiling["auc"] - weak["auc"]
+    assert gap == pytest.approx(0.04)  # the point rule (>= 0.02) would call it stable
+    verdicts = study_summary.stable_datasets(tmp_path)
+    report = build_report(cache, n_boot=1000, seed=0)
+    assert verdicts["d"][0] == ("d" not in {u["dataset"] for u in report.unstable})
+    assert verdicts["d"][1].value == pytest.approx(gap)
+    assert verdicts["d"][1].ci[0] < 0.02 and not verdicts["d"][0]  # the CI reaches below
+    assert "+0.040 [" in study_summary.summary_tables(tmp_path)
+
+
+def test_sweep_lines_choose_on_the_weak_label_criterion():
+    rows = [
+        {"dataset": d, "probe": "knn", "layer": 1, "k": k, "labels": "weak", "sweep_key": d,
+         "auc": 0.7 + gain, "auc_minus_labels_auc": gain, "criterion": c}
+        for d, k, gain, c in (
+            ("a", 10, 0.05, 0.20), ("a", 50, 0.01, 0.10),  # chosen: k=50 (+.01); best +.05
+            ("b", 10, -0.02, 0.30), ("b", 50, 0.03, 0.25),  # chosen: k=50 (+.03); best +.03
+        )
+    ]  # fmt: skip
+    lines = study_summary.sweep_tables(rows)
+    assert lines[1] == (
+        "knn: chosen on weak labels (least criterion, per dataset, 2 sweeps): mean probe AUC − "
+        "weak AUC +0.020; best in hindsight (test): +0.040"
     )

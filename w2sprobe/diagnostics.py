@@ -15,11 +15,10 @@ and ceiling runs, their calibration), after the theory of weak-to-strong general
   score, split into 10 groups as equal in size as possible; the row-weighted mean of
   ``|mean label − mean score|``) and the Brier score (Yao et al. 2025 bound the student's error
   through the supervisor's calibration);
-* **weak–ceiling error consistency** — Cohen's κ between the weak model's and the ceiling's
-  *errors* (hard label ≠ ground truth) on test; Goel et al. (2025): the more different the
-  models' mistakes (lower κ), the more a student can gain.  (Their CAPA κp needs per-class
-  probabilities of both models on the same rows; with binary soft labels it reduces to a
-  probabilistic agreement we do not compute here.)
+* **weak–ceiling similarity** on test — Cohen's κ between the weak model's and the ceiling's
+  *errors* (hard label ≠ ground truth), and Goel et al. (2025)'s CAPA κp from both models'
+  probabilities (:func:`capa`); their claim: the more different the models' mistakes (lower
+  κ, lower κp), the more a student can gain.
 
 The training split is ``strong_train`` for students; a probe's is ``val`` (a kNN probe predicts
 its own training rows from themselves, so its fit there says nothing).
@@ -97,6 +96,30 @@ def cohen_kappa(a: Any, b: Any) -> float | None:
     return None if expected == 1 else (observed - expected) / (1 - expected)
 
 
+def capa(labels: Any, first: Any, second: Any, n_options: int = 2) -> float | None:
+    """CAPA, κp: chance adjusted probabilistic agreement of two models (binary soft scores).
+
+    Goel et al. 2025, "Great Models Think Alike and this Undermines AI Oversight"
+    (arXiv:2502.04313): ``κp = (c_obs − c_exp) / (1 − c_exp)`` with
+
+    * ``c_obs = mean_x Σ_o p1(o|x) p2(o|x)``, the probability that the two models' sampled
+      answers agree (binary: ``s1 s2 + (1 − s1)(1 − s2)`` with ``s = P(class 1)``);
+    * ``c_exp = p̄1 p̄2 + (1 − p̄1)(1 − p̄2) / (|O| − 1)``, where ``p̄i`` is model i's mean
+      probability on the correct option: the agreement of two independent models of those
+      accuracies, their wrong mass spread evenly over the |O| − 1 wrong options (binary: 1).
+
+    The definition was checked against a public implementation of κp (observed agreement as the
+    per-row sum of products, expected agreement as above with the 1 / (|O| − 1) factor).  None when
+    ``c_exp`` is 1 (both models certain and right everywhere: nothing to adjust for).
+    """
+    truth = _hard(labels)
+    s1, s2 = (np.asarray(v, dtype=np.float64).reshape(-1) for v in (first, second))
+    observed = float(np.mean(s1 * s2 + (1 - s1) * (1 - s2)))
+    right1, right2 = (float(np.mean(np.where(truth, s, 1 - s))) for s in (s1, s2))
+    expected = right1 * right2 + (1 - right1) * (1 - right2) / (n_options - 1)
+    return None if expected >= 1 else (observed - expected) / (1 - expected)
+
+
 def error_kappa(labels: Any, first: Any, second: Any) -> float | None:
     """Cohen's κ between two models' errors (hard label ≠ ground truth) on the same rows."""
     truth = _hard(labels)
@@ -108,7 +131,7 @@ def calibration(labels: Any, scores: Any) -> dict:
     return {"ece": ece(labels, scores), "brier": brier(labels, scores), "ece_bins": ECE_BINS}
 
 
-def _aligned(ids: np.ndarray, other_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def aligned(ids: np.ndarray, other_ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Rows of ``ids`` and of ``other_ids`` that hold the same ids, in one order."""
     ids, other_ids = np.asarray(ids).astype(str), np.asarray(other_ids).astype(str)
     shared, rows, other = np.intersect1d(ids, other_ids, return_indices=True)
@@ -139,7 +162,7 @@ def run_diagnostics(
     if fit is not None:
         out["train"] = {"agree_truth": agreement(fit.soft, fit.labels)}
     if fit is not None and train_labels is not None:
-        rows, other = _aligned(fit.ids, train_labels[0])
+        rows, other = aligned(fit.ids, train_labels[0])
         if rows.size:
             p, y = fit.soft[rows], train_labels[1][other]
             out["train"]["agree_supervisor"] = agreement(p, y)
@@ -148,7 +171,7 @@ def run_diagnostics(
             out["train"]["n_supervised"] = int(rows.size)
     if weak is not None:
         w = weak["test"]
-        rows, other = _aligned(test.ids, w.ids)
+        rows, other = aligned(test.ids, w.ids)
         if rows.size:
             s, y, ws = test.soft[rows], test.labels[rows], w.soft[other]
             out["test"]["agree_weak"] = agreement(s, ws)
@@ -156,10 +179,11 @@ def run_diagnostics(
             out["gain_xent"] = cross_entropy(y, ws) - cross_entropy(y, s)
             if ceiling is not None:
                 c = ceiling["test"]
-                crow, cother = _aligned(w.ids, c.ids)
+                crow, cother = aligned(w.ids, c.ids)
                 out["weak_ceiling_error_kappa"] = error_kappa(
                     w.labels[crow], w.soft[crow], c.soft[cother]
                 )
+                out["weak_ceiling_capa"] = capa(w.labels[crow], w.soft[crow], c.soft[cother])
     return out
 
 

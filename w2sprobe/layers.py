@@ -4,11 +4,22 @@ Numbering is Hugging Face's ``hidden_states``: layer 0 = the embeddings output, 
 output of block i, so a model with L blocks has layers 0..L.  In a spec, ``all`` means every
 layer *of the model* when extracting, and every *cached* layer when probing or sweeping (the
 probes never run the model).
+
+The probe layer (``--layer``) is a number, the reference's default ``(L + 1) // 2``, or
+:data:`AUTO_LAYER`: chosen among the *extracted* layers by the probe's weak-label criterion on
+strong_train (kNN's leave-one-out Brier score, every other probe's k-fold cross-validated
+cross-entropy, against the labels it is fit on) -- never ground truth, never test.  The
+criterion and the rule that picks (least criterion, ties to the lower layer) are
+:mod:`w2sprobe.probes.auto` and :mod:`w2sprobe.probes.choice`, the ones ``--k auto`` and
+``sweep`` use; :meth:`w2sprobe.study.Study.fit_layer` applies them.
 """
 
 from __future__ import annotations
 
 from .errors import UsageError
+
+#: ``--layer auto``: the probe layer chosen without ground truth (module doc).
+AUTO_LAYER = "auto"
 
 
 def default_probe_layer(num_layers: int) -> int:

@@ -236,8 +236,11 @@ class ProbeOptions:
     )
     layer: int | None = option(
         None,
-        "Layer to probe; for extract, the one layer to cache.",
+        "Layer to probe; auto: chosen among the extracted layers by the probe's weak-label "
+        "criterion on strong_train (as --k auto); for extract, the one layer to cache.",
         shown="(L+1)//2, the reference's probe layer",
+        metavar="INTEGER|auto",
+        auto=True,
     )
     labels: str = option(
         "weak", "Label set (name or key) to fit on or train on; gt = ground truth."

@@ -13,6 +13,7 @@ the graph records can never disagree.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from functools import cached_property
 from pathlib import Path
 
@@ -30,7 +31,7 @@ from .labels import (
     save_label_set,
     sets_named,
 )
-from .layers import default_probe_layer, layer_range_message, parse_layer_spec
+from .layers import AUTO_LAYER, default_probe_layer, layer_range_message, parse_layer_spec
 from .options import Options
 from .runs import RunRecord, load_run, run_dir
 from .vocabulary import (
@@ -108,6 +109,7 @@ class Study:
         #: off, a probe reads a cached ceiling or says what PGR needs (:meth:`probe_pgr`).
         self.build_ceiling = True
         self._peeking = False  # asking for a node only if it is cached: build no inputs of it
+        self._layer_choices: dict[tuple[str, str], dict] = {}  # --layer auto, once per input
 
     # ------------------------------------------------------------------ basics
 
@@ -132,7 +134,7 @@ class Study:
         ``--head-layer`` (train has no ``--layer``)."""
         layer = self.options.probe.layer
         if HEAD in (self.options.train.student, self.options.train.weak_kind):
-            if self.options.train.head_layer is None and layer is not None:
+            if self.options.train.head_layer is None and layer not in (None, AUTO_LAYER):
                 own["head_layer"] = layer
         return self._hint("train", stage, **own)
 
@@ -266,6 +268,11 @@ class Study:
             return default_probe_layer(self._num_layers(role))
         layer = self.options.train.head_layer
         if layer is None:
+            if self.options.probe.layer == AUTO_LAYER:
+                raise UsageError(
+                    "--layer auto chooses a probe's layer; a head reads a fixed one: set "
+                    "--head-layer N (or --layer N)"
+                )
             return self.probe_layer()
         if not 0 <= layer <= self.num_layers:
             raise UsageError(layer_range_message(layer, self.num_layers, self._model(role)))
@@ -473,15 +480,59 @@ class Study:
         return read_model_shape(self._model(role)).num_blocks
 
     def probe_layer(self) -> int:
-        """``--layer``, or the reference's (L+1)//2, checked against the strong model's layers."""
+        """``--layer``, or the reference's (L+1)//2, checked against the strong model's layers
+        (``--layer auto``: the layer :meth:`fit_layer` chooses for ``--probe`` on ``--labels``)."""
         layer, num_layers = self.options.probe.layer, self.num_layers
         if layer is None:
             return default_probe_layer(num_layers)
+        if layer == AUTO_LAYER:
+            return self.fit_layer(self.options.probe.probe, self.options.probe.labels)[0]
         if not 0 <= layer <= num_layers:
             raise UsageError(
                 layer_range_message(layer, num_layers, self.options.model.strong_model)
             )
         return layer
+
+    def fit_layer(self, probe: str, labels_name: str) -> tuple[int, dict | None]:
+        """The layer ``probe`` is fit on against ``labels_name``, and (``--layer auto``) how it
+        was chosen: among the extracted layers, the least weak-label criterion on strong_train
+        (:mod:`w2sprobe.layers`), each layer's score recorded.  Computed once per study."""
+        if self.options.probe.layer != AUTO_LAYER:
+            return self.probe_layer(), None
+        if (probe, labels_name) not in self._layer_choices:
+            self._layer_choices[probe, labels_name] = self._choose_layer(probe, labels_name)
+        choice = self._layer_choices[probe, labels_name]
+        return choice["value"], choice
+
+    def _choose_layer(self, probe: str, labels_name: str) -> dict:
+        from .probes.auto import criteria
+        from .probes.choice import smoother_first
+        from .probes.experiment import training_data
+        from .probes.inputs import probe_spec
+        from .vocabulary import probe_kind
+
+        if probe_kind(probe).baseline:
+            raise UsageError(
+                f"--layer auto needs a probe that predicts (its criterion is its fit to the "
+                f"labels); {probe} is a filter baseline: set --layer N"
+            )
+        layers = self.extracted_layers()
+        labels = self.label_set(labels_name)
+        scores, name = {}, None
+        for layer in layers:
+            spec = probe_spec(self.options, probe, layer)
+            with self.store(layer) as store:
+                acts, soft, _ = training_data(store, labels, layer)
+                (score,) = criteria([spec.config], acts, soft, spec.device)
+            scores[layer], name = score["criterion"], score["criterion_name"]
+        best = min(layers, key=lambda layer: smoother_first(scores[layer], None, layer))
+        return {
+            "param": "layer",
+            "value": best,
+            "criterion": f"{name}; least over the extracted layers, ties to the lower layer",
+            "labels": labels.name,
+            "scores": {str(layer): score for layer, score in scores.items()},
+        }
 
     def _layers(self, spec, role: str = STRONG) -> list[int]:
         """A layer spec (``all``, ``4,8``, ``[16]``) of a model, checked against it."""
@@ -498,8 +549,8 @@ class Study:
 
         if layers is None:
             chosen = {*self._layers(self.options.extract.layers, role), *need}
-            if role == STRONG:
-                chosen.add(self.probe_layer())
+            if role == STRONG and self.options.probe.layer != AUTO_LAYER:
+                chosen.add(self.probe_layer())  # auto chooses among the layers extracted
             chosen = sorted(chosen)
         else:
             chosen = self._layers(layers, role)
@@ -647,6 +698,21 @@ class Study:
         every = sorted(cached_layers(plan)) if "all" in items else []
         return sorted({*explicit, *every})
 
+    def _truth_layer(self) -> int:
+        """A layer whose file holds the ground truth (any does): the probe layer, or under
+        ``--layer auto`` the lowest extracted one (choosing a layer may need the truth first)."""
+        if self.options.probe.layer != AUTO_LAYER:
+            return self.probe_layer()
+        return self.extracted_layers()[0]
+
+    def extracted_layers(self) -> list[int]:
+        """The strong model's layers already in the cache (made like the options say); none:
+        the extraction ``--layers`` asks for is made first (``--layer auto``'s candidates)."""
+        from .cache import cached_layers
+
+        have = cached_layers(self.extraction_plan())
+        return sorted(have or cached_layers(self.extraction()))
+
     # ------------------------------------------------------------------ label sets
 
     def label_set(self, name: str) -> LabelSet:
@@ -663,7 +729,7 @@ class Study:
         if name == GROUND_TRUTH:
             from .probes.experiment import ground_truth_labels
 
-            with self.store(self.probe_layer()) as store:
+            with self.store(self._truth_layer()) as store:
                 return ground_truth_labels(store, self.dataset)
         run = load_run(run_dir(self.cache_dir, self.dataset, name))
         if run is not None and run.metrics.get("stage") == "student":
@@ -698,8 +764,8 @@ class Study:
             raise UsageError(f"--contamination must be in (0, 1), got {contamination}")
 
         def define() -> NodeDef:
-            layer = self.probe_layer()
-            spec = probe_spec(self.options, recipe.probe, layer)
+            layer, layer_choice = self.fit_layer(recipe.probe, recipe.parent)
+            spec = replace(probe_spec(self.options, recipe.probe, layer), layer_choice=layer_choice)
             activations = self._activations_id(layer)
 
             def stored_set(parent: LabelSet) -> dict | None:
@@ -744,7 +810,12 @@ class Study:
                 build,
                 f"label set {name}: {recipe.derive} {parent.name} with {recipe.probe} "
                 f"on layer {layer}",
-                self._hint(recipe.derive, probe=recipe.probe, labels=recipe.parent, layer=layer),
+                self._hint(
+                    recipe.derive,
+                    probe=recipe.probe,
+                    labels=recipe.parent,
+                    layer=AUTO_LAYER if layer_choice else layer,
+                ),
             )
 
         return self._node(label_set_node(name), define, target)
@@ -759,8 +830,9 @@ class Study:
         ``grid``: values of the probe's grid parameter (:data:`w2sprobe.vocabulary.PROBES`).
         """
         from .hashing import short_hash
+        from .probes.choice import marked
         from .probes.inputs import check_probe, probe_spec
-        from .probes.sweep import sweep_layer
+        from .probes.sweep import ROW_FORMAT, sweep_layer
         from .report.sweep_files import read_sweep, sweep_dir, write_sweep
         from .vocabulary import probe_kind, sweep_node
 
@@ -787,6 +859,8 @@ class Study:
                     "param": param,
                     "grid": grid,
                     "labels": labels.key,
+                    # rows with the weak-label criterion and the AUC's CI: made again
+                    "rows": ROW_FORMAT,
                 }
             )
             folder = sweep_dir(self.cache_dir, self.dataset, key)
@@ -801,7 +875,7 @@ class Study:
                     with self.store(layer) as store:
                         specs = [spec(layer, value) for value in grid]
                         rows += sweep_layer(store, labels, specs, param)
-                rows = [{**row, "sweep_key": key} for row in rows]
+                rows = marked([{**row, "sweep_key": key} for row in rows], param)
                 write_sweep(rows, folder, param or "layer")
                 return rows, {"key": key, "path": str(folder)}
 
@@ -839,8 +913,8 @@ class Study:
         from .train.inputs import weak_run_of
         from .train.stages import pgr_fields
 
-        layer = self.probe_layer()
-        spec = probe_spec(self.options, probe, layer)
+        layer, layer_choice = self.fit_layer(probe, labels_name)
+        spec = replace(probe_spec(self.options, probe, layer), layer_choice=layer_choice)
         activations = self._activations_id(layer)
         seed = self.splits.report.get("seed")
         labels, stored = self._input_unless_stored(
@@ -880,7 +954,12 @@ class Study:
             find,
             build,
             f"probe {name}: fit {probe} on layer {layer} against {labels.name}",
-            self._hint("probe", probe=probe, labels=labels.name, layer=layer),
+            self._hint(
+                "probe",
+                probe=probe,
+                labels=labels.name,
+                layer=AUTO_LAYER if layer_choice else layer,
+            ),
         )
 
     def transfer(self, saved) -> RunRecord:

@@ -90,6 +90,7 @@ def probe(opts: Options, ctl: Control, pgr: PgrOpt = False) -> None:
                 *RECORDED,
                 "pgr_needs",
                 "chosen",
+                "layer_choice",
                 "key",
                 "probe_key",  # the fitted probe's cache entry: load_probe, w2sprobe apply
             )
@@ -138,6 +139,7 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
         **labels.manifest["probe"],
         "contamination": labels.manifest.get("contamination"),
         "chosen": labels.manifest.get("chosen"),
+        "layer_choice": labels.manifest.get("layer_choice"),
         "sizes": labels.sizes(),
         "report": report,
         "notes": study.notes,
@@ -189,6 +191,7 @@ def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
         "parent": labels.manifest.get("parent_name"),
         **labels.manifest["probe"],
         "chosen": labels.manifest.get("chosen"),
+        "layer_choice": labels.manifest.get("layer_choice"),
         "sizes": labels.sizes(),
         "notes": study.notes,
     }
@@ -281,6 +284,7 @@ def sweep(
     """Evaluate a probe over a parameter grid and layers from the cache: table + plot."""
     from rich.table import Table
 
+    from ..probes.choice import summary_line, sweep_choice
     from ..probes.inputs import check_probe
     from ..probes.sweep import parse_grid
     from ..report.sweep_files import write_sweep
@@ -302,6 +306,8 @@ def sweep(
         folder = Path(out)
         write_sweep(rows, folder, param or "layer")
     paths = {kind: folder / f"sweep.{kind}" for kind in ("csv", "json", "png")}
+    choice = sweep_choice(rows, param)
+    line = summary_line(choice, param, opts.probe.labels) if choice else None
     summary = {
         "command": "sweep",
         "probe": name,
@@ -309,24 +315,62 @@ def sweep(
         "grid": grid,
         "layers": sorted({r["layer"] for r in rows}),
         "rows": rows,
+        "choice": line,
         "files": {key: str(value) for key, value in paths.items()},
     }
     if ctl.as_json:
         return emit_json(summary)
-    columns = ["layer", *([param] if param else []), "auc", "labels_auc", "auc_minus_labels_auc"]
-    table = Table(*columns)
+    columns = [
+        "layer",
+        *([param] if param else []),
+        "criterion",
+        "auc",
+        "labels_auc",
+        "auc_minus_labels_auc",
+    ]
+    table = Table(*columns, "95% CI", "")
     for row in rows:
-        table.add_row(*(fmt(row.get(c)) for c in columns))
+        ci = row.get("auc_low"), row.get("auc_high")
+        marks = " ".join(
+            word
+            for key, word in (
+                ("layer_choice", "chosen"),
+                ("layer_hindsight", "hindsight"),
+                ("chosen", "(overall)"),
+            )
+            if row.get(key)
+        )
+        table.add_row(
+            *(fmt(row.get(c)) for c in columns),
+            f"[{fmt(ci[0])}, {fmt(ci[1])}]" if None not in ci else "",
+            marks,
+        )
     stdout.print(table)
+    if choice:
+        stdout.print(
+            f"criterion (lower is better, no test labels): {choice.criterion_name}; per layer, "
+            "'chosen' = least criterion, 'hindsight' = best test AUC; (overall): the choice",
+            highlight=False,
+            soft_wrap=True,
+            markup=False,
+        )
+        stdout.print(line, highlight=False, soft_wrap=True, markup=False)
     stdout.print(f"table: {paths['csv']}  plot: {paths['png']}")
 
 
 def _show_chosen(summary: dict, as_json: bool) -> None:
-    """``--k auto`` / ``--l2 auto``: the value chosen and by which criterion (no ground truth)."""
-    chosen = summary.get("chosen")
-    if chosen and not as_json:
+    """``--k auto`` / ``--l2 auto`` / ``--layer auto``: the value chosen and by which criterion
+    (no ground truth); a chosen layer with every layer's score."""
+    if as_json:
+        return
+    for chosen in (summary.get("layer_choice"), summary.get("chosen")):
+        if not chosen:
+            continue
+        scores = ""
+        if chosen["param"] == "layer":
+            scores = "; " + ", ".join(f"layer {k}: {v:.4f}" for k, v in chosen["scores"].items())
         stdout.print(
-            f"chosen: {chosen['param']}={chosen['value']} ({chosen['criterion']})",
+            f"chosen: {chosen['param']}={chosen['value']} ({chosen['criterion']}{scores})",
             highlight=False,
             soft_wrap=True,
             markup=False,

@@ -38,14 +38,23 @@ class ProbeSpec:
     config: ProbeConfig
     layer: int
     device: str = "cpu"  # where the math runs; not part of what the result means
+    #: ``--layer auto``: how ``layer`` was chosen (the layers, their criterion, the rule's
+    #: pick), recorded in the run's metrics and the derived set's manifest as ``layer_choice``.
+    layer_choice: dict | None = None
 
     @property
     def name(self) -> str:
         return self.config.name
 
     def describe(self) -> dict:
-        """What a probe run's key and a derived set's manifest record about the probe."""
-        return {"probe": self.config.name, "layer": self.layer, **self.config.params()}
+        """What a probe run's key and a derived set's manifest record about the probe (a layer
+        chosen by ``--layer auto`` says so: another key than the same layer asked by number)."""
+        chosen = {"layer_from": "auto"} if self.layer_choice else {}
+        return {"probe": self.config.name, "layer": self.layer, **chosen, **self.config.params()}
+
+    def choices(self) -> dict:
+        """``layer_choice`` for a record, when the layer was chosen."""
+        return {"layer_choice": self.layer_choice} if self.layer_choice else {}
 
     def build(self):
         return self.config.build(self.device)
@@ -190,6 +199,7 @@ def filter_label_set(
         "parent_name": labels.name,
         "activations": store.manifest,
         **_chosen(probe),
+        **spec.choices(),
         "report": report,
         **lineage(labels),
     }
@@ -242,6 +252,7 @@ def relabel_label_set(
         "parent_name": labels.name,
         "activations": store.manifest,
         **_chosen(probe),
+        **spec.choices(),
         **lineage(labels),
     }
     return LabelSet(name, labels.dataset, ids, new_soft, manifest)

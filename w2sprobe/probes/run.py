@@ -106,6 +106,7 @@ def write_probe_run(
         "probe_key": probe_key,
         **{k: outcome.metrics.get(k) for k in ("train_n", "labels_auc", "auc_minus_labels_auc")},
         **({"chosen": outcome.metrics["chosen"]} if "chosen" in outcome.metrics else {}),
+        **spec.choices(),
         **pgr(auc, test),
     }
     # a probe's fit is judged on val: on strong_train a kNN probe would see each row itself

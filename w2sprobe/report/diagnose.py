@@ -4,7 +4,8 @@ written before they were recorded, the same numbers computed from its stored fil
 
 Across datasets, the two questions the theory asks of them: does a student's misfit to its
 weak labels track its gain over the weak model (Charikar et al. 2024), and does weak–ceiling
-error consistency predict PGR (Goel et al. 2025: less similar mistakes, more gain)?  Both are
+similarity -- error consistency (Cohen's κ) and CAPA κp -- predict PGR (Goel et al. 2025: less
+similar mistakes, more gain)?  Both are
 Spearman rank correlations over the included datasets, with their p-values and counts, so a
 reader can see when there are too few datasets to tell.
 """
@@ -16,7 +17,7 @@ import warnings
 
 import numpy as np
 
-from ..diagnostics import calibration, run_diagnostics
+from ..diagnostics import aligned, calibration, capa, run_diagnostics
 from ..errors import UsageError
 from ..labels import labels_root, load_label_set
 from ..runs import PREDICTIONS, read_predictions
@@ -33,6 +34,7 @@ COLUMNS = {
     "ece": ("test", "ece"),
     "brier": ("test", "brier"),
     "weak_ceiling_error_kappa": ("weak_ceiling_error_kappa",),
+    "weak_ceiling_capa": ("weak_ceiling_capa",),
 }
 
 
@@ -47,6 +49,8 @@ class Diagnoser:
         """``run``'s diagnostics: recorded, else computed; {} when its files cannot be read."""
         recorded = run.metrics.get("diagnostics")
         if isinstance(recorded, dict) and recorded:
+            if "weak_ceiling_error_kappa" in recorded and "weak_ceiling_capa" not in recorded:
+                return {**recorded, "weak_ceiling_capa": self._capa(weak, ceiling)}
             return recorded
         predictions = self._predictions(run)
         if predictions is None or "test" not in predictions:
@@ -62,6 +66,16 @@ class Diagnoser:
             self._test(weak),
             self._test(ceiling),
         )
+
+    def _capa(self, weak: RunResult | None, ceiling: RunResult | None) -> float | None:
+        """CAPA κp of weak and ceiling on their shared test rows, for runs recorded before it
+        was (None: a run's predictions cannot be read)."""
+        w, c = self._test(weak), self._test(ceiling)
+        if w is None or c is None:
+            return None
+        w, c = w["test"], c["test"]
+        rows, other = aligned(w.ids, c.ids)
+        return capa(w.labels[rows], w.soft[rows], c.soft[other]) if rows.size else None
 
     def _predictions(self, run: RunResult) -> dict | None:
         files = run.metrics.get("files")
@@ -146,13 +160,15 @@ def cross_dataset(rows: list[dict], included: list[str], baseline: str | None) -
             "gain_positive": sum(g > 0 for _, g in both),
         },
         "kappa_vs_pgr": {"n": 0, "rho": None, "p": None, "experiment": baseline},
+        "capa_vs_pgr": {"n": 0, "rho": None, "p": None, "experiment": baseline},
     }
     if baseline:
         base = [r for r in cells if r["experiment"] == baseline]
-        out["kappa_vs_pgr"] = {
-            **spearman(
-                [r["diag"]["weak_ceiling_error_kappa"] for r in base], [r["pgr"] for r in base]
-            ),
-            "experiment": baseline,
-        }
+        pgrs = [r["pgr"] for r in base]
+        for name, column in (
+            ("kappa_vs_pgr", "weak_ceiling_error_kappa"),
+            ("capa_vs_pgr", "weak_ceiling_capa"),
+        ):
+            values = [r["diag"].get(column) for r in base]
+            out[name] = {**spearman(values, pgrs), "experiment": baseline}
     return out

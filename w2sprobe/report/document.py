@@ -59,7 +59,7 @@ def report_blocks(report: Report, figures: list[Figure], skipped: list[dict]) ->
     blocks: list = [Heading(1, "Weak-to-strong report")]
     blocks += _setup(report) + _summary(report) + _comparisons(report) + _per_dataset(report)
     blocks += _transfers(report)
-    blocks += _diagnostics(report)
+    blocks += _diagnostics(report) + _sweep_choices(report)
     blocks += _saturation(report) + _unstable(report) + _figures(figures, skipped)
     blocks += _gaps(report) + _run_warnings(report) + _inputs(report)
     return blocks
@@ -255,12 +255,11 @@ def _diagnostics(report: Report) -> list:
         if weak is None or ceiling is None:
             continue
         wd, cd = weak.get("diag") or {}, ceiling.get("diag") or {}
-        kappas = [
-            (r.get("diag") or {}).get("weak_ceiling_error_kappa")
-            for r in report.rows
-            if r["dataset"] == dataset
-        ]
-        kappa = next((k for k in kappas if k is not None), None)
+        diags = [r.get("diag") or {} for r in report.rows if r["dataset"] == dataset]
+        kappa, kappa_p = (
+            next((d.get(name) for d in diags if d.get(name) is not None), None)
+            for name in ("weak_ceiling_error_kappa", "weak_ceiling_capa")
+        )
         verdict = unstable[dataset]["reason"] if dataset in unstable else "stable"
         rows.append(
             [
@@ -270,6 +269,7 @@ def _diagnostics(report: Report) -> list:
                 fmt(wd.get("brier")),
                 fmt(cd.get("ece")),
                 fmt(kappa),
+                fmt(kappa_p),
             ]
         )
     blocks.append(
@@ -277,7 +277,10 @@ def _diagnostics(report: Report) -> list:
             "Computed from the stored predictions (recorded by runs since issue 31). "
             "Calibration on test against ground truth: ECE over 10 equal-mass bins, Brier score. "
             "Weak–ceiling κ: Cohen's κ between the weak model's and the ceiling's errors on "
-            "test. Per student/probe (Results per dataset): agreement with its supervisor (the "
+            "test; κp: Goel et al. (2025)'s CAPA, their chance-adjusted probabilistic agreement "
+            "from both models' test probabilities (expected agreement from each model's mean "
+            "probability on the correct class). Per student/probe (Results per dataset): "
+            "agreement with its supervisor (the "
             "labels it trained on; strong_train for students, val for probes), misfit (mean "
             "squared distance to those labels there) and gain over the weak model (test Brier "
             "of weak − student's)."
@@ -286,13 +289,22 @@ def _diagnostics(report: Report) -> list:
     if rows:
         blocks.append(
             Table(
-                ["dataset", "PGR rule", "weak ECE", "weak Brier", "ceiling ECE", "weak–ceiling κ"],
+                [
+                    "dataset",
+                    "PGR rule",
+                    "weak ECE",
+                    "weak Brier",
+                    "ceiling ECE",
+                    "weak–ceiling κ",
+                    "weak–ceiling κp",
+                ],
                 rows,
                 title="Gap, calibration and error consistency per dataset",
             )
         )
     cross = report.diagnostics or {}
     mg, kp = cross.get("misfit_vs_gain") or {}, cross.get("kappa_vs_pgr") or {}
+    cp = cross.get("capa_vs_pgr") or {}
     if mg or kp:
         blocks.append(
             Bullets(
@@ -304,6 +316,9 @@ def _diagnostics(report: Report) -> list:
                     f"Weak–ceiling error κ vs {kp.get('experiment') or 'baseline'} PGR across the "
                     f"stable datasets: Spearman ρ = {fmt(kp.get('rho'))} (p = {fmt(kp.get('p'))}, "
                     f"n = {kp.get('n', 0)}).",
+                    f"Weak–ceiling CAPA κp vs {cp.get('experiment') or 'baseline'} PGR across "
+                    f"the stable datasets: Spearman ρ = {fmt(cp.get('rho'))} (p = "
+                    f"{fmt(cp.get('p'))}, n = {cp.get('n', 0)}).",
                 ]
             )
         )
@@ -319,6 +334,66 @@ DIAG_SHOWN = (
     ("ece", 3),
     ("brier", 3),
 )
+
+
+def _sweep_choices(report: Report) -> list:
+    """Per stored sweep: the point chosen on the fit labels (least weak-label criterion on
+    strong_train) beside the best in hindsight (test AUC), each with its 95 % CI
+    (:mod:`w2sprobe.probes.choice`); sweeps made before the criterion are counted, not ranked."""
+    from ..probes.choice import auc_text, point_text, sweep_choice
+
+    if not report.sweeps:
+        return []
+    by_path: dict[str, list[dict]] = {}
+    for row in report.sweeps:
+        by_path.setdefault(row["path"], []).append(row)
+    rows, old = [], 0
+    for path, sweep in sorted(by_path.items(), key=lambda kv: (kv[1][0]["dataset"], kv[0])):
+        param = next((p for p in ("k", "l2", "k_zeta") if p in sweep[0]), None)
+        choice = sweep_choice(sweep, param)
+        if choice is None:
+            old += 1
+            continue
+        first = sweep[0]
+        rows.append(
+            [
+                first["dataset"],
+                first["probe"],
+                str(first.get("labels", "weak")),
+                point_text(choice.chosen, param),
+                auc_text(choice.chosen),
+                point_text(choice.best, param),
+                auc_text(choice.best),
+            ]
+        )
+    blocks: list = [
+        Heading(2, "Probe sweeps: chosen without test labels"),
+        Para(
+            "Each sweep's point of least weak-label criterion on strong_train (kNN: leave-one-out "
+            "Brier score, other probes: 5-fold cross-validated cross-entropy, against the labels "
+            "the probe is fit on) beside the best test AUC in hindsight, each with its 95 % "
+            "bootstrap CI: what choosing without ground truth achieves, and what peeking would add."
+        ),
+    ]
+    if rows:
+        head = [
+            "dataset",
+            "probe",
+            "labels",
+            "chosen on labels",
+            "its test AUC [CI]",
+            "best in hindsight",
+            "its test AUC [CI]",
+        ]
+        blocks.append(Table(head, rows, title="Sweep choices"))
+    if old:
+        blocks.append(
+            Para(
+                f"{old} sweep(s) predate the weak-label criterion and show no choice; run the "
+                "sweep again to rank it (its key changed, so it is made anew)."
+            )
+        )
+    return blocks
 
 
 def _pgr_matrix(report: Report) -> Table:

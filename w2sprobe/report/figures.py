@@ -823,7 +823,8 @@ def misfit_vs_gain(report: Report):
         f"{_num(mg.get('p'))}, n = {mg.get('n', 0)}). Right: each stable dataset's Cohen's κ "
         f"between the weak model's and the ceiling's test errors against {baseline}'s PGR "
         f"(Goel et al. 2025: less similar errors, more gain); ρ = {_num(kp.get('rho'))} "
-        f"(p = {_num(kp.get('p'))}, n = {kp.get('n', 0)})."
+        f"(p = {_num(kp.get('p'))}, n = {kp.get('n', 0)}). The panel keeps Cohen's κ; their "
+        "CAPA κp per dataset and its ρ with PGR are in the Diagnostics table."
     )
     return fig, "Misfit vs gain, and weak–ceiling error consistency vs PGR", caption
 

@@ -25,6 +25,7 @@ from typing import NoReturn
 from ..atomic import file_record, record_problem, replacing, write_json, write_text
 from ..errors import UsageError, first_line
 from ..jsonutil import finite
+from ..probes.choice import sweep_choice
 from ..workspace import cache_of, kind_root, rm_hint, slug_dir
 from .layers import layer_colour_bar, layer_style
 from .plotting import LEGEND_LAYERS
@@ -73,15 +74,41 @@ def write_sweep(rows: list[dict], out_dir: Path, param: str) -> dict[str, Path]:
     writer.writerows(rows)
     write_text(paths["csv"], table.getvalue())
     plot_sweep(rows, param, paths["png"])
+    choice = sweep_choice(rows, grid_param(param))
     manifest = {
         "key": rows[0].get("sweep_key") if rows else None,
         "param": param,
         "rows": len(rows),
+        **({"choice": _choice_record(choice, param)} if choice else {}),
         "files": {name: file_record(out_dir / name) for name in (SWEEP_CSV, SWEEP_PNG)},
     }
     write_json(paths["manifest"], finite(manifest), indent=2, sort_keys=True)
     write_json(paths["json"], finite(rows), indent=2)
     return paths
+
+
+def grid_param(param: str | None) -> str | None:
+    """The swept parameter of a sweep written with ``param`` (``layer``: none, layers only)."""
+    return None if param in (None, "layer") else param
+
+
+def _choice_record(choice, param: str) -> dict:
+    """The manifest's account of the choice: the point chosen on the fit labels and the best in
+    hindsight, overall and per layer (their grid value, criterion and test AUC with CI)."""
+
+    def point(row: dict) -> dict:
+        keys = ("layer", param, "criterion", "auc", "auc_low", "auc_high")
+        return {k: row.get(k) for k in keys if k in row}
+
+    return {
+        "criterion": choice.criterion_name,
+        "chosen": point(choice.chosen),
+        "best_in_hindsight": point(choice.best),
+        "by_layer": {
+            str(layer): {"chosen": point(a), "best_in_hindsight": point(b)}
+            for layer, (a, b) in choice.by_layer.items()
+        },
+    }
 
 
 def plot_sweep(rows: list[dict], param: str, path: Path) -> Path:
@@ -205,22 +232,39 @@ def _row_ok(row) -> bool:
 
 
 def sweep_figure(rows: list[dict], param: str):
-    """Probe AUC minus the labels' AUC (or probe AUC) vs ``param``, one line per layer."""
+    """Left: probe AUC minus the labels' AUC (or probe AUC) vs ``param``, one line per layer,
+    the point chosen on the fit labels ringed.  Right (rows with the weak-label criterion):
+    per layer, the test AUC with its 95 % CI of the point chosen on the fit labels beside the
+    best in hindsight, the overall choice starred (:mod:`w2sprobe.probes.choice`)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
+    from ..probes.choice import sweep_choice
 
     metric = (
         "auc_minus_labels_auc"
         if all(r.get("auc_minus_labels_auc") is not None for r in rows)
         else "auc"
     )
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    choice = sweep_choice(rows, grid_param(param))
+    if choice is None:
+        fig, ax = plt.subplots(figsize=(6, 4), dpi=120)
+    else:
+        fig, (ax, right) = plt.subplots(
+            1, 2, figsize=(10, 4), dpi=120, gridspec_kw={"width_ratios": [3, 2]}
+        )
     layers = sorted({r["layer"] for r in rows})
     for layer in layers:
         points = sorted((r[param], r[metric]) for r in rows if r["layer"] == layer)
         ax.plot(*zip(*points), **layer_style(layer, layers), label=f"layer {layer}")
+        if choice is not None and layer in choice.by_layer:
+            picked = choice.by_layer[layer][0]
+            ax.plot(
+                picked[param], picked[metric], marker="o", markersize=13, markerfacecolor="none",
+                markeredgecolor=layer_style(layer, layers)["color"], linestyle="none",
+            )  # fmt: skip
     if len(layers) > LEGEND_LAYERS:  # a legend of 13-31 entries is unreadable: a colour bar
         layer_colour_bar(fig, ax, layers)
     else:
@@ -232,6 +276,50 @@ def sweep_figure(rows: list[dict], param: str):
         ax.set_xscale("log")
     ax.set_xlabel(param)
     ax.set_ylabel("probe AUC − label-set AUC" if metric != "auc" else "probe test AUC")
-    ax.set_title(f"{rows[0]['probe']} sweep on {rows[0].get('dataset', '')}")
+    ax.set_title(
+        f"{rows[0]['probe']} sweep on {rows[0].get('dataset', '')}"
+        + ("" if choice is None else "\n(ringed: chosen on the fit labels, per layer)"),
+        fontsize=10,
+    )
+    if choice is not None:
+        _choice_panel(right, choice, grid_param(param))
     fig.tight_layout()
     return fig
+
+
+def _choice_panel(ax, choice, param: str | None) -> None:
+    """Per layer: test AUC [95 % CI] of the weak-label choice (filled) and of the best in
+    hindsight (open); the overall choice starred."""
+    layers = sorted(choice.by_layer)
+    for offset, which, style in (
+        (-0.15, 0, {"marker": "o", "color": "#0072B2", "label": "chosen on fit labels"}),
+        (0.15, 1, {"marker": "s", "color": "#D55E00", "markerfacecolor": "none",
+                   "label": "best in hindsight (test)"}),
+    ):  # fmt: skip
+        xs, ys, low, high = [], [], [], []
+        for layer in layers:
+            row = choice.by_layer[layer][which]
+            xs.append(layer + offset)
+            ys.append(row["auc"])
+            if param:  # which value each point is
+                at = (layer + offset, row["auc"])
+                ax.annotate(f"{row.get(param):g}", at, fontsize=6, xytext=(3, -2),
+                            textcoords="offset points", color=style["color"])  # fmt: skip
+            lo, hi = row.get("auc_low"), row.get("auc_high")
+            low.append(row["auc"] - lo if lo is not None else 0.0)
+            high.append(hi - row["auc"] if hi is not None else 0.0)
+        ax.errorbar(xs, ys, yerr=[low, high], linestyle="none", capsize=2, markersize=5, **style)
+    star = choice.chosen
+    ax.plot(star["layer"] - 0.15, star["auc"], marker="*", markersize=14, color="#0072B2",
+            linestyle="none", label="chosen overall")  # fmt: skip
+    best = choice.best
+    hollow = {"markerfacecolor": "none", "linestyle": "none"}
+    ax.plot(best["layer"] + 0.15, best["auc"], marker="*", markersize=14, color="#D55E00",
+            label="best in hindsight overall", **hollow)  # fmt: skip
+    ax.xaxis.get_major_locator().set_params(integer=True)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("probe test AUC (95 % CI)")
+    what = f"{param} per layer" if param else "layer"
+    ax.set_title(f"{what}: chosen without test vs hindsight", fontsize=10)
+    ax.legend(fontsize=7, loc="best")
+    ax.grid(color="#eeeeee", linewidth=0.5)
