@@ -100,9 +100,7 @@ def percentile_ci(values: np.ndarray, level: float = CI_LEVEL) -> list[float] | 
     return [float(low), float(high)]
 
 
-def auc_ci(
-    ids, labels, scores, n_boot: int = 1000, seed: int = 0
-) -> list[float] | None:
+def auc_ci(ids, labels, scores, n_boot: int = 1000, seed: int = 0) -> list[float] | None:
     """The bootstrap 95 % percentile CI of one predictor's test AUC, as the report computes
     every run's: the id set's resamples (:func:`resample_counts`, rows sorted by id; the
     report's defaults, 1000 resamples, seed 0).  ``None`` for ``n_boot <= 0``."""
