@@ -471,6 +471,8 @@ def _run_origin(meta: dict) -> tuple[dict, list[str]]:
         made.update(probe=_probe_text(probe), layer=probe.get("layer"))
         made["_activations"] = meta.get("activations")
     parents = [labels_key] if labels_key else []
+    if meta.get("stage") == "transfer" and meta.get("probe_key"):  # the saved probe it scored
+        parents.append(meta["probe_key"])
     for ref in ("weak", "ceiling"):  # PGR was computed against these runs
         if isinstance(meta.get(ref), dict) and meta[ref].get("key"):
             made[f"{ref}_run"] = meta[ref]["key"]
