@@ -531,6 +531,9 @@ def _describe_probe(folder: Path) -> Artifact:
     complete = meta is not None
     meta = meta or {}
     probe = _probe_text(meta["probe"]) if isinstance(meta.get("probe"), dict) else None
+    chosen = meta.get("chosen") if isinstance(meta.get("chosen"), dict) else None
+    if probe and chosen:  # --k auto / --l2 auto: the value it was fit with
+        probe += f" ({chosen.get('param')}={chosen.get('value')} chosen)"
     labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
     entry = _folder_artifact("probes", folder, meta, complete)
     entry.name = meta["probe"].get("probe") if isinstance(meta.get("probe"), dict) else None
