@@ -226,6 +226,9 @@ def test_apply_scores_a_probe_on_another_dataset_and_the_report_shows_it(capsys,
         cell = f"{summary['auc']:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]"
         assert "Probe transfer" in text and "Transfer of logreg probes, layer 2" in text, fmt
         assert cell in text and "fit on / scored on" in text, fmt
+    # removing the probe keeps the transfer run made from it, and says so
+    code, out, err = run(capsys, "cache", "rm", key)
+    assert code == 0 and f"kept 1 artifact(s) made from it: runs {metrics['key']}" in out, err
 
 
 def test_a_refit_that_is_not_reproducible_is_refused(capsys, cached):

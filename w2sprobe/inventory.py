@@ -471,6 +471,8 @@ def _run_origin(meta: dict) -> tuple[dict, list[str]]:
         made.update(probe=_probe_text(probe), layer=probe.get("layer"))
         made["_activations"] = meta.get("activations")
     parents = [labels_key] if labels_key else []
+    if meta.get("stage") == "transfer" and meta.get("probe_key"):  # the saved probe it scored
+        parents.append(meta["probe_key"])
     for ref in ("weak", "ceiling"):  # PGR was computed against these runs
         if isinstance(meta.get(ref), dict) and meta[ref].get("key"):
             made[f"{ref}_run"] = meta[ref]["key"]
@@ -529,6 +531,9 @@ def _describe_probe(folder: Path) -> Artifact:
     complete = meta is not None
     meta = meta or {}
     probe = _probe_text(meta["probe"]) if isinstance(meta.get("probe"), dict) else None
+    chosen = meta.get("chosen") if isinstance(meta.get("chosen"), dict) else None
+    if probe and chosen:  # --k auto / --l2 auto: the value it was fit with
+        probe += f" ({chosen.get('param')}={chosen.get('value')} chosen)"
     labels = meta.get("labels") if isinstance(meta.get("labels"), dict) else {}
     entry = _folder_artifact("probes", folder, meta, complete)
     entry.name = meta["probe"].get("probe") if isinstance(meta.get("probe"), dict) else None
