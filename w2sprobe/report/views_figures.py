@@ -1,0 +1,90 @@
+"""The report's alignment-vs-PGR figure: per dataset, how much the weak model's representation
+resembles the strong model's (linear CKA, ridge R², last layers) against the baseline
+student's PGR, one point per dataset (numbers from :mod:`w2sprobe.report.views`)."""
+
+from __future__ import annotations
+
+from .build import Report
+from .figures import PGR_LIMITS, _clipped_point, _error, _pyplot, _shared_legend
+from .plotting import OKABE_ITO, PAGE_WIDTH, clip_to_window, data_window, series_styles
+from .views import too_few
+
+#: Unstable or saturated datasets: hollow grey, as in the report's other scatter figure.
+GREY = "#999999"
+
+
+def alignment_vs_pgr(report: Report):
+    """Two panels (CKA, ridge R²) of PGR against weak-strong alignment; skipped (a reason)
+    without a dataset having both."""
+    cross = (report.views or {}).get("alignment_vs_pgr") or {}
+    points = cross.get("points") or []
+    if not points:
+        return (
+            "no dataset with a PGR and the weak model's activations cached beside the strong ones"
+        )
+    baseline = cross.get("experiment")
+    kw = series_styles([baseline], baseline).get(baseline, {"color": OKABE_ITO[0], "marker": "o"})
+    plt = _pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.0), layout="constrained", sharey=True)
+    rows = {p["dataset"]: p for p in points}
+    ends = [v for p in points for v in [p["pgr"], *(_interval(p) or [])]]
+    window = data_window(ends, PGR_LIMITS, (0.0, 1.0))
+    for ax, name, label in (
+        (axes[0], "cka", "linear CKA, weak vs strong (last layers)"),
+        (axes[1], "r2", "ridge R², weak → strong (held-out test)"),
+    ):
+        for p in rows.values():
+            drawn = clip_to_window(p["pgr"], _interval(p), window)
+            if p["stable"]:
+                _clipped_point(ax, p[name], drawn, kw)
+                ax.annotate(
+                    p["dataset"],
+                    (p[name], drawn.y),
+                    xytext=(4, 2),
+                    textcoords="offset points",
+                    fontsize=6,
+                )
+            else:
+                _clipped_point(ax, p[name], drawn, {"color": GREY, "marker": "o"})
+        ax.axhline(0, color="#777777", linewidth=0.7, linestyle="--", zorder=0)
+        ax.axhline(1, color="#777777", linewidth=0.7, linestyle=":", zorder=0)
+        pad = 0.06 * (window[1] - window[0])
+        ax.set_ylim(window[0] - pad, window[1] + pad)
+        xs = [p[name] for p in points]
+        spread = max(max(xs) - min(xs), 0.1)
+        ax.set_xlim(min(xs) - 0.08 * spread, max(xs) + 0.25 * spread)  # room for the names
+        ax.set_xlabel(label)
+        ax.grid(color="#e6e6e6", linewidth=0.5, zorder=0)
+        ax.set_title(f"{'CKA' if name == 'cka' else 'Ridge R²'} vs PGR: {_rho(cross, name)}")
+    axes[0].set_ylabel(f"{baseline} PGR" if baseline else "PGR")
+    entries = {f"{baseline} (stable dataset)": {**kw, "linestyle": "none"}}
+    if any(not p["stable"] for p in points):
+        entries["unstable or saturated dataset"] = {
+            "color": GREY,
+            "marker": "o",
+            "linestyle": "none",
+        }
+    _shared_legend(fig, entries)
+    caption = (
+        f"Each dataset's {baseline} PGR (test ROC AUC; error bars: 95% paired bootstrap CI, or ± "
+        "standard error over seeds) against how alike the weak and the strong model represent "
+        "its strong_train rows: left, linear CKA of the two models' last layers; right, R² on "
+        "held-out test rows of a ridge map from the weak model's last layer to the strong "
+        "model's. Dashed line: weak supervisor (PGR 0); dotted: ceiling (1). Grey: datasets "
+        "whose PGR is unstable or that are saturated, left out of ρ. "
+        f"Spearman over the stable datasets: CKA {_rho(cross, 'cka')}; R² {_rho(cross, 'r2')}."
+    )
+    return fig, "Weak–strong alignment vs PGR across datasets", caption
+
+
+def _interval(point: dict) -> list[float] | None:
+    return _error(
+        {"pgr": point["pgr"], "pgr_ci": point["pgr_ci"], "pgr_se": point["pgr_se"]}, "pgr"
+    )
+
+
+def _rho(cross: dict, name: str) -> str:
+    stats = cross.get(name) or {}
+    if too_few(stats):
+        return f"too few datasets to tell (n = {stats.get('n', 0)})"
+    return f"ρ = {stats['rho']:+.2f}, p = {stats['p']:.2g}, n = {stats['n']}"
