@@ -243,3 +243,16 @@ def test_a_report_without_label_sets_says_so_in_one_line(tmp_path):
     text = (tmp_path / "out" / "report.md").read_text()
     assert "No views: no dataset has a probe relabel set" in text
     assert "alignment_vs_pgr" in [s["name"] for s in summary["skipped_figures"]]
+
+
+def test_a_rebuilt_report_reuses_the_alignment_an_earlier_report_stored(tmp_path):
+    make_study(tmp_path, datasets=("alpha",), n=60, experiments={"xent": 1.5})
+    _dataset(tmp_path, "alpha", 0)
+    first = build_report(tmp_path, n_boot=0)
+    computed = _view(first, "alpha")["alignment"]
+    assert computed["reused"] is False
+    write_report(first, fmt="json")  # into <cache>/reports/<key>/, where the next one looks
+    again = _view(build_report(tmp_path, n_boot=0), "alpha")["alignment"]
+    assert again["reused"] is True
+    assert again["cka"] == computed["cka"] and again["r2_last"] == computed["r2_last"]
+    assert again["inputs"] == computed["inputs"]

@@ -14,7 +14,9 @@ Everything is read from the cache (no model runs):
   and the ridge map from the weak model's last layer to the strong model's last layer with its
   held-out R² (:func:`w2sprobe.views.ridge_map`; ``w2sprobe view --align`` maps every weak
   layer) on at most :data:`FIT_ROWS` strong_train and :data:`HELD_ROWS` test rows (the first ones,
-  so the numbers do not depend on a seed), which keeps a report's cost bounded on large files.
+  so the numbers do not depend on a seed), which keeps a report's cost bounded on large files;
+  a report rebuilt over the same two files reuses what an earlier report under
+  ``<cache>/reports/`` computed (by the files' keys).
 * **Across datasets**: per dataset the CKA and R² at the last layers (what the weak model's
   predictions and the strong students read) against the baseline student's PGR, with
   Spearman's ρ over the stable datasets (:func:`w2sprobe.report.diagnose.spearman`).
@@ -22,6 +24,7 @@ Everything is read from the cache (no model runs):
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -53,12 +56,44 @@ def collect_views(
     root = Path(cache_dir)
     sets = _label_sets(root)
     acts = _activation_files(root)
+    memo = _Memo(root)
     return [
-        _dataset_view(root, d, sets.get(d, []), acts.get(d, []), data_dir, top) for d in datasets
+        _dataset_view(root, d, sets.get(d, []), acts.get(d, []), data_dir, top, memo)
+        for d in datasets
     ]
 
 
-def _dataset_view(root, dataset, sets, files, data_dir, top) -> dict:
+class _Memo:
+    """Alignments earlier reports under ``<cache>/reports/`` computed, by their inputs (the two
+    activation files' keys -- content-addressed, complete files never change -- and the row
+    bounds), read on first use: a report rebuilt over the same activations reuses them."""
+
+    def __init__(self, root: Path):
+        self.root, self._found = root, None
+
+    def get(self, inputs: dict) -> dict | None:
+        if self._found is None:
+            from .files import read_summary, report_folders
+
+            self._found = {}
+            for folder in report_folders(self.root):
+                try:
+                    summary = read_summary(folder) or {}
+                except (UsageError, OSError, ValueError):
+                    continue
+                views = summary.get("views") if isinstance(summary, dict) else None
+                for view in (views or {}).get("datasets") or []:
+                    stored = view.get("alignment") if isinstance(view, dict) else None
+                    if isinstance(stored, dict) and isinstance(stored.get("inputs"), dict):
+                        self._found[_signature(stored["inputs"])] = stored
+        return self._found.get(_signature(inputs))
+
+
+def _signature(inputs: dict) -> str:
+    return json.dumps(inputs, sort_keys=True)
+
+
+def _dataset_view(root, dataset, sets, files, data_dir, top, memo=None) -> dict:
     out = {"dataset": dataset, "disputed": None, "alignment": None, "notes": []}
     weak = _newest(s for s in sets if s["manifest"].get("kind") == "weak")
     if weak is None:
@@ -87,7 +122,11 @@ def _dataset_view(root, dataset, sets, files, data_dir, top) -> dict:
                 f"w2sprobe extract --model {model} --dataset {dataset} --layers all)"
             )
         else:
-            out["alignment"] = alignment_summary(weak_file, strong)
+            inputs = alignment_inputs(weak_file, strong)
+            stored = memo.get(inputs) if memo is not None else None
+            out["alignment"] = (
+                {**stored, "reused": True} if stored else alignment_summary(weak_file, strong)
+            )
     except (UsageError, OSError, KeyError, ValueError) as exc:
         out["notes"].append(f"{dataset}: views skipped: {first_line(exc)}")
     return out
@@ -188,6 +227,21 @@ def _texts(dataset: str, manifest: dict, ids, data_dir) -> tuple[dict, str]:
 # --------------------------------------------------------------------------- alignment
 
 
+#: Bumped when the alignment's numbers change meaning: stored ones then no longer match.
+ALIGNMENT_VERSION = 1
+
+
+def alignment_inputs(weak_file: dict, strong_file: dict) -> dict:
+    """What an alignment is computed from: the two files (by key) and the row bounds."""
+    return {
+        "weak_key": weak_file["key"],
+        "strong_key": strong_file["key"],
+        "fit_rows": FIT_ROWS,
+        "held_rows": HELD_ROWS,
+        "version": ALIGNMENT_VERSION,
+    }
+
+
 def alignment_summary(weak_file: dict, strong_file: dict) -> dict:
     """Linear CKA of every (weak layer, strong layer) pair and the ridge map weak last layer ->
     strong last layer with its held-out R², on the first :data:`FIT_ROWS` / :data:`HELD_ROWS`
@@ -249,6 +303,8 @@ def alignment_summary(weak_file: dict, strong_file: dict) -> dict:
         "per_weak_layer": per_layer,
         "cka": [{"weak_layer": i, "strong_layer": j, "cka": v} for (i, j), v in grid.items()],
         "seconds": time.perf_counter() - start,
+        "inputs": alignment_inputs(weak_file, strong_file),
+        "reused": False,
     }
 
 
@@ -346,6 +402,7 @@ def _activation_files(root: Path) -> dict[str, list[dict]]:
         out.setdefault(entry.dataset, []).append(
             {
                 "path": entry.path,
+                "key": entry.key,
                 "model": entry.model,
                 "revision": str(attrs.get("model_revision", "")),
                 "layers": entry.layers,
@@ -381,14 +438,14 @@ def _strong_file(files: list[dict], weak: dict, relabel: dict | None) -> dict | 
 
 
 def _weak_file(files: list[dict], weak: dict) -> dict | None:
-    """The weak model's activations on the splits its labels were made on."""
-    return next(
-        (
-            f
-            for f in files
-            if f["model"] == weak.get("model")
-            and f["manifest"].get("dataset_fingerprint") == weak.get("dataset_fingerprint")
-            and (not weak.get("model_revision") or f["revision"] == weak["model_revision"])
-        ),
-        None,
-    )
+    """The weak model's activations on the splits its labels were made on (same model name
+    and dataset fingerprint; one of the same model revision first: a revision recorded by an
+    older fingerprint of the same weights may differ)."""
+    same = [
+        f
+        for f in files
+        if f["model"] == weak.get("model")
+        and f["manifest"].get("dataset_fingerprint") == weak.get("dataset_fingerprint")
+    ]
+    same.sort(key=lambda f: f["revision"] != weak.get("model_revision"))  # stable: layers next
+    return same[0] if same else None

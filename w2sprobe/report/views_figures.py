@@ -43,6 +43,9 @@ def alignment_vs_pgr(report: Report):
                     xytext=(4, 2),
                     textcoords="offset points",
                     fontsize=6,
+                    # readable where it crosses a neighbour's error bar
+                    bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.8},
+                    zorder=4,
                 )
             else:
                 _clipped_point(ax, p[name], drawn, {"color": GREY, "marker": "o"})
@@ -55,7 +58,11 @@ def alignment_vs_pgr(report: Report):
         ax.set_xlim(min(xs) - 0.08 * spread, max(xs) + 0.25 * spread)  # room for the names
         ax.set_xlabel(label)
         ax.grid(color="#e6e6e6", linewidth=0.5, zorder=0)
-        ax.set_title(f"{'CKA' if name == 'cka' else 'Ridge R²'} vs PGR: {_rho(cross, name)}")
+        ax.set_title(
+            f"{'CKA' if name == 'cka' else 'Ridge R²'} vs PGR: {_rho(cross, name)}",
+            fontsize=8,
+            loc="left",
+        )
     axes[0].set_ylabel(f"{baseline} PGR" if baseline else "PGR")
     entries = {f"{baseline} (stable dataset)": {**kw, "linestyle": "none"}}
     if any(not p["stable"] for p in points):
