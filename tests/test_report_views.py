@@ -256,3 +256,47 @@ def test_a_rebuilt_report_reuses_the_alignment_an_earlier_report_stored(tmp_path
     assert again["reused"] is True
     assert again["cka"] == computed["cka"] and again["r2_last"] == computed["r2_last"]
     assert again["inputs"] == computed["inputs"]
+
+
+def test_disputed_texts_are_the_splits_texts_and_a_rebuilt_report_reuses_them(
+    tmp_path, shared_data, monkeypatch
+):
+    from w2sprobe.data.splits import SplitSizes, load_splits
+    from w2sprobe.report import views
+
+    splits = load_splits("sst2", data_dir=shared_data, seed=0, sizes=SplitSizes(40, 10, 10))
+    make_study(tmp_path, datasets=("sst2",), n=60, experiments={"xent": 1.5})
+    ids = {s: np.array(splits.splits[s].ids) for s in splits.splits}
+    rng = np.random.default_rng(3)
+    made = {
+        "dataset_fingerprint": splits.fingerprint,
+        "split_sizes": {s: len(v) for s, v in ids.items()},
+        "seed": 0,
+    }
+    weak = LabelSet(
+        "weak", "sst2", dict(ids), {s: rng.random(len(v)) for s, v in ids.items()},
+        {**made, "kind": "weak", "model": "wm"},
+    )  # fmt: skip
+    save_label_set(weak, tmp_path)
+    relabel = LabelSet(
+        "knn-relabel@weak", "sst2", dict(ids), {s: rng.random(len(v)) for s, v in ids.items()},
+        {**made, "kind": "relabel", "parent": weak.key, "probe": {"probe": "knn", "layer": 1}},
+    )  # fmt: skip
+    save_label_set(relabel, tmp_path)
+    report = build_report(tmp_path, n_boot=0, data_dir=str(shared_data))
+    table = _view(report, "sst2")["disputed"]
+    text_of = dict(zip(splits.splits["strong_train"].ids, splits.splits["strong_train"].texts))
+    assert [r["text"] for r in table["top"]] == [text_of[r["id"]] for r in table["top"]]
+    assert table["texts"] == f"texts from {shared_data}"
+    write_report(report, fmt="md")  # <cache>/reports/<key>/: the next report reads its texts
+
+    def no_rebuild(*args, **kwargs):
+        raise AssertionError("the splits were rebuilt")
+
+    monkeypatch.setattr("w2sprobe.data.splits.load_splits", no_rebuild)
+    again = _view(build_report(tmp_path, n_boot=0, data_dir=str(shared_data)), "sst2")
+    assert [r["text"] for r in again["disputed"]["top"]] == [r["text"] for r in table["top"]]
+    # without a data dir: ids only, and the table says how to look a text up
+    bare = _view(build_report(tmp_path, n_boot=0), "sst2")["disputed"]
+    assert all(r["text"] is None for r in bare["top"]) and "data ids --id" in bare["texts"]
+    assert views.TOP == len(bare["top"])

@@ -70,8 +70,19 @@ class _Memo:
 
     def __init__(self, root: Path):
         self.root, self._found = root, None
+        #: (dataset fingerprint, data dir) -> id -> text, from earlier disputed tables
+        self._texts: dict[tuple, dict[str, str]] = {}
 
     def get(self, inputs: dict) -> dict | None:
+        self._read()
+        return self._found.get(_signature(inputs))
+
+    def texts(self, fingerprint: str, data_dir: str) -> dict[str, str]:
+        """Texts earlier reports rebuilt from ``data_dir`` for rows of these splits."""
+        self._read()
+        return self._texts.get((fingerprint, str(data_dir)), {})
+
+    def _read(self) -> None:
         if self._found is None:
             from .files import read_summary, report_folders
 
@@ -86,7 +97,14 @@ class _Memo:
                     stored = view.get("alignment") if isinstance(view, dict) else None
                     if isinstance(stored, dict) and isinstance(stored.get("inputs"), dict):
                         self._found[_signature(stored["inputs"])] = stored
-        return self._found.get(_signature(inputs))
+                    table = view.get("disputed") if isinstance(view, dict) else None
+                    if isinstance(table, dict) and table.get("data_dir"):
+                        known = self._texts.setdefault(
+                            (table.get("dataset_fingerprint"), table["data_dir"]), {}
+                        )
+                        known.update(
+                            {r["id"]: r["text"] for r in table["top"] if r.get("text") is not None}
+                        )
 
 
 def _signature(inputs: dict) -> str:
@@ -112,7 +130,9 @@ def _dataset_view(root, dataset, sets, files, data_dir, top, memo=None) -> dict:
                 f"(w2sprobe relabel --dataset {dataset})"
             )
         else:
-            out["disputed"] = disputed_table(root, dataset, weak, relabel, strong, data_dir, top)
+            out["disputed"] = disputed_table(
+                root, dataset, weak, relabel, strong, data_dir, top, memo
+            )
         weak_file = _weak_file(files, weak["manifest"])
         if strong is None or weak_file is None:
             model = weak["manifest"].get("model", "WEAK")
@@ -135,7 +155,7 @@ def _dataset_view(root, dataset, sets, files, data_dir, top, memo=None) -> dict:
 # --------------------------------------------------------------------------- disputed
 
 
-def disputed_table(root, dataset, weak, relabel, strong, data_dir, top) -> dict:
+def disputed_table(root, dataset, weak, relabel, strong, data_dir, top, memo=None) -> dict:
     """The ``top`` strong_train rows where the relabel set's probe score and the weak label
     differ most (the view's ranking), with ground truth and, where they rebuild, texts."""
     from ..views import disputed_order
@@ -147,7 +167,13 @@ def disputed_table(root, dataset, weak, relabel, strong, data_dir, top) -> dict:
     if not known.all():
         raise UsageError(f"{relabel['name']} scores {int(known.sum())} of {len(ids)} rows")
     order = disputed_order(probe, weak_soft)
-    texts, text_note = _texts(dataset, relabel["manifest"], ids[order[:top]], data_dir)
+    fingerprint = relabel["manifest"].get("dataset_fingerprint")
+    wanted = [str(i) for i in ids[order[:top]]]
+    known = memo.texts(fingerprint, data_dir) if memo is not None and data_dir else {}
+    if data_dir and all(i in known for i in wanted):  # an earlier report rebuilt them
+        texts, text_note = known, f"texts from {data_dir}"
+    else:
+        texts, text_note = _texts(dataset, relabel["manifest"], wanted, data_dir)
     rows = []
     for rank, i in enumerate(order[:top]):
         rows.append(
@@ -174,6 +200,8 @@ def disputed_table(root, dataset, weak, relabel, strong, data_dir, top) -> dict:
         "weak_wrong": wrong,
         "top": rows,
         "texts": text_note,
+        "dataset_fingerprint": fingerprint,
+        "data_dir": str(data_dir) if texts else None,
     }
 
 
