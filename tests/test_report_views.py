@@ -184,9 +184,10 @@ def test_alignment_against_pgr_is_scipys_spearman_over_the_stable_datasets(cache
     assert {p["dataset"] for p in cross["points"]} == set(DATASETS)
     for p in cross["points"]:
         row = report.row(p["dataset"], "xent")
-        assert p["pgr"] == row["pgr"] and p["cka"] == _view(report, p["dataset"])["alignment"][
-            "cka_last"
-        ]
+        assert (
+            p["pgr"] == row["pgr"]
+            and p["cka"] == _view(report, p["dataset"])["alignment"]["cka_last"]
+        )
         assert p["stable"] == (p["dataset"] in report.included and not row.get("pgr_unstable"))
     assert len(stable) >= 3
     for name in ("cka", "r2"):
@@ -223,17 +224,17 @@ def test_without_weak_activations_the_alignment_is_one_note(tmp_path):
     report = build_report(tmp_path, n_boot=0)
     alpha, beta = _view(report, "alpha"), _view(report, "beta")
     assert alpha["alignment"] is None and alpha["disputed"] is not None
-    assert len(alpha["notes"]) == 1 and "weak model's activations are not cached" in (
-        alpha["notes"][0]
-    )
-    assert beta["alignment"] is not None and not beta["notes"]
+    assert alpha["missing"] == ["weak_acts"] and not alpha["notes"]
+    assert beta["alignment"] is not None and not beta["missing"] and not beta["notes"]
     # one dataset with an alignment: no rank correlation, and the report says so
     cross = report.views["alignment_vs_pgr"]
     assert cross["cka"]["rho"] is None and cross["cka"]["n"] <= 1
     write_report(report, tmp_path / "out", fmt="md")
     text = (tmp_path / "out" / "report.md").read_text()
     assert "too few datasets to tell" in text
-    assert "weak model's activations are not cached" in text
+    # one line naming the dataset and the command that makes what it lacks
+    (line,) = [x for x in text.splitlines() if "activations are not cached" in x]
+    assert line.startswith("- alpha: ") and "extract --model wm --dataset D --layers all" in line
 
 
 def test_a_report_without_label_sets_says_so_in_one_line(tmp_path):

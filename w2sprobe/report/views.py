@@ -51,8 +51,9 @@ def collect_views(
     data_dir: str | None = None,
     top: int = TOP,
 ) -> list[dict]:
-    """One entry per dataset in ``datasets``: ``disputed`` (or None), ``alignment`` (or None)
-    and ``notes`` saying what is missing and how to make it."""
+    """One entry per dataset in ``datasets``: ``disputed`` (or None), ``alignment`` (or None),
+    ``missing`` (keys of :data:`MISSING`: what it lacks for them) and ``notes`` (why a view
+    could not be read)."""
     root = Path(cache_dir)
     sets = _label_sets(root)
     acts = _activation_files(root)
@@ -111,12 +112,25 @@ def _signature(inputs: dict) -> str:
     return json.dumps(inputs, sort_keys=True)
 
 
+#: What a dataset lacks for a view -> what makes it (the report says each once, listing the
+#: datasets that lack it).
+MISSING = {
+    "weak_labels": "no weak label set (w2sprobe train weak --dataset D)",
+    "relabel": "no probe relabel set of the weak labels, so no disputed examples "
+    "(w2sprobe relabel --dataset D)",
+    "weak_acts": "the weak model's activations are not cached beside the strong model's, so "
+    "no CKA / ridge R² (w2sprobe extract --model WEAK --dataset D --layers all, or w2sprobe "
+    "view --align --dataset D)",
+}
+
+
 def _dataset_view(root, dataset, sets, files, data_dir, top, memo=None) -> dict:
-    out = {"dataset": dataset, "disputed": None, "alignment": None, "notes": []}
+    out = {"dataset": dataset, "disputed": None, "alignment": None, "missing": [], "notes": []}
     weak = _newest(s for s in sets if s["manifest"].get("kind") == "weak")
     if weak is None:
-        out["notes"].append(f"{dataset}: no weak label set in the cache (w2sprobe train weak)")
+        out["missing"].append("weak_labels")
         return out
+    out["weak_model"] = weak["manifest"].get("model")
     relabel = _newest(
         s
         for s in sets
@@ -125,22 +139,14 @@ def _dataset_view(root, dataset, sets, files, data_dir, top, memo=None) -> dict:
     strong = _strong_file(files, weak["manifest"], relabel)
     try:
         if relabel is None:
-            out["notes"].append(
-                f"{dataset}: no probe relabel set of the weak labels, so no disputed examples "
-                f"(w2sprobe relabel --dataset {dataset})"
-            )
+            out["missing"].append("relabel")
         else:
             out["disputed"] = disputed_table(
                 root, dataset, weak, relabel, strong, data_dir, top, memo
             )
         weak_file = _weak_file(files, weak["manifest"])
         if strong is None or weak_file is None:
-            model = weak["manifest"].get("model", "WEAK")
-            out["notes"].append(
-                f"{dataset}: the weak model's activations are not cached beside the strong "
-                f"model's, so no CKA / ridge R² (w2sprobe view --align --dataset {dataset}, or "
-                f"w2sprobe extract --model {model} --dataset {dataset} --layers all)"
-            )
+            out["missing"].append("weak_acts")
         else:
             inputs = alignment_inputs(weak_file, strong)
             stored = memo.get(inputs) if memo is not None else None

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from .build import Report
 from .document import Bullets, Heading, Para, Table, fmt
-from .views import TEXT_WIDTH, too_few
+from .views import MISSING, TEXT_WIDTH, too_few
 
 
 def views_blocks(report: Report) -> list:
@@ -39,7 +39,14 @@ def views_blocks(report: Report) -> list:
             blocks.append(_disputed(view["dataset"], view["disputed"]))
     blocks += _alignment(views)
     blocks += _cross(report)
-    notes = [n for v in views for n in v.get("notes", [])]
+    notes = []
+    for kind, text in MISSING.items():  # one line each, however many datasets lack it
+        lacking = [v for v in views if kind in v.get("missing", [])]
+        if lacking:
+            models = sorted({str(v.get("weak_model")) for v in lacking})
+            text = text.replace("WEAK", "|".join(models))
+            notes.append(f"{', '.join(v['dataset'] for v in lacking)}: {text}.")
+    notes += [n for v in views for n in v.get("notes", [])]
     if notes:
         blocks.append(Bullets(notes))
     return blocks
