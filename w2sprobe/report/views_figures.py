@@ -5,7 +5,14 @@ student's PGR, one point per dataset (numbers from :mod:`w2sprobe.report.views`)
 from __future__ import annotations
 
 from .build import Report
-from .figures import PGR_LIMITS, _clipped_point, _error, _pyplot, _shared_legend
+from .figures import (
+    PGR_LIMITS,
+    _clipped_point,
+    _dataset_marks,
+    _error,
+    _pyplot,
+    _shared_legend,
+)
 from .plotting import OKABE_ITO, PAGE_WIDTH, clip_to_window, data_window, series_styles
 from .views import too_few
 
@@ -27,6 +34,7 @@ def alignment_vs_pgr(report: Report):
     plt = _pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(PAGE_WIDTH, 3.0), layout="constrained", sharey=True)
     rows = {p["dataset"]: p for p in points}
+    marks = _dataset_marks(report)  # the tables' marks: * saturated, † unstable PGR
     ends = [v for p in points for v in [p["pgr"], *(_interval(p) or [])]]
     window = data_window(ends, PGR_LIMITS, (0.0, 1.0))
     for ax, name, label in (
@@ -35,20 +43,19 @@ def alignment_vs_pgr(report: Report):
     ):
         for p in rows.values():
             drawn = clip_to_window(p["pgr"], _interval(p), window)
-            if p["stable"]:
-                _clipped_point(ax, p[name], drawn, kw)
-                ax.annotate(
-                    p["dataset"],
-                    (p[name], drawn.y),
-                    xytext=(4, 2),
-                    textcoords="offset points",
-                    fontsize=6,
-                    # readable where it crosses a neighbour's error bar
-                    bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.8},
-                    zorder=4,
-                )
-            else:
-                _clipped_point(ax, p[name], drawn, {"color": GREY, "marker": "o"})
+            style = kw if p["stable"] else {"color": GREY, "marker": "o"}
+            _clipped_point(ax, p[name], drawn, style)
+            ax.annotate(
+                p["dataset"] + ("" if p["stable"] else marks.get(p["dataset"], "")),
+                (p[name], drawn.y),
+                xytext=(4, 2),
+                textcoords="offset points",
+                fontsize=6,
+                color="black" if p["stable"] else "#666666",
+                # readable where it crosses a neighbour's error bar
+                bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.8},
+                zorder=4,
+            )
         ax.axhline(0, color="#777777", linewidth=0.7, linestyle="--", zorder=0)
         ax.axhline(1, color="#777777", linewidth=0.7, linestyle=":", zorder=0)
         pad = 0.06 * (window[1] - window[0])
@@ -64,7 +71,9 @@ def alignment_vs_pgr(report: Report):
             loc="left",
         )
     axes[0].set_ylabel(f"{baseline} PGR" if baseline else "PGR")
-    entries = {f"{baseline} (stable dataset)": {**kw, "linestyle": "none"}}
+    entries = {}
+    if any(p["stable"] for p in points):
+        entries[f"{baseline} (stable dataset)"] = {**kw, "linestyle": "none"}
     if any(not p["stable"] for p in points):
         entries["unstable or saturated dataset"] = {
             "color": GREY,
@@ -78,7 +87,7 @@ def alignment_vs_pgr(report: Report):
         "its strong_train rows: left, linear CKA of the two models' last layers; right, R² on "
         "held-out test rows of a ridge map from the weak model's last layer to the strong "
         "model's. Dashed line: weak supervisor (PGR 0); dotted: ceiling (1). Grey: datasets "
-        "whose PGR is unstable or that are saturated, left out of ρ. "
+        "whose PGR is unstable (†) or that are saturated (*), left out of ρ. "
         f"Spearman over the stable datasets: CKA {_rho(cross, 'cka')}; R² {_rho(cross, 'r2')}."
     )
     return fig, "Weak–strong alignment vs PGR across datasets", caption
