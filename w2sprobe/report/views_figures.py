@@ -37,32 +37,25 @@ def alignment_vs_pgr(report: Report):
     marks = _dataset_marks(report)  # the tables' marks: * saturated, † unstable PGR
     ends = [v for p in points for v in [p["pgr"], *(_interval(p) or [])]]
     window = data_window(ends, PGR_LIMITS, (0.0, 1.0))
+    labels = {}
     for ax, name, label in (
         (axes[0], "cka", "linear CKA, weak vs strong (last layers)"),
         (axes[1], "r2", "ridge R², weak → strong (held-out test)"),
     ):
+        labels[name] = []
         for p in rows.values():
             drawn = clip_to_window(p["pgr"], _interval(p), window)
             style = kw if p["stable"] else {"color": GREY, "marker": "o"}
             _clipped_point(ax, p[name], drawn, style)
-            ax.annotate(
-                p["dataset"] + ("" if p["stable"] else marks.get(p["dataset"], "")),
-                (p[name], drawn.y),
-                xytext=(4, 2),
-                textcoords="offset points",
-                fontsize=6,
-                color="black" if p["stable"] else "#666666",
-                # readable where it crosses a neighbour's error bar
-                bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.8},
-                zorder=4,
-            )
+            text = p["dataset"] + ("" if p["stable"] else marks.get(p["dataset"], ""))
+            labels[name].append((p[name], drawn.y, text, p["stable"]))
         ax.axhline(0, color="#777777", linewidth=0.7, linestyle="--", zorder=0)
         ax.axhline(1, color="#777777", linewidth=0.7, linestyle=":", zorder=0)
         pad = 0.06 * (window[1] - window[0])
         ax.set_ylim(window[0] - pad, window[1] + pad)
         xs = [p[name] for p in points]
         spread = max(max(xs) - min(xs), 0.1)
-        ax.set_xlim(min(xs) - 0.08 * spread, max(xs) + 0.25 * spread)  # room for the names
+        ax.set_xlim(min(xs) - 0.12 * spread, max(xs) + 0.3 * spread)  # room for the names
         ax.set_xlabel(label)
         ax.grid(color="#e6e6e6", linewidth=0.5, zorder=0)
         ax.set_title(
@@ -81,6 +74,9 @@ def alignment_vs_pgr(report: Report):
             "linestyle": "none",
         }
     _shared_legend(fig, entries)
+    fig.canvas.draw()  # the layout settles first: the names are placed in final coordinates
+    for ax, name in zip(axes, ("cka", "r2")):
+        _place_labels(fig, ax, labels[name])
     caption = (
         f"Each dataset's {baseline} PGR (test ROC AUC; error bars: 95% paired bootstrap CI, or ± "
         "standard error over seeds) against how alike the weak and the strong model represent "
@@ -91,6 +87,60 @@ def alignment_vs_pgr(report: Report):
         f"Spearman over the stable datasets: CKA {_rho(cross, 'cka')}; R² {_rho(cross, 'r2')}."
     )
     return fig, "Weak–strong alignment vs PGR across datasets", caption
+
+
+#: Where a dataset's name may go, in points from its marker, in order of preference.
+_LABEL_SPOTS = ((4, 2, "left"), (-4, 2, "right"), (4, -8, "left"), (-4, -8, "right"),
+                (4, 9, "left"), (-4, 9, "right"))  # fmt: skip
+
+
+def _place_labels(fig, ax, labels: list[tuple]) -> None:
+    """Each dataset's name beside its marker, at the first spot of :data:`_LABEL_SPOTS` that
+    stays inside the axes and overlaps neither a name already placed nor another marker (else
+    the spot inside that overlaps least)."""
+    from matplotlib.transforms import Bbox
+
+    renderer = fig.canvas.get_renderer()
+    half = 3.0 * fig.dpi / 72  # a marker's half width, in display units
+    markers = [ax.transData.transform((x, y)) for x, y, _, _ in labels]
+    taken = [Bbox([[mx - half, my - half], [mx + half, my + half]]) for mx, my in markers]
+    for index, (x, y, text, stable) in sorted(enumerate(labels), key=lambda t: t[1][:2]):
+        own = taken[index]
+        best = None
+        for dx, dy, ha in _LABEL_SPOTS:
+            note = ax.annotate(
+                text,
+                (x, y),
+                xytext=(dx, dy),
+                textcoords="offset points",
+                ha=ha,
+                fontsize=6,
+                color="black" if stable else "#666666",
+                # readable where it crosses a neighbour's error bar
+                bbox={"boxstyle": "square,pad=0.05", "fc": "white", "ec": "none", "alpha": 0.8},
+                zorder=4,
+            )
+            note.set_in_layout(False)
+            box = note.get_window_extent(renderer)
+            cut = not (ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1)  # cut at the edge
+            clash = sum(_overlap(box, other) for other in taken if other is not own)
+            score = (cut, clash)
+            if best is None or score < best[0]:
+                if best is not None:
+                    best[1].remove()
+                best = (score, note, box)
+            else:
+                note.remove()
+            if score == (False, 0):
+                break
+        taken.append(best[2])
+
+
+def _overlap(a, b) -> float:
+    """Area two display boxes share."""
+    width = min(a.x1, b.x1) - max(a.x0, b.x0)
+    height = min(a.y1, b.y1) - max(a.y0, b.y0)
+    return max(width, 0.0) * max(height, 0.0)
 
 
 def _interval(point: dict) -> list[float] | None:
