@@ -169,9 +169,9 @@ def disputed_table(root, dataset, weak, relabel, strong, data_dir, top, memo=Non
     weak_set, probe_set = load_label_set(weak["folder"]), load_label_set(relabel["folder"])
     ids, truth = _truth(root, dataset, weak, strong)
     _, weak_soft = weak_set.align(FIT_SPLIT, ids)
-    known, probe = probe_set.align(FIT_SPLIT, ids)
-    if not known.all():
-        raise UsageError(f"{relabel['name']} scores {int(known.sum())} of {len(ids)} rows")
+    scored, probe = probe_set.align(FIT_SPLIT, ids)
+    if not scored.all():
+        raise UsageError(f"{relabel['name']} scores {int(scored.sum())} of {len(ids)} rows")
     order = disputed_order(probe, weak_soft)
     fingerprint = relabel["manifest"].get("dataset_fingerprint")
     wanted = [str(i) for i in ids[order[:top]]]
