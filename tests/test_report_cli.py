@@ -197,6 +197,11 @@ def test_markdown_default_folder_subset_and_skipped_figures(capsys, study):
             "name": "misfit_vs_gain",
             "reason": "no student or probe runs with diagnostics (misfit and gain)",
         },
+        {
+            "name": "alignment_vs_pgr",
+            "reason": "no dataset with a PGR and the weak model's activations cached beside "
+            "the strong ones",
+        },
     ]
     assert "filter_precision skipped" in markdown
     assert summary["options"]["seed"] == 4 and summary["datasets"] == ["alpha", "gamma"]

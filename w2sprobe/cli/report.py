@@ -55,6 +55,7 @@ def report(opts: Options, ctl: Control) -> None:
             progress=bar.update,
             min_gap=r.min_gap,
             kind=kind,
+            data_dir=opts.data.data_dir,
         )
     summary = {"command": "report", **write_report(built, Path(r.out) if r.out else None, r.format)}
     tracker = open_tracker(opts.workspace.tracker, opts.cache_dir)

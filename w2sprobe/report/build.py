@@ -36,6 +36,7 @@ from .stats import (
     weighted_auc,
 )
 from .transfer import collect_transfers
+from .views import alignment_vs_pgr, collect_views
 
 # The defaults are the report options' (w2sprobe.options): one place for the CLI and the library.
 _DEFAULTS = ReportOptions()
@@ -85,6 +86,9 @@ class Report:
     point_rule_unstable: list[str] = field(default_factory=list)
     #: Saved probes scored on other datasets (``w2sprobe apply``): report/transfer.py.
     transfers: list[dict] = field(default_factory=list)
+    #: Views of the cache (report/views.py): per dataset disputed examples and weak-strong
+    #: alignment, and alignment vs PGR across datasets.
+    views: dict = field(default_factory=dict)
 
     @property
     def included(self) -> list[str]:
@@ -125,6 +129,7 @@ class Report:
             "notes": self.notes,
             "run_warnings": self.run_warnings,
             "transfers": self.transfers,
+            "views": self.views,
         }
 
 
@@ -138,6 +143,7 @@ def build_report(
     progress: Progress | None = None,
     min_gap: float = DEFAULT_MIN_GAP,
     kind: str | None = None,
+    data_dir: str | None = None,
 ) -> Report:
     """Read the results under ``cache_dir`` and compute every table of the report.
 
@@ -146,6 +152,7 @@ def build_report(
     ``min_gap``: a dataset whose ceiling − weak AUC is below it has unstable PGRs: they are
     shown flagged and left out of the summary and comparisons, like a saturated dataset's.
     ``kind``: the students compared, ``lora`` or ``head`` (None: the one kind there is).
+    ``data_dir``: where the disputed examples' texts are rebuilt from (None: ids only).
     """
     if n_boot < 0:
         raise UsageError(f"--n-boot must be >= 0, got {n_boot}")
@@ -187,6 +194,7 @@ def build_report(
         "student_kind": found.kind,
     }
     experiments = sorted({r["experiment"] for r in rows}, key=experiment_order)
+    views = collect_views(root, found.datasets, data_dir)
     return Report(
         cache_dir=root,
         key=_inputs_key(found, sweeps, filters, options, transfers),
@@ -216,6 +224,10 @@ def build_report(
         run_warnings=recorded_warnings(found),
         setup={**study_setup(found), "report_command": current_command()},
         transfers=transfers,
+        views={
+            "datasets": views,
+            "alignment_vs_pgr": alignment_vs_pgr(views, rows, included, chosen),
+        },
     )
 
 

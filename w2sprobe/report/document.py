@@ -53,13 +53,17 @@ class Code:
     summary: str | None = None
 
 
-def report_blocks(report: Report, figures: list[Figure], skipped: list[dict]) -> list:
+def report_blocks(
+    report: Report, figures: list[Figure], skipped: list[dict], views: list | None = None
+) -> list:
     """Everything the rendered report shows, in order: what was compared, the numbers (summary,
-    comparisons, every dataset's table), then the figures, then what is missing and the inputs."""
+    comparisons, every dataset's table), then the figures, then what is missing and the inputs.
+    ``views``: the "Views of the cache" section's blocks (report/views_blocks.py), after the
+    diagnostics."""
     blocks: list = [Heading(1, "Weak-to-strong report")]
     blocks += _setup(report) + _summary(report) + _comparisons(report) + _per_dataset(report)
     blocks += _transfers(report)
-    blocks += _diagnostics(report) + _sweep_choices(report)
+    blocks += _diagnostics(report) + _sweep_choices(report) + (views or [])
     blocks += _saturation(report) + _unstable(report) + _figures(figures, skipped)
     blocks += _gaps(report) + _run_warnings(report) + _inputs(report)
     return blocks

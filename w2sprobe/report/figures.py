@@ -71,8 +71,13 @@ class Figure:
         }
 
 
-def draw_figures(report: Report, out_dir: Path) -> tuple[list[Figure], list[dict]]:
-    """Draw every figure the report has inputs for into ``out_dir``; return (figures, skipped)."""
+def draw_figures(
+    report: Report, out_dir: Path, extra: tuple = ()
+) -> tuple[list[Figure], list[dict]]:
+    """Draw every figure the report has inputs for into ``out_dir``; return (figures, skipped).
+
+    ``extra``: more ``(name, draw)`` pairs, drawn last (figures of modules that build on this
+    one, such as report/views_figures.py)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     plt = _pyplot()
     figures, skipped = [], []
@@ -82,6 +87,7 @@ def draw_figures(report: Report, out_dir: Path) -> tuple[list[Figure], list[dict
         ("probe_sweeps", probe_sweeps),
         ("filter_precision", filter_precision),
         ("misfit_vs_gain", misfit_vs_gain),
+        *extra,
     ):
         with plt.rc_context(PAPER_RC):
             result = draw(report)

@@ -21,6 +21,8 @@ from . import files as report_files
 from .build import Report
 from .document import Bullets, Code, FigureBlock, Heading, Para, Table, report_blocks
 from .figures import draw_figures
+from .views_blocks import views_blocks
+from .views_figures import alignment_vs_pgr
 
 FORMATS = ("html", "md", "json")
 
@@ -44,19 +46,22 @@ def write_report(report: Report, out_dir: Path | None = None, fmt: str = "html")
     # Unfinished from here until report.json is written again, last: a kill never leaves a
     # torn file in a report that looks complete.
     previous = report_files.begin(out_dir, report.key)
-    figures, skipped = draw_figures(report, out_dir / "figures")
+    figures, skipped = draw_figures(
+        report, out_dir / "figures", extra=(("alignment_vs_pgr", alignment_vs_pgr),)
+    )
     summary = {
         **report.to_dict(),
         "figures": [f.to_dict() for f in figures],
         "skipped_figures": skipped,
     }
     files = {"json": out_dir / "report.json"}
+    blocks = report_blocks(report, figures, skipped, views_blocks(report))
     if fmt == "md":
         files["md"] = out_dir / "report.md"
-        write_text(files["md"], to_markdown(report_blocks(report, figures, skipped), out_dir))
+        write_text(files["md"], to_markdown(blocks, out_dir))
     elif fmt == "html":
         files["html"] = out_dir / "report.html"
-        write_text(files["html"], to_html(report_blocks(report, figures, skipped)))
+        write_text(files["html"], to_html(blocks))
     # The other format, written earlier from the same inputs into this folder, stays listed.
     files = {**previous, **files}
     listed = [files["json"], *(files[f] for f in ("md", "html") if f in files)]
