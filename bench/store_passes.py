@@ -20,9 +20,10 @@ Time is the row loop (tokenize, forward passes, read-outs, writes and commits: t
 bytes are the files' sizes on disk.  Then the read-out alone (``--readout-repeats``): the same
 length-sorted batches through one loaded model's ``LayerReader`` with one reducer (mean), two
 (mean, last) and mean plus the last-8 token slice, no I/O — what a second output costs the
-forward pass itself.
+forward pass itself, measured batch by batch in turn so that other jobs' load falls on every
+reader alike (the robust ratio on a shared machine).
 
-    nice python bench/store_passes.py --data-dir ../shared/data --rows 200 --repeats 6
+    nice python bench/store_passes.py --data-dir ../shared/data
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def run_once(base: ExtractRequest, poolings, tokens, cache: Path) -> dict:
 
 
 def readout_only(model_name: str, texts: list[str], repeats: int) -> dict:
-    """Seconds per reducer set over the same length-sorted batches of 32 (no I/O): best, median."""
+    """Seconds per reducer set over the same length-sorted batches of 32 (no I/O), the readers
+    interleaved batch by batch; best and median over ``repeats`` sweeps of the batches."""
     import torch
 
     ref = resolve_model(model_name)
@@ -88,16 +90,17 @@ def readout_only(model_name: str, texts: list[str], repeats: int) -> dict:
         "mean+last:8": [pooler("mean"), token_reducer(parse_token_spec("last:8"))],
     }
     readers = {k: LayerReader(model, describe(model), layers, r) for k, r in reducers.items()}
-    seconds: dict[str, list[float]] = {name: [] for name in readers}
-    cpu_seconds: dict[str, list[float]] = {name: [] for name in readers}
+    seconds = {name: [0.0] * repeats for name in readers}
+    cpu_seconds = {name: [0.0] * repeats for name in readers}
     with torch.inference_mode():
         for repeat in range(repeats):
-            for name in rotated(list(readers), repeat):
-                start, cpu = time.perf_counter(), time.process_time()
-                for batch in batches:
+            for index, batch in enumerate(batches):
+                # every batch through each reader in turn: a busy spell hits all of them alike
+                for name in rotated(list(readers), repeat + index):
+                    start, cpu = time.perf_counter(), time.process_time()
                     readers[name].read(batch["input_ids"], batch["attention_mask"])
-                seconds[name].append(time.perf_counter() - start)
-                cpu_seconds[name].append(time.process_time() - cpu)
+                    seconds[name][repeat] += time.perf_counter() - start
+                    cpu_seconds[name][repeat] += time.process_time() - cpu
     return {"wall": summary(seconds), "cpu": summary(cpu_seconds)}
 
 
@@ -124,9 +127,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--model", default="minilm")
-    parser.add_argument("--rows", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=6)
-    parser.add_argument("--readout-repeats", type=int, default=9)
+    parser.add_argument("--rows", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=12)
+    parser.add_argument("--readout-rows", type=int, default=400)
+    parser.add_argument("--readout-repeats", type=int, default=3)
     args = parser.parse_args()
     set_cpu_threads()
     splits, small = (sst2(args.data_dir, n) for n in (args.rows, 50))
@@ -151,7 +155,11 @@ def main() -> None:
     ratio = tok["token_bytes"] / one["pooled_bytes"]
     print(json.dumps({"rows": rows, "passes": passes, **sizes, "token_over_pooled_bytes": ratio}))
     if args.readout_repeats:
-        texts = [t for split in splits.splits.values() for t in split.texts]
+        texts = [
+            t
+            for split in sst2(args.data_dir, args.readout_rows).splits.values()
+            for t in split.texts
+        ]
         print(json.dumps({"readout_only": readout_only(args.model, texts, args.readout_repeats)}))
 
 
