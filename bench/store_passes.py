@@ -9,17 +9,21 @@ side in one process: each method extracts into a fresh cache folder through
 * ``mean,last``     — two poolings, one forward pass, two files;
 * ``mean+last:8``   — the pooled file plus the token-level file of the last 8 tokens.
 
-On a shared machine single runs scatter widely, so the order rotates every repeat and both the
-best and the median run are reported, each ÷ the one-pooling baseline's.
+On a shared machine single runs scatter widely (other jobs take the cores), so the order
+rotates every repeat, both the best and the median run are reported, each ÷ the one-pooling
+baseline's, and so is the CPU time the process itself used (``time.process_time``, all its
+threads; of the whole call, so it includes the same model load for every method), which other
+jobs disturb far less than the wall clock.
 
 Time is the row loop (tokenize, forward passes, read-outs, writes and commits: the
 ``seconds`` an extraction reports, model load excluded) and the wall time of the whole call;
 bytes are the files' sizes on disk.  Then the read-out alone (``--readout-repeats``): the same
 length-sorted batches through one loaded model's ``LayerReader`` with one reducer (mean), two
 (mean, last) and mean plus the last-8 token slice, no I/O — what a second output costs the
-forward pass itself.
+forward pass itself, measured batch by batch in turn so that other jobs' load falls on every
+reader alike (the robust ratio on a shared machine).
 
-    nice python bench/store_passes.py --data-dir ../shared/data --rows 200 --repeats 6
+    nice python bench/store_passes.py --data-dir ../shared/data
 """
 
 from __future__ import annotations
@@ -52,13 +56,14 @@ def sst2(data_dir: str, rows: int):
 def run_once(base: ExtractRequest, poolings, tokens, cache: Path) -> dict:
     plans = [plan_extraction(dataclasses.replace(base, pooling=p), cache) for p in poolings]
     token_plan = tokens and plan_tokens(plans[0], parse_token_spec(tokens), cache, 1 << 40)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     result = extract_pass(plans, token_plan)
-    wall = time.perf_counter() - start
+    wall, cpu = time.perf_counter() - start, time.process_time() - cpu
     pooled = sum(r.path.stat().st_size for r in result.pooled)
     return {
         "loop_s": result.pooled[0].seconds,
         "wall_s": wall,
+        "cpu_s": cpu,
         "pooled_bytes": pooled,
         "token_bytes": result.tokens.path.stat().st_size if result.tokens else 0,
         "tokens": result.pooled[0].tokens,
@@ -66,7 +71,8 @@ def run_once(base: ExtractRequest, poolings, tokens, cache: Path) -> dict:
 
 
 def readout_only(model_name: str, texts: list[str], repeats: int) -> dict:
-    """Seconds per reducer set over the same length-sorted batches of 32 (no I/O): best, median."""
+    """Seconds per reducer set over the same length-sorted batches of 32 (no I/O), the readers
+    interleaved batch by batch; best and median over ``repeats`` sweeps of the batches."""
     import torch
 
     ref = resolve_model(model_name)
@@ -84,15 +90,18 @@ def readout_only(model_name: str, texts: list[str], repeats: int) -> dict:
         "mean+last:8": [pooler("mean"), token_reducer(parse_token_spec("last:8"))],
     }
     readers = {k: LayerReader(model, describe(model), layers, r) for k, r in reducers.items()}
-    seconds: dict[str, list[float]] = {name: [] for name in readers}
+    seconds = {name: [0.0] * repeats for name in readers}
+    cpu_seconds = {name: [0.0] * repeats for name in readers}
     with torch.inference_mode():
         for repeat in range(repeats):
-            for name in rotated(list(readers), repeat):
-                start = time.perf_counter()
-                for batch in batches:
+            for index, batch in enumerate(batches):
+                # every batch through each reader in turn: a busy spell hits all of them alike
+                for name in rotated(list(readers), repeat + index):
+                    start, cpu = time.perf_counter(), time.process_time()
                     readers[name].read(batch["input_ids"], batch["attention_mask"])
-                seconds[name].append(time.perf_counter() - start)
-    return summary(seconds)
+                    seconds[name][repeat] += time.perf_counter() - start
+                    cpu_seconds[name][repeat] += time.process_time() - cpu
+    return {"wall": summary(seconds), "cpu": summary(cpu_seconds)}
 
 
 def rotated(names: list[str], repeat: int) -> list[str]:
@@ -118,9 +127,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--model", default="minilm")
-    parser.add_argument("--rows", type=int, default=200)
-    parser.add_argument("--repeats", type=int, default=6)
-    parser.add_argument("--readout-repeats", type=int, default=9)
+    parser.add_argument("--rows", type=int, default=100)
+    parser.add_argument("--repeats", type=int, default=12)
+    parser.add_argument("--readout-rows", type=int, default=400)
+    parser.add_argument("--readout-repeats", type=int, default=3)
     args = parser.parse_args()
     set_cpu_threads()
     splits, small = (sst2(args.data_dir, n) for n in (args.rows, 50))
@@ -136,13 +146,20 @@ def main() -> None:
                 print(json.dumps({"method": name, "repeat": repeat, **got}), flush=True)
                 runs[name].append(got)
     one, tok = runs["mean"][0], runs["mean+last:8"][0]
-    passes = summary({name: [r["loop_s"] for r in got] for name, got in runs.items()})
+    passes = {
+        "loop": summary({name: [r["loop_s"] for r in got] for name, got in runs.items()}),
+        "cpu": summary({name: [r["cpu_s"] for r in got] for name, got in runs.items()}),
+    }
     rows = sum(len(s.ids) for s in splits.splits.values())
     sizes = {"pooled_bytes": one["pooled_bytes"], "token_bytes": tok["token_bytes"]}
     ratio = tok["token_bytes"] / one["pooled_bytes"]
     print(json.dumps({"rows": rows, "passes": passes, **sizes, "token_over_pooled_bytes": ratio}))
     if args.readout_repeats:
-        texts = [t for split in splits.splits.values() for t in split.texts]
+        texts = [
+            t
+            for split in sst2(args.data_dir, args.readout_rows).splits.values()
+            for t in split.texts
+        ]
         print(json.dumps({"readout_only": readout_only(args.model, texts, args.readout_repeats)}))
 
 

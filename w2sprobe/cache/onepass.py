@@ -107,7 +107,7 @@ def _run(
             )
             spec = tokens.spec
             sinks.append(Sink(partial, token_reducer(spec), tokens.row_shape, token_extras(spec)))
-        resumed = sum(sink.partial.committed(s.name) for sink in sinks for s in splits)
+        resumed = [sum(sink.partial.committed(s.name) for s in splits) for sink in sinks]
         texts = {s.name: s.texts for s in splits}
         used, seconds = fill_sinks(sinks, texts, base, request, progress) if sinks else (0, 0.0)
     except BaseException:
@@ -116,13 +116,12 @@ def _run(
         raise
     rows = {s.name: len(s.ids) for s in splits}
     made: dict[str, ExtractResult] = {}
-    for sink in sinks:
+    for sink, kept in zip(sinks, resumed):
         path = sink.partial.finish()
         for shard in shard_files(path):  # left by a killed data-parallel run of this key
             shard.unlink(missing_ok=True)
-        made[path.name.removesuffix(".h5")] = ExtractResult(
-            path.name.removesuffix(".h5"), path, False, base.layers, rows, used, seconds, resumed
-        )
+        key = path.name.removesuffix(".h5")
+        made[key] = ExtractResult(key, path, False, base.layers, rows, used, seconds, kept)
     pooled = [hits[p.key] or _with_manifest(made[p.key], p.manifest) for p in plans]
     token_result = None
     if tokens:
