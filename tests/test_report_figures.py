@@ -126,6 +126,16 @@ def test_pgr_panels_have_no_empty_dataset_columns(tmp_path):
     assert panels["Probe filtering"].series == ["xent", "knn-filter"]
 
 
+def test_a_series_with_no_pgr_on_the_panels_columns_is_left_out_of_the_legend(tmp_path):
+    make_study(tmp_path, datasets=("a", "b"), experiments={"xent": 1.5, "logconf": 1.4}, n=60)
+    make_study(tmp_path, datasets=("c",), experiments={"xent": 1.5, "kl": 1.4}, n=60, base_seed=1)
+    report = build_report(tmp_path, n_boot=0)
+    report.unstable.append({"dataset": "c"})  # kl's only dataset leaves the figure
+    panels = {p.title: p for p in pgr_panels(report)}
+    assert panels["Loss functions"].datasets == ["a", "b"]
+    assert panels["Loss functions"].series == ["xent", "logconf"]
+
+
 def test_every_figure_is_written_as_png_svg_and_pdf(tmp_path):
     make_study(tmp_path, datasets=("a", "b"), n=60)
     summary = write_report(build_report(tmp_path, n_boot=20), tmp_path / "out", fmt="json")

@@ -128,6 +128,9 @@ def pgr_panels(report: Report) -> list[Panel]:
         names = [e for e in _students(report) if experiment_group(e) == group and e != baseline]
         own = names + ([baseline] if baseline and experiment_group(baseline) == group else [])
         columns = [d for d in report.included if any(_value(report, d, e, "pgr") for e in own)]
+        # a series with no PGR on these columns (e.g. run only on an unstable dataset) would
+        # sit in the legend with no point to show
+        names = [e for e in names if any(_value(report, d, e, "pgr") for d in columns)]
         if own and columns:
             panels.append(Panel(title, ([baseline] if baseline else []) + names, columns))
     return panels
