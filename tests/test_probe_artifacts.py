@@ -315,21 +315,31 @@ def test_relabel_names_its_probe_and_it_predicts_the_new_val_labels(capsys, cach
 
 
 def test_filter_names_its_probe_and_its_val_scores_are_the_filters(capsys, cached):
-    summary, labels = derive(capsys, "filter", *PROBES["logreg"], "--contamination", "0.2")
-    key = labels.manifest["probe_key"]
-    assert summary["probe_key"] == key and (Path("c/probes/sst2") / key / "probe.json").is_file()
-    saved = load_probe(key, cache_dir="c")
     ids, acts = val_of(cached["path"])
     weak = load_label_set(next(p for p in Path("c/labels/sst2").iterdir() if _named(p, "weak")))
     _, weak_val = weak.align("val", ids)
-    # val is filtered by |weak label - prediction| of this probe: the highest round(0.2 n) go
-    disagreement = np.abs(weak_val - saved.predict(acts))
-    dropped = np.argsort(-disagreement, kind="stable")[: round(0.2 * len(ids))]
-    assert sorted(labels.ids["val"].tolist()) == sorted(np.delete(ids, dropped).tolist())
+    keys = []
+    for probe in ("logreg", "knn"):
+        summary, labels = derive(capsys, "filter", *PROBES[probe], "--contamination", "0.2")
+        key = labels.manifest["probe_key"]
+        assert (
+            summary["probe_key"] == key and (Path("c/probes/sst2") / key / "probe.json").is_file()
+        )
+        saved = load_probe(key, cache_dir="c")
+        # val is filtered by |weak label - prediction| of this probe: the top round(0.2 n) go
+        disagreement = np.abs(weak_val - saved.predict(acts))
+        dropped = np.argsort(-disagreement, kind="stable")[: round(0.2 * len(ids))]
+        kept = sorted(np.delete(ids, dropped).tolist())
+        assert sorted(labels.ids["val"].tolist()) == kept, probe
+        keys.append(key)
+    code, out, err = run(
+        capsys, "filter", *PROBES["knn"], "--contamination", "0.2", "--layer", LAYER
+    )
+    assert code == 0 and f"probe_key {keys[-1]}" in out, err  # the text output names it too
     # TopoFilter filters val on its own graph: it judged by no probe, it saves none
     summary, labels = derive(capsys, "filter", *PROBES["topo"], "--contamination", "0.2")
     assert summary["probe_key"] is None and "probe_key" not in labels.manifest
-    assert [p.name for p in Path("c/probes/sst2").iterdir()] == [key]
+    assert sorted(p.name for p in Path("c/probes/sst2").iterdir()) == sorted(keys)
 
 
 def _named(folder: Path, name: str) -> bool:
