@@ -440,14 +440,16 @@ def test_disk_full_while_writing_a_label_set_is_one_line_and_the_rerun_works(
         monkeypatch.chdir(disk)
         if mounted:
             filler = fill(disk)
-        else:  # the write of labels.csv into the staging folder fails
+        else:  # the first write (the probe's params.npz, in its staging folder) fails
             monkeypatch.setattr("w2sprobe.atomic.open", enospc, raising=False)
         code, out, err = run_cli(capsys, "relabel", "--probe", "knn", "--k", "10")
         line = error_line(err)
         assert code == 2 and line.startswith("error: no space left on device while writing ")
-        assert "labels.csv" in line and "needed" in line
+        # relabel writes the probe it fit first (a set names a probe entry that exists)
+        assert "probes/sst2/" in line and "params.npz" in line and "needed" in line
         no_leftovers(disk / "c")
         assert [m["name"] for m in list_label_sets(disk / "c", "sst2")] == ["weak"]
+        assert not list((disk / "c").glob("probes/*/*"))
         if mounted:
             filler.unlink()
         else:

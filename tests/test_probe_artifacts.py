@@ -14,7 +14,7 @@ from conftest import run_cli
 from w2sprobe.atomic import host_name
 from w2sprobe.cache import ActivationStore, list_entries
 from w2sprobe.errors import UsageError
-from w2sprobe.labels import LabelSet, save_label_set
+from w2sprobe.labels import LabelSet, labels_root, load_label_set, save_label_set
 from w2sprobe.probes import load_probe
 from w2sprobe.runs import load_run
 
@@ -276,3 +276,99 @@ def test_transfer_to_activations_of_another_width_is_refused(capsys, cached, tmp
     assert not Path("c/runs/cola").exists()
     code, out, err = run(capsys, "probe", *PROBES["logreg"], "--layer", LAYER)
     assert code == 0 and saved.key in out, err  # the probe command names its saved probe
+
+
+# --------------------------------------------------------------------------- filter, relabel
+
+
+def derive(capsys, command: str, *flags: str) -> tuple[dict, LabelSet]:
+    """``w2sprobe filter|relabel ... --json`` on layer 2: its summary and the set it wrote."""
+    code, out, err = run(capsys, command, *flags, "--layer", LAYER, "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    return summary, load_label_set(labels_root(Path("c"), "sst2") / summary["key"])
+
+
+def val_of(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with ActivationStore.open(path) as store:
+        return store.ids("val"), np.asarray(store.get("val", int(LAYER)))
+
+
+def test_relabel_names_its_probe_and_it_predicts_the_new_val_labels(capsys, cached):
+    ids, acts = val_of(cached["path"])
+    for probe in ("knn", "logreg"):
+        summary, labels = derive(capsys, "relabel", *PROBES[probe])
+        key = labels.manifest["probe_key"]
+        assert summary["probe_key"] == key, probe
+        saved = load_probe(key, cache_dir="c")
+        assert saved.name == probe and saved.meta["labels"]["name"] == "weak"
+        assert saved.meta["storage"] == ("refit" if probe == "knn" else "parameters")
+        mask, soft = labels.align("val", ids)
+        assert mask.all()  # relabel labels every val row: the probe's prediction
+        np.testing.assert_array_equal(saved.predict(acts), soft, err_msg=probe)
+    # the same probe on the same labels as a probe run: one entry, shared
+    assert fit(capsys, *PROBES["logreg"])["probe_key"] == key
+    assert len(list(Path("c/probes/sst2").iterdir())) == 2
+    # removing the probe keeps the set made with it, and says so
+    code, out, err = run(capsys, "cache", "rm", key)
+    assert code == 0 and f"kept 1 artifact(s) made from it: labels {labels.key}" in out, err
+
+
+def test_filter_names_its_probe_and_its_val_scores_are_the_filters(capsys, cached):
+    ids, acts = val_of(cached["path"])
+    weak = load_label_set(next(p for p in Path("c/labels/sst2").iterdir() if _named(p, "weak")))
+    _, weak_val = weak.align("val", ids)
+    keys = []
+    for probe in ("logreg", "knn"):
+        summary, labels = derive(capsys, "filter", *PROBES[probe], "--contamination", "0.2")
+        key = labels.manifest["probe_key"]
+        assert (
+            summary["probe_key"] == key and (Path("c/probes/sst2") / key / "probe.json").is_file()
+        )
+        saved = load_probe(key, cache_dir="c")
+        # val is filtered by |weak label - prediction| of this probe: the top round(0.2 n) go
+        disagreement = np.abs(weak_val - saved.predict(acts))
+        dropped = np.argsort(-disagreement, kind="stable")[: round(0.2 * len(ids))]
+        kept = sorted(np.delete(ids, dropped).tolist())
+        assert sorted(labels.ids["val"].tolist()) == kept, probe
+        keys.append(key)
+    code, out, err = run(
+        capsys, "filter", *PROBES["knn"], "--contamination", "0.2", "--layer", LAYER
+    )
+    assert code == 0 and f"probe_key {keys[-1]}" in out, err  # the text output names it too
+    # TopoFilter filters val on its own graph: it judged by no probe, it saves none
+    summary, labels = derive(capsys, "filter", *PROBES["topo"], "--contamination", "0.2")
+    assert summary["probe_key"] is None and "probe_key" not in labels.manifest
+    assert sorted(p.name for p in Path("c/probes/sst2").iterdir()) == sorted(keys)
+
+
+def _named(folder: Path, name: str) -> bool:
+    return json.loads((folder / "manifest.json").read_text()).get("name") == name
+
+
+def test_a_set_without_probe_key_stays_a_hit_and_one_whose_probe_went_is_made_again(capsys, cached):
+    summary, labels = derive(capsys, "relabel", *PROBES["logreg"])
+    key = summary["probe_key"]
+    # a set made before probes were saved: the same set, no probe_key, and no probe entry
+    old = LabelSet(
+        labels.name,
+        labels.dataset,
+        labels.ids,
+        labels.soft,
+        {k: v for k, v in labels.manifest.items() if k != "probe_key"},
+    )
+    save_label_set(old, Path("c"))
+    code, _, err = run(capsys, "cache", "rm", labels.key, key)
+    assert code == 0, err
+    again, _ = derive(capsys, "relabel", *PROBES["logreg"])
+    assert again["key"] == old.key and again["probe_key"] is None  # a hit: nothing refit
+    assert not Path("c/probes/sst2").exists() or not any(Path("c/probes/sst2").iterdir())
+    # a set whose saved probe was removed since: derived again, which saves the probe again
+    code, _, err = run(capsys, "cache", "rm", old.key)
+    assert code == 0, err
+    first, _ = derive(capsys, "relabel", *PROBES["logreg"])
+    code, _, err = run(capsys, "cache", "rm", key)
+    assert code == 0, err
+    second, _ = derive(capsys, "relabel", *PROBES["logreg"])
+    assert (second["key"], second["probe_key"]) == (first["key"], key)
+    assert load_probe(key, cache_dir="c").key == key

@@ -511,7 +511,8 @@ def _describe_labels(folder: Path) -> Artifact:
         }.items()
         if v is not None
     }
-    labels.parents = [k for k in (made.get("parent"), made.get("run")) if k]
+    # the probe it was filtered or relabeled by, saved as a cache entry of its own
+    labels.parents = [k for k in (made.get("parent"), made.get("run"), made.get("probe_key")) if k]
     labels.details = {
         "label_kind": made.get("kind"),
         "sizes": meta.get("sizes"),

@@ -751,6 +751,7 @@ class Study:
 
         ``name``: the set's own name (default: what it is made of, ``knn-relabel@weak``).
         """
+        from .probes.artifact import probe_exists, save_probe
         from .probes.experiment import filter_label_set, relabel_label_set
         from .probes.inputs import check_probe, probe_spec
         from .vocabulary import check_derive
@@ -778,7 +779,14 @@ class Study:
                     "parent": parent.key,
                     **({"contamination": contamination} if recipe.derive == FILTER else {}),
                 }
-                return find_derived_set(self.cache_dir, self.dataset, name, made_by, activations)
+                meta = find_derived_set(self.cache_dir, self.dataset, name, made_by, activations)
+                # A set whose saved probe was removed since is derived again, which saves the
+                # probe again (the set itself, of the same key, stays as it is); a set from
+                # before probes were saved (no probe_key) stays a hit.
+                saved = (meta or {}).get("manifest", {}).get("probe_key")
+                if saved and not probe_exists(self.cache_dir, self.dataset, saved):
+                    return None
+                return meta
 
             parent, meta = self._input_unless_stored(
                 lambda: self.label_set(recipe.parent), stored_set, layer
@@ -792,16 +800,28 @@ class Study:
 
             def build():
                 with self.store(layer) as store:
+
+                    def save(outcome) -> str:  # the fitted probe, a cache entry of its own
+                        return save_probe(
+                            self.cache_dir,
+                            store,
+                            parent,
+                            outcome,
+                            model=self.options.model.strong_model,
+                            seed=self.splits.report.get("seed"),
+                        )
+
                     if recipe.derive == FILTER:
-                        outcome = filter_label_set(store, parent, spec, contamination, name)
+                        outcome = filter_label_set(store, parent, spec, contamination, name, save)
                         labels, extra = outcome.labels, {"report": outcome.report}
                     else:
-                        labels, extra = relabel_label_set(store, parent, spec, name), {}
+                        labels, extra = relabel_label_set(store, parent, spec, name, save), {}
                 save_label_set(labels, self.cache_dir)
                 return labels, {
                     "key": labels.key,
                     "sizes": labels.sizes(),
                     "parent": parent.name,
+                    **{k: labels.manifest[k] for k in ("probe_key",) if k in labels.manifest},
                     **extra,
                 }
 

@@ -137,6 +137,9 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
         "key": labels.key,
         "parent": labels.manifest.get("parent_name"),
         **labels.manifest["probe"],
+        # the fitted probe's cache entry (load_probe, w2sprobe apply); none for TopoFilter's
+        # filter and the baselines, and for sets made before probes were saved
+        "probe_key": labels.manifest.get("probe_key"),
         "contamination": labels.manifest.get("contamination"),
         "chosen": labels.manifest.get("chosen"),
         "layer_choice": labels.manifest.get("layer_choice"),
@@ -168,6 +171,7 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
         )
     stdout.print(f"label set {labels.name} ({labels.key})")
     stdout.print(table)
+    _show_probe_key(summary)
     _show_chosen(summary, False)
     if labels.manifest["probe"].get("uses_ground_truth"):
         stdout.print(
@@ -190,6 +194,9 @@ def relabel(opts: Options, ctl: Control, name: NameOpt = None) -> None:
         "key": labels.key,
         "parent": labels.manifest.get("parent_name"),
         **labels.manifest["probe"],
+        # the fitted probe's cache entry (load_probe, w2sprobe apply); none for TopoFilter's
+        # filter and the baselines, and for sets made before probes were saved
+        "probe_key": labels.manifest.get("probe_key"),
         "chosen": labels.manifest.get("chosen"),
         "layer_choice": labels.manifest.get("layer_choice"),
         "sizes": labels.sizes(),
@@ -425,3 +432,10 @@ def _show_changes(summary: dict, labels, parent, as_json: bool) -> None:
     ]
     headers = ["split", "ids", "labels changed", "mean |change|", "positive before → after"]
     stdout.print(aligned(headers, rows, right=(1, 2, 3)), markup=False, highlight=False)
+    _show_probe_key(summary)
+
+
+def _show_probe_key(summary: dict) -> None:
+    """The saved probe a derived set was made with, when there is one."""
+    if summary.get("probe_key"):
+        stdout.print(f"probe_key {summary['probe_key']}", highlight=False, markup=False)

@@ -10,10 +10,17 @@ A probe is fit on ``strong_train`` activations of one layer against a label set'
   probe fit on strong_train (TopoFilter: its own filter on val alone), as the reference does;
 * :func:`relabel_label_set` replaces train and val labels by the probe's soft predictions
   (out-of-sample on train: a point never votes for itself).
+
+Both take a ``save`` callback (:func:`~.artifact.save_probe` bound to a cache): the probe they
+fit on strong_train is saved as a cache entry and the set's manifest names it (``probe_key``),
+so ``load_probe(key).predict`` gives the scores the filter judged val by, or the relabeled val
+labels.  A filter that runs on each split alone (TopoFilter, the random/oracle baselines) used
+no probe's predictions: it saves none.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,6 +80,28 @@ class ProbeOutcome:
     probe: Any = None
     train_rows: np.ndarray | None = None
     train_labels: np.ndarray | None = None
+
+
+#: Saves a fitted probe as a cache entry and returns its key (:func:`~.artifact.save_probe`
+#: bound to a cache, model and seed).
+SaveProbe = Callable[[ProbeOutcome], str]
+
+
+def _saved_probe(
+    save: SaveProbe | None, store: ActivationStore, spec: ProbeSpec, probe, rows, soft
+) -> dict:
+    """``{"probe_key": key}`` of ``probe`` (fit on strong_train ``rows`` against ``soft``),
+    saved by ``save`` with the scores it gives the first test rows (what a refit is checked
+    against); empty without ``save``."""
+    if save is None:
+        return {}
+    from .artifact import CHECK_ROWS
+
+    test = np.asarray(store.get("test", spec.layer, rows=slice(0, CHECK_ROWS)))
+    outcome = ProbeOutcome(
+        spec, {"test": probe.predict(test)}, {}, probe=probe, train_rows=rows, train_labels=soft
+    )
+    return {"probe_key": save(outcome)}
 
 
 def ground_truth_labels(store: ActivationStore, dataset: str) -> LabelSet:
@@ -144,7 +173,12 @@ class FilterOutcome:
 
 
 def filter_label_set(
-    store: ActivationStore, labels: LabelSet, spec: ProbeSpec, contamination: float, name: str
+    store: ActivationStore,
+    labels: LabelSet,
+    spec: ProbeSpec,
+    contamination: float,
+    name: str,
+    save: SaveProbe | None = None,
 ) -> FilterOutcome:
     """Drop the ``contamination`` fraction of train and val rows the probe disagrees with most.
 
@@ -156,7 +190,8 @@ def filter_label_set(
     exception, again as the reference: its component step is defined on the graph of the points
     it filters, so it runs its whole filter on val alone.  Each split's report says which
     (``scored_by``) and lists ``warnings`` (e.g. TopoFilter's component step removing more than
-    asked).
+    asked).  ``save``: the strong_train-fit probe is saved and named (``probe_key``), unless the
+    filter runs on each split alone (it judged val by no probe's predictions).
     """
     acts, soft, rows = training_data(store, labels, spec.layer)
     probe = spec.build()
@@ -165,6 +200,7 @@ def filter_label_set(
     given = {"truth": store.labels(TRAIN)[rows]} if truth else {}
     train_result = probe.filter(acts, soft, contamination, **given)
     val_acts, val_soft, val_rows = training_data(store, labels, spec.layer, "val")
+    saved: dict = {}
     if getattr(probe, "filters_each_split", False):
         given = {"truth": store.labels("val")[val_rows]} if truth else {}
         val_result, val_scorer = (
@@ -172,6 +208,7 @@ def filter_label_set(
             f"{_PROBE_TITLES.get(spec.name, spec.name)} on val alone",
         )
     else:
+        saved = _saved_probe(save, store, spec, probe, rows, soft)
         disagreement = np.abs(val_soft - probe.predict(val_acts))
         val_result, val_scorer = (
             filter_by_score(disagreement, contamination),
@@ -198,6 +235,7 @@ def filter_label_set(
         "parent": labels.key,
         "parent_name": labels.name,
         "activations": store.manifest,
+        **saved,
         **_chosen(probe),
         **spec.choices(),
         "report": report,
@@ -234,9 +272,15 @@ def _filter_report(result, keep: np.ndarray, soft: np.ndarray, truth: np.ndarray
 
 
 def relabel_label_set(
-    store: ActivationStore, labels: LabelSet, spec: ProbeSpec, name: str
+    store: ActivationStore,
+    labels: LabelSet,
+    spec: ProbeSpec,
+    name: str,
+    save: SaveProbe | None = None,
 ) -> LabelSet:
-    """Train and val labels replaced by the probe's soft predictions (train: out-of-sample)."""
+    """Train and val labels replaced by the probe's soft predictions (train: out-of-sample).
+    ``save``: the probe is saved and named (``probe_key``): its predictions on val are the new
+    val labels."""
     acts, soft, rows = training_data(store, labels, spec.layer)
     probe = spec.build().fit(acts, soft)
     ids = {TRAIN: store.ids(TRAIN)[rows], "val": store.ids("val")}
@@ -251,6 +295,7 @@ def relabel_label_set(
         "parent": labels.key,
         "parent_name": labels.name,
         "activations": store.manifest,
+        **_saved_probe(save, store, spec, probe, rows, soft),
         **_chosen(probe),
         **spec.choices(),
         **lineage(labels),
