@@ -10,10 +10,10 @@ side in one process: each method extracts into a fresh cache folder through
 * ``mean+last:8``   — the pooled file plus the token-level file of the last 8 tokens.
 
 On a shared machine single runs scatter widely (other jobs take the cores), so the order
-rotates every repeat, both the best and the median run are reported, each ÷ the one-pooling
-baseline's, and so is the CPU time the process itself used (``time.process_time``, all its
-threads; of the whole call, so it includes the same model load for every method), which other
-jobs disturb far less than the wall clock.
+rotates every round and the ratio reported is paired: the median over rounds of a method's
+time ÷ the baseline's in the same round; also the CPU time the process itself used
+(``time.process_time``, all its threads, of the whole call: the same model load included for
+every method).
 
 Time is the row loop (tokenize, forward passes, read-outs, writes and commits: the
 ``seconds`` an extraction reports, model load excluded) and the wall time of the whole call;
@@ -72,7 +72,7 @@ def run_once(base: ExtractRequest, poolings, tokens, cache: Path) -> dict:
 
 def readout_only(model_name: str, texts: list[str], repeats: int) -> dict:
     """Seconds per reducer set over the same length-sorted batches of 32 (no I/O), the readers
-    interleaved batch by batch; best and median over ``repeats`` sweeps of the batches."""
+    interleaved batch by batch (a round: one batch through every reader)."""
     import torch
 
     ref = resolve_model(model_name)
@@ -90,18 +90,16 @@ def readout_only(model_name: str, texts: list[str], repeats: int) -> dict:
         "mean+last:8": [pooler("mean"), token_reducer(parse_token_spec("last:8"))],
     }
     readers = {k: LayerReader(model, describe(model), layers, r) for k, r in reducers.items()}
-    seconds = {name: [0.0] * repeats for name in readers}
-    cpu_seconds = {name: [0.0] * repeats for name in readers}
+    seconds: dict[str, list[float]] = {name: [] for name in readers}
     with torch.inference_mode():
         for repeat in range(repeats):
             for index, batch in enumerate(batches):
                 # every batch through each reader in turn: a busy spell hits all of them alike
                 for name in rotated(list(readers), repeat + index):
-                    start, cpu = time.perf_counter(), time.process_time()
+                    start = time.perf_counter()
                     readers[name].read(batch["input_ids"], batch["attention_mask"])
-                    seconds[name][repeat] += time.perf_counter() - start
-                    cpu_seconds[name][repeat] += time.process_time() - cpu
-    return {"wall": summary(seconds), "cpu": summary(cpu_seconds)}
+                    seconds[name].append(time.perf_counter() - start)
+    return summary(seconds)
 
 
 def rotated(names: list[str], repeat: int) -> list[str]:
@@ -111,15 +109,17 @@ def rotated(names: list[str], repeat: int) -> list[str]:
 
 
 def summary(seconds: dict[str, list[float]]) -> dict:
-    """Best and median seconds per method, and each ÷ the first method's (the baseline)."""
-    best = {k: min(v) for k, v in seconds.items()}
-    median = {k: statistics.median(v) for k, v in seconds.items()}
+    """Per method: total and median seconds, and the median over rounds of its time ÷ the
+    baseline's (the first method) in the same round — a paired ratio, which a busy spell of
+    other jobs disturbs far less than a ratio of totals."""
     base = next(iter(seconds))
     return {
-        "best_s": best,
-        "median_s": median,
-        "best_ratio": {k: v / best[base] for k, v in best.items()},
-        "median_ratio": {k: v / median[base] for k, v in median.items()},
+        "total_s": {k: sum(v) for k, v in seconds.items()},
+        "median_s": {k: statistics.median(v) for k, v in seconds.items()},
+        "paired_ratio": {
+            k: statistics.median(a / b for a, b in zip(v, seconds[base]))
+            for k, v in seconds.items()
+        },
     }
 
 
@@ -128,7 +128,7 @@ def main() -> None:
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--rows", type=int, default=100)
-    parser.add_argument("--repeats", type=int, default=12)
+    parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--readout-rows", type=int, default=400)
     parser.add_argument("--readout-repeats", type=int, default=3)
     args = parser.parse_args()
