@@ -17,9 +17,9 @@ import h5py
 import numpy as np
 
 from ..errors import UsageError, first_line
-from ..workspace import cache_of, rm_hint
+from ..workspace import cache_of, kind_root, rm_hint
 from .encoding import DEFAULT_COMPRESSION, DEFAULT_STORE_DTYPE, decode
-from .layout import PARTIAL_SUFFIX, acts_root, layer_name
+from .layout import PARTIAL_SUFFIX, layer_name
 
 
 class ActivationStore:
@@ -182,9 +182,10 @@ class CacheEntry:
         return {**self.__dict__, "path": str(self.path)}
 
 
-def list_entries(cache_dir: Path) -> list[CacheEntry]:
-    """Every activation file (complete and partial) under ``<cache_dir>/acts``."""
-    root = acts_root(cache_dir)
+def list_entries(cache_dir: Path, kind: str = "acts") -> list[CacheEntry]:
+    """Every activation file (complete and partial) under ``<cache_dir>/acts``, or with
+    ``kind="tokens"`` every token-level file (:mod:`.tokens`, the same writer and layout)."""
+    root = kind_root(cache_dir, kind)
     if not root.is_dir():
         return []
     files = sorted(p for p in root.rglob("*") if p.name.endswith((".h5", ".h5" + PARTIAL_SUFFIX)))
@@ -222,7 +223,9 @@ def verify(path: Path) -> list[str]:
 
     Checks: it opens, it is complete (not partial), its manifest matches its attrs, every
     split has ids/labels/each layer with matching row counts and the manifest's hidden size,
-    every row was committed, and the activations are finite (read in blocks).
+    every row was committed, and the activations are finite (read in blocks).  A token-level
+    file (:mod:`.tokens`, root attribute ``tokens``) is checked the same way with rows of
+    (K, hidden), plus its ``token_ids`` / ``positions`` / ``lengths`` columns.
     """
     problems: list[str] = []
     if path.name.endswith(PARTIAL_SUFFIX):
@@ -249,12 +252,60 @@ def _verify_handle(handle: h5py.File, partial: bool) -> list[str]:
     if not partial and not bool(handle.attrs.get("complete", False)):
         problems.append("not marked complete")
     for split in handle:
-        problems += _verify_split(handle[split], split, layers, hidden, partial, handle)
+        group = handle[split]
+        row_shape: tuple[int, ...] = (hidden,)
+        if "tokens" in handle.attrs:
+            slots, found = _token_slots(group, split, str(handle.attrs["tokens"]))
+            if found:
+                problems += found
+                continue
+            row_shape = (slots, hidden)
+        problems += _verify_split(group, split, layers, row_shape, partial, handle)
     return problems
 
 
+def _token_slots(group: h5py.Group, split: str, spec: str) -> tuple[int, list[str]]:
+    """(K, problems) of one split of a token-level file: its per-row columns (``token_ids``
+    and ``positions`` (N, K), ``lengths`` (N,)) have the rows of ``ids``, K slots (the spec's
+    ``last:K`` or ``A:B``), and every length lies in 0..K."""
+    try:
+        rows = len(group["ids"])
+        slots = group["token_ids"].shape[1] if group["token_ids"].ndim == 2 else -1
+        shapes = {name: group[name].shape for name in ("token_ids", "positions", "lengths")}
+        lengths = group["lengths"][()]
+    except (KeyError, OSError) as exc:
+        return 0, [f"{split}: token columns unreadable ({exc})"]
+    want = _spec_slots(spec)
+    if want is None or slots != want:
+        return 0, [f"{split}: token_ids has {slots} slots, --tokens {spec} asks for {want}"]
+    expected = {"token_ids": (rows, slots), "positions": (rows, slots), "lengths": (rows,)}
+    problems = [
+        f"{split}/{name}: shape {shapes[name]}, expected {shape}"
+        for name, shape in expected.items()
+        if shapes[name] != shape
+    ]
+    if not problems and ((lengths < 0) | (lengths > slots)).any():
+        problems.append(f"{split}/lengths: values outside 0..{slots}")
+    return slots, problems
+
+
+def _spec_slots(spec: str) -> int | None:
+    """Tokens per row of a stored spec (``last:8`` -> 8, ``2:5`` -> 3), else None; the spec
+    was checked by :func:`w2sprobe.cache.tokens.parse_token_spec` when the file was made."""
+    first, _, second = spec.partition(":")
+    try:
+        return int(second) if first == "last" else int(second) - int(first)
+    except ValueError:
+        return None
+
+
 def _verify_split(
-    group: h5py.Group, split: str, layers: list[int], hidden: int, partial: bool, handle
+    group: h5py.Group,
+    split: str,
+    layers: list[int],
+    row_shape: tuple[int, ...],
+    partial: bool,
+    handle,
 ) -> list[str]:
     problems = []
     try:
@@ -265,22 +316,22 @@ def _verify_split(
         if committed != rows and not partial:
             problems.append(f"{split}: only {committed} of {rows} rows committed")
         for layer in layers:
-            problems += _verify_layer(group, split, layer, rows, hidden, handle)
+            problems += _verify_layer(group, split, layer, rows, row_shape, handle)
     except (KeyError, OSError) as exc:
         problems.append(f"{split}: unreadable ({exc})")
     return problems
 
 
 def _verify_layer(
-    group: h5py.Group, split: str, layer: int, rows: int, hidden: int, handle
+    group: h5py.Group, split: str, layer: int, rows: int, row_shape: tuple[int, ...], handle
 ) -> list[str]:
     name = layer_name(layer)
     if name not in group:
         return [f"{split}: {name} missing"]
     dataset = group[name]
-    if dataset.shape != (rows, hidden):
-        return [f"{split}/{name}: shape {dataset.shape}, expected {(rows, hidden)}"]
-    block = max(1, (64 << 20) // max(1, hidden * dataset.dtype.itemsize))
+    if dataset.shape != (rows, *row_shape):
+        return [f"{split}/{name}: shape {dataset.shape}, expected {(rows, *row_shape)}"]
+    block = max(1, (64 << 20) // max(1, int(np.prod(row_shape)) * dataset.dtype.itemsize))
     for start in range(0, rows, block):
         stored = dataset[start : start + block]
         if not np.isfinite(

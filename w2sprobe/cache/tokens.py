@@ -33,7 +33,7 @@ import torch
 from ..errors import UsageError, first_line, human_bytes
 from ..hashing import short_hash
 from ..vocabulary import DEFAULT_MAX_TOKEN_BYTES
-from ..workspace import slug_dir
+from ..workspace import kind_root, slug_dir
 from .encoding import decode, h5_dtype
 from .layout import PARTIAL_SUFFIX, layer_name
 from .plan import ExtractPlan, file_attrs
@@ -173,7 +173,8 @@ def plan_tokens(base: ExtractPlan, spec: TokenSpec, cache_dir: Path, max_bytes: 
             f"{size} or ask for fewer layers or tokens"
         )
     key = short_hash(manifest)
-    folder = slug_dir(slug_dir(Path(cache_dir) / TOKENS_DIR, base.ref.name), manifest["dataset"])
+    model_dir = slug_dir(kind_root(cache_dir, TOKENS_DIR), base.ref.name)
+    folder = slug_dir(model_dir, manifest["dataset"])
     return TokenPlan(base, spec, key, folder / f"{key}.h5", manifest, size)
 
 
