@@ -256,8 +256,8 @@ def _verify_handle(handle: h5py.File, partial: bool) -> list[str]:
         row_shape: tuple[int, ...] = (hidden,)
         if "tokens" in handle.attrs:
             slots, found = _token_slots(group, split, str(handle.attrs["tokens"]))
-            if found:
-                problems += found
+            problems += found
+            if not slots:  # no row shape to check the layers against
                 continue
             row_shape = (slots, hidden)
         problems += _verify_split(group, split, layers, row_shape, partial, handle)
@@ -286,7 +286,22 @@ def _token_slots(group: h5py.Group, split: str, spec: str) -> tuple[int, list[st
     ]
     if not problems and ((lengths < 0) | (lengths > slots)).any():
         problems.append(f"{split}/lengths: values outside 0..{slots}")
+    if not problems:
+        problems += _verify_padding(group, split, lengths)
     return slots, problems
+
+
+def _verify_padding(group: h5py.Group, split: str, lengths: np.ndarray) -> list[str]:
+    """Row i's first ``lengths[i]`` slots hold a token (position >= 0) and the rest the -1
+    padding, in ``positions`` and ``token_ids`` alike (read in blocks of rows)."""
+    block = 1 << 16
+    for name in ("positions", "token_ids"):
+        for start in range(0, len(lengths), block):
+            stored = group[name][start : start + block]
+            pad = np.arange(stored.shape[1]) >= lengths[start : start + block, None]
+            if (stored[pad] != -1).any() or (stored[~pad] < 0).any():
+                return [f"{split}/{name}: padding disagrees with lengths near row {start}"]
+    return []
 
 
 def _spec_slots(spec: str) -> int | None:
