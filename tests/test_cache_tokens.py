@@ -18,7 +18,7 @@ from w2sprobe.cache import plan_extraction
 from w2sprobe.cache.layout import lock_path, partial_path
 from w2sprobe.cache.onepass import extract_pass
 from w2sprobe.cache.tokens import DEFAULT_MAX_BYTES, TokenStore, parse_token_spec, plan_tokens
-from w2sprobe.inventory import verify_path
+from w2sprobe.inventory import kind_roots, verify_path
 from w2sprobe.workspace import rm_hint
 
 SIZES = (8, 6, 4, 5)
@@ -87,6 +87,7 @@ def test_ls_lists_token_files_as_their_own_kind(capsys, ws):
         rows = {split: len(store.ids(split)) for split in store.splits}
         layers = store.layers
     assert (entry["kind"], entry["key"], entry["path"]) == ("tokens", ws["key"], str(ws["path"]))
+    assert ws["path"].parents[2] == kind_roots(ws["cache"])["tokens"]  # the writer's root
     assert entry["tokens"] == "last:4" and entry["layers"] == layers == [0, 2]
     assert entry["split_sizes"] == rows == dict(zip(make_splits(SIZES).splits, SIZES))
     assert entry["complete"] and entry["status"] == "complete" and entry["pooling"] is None
