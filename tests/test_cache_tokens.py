@@ -138,6 +138,13 @@ def test_verify_flags_layers_of_the_wrong_shape(capsys, ws):
     assert check.status == "bad" and check.problems == [
         "weak_train/layer_002: shape (8, 16), expected (8, 4, 16)"
     ]
+    with h5py.File(ws["path"], "r+") as handle:
+        handle.attrs.modify("tokens", "2:5")  # 3 slots, where the file holds 4
+    problems = verify_path(ws["path"]).problems
+    assert (
+        len(problems) == 4
+        and problems[0] == "weak_train: token_ids has 4 slots, --tokens 2:5 asks for 3"
+    )
 
 
 def test_rm_removes_a_token_file_under_its_lock(capsys, ws):

@@ -20,6 +20,7 @@ from ..errors import UsageError, first_line
 from ..workspace import cache_of, kind_root, rm_hint
 from .encoding import DEFAULT_COMPRESSION, DEFAULT_STORE_DTYPE, decode
 from .layout import PARTIAL_SUFFIX, layer_name
+from .token_spec import parse_token_spec
 
 
 class ActivationStore:
@@ -275,8 +276,11 @@ def _token_slots(group: h5py.Group, split: str, spec: str) -> tuple[int, list[st
         lengths = group["lengths"][()]
     except (KeyError, OSError) as exc:
         return 0, [f"{split}: token columns unreadable ({exc})"]
-    want = _spec_slots(spec)
-    if want is None or slots != want:
+    try:
+        want = parse_token_spec(spec).slots
+    except UsageError:
+        want = None
+    if slots != want:
         return 0, [f"{split}: token_ids has {slots} slots, --tokens {spec} asks for {want}"]
     expected = {"token_ids": (rows, slots), "positions": (rows, slots), "lengths": (rows,)}
     problems = [
@@ -302,16 +306,6 @@ def _verify_padding(group: h5py.Group, split: str, lengths: np.ndarray) -> list[
             if (stored[pad] != -1).any() or (stored[~pad] < 0).any():
                 return [f"{split}/{name}: padding disagrees with lengths near row {start}"]
     return []
-
-
-def _spec_slots(spec: str) -> int | None:
-    """Tokens per row of a stored spec (``last:8`` -> 8, ``2:5`` -> 3), else None; the spec
-    was checked by :func:`w2sprobe.cache.tokens.parse_token_spec` when the file was made."""
-    first, _, second = spec.partition(":")
-    try:
-        return int(second) if first == "last" else int(second) - int(first)
-    except ValueError:
-        return None
 
 
 def _verify_split(
