@@ -129,9 +129,17 @@ def test_inventory_roots_are_where_the_writers_write(tmp_path):
 
 def test_ls_lists_every_kind_with_its_origin_size_and_state(capsys, cache):
     summary = cli_json(capsys, cache, "ls")
-    assert summary["kinds"] == ["acts", "runs", "labels", "probes", "sweeps", "reports"]
+    assert summary["kinds"] == ["acts", "tokens", "runs", "labels", "probes", "sweeps", "reports"]
     counts = {kind: total["count"] for kind, total in summary["totals"].items()}
-    assert counts == {"acts": 1, "runs": 15, "labels": 7, "probes": 0, "sweeps": 1, "reports": 1}
+    assert counts == {
+        "acts": 1,
+        "tokens": 0,
+        "runs": 15,
+        "labels": 7,
+        "probes": 0,
+        "sweeps": 1,
+        "reports": 1,
+    }
     entries = {e["key"]: e for e in summary["entries"]}
     for entry in summary["entries"]:
         path = Path(entry["path"])

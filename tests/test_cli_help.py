@@ -185,7 +185,7 @@ def test_arguments_show_metavars_not_python_types_and_choices_where_there_are_so
         assert "<str>" not in text and "<list[str]>" not in text and "[[" not in text, command
         assert "{KEY" not in text and "{STAGE" not in text, command
     assert "Usage: w2sprobe cache rm [OPTIONS] KEY...\n" in texts["cache rm"]
-    assert "--kind [acts|runs|labels|probes|sweeps|reports]" in texts["cache rm"]
+    assert "--kind [acts|tokens|runs|labels|probes|sweeps|reports]" in texts["cache rm"]
     assert "Usage: w2sprobe cache verify [OPTIONS] [PATH]...\n" in texts["cache verify"]
     assert "Usage: w2sprobe data show [OPTIONS] [NAME]\n" in texts["data show"]
     assert "Usage: w2sprobe train [OPTIONS] {weak|ceiling|student|s2s}\n" in texts["train"]

@@ -1,12 +1,15 @@
 """Everything a workspace holds, as one inventory: what ``cache ls``, ``cache rm`` and
 ``cache gc`` read and act on.
 
-Six kinds of artifact live under the cache dir (roots: :func:`w2sprobe.workspace.kind_root`),
+Seven kinds of artifact live under the cache dir (roots: :func:`w2sprobe.workspace.kind_root`),
 each written and read by its own module, through which this one reads them:
 
 * ``acts``: ``acts/<model>/<dataset>/<key>.h5`` (:mod:`w2sprobe.cache`), complete when the file
   is marked complete (a ``.partial`` or ``.rankR-of-W.partial`` shard is not); lock
   ``<key>.h5.lock``;
+* ``tokens``: ``tokens/<model>/<dataset>/<key>.h5`` (:mod:`w2sprobe.cache.tokens`), token-level
+  activations written by the same writer as ``acts`` files, so listed, locked, removed,
+  collected and verified exactly like them;
 * ``runs``: ``runs/<dataset>/<key>/`` (:mod:`w2sprobe.runs`), complete when ``metrics.json``
   exists (``checkpoint.pt`` while training); lock ``<dir>/.lock``;
 * ``labels``: ``labels/<dataset>/<key>/`` (:mod:`w2sprobe.labels`), filled in a staging folder
@@ -203,6 +206,7 @@ def scan(cache_dir: Path, now: float | None = None) -> Inventory:
     roots = kind_roots(cache_dir)
     artifacts = [
         *_scan_acts(cache_dir),
+        *_scan_acts(cache_dir, "tokens"),
         *map(_describe_run, run_files.run_folders(cache_dir)),
         *map(_describe_labels, label_files.label_set_folders(cache_dir)),
         *map(_describe_probe, probe_files.probe_folders(cache_dir)),
@@ -218,16 +222,21 @@ def scan(cache_dir: Path, now: float | None = None) -> Inventory:
 # --------------------------------------------------------------------------- acts
 
 
-def _scan_acts(cache_dir: Path) -> list[Artifact]:
-    """One artifact per key: the complete file or its partial, plus its shards and lock."""
+#: The kinds stored as HDF5 activation files (one writer, one lock and completion rule).
+H5_KINDS = ("acts", "tokens")
+
+
+def _scan_acts(cache_dir: Path, kind: str = "acts") -> list[Artifact]:
+    """One artifact per key: the complete file or its partial, plus its shards and lock
+    (``kind``: activation files, or token-level files)."""
     by_key: dict[Path, list[CacheEntry]] = {}
-    for entry in list_entries(cache_dir):
+    for entry in list_entries(cache_dir, kind):
         final = entry.path.with_name(entry.path.name.removesuffix(PARTIAL_SUFFIX))
         by_key.setdefault(final, []).append(entry)
-    return [_describe_acts(final, entries) for final, entries in sorted(by_key.items())]
+    return [_describe_acts(final, entries, kind) for final, entries in sorted(by_key.items())]
 
 
-def _describe_acts(final: Path, entries: list[CacheEntry]) -> Artifact:
+def _describe_acts(final: Path, entries: list[CacheEntry], kind: str = "acts") -> Artifact:
     main = next((e for e in entries if e.path == final), entries[0])
     partial = next((e for e in entries if e.path != final), None)
     shards = shard_files(final)
@@ -248,7 +257,7 @@ def _describe_acts(final: Path, entries: list[CacheEntry]) -> Artifact:
     files = [e.path for e in entries] + shards + ([lock] if lock.exists() else [])
     manifest, stored_as = _acts_file_meta(main.path)
     return Artifact(
-        kind="acts",
+        kind=kind,
         key=main.key,
         path=main.path,
         dataset=main.dataset if main.dataset != "?" else final.parent.name,
@@ -262,6 +271,7 @@ def _describe_acts(final: Path, entries: list[CacheEntry]) -> Artifact:
             # what tells two files of one model and dataset apart (all in the key)
             "split_sizes": manifest.get("split_sizes"),
             "pooling": manifest.get("pooling"),
+            "tokens": manifest.get("tokens"),
             "max_length": manifest.get("max_length"),
             "compute_dtype": manifest.get("compute_dtype"),
             "store_dtype": stored_as,
@@ -369,6 +379,8 @@ def flatten(tree: dict, prefix: str = "") -> dict:
 
 #: The fields of an activation file that ``cache ls`` shows as columns.
 ACTS_SHOWN = ("layers", "split_sizes", "pooling", "max_length", "compute_dtype", "store_dtype")
+#: The fields of a token-level file that ``cache ls`` shows (its token spec for the pooling).
+TOKENS_SHOWN = ("layers", "split_sizes", "tokens", "max_length", "compute_dtype", "store_dtype")
 
 
 def look(a: Artifact) -> tuple:
@@ -378,6 +390,8 @@ def look(a: Artifact) -> tuple:
     shown: tuple = (a.kind, a.dataset, a.model, a.name, a.origin())
     if a.kind == "acts":
         shown += tuple(json.dumps(d.get(k), sort_keys=True) for k in ACTS_SHOWN)
+    elif a.kind == "tokens":
+        shown += tuple(json.dumps(d.get(k), sort_keys=True) for k in TOKENS_SHOWN)
     elif a.kind == "runs":
         shown += (d.get("seed"),)
     elif a.kind == "labels":
@@ -813,7 +827,7 @@ def _unfinished_reason(a: Artifact, now: float) -> str | None:
     """Why the whole artifact is garbage, or None (complete, unreadable, or maybe in progress)."""
     if a.complete:
         return None
-    if a.kind == "acts" and a.status == "partial":
+    if a.kind in H5_KINDS and a.status == "partial":
         return "partial extraction nobody is running (its lock is free)"
     if a.kind == "runs" and a.status in ("orphaned", "unfinished"):
         what = "orphaned checkpoint" if a.status == "orphaned" else "unfinished run"
@@ -834,7 +848,7 @@ def _staging_leftovers(roots: dict[str, Path], now: float) -> tuple[list[Garbage
     """
     garbage, writing = [], []
     for kind, root in roots.items():
-        if kind == "acts" or not root.is_dir():
+        if kind in H5_KINDS or not root.is_dir():
             continue
         for path in sorted([*root.glob(".*"), *root.glob("*/.*")]):
             if not path.is_dir() or path.name.startswith(".lock"):
@@ -932,7 +946,7 @@ def verify_path(path: Path) -> Check:
     if not path.exists():
         return Check("?", None, path, "bad", ["does not exist"])
     if path.name.endswith((".h5", ".h5" + PARTIAL_SUFFIX)):
-        return _acts_check(path)
+        return _acts_check(path, kind=_h5_kind(path))
     folder = path if path.is_dir() else path.parent
     for kind, marker in _MARKERS:
         if any((folder / name).exists() for name in marker):
@@ -953,8 +967,8 @@ _MARKERS = (
 def _check(cache_dir: Path, a: Artifact, now: float) -> Check:
     if a.locked and not a.complete:
         return Check(a.kind, a.key, a.path, "in use")
-    if a.kind == "acts":
-        check = _acts_check(a.path, cache_dir)
+    if a.kind in H5_KINDS:
+        check = _acts_check(a.path, cache_dir, a.kind)
         if a.complete and a.leftovers:  # a complete file beside its own partial or shards
             check.problems += [f"leftover: {why} ({p.name})" for p, why in a.leftovers]
             check.fix = check.fix or "w2sprobe cache gc"
@@ -966,7 +980,8 @@ def _check(cache_dir: Path, a: Artifact, now: float) -> Check:
     return _check_folder(a.kind, a.path, cache_dir)
 
 
-def _acts_check(path: Path, cache_dir: Path | None = None) -> Check:
+def _acts_check(path: Path, cache_dir: Path | None = None, kind: str = "acts") -> Check:
+    """An activation or token-level file (one format, :func:`w2sprobe.cache.store.verify`)."""
     from .cache.store import verify as verify_file
 
     key = path.name.split(".h5")[0]
@@ -974,8 +989,22 @@ def _acts_check(path: Path, cache_dir: Path | None = None) -> Check:
     fix = None
     if problems:
         partial = path.name.endswith(PARTIAL_SUFFIX)
-        fix = RESUME if partial else rm_hint(cache_dir or cache_of(path, "acts"), key)
-    return Check("acts", key, path, "bad" if problems else "ok", problems, fix)
+        fix = RESUME if partial else rm_hint(cache_dir or cache_of(path, kind), key)
+    return Check(kind, key, path, "bad" if problems else "ok", problems, fix)
+
+
+def _h5_kind(path: Path) -> str:
+    """``tokens`` for a file under a workspace's ``tokens/<model>/<dataset>/`` or one whose
+    attributes say so, else ``acts``."""
+    import h5py
+
+    if len(path.parents) > 2 and path.parents[2].name == "tokens":
+        return "tokens"
+    try:
+        with h5py.File(path, "r") as handle:
+            return "tokens" if "tokens" in handle.attrs else "acts"
+    except OSError:
+        return "acts"
 
 
 def _check_folder(kind: str, folder: Path, cache_dir: Path | None = None) -> Check:

@@ -5,6 +5,7 @@ Its root is the ``cache_dir`` option (``./cache``, ``--cache-dir``, ``W2SPROBE_C
 kind of artifact lives under its own root (:func:`kind_root`), written and read by one module:
 
 * ``acts/<model>/<dataset>/<key>.h5`` — :mod:`w2sprobe.cache` (writer, store);
+* ``tokens/<model>/<dataset>/<key>.h5`` — :mod:`w2sprobe.cache.tokens` (token-level files);
 * ``runs/<dataset>/<key>/`` — :mod:`w2sprobe.runs`;
 * ``labels/<dataset>/<key>/`` — :mod:`w2sprobe.labels`;
 * ``sweeps/<dataset>/<key>/`` — :mod:`w2sprobe.report.sweep_files`;
@@ -22,7 +23,7 @@ from pathlib import Path
 from .errors import UsageError
 
 #: Every kind of artifact, in the order ``cache ls`` shows them; each is a folder of the root.
-KINDS = ("acts", "runs", "labels", "probes", "sweeps", "reports")
+KINDS = ("acts", "tokens", "runs", "labels", "probes", "sweeps", "reports")
 
 #: The default workspace root when neither ``--cache-dir`` nor ``W2SPROBE_CACHE`` is given.
 DEFAULT_CACHE_DIR = "cache"
@@ -36,7 +37,7 @@ def kind_root(cache_dir: Path, kind: str) -> Path:
 
 
 #: How deep an artifact sits below its kind's root (``acts/<model>/<dataset>/<key>.h5``: 3).
-_DEPTH = {"acts": 3, "runs": 2, "labels": 2, "probes": 2, "sweeps": 2, "reports": 1}
+_DEPTH = {"acts": 3, "tokens": 3, "runs": 2, "labels": 2, "probes": 2, "sweeps": 2, "reports": 1}
 
 
 def cache_of(path: Path, kind: str) -> Path:

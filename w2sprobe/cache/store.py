@@ -17,9 +17,10 @@ import h5py
 import numpy as np
 
 from ..errors import UsageError, first_line
-from ..workspace import cache_of, rm_hint
+from ..workspace import cache_of, kind_root, rm_hint
 from .encoding import DEFAULT_COMPRESSION, DEFAULT_STORE_DTYPE, decode
-from .layout import PARTIAL_SUFFIX, acts_root, layer_name
+from .layout import PARTIAL_SUFFIX, layer_name
+from .token_spec import parse_token_spec
 
 
 class ActivationStore:
@@ -182,9 +183,10 @@ class CacheEntry:
         return {**self.__dict__, "path": str(self.path)}
 
 
-def list_entries(cache_dir: Path) -> list[CacheEntry]:
-    """Every activation file (complete and partial) under ``<cache_dir>/acts``."""
-    root = acts_root(cache_dir)
+def list_entries(cache_dir: Path, kind: str = "acts") -> list[CacheEntry]:
+    """Every activation file (complete and partial) under ``<cache_dir>/acts``, or with
+    ``kind="tokens"`` every token-level file (:mod:`.tokens`, the same writer and layout)."""
+    root = kind_root(cache_dir, kind)
     if not root.is_dir():
         return []
     files = sorted(p for p in root.rglob("*") if p.name.endswith((".h5", ".h5" + PARTIAL_SUFFIX)))
@@ -222,7 +224,9 @@ def verify(path: Path) -> list[str]:
 
     Checks: it opens, it is complete (not partial), its manifest matches its attrs, every
     split has ids/labels/each layer with matching row counts and the manifest's hidden size,
-    every row was committed, and the activations are finite (read in blocks).
+    every row was committed, and the activations are finite (read in blocks).  A token-level
+    file (:mod:`.tokens`, root attribute ``tokens``) is checked the same way with rows of
+    (K, hidden), plus its ``token_ids`` / ``positions`` / ``lengths`` columns.
     """
     problems: list[str] = []
     if path.name.endswith(PARTIAL_SUFFIX):
@@ -249,12 +253,68 @@ def _verify_handle(handle: h5py.File, partial: bool) -> list[str]:
     if not partial and not bool(handle.attrs.get("complete", False)):
         problems.append("not marked complete")
     for split in handle:
-        problems += _verify_split(handle[split], split, layers, hidden, partial, handle)
+        group = handle[split]
+        row_shape: tuple[int, ...] = (hidden,)
+        if "tokens" in handle.attrs:
+            slots, found = _token_slots(group, split, str(handle.attrs["tokens"]))
+            problems += found
+            if not slots:  # no row shape to check the layers against
+                continue
+            row_shape = (slots, hidden)
+        problems += _verify_split(group, split, layers, row_shape, partial, handle)
     return problems
 
 
+def _token_slots(group: h5py.Group, split: str, spec: str) -> tuple[int, list[str]]:
+    """(K, problems) of one split of a token-level file: its per-row columns (``token_ids``
+    and ``positions`` (N, K), ``lengths`` (N,)) have the rows of ``ids``, K slots (the spec's
+    ``last:K`` or ``A:B``), and every length lies in 0..K."""
+    try:
+        rows = len(group["ids"])
+        slots = group["token_ids"].shape[1] if group["token_ids"].ndim == 2 else -1
+        shapes = {name: group[name].shape for name in ("token_ids", "positions", "lengths")}
+        lengths = group["lengths"][()]
+    except (KeyError, OSError) as exc:
+        return 0, [f"{split}: token columns unreadable ({exc})"]
+    try:
+        want = parse_token_spec(spec).slots
+    except UsageError:
+        want = None
+    if slots != want:
+        return 0, [f"{split}: token_ids has {slots} slots, --tokens {spec} asks for {want}"]
+    expected = {"token_ids": (rows, slots), "positions": (rows, slots), "lengths": (rows,)}
+    problems = [
+        f"{split}/{name}: shape {shapes[name]}, expected {shape}"
+        for name, shape in expected.items()
+        if shapes[name] != shape
+    ]
+    if not problems and ((lengths < 0) | (lengths > slots)).any():
+        problems.append(f"{split}/lengths: values outside 0..{slots}")
+    if not problems:
+        problems += _verify_padding(group, split, lengths)
+    return slots, problems
+
+
+def _verify_padding(group: h5py.Group, split: str, lengths: np.ndarray) -> list[str]:
+    """Row i's first ``lengths[i]`` slots hold a token (position >= 0) and the rest the -1
+    padding, in ``positions`` and ``token_ids`` alike (read in blocks of rows)."""
+    block = 1 << 16
+    for name in ("positions", "token_ids"):
+        for start in range(0, len(lengths), block):
+            stored = group[name][start : start + block]
+            pad = np.arange(stored.shape[1]) >= lengths[start : start + block, None]
+            if (stored[pad] != -1).any() or (stored[~pad] < 0).any():
+                return [f"{split}/{name}: padding disagrees with lengths near row {start}"]
+    return []
+
+
 def _verify_split(
-    group: h5py.Group, split: str, layers: list[int], hidden: int, partial: bool, handle
+    group: h5py.Group,
+    split: str,
+    layers: list[int],
+    row_shape: tuple[int, ...],
+    partial: bool,
+    handle,
 ) -> list[str]:
     problems = []
     try:
@@ -265,22 +325,22 @@ def _verify_split(
         if committed != rows and not partial:
             problems.append(f"{split}: only {committed} of {rows} rows committed")
         for layer in layers:
-            problems += _verify_layer(group, split, layer, rows, hidden, handle)
+            problems += _verify_layer(group, split, layer, rows, row_shape, handle)
     except (KeyError, OSError) as exc:
         problems.append(f"{split}: unreadable ({exc})")
     return problems
 
 
 def _verify_layer(
-    group: h5py.Group, split: str, layer: int, rows: int, hidden: int, handle
+    group: h5py.Group, split: str, layer: int, rows: int, row_shape: tuple[int, ...], handle
 ) -> list[str]:
     name = layer_name(layer)
     if name not in group:
         return [f"{split}: {name} missing"]
     dataset = group[name]
-    if dataset.shape != (rows, hidden):
-        return [f"{split}/{name}: shape {dataset.shape}, expected {(rows, hidden)}"]
-    block = max(1, (64 << 20) // max(1, hidden * dataset.dtype.itemsize))
+    if dataset.shape != (rows, *row_shape):
+        return [f"{split}/{name}: shape {dataset.shape}, expected {(rows, *row_shape)}"]
+    block = max(1, (64 << 20) // max(1, int(np.prod(row_shape)) * dataset.dtype.itemsize))
     for start in range(0, rows, block):
         stored = dataset[start : start + block]
         if not np.isfinite(

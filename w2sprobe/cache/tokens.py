@@ -22,7 +22,6 @@ size is over ``--max-bytes`` (default :data:`DEFAULT_MAX_BYTES`) is refused with
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +32,11 @@ import torch
 from ..errors import UsageError, first_line, human_bytes
 from ..hashing import short_hash
 from ..vocabulary import DEFAULT_MAX_TOKEN_BYTES
-from ..workspace import slug_dir
+from ..workspace import kind_root, slug_dir
 from .encoding import decode, h5_dtype
 from .layout import PARTIAL_SUFFIX, layer_name
 from .plan import ExtractPlan, file_attrs
+from .token_spec import TokenSpec, parse_token_spec
 from .writer import Extra, manifest_json
 
 #: Bytes a token-level file may take unless ``--max-bytes`` allows more (2 GiB).
@@ -44,39 +44,6 @@ DEFAULT_MAX_BYTES = DEFAULT_MAX_TOKEN_BYTES
 
 #: The folder of token-level files under the cache, beside ``acts``.
 TOKENS_DIR = "tokens"
-
-_SPEC = re.compile(r"^(?:last:(?P<last>\d+)|(?P<start>\d+):(?P<stop>\d+))$")
-
-
-@dataclass(frozen=True)
-class TokenSpec:
-    """Which tokens of each example: the last ``slots`` (``start`` None) or positions
-    ``start .. start + slots - 1``."""
-
-    slots: int
-    start: int | None = None
-
-    @property
-    def text(self) -> str:
-        if self.start is None:
-            return f"last:{self.slots}"
-        return f"{self.start}:{self.start + self.slots}"
-
-
-def parse_token_spec(text: str) -> TokenSpec:
-    """``last:K`` or ``A:B`` (0 <= A < B) -> a :class:`TokenSpec`; anything else a UsageError."""
-    match = _SPEC.match(text.strip())
-    if match is None:
-        raise UsageError(
-            f"bad --tokens '{text}'; use last:K (the last K tokens) or A:B (positions A..B-1)"
-        )
-    if match["last"] is not None:
-        slots, start = int(match["last"]), None
-    else:
-        start, slots = int(match["start"]), int(match["stop"]) - int(match["start"])
-    if slots <= 0:
-        raise UsageError(f"bad --tokens '{text}': it selects no token")
-    return TokenSpec(slots, start)
 
 
 def slot_positions(lengths: torch.Tensor, spec: TokenSpec) -> torch.Tensor:
@@ -173,7 +140,8 @@ def plan_tokens(base: ExtractPlan, spec: TokenSpec, cache_dir: Path, max_bytes: 
             f"{size} or ask for fewer layers or tokens"
         )
     key = short_hash(manifest)
-    folder = slug_dir(slug_dir(Path(cache_dir) / TOKENS_DIR, base.ref.name), manifest["dataset"])
+    model_dir = slug_dir(kind_root(cache_dir, TOKENS_DIR), base.ref.name)
+    folder = slug_dir(model_dir, manifest["dataset"])
     return TokenPlan(base, spec, key, folder / f"{key}.h5", manifest, size)
 
 

@@ -26,6 +26,7 @@ PLAIN = {"markup": False, "highlight": False, "soft_wrap": True}
 #: Table title of each kind (``cache ls`` groups by kind in this order).
 TITLES = {
     "acts": "activation files",
+    "tokens": "token-level activation files",
     "runs": "runs",
     "labels": "label sets",
     "probes": "fitted probes",
@@ -45,7 +46,8 @@ def ls(
         Optional[str],
         typer.Argument(
             metavar="KIND",
-            help="acts, runs, labels, probes, sweeps or reports [default: every kind, grouped]",
+            help="acts, tokens, runs, labels, probes, sweeps or reports "
+            "[default: every kind, grouped]",
             autocompletion=completer(KINDS),
         ),
     ] = None,
@@ -132,6 +134,7 @@ def _status(a) -> str:
 SPLITS = ("weak_train", "strong_train", "val", "test")
 _LEGENDS = {
     "acts": "; rows: weak_train/strong_train/val/test",
+    "tokens": "; rows: weak_train/strong_train/val/test",
     "labels": "; rows: strong_train/val/test",
 }
 
@@ -163,6 +166,17 @@ _COLUMNS = {
         ("layers", lambda a: layer_summary(a.details["layers"])),
         ("rows", lambda a: _rows(a.details.get("split_sizes"))),
         ("pool", lambda a: a.details.get("pooling") or "?"),
+        ("max len", lambda a: a.details.get("max_length") or "?"),
+        ("dtype", lambda a: a.details.get("compute_dtype") or "?"),
+        ("stored", lambda a: a.details.get("store_dtype") or "?"),
+    ],
+    "tokens": [
+        ("key", lambda a: a.key),
+        ("model", lambda a: a.model),
+        ("dataset", lambda a: a.dataset),
+        ("layers", lambda a: layer_summary(a.details["layers"])),
+        ("rows", lambda a: _rows(a.details.get("split_sizes"))),
+        ("tokens", lambda a: a.details.get("tokens") or "?"),
         ("max len", lambda a: a.details.get("max_length") or "?"),
         ("dtype", lambda a: a.details.get("compute_dtype") or "?"),
         ("stored", lambda a: a.details.get("store_dtype") or "?"),
@@ -283,8 +297,9 @@ def gc(
         bool, typer.Option("--dry-run", help="List what would go and its size; remove nothing.")
     ] = False,
 ) -> None:
-    """Remove partial activation files, orphaned checkpoints and unfinished runs, shards of
-    finished extractions and other leftovers; never a complete artifact or a locked file."""
+    """Remove partial activation and token files, orphaned checkpoints and unfinished runs,
+    shards of finished extractions and other leftovers; never a complete artifact or a locked
+    file."""
     from ..inventory import collect, find_garbage, scan
 
     root = opts.cache_dir.absolute()
@@ -337,8 +352,8 @@ def verify(
         ),
     ] = None,
 ) -> None:
-    """Check every artifact (activation files, runs, label sets, probes, sweeps, reports)
-    against what its writer recorded: truncated, corrupt, partial or leftover -> exit 1."""
+    """Check every artifact (activation and token files, runs, label sets, probes, sweeps,
+    reports) against what its writer recorded: truncated, corrupt, partial or leftover -> exit 1."""
     from ..errors import UsageError
     from ..inventory import scan, verify_path
     from ..inventory import verify as verify_all
