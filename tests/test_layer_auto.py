@@ -103,3 +103,15 @@ def test_relabel_layer_auto_records_the_choice_in_the_label_set(capsys, cached):
 def test_layer_auto_refuses_a_filter_baseline(capsys, cached):
     code, _, err = run_cli(capsys, "filter", "--probe", "random", "--layer", "auto")
     assert code == 2 and "error: --layer auto needs a probe that predicts" in err
+
+
+def test_layer_scores_are_listed_in_layer_order_not_string_order(capsys):
+    from w2sprobe.cli.probe import _show_chosen
+
+    scores = {str(layer): 0.5 + layer / 100 for layer in (0, 1, 10, 11, 2, 9)}
+    json_order = dict(sorted(scores.items()))  # "0", "1", "10", "11", "2", "9"
+    choice = {"param": "layer", "value": 0, "criterion": "c", "scores": json_order}
+    _show_chosen({"layer_choice": choice}, False)
+    out = capsys.readouterr().out.replace("\n", " ")
+    listed = [int(part.split(":")[0]) for part in out.split("layer ")[1:]]
+    assert listed == [0, 1, 2, 9, 10, 11]

@@ -375,7 +375,9 @@ def _show_chosen(summary: dict, as_json: bool) -> None:
             continue
         scores = ""
         if chosen["param"] == "layer":
-            scores = "; " + ", ".join(f"layer {k}: {v:.4f}" for k, v in chosen["scores"].items())
+            # numeric order: the scores' JSON keys are strings, and "10" sorts before "2"
+            by_layer = sorted(chosen["scores"].items(), key=lambda item: int(item[0]))
+            scores = "; " + ", ".join(f"layer {k}: {v:.4f}" for k, v in by_layer)
         stdout.print(
             f"chosen: {chosen['param']}={chosen['value']} ({chosen['criterion']}{scores})",
             highlight=False,
