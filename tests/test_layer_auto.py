@@ -83,6 +83,20 @@ def test_logreg_layer_auto_equals_sklearn_cross_validation_per_layer(capsys, cac
     assert choice["value"] == min(brute, key=brute.get)
 
 
+def test_a_probe_fit_at_an_auto_layer_loads_and_predicts_as_recorded(capsys, cached):
+    from w2sprobe.probes import load_probe
+    from w2sprobe.runs import load_run
+
+    code, out, err = run_cli(capsys, "probe", "--probe", "logreg", "--layer", "auto", "--json")
+    assert code == 0, err
+    metrics = json.loads(out)
+    saved = load_probe(metrics["probe_key"], cache_dir="c")  # layer_from is not a parameter
+    assert saved.layer == metrics["layer_choice"]["value"]
+    test = load_run(Path("c/runs/sst2") / metrics["key"]).predictions()["test"]
+    with ActivationStore.open(cached["path"]) as store:
+        np.testing.assert_array_equal(saved.predict(store.get("test", saved.layer)), test.soft)
+
+
 def test_relabel_layer_auto_records_the_choice_in_the_label_set(capsys, cached):
     code, out, err = run_cli(capsys, "relabel", "--k", "10", "--layer", "auto", "--json")
     assert code == 0, err

@@ -361,6 +361,7 @@ def _config(meta: dict):
     described = dict(meta["probe"])
     name = described.pop("probe")
     described.pop("layer", None)
+    described.pop("layer_from", None)  # how the layer was chosen (--layer auto), not a parameter
     if is_plugin(name):
         from .plugin import plugin_config
 
