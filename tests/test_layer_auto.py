@@ -10,11 +10,10 @@ import numpy as np
 import pytest
 import test_probe_cli
 from conftest import run_cli
-from sklearn.linear_model import LogisticRegression
+from test_probe_auto import sklearn_cv_cross_entropy
 
 from w2sprobe.cache import ActivationStore
 from w2sprobe.labels import list_label_sets, load_label_set
-from w2sprobe.probes.auto import FOLDS, folds
 
 #: The probe commands' workspace: tiny BERT layers 1..3, weak labels with 30% flips.
 cached = test_probe_cli.cached
@@ -30,22 +29,6 @@ def _loo_brier(x, y, k):
     np.fill_diagonal(distance, np.inf)
     loo = [y[np.lexsort((np.arange(len(y)), row))[:k]].mean() for row in distance]
     return float(np.mean((np.array(loo) - y) ** 2))
-
-
-def _cv_xent(x, y, l2):
-    fold, losses = folds(len(y)), []
-    for f in range(FOLDS):
-        tr, te = fold != f, fold == f
-        n = tr.sum()  # the logistic probe's objective as sklearn's (logistic.py's doc)
-        model = LogisticRegression(C=1 / (2 * l2 * n), tol=1e-10, max_iter=10_000)
-        model.fit(
-            np.r_[x[tr], x[tr]],
-            np.r_[np.ones(n), np.zeros(n)],
-            sample_weight=np.r_[y[tr], 1 - y[tr]],
-        )
-        p = model.predict_proba(x[te])[:, 1]
-        losses.append(-(y[te] * np.log(p) + (1 - y[te]) * np.log(1 - p)))
-    return float(np.mean(np.concatenate(losses)))
 
 
 def test_knn_layer_auto_equals_a_brute_force_loop_over_the_layers(capsys, cached):
@@ -78,7 +61,7 @@ def test_logreg_layer_auto_equals_sklearn_cross_validation_per_layer(capsys, cac
     assert code == 0, err
     choice = json.loads(out)["layer_choice"]
     y = cached["soft"]["strong_train"].astype(np.float64)
-    brute = {layer: _cv_xent(_train(cached, layer), y, 0.1) for layer in (1, 2, 3)}
+    brute = {layer: sklearn_cv_cross_entropy(_train(cached, layer), y, 0.1) for layer in (1, 2, 3)}
     assert choice["scores"] == pytest.approx({str(k): v for k, v in brute.items()}, rel=1e-3)
     assert choice["value"] == min(brute, key=brute.get)
 

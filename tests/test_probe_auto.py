@@ -42,25 +42,28 @@ def test_k_by_leave_one_out_equals_brute_force():
         assert chosen["scores"][str(k)] == pytest.approx(score, rel=1e-5)
 
 
+def sklearn_cv_cross_entropy(x, y, l2) -> float:
+    """The 5-fold CV cross-entropy of the logistic probe's objective, fit by sklearn
+    (logistic.py's doc: duplicated rows weighted by the soft labels)."""
+    fold, losses = folds(len(y)), []
+    for f in range(FOLDS):
+        tr, te = fold != f, fold == f
+        n = tr.sum()
+        model = LogisticRegression(C=1 / (2 * l2 * n), tol=1e-10, max_iter=10_000)
+        model.fit(
+            np.r_[x[tr], x[tr]],
+            np.r_[np.ones(n), np.zeros(n)],
+            sample_weight=np.r_[y[tr], 1 - y[tr]],
+        )
+        p = model.predict_proba(x[te])[:, 1]
+        losses.append(-(y[te] * np.log(p) + (1 - y[te]) * np.log(1 - p)))
+    return float(np.mean(np.concatenate(losses)))
+
+
 def test_l2_by_cross_validation_equals_sklearn_brute_force():
     x, y = _toy(n=100, d=3, seed=1)
     chosen = choose_l2(x, y, lambda l2: probe_config("logreg", l2=l2).build())
-    fold = folds(len(y))
-    scores = {}
-    for l2 in L2_CANDIDATES:
-        losses = []
-        for f in range(FOLDS):
-            tr, te = fold != f, fold == f
-            n = tr.sum()  # the logistic probe's objective as sklearn's (logistic.py's doc)
-            model = LogisticRegression(C=1 / (2 * l2 * n), tol=1e-10, max_iter=10_000)
-            model.fit(
-                np.r_[x[tr], x[tr]],
-                np.r_[np.ones(n), np.zeros(n)],
-                sample_weight=np.r_[y[tr], 1 - y[tr]],
-            )
-            p = model.predict_proba(x[te])[:, 1]
-            losses.append(-(y[te] * np.log(p) + (1 - y[te]) * np.log(1 - p)))
-        scores[l2] = np.mean(np.concatenate(losses))
+    scores = {l2: sklearn_cv_cross_entropy(x, y, l2) for l2 in L2_CANDIDATES}
     assert chosen["value"] == min(scores, key=lambda v: (scores[v], -v))
     for l2, score in scores.items():
         assert chosen["scores"][str(l2)] == pytest.approx(score, rel=1e-3)
