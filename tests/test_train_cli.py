@@ -378,7 +378,7 @@ def test_label_set_of_other_splits_is_refused(workspace, capsys):
 
 def test_label_set_of_another_dataset_is_refused(pipeline):
     from w2sprobe.errors import UsageError
-    from w2sprobe.train.stages import check_labels_match
+    from w2sprobe.train.run_labels import check_labels_match
 
     weak = find_label_set(pipeline["cache"], "sst2", "weak")
     other = LabelSet("weak", "cola", weak.ids, weak.soft, weak.manifest)

@@ -24,7 +24,7 @@ import numpy as np
 from .atomic import file_record, record_problem, staged_folder, write_into
 from .errors import UsageError, first_line
 from .hashing import short_hash
-from .runs import float32_texts
+from .runs import RunRecord, float32_texts, load_run, run_dir
 from .workspace import cache_of, kind_root, rm_hint, slug_dir
 
 
@@ -384,4 +384,18 @@ def find_derived_set(
             and stored_activations == activations
         ):
             return meta
+    return None
+
+
+def weak_run_of(labels: LabelSet, cache_dir: Path) -> RunRecord | None:
+    """The weak run a label set descends from (through filter / relabel / s2s parents)."""
+    seen: set[str] = set()
+    while labels is not None and labels.key not in seen:
+        seen.add(labels.key)
+        key = labels.manifest.get("weak_run")
+        if key:
+            return load_run(run_dir(cache_dir, labels.dataset, key))
+        parent = labels.manifest.get("parent")
+        folder = labels_root(cache_dir, labels.dataset) / str(parent)
+        labels = load_label_set(folder) if parent and (folder / "manifest.json").is_file() else None
     return None

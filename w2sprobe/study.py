@@ -206,7 +206,8 @@ class Study:
     # ------------------------------------------------------------------ trained runs
 
     def _trained(self, request, what: str, hint: str) -> NodeDef:
-        from .train.stages import plan_stage, run_stage
+        from .train.plans import plan_stage
+        from .train.stages import run_stage
 
         plan = plan_stage(request, self.cache_dir)
 
@@ -225,9 +226,10 @@ class Study:
         activations are asked for only when the run is not cached."""
         from filelock import FileLock
 
-        from .models import resolve_device
-        from .train.head_stage import HeadRequest, plan_head, run_head
+        from .models import device_name
+        from .train.head_stage import run_head
         from .train.inputs import head_config
+        from .train.plans import HeadRequest, plan_head
 
         layer = self.head_layer(role)
         loss = fields.pop("loss", None)
@@ -238,7 +240,7 @@ class Study:
             layer,
             head_config(self.options, stage, loss),
             **fields,
-            device=str(resolve_device(self.options.workspace.device)),
+            device=device_name(self.options.workspace.device),
         )
         plan = plan_head(request, self.cache_dir)
         if plan.cached is None and not self._peeking:
@@ -286,8 +288,8 @@ class Study:
     def _weak_plan(self):
         """The configured weak run's plan (key, folder, cached run), of either kind."""
         if self.options.train.weak_kind == HEAD:
-            from .train.head_stage import HeadRequest, plan_head
             from .train.inputs import head_config
+            from .train.plans import HeadRequest, plan_head
 
             layer = self.head_layer("weak")
             request = HeadRequest(
@@ -298,7 +300,7 @@ class Study:
                 head_config(self.options, WEAK),
             )
             return plan_head(request, self.cache_dir)
-        from .train.stages import plan_stage
+        from .train.plans import plan_stage
 
         return plan_stage(self._weak_request(), self.cache_dir)
 
@@ -341,7 +343,7 @@ class Study:
     def weak_labels(self) -> LabelSet:
         """The ``weak`` label set: the configured weak run's strong_train, val and test
         predictions (the run is built when missing)."""
-        from .train.stages import weak_label_set
+        from .train.run_labels import weak_label_set
 
         return self._save(weak_label_set(self.weak(), self.dataset))
 
@@ -354,7 +356,7 @@ class Study:
         by another weak run (another recipe, model, length, pooling or dtype) is never taken
         for the configured one.
         """
-        from .train.stages import check_labels_match
+        from .train.run_labels import check_labels_match
 
         plan = self._weak_plan()
         if plan.cached is not None:
@@ -396,7 +398,8 @@ class Study:
         target: bool = False,
     ) -> RunRecord:
         """The strong model on ``labels``; PGR against the weak run behind them and the ceiling."""
-        from .train.inputs import stage_request, weak_run_of
+        from .labels import weak_run_of
+        from .train.inputs import stage_request
 
         loss = loss or self.options.train.loss
         name = experiment or student_experiment(labels.name, loss)
@@ -453,7 +456,7 @@ class Study:
 
     def _s2s(self, iteration: int, loss: str, target: bool = False) -> tuple[RunRecord, LabelSet]:
         """(student, the labels it trained on); iteration 0 is the student of the weak labels."""
-        from .train.stages import student_label_set
+        from .train.run_labels import student_label_set
 
         if iteration == 0:
             labels = self.weak_labels()
@@ -722,7 +725,7 @@ class Study:
         ``knn-relabel`` or ``knn-filter@gt`` (built when missing), any stored set, or the key of
         a finished student run (its strong_train and val predictions).
         """
-        from .train.stages import check_labels_match, student_label_set
+        from .train.run_labels import check_labels_match, student_label_set
 
         if name == WEAK:
             return self._weak_or_stored()
@@ -928,10 +931,10 @@ class Study:
         return self._node(name, lambda: self._probe_node(probe, labels_name, name), target)
 
     def _probe_node(self, probe: str, labels_name: str, name: str) -> NodeDef:
+        from .labels import weak_run_of
+        from .pgr_rule import pgr_fields
         from .probes.inputs import probe_spec
         from .probes.run import find_probe_run, write_probe_run
-        from .train.inputs import weak_run_of
-        from .train.stages import pgr_fields
 
         layer, layer_choice = self.fit_layer(probe, labels_name)
         spec = replace(probe_spec(self.options, probe, layer), layer_choice=layer_choice)
@@ -963,7 +966,7 @@ class Study:
                     model=self.options.model.strong_model,
                     seed=seed,
                     pgr=lambda auc, scores: pgr_fields(
-                        auc, weak, ceiling, scores, self.options.report.min_gap
+                        auc, scores, weak, ceiling, self.options.report.min_gap
                     ),
                     weak=weak,
                     ceiling=ceiling,
@@ -1026,8 +1029,8 @@ class Study:
         """A probe run's PGR fields as they stand now: the recorded PGR, else one measured
         against the weak run behind its labels and a ceiling cached since; when there is none,
         ``pgr_needs`` says what PGR needs and the exact command that builds it."""
+        from .pgr_rule import pgr_fields
         from .runs import load_run
-        from .train.stages import pgr_fields
 
         metrics = run.metrics
         if metrics.get("pgr") is not None:
@@ -1048,7 +1051,7 @@ class Study:
         ceiling = self.ceiling(only_cached=True)
         if ceiling is not None and metrics.get("auc") is not None:
             scores = run.predictions()["test"].soft  # the rule flags a constant predictor
-            fields = pgr_fields(metrics["auc"], weak, ceiling, scores, self.options.report.min_gap)
+            fields = pgr_fields(metrics["auc"], scores, weak, ceiling, self.options.report.min_gap)
             return {**fields, "pgr_needs": None}
         hint = self._train_hint("ceiling")
         return {
@@ -1075,7 +1078,7 @@ def _as_list(layers: str | list[int]) -> list:
 def _fits(manifest: dict, splits: SplitSet) -> bool:
     """Was a label set made on these splits? (A set without lineage fields is taken on trust;
     its ids are checked against the splits when it is used.)"""
-    from .train.stages import split_sizes
+    from .train.plans import split_sizes
 
     lineage = {
         "dataset_fingerprint": splits.fingerprint,

@@ -81,7 +81,7 @@ def extract_data_parallel(
     Every rank returns the same result.  Only rank 0 reports ``progress`` (of its own shard).
     ``fill_rows`` computes a shard's rows (the single-process path's row loop).
     """
-    plan = replace(plan, device=env.device(plan.device))
+    plan = replace(plan, device_name=str(env.device(plan.device)))
     group = dist.new_group(backend="gloo", timeout=WAIT_TIMEOUT)
     finished = False
     try:

@@ -16,13 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 
 from .. import __version__
 from ..errors import UsageError
 from ..hashing import short_hash
 from ..layers import parse_layer_spec
-from ..models import ModelRef, read_model_shape, resolve_device, resolve_dtype, resolve_model
+from ..models import ModelRef, device_name, dtype_name, read_model_shape, resolve_model
 from ..pooling import check_pooling
 from .encoding import (
     DEFAULT_COMPRESSION,
@@ -34,6 +33,8 @@ from .layout import FORMAT_VERSION, SPLIT_ORDER, activation_path
 from .writer import manifest_json
 
 if TYPE_CHECKING:  # only for annotations: the cache does not need the dataset registry
+    import torch
+
     from ..data import SplitSet
     from ..options import Options
 
@@ -93,8 +94,9 @@ class ExtractPlan:
     pooling: str
     num_layers: int
     hidden_size: int
-    device: torch.device
-    dtype: torch.dtype
+    #: Where and in which dtype the model runs, by name (no torch import to plan a cache hit).
+    device_name: str
+    dtype_name: str
     key: str
     path: Path
     manifest: dict
@@ -102,6 +104,18 @@ class ExtractPlan:
     request: ExtractRequest | None = None
     store_dtype: str = DEFAULT_STORE_DTYPE
     compression: str = DEFAULT_COMPRESSION
+
+    @property
+    def device(self) -> torch.device:
+        import torch
+
+        return torch.device(self.device_name)
+
+    @property
+    def dtype(self) -> torch.dtype:
+        import torch
+
+        return getattr(torch, self.dtype_name)
 
 
 @dataclass
@@ -138,8 +152,8 @@ def plan_extraction(request: ExtractRequest, cache_dir: Path) -> ExtractPlan:
     num_layers, hidden = shape.num_blocks, shape.hidden_size
     layers = parse_layers(request.layers, num_layers)
     pooling = check_pooling(request.pooling or shape.default_pooling)
-    device = resolve_device(request.device)
-    dtype = resolve_dtype(request.dtype, device)
+    device = device_name(request.device)
+    dtype = dtype_name(request.dtype, device)
     store_dtype = check_store_dtype(request.store_dtype)
     compression = check_compression(request.compression)
     splits = request.splits
@@ -152,7 +166,7 @@ def plan_extraction(request: ExtractRequest, cache_dir: Path) -> ExtractPlan:
         "pooling": pooling,
         "max_length": request.max_length,
         "layers": layers,
-        "compute_dtype": str(dtype).removeprefix("torch."),
+        "compute_dtype": dtype,
     }
     if store_dtype != DEFAULT_STORE_DTYPE:  # so every float16 file keeps its key
         manifest["store_dtype"] = store_dtype

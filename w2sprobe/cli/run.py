@@ -40,7 +40,7 @@ def run(opts: Options, ctl: Control) -> None:
     --dataset repeats (or takes a comma list) for several datasets.
     """
     from ..graph import parse_shard
-    from ..models import resolve_device, set_cpu_threads
+    from ..models import set_cpu_threads
     from ..pipeline import check_plan, run_plan
     from ..probes.search import check_backend
     from ..tracking import check_tracker
@@ -48,7 +48,7 @@ def run(opts: Options, ctl: Control) -> None:
 
     datasets, _, _ = check_plan(opts)  # a typo fails before any work (and before the banner)
     parse_shard(opts.run.shard)
-    check_backend(opts.probe.knn_backend, resolve_device(opts.workspace.device))
+    check_backend(opts.probe.knn_backend, opts.workspace.device)
     check_tracker(opts.workspace.tracker)
     set_cpu_threads()
     if not ctl.plan:

@@ -8,6 +8,7 @@ One job per module:
   :class:`ModelRef` without loading weights, then load the model and its tokenizer;
 - :mod:`.config` — a model's block count, width and kind from its config alone (no torch);
 - :mod:`.layout` — a loaded model's block list, final norm, sizes and decoder/encoder kind;
+- :mod:`.devices` — which device a ``--device`` name means (no torch where no GPU can be);
 - :mod:`.runtime` — device and dtype choice, ``--device-map`` checks, CPU threads, memory.
 
 Everything other modules use is re-exported here: import from ``w2sprobe.models``.  The
@@ -38,10 +39,13 @@ _EXPORTS = {
     "weights_fingerprint": "loading",
     "DEVICE_MAP_STRATEGIES": "runtime",
     "check_device_map": "runtime",
+    "cuda_available": "devices",
+    "device_name": "devices",
+    "dtype_name": "devices",
     "release_freed_memory": "runtime",
     "resolve_device": "runtime",
     "resolve_dtype": "runtime",
-    "set_cpu_threads": "runtime",
+    "set_cpu_threads": "devices",
 }
 
 __all__ = sorted(_EXPORTS)

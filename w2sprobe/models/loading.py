@@ -15,15 +15,16 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from ..errors import UsageError, first_line
 from .assets import ALIASES, alias_folder, assets_dir
 from .busy import busy
 from .config import hub_config_file
-from .runtime import check_device_map
+
+if TYPE_CHECKING:  # resolving a name to its weights (a cache hit) needs no torch import
+    import torch
+    from torch import nn
 
 log = logging.getLogger(__name__)
 
@@ -167,6 +168,8 @@ def load_model(
     """The bare transformer (no task head), in eval mode, on ``device`` — or, with ``device_map``,
     placed by ``from_pretrained`` (accelerate) across devices, for a model too big for one."""
     from transformers import AutoModel
+
+    from .runtime import check_device_map
 
     with busy(log, f"loading model {ref.name}"):  # the CLI shows a spinner meanwhile
         if device_map:

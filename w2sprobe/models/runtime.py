@@ -7,11 +7,11 @@ usable (and testable) without loading weights.
 from __future__ import annotations
 
 import importlib.util
-import os
 
 import torch
 
 from ..errors import UsageError
+from .devices import device_name, dtype_name
 
 #: ``--device-map`` strategies of accelerate; anything else must name one device (``cuda:1``).
 DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
@@ -19,32 +19,12 @@ DEVICE_MAP_STRATEGIES = ("auto", "balanced", "balanced_low_0", "sequential")
 
 def resolve_device(device: str) -> torch.device:
     """``auto`` -> CUDA when available, else CPU; ``cuda`` without a GPU is a UsageError."""
-    if device not in ("auto", "cpu", "cuda") and not device.startswith("cuda:"):
-        raise UsageError(f"unknown device '{device}'; use auto, cpu or cuda")
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UsageError("device cuda requested but no CUDA GPU is available")
-    return torch.device(device)
+    return torch.device(device_name(device))
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
     """``auto`` -> float32 on CPU, bfloat16 on GPUs that support it, else float16."""
-    table = {
-        "float32": torch.float32,
-        "fp32": torch.float32,
-        "float16": torch.float16,
-        "fp16": torch.float16,
-        "bfloat16": torch.bfloat16,
-        "bf16": torch.bfloat16,
-    }
-    if dtype == "auto":
-        if device.type != "cuda":
-            return torch.float32
-        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    if dtype not in table:
-        raise UsageError(f"unknown dtype '{dtype}'; use auto, float32, float16 or bfloat16")
-    return table[dtype]
+    return getattr(torch, dtype_name(dtype, str(device)))
 
 
 def check_device_map(device_map: str) -> str:
@@ -65,16 +45,6 @@ def check_device_map(device_map: str) -> str:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise UsageError(f"--device-map {device_map}: no CUDA GPU is available")
     return device_map
-
-
-def set_cpu_threads() -> int:
-    """One torch thread per core this process may use: oversubscription slows small CPUs badly."""
-    if hasattr(os, "sched_getaffinity"):
-        cores = len(os.sched_getaffinity(0))
-    else:
-        cores = os.cpu_count() or 1
-    torch.set_num_threads(max(1, cores))
-    return cores
 
 
 def release_freed_memory() -> None:

@@ -41,6 +41,7 @@ import hashlib
 import io
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,6 +53,7 @@ from ..atomic import file_record, record_problem, staged_folder, write_into
 from ..errors import UsageError, first_line
 from ..hashing import short_hash
 from ..workspace import DEFAULT_CACHE_DIR, cache_of, kind_root, rm_hint, slug_dir
+from .base import is_tensor
 
 PROBE_JSON, PARAMS = "probe.json", "params.npz"
 #: How a probe is stored: its fitted arrays, or what it is refit from on load.
@@ -160,22 +162,18 @@ def _unwrap(probe):
 
 def _weights(probe) -> dict[str, np.ndarray] | None:
     """The fitted arrays of a built-in parametric probe; None for a probe refit on load."""
-    from .logistic import LogisticProbe
-    from .massmean import MassMeanProbe
-    from .mlp import MlpProbe
-
-    if isinstance(probe, LogisticProbe):
+    if _is_instance(probe, "logistic", "LogisticProbe"):
         arrays = {"coef": _np(probe._w), "intercept": _np(probe._b)}
         if probe.standardize:
             arrays |= {"shift": _np(probe._shift), "scale": _np(probe._scale)}
         return arrays
-    if isinstance(probe, MassMeanProbe):
+    if _is_instance(probe, "massmean", "MassMeanProbe"):
         return {
             "direction": probe.direction_,
             "midpoint": probe.midpoint_,
             "bias": np.asarray(probe.bias_, dtype=np.float64),
         }
-    if isinstance(probe, MlpProbe):
+    if _is_instance(probe, "mlp", "MlpProbe"):
         w1, b1, w2, b2 = (_np(p) for p in probe._params)
         return {
             "w1": w1,
@@ -188,8 +186,16 @@ def _weights(probe) -> dict[str, np.ndarray] | None:
     return None
 
 
-def _np(tensor) -> np.ndarray:
-    return tensor.detach().cpu().numpy()
+def _is_instance(probe, module: str, cls: str) -> bool:
+    """``isinstance(probe, w2sprobe.probes.<module>.<cls>)`` without importing the module (and
+    torch with it): a probe of that class exists only once its module is imported."""
+    loaded = sys.modules.get(f"w2sprobe.probes.{module}")
+    return loaded is not None and isinstance(probe, getattr(loaded, cls))
+
+
+def _np(values) -> np.ndarray:
+    """A probe's fitted array (numpy, or a torch tensor where its math ran in torch) as numpy."""
+    return values.detach().cpu().numpy() if is_tensor(values) else np.asarray(values)
 
 
 def _npz_bytes(arrays: dict[str, np.ndarray]) -> bytes:
@@ -383,17 +389,20 @@ def _config(meta: dict):
 
 def _restore(name: str, probe, arrays: dict[str, np.ndarray]) -> None:
     """Put the stored arrays into a fresh built-in probe: it predicts exactly as when fit."""
-    import torch
 
     def tensor(name: str):
+        import torch
+
         return torch.from_numpy(np.array(arrays[name])).to(probe.device)
 
-    if name == "logreg":
-        probe._w, probe._b = tensor("coef").to(probe.dtype), tensor("intercept").to(probe.dtype)
+    if name == "logreg":  # numpy on the CPU, torch on a GPU: where the probe's math runs
+        probe._w, probe._b = probe._array(arrays["coef"]), probe._array(arrays["intercept"])
         probe.coef_, probe.intercept_ = arrays["coef"], float(arrays["intercept"])
         if probe.standardize:
-            probe._shift = tensor("shift").to(probe.dtype)
-            probe._scale = tensor("scale").to(probe.dtype)
+            probe._shift, probe._scale = (
+                probe._array(arrays["shift"]),
+                probe._array(arrays["scale"]),
+            )
     elif name == "massmean":
         probe.direction_, probe.midpoint_ = arrays["direction"], arrays["midpoint"]
         probe.bias_ = float(arrays["bias"])

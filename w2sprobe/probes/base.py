@@ -4,20 +4,28 @@ Activations reach a probe as any 2-D array sliceable by rows: a numpy array (an
 ``np.memmap`` from the activation store included), an ``h5py.Dataset`` or a torch tensor,
 in any float dtype. Probes never copy the whole array to float32 unless their math needs all
 of it at once (logistic regression); they read it in row blocks and convert each block to
-float32 torch, so float16 storage costs no extra memory.
+float32 (numpy on the CPU, torch where a probe's math runs in torch), so float16 storage costs
+no extra memory.
+
+This module imports no torch: a probe that computes in numpy on the CPU (kNN through faiss,
+logistic regression) runs in a process that never imports it (1-2 s of a short command's
+start).  A torch tensor can only reach it where torch is imported already (:func:`is_tensor`).
 """
 
 from __future__ import annotations
 
 import math
+import sys
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import numpy as np
-import torch
 
 from ..errors import UsageError
-from ..models import resolve_device
+from ..models import device_name
+
+if TYPE_CHECKING:
+    import torch
 
 #: A 2-D array sliceable by rows: np.ndarray / np.memmap, h5py.Dataset or torch.Tensor.
 Acts = Any
@@ -147,7 +155,7 @@ def check_choice(value: Any, name: str, choices: tuple[str, ...]) -> str:
 
 def check_labels(labels: Any, n: int) -> np.ndarray:
     """Soft labels as float32 (n,), each finite and in [0, 1], else a UsageError."""
-    if isinstance(labels, torch.Tensor):
+    if is_tensor(labels):
         labels = labels.detach().cpu().numpy()
     array = np.asarray(labels)
     if array.ndim != 1 or array.shape[0] != n:
@@ -176,9 +184,7 @@ def check_acts(
     anything else goes through ``np.asarray``. Finiteness is checked block by block, and a
     failure names how many rows hold NaN or inf.
     """
-    if not isinstance(acts, torch.Tensor) and not (
-        hasattr(acts, "shape") and hasattr(acts, "dtype")
-    ):
+    if not is_tensor(acts) and not (hasattr(acts, "shape") and hasattr(acts, "dtype")):
         acts = np.asarray(acts)
     if len(acts.shape) != 2:
         raise UsageError(f"{name} must be 2-D (rows, features), got shape {tuple(acts.shape)}")
@@ -203,8 +209,8 @@ def count_nonfinite_rows(acts: Acts, memory_budget_bytes: int = DEFAULT_MEMORY_B
     bad = 0
     for start in range(0, acts.shape[0], step):
         block = acts[start : start + step]
-        if isinstance(block, torch.Tensor):
-            bad += int((~torch.isfinite(block).all(1)).sum())
+        if is_tensor(block):
+            bad += int((~block.isfinite().all(1)).sum())
         else:
             bad += int((~np.isfinite(np.asarray(block)).all(1)).sum())
     return bad
@@ -215,7 +221,8 @@ def _is_number(value: Any) -> bool:
 
 
 def _is_numeric(dtype: Any) -> bool:
-    if isinstance(dtype, torch.dtype):
+    torch = sys.modules.get("torch")
+    if torch is not None and isinstance(dtype, torch.dtype):
         return dtype.is_floating_point or dtype in (
             torch.int8,
             torch.int16,
@@ -229,16 +236,35 @@ def _is_numeric(dtype: Any) -> bool:
 # --------------------------------------------------------------------------- row blocks
 
 
-def take_rows(acts: Acts, rows: slice | np.ndarray, device: torch.device) -> torch.Tensor:
+def is_tensor(value: Any) -> bool:
+    """Whether ``value`` is a torch tensor (False, without importing torch, when no code has)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.Tensor)
+
+
+def host_rows(acts: Acts, rows: slice | np.ndarray) -> np.ndarray:
+    """Rows of ``acts`` as a float32 numpy array (a fresh copy, never a view).
+
+    ``rows`` is a slice or an ascending index array (h5py needs ascending order).
+    """
+    if is_tensor(acts):
+        index = rows if isinstance(rows, slice) else np.asarray(rows)
+        return acts[index].detach().float().cpu().numpy().copy()
+    # numpy casts float16 fast; the cast always copies, so a slice never aliases the caller's data.
+    return np.asarray(acts[rows]).astype(np.float32)
+
+
+def take_rows(acts: Acts, rows: slice | np.ndarray, device: "torch.device") -> "torch.Tensor":
     """Rows of ``acts`` as a float32 tensor on ``device`` (a fresh copy, never a view).
 
     ``rows`` is a slice or an ascending index array (h5py needs ascending order).
     """
+    import torch
+
     if isinstance(acts, torch.Tensor):
         index = rows if isinstance(rows, slice) else torch.as_tensor(rows, device=acts.device)
         return acts[index].detach().to(device=device, dtype=torch.float32, copy=True)
-    # numpy casts float16 fast; the cast always copies, so a slice never aliases the caller's data.
-    return torch.from_numpy(np.asarray(acts[rows]).astype(np.float32)).to(device)
+    return torch.from_numpy(host_rows(acts, rows)).to(device)
 
 
 def rows_per_block(dim: int, memory_budget_bytes: int, bytes_per_value: int = 8) -> int:
@@ -246,9 +272,22 @@ def rows_per_block(dim: int, memory_budget_bytes: int, bytes_per_value: int = 8)
     return max(1, memory_budget_bytes // (dim * bytes_per_value))
 
 
-def device_of(device: str | torch.device) -> torch.device:
+def device_of(device: "str | torch.device") -> "torch.device":
     """A torch device from ``auto``/``cpu``/``cuda[:i]`` (UsageError when CUDA is missing)."""
-    return device if isinstance(device, torch.device) else resolve_device(str(device))
+    import torch
+
+    return device if isinstance(device, torch.device) else torch.device(device_name(str(device)))
+
+
+def device_name_of(device: "str | torch.device") -> str:
+    """``cpu``, ``cuda`` or ``cuda:i`` for a device or its name (``auto`` resolved), no torch
+    import where no CUDA GPU can be (:mod:`w2sprobe.models.devices`)."""
+    return str(device) if is_tensor_device(device) else device_name(str(device))
+
+
+def is_tensor_device(value: Any) -> bool:
+    torch = sys.modules.get("torch")
+    return torch is not None and isinstance(value, torch.device)
 
 
 def check_number(value: Any, name: str, *, minimum: float = 0.0) -> float:

@@ -11,10 +11,10 @@ from .experiment import ProbeSpec
 
 def probe_spec(options: Options, probe: str, layer: int, **overrides: Any) -> ProbeSpec:
     """``probe`` configured from the options (``overrides`` win: a sweep's grid value)."""
-    from ..models import resolve_device  # torch: only once a probe is really built
+    from ..models import device_name  # no torch import where no CUDA GPU can be
 
     config = probe_config(probe, options.probe, **overrides)
-    return ProbeSpec(config, layer, device=str(resolve_device(options.workspace.device)))
+    return ProbeSpec(config, layer, device=device_name(options.workspace.device))
 
 
 def check_probe(options: Options, probe: str, **overrides: Any) -> ProbeConfig:
@@ -23,8 +23,7 @@ def check_probe(options: Options, probe: str, **overrides: Any) -> ProbeConfig:
     config = probe_config(probe, options.probe, **overrides)
     backend = config.params().get("backend")
     if backend is not None:
-        from ..models import resolve_device
         from .search import check_backend
 
-        check_backend(backend, resolve_device(options.workspace.device))
+        check_backend(backend, options.workspace.device)
     return config

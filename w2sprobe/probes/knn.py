@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ..errors import UsageError
 from .base import (
@@ -17,10 +16,13 @@ from .base import (
     check_contamination,
     check_k,
     check_labels,
-    device_of,
+    device_name_of,
     filter_by_score,
 )
 from .search import BACKENDS, METRICS, knn_search
+
+if TYPE_CHECKING:
+    import torch
 
 
 class KnnProbe:
@@ -46,7 +48,7 @@ class KnnProbe:
         self.k = check_k(k)
         self.metric = check_choice(metric, "metric", METRICS)
         self.backend = check_choice(backend, "backend", BACKENDS)
-        self.device = device_of(device)
+        self.device = device_name_of(device)  # a name: a faiss search never imports torch
         self.memory_budget_bytes = memory_budget_bytes
         self._acts: Acts | None = None
         self._labels: np.ndarray | None = None

@@ -23,7 +23,10 @@ Equivalences, worked out so other solvers can be checked against (or stand in fo
   makes its penalty ``0.5 * 4 * N * l2 / (2N) * ||w||^2 = l2 * ||w||^2``. Not testable
   without a GPU; the mapping lives in :func:`cuml_fit`.
 
-Math runs in float32 whatever the cache dtype (``dtype="float64"`` for tight comparisons).
+Math runs in float32 whatever the cache dtype (``dtype="float64"`` for tight comparisons): in
+numpy on the CPU (a probe command on cached activations then never imports torch, 1-2 s of its
+start), in torch on a CUDA device; the objective and its gradient are written once for both
+(:func:`objective_and_gradient`, checked against torch's autograd in the tests).
 With ``standardize=True`` each feature is centred and scaled by its training mean and
 standard deviation (constant features by 1), and the penalty applies in that space.
 """
@@ -31,11 +34,10 @@ standard deviation (constant features by 1), and the penalty applies in that spa
 from __future__ import annotations
 
 import math
-from typing import Any
+import sys
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from ..errors import UsageError
 from .base import (
@@ -48,13 +50,21 @@ from .base import (
     check_k,
     check_labels,
     check_number,
-    device_of,
+    device_name_of,
     filter_by_score,
+    host_rows,
+    is_tensor,
     rows_per_block,
     take_rows,
 )
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+if TYPE_CHECKING:
+    import torch
+
+#: Compute dtypes by name (numpy's and torch's share them).
+DTYPES = ("float32", "float64")
+#: A numpy array on the CPU, a torch tensor on a CUDA device.
+Array = Any
 
 
 class LogisticProbe:
@@ -83,37 +93,45 @@ class LogisticProbe:
         self.standardize = bool(standardize)
         self.max_iter = check_k(max_iter, "max_iter")
         self.tol = check_number(tol, "tol")
+        # "torch": our objective under scipy's L-BFGS-B (numpy on the CPU, torch on a GPU);
+        # the name predates the numpy path and stays: it is part of every logistic probe's key
         self.backend = check_choice(backend, "backend", ("torch", "cuml"))
-        self.device = device_of(device)
-        self.dtype = DTYPES[check_choice(dtype, "dtype", tuple(DTYPES))]
+        self.device = device_name_of(device)
+        self.dtype = check_choice(dtype, "dtype", DTYPES)
         self.memory_budget_bytes = memory_budget_bytes
         self.coef_: np.ndarray | None = None
         self.intercept_ = 0.0
         self.loss_ = math.nan
         self.n_iter_ = 0
-        self._w: torch.Tensor | None = None
-        self._b: torch.Tensor | None = None
-        self._shift: torch.Tensor | None = None
-        self._scale: torch.Tensor | None = None
+        self._w: Array | None = None
+        self._b: Array | None = None
+        self._shift: Array | None = None
+        self._scale: Array | None = None
         self._labels: np.ndarray | None = None
         self._fit_predictions: np.ndarray | None = None
 
-    def fit(self, acts: Acts, labels: Any) -> "LogisticProbe":
+    @property
+    def on_host(self) -> bool:
+        """Whether the math runs in numpy (the CPU) rather than torch (a CUDA device)."""
+        return self.device == "cpu" and self.backend != "cuml"
+
+    def fit(self, acts: Acts, labels: Any) -> LogisticProbe:
         """Minimise the objective on ``acts`` (N, D) and soft ``labels`` (N,)."""
         acts = check_acts(acts, min_rows=2, memory_budget_bytes=self.memory_budget_bytes)
         self._labels = check_labels(labels, acts.shape[0])
-        y = torch.from_numpy(self._labels).to(self.device, self.dtype)
         x = self._load(acts)
+        y = self._array(self._labels)
         self._shift, self._scale = standardisation(x) if self.standardize else (None, None)
         if self.standardize:
-            x.sub_(self._shift).div_(self._scale)
-        fit = cuml_fit if self.backend == "cuml" else torch_fit
+            x -= self._shift
+            x /= self._scale
+        fit = cuml_fit if self.backend == "cuml" else lbfgs_fit
         w, b, self.n_iter_ = fit(x, y, self.l2, max_iter=self.max_iter, tol=self.tol)
-        with torch.no_grad():
-            self.loss_ = float(logistic_objective(x, y, w, b, self.l2))
-            self._fit_predictions = torch.sigmoid(x @ w + b).float().cpu().numpy()
-        self._w, self._b = w.detach(), b.detach()
-        self.coef_, self.intercept_ = self._w.cpu().numpy(), float(self._b)
+        z = x @ w + b
+        self.loss_ = float(logistic_objective(x, y, w, b, self.l2))
+        self._fit_predictions = _float32(_sigmoid(z))
+        self._w, self._b = w, b
+        self.coef_, self.intercept_ = _numpy(w), float(b)
         return self
 
     def predict(self, acts: Acts) -> np.ndarray:
@@ -128,12 +146,10 @@ class LogisticProbe:
         step = rows_per_block(acts.shape[1], self.memory_budget_bytes)
         out = np.empty(acts.shape[0], dtype=np.float32)
         for start in range(0, acts.shape[0], step):
-            x = take_rows(acts, slice(start, start + step), self.device).to(self.dtype)
+            x = self._rows(acts, slice(start, start + step))
             if self.standardize:
-                x.sub_(self._shift).div_(self._scale)
-            out[start : start + x.shape[0]] = (
-                torch.sigmoid(x @ self._w + self._b).float().cpu().numpy()
-            )
+                x = (x - self._shift) / self._scale
+            out[start : start + x.shape[0]] = _float32(_sigmoid(x @ self._w + self._b))
         return out
 
     def predict_fit_set(self) -> np.ndarray:
@@ -148,49 +164,93 @@ class LogisticProbe:
         self.fit(acts, labels)
         return filter_by_score(np.abs(self._labels - self._fit_predictions), contamination)
 
-    def _load(self, acts: Acts) -> torch.Tensor:
-        """All rows as one ``dtype`` tensor on the device, filled block by block."""
-        x = torch.empty(acts.shape, dtype=self.dtype, device=self.device)
+    def _array(self, values: np.ndarray) -> Array:
+        """``values`` in the probe's dtype, where its math runs."""
+        values = np.asarray(values, dtype=self.dtype)
+        if self.on_host:
+            return values
+        import torch
+
+        return torch.from_numpy(values).to(self.device)
+
+    def _rows(self, acts: Acts, rows: slice) -> Array:
+        if self.on_host:
+            return host_rows(acts, rows).astype(self.dtype, copy=False)
+        import torch
+
+        return take_rows(acts, rows, torch.device(self.device)).to(getattr(torch, self.dtype))
+
+    def _load(self, acts: Acts) -> Array:
+        """All rows as one array in the probe's dtype, filled block by block."""
+        if self.on_host:
+            x = np.empty(acts.shape, dtype=self.dtype)
+        else:
+            import torch
+
+            x = torch.empty(tuple(acts.shape), dtype=getattr(torch, self.dtype), device=self.device)
         step = rows_per_block(acts.shape[1], self.memory_budget_bytes)
         for start in range(0, acts.shape[0], step):
-            x[start : start + step] = take_rows(acts, slice(start, start + step), self.device)
+            x[start : start + step] = self._rows(acts, slice(start, start + step))
         return x
 
 
-def logistic_objective(
-    x: torch.Tensor, y: torch.Tensor, w: torch.Tensor, b: torch.Tensor, l2: float
-) -> torch.Tensor:
-    """mean_i BCE(sigmoid(x_i . w + b), y_i) + l2 * ||w||^2."""
-    return F.binary_cross_entropy_with_logits(x @ w + b, y) + l2 * w.square().sum()
+# --------------------------------------------------------------------------- the math, once
 
 
-def standardisation(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def logistic_objective(x: Array, y: Array, w: Array, b: Any, l2: float) -> Any:
+    """mean_i BCE(sigmoid(x_i . w + b), y_i) + l2 * ||w||^2 (numpy arrays or torch tensors)."""
+    z = x @ w + b
+    return (_softplus(z) - y * z).mean() + l2 * (w * w).sum()
+
+
+def objective_and_gradient(x: Array, y: Array, theta: Array, l2: float) -> tuple[Any, Array]:
+    """The objective at ``theta = (w, b)`` and its gradient, worked out by hand:
+    d/dz BCE = sigmoid(z) - y, so grad_w = x^T (sigmoid(z) - y) / N + 2 l2 w and
+    grad_b = mean(sigmoid(z) - y)."""
+    d = x.shape[1]
+    w, b = theta[:d], theta[d]
+    z = x @ w + b
+    loss = (_softplus(z) - y * z).mean() + l2 * (w * w).sum()
+    residual = (_sigmoid(z) - y) / x.shape[0]
+    grad = theta * 0  # zeros of theta's kind (numpy or torch), dtype and device
+    grad[:d] = x.T @ residual + 2 * l2 * w
+    grad[d] = residual.sum()
+    return loss, grad
+
+
+def standardisation(x: Array) -> tuple[Array, Array]:
     """Per-feature mean and standard deviation (1 where a feature is constant)."""
-    var, mean = torch.var_mean(x, dim=0, correction=0)
-    scale = var.sqrt()
-    return mean, torch.where(scale > 0, scale, torch.ones_like(scale))
+    if is_tensor(x):
+        import torch
+
+        var, mean = torch.var_mean(x, dim=0, correction=0)
+        scale = var.sqrt()
+        return mean, torch.where(scale > 0, scale, torch.ones_like(scale))
+    mean = x.mean(0)
+    scale = np.sqrt(((x - mean) ** 2).mean(0))
+    return mean, np.where(scale > 0, scale, 1).astype(x.dtype)
 
 
-def torch_fit(
-    x: torch.Tensor, y: torch.Tensor, l2: float, *, max_iter: int, tol: float
-) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Full-batch L-BFGS from w = 0, b = 0: scipy's L-BFGS-B (no bounds, 20 corrections),
-    objective and gradient computed by torch on the data's device and dtype.
+def lbfgs_fit(
+    x: Array, y: Array, l2: float, *, max_iter: int, tol: float
+) -> tuple[Array, Any, int]:
+    """Full-batch L-BFGS from w = 0, b = 0: scipy's L-BFGS-B (no bounds, 20 corrections), the
+    objective and gradient computed where ``x`` lives (numpy, or torch on its device) in its
+    dtype.
 
     scipy's rather than ``torch.optim.LBFGS``: constructing any ``torch.optim`` optimizer imports
     ``torch._dynamo`` (1-3 s on this project's 2 cores), which every ``probe`` command on a
-    cached workspace paid; scipy's solver is the reference L-BFGS-B and costs no such import.
+    cached workspace paid; scipy's solver is the reference L-BFGS-B.
     Stops when the largest gradient entry is at most ``tol`` or the objective stops moving.
     """
     from scipy.optimize import minimize
 
     d = x.shape[1]
+    to_x, eps = _converter(x)
 
     def objective(theta: np.ndarray) -> tuple[float, np.ndarray]:
-        params = torch.from_numpy(theta).to(x.device, x.dtype).requires_grad_(True)
-        loss = logistic_objective(x, y, params[:d], params[d], l2)
-        (grad,) = torch.autograd.grad(loss, params)
-        return float(loss.detach()), grad.double().cpu().numpy()
+        loss, grad = objective_and_gradient(x, y, to_x(theta), l2)
+        return float(loss), _float64(grad)
 
     result = minimize(
         objective,
@@ -202,10 +262,10 @@ def torch_fit(
             "maxfun": 2 * max_iter,
             "maxcor": 20,
             "gtol": tol,
-            "ftol": torch.finfo(x.dtype).eps,
+            "ftol": eps,
         },
     )
-    theta = torch.from_numpy(result.x).to(x.device, x.dtype)
+    theta = to_x(result.x)
     return theta[:d], theta[d], int(result.nit)
 
 
@@ -217,8 +277,10 @@ def cuml_fit(
         from cuml.linear_model import LogisticRegression
     except ImportError as exc:
         raise UsageError("cuML is not installed: pip install 'w2sprobe[gpu]'") from exc
-    if x.device.type != "cuda":
+    if not is_tensor(x) or x.device.type != "cuda":
         raise UsageError("the cuml backend needs a CUDA device; use --device cuda")
+    import torch
+
     n = x.shape[0]
     rows = torch.cat([x, x])
     targets = torch.cat([torch.ones_like(y), torch.zeros_like(y)])
@@ -231,3 +293,40 @@ def cuml_fit(
     w = torch.as_tensor(model.coef_, device=x.device).reshape(-1).to(x.dtype)
     b = torch.as_tensor(model.intercept_, device=x.device).reshape(()).to(x.dtype)
     return w, b, int(np.asarray(model.n_iter_).max())
+
+
+# --------------------------------------------------------------------------- numpy or torch
+
+
+def _softplus(z: Array) -> Array:
+    """log(1 + exp(z)), without overflow."""
+    if is_tensor(z):
+        return sys.modules["torch"].nn.functional.softplus(z)
+    return np.logaddexp(0, z)
+
+
+def _sigmoid(z: Array) -> Array:
+    if is_tensor(z):
+        return z.sigmoid()
+    return np.exp(-np.logaddexp(0, -z))  # 1 / (1 + exp(-z)), without overflow
+
+
+def _converter(x: Array):
+    """A function from a float64 numpy vector to an array like ``x``; ``x``'s dtype epsilon."""
+    if is_tensor(x):
+        torch = sys.modules["torch"]
+        return (lambda v: torch.from_numpy(v).to(x.device, x.dtype)), torch.finfo(x.dtype).eps
+    return (lambda v: v.astype(x.dtype)), float(np.finfo(x.dtype).eps)
+
+
+def _float32(values: Array) -> np.ndarray:
+    return _numpy(values).astype(np.float32, copy=False)
+
+
+def _float64(values: Array) -> np.ndarray:
+    return _numpy(values).astype(np.float64, copy=False)
+
+
+def _numpy(values: Array) -> np.ndarray:
+    """``values`` as a numpy array in its own dtype."""
+    return values.detach().cpu().numpy() if is_tensor(values) else np.asarray(values)

@@ -20,17 +20,17 @@ Conventions every backend follows (so they return the same neighbours on the sam
   its own row back (its duplicates still count).
 
 Backends: ``torch`` (CPU or CUDA), ``faiss`` (faiss-cpu), ``cuml`` (GPU, optional extra).
-``auto`` picks faiss on CPU when it is installed, else torch.
+``auto`` picks faiss on CPU when it is installed, else torch.  The faiss backend works on numpy
+blocks from start to end, so a CPU search through it never imports torch (its import is most
+of a short ``probe`` command's time); the others work on torch tensors.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from typing import Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
-import scipy.sparse as sp
-import torch
 
 from ..errors import UsageError
 from .base import (
@@ -39,17 +39,23 @@ from .base import (
     check_acts,
     check_choice,
     check_k,
-    device_of,
+    device_name_of,
+    host_rows,
     take_rows,
 )
 from .config import BACKENDS, METRICS
+
+if TYPE_CHECKING:
+    import scipy.sparse as sp
+    import torch
 
 # Scratch bytes per (query, index) pair inside a block: the float32 distance and topk's temps.
 _PAIR_BYTES = 12
 # Past a few thousand query rows a block gains no GEMM speed, only memory.
 _MAX_QUERY_BLOCK = 4096
 
-Array = np.ndarray | torch.Tensor
+#: A numpy array (the faiss backend's blocks) or a torch tensor (the others').
+Array = Any
 
 # Cosine rows carry two flag coordinates: column 0 marks a zero query row, column 1 a zero
 # index row (see the module doc); they sit after the features.
@@ -57,7 +63,7 @@ _ZERO_FLAGS, _QUERY, _INDEX = 2, 0, 1
 
 # A block searcher: (queries, index rows, k, block width) -> (distances, local indices), the k
 # nearest per query; the width is the size of a full index block (the last one may be shorter).
-BlockSearch = Callable[[torch.Tensor, torch.Tensor, int, int], tuple[torch.Tensor, torch.Tensor]]
+BlockSearch = Callable[[Array, Array, int, int], tuple[Array, Array]]
 
 
 def knn_search(
@@ -87,8 +93,7 @@ def knn_search(
     """
     k = check_k(k)
     check_choice(metric, "metric", METRICS)
-    dev = device_of(device)
-    search = _block_searcher(check_choice(backend, "backend", BACKENDS), dev)
+    search, dev = _block_searcher(check_choice(backend, "backend", BACKENDS), device)
     if check_index:
         index = check_acts(index, memory_budget_bytes=memory_budget_bytes, name="index")
     if queries is not index:
@@ -128,6 +133,8 @@ def neighbour_graph(neighbours: np.ndarray, n: int) -> sp.csr_matrix:
 
     Entries of -1 are skipped.
     """
+    import scipy.sparse as sp  # 0.15 s of import a kNN probe's predictions do not need
+
     valid = neighbours >= 0
     sources = np.repeat(np.arange(neighbours.shape[0]), valid.sum(1))
     edges = np.ones(sources.size, dtype=np.int8)
@@ -146,7 +153,7 @@ def _search(
     self_ids: np.ndarray | None,
     rows: np.ndarray | None,
     search: BlockSearch,
-    device: torch.device,
+    device: torch.device | None,
     budget: int,
 ) -> tuple[np.ndarray, np.ndarray]:
     n_rows = index.shape[0] if rows is None else rows.size
@@ -160,11 +167,11 @@ def _search(
     if columns == 0:
         return distances, indices
     for q0 in range(0, n_queries, q_block):
-        q = _prepare(take_rows(queries, slice(q0, q0 + q_block), device), metric, _QUERY)
+        q = _prepare(_read(queries, slice(q0, q0 + q_block), device), metric, _QUERY)
         best = None
         for i0 in range(0, n_rows, i_block):
             block_rows, block_ids = _block(rows, i0, min(i0 + i_block, n_rows), device)
-            x = _prepare(take_rows(index, block_rows, device), metric, _INDEX)
+            x = _prepare(_read(index, block_rows, device), metric, _INDEX)
             d, local = search(q, x, min(wanted, x.shape[0]), i_block)
             best = merge_keys(best, pack_keys(_host(d), _host(block_ids)[_host(local)]), wanted)
         d, i = (_to_numpy(part) for part in unpack_keys(best))
@@ -197,19 +204,35 @@ def _plan_blocks(n_queries: int, n_rows: int, dim: int, k: int, budget: int) -> 
     return q_block, min(n_rows, i_block)
 
 
+def _read(acts: Acts, rows: slice | np.ndarray, device: torch.device | None) -> Array:
+    """Rows as float32: numpy for a host searcher (``device`` None), else a tensor on it."""
+    return host_rows(acts, rows) if device is None else take_rows(acts, rows, device)
+
+
 def _block(
-    rows: np.ndarray | None, start: int, stop: int, device: torch.device
-) -> tuple[slice | np.ndarray, torch.Tensor]:
+    rows: np.ndarray | None, start: int, stop: int, device: torch.device | None
+) -> tuple[slice | np.ndarray, Array]:
     """Which rows of the index to read, and their index numbers (for the results)."""
-    if rows is None:
-        return slice(start, stop), torch.arange(start, stop, device=device)
-    return rows[start:stop], torch.from_numpy(rows[start:stop]).to(device)
+    ids = np.arange(start, stop) if rows is None else rows[start:stop]
+    if device is None:
+        return (slice(start, stop) if rows is None else ids), ids
+    import torch
+
+    return (slice(start, stop) if rows is None else ids), torch.from_numpy(ids).to(device)
 
 
-def _prepare(block: torch.Tensor, metric: str, role: int) -> torch.Tensor:
+def _prepare(block: Array, metric: str, role: int) -> Array:
     """Cosine: unit rows plus the zero-row flags (module doc); Euclidean: the rows as they are."""
     if metric != "cosine":
         return block
+    if isinstance(block, np.ndarray):
+        norms = np.sqrt(np.einsum("ij,ij->i", block, block))[:, None]
+        block /= np.maximum(norms, np.finfo(block.dtype).tiny)
+        flags = np.zeros((block.shape[0], _ZERO_FLAGS), dtype=block.dtype)
+        flags[:, role] = norms[:, 0] == 0
+        return np.concatenate([block, flags], axis=1)
+    import torch
+
     norms = block.norm(dim=1, keepdim=True)
     block /= norms.clamp_min(torch.finfo(block.dtype).tiny)
     flags = block.new_zeros(block.shape[0], _ZERO_FLAGS)
@@ -231,12 +254,16 @@ def pack_keys(d: Array, i: Array) -> Array:
         return (
             (d + np.float32(0)).view(np.int32).astype(np.int64) << 32
         ) | i  # + 0 turns -0.0 into +0.0
+    import torch
+
     return ((d + 0.0).view(torch.int32).to(torch.int64) << 32) | i
 
 
 def unpack_keys(keys: Array) -> tuple[Array, Array]:
     if isinstance(keys, np.ndarray):
         return (keys >> 32).astype(np.int32).view(np.float32), keys & 0xFFFFFFFF
+    import torch
+
     return (keys >> 32).to(torch.int32).view(torch.float32), keys & 0xFFFFFFFF
 
 
@@ -244,11 +271,14 @@ def merge_keys(best: Array | None, keys: Array, k: int) -> Array:
     """The ``k`` smallest keys per row of ``best`` and ``keys`` together, ascending."""
     if isinstance(keys, np.ndarray):
         return np.sort(keys if best is None else np.concatenate([best, keys], 1), axis=1)[:, :k]
+    import torch
+
     return (keys if best is None else torch.cat([best, keys], 1)).sort(dim=1).values[:, :k]
 
 
-def _host(t: torch.Tensor) -> Array:
-    return t.numpy() if t.device.type == "cpu" else t
+def _host(t: Array) -> Array:
+    """A CPU tensor as numpy (no copy); numpy arrays and GPU tensors as they are."""
+    return t if isinstance(t, np.ndarray) or t.device.type != "cpu" else t.numpy()
 
 
 def _to_numpy(a: Array) -> np.ndarray:
@@ -310,27 +340,34 @@ def check_backend(backend: str, device: str | torch.device) -> None:
     called when the options are checked, before any stage runs."""
     if backend not in BACKENDS:
         raise UsageError(f"unknown kNN backend '{backend}'; use one of {', '.join(BACKENDS)}")
-    _block_searcher(backend, torch.device(device))
+    _block_searcher(backend, device)
 
 
-def _block_searcher(backend: str, device: torch.device) -> BlockSearch:
+def _block_searcher(
+    backend: str, device: str | torch.device
+) -> tuple[BlockSearch, torch.device | None]:
+    """The block searcher, and the torch device its blocks go to (None: numpy blocks)."""
+    name = device_name_of(device)
+    on_cpu = name == "cpu"
     if backend == "auto":
-        backend = "faiss" if device.type == "cpu" and _installed("faiss") else "torch"
+        backend = "faiss" if on_cpu and _installed("faiss") else "torch"
     if backend == "faiss":
         if not _installed("faiss"):
             raise UsageError("faiss is not installed: pip install 'w2sprobe[faiss]'")
-        if device.type != "cpu":
+        if not on_cpu:
             raise UsageError(
                 "the faiss backend runs on the CPU; use --device cpu or another backend"
             )
-        return _faiss_block
+        return _faiss_block, None
+    import torch
+
     if backend == "cuml":
         if not _installed("cuml"):
             raise UsageError("cuML is not installed: pip install 'w2sprobe[gpu]'")
-        if device.type != "cuda":
+        if on_cpu:
             raise UsageError("the cuml backend needs a CUDA device; use --device cuda")
-        return _cuml_block
-    return torch_block
+        return _cuml_block, torch.device(name)
+    return torch_block, torch.device(name)
 
 
 def _installed(module: str) -> bool:
@@ -345,6 +382,8 @@ def torch_block(
     A short block is padded to ``width`` rows: BLAS rounds a product differently for different
     matrix shapes, and only one shape for all blocks gives duplicated rows equal distances.
     """
+    import torch
+
     n = x.shape[0]
     if width > n:
         x = torch.cat([x, x.new_zeros(width - n, x.shape[1])])
@@ -364,16 +403,13 @@ def torch_block(
     return values[:, :k], local[:, :k]
 
 
-def _faiss_block(
-    q: torch.Tensor, x: torch.Tensor, k: int, width: int
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _faiss_block(q: np.ndarray, x: np.ndarray, k: int, width: int) -> tuple[np.ndarray, np.ndarray]:
     """faiss's brute-force L2 search; it scans rows in order and keeps the earlier of equal
     distances, which is the smaller-index rule (its products are the same whatever the block
     size, so no padding to ``width``)."""
     import faiss
 
-    d, local = faiss.knn(q.numpy(), x.numpy(), k, metric=faiss.METRIC_L2)
-    return torch.from_numpy(d), torch.from_numpy(local)
+    return faiss.knn(q, x, k, metric=faiss.METRIC_L2)
 
 
 def _cuml_block(
@@ -381,6 +417,7 @@ def _cuml_block(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """cuML's brute-force search; it orders equal distances freely, so rows where the k-th
     distance is tied with the next one are redone by :func:`torch_block` on the same GPU."""
+    import torch
     from cuml.neighbors import NearestNeighbors
 
     spare = min(k + 1, x.shape[0])

@@ -163,9 +163,7 @@ def collect_results(
 KINDED_STAGES = ("ceiling", "student")
 
 
-def _of_kind(
-    runs: list[RunResult], kind: str | None, root: Path
-) -> tuple[list[RunResult], str]:
+def _of_kind(runs: list[RunResult], kind: str | None, root: Path) -> tuple[list[RunResult], str]:
     """The runs a report of ``kind`` compares: that kind's ceilings and students, every weak run
     (a head study's supervisor is LoRA by default) and every probe run; and the kind."""
     present = sorted({run.kind for run in runs if run.stage in KINDED_STAGES})

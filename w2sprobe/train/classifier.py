@@ -9,29 +9,14 @@ one architecture-agnostic class covers encoders and decoders without relying on 
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
 
 import torch
 from torch import nn
 
 from ..errors import UsageError
 from ..models import ModelRef, describe, load_model
-from ..options import TrainOptions
 from ..pooling import pool
-
-
-@dataclass(frozen=True)
-class LoraSettings:
-    """LoRA adapter shape.
-
-    ``targets=None`` means every linear projection inside the transformer blocks.
-    """
-
-    enabled: bool = TrainOptions().lora
-    rank: int = TrainOptions().lora_rank
-    alpha: float = TrainOptions().lora_alpha
-    dropout: float = TrainOptions().lora_dropout
-    targets: tuple[str, ...] | None = None
+from .configs import LoraSettings  # re-exported: importable from here as before
 
 
 class SequenceClassifier(nn.Module):

@@ -16,7 +16,6 @@ student could learn from these features, not the study's finetuned student.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -30,7 +29,7 @@ from ..errors import UsageError
 from ..options import TrainOptions
 from .adamw import ScheduledAdamW
 from .checkpoint import TrainingState
-from .loss_config import LossConfig, XentConfig
+from .configs import HeadConfig  # re-exported: importable from here as before
 from .recipe import keep_if_best, setup_notes, val_auc, warn
 
 _TRAIN = TrainOptions()
@@ -40,47 +39,6 @@ ProgressFn = Callable[[int, int, dict], None]
 
 #: Rows per block when a head reads or predicts activations (bounded memory at any N).
 _BLOCK_ROWS = 8192
-
-
-@dataclass(frozen=True)
-class HeadConfig:
-    """Everything that changes what a head learns (the recipe and shape; part of the run's key).
-
-    Defaults are the options' (:mod:`w2sprobe.options`): the LoRA recipe's epochs, batch,
-    AdamW and schedule, with the head's own learning rate.
-    """
-
-    lr: float = _TRAIN.head_lr
-    epochs: int = _TRAIN.epochs
-    batch_size: int = _TRAIN.batch_size
-    beta2: float = _TRAIN.beta2
-    warmup_steps: int = _TRAIN.warmup_steps
-    weight_decay: float = _TRAIN.weight_decay
-    eval_every: int = _TRAIN.eval_every
-    #: 0: a linear head; N: one hidden layer of N ReLU units.
-    hidden: int = _TRAIN.head_hidden
-    loss: LossConfig = field(default_factory=XentConfig)
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.lr > 0:
-            raise UsageError(f"--head-lr must be > 0, got {self.lr}")
-        for name in ("epochs", "batch_size", "eval_every"):
-            if int(getattr(self, name)) < 1:
-                flag = name.replace("_", "-")
-                raise UsageError(f"--{flag} must be >= 1, got {getattr(self, name)}")
-        if self.warmup_steps < 0:
-            raise UsageError("warmup steps must be >= 0")
-        if isinstance(self.hidden, bool) or not isinstance(self.hidden, int) or self.hidden < 0:
-            raise UsageError(f"--head-hidden must be an integer >= 0, got {self.hidden!r}")
-
-    def describe(self) -> dict:
-        """What a head run's key records: the recipe, the shape, the loss and its parameters."""
-        config = {
-            f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "loss"
-        }
-        config.update(loss=self.loss.name, **self.loss.key_fields())
-        return config
 
 
 class HeadClassifier(nn.Module):

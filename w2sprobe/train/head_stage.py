@@ -13,95 +13,22 @@ records ``student_kind: head``.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from ..diagnostics import calibration, diagnostics_of
 from ..errors import UsageError
-from ..hashing import short_hash
-from ..labels import LabelSet
 from ..metrics import accuracy, roc_auc
-from ..pgr_rule import DEFAULT_MIN_GAP
 from ..runs import (
     RunRecord,
     SplitPredictions,
-    load_run,
-    run_dir,
     write_manifest,
     write_metrics,
     write_predictions,
 )
-from ..vocabulary import HEAD, WEAK, student_experiment
-from .head import HeadConfig, HeadFit, as_float32, fit_head, predict_head
-from .stages import PREDICT_SPLITS, TRAIN_SPLIT, ProgressFn, pgr_fields
-
-STAGES = (WEAK, "ceiling", "student")
-
-
-@dataclass
-class HeadRequest:
-    """One head stage: which activations it reads, what it learns, with which recipe."""
-
-    stage: str
-    #: The manifest of the activation files it can read (an extraction's, without the layer list).
-    activations: dict
-    model: str
-    layer: int
-    config: HeadConfig
-    labels: LabelSet | None = None  # students only
-    experiment: str | None = None
-    weak: RunRecord | None = None  # what PGR is measured against (students)
-    ceiling: RunRecord | None = None
-    device: str = "cpu"  # where the math runs; not in the key
-    min_gap: float = DEFAULT_MIN_GAP  # the PGR rule's minimum gap (recorded, not in the key)
-
-
-@dataclass
-class HeadPlan:
-    request: HeadRequest
-    key: str
-    folder: Path
-    manifest: dict
-
-    @property
-    def cached(self) -> RunRecord | None:
-        return load_run(self.folder)
-
-
-def plan_head(request: HeadRequest, cache_dir: Path) -> HeadPlan:
-    """The run's key and folder (nothing is read or trained)."""
-    if request.stage not in STAGES:
-        raise UsageError(f"unknown stage '{request.stage}'; use one of {', '.join(STAGES)}")
-    labels = request.labels if request.stage == "student" else None
-    if request.stage == "student" and labels is None:
-        raise UsageError("a student needs a label set")
-    activations = request.activations
-    identity = {
-        "stage": request.stage,
-        "student_kind": HEAD,
-        "model_revision": activations["model_revision"],
-        "dataset": activations["dataset"],
-        "dataset_fingerprint": activations["dataset_fingerprint"],
-        "split_sizes": activations["split_sizes"],
-        "activations": activations,
-        "layer": request.layer,
-        "config": request.config.describe(),
-        "labels": {"name": labels.name, "key": labels.key} if labels else None,
-    }
-    key = short_hash(identity)
-    experiment = request.experiment or (
-        student_experiment(labels.name, request.config.loss.name) if labels else request.stage
-    )
-    manifest = {
-        "key": key,
-        "experiment": experiment,
-        "model": request.model,
-        "seed": request.config.seed,
-        **identity,
-    }
-    return HeadPlan(request, key, run_dir(cache_dir, activations["dataset"], key), manifest)
+from .head import HeadFit, as_float32, fit_head, predict_head
+from .plans import PREDICT_SPLITS, TRAIN_SPLIT, HeadPlan, HeadRequest
+from .stages import ProgressFn, pgr_fields
 
 
 def run_head(plan: HeadPlan, store, progress: ProgressFn | None = None) -> RunRecord:

@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from ..data import SplitSet
-from ..labels import LabelSet, labels_root, load_label_set
 from ..options import Options
-from ..runs import RunRecord, load_run, run_dir
-from .classifier import LoraSettings
-from .head import HeadConfig
+from .configs import HeadConfig, LoraSettings, TrainConfig
 from .loss_config import XentConfig, loss_config
-from .stages import StageRequest
-from .trainer import TrainConfig
+from .plans import StageRequest
 
 
 def train_config(options: Options, stage: str, loss: str | None = None) -> TrainConfig:
@@ -79,17 +73,3 @@ def stage_request(options: Options, splits: SplitSet, stage: str, **fields) -> S
         device_map=options.model.device_map,
         **fields,
     )
-
-
-def weak_run_of(labels: LabelSet, cache_dir: Path) -> RunRecord | None:
-    """The weak run a label set descends from (through filter / relabel / s2s parents)."""
-    seen: set[str] = set()
-    while labels is not None and labels.key not in seen:
-        seen.add(labels.key)
-        key = labels.manifest.get("weak_run")
-        if key:
-            return load_run(run_dir(cache_dir, labels.dataset, key))
-        parent = labels.manifest.get("parent")
-        folder = labels_root(cache_dir, labels.dataset) / str(parent)
-        labels = load_label_set(folder) if parent and (folder / "manifest.json").is_file() else None
-    return None

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 from filelock import FileLock
@@ -26,16 +24,13 @@ from ..data import SplitSet
 from ..diagnostics import calibration, diagnostics_of
 from ..distributed import DistEnv, barrier, current
 from ..errors import UsageError
-from ..hashing import short_hash
-from ..labels import LabelSet, lineage, save_label_set
+from ..labels import LabelSet, save_label_set
 from ..metrics import accuracy, roc_auc
 from ..models import (
-    ModelRef,
     load_tokenizer,
     release_freed_memory,
     resolve_device,
     resolve_dtype,
-    resolve_model,
 )
 from ..pgr_rule import DEFAULT_MIN_GAP
 from ..pgr_rule import pgr_fields as rule_fields
@@ -43,118 +38,15 @@ from ..runs import (
     RunRecord,
     SplitPredictions,
     load_run,
-    run_dir,
     write_manifest,
     write_metrics,
     write_predictions,
 )
-from ..vocabulary import WEAK, student_experiment
 from .classifier import build_classifier
 from .distributed import from_rank0, main_rank_lock
-from .trainer import Examples, FitResult, TrainConfig, Trainer
-
-STAGE_NAMES = ("weak", "ceiling", "student")
-TRAIN_SPLIT = {"weak": "weak_train", "ceiling": "strong_train", "student": "strong_train"}
-PREDICT_SPLITS = {
-    "weak": ("strong_train", "val", "test"),
-    "ceiling": ("val", "test"),
-    "student": ("strong_train", "val", "test"),
-}
-
-
-@dataclass
-class StageRequest:
-    """One stage to run: which model learns what, with which recipe."""
-
-    stage: str
-    model: str
-    splits: SplitSet
-    config: TrainConfig
-    labels: LabelSet | None = None  # students only
-    experiment: str | None = None
-    device: str = "auto"
-    dtype: str = "auto"
-    device_map: str | None = None  # spread one model over devices (single process); not in the key
-    weak: RunRecord | None = None  # the runs PGR is computed against (students)
-    ceiling: RunRecord | None = None
-    min_gap: float = DEFAULT_MIN_GAP  # the PGR rule's minimum gap (recorded, not in the key)
-
-
-@dataclass
-class StagePlan:
-    request: StageRequest
-    ref: ModelRef
-    key: str
-    folder: Path
-    manifest: dict
-
-    @property
-    def cached(self) -> RunRecord | None:
-        return load_run(self.folder)
-
-
-def plan_stage(request: StageRequest, cache_dir: Path) -> StagePlan:
-    """Validate ``request`` and compute its key (no weights are loaded)."""
-    if request.stage not in STAGE_NAMES:
-        raise UsageError(f"unknown stage '{request.stage}'; use one of {', '.join(STAGE_NAMES)}")
-    if request.stage == "student" and request.labels is None:
-        raise UsageError("a student needs a label set")
-    ref = resolve_model(request.model)
-    dtype = resolve_dtype(request.dtype, resolve_device(request.device))
-    splits = request.splits
-    labels = request.labels if request.stage == "student" else None
-    if labels is not None:
-        check_labels_match(labels, splits)
-    identity = {
-        "stage": request.stage,
-        "model_revision": ref.revision,
-        "dataset": splits.dataset,
-        "dataset_fingerprint": splits.fingerprint,
-        "split_sizes": split_sizes(splits),
-        "seed": splits.report.get("seed"),
-        "config": request.config.describe(),
-        "compute_dtype": str(dtype).removeprefix("torch."),
-        "labels": {"name": labels.name, "key": labels.key} if labels else None,
-    }
-    key = short_hash(identity)
-    experiment = request.experiment or default_experiment(
-        request.stage, labels, request.config.loss.name
-    )
-    manifest = {"key": key, "experiment": experiment, "model": ref.name, **identity}
-    return StagePlan(request, ref, key, run_dir(cache_dir, splits.dataset, key), manifest)
-
-
-def default_experiment(stage: str, labels: LabelSet | None, loss: str) -> str:
-    """``weak``/``ceiling``; a student is named by its labels and loss (the vocabulary's rule)."""
-    if stage != "student":
-        return stage
-    return student_experiment(labels.name if labels is not None else WEAK, loss)
-
-
-def split_sizes(splits: SplitSet) -> dict[str, int]:
-    return {name: len(split.ids) for name, split in splits.splits.items()}
-
-
-def check_labels_match(labels: LabelSet, splits: SplitSet) -> None:
-    """A label set must label rows of these very splits (same dataset, same ids)."""
-    if labels.dataset != splits.dataset:
-        raise UsageError(
-            f"label set {labels.name} ({labels.key}) was made for dataset {labels.dataset}, "
-            f"not {splits.dataset}"
-        )
-    for split in ("strong_train", "val"):
-        if split in labels.ids:
-            known = set(splits.splits[split].ids)
-            stray = sum(1 for id_ in labels.ids[split].tolist() if id_ not in known)
-            if stray:
-                raise UsageError(
-                    f"label set {labels.name} ({labels.key}) does not match {splits.dataset}'s "
-                    f"splits: {stray} of its {len(labels.ids[split])} {split} ids are not there "
-                    "(other split sizes or seed?)"
-                )
-    if "strong_train" not in labels.ids or not len(labels.ids["strong_train"]):
-        raise UsageError(f"label set {labels.name} has no strong_train labels to train on")
-
+from .plans import PREDICT_SPLITS, TRAIN_SPLIT, StagePlan, StageRequest
+from .run_labels import weak_label_set
+from .trainer import Examples, FitResult, Trainer
 
 # --------------------------------------------------------------------------- running
 
@@ -334,48 +226,3 @@ def _safe_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
         return roc_auc(labels, scores)
     except UsageError:
         return None
-
-
-# --------------------------------------------------------------------------- label sets from runs
-
-
-def weak_label_set(run: RunRecord, dataset: str) -> LabelSet:
-    """The weak model's predictions on strong_train, val and test, as the ``weak`` label set."""
-    preds = run.predictions()
-    manifest = {
-        "kind": "weak",
-        "run": run.key,
-        "model": run.metrics["model"],
-        "model_revision": run.metrics["model_revision"],
-        "dataset_fingerprint": run.metrics["dataset_fingerprint"],
-        "split_sizes": run.metrics["split_sizes"],
-        "seed": run.metrics["seed"],
-        "weak_run": run.key,
-    }
-    return LabelSet(
-        "weak",
-        dataset,
-        {s: p.ids for s, p in preds.items()},
-        {s: p.soft for s, p in preds.items()},
-        manifest,
-    )
-
-
-def student_label_set(run: RunRecord, parent: LabelSet, name: str) -> LabelSet:
-    """A student's predictions on strong_train and val as labels (strong-to-strong).
-
-    Test stays the parent's.
-    """
-    preds = run.predictions()
-    ids = {s: preds[s].ids for s in ("strong_train", "val")}
-    soft = {s: preds[s].soft for s in ("strong_train", "val")}
-    if "test" in parent.ids:
-        ids["test"], soft["test"] = parent.ids["test"], parent.soft["test"]
-    manifest = {
-        "kind": "s2s",
-        "run": run.key,
-        "parent": parent.key,
-        "parent_name": parent.name,
-        **lineage(parent),
-    }
-    return LabelSet(name, parent.dataset, ids, soft, manifest)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -25,10 +25,11 @@ import torch
 
 from ..distributed import DistEnv, current
 from ..errors import UsageError
-from ..options import ExtractOptions, TrainOptions
+from ..options import TrainOptions
 from .batching import Encoded, collate, encode, epoch_batches, inference_batches, micro_batches
 from .checkpoint import TrainingState, load_checkpoint, save_checkpoint
-from .classifier import LoraSettings, SequenceClassifier
+from .classifier import SequenceClassifier
+from .configs import TrainConfig  # re-exported: importable from here as before
 from .distributed import (
     broadcast_parameters,
     combine_shards,
@@ -37,7 +38,6 @@ from .distributed import (
     rank_rows,
     sum_gradients,
 )
-from .loss_config import LossConfig, XentConfig
 from .recipe import (
     keep_if_best,
     optimizer_and_schedule,
@@ -51,57 +51,6 @@ ProgressFn = Callable[[int, int, dict], None]
 
 
 _TRAIN = TrainOptions()
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """Everything that changes what training produces (it is part of the run's key)."""
-
-    # Defaults are the options' (w2sprobe.options), so the library and the CLI agree.
-    lr: float = _TRAIN.strong_lr
-    epochs: int = _TRAIN.epochs
-    batch_size: int = _TRAIN.batch_size
-    minibatch: int = _TRAIN.minibatch
-    beta2: float = _TRAIN.beta2
-    warmup_steps: int = _TRAIN.warmup_steps
-    weight_decay: float = _TRAIN.weight_decay
-    eval_every: int = _TRAIN.eval_every
-    max_length: int = ExtractOptions().max_length
-    #: The student's loss, with its own parameters (weak and ceiling runs: xent).
-    loss: LossConfig = field(default_factory=XentConfig)
-    lora: LoraSettings = field(default_factory=LoraSettings)
-    pooling: str | None = None
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not self.lr > 0:
-            raise UsageError(f"--lr must be > 0, got {self.lr}")
-        for name in ("epochs", "batch_size", "minibatch", "eval_every", "max_length"):
-            if int(getattr(self, name)) < 1:
-                raise UsageError(
-                    f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}"
-                )
-        if self.warmup_steps < 0:
-            raise UsageError("warmup steps must be >= 0")
-        if self.lora.enabled and self.lora.rank < 1:
-            raise UsageError(f"--lora-rank must be >= 1, got {self.lora.rank}")
-        if not isinstance(self.loss, LossConfig):
-            raise TypeError(
-                f"loss must be a LossConfig (w2sprobe.train.loss_config), got {self.loss!r}"
-            )
-
-    def describe(self) -> dict:
-        """What a run's key records: the recipe, the loss by name with its own parameters
-        (:meth:`LossConfig.key_fields`), and the LoRA settings when LoRA is on."""
-        config = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "loss"}
-        config["lora"] = asdict(self.lora) if self.lora.enabled else {"enabled": False}
-        config.update(loss=self.loss.name, **self.loss.key_fields())
-        if self.loss.whole_batch and self.minibatch < self.batch_size:
-            # Their batch gradient changed when accumulation became split-independent (window:
-            # the in-window mean over the whole batch; logconf: one threshold per batch): their
-            # accumulated runs got a new key, so a result of the old arithmetic is never reused.
-            config["accumulation"] = "whole-batch"
-        return config
 
 
 @dataclass
