@@ -84,6 +84,24 @@ def test_cached_probe_command_never_imports_torch(workspace, args, probe):
     assert summary["probe_key"]
 
 
+def test_probe_on_a_cached_weak_run_never_imports_torch(
+    tmp_path, monkeypatch, shared_data, tiny_models, capsys
+):
+    """The usual case: the weak labels come from a cached weak *run* (its stage is planned from
+    the torch-free recipes, and found cached), and PGR says what it needs."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w2sprobe.toml").write_text(
+        f'weak_model = "{tiny_models["bert"]}"\nstrong_model = "{tiny_models["bert"]}"\n'
+        f'data_dir = "{shared_data}"\ncache_dir = "c"\nlayer = 2\n'
+        "n_train = 120\nn_val = 30\nn_test = 40\nepochs = 1\nwarmup_steps = 1\n"
+    )
+    assert run_cli(capsys, "train", "weak")[0] == 0
+    assert run_cli(capsys, "extract", "--layers", "2")[0] == 0
+    summary = _probe_without_torch(tmp_path, "--probe", "knn", "--k", "5")
+    assert summary["labels"] == "weak" and summary["pgr"] is None
+    assert "ceiling" in summary["pgr_needs"]
+
+
 def test_numpy_objective_and_gradient_equal_torch_autograd():
     """The hand-worked gradient (numpy, and the same code on torch tensors) against autograd
     of torch's own binary cross-entropy with logits."""

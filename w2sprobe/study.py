@@ -207,7 +207,6 @@ class Study:
 
     def _trained(self, request, what: str, hint: str) -> NodeDef:
         from .train.plans import plan_stage
-        from .train.stages import run_stage
 
         plan = plan_stage(request, self.cache_dir)
 
@@ -216,6 +215,8 @@ class Study:
             return Found(plan.key, record, dict(record.metrics) if record else {})
 
         def build():
+            from .train.stages import run_stage  # torch: only when something is trained
+
             record = run_stage(plan, self.graph.reporter.progress)
             return record, dict(record.metrics), not record.fresh
 
@@ -227,7 +228,6 @@ class Study:
         from filelock import FileLock
 
         from .models import device_name
-        from .train.head_stage import run_head
         from .train.inputs import head_config
         from .train.plans import HeadRequest, plan_head
 
@@ -251,6 +251,8 @@ class Study:
             return Found(plan.key, record, dict(record.metrics) if record else {})
 
         def build():
+            from .train.head_stage import run_head  # torch: only when a head is trained
+
             plan.folder.mkdir(parents=True, exist_ok=True)
             with FileLock(str(plan.folder / ".lock")):
                 record = plan.cached  # another worker may have made it while we waited
