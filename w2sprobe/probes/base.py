@@ -221,7 +221,7 @@ def _is_number(value: Any) -> bool:
 
 
 def _is_numeric(dtype: Any) -> bool:
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     if torch is not None and isinstance(dtype, torch.dtype):
         return dtype.is_floating_point or dtype in (
             torch.int8,
@@ -236,9 +236,15 @@ def _is_numeric(dtype: Any) -> bool:
 # --------------------------------------------------------------------------- row blocks
 
 
+def loaded_torch():
+    """The torch module if some code has imported it, else None (and torch stays unimported):
+    a tensor, a torch device or dtype can only exist once it is."""
+    return sys.modules.get("torch")
+
+
 def is_tensor(value: Any) -> bool:
     """Whether ``value`` is a torch tensor (False, without importing torch, when no code has)."""
-    torch = sys.modules.get("torch")
+    torch = loaded_torch()
     return torch is not None and isinstance(value, torch.Tensor)
 
 
@@ -254,7 +260,7 @@ def host_rows(acts: Acts, rows: slice | np.ndarray) -> np.ndarray:
     return np.asarray(acts[rows]).astype(np.float32)
 
 
-def take_rows(acts: Acts, rows: slice | np.ndarray, device: "torch.device") -> "torch.Tensor":
+def take_rows(acts: Acts, rows: slice | np.ndarray, device: torch.device) -> torch.Tensor:
     """Rows of ``acts`` as a float32 tensor on ``device`` (a fresh copy, never a view).
 
     ``rows`` is a slice or an ascending index array (h5py needs ascending order).
@@ -272,22 +278,20 @@ def rows_per_block(dim: int, memory_budget_bytes: int, bytes_per_value: int = 8)
     return max(1, memory_budget_bytes // (dim * bytes_per_value))
 
 
-def device_of(device: "str | torch.device") -> "torch.device":
+def device_of(device: str | torch.device) -> torch.device:
     """A torch device from ``auto``/``cpu``/``cuda[:i]`` (UsageError when CUDA is missing)."""
     import torch
 
     return device if isinstance(device, torch.device) else torch.device(device_name(str(device)))
 
 
-def device_name_of(device: "str | torch.device") -> str:
+def device_name_of(device: str | torch.device) -> str:
     """``cpu``, ``cuda`` or ``cuda:i`` for a device or its name (``auto`` resolved), no torch
     import where no CUDA GPU can be (:mod:`w2sprobe.models.devices`)."""
-    return str(device) if is_tensor_device(device) else device_name(str(device))
-
-
-def is_tensor_device(value: Any) -> bool:
-    torch = sys.modules.get("torch")
-    return torch is not None and isinstance(value, torch.device)
+    torch = loaded_torch()
+    if torch is not None and isinstance(device, torch.device):
+        return str(device)
+    return device_name(str(device))
 
 
 def check_number(value: Any, name: str, *, minimum: float = 0.0) -> float:

@@ -34,7 +34,6 @@ standard deviation (constant features by 1), and the penalty applies in that spa
 from __future__ import annotations
 
 import math
-import sys
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,6 +53,7 @@ from .base import (
     filter_by_score,
     host_rows,
     is_tensor,
+    loaded_torch,
     rows_per_block,
     take_rows,
 )
@@ -301,7 +301,7 @@ def cuml_fit(
 def _softplus(z: Array) -> Array:
     """log(1 + exp(z)), without overflow."""
     if is_tensor(z):
-        return sys.modules["torch"].nn.functional.softplus(z)
+        return loaded_torch().nn.functional.softplus(z)
     return np.logaddexp(0, z)
 
 
@@ -314,7 +314,7 @@ def _sigmoid(z: Array) -> Array:
 def _converter(x: Array):
     """A function from a float64 numpy vector to an array like ``x``; ``x``'s dtype epsilon."""
     if is_tensor(x):
-        torch = sys.modules["torch"]
+        torch = loaded_torch()
         return (lambda v: torch.from_numpy(v).to(x.device, x.dtype)), torch.finfo(x.dtype).eps
     return (lambda v: v.astype(x.dtype)), float(np.finfo(x.dtype).eps)
 

@@ -214,11 +214,12 @@ def _block(
 ) -> tuple[slice | np.ndarray, Array]:
     """Which rows of the index to read, and their index numbers (for the results)."""
     ids = np.arange(start, stop) if rows is None else rows[start:stop]
+    read = slice(start, stop) if rows is None else ids  # a slice reads h5py/memmaps fastest
     if device is None:
-        return (slice(start, stop) if rows is None else ids), ids
+        return read, ids
     import torch
 
-    return (slice(start, stop) if rows is None else ids), torch.from_numpy(ids).to(device)
+    return read, torch.from_numpy(ids).to(device)
 
 
 def _prepare(block: Array, metric: str, role: int) -> Array:
