@@ -88,3 +88,23 @@ def test_a_damaged_memo_is_rebuilt(mirror, monkeypatch):
     memo.write_text(memo.read_text()[:100])
     _same(load_splits("cola", data_dir=mirror, sizes=SIZES), first)
     assert len(reads) == 2
+
+
+def test_the_memo_keeps_the_most_recently_used_builds(mirror, monkeypatch):
+    """Beyond MAX_FILES, storing a build deletes the least recently used ones; reading one
+    counts as a use, so it survives."""
+    from w2sprobe.data import memo
+
+    monkeypatch.setattr(memo, "MAX_FILES", 2)
+    reads = _reads(monkeypatch)
+    for seed in (0, 1):
+        load_splits("cola", data_dir=mirror, seed=seed, sizes=SIZES)
+    (first,) = [p for p in memo_dir().glob("cola-*.json") if '"seed": 0' in p.read_text()]
+    os.utime(first, ns=(1, 1))  # made long ago ...
+    load_splits("cola", data_dir=mirror, seed=0, sizes=SIZES)  # ... but used just now
+    assert len(reads) == 2 and first.stat().st_mtime_ns > 1
+    load_splits("cola", data_dir=mirror, seed=2, sizes=SIZES)  # a third build: seed 1 goes
+    assert len(list(memo_dir().glob("cola-*.json"))) == 2
+    load_splits("cola", data_dir=mirror, seed=0, sizes=SIZES)
+    load_splits("cola", data_dir=mirror, seed=1, sizes=SIZES)
+    assert len(reads) == 4  # seed 0 still memoised, seed 1 built again

@@ -15,7 +15,10 @@ hash of everything the build depends on:
 
 Only registry datasets read from a local mirror (``--data-dir``) are memoised: hub loads have
 no local files to stamp, and user datasets are small.  The memo only saves time; an unreadable
-or unwritable one is ignored, and a damaged file is rebuilt.
+or unwritable one is ignored, and a damaged file is rebuilt.  It keeps the
+:data:`MAX_FILES` most recently used builds (a read counts as a use): every new seed, size or
+mirror edit adds a file (up to a few MB at the blog's sizes), and a memo must not grow without
+bound.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from typing import Any, TypeVar
 from ..hashing import short_hash
 
 MEMO_ENV = "W2SPROBE_SPLITS_MEMO"
+#: Builds kept; the least recently used beyond this are deleted when a new one is stored.
+MAX_FILES = 64
 #: Bumped when the file's layout changes.
 _VERSION = 1
 
@@ -61,11 +66,15 @@ def memoised(
     except OSError:  # the mirror changed under us: nothing to compare against
         return build()
     try:
-        return decode(json.loads(path.read_text(encoding="utf-8")))
+        value = decode(json.loads(path.read_text(encoding="utf-8")))
     except (OSError, ValueError, KeyError, TypeError):
         pass  # absent or damaged: build it again
+    else:
+        _touch(path)
+        return value
     value = build()
     _write(path, encode(value))
+    _prune(path.parent)
     return value
 
 
@@ -97,6 +106,25 @@ def _code_hash() -> str:
         digest.update(path.name.encode())
         digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
+
+
+def _touch(path: Path) -> None:
+    """Mark a memo file as just used (its mtime orders the pruning)."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def _prune(folder: Path, keep: int | None = None) -> None:
+    """Delete the least recently used memo files beyond ``keep`` (default :data:`MAX_FILES`)."""
+    keep = MAX_FILES if keep is None else keep
+    try:
+        files = sorted(folder.glob("*.json"), key=lambda p: p.stat().st_mtime_ns, reverse=True)
+        for old in files[keep:]:
+            old.unlink(missing_ok=True)
+    except OSError:
+        pass  # another process pruned first, or a read-only memo: it only saves time
 
 
 def _write(path: Path, data: dict) -> None:
