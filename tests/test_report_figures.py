@@ -280,3 +280,31 @@ def test_a_clipped_point_is_an_open_marker_and_a_cut_interval_ends_in_a_caret():
     _clipped_point(ax, 1, clip_to_window(0.5, [-1.8, 0.9], (-1.0, 2.0)), kw)  # only its CI cut
     assert ax.lines[-1].get_marker() == 7  # CARETDOWN at the lower edge
     plt.close(fig)
+
+
+@pytest.mark.parametrize("losses", [("logconf",), ("logconf", "entropy", "product", "adaptive")])
+def test_a_panel_hides_its_dataset_labels_only_above_one_with_the_same_x_positions(
+    tmp_path, losses
+):
+    """Stacked panels share one row of dataset labels only when their columns line up (the
+    same left and right edges); a wider panel keeps its own labels."""
+    from w2sprobe.report.figures import auc_by_dataset
+
+    datasets = tuple("abcdef")
+    experiments = {"xent": 1.5, **dict.fromkeys(losses, 1.4), "knn-filter": 1.2, "s2s-1": 1.1}
+    make_study(tmp_path, datasets=datasets, experiments=experiments, n=60)
+    fig, _, _ = auc_by_dataset(build_report(tmp_path, n_boot=0))
+    axes = [ax for ax in fig.axes if ax.get_xticks().size]
+
+    def shows_labels(ax) -> bool:
+        return ax.xaxis.get_major_ticks()[0].label1.get_visible()
+
+    def extent(ax) -> tuple[float, float]:
+        box = ax.get_position()
+        return round(box.x0, 3), round(box.x1, 3)
+
+    for ax in axes:
+        if not shows_labels(ax):
+            below = [o for o in axes if o.get_position().y0 < ax.get_position().y0]
+            assert below and all(extent(o) == extent(ax) for o in below)
+    assert shows_labels(axes[-1])

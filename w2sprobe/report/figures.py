@@ -307,8 +307,12 @@ def auc_by_dataset(report: Report):
         ax.set_ylim(min(low - pad, 0.5 - pad), min(high + pad, 1.0 + pad / 2))
         ax.axhline(0.5, color="#777777", linewidth=0.7, linestyle="--", zorder=0)  # chance
         _panel_axes(ax, panel, "test ROC AUC", marks=_dataset_marks(report))
-    # Panels stacked one above the other over the same datasets: their labels once, at the foot.
-    stacked = len({round(ax.get_position().x0, 3) for ax in axes}) == 1
+    # Panels stacked one above the other over the same datasets, at the same x positions (the
+    # same left and right edges: a panel's width follows its series): their labels once, at
+    # the foot.
+    stacked = (
+        len({(round(ax.get_position().x0, 3), round(ax.get_position().x1, 3)) for ax in axes}) == 1
+    )
     if stacked and all(p.datasets == panels[-1].datasets for p in panels):
         for ax in axes[:-1]:
             ax.tick_params(labelbottom=False)
