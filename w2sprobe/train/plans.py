@@ -21,7 +21,8 @@ from ..vocabulary import HEAD, WEAK, student_experiment
 from .configs import HeadConfig, TrainConfig
 from .run_labels import check_labels_match
 
-STAGE_NAMES = ("weak", "ceiling", "student")
+#: The study's stages, LoRA runs and heads alike.
+STAGE_NAMES = (WEAK, "ceiling", "student")
 TRAIN_SPLIT = {"weak": "weak_train", "ceiling": "strong_train", "student": "strong_train"}
 PREDICT_SPLITS = {
     "weak": ("strong_train", "val", "test"),
@@ -30,7 +31,12 @@ PREDICT_SPLITS = {
 }
 
 
-STAGES = (WEAK, "ceiling", "student")
+def check_stage(stage: str, labels: LabelSet | None) -> None:
+    """A known stage; a student with the label set it learns from."""
+    if stage not in STAGE_NAMES:
+        raise UsageError(f"unknown stage '{stage}'; use one of {', '.join(STAGE_NAMES)}")
+    if stage == "student" and labels is None:
+        raise UsageError("a student needs a label set")
 
 
 # --------------------------------------------------------------------------- LoRA stages
@@ -69,10 +75,7 @@ class StagePlan:
 
 def plan_stage(request: StageRequest, cache_dir: Path) -> StagePlan:
     """Validate ``request`` and compute its key (no weights are loaded)."""
-    if request.stage not in STAGE_NAMES:
-        raise UsageError(f"unknown stage '{request.stage}'; use one of {', '.join(STAGE_NAMES)}")
-    if request.stage == "student" and request.labels is None:
-        raise UsageError("a student needs a label set")
+    check_stage(request.stage, request.labels)
     ref = resolve_model(request.model)
     dtype = dtype_name(request.dtype, device_name(request.device))
     splits = request.splits
@@ -144,11 +147,8 @@ class HeadPlan:
 
 def plan_head(request: HeadRequest, cache_dir: Path) -> HeadPlan:
     """The run's key and folder (nothing is read or trained)."""
-    if request.stage not in STAGES:
-        raise UsageError(f"unknown stage '{request.stage}'; use one of {', '.join(STAGES)}")
+    check_stage(request.stage, request.labels)
     labels = request.labels if request.stage == "student" else None
-    if request.stage == "student" and labels is None:
-        raise UsageError("a student needs a label set")
     activations = request.activations
     identity = {
         "stage": request.stage,
