@@ -134,7 +134,10 @@ def test_device_names(monkeypatch):
     with pytest.raises(UsageError, match="unknown device 'tpu'"):
         device_name("tpu")
     assert devices.cuda_available() == torch.cuda.is_available()
-    monkeypatch.setattr(devices, "cuda_impossible", lambda: True)
+    monkeypatch.setattr(devices, "cuda_impossible", lambda: False)  # then torch is asked
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert device_name("auto") == "cuda" and device_name("cuda:1") == "cuda:1"
+    monkeypatch.setattr(devices, "cuda_impossible", lambda: True)  # torch is not asked
     assert device_name("auto") == "cpu"
     with pytest.raises(UsageError, match="no CUDA GPU"):
         device_name("cuda:1")

@@ -60,17 +60,23 @@ class StageRequest:
     min_gap: float = DEFAULT_MIN_GAP  # the PGR rule's minimum gap (recorded, not in the key)
 
 
+class _RunFolder:
+    """What every plan has: the run folder its key names, and the run there once finished."""
+
+    folder: Path
+
+    @property
+    def cached(self) -> RunRecord | None:
+        return load_run(self.folder)
+
+
 @dataclass
-class StagePlan:
+class StagePlan(_RunFolder):
     request: StageRequest
     ref: ModelRef
     key: str
     folder: Path
     manifest: dict
-
-    @property
-    def cached(self) -> RunRecord | None:
-        return load_run(self.folder)
 
 
 def plan_stage(request: StageRequest, cache_dir: Path) -> StagePlan:
@@ -134,15 +140,11 @@ class HeadRequest:
 
 
 @dataclass
-class HeadPlan:
+class HeadPlan(_RunFolder):
     request: HeadRequest
     key: str
     folder: Path
     manifest: dict
-
-    @property
-    def cached(self) -> RunRecord | None:
-        return load_run(self.folder)
 
 
 def plan_head(request: HeadRequest, cache_dir: Path) -> HeadPlan:
