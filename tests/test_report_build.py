@@ -16,6 +16,8 @@ from scipy import stats
 from w2sprobe.errors import UsageError
 from w2sprobe.metrics import pgr, roc_auc
 from w2sprobe.report import build_report
+from w2sprobe.report.document import report_blocks
+from w2sprobe.report.render import to_markdown
 from w2sprobe.report.stats import id_set_seed, resample_indices
 from w2sprobe.vocabulary import display_group as experiment_group
 
@@ -193,6 +195,26 @@ def test_saturated_datasets_are_listed_and_excluded(tmp_path):
     assert all(c["n"] == 2 for c in report.comparisons)
     # A lower bar than perfect does not saturate the others; a threshold of 1 saturates none.
     assert build_report(tmp_path, n_boot=0, saturation=1.0).saturated == []
+
+
+def test_an_experiment_only_on_left_out_datasets_is_named_not_tabulated(tmp_path):
+    """kl ran only on the saturated dataset: no summary or comparison row of zero datasets
+    (it would read as a measurement), one line naming it under each section instead."""
+    saturated_study(tmp_path)
+    y = (np.arange(100) % 2).astype(float)
+    ids = [f"easy-{i:04d}" for i in range(100)]
+    weak, ceiling = {"key": "weak0s0", "auc": 1.0}, {"key": "ceil0s0", "auc": 1.0}
+    write_run(tmp_path, "easy", "kl0s0", "student", "kl", 0, ids, y, y * 0.9 + 0.05, weak, ceiling)
+    report = build_report(tmp_path, n_boot=0)
+    summary = {s["experiment"]: s for s in report.summary}
+    assert summary["kl"]["n_datasets"] == 0 and summary["xent"]["n_datasets"] == 2
+    markdown = to_markdown(report_blocks(report, [], []), tmp_path)
+    summary_part = markdown.split("## Summary")[1].split("## Results per dataset")[0]
+    assert "\n| kl |" not in summary_part and "kl better than" not in summary_part
+    assert "\n| logconf |" in summary_part and "logconf better than xent on" in summary_part
+    line = "Not summarised (run only on datasets left out of the summary): kl."
+    assert summary_part.count(line) == 2  # Summary and Comparisons
+    assert "| xent | kl | logconf |" in summary_part  # its PGR column per dataset stays
 
 
 def test_a_dataset_without_a_ceiling_yet_is_not_counted_among_the_summarised(tmp_path):

@@ -191,6 +191,7 @@ def _intro(report: Report) -> str:
 
 
 def _summary(report: Report) -> list:
+    counted = [s for s in report.summary if s["n_datasets"]]
     rows = [
         [
             s["experiment"],
@@ -202,10 +203,10 @@ def _summary(report: Report) -> list:
             f"{s['positive']}/{s['n_datasets']}",
             _dominance_text(s),
         ]
-        for s in report.summary
+        for s in counted
     ]
     blocks: list = [Heading(2, "Summary")]
-    if not rows:
+    if not report.summary:
         return blocks + [Para("No student or probe runs yet: nothing to summarise.")]
     text = f"PGR over the {len(report.included)} dataset(s) neither saturated nor with unstable PGR"
     return blocks + [
@@ -231,7 +232,19 @@ def _summary(report: Report) -> list:
             title="PGR per experiment across datasets",
         ),
         Para("Saturated datasets are marked *, unstable PGR †; neither is in the summary."),
+        *_left_out(report.summary, "n_datasets"),
         _pgr_matrix(report),
+    ]
+
+
+def _left_out(entries: list[dict], count: str) -> list:
+    """One line naming the experiments that no summarised dataset has (they ran only where the
+    PGR is unstable or saturated): an empty row each would read as a measurement."""
+    names = [e["experiment"] for e in entries if not e[count]]
+    if not names:
+        return []
+    return [
+        Para(f"Not summarised (run only on datasets left out of the summary): {', '.join(names)}.")
     ]
 
 
@@ -430,7 +443,11 @@ def _comparisons(report: Report) -> list:
             "and Wilcoxon signed-rank (median effect)."
         )
     )
-    blocks.append(Bullets([c["statement"] for c in report.comparisons]))
+    compared = [c for c in report.comparisons if c["n"]]
+    blocks += _left_out(report.comparisons, "n")
+    if not compared:
+        return blocks
+    blocks.append(Bullets([c["statement"] for c in compared]))
     rows = [
         [
             c["experiment"],
@@ -443,7 +460,7 @@ def _comparisons(report: Report) -> list:
             fmt_p(c["t_test_p"], c["t_test_note"]),
             fmt_p(c["wilcoxon_p"], c["wilcoxon_note"]),
         ]
-        for c in report.comparisons
+        for c in compared
     ]
     return blocks + [
         Table(
