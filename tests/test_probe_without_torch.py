@@ -1,7 +1,8 @@
-"""A probe on cached activations runs without torch: the kNN search through faiss and the
-logistic probe in numpy on the CPU, the device chosen without asking torch where no GPU can
-be, and the stages planned from torch-free recipes.  Importing torch is most of a short probe
-command's start (issue 30's target: under 3 s from process start to printed result)."""
+"""A probe on cached activations runs without torch: the kNN search through faiss (kNN and
+TopoFilter), the logistic and mass-mean probes in numpy on the CPU, the device chosen without
+asking torch where no GPU can be, and the stages planned from torch-free recipes.  Importing
+torch is most of a short probe command's start (issue 30's target: under 3 s from process start
+to printed result)."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ from w2sprobe.labels import LabelSet, save_label_set
 from w2sprobe.metrics import roc_auc
 from w2sprobe.models import devices
 from w2sprobe.models.devices import device_name, dtype_name, set_cpu_threads
-from w2sprobe.probes import KnnProbe, LogisticProbe
+from w2sprobe.probes import KnnProbe, LogisticProbe, MassMeanProbe, TopoFilterProbe
 from w2sprobe.probes.logistic import lbfgs_fit, objective_and_gradient
 
 #: Runs ``python -m w2sprobe ARGS`` with torch unimportable: any ``import torch`` fails.
@@ -71,8 +72,13 @@ def _probe_without_torch(folder: Path, *args: str) -> dict:
     [
         (("--probe", "knn", "--k", "10"), lambda: KnnProbe(k=10)),
         (("--probe", "logreg", "--l2", "0.01"), lambda: LogisticProbe(l2=0.01)),
+        (
+            ("--probe", "topo", "--k-cc", "8", "--k-zeta", "10"),
+            lambda: TopoFilterProbe(k_cc=8, k_zeta=10),
+        ),
+        (("--probe", "massmean"), MassMeanProbe),
     ],
-    ids=["knn", "logreg"],
+    ids=["knn", "logreg", "topo", "massmean"],
 )
 def test_cached_probe_command_never_imports_torch(workspace, args, probe):
     """With ``import torch`` made to fail, the command still fits, scores and saves the probe,

@@ -11,10 +11,9 @@ halfway between them scores 1/2.  Nothing is fitted iteratively: the probe is it
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
 from ..errors import UsageError
 from .base import (
@@ -24,11 +23,14 @@ from .base import (
     check_acts,
     check_contamination,
     check_labels,
-    device_of,
+    device_name_of,
     filter_by_score,
+    host_rows,
     rows_per_block,
-    take_rows,
 )
+
+if TYPE_CHECKING:
+    import torch
 
 
 class MassMeanProbe:
@@ -42,7 +44,9 @@ class MassMeanProbe:
         device: str | torch.device = "cpu",
         memory_budget_bytes: int = DEFAULT_MEMORY_BUDGET,
     ):
-        self.device = device_of(device)
+        # The sums run in float64 numpy whatever the device (two means: no GPU work worth the
+        # copy), so a probe command with this probe never imports torch.
+        self.device = device_name_of(device)
         self.memory_budget_bytes = memory_budget_bytes
         self.direction_: np.ndarray | None = None
         self.midpoint_: np.ndarray | None = None
@@ -60,7 +64,7 @@ class MassMeanProbe:
         neg = np.zeros(acts.shape[1])
         step = rows_per_block(acts.shape[1], self.memory_budget_bytes)
         for start in range(0, acts.shape[0], step):
-            x = take_rows(acts, slice(start, start + step), self.device).double().cpu().numpy()
+            x = host_rows(acts, slice(start, start + step)).astype(np.float64)
             w = y[start : start + x.shape[0]]
             pos += w @ x
             neg += (1 - w) @ x
@@ -83,7 +87,7 @@ class MassMeanProbe:
         step = rows_per_block(acts.shape[1], self.memory_budget_bytes)
         out = np.empty(acts.shape[0], dtype=np.float32)
         for start in range(0, acts.shape[0], step):
-            x = take_rows(acts, slice(start, start + step), self.device).double().cpu().numpy()
+            x = host_rows(acts, slice(start, start + step)).astype(np.float64)
             z = x @ self.direction_ + self.bias_
             out[start : start + len(x)] = 1 / (1 + np.exp(-np.clip(z, -500, 500)))
         return out

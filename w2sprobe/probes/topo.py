@@ -24,10 +24,9 @@ and, for most points, their nearest kept neighbours; the rest get a search restr
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from scipy.sparse.csgraph import connected_components
 
 from ..errors import UsageError
@@ -40,13 +39,16 @@ from .base import (
     check_contamination,
     check_k,
     check_labels,
-    device_of,
+    device_name_of,
     filter_by_score,
+    host_rows,
     rows_per_block,
-    take_rows,
 )
 from .knn import neighbour_mean
 from .search import BACKENDS, METRICS, knn_search, neighbour_graph
+
+if TYPE_CHECKING:
+    import torch
 
 
 class TopoFilterWarning(UserWarning):
@@ -86,7 +88,7 @@ class TopoFilterProbe:
         self.k_zeta = check_k(k_zeta, "k_zeta")
         self.metric = check_choice(metric, "metric", METRICS)
         self.backend = check_choice(backend, "backend", BACKENDS)
-        self.device = device_of(device)
+        self.device = device_name_of(device)  # a name: a faiss search never imports torch
         self.memory_budget_bytes = memory_budget_bytes
         self.kept_: np.ndarray | None = None
         self._acts: Acts | None = None
@@ -174,7 +176,7 @@ class TopoFilterProbe:
         step = rows_per_block(self._acts.shape[1], self.memory_budget_bytes)
         for start in range(0, points.size, step):
             chunk = points[start : start + step]
-            queries = take_rows(self._acts, chunk, torch.device("cpu"))
+            queries = host_rows(self._acts, chunk)
             _, found = self._search(queries, self.k_zeta, index_rows=kept_rows, exclude_self=chunk)
             out[chunk, : found.shape[1]] = found
 
