@@ -37,18 +37,20 @@ def test_gap_ci_is_the_plain_paired_bootstrap_loop():
     ids, labels, weak, ceiling = _runs(0, gap=0.4)
     # the weak run lists its ids in another order: pairing is by id, not by position
     order = np.random.default_rng(5).permutation(ids.size)
-    gap, gaps = bootstrap_gap(
+    gap, resampled = bootstrap_gap(
         (ids[order], weak[order], labels[order]), (ids, ceiling, labels), n_boot=200, seed=3
     )
     rng = np.random.default_rng(id_set_seed(sorted(ids.tolist()), 3))
-    loop = []
+    loop, weak_loop = [], []
     for rows in rng.integers(0, ids.size, size=(200, ids.size)):
-        loop.append(
-            roc_auc_score(labels[rows], ceiling[rows]) - roc_auc_score(labels[rows], weak[rows])
-        )
-    assert gaps == pytest.approx(np.array(loop), abs=1e-12)
+        weak_loop.append(roc_auc_score(labels[rows], weak[rows]))
+        loop.append(roc_auc_score(labels[rows], ceiling[rows]) - weak_loop[-1])
+    assert resampled.gap == pytest.approx(np.array(loop), abs=1e-12)
+    assert resampled.weak == pytest.approx(np.array(weak_loop), abs=1e-12)
     assert gap.value == pytest.approx(roc_auc_score(labels, ceiling) - roc_auc_score(labels, weak))
     assert gap.ci == pytest.approx(list(np.percentile(loop, [2.5, 97.5])))
+    assert gap.weak_auc == pytest.approx(roc_auc_score(labels, weak))
+    assert gap.weak_ci == pytest.approx(list(np.percentile(weak_loop, [2.5, 97.5])))
     assert gap.n_shared == ids.size
 
 
@@ -64,6 +66,15 @@ def test_verdicts_by_hand():
     assert assess(Gap(0.015), 0.02).reason == "gap +0.015 < 0.02"
     assert assess(Gap(0.3, [0.2, 0.4]), 0.02, constant=True).reason == "constant predictor"
     assert assess(None, 0.02).unstable is False
+    # a weak model credibly below chance: flagged whatever the gap (ETHICS-virtue's numbers)
+    virtue = Gap(0.061, [0.028, 0.095], weak_auc=0.4655, weak_ci=[0.4405, 0.4906])
+    assert assess(virtue, 0.02).reason == "weak below chance: AUC 0.466 [0.441, 0.491]"
+    chance = Gap(0.061, [0.028, 0.095], weak_auc=0.49, weak_ci=[0.46, 0.52])  # CI reaches 0.5
+    assert assess(chance, 0.02).unstable is False
+    assert assess(Gap(0.10, weak_auc=0.47), 0.02).reason == "weak below chance: AUC 0.470 < 0.48"
+    assert assess(Gap(0.10, weak_auc=0.49), 0.02).unstable is False  # point rule: 0.5 - min_gap
+    # the gap's own verdict comes first
+    assert assess(Gap(0.01, [-0.02, 0.04], None, 0.4, [0.35, 0.45]), 0.02).reason.startswith("gap")
     assert is_constant([0.5, 0.5, 0.5]) and not is_constant([0.5, 0.5, 0.6])
 
 
@@ -77,6 +88,11 @@ def test_show_and_rejudge_a_recorded_pgr():
     old = {"pgr": 1.2, "weak": {"key": "w", "auc": 0.70}, "ceiling": {"key": "c", "auc": 0.71}}
     assert show_pgr(old) == "+1.200 (unstable: gap +0.010 < 0.02)"
     assert show_pgr({"pgr": None}) == "—"  # a zero gap gives no PGR
+    below = {**fine, "pgr_weak_auc": 0.46, "pgr_weak_ci": [0.43, 0.49]}
+    assert show_pgr(below) == "+0.500 (unstable: weak below chance: AUC 0.460 [0.430, 0.490])"
+    # recorded before the chance check (no weak CI): its weak AUC by the point rule
+    assert judge({**fine, "weak": {"key": "w", "auc": 0.45}}).unstable
+    assert not judge({**fine, "weak": {"key": "w", "auc": 0.49}}).unstable
 
 
 TINY = (

@@ -626,3 +626,50 @@ def test_the_pgr_rule_is_the_gaps_ci_not_its_point(tmp_path):
         "knn-filter": 1,
         "knn-probe": 0,
     }
+
+
+def test_a_weak_model_below_chance_makes_the_dataset_unstable(tmp_path):
+    """ETHICS-virtue's case at the blog's sizes: the weak model ranks test rows credibly below
+    chance, so the gap is mostly its anti-signal and a chance-level student scores PGR > 0;
+    the dataset is flagged (why: its weak AUC and CI on the rule's resamples) and left out."""
+    from w2sprobe.pgr_rule import bootstrap_gap
+
+    make_study(tmp_path, datasets=("clear",))
+    n = 600
+    ids = np.array([f"inverted-{i:04d}" for i in range(n)])
+    labels = (np.arange(n) % 2).astype(float)
+    rng = np.random.default_rng(1)
+    weak_preds, ceiling_preds = noisy_scores(labels, -0.4, rng), noisy_scores(labels, 0.4, rng)
+    weak = write_run(tmp_path, "inverted", "w", "weak", "weak", 0, ids, labels, weak_preds)
+    ceiling = write_run(
+        tmp_path, "inverted", "c", "ceiling", "ceiling", 0, ids, labels, ceiling_preds
+    )
+    chance = rng.random(n)  # a student that learnt nothing
+    auc = roc_auc(labels, chance)
+    write_run(
+        tmp_path,
+        "inverted",
+        "xent",
+        "student",
+        "xent",
+        0,
+        ids,
+        labels,
+        chance,
+        weak,
+        ceiling,
+        pgr(auc, weak["auc"], ceiling["auc"]),
+    )
+    gap, _ = bootstrap_gap((ids, weak_preds, labels), (ids, ceiling_preds, labels), 1000, 0)
+    assert gap.ci[0] > 0.02 and gap.weak_ci[1] < 0.5  # the gap alone would pass
+    assert pgr(auc, weak["auc"], ceiling["auc"]) > 0.2  # chance looks like generalisation
+
+    report = build_report(tmp_path, n_boot=1000, seed=0)
+    [item] = report.unstable
+    assert item["dataset"] == "inverted" and item["weak_auc_ci"] == pytest.approx(gap.weak_ci)
+    low, high = gap.weak_ci
+    assert item["reason"] == f"weak below chance: AUC {weak['auc']:.3f} [{low:.3f}, {high:.3f}]"
+    assert report.row("inverted", "xent")["pgr_unstable"]
+    [seed_row] = [r for r in report.seed_rows if r["dataset"] == "inverted" and "pgr" in r]
+    assert seed_row["pgr_flag"] == item["reason"]  # a seed row by its own pair, same verdict
+    assert report.included == ["clear"]

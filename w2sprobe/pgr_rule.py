@@ -15,13 +15,19 @@ verdict on the same runs.  Besides:
 
 * a constant predictor (every test score equal: AUC 0.5 by ties) is flagged whatever the gap —
   its PGR measures nothing learnt;
+* a weak model credibly *below chance* (the 95 % CI of its test AUC, on the same resamples,
+  wholly under 0.5; without a CI, its AUC under 0.5 − ``min_gap``) is flagged whatever the gap:
+  the gap then counts the weak model's anti-signal, and a student that learnt nothing (AUC 0.5)
+  already scores PGR (0.5 − weak) / (ceiling − weak) > 0 (ETHICS-virtue at the blog's sizes:
+  weak 0.465 [0.440, 0.491], ceiling 0.527, so chance alone is PGR +0.56);
 * a zero point gap gives no PGR at all (:func:`w2sprobe.metrics.pgr` returns nan -> null);
 * without predictions to resample (an old run, ``--n-boot 0``), the *point* gap must reach
   ``min_gap`` (``pgr_rule`` then says ``point``).
 
 An unstable PGR is still recorded (``pgr``), flagged (``pgr_unstable``, ``pgr_flag``) and left
 out of every summary, as a saturated dataset's is.  The verdict's inputs are recorded too
-(``pgr_gap``, ``pgr_gap_ci``, ``pgr_min_gap``, ``pgr_constant``), so an output shown later
+(``pgr_gap``, ``pgr_gap_ci``, ``pgr_weak_auc``, ``pgr_weak_ci``, ``pgr_min_gap``,
+``pgr_constant``), so an output shown later
 with another ``--min-gap`` re-judges them (:func:`judge`) without re-running anything.
 """
 
@@ -37,6 +43,8 @@ from .metrics import pgr as pgr_of
 
 #: The minimum ceiling − weak AUC gap (its CI's lower end must lie above it).
 DEFAULT_MIN_GAP = 0.02
+#: The AUC of a predictor that ranks nothing: a weak model credibly below it is flagged.
+CHANCE_AUC = 0.5
 #: The report's bootstrap defaults: the same resamples, the same verdict.
 RULE_N_BOOT = 1000
 RULE_SEED = 0
@@ -48,6 +56,8 @@ RECORDED = (
     "pgr_flag",
     "pgr_gap",
     "pgr_gap_ci",
+    "pgr_weak_auc",
+    "pgr_weak_ci",
     "pgr_min_gap",
     "pgr_constant",
     "pgr_rule",
@@ -57,21 +67,35 @@ RECORDED = (
 def rule_text(min_gap: float, kind: str = CI) -> str:
     """The rule in words, as ``metrics.json`` and reports state it."""
     if kind == POINT:
-        return f"point: ceiling - weak test AUC >= {min_gap:g} (no predictions to resample)"
+        return (
+            f"point: ceiling - weak test AUC >= {min_gap:g} and weak AUC >= "
+            f"{CHANCE_AUC - min_gap:g} (no predictions to resample)"
+        )
     return (
         f"ci: 95% paired-bootstrap CI of ceiling - weak test AUC above {min_gap:g} "
         f"({RULE_N_BOOT} resamples of the shared test ids, seed {RULE_SEED}); "
-        "a constant predictor is flagged"
+        "a constant predictor and a weak model below chance (AUC CI under 0.5) are flagged"
     )
 
 
 @dataclass(frozen=True)
 class Gap:
-    """Ceiling − weak test AUC: the point value and its paired-bootstrap CI (None: no CI)."""
+    """Ceiling − weak test AUC: the point value and its paired-bootstrap CI (None: no CI);
+    the weak model's AUC and its CI on the same resamples (the chance check; None: unknown)."""
 
     value: float
     ci: list[float] | None = None
     n_shared: int | None = None
+    weak_auc: float | None = None
+    weak_ci: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class Resampled:
+    """Per bootstrap resample: the weak model's test AUC and the ceiling − weak gap."""
+
+    weak: np.ndarray
+    gap: np.ndarray
 
 
 @dataclass(frozen=True)
@@ -95,16 +119,29 @@ def assess(gap: Gap | None, min_gap: float, constant: bool = False) -> Verdict:
     if gap is None:
         return Verdict(False)
     if gap.ci is not None:
-        if gap.ci[0] > min_gap:
-            return Verdict(False)
-        return Verdict(True, f"gap {gap.value:+.3f} [{gap.ci[0]:+.3f}, {gap.ci[1]:+.3f}]")
-    if gap.value >= min_gap:
-        return Verdict(False)
-    return Verdict(True, f"gap {gap.value:+.3f} < {min_gap:g}")
+        if gap.ci[0] <= min_gap:
+            return Verdict(True, f"gap {gap.value:+.3f} [{gap.ci[0]:+.3f}, {gap.ci[1]:+.3f}]")
+    elif gap.value < min_gap:
+        return Verdict(True, f"gap {gap.value:+.3f} < {min_gap:g}")
+    below = below_chance(gap, min_gap)
+    return Verdict(below is not None, below)
+
+
+def below_chance(gap: Gap, min_gap: float) -> str | None:
+    """Why the weak model is credibly below chance (module doc), or None when it is not (or
+    its AUC is unknown): its CI wholly under 0.5, or without a CI its AUC under 0.5 − min_gap."""
+    if gap.weak_ci is not None:
+        if gap.weak_ci[1] >= CHANCE_AUC:
+            return None
+        low, high = gap.weak_ci
+        return f"weak below chance: AUC {gap.weak_auc:.3f} [{low:.3f}, {high:.3f}]"
+    if gap.weak_auc is None or gap.weak_auc >= CHANCE_AUC - min_gap:
+        return None
+    return f"weak below chance: AUC {gap.weak_auc:.3f} < {CHANCE_AUC - min_gap:g}"
 
 
 def bootstrap_gap(weak: tuple, ceiling: tuple, n_boot: int = RULE_N_BOOT, seed: int = RULE_SEED):
-    """``(Gap, per-resample gaps)`` of two runs' test predictions ``(ids, scores, labels)``.
+    """``(Gap, Resampled)`` of two runs' test predictions ``(ids, scores, labels)``.
 
     Paired: both runs are scored on the test ids they share, each resample drawing the same
     rows for both (the report's counts matrix for that id set).  Fewer than 2 shared ids, or
@@ -119,13 +156,14 @@ def bootstrap_gap(weak: tuple, ceiling: tuple, n_boot: int = RULE_N_BOOT, seed: 
         order = np.argsort(ids, kind="stable")
         rows = order[np.searchsorted(ids[order], shared)]
         aligned.append((np.asarray(scores, np.float64)[rows], np.asarray(labels)[rows]))
-    point = roc_auc(aligned[1][1], aligned[1][0]) - roc_auc(aligned[0][1], aligned[0][0])
+    weak_auc = roc_auc(aligned[0][1], aligned[0][0])
+    point = roc_auc(aligned[1][1], aligned[1][0]) - weak_auc
     if shared.size < 2 or n_boot <= 0:
-        return Gap(point, None, int(shared.size)), None
+        return Gap(point, None, int(shared.size), weak_auc), None
     counts = resample_counts(shared.tolist(), n_boot, seed)
     w, c = (weighted_auc(labels, scores, counts) for scores, labels in aligned)
-    gaps = c - w
-    return Gap(point, percentile_ci(gaps), int(shared.size)), gaps
+    gap = Gap(point, percentile_ci(c - w), int(shared.size), weak_auc, percentile_ci(w))
+    return gap, Resampled(w, c - w)
 
 
 def run_gap(weak, ceiling) -> Gap:
@@ -134,7 +172,7 @@ def run_gap(weak, ceiling) -> Gap:
     try:
         w, c = (_test(run) for run in (weak, ceiling))
     except Exception:  # noqa: BLE001 - an unreadable file falls back to the point rule
-        return Gap(ceiling.auc - weak.auc)
+        return Gap(ceiling.auc - weak.auc, weak_auc=weak.auc)
     return bootstrap_gap(w, c)[0]
 
 
@@ -174,6 +212,8 @@ def pgr_fields(
         "pgr_flag": verdict.reason,
         "pgr_gap": gap.value,
         "pgr_gap_ci": gap.ci,
+        "pgr_weak_auc": gap.weak_auc,
+        "pgr_weak_ci": gap.weak_ci,
         "pgr_min_gap": min_gap,
         "pgr_constant": constant,
         "pgr_rule": rule_text(min_gap, CI if gap.ci is not None else POINT),
@@ -191,12 +231,14 @@ def judge(metrics: dict, min_gap: float | None = None) -> Verdict:
     if min_gap is None:
         min_gap = metrics.get("pgr_min_gap", DEFAULT_MIN_GAP)
     gap = None
+    aucs = [(metrics.get(s) or {}).get("auc") for s in ("weak", "ceiling")]
+    # A run recorded before the chance check has no weak CI: its weak AUC, by the point rule.
+    weak_auc = metrics.get("pgr_weak_auc", aucs[0])
     if isinstance(metrics.get("pgr_gap"), (int, float)):
-        gap = Gap(float(metrics["pgr_gap"]), metrics.get("pgr_gap_ci"))
-    else:
-        aucs = [(metrics.get(s) or {}).get("auc") for s in ("weak", "ceiling")]
-        if None not in aucs:
-            gap = Gap(aucs[1] - aucs[0])
+        gap_ci, weak_ci = metrics.get("pgr_gap_ci"), metrics.get("pgr_weak_ci")
+        gap = Gap(float(metrics["pgr_gap"]), gap_ci, None, weak_auc, weak_ci)
+    elif None not in aucs:
+        gap = Gap(aucs[1] - aucs[0], None, None, weak_auc)
     return assess(gap, min_gap, bool(metrics.get("pgr_constant")))
 
 

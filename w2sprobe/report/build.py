@@ -336,6 +336,7 @@ def _pgr_fields(run: RunResult, pairing, predictions: dict, boot: _Bootstrap | N
     out["pgr_constant"] = triple[0] is not None and is_constant(triple[0][1])
     if weak and ceiling and None not in (weak.auc, ceiling.auc):
         out["pgr_gap"], out["pgr_gap_ci"] = ceiling.auc - weak.auc, None
+        out["pgr_weak_auc"], out["pgr_weak_ci"] = weak.auc, None
     if boot is None or any(p is None for p in triple):
         return out
     # Paired: join the three runs by test id and resample those shared ids once for all three.
@@ -348,7 +349,8 @@ def _pgr_fields(run: RunResult, pairing, predictions: dict, boot: _Bootstrap | N
         rows = np.searchsorted(ids, shared)  # ids are sorted by read_test_predictions
         aucs.append(boot.auc(source.key, shared, scores[rows], labels[rows]))
     out["pgr_ci"] = percentile_ci(bootstrap_pgr(*aucs))
-    out["pgr_gap_ci"] = percentile_ci(aucs[2] - aucs[1])  # the PGR rule's interval, same resamples
+    out["pgr_gap_ci"] = percentile_ci(aucs[2] - aucs[1])  # the PGR rule's intervals, same resamples
+    out["pgr_weak_ci"] = percentile_ci(aucs[1])
     return out
 
 
@@ -370,23 +372,28 @@ def reference_gap(found: Collection, dataset: str, n_boot: int, seed: int) -> Ga
         ceiling = [r for (stage, _), r in runs.items() if stage == "ceiling" and r.auc is not None]
         if not weak or not ceiling:
             return None
-        return Gap(float(np.mean([r.auc for r in ceiling]) - np.mean([r.auc for r in weak])))
-    points, vectors = [], []
+        weak_auc = float(np.mean([r.auc for r in weak]))
+        return Gap(float(np.mean([r.auc for r in ceiling])) - weak_auc, weak_auc=weak_auc)
+    points, weak_points, resamples = [], [], []
     for weak, ceiling in pairs:
         preds = [read_test_predictions(r) for r in (weak, ceiling)]
         if n_boot > 0 and None not in preds:
             gap, resampled = bootstrap_gap(preds[0], preds[1], n_boot, seed)
             points.append(gap.value)
-            vectors.append(resampled)
+            weak_points.append(gap.weak_auc)
+            resamples.append(resampled)
         elif None not in (weak.auc, ceiling.auc):
             points.append(ceiling.auc - weak.auc)
-            vectors.append(None)
+            weak_points.append(weak.auc)
+            resamples.append(None)
     if not points:
         return None
-    ci = None
-    if vectors and all(v is not None for v in vectors):
-        ci = percentile_ci(np.mean(vectors, axis=0))
-    return Gap(float(np.mean(points)), ci)
+    point, weak_auc = float(np.mean(points)), float(np.mean(weak_points))
+    if not all(r is not None for r in resamples):
+        return Gap(point, weak_auc=weak_auc)
+    gap_ci = percentile_ci(np.mean([r.gap for r in resamples], axis=0))
+    weak_ci = percentile_ci(np.mean([r.weak for r in resamples], axis=0))
+    return Gap(point, gap_ci, weak_auc=weak_auc, weak_ci=weak_ci)
 
 
 # ------------------------------------------------------------------ across seeds and datasets
@@ -469,7 +476,8 @@ def unstable_datasets(
 ) -> list[dict]:
     """Datasets whose PGRs the PGR rule (:mod:`w2sprobe.pgr_rule`) calls unstable: the 95 %
     paired-bootstrap CI of ceiling − weak test AUC (``gaps``, from :func:`reference_gap`) does
-    not lie above ``min_gap`` -- or, without a CI, the (seed-mean) point gap is below it.
+    not lie above ``min_gap`` -- or, without a CI, the (seed-mean) point gap is below it -- or
+    the weak model is credibly below chance (:func:`w2sprobe.pgr_rule.below_chance`).
 
     A negative gap (ceiling below weak) is unstable too. A dataset lacking weak or ceiling AUC is
     not flagged (it has no PGRs to flag).
@@ -484,7 +492,7 @@ def unstable_datasets(
             )
             if not weak or not ceiling or weak["auc"] is None or ceiling["auc"] is None:
                 continue
-            gap = Gap(ceiling["auc"] - weak["auc"])
+            gap = Gap(ceiling["auc"] - weak["auc"], weak_auc=weak["auc"])
         verdict = assess(gap, min_gap)
         if verdict.unstable:
             aucs = {
@@ -505,6 +513,7 @@ def unstable_datasets(
                     "ceiling_auc": aucs["ceiling"],
                     "gap": gap.value,
                     "gap_ci": gap.ci,
+                    "weak_auc_ci": gap.weak_ci,
                     "min_gap": min_gap,
                     "reason": verdict.reason,
                 }
@@ -528,7 +537,12 @@ def flag_unstable(
         if "pgr" in row:
             gap = None
             if row.get("pgr_gap") is not None:
-                gap = Gap(row["pgr_gap"], row.get("pgr_gap_ci"))
+                gap = Gap(
+                    row["pgr_gap"],
+                    row.get("pgr_gap_ci"),
+                    weak_auc=row.get("pgr_weak_auc"),
+                    weak_ci=row.get("pgr_weak_ci"),
+                )
             verdict = assess(gap, min_gap, bool(row.get("pgr_constant")))
             row["pgr_unstable"], row["pgr_flag"] = verdict.unstable, verdict.reason
     for row in rows:

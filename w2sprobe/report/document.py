@@ -185,7 +185,7 @@ def _intro(report: Report) -> str:
         f"saturation threshold: AUC > {opts['saturation']}; "
         "PGR unstable (flagged †, not summarised) unless the paired-bootstrap 95% CI of "
         f"ceiling − weak AUC lies above {opts['min_gap']} (the PGR rule; a constant predictor "
-        "is flagged too). "
+        "and a weak model whose test AUC CI lies under 0.5 are flagged too). "
         f"Report key {report.key}."
     )
 
@@ -531,18 +531,23 @@ def _unstable(report: Report) -> list:
             fmt(u["ceiling_auc"]),
             fmt(u["gap"], 4),
             "—" if not u.get("gap_ci") else f"[{u['gap_ci'][0]:+.3f}, {u['gap_ci'][1]:+.3f}]",
+            u["reason"],
         ]
         for u in report.unstable
     ]
     return blocks + [
         Para(
-            f"The 95% paired-bootstrap CI of ceiling − weak AUC does not lie above {min_gap}: "
-            "PGR divides by that gap, so a few test rows swing it by whole units. "
+            f"The 95% paired-bootstrap CI of ceiling − weak AUC does not lie above {min_gap} "
+            "(PGR divides by that gap, so a few test rows swing it by whole units), or the weak "
+            "model's test AUC CI lies under 0.5 (a student that learnt nothing would score "
+            "PGR > 0). "
             'Their PGRs are shown flagged (†, "(unstable: ...)") but excluded from the '
             "summary and comparisons, like saturated datasets." + compared
         ),
         Table(
-            ["dataset", "weak AUC", "ceiling AUC", "gap", "gap 95% CI"], rows, title="Unstable PGR"
+            ["dataset", "weak AUC", "ceiling AUC", "gap", "gap 95% CI", "why"],
+            rows,
+            title="Unstable PGR",
         ),
     ]
 
