@@ -155,3 +155,113 @@ def test_export_and_import_bad_input_is_one_error_line(capsys, extracted, monkey
     code, _, err = run(capsys, "cache", "import", "t1", "--cache-dir", "t1-cache")
     assert code == 2 and "not the hash of its manifest" in err
     assert not Path("t1-cache/acts").exists()
+
+
+@pytest.fixture(scope="module")
+def token_file(tiny_models, tmp_path_factory):
+    """The last-4-tokens file (layers 0, 2) of the tiny GPT-2's one-pass extraction."""
+    from test_cache_tokens import plans
+
+    from w2sprobe.cache.onepass import extract_pass
+
+    cache = tmp_path_factory.mktemp("token-exchange") / "cache"
+    base, tokens = plans(tiny_models["gpt2"], cache, "last:4")
+    extract_pass([base], tokens)
+    return cache, tokens.key, tokens.path
+
+
+def _token_contents(path):
+    from w2sprobe.cache.tokens import TokenStore
+
+    with TokenStore.open(path) as store:
+        return {
+            "attrs": {k: v for k, v in store.attrs.items() if k != "layers"},
+            "layers": store.layers,
+            "data": {
+                s: [store.ids(s), store.labels(s), store.lengths(s), store.token_ids(s)]
+                + [store.positions(s)]
+                + [store.get(s, x) for x in store.layers]
+                for s in store.splits
+            },
+        }
+
+
+@pytest.mark.parametrize("fmt", ["safetensors", "npz", "hf"])
+def test_a_token_file_exports_and_imports_as_itself(capsys, token_file, tmp_path, fmt):
+    """Every array of a token-level file, its token ids, positions and lengths too, comes back
+    under the same key and kind; the import is a sound token file."""
+    from w2sprobe.inventory import verify_path
+
+    cache, key, path = token_file
+    out = tmp_path / f"exp-{fmt}"
+    code, printed, err = run(
+        capsys,
+        "cache",
+        "export",
+        key[:8],
+        "--format",
+        fmt,
+        "--out",
+        str(out),
+        "--cache-dir",
+        str(cache),
+        "--json",
+    )
+    assert code == 0, err
+    assert json.loads(printed)["key"] == key
+    code, printed, err = run(
+        capsys, "cache", "import", str(out), "--cache-dir", str(tmp_path / "in"), "--json"
+    )
+    assert code == 0, err
+    result = json.loads(printed)
+    assert result["written"] and result["key"] == key
+    assert Path(result["path"]).relative_to(tmp_path / "in" / "tokens")  # its own kind
+    original, back = _token_contents(path), _token_contents(result["path"])
+    assert back["attrs"] == original["attrs"] and back["layers"] == original["layers"]
+    for split, arrays in original["data"].items():
+        assert back["data"][split][0] == arrays[0]  # ids
+        for a, b in zip(arrays[1:], back["data"][split][1:]):
+            assert a.dtype == b.dtype and a.shape == b.shape
+            np.testing.assert_array_equal(a, b)
+    assert verify_path(Path(result["path"])).status == "ok"
+
+
+def test_a_token_export_reads_with_ordinary_tools(capsys, token_file, tmp_path):
+    """(N, K, D) layers and (N, K) token ids as numpy/safetensors arrays; in the Hugging Face
+    folder, each row's layer is K lists of D."""
+    from datasets import load_from_disk
+    from safetensors.numpy import load_file
+
+    from w2sprobe.cache.tokens import TokenStore
+
+    cache, key, path = token_file
+    for fmt in ("safetensors", "npz", "hf"):
+        out = str(tmp_path / fmt)
+        code, _, err = run(
+            capsys,
+            "cache",
+            "export",
+            key,
+            "--format",
+            fmt,
+            "--out",
+            out,
+            "--cache-dir",
+            str(cache),
+        )
+        assert code == 0, err
+    with TokenStore.open(path) as store:
+        x, tokens, lengths = store.get("test", 2), store.token_ids("test"), store.lengths("test")
+        ids = store.ids("test")
+    assert x.ndim == 3 and x.shape[1] == 4
+    tensors = load_file(str(tmp_path / "safetensors" / "activations.safetensors"))
+    np.testing.assert_array_equal(tensors["test/layer_002"], x)
+    np.testing.assert_array_equal(tensors["test/token_ids"], tokens)
+    npz = np.load(tmp_path / "npz" / "activations.npz")
+    np.testing.assert_array_equal(npz["test.lengths"], lengths)
+    assert npz["test.ids"].tolist() == ids
+    test = load_from_disk(str(tmp_path / "hf"))["test"]
+    row = test[1]
+    assert row["id"] == ids[1] and row["lengths"] == lengths[1]
+    assert row["token_ids"] == tokens[1].tolist()
+    np.testing.assert_array_equal(np.asarray(row["layer_002"], dtype=x.dtype), x[1])

@@ -170,12 +170,13 @@ class Inventory:
         from a run, probes on an activation file, ...)."""
         return [a for a in self.artifacts if key in a.parents and a.key != key]
 
-    def find(self, key: str, kind: str | None = None) -> Artifact:
-        """The one artifact whose key is ``key`` or starts with it; else a UsageError that
-        says what matched."""
-        if kind is not None:
-            check_kind(kind)
-        pool = [a for a in self.artifacts if kind is None or a.kind == kind]
+    def find(self, key: str, kind: str | tuple[str, ...] | None = None) -> Artifact:
+        """The one artifact (of ``kind``, or of one of several kinds) whose key is ``key`` or
+        starts with it; else a UsageError that says what matched."""
+        kinds = (kind,) if isinstance(kind, str) else kind
+        for name in kinds or ():
+            check_kind(name)
+        pool = [a for a in self.artifacts if kinds is None or a.kind in kinds]
         exact = [a for a in pool if a.key == key]
         matches = exact or (
             [a for a in pool if a.key.startswith(key)] if len(key) >= MIN_PREFIX else []
@@ -183,7 +184,7 @@ class Inventory:
         if len(matches) == 1:
             return matches[0]
         root = Path(self.cache_dir).absolute()
-        where = f"{kind} under {root}" if kind else f"artifact under {root}"
+        where = f"{' or '.join(kinds)} under {root}" if kinds else f"artifact under {root}"
         if not matches:
             hint = "" if len(key) >= MIN_PREFIX else f" (a prefix needs {MIN_PREFIX}+ characters)"
             raise UsageError(f"no {where} has key '{key}'{hint}; w2sprobe cache ls lists them")

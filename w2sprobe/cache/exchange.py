@@ -1,4 +1,4 @@
-"""Activation files in ordinary formats: ``cache export`` and ``cache import``.
+"""Activation and token files in ordinary formats: ``cache export`` and ``cache import``.
 
 An export is a folder any tool reads without w2sprobe:
 
@@ -14,20 +14,24 @@ An export is a folder any tool reads without w2sprobe:
                    per layer (``layer_016``; bfloat16 widened to float32)
 =================  ===========================================================================
 
-and, in every format, ``manifest.json``: the activation file's attributes (model, dataset,
-pooling, layers, ``key`` and the ``manifest`` the key hashes) and, written last,
+A token-level file (``extract --tokens``, :mod:`.tokens`) exports the same way, its layers
+(N, K, D) — a list of K lists of D in ``hf`` — with its per-row ``token_ids`` (N, K) int64,
+``positions`` (N, K) int32 and ``lengths`` (N,) int32 beside them under the same names.
+
+In every format, ``manifest.json`` holds the file's attributes (model, dataset, pooling or
+token spec, layers, ``key`` and the ``manifest`` the key hashes) and, written last,
 ``w2sprobe_export.json``: the format and the bytes and SHA-256 of every other file.
 
 ``cache import`` checks those records and that the key is the hash of the manifest, then
-rebuilds the activation file through the cache's own writer under that key: a round trip
-gives back the same values, ids, labels and key.
+rebuilds the file through the cache's own writer under that key and kind: a round trip gives
+back the same values, ids, labels, token columns and key.
 """
 
 from __future__ import annotations
 
 import json
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -59,17 +63,48 @@ CARRIED_ATTRS = (
     "store_dtype",
     "compression",
 )
+#: A token file's: its kind and token spec in place of the pooling.
+TOKEN_ATTRS = tuple(a for a in CARRIED_ATTRS if a != "pooling") + ("kind", "tokens")
+#: The cache kinds an export holds (inventory kinds: pooled activation files, token files).
+EXPORT_KINDS = ("acts", "tokens")
 
 
 @dataclass
 class Exported:
-    """One activation file's contents, as both directions of the exchange see them."""
+    """One activation or token file's contents, as both directions of the exchange see them."""
 
     attrs: dict
     ids: dict[str, list[str]]
     labels: dict[str, np.ndarray]
-    #: (split, layer) -> float activations (float16, float32 or bfloat16 widened to float32)
+    #: (split, layer) -> float activations (float16, float32 or bfloat16 widened to float32):
+    #: (N, D) pooled, (N, K, D) token-level
     layers: dict[tuple[str, int], np.ndarray]
+    #: (split, name) -> a token file's per-row columns (``token_ids``, ``positions``, ...)
+    extras: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)
+
+    @property
+    def is_tokens(self) -> bool:
+        return is_token_file(self.attrs)
+
+    def columns(self, split: str) -> dict[str, np.ndarray]:
+        """Every array of ``split`` under its stored name: ``layer_016``, then the extras."""
+        out = {layer_name(x): self.layers[(split, x)] for x in self.attrs["layers"]}
+        return out | {name: self.extras[(split, name)] for name in extra_names(self.attrs)}
+
+
+def is_token_file(attrs: dict) -> bool:
+    from .tokens import TOKENS_DIR
+
+    return attrs.get("kind") == TOKENS_DIR
+
+
+def extra_names(attrs: dict) -> tuple[str, ...]:
+    """The per-row columns a file of these attributes holds beside its layers (none pooled)."""
+    if not is_token_file(attrs):
+        return ()
+    from .tokens import extra_datasets, parse_token_spec
+
+    return tuple(extra_datasets(parse_token_spec(str(attrs["tokens"]))))
 
 
 def check_format(name: str) -> str:
@@ -89,10 +124,9 @@ def check_target(out: Path, force: bool) -> None:
 # --------------------------------------------------------------------------- export
 
 
-def _attrs(store: ActivationStore) -> dict:
-    raw = store.attrs
+def _attrs(raw: dict, carried: tuple[str, ...]) -> dict:
     out = {}
-    for name in CARRIED_ATTRS:
+    for name in carried:
         value = raw.get(name)
         if name == "layers":
             value = [int(x) for x in value]
@@ -104,76 +138,106 @@ def _attrs(store: ActivationStore) -> dict:
     return out
 
 
-def export_activations(path: Path, out: Path, fmt: str, force: bool = False) -> dict:
-    """Write the complete activation file ``path`` to the folder ``out`` in ``fmt``; returns
-    the export record. ``out`` is filled in a staging folder and renamed into place."""
+def read_file(path: Path, kind: str = "acts") -> Exported:
+    """The whole complete file ``path`` of cache ``kind`` (``acts`` or ``tokens``)."""
+    if kind == "tokens":
+        from .tokens import TokenStore
+
+        with TokenStore.open(path) as store:
+            attrs = _attrs(store.attrs, TOKEN_ATTRS)
+            return Exported(
+                attrs,
+                {s: list(store.ids(s)) for s in store.splits},
+                {s: store.labels(s) for s in store.splits},
+                {(s, x): store.get(s, x) for s in store.splits for x in store.layers},
+                {(s, n): getattr(store, n)(s) for s in store.splits for n in extra_names(attrs)},
+            )
+    with ActivationStore.open(path) as store:
+        return Exported(
+            _attrs(store.attrs, CARRIED_ATTRS),
+            {s: store.ids(s).tolist() for s in store.splits},
+            {s: store.labels(s) for s in store.splits},
+            {(s, x): np.asarray(store.get(s, x)) for s in store.splits for x in store.layers},
+        )
+
+
+def export_activations(
+    path: Path, out: Path, fmt: str, force: bool = False, kind: str = "acts"
+) -> dict:
+    """Write the complete activation (or token, ``kind``) file ``path`` to the folder ``out``
+    in ``fmt``; returns the export record. ``out`` is filled in a staging folder and renamed
+    into place."""
     check_format(fmt)
     out = Path(out)
     check_target(out, force)
-    with ActivationStore.open(path) as store:
-        attrs = _attrs(store)
-        with staged_folder(out, "export") as staging:
-            write_json(staging / MANIFEST, attrs, indent=2)
-            {"safetensors": _write_safetensors, "npz": _write_npz, "hf": _write_hf}[fmt](
-                store, attrs, staging
-            )
-            files = sorted(p for p in staging.rglob("*") if p.is_file())
-            record = {
-                "format": fmt,
-                "key": attrs["key"],
-                "files": {str(p.relative_to(staging)): file_record(p) for p in files},
-            }
-            write_json(staging / EXPORT_RECORD, record, indent=2)
-            if force and (out.exists() or out.is_symlink()):  # replaced only once ours is whole
-                shutil.rmtree(out) if out.is_dir() and not out.is_symlink() else out.unlink()
+    exported = read_file(path, kind)
+    with staged_folder(out, "export") as staging:
+        write_json(staging / MANIFEST, exported.attrs, indent=2)
+        {"safetensors": _write_safetensors, "npz": _write_npz, "hf": _write_hf}[fmt](
+            exported, staging
+        )
+        files = sorted(p for p in staging.rglob("*") if p.is_file())
+        record = {
+            "format": fmt,
+            "key": exported.attrs["key"],
+            "files": {str(p.relative_to(staging)): file_record(p) for p in files},
+        }
+        write_json(staging / EXPORT_RECORD, record, indent=2)
+        if force and (out.exists() or out.is_symlink()):  # replaced only once ours is whole
+            shutil.rmtree(out) if out.is_dir() and not out.is_symlink() else out.unlink()
     return record
 
 
-def _write_safetensors(store: ActivationStore, attrs: dict, folder: Path) -> None:
+def _write_safetensors(exported: Exported, folder: Path) -> None:
     import torch
     from safetensors.torch import save_file
 
-    tensors, ids = {}, {}
-    for split in store.splits:
-        ids[split] = store.ids(split).tolist()
-        tensors[f"{split}/labels"] = torch.from_numpy(np.ascontiguousarray(store.labels(split)))
-        for layer in store.layers:
-            values = np.ascontiguousarray(store.get(split, layer))
-            tensor = torch.from_numpy(values)
-            if attrs["store_dtype"] == "bfloat16":  # exact: the values are bfloat16's
+    bfloat16 = exported.attrs["store_dtype"] == "bfloat16"
+    tensors = {}
+    for split in exported.ids:
+        tensors[f"{split}/labels"] = torch.from_numpy(np.ascontiguousarray(exported.labels[split]))
+        for name, values in exported.columns(split).items():
+            tensor = torch.from_numpy(np.ascontiguousarray(values))
+            if bfloat16 and name.startswith("layer_"):  # exact: the values are bfloat16's
                 tensor = tensor.to(torch.bfloat16)
-            tensors[f"{split}/{layer_name(layer)}"] = tensor
-    metadata = {"ids": json.dumps(ids), "w2sprobe": json.dumps(attrs)}
+            tensors[f"{split}/{name}"] = tensor
+    metadata = {"ids": json.dumps(exported.ids), "w2sprobe": json.dumps(exported.attrs)}
     save_file(tensors, str(folder / "activations.safetensors"), metadata=metadata)
 
 
-def _write_npz(store: ActivationStore, attrs: dict, folder: Path) -> None:
+def _write_npz(exported: Exported, folder: Path) -> None:
     arrays = {}
-    for split in store.splits:
-        arrays[f"{split}.ids"] = store.ids(split).astype(str)
-        arrays[f"{split}.labels"] = store.labels(split)
-        for layer in store.layers:
-            arrays[f"{split}.{layer_name(layer)}"] = np.asarray(store.get(split, layer))
+    for split, ids in exported.ids.items():
+        arrays[f"{split}.ids"] = np.asarray(ids, dtype=str)
+        arrays[f"{split}.labels"] = exported.labels[split]
+        for name, values in exported.columns(split).items():
+            arrays[f"{split}.{name}"] = values
     with open(folder / "activations.npz", "wb") as fh:
         np.savez(fh, **arrays)
 
 
-def _write_hf(store: ActivationStore, attrs: dict, folder: Path) -> None:
+def _write_hf(exported: Exported, folder: Path) -> None:
     import pyarrow as pa
     from datasets import Dataset, DatasetDict
 
     splits = {}
-    for split in store.splits:
+    for split, ids in exported.ids.items():
         columns = {
-            "id": pa.array(store.ids(split).tolist(), pa.string()),
-            "label": pa.array(store.labels(split), pa.float32()),
+            "id": pa.array(list(ids), pa.string()),
+            "label": pa.array(exported.labels[split], pa.float32()),
         }
-        for layer in store.layers:
-            values = np.asarray(store.get(split, layer))
-            flat = pa.array(values.reshape(-1))
-            columns[layer_name(layer)] = pa.FixedSizeListArray.from_arrays(flat, values.shape[1])
+        for name, values in exported.columns(split).items():
+            columns[name] = _fixed_lists(pa, values)
         splits[split] = Dataset(pa.table(columns))
     DatasetDict(splits).save_to_disk(str(folder))
+
+
+def _fixed_lists(pa, values: np.ndarray):
+    """An arrow column of ``values`` (N, ...): fixed-size lists nested once per trailing axis."""
+    column = pa.array(values.reshape(-1))
+    for width in reversed(values.shape[1:]):
+        column = pa.FixedSizeListArray.from_arrays(column, width)
+    return column
 
 
 # --------------------------------------------------------------------------- import
@@ -203,22 +267,24 @@ def read_export(folder: Path) -> Exported:
             f"({short_hash(manifest)}); it was changed after export"
         )
     reader = {"safetensors": _read_safetensors, "npz": _read_npz, "hf": _read_hf}[fmt]
-    ids, labels, layers = reader(folder, attrs)
-    return Exported(attrs, ids, labels, layers)
+    names = [layer_name(x) for x in attrs["layers"]] + list(extra_names(attrs))
+    try:
+        ids, labels, arrays = reader(folder, names)
+    except (KeyError, ValueError) as exc:  # the record matched, so the writer made it so
+        raise UsageError(f"export {folder} lacks what its manifest lists: {exc}") from None
+    layers = {(s, x): arrays[(s, layer_name(x))] for s in ids for x in attrs["layers"]}
+    extras = {(s, n): arrays[(s, n)] for s in ids for n in extra_names(attrs)}
+    return Exported(attrs, ids, labels, layers, extras)
 
 
-def _read_safetensors(folder: Path, attrs: dict):
+def _read_safetensors(folder: Path, names: list[str]):
     from safetensors import safe_open
 
     with safe_open(str(folder / "activations.safetensors"), framework="pt") as handle:
         ids = json.loads(handle.metadata()["ids"])
         labels = {s: handle.get_tensor(f"{s}/labels").numpy() for s in ids}
-        layers = {
-            (s, layer): _floats(handle.get_tensor(f"{s}/{layer_name(layer)}"))
-            for s in ids
-            for layer in attrs["layers"]
-        }
-    return ids, labels, layers
+        arrays = {(s, n): _floats(handle.get_tensor(f"{s}/{n}")) for s in ids for n in names}
+    return ids, labels, arrays
 
 
 def _floats(tensor) -> np.ndarray:
@@ -227,40 +293,49 @@ def _floats(tensor) -> np.ndarray:
     return (tensor.float() if tensor.dtype == torch.bfloat16 else tensor).numpy()
 
 
-def _read_npz(folder: Path, attrs: dict):
+def _read_npz(folder: Path, names: list[str]):
     with np.load(folder / "activations.npz", allow_pickle=False) as data:
         splits = [name.removesuffix(".ids") for name in data.files if name.endswith(".ids")]
         ids = {s: data[f"{s}.ids"].tolist() for s in splits}
         labels = {s: data[f"{s}.labels"] for s in splits}
-        layers = {
-            (s, layer): data[f"{s}.{layer_name(layer)}"]
-            for s in splits
-            for layer in attrs["layers"]
-        }
-    return ids, labels, layers
+        arrays = {(s, n): data[f"{s}.{n}"] for s in splits for n in names}
+    return ids, labels, arrays
 
 
-def _read_hf(folder: Path, attrs: dict):
+def _read_hf(folder: Path, names: list[str]):
     from datasets import load_from_disk
 
     splits = load_from_disk(str(folder))
-    ids, labels, layers = {}, {}, {}
+    ids, labels, arrays = {}, {}, {}
     for split, dataset in splits.items():
         table = dataset.data.table
         ids[split] = table.column("id").to_pylist()
         labels[split] = table.column("label").to_numpy().astype(np.float32)
-        for layer in attrs["layers"]:
-            column = table.column(layer_name(layer)).combine_chunks()
-            layers[(split, layer)] = column.flatten().to_numpy().reshape(len(column), -1)
-    return ids, labels, layers
+        for name in names:
+            arrays[(split, name)] = _from_fixed_lists(table.column(name).combine_chunks())
+    return ids, labels, arrays
+
+
+def _from_fixed_lists(column) -> np.ndarray:
+    """The (N, ...) array of an arrow column of nested fixed-size lists (:func:`_fixed_lists`)."""
+    rows, shape = len(column), []
+    while hasattr(column.type, "list_size"):
+        shape.append(column.type.list_size)
+        column = column.flatten()
+    return column.to_numpy(zero_copy_only=False).reshape(rows, *shape)
 
 
 def import_activations(folder: Path, cache_dir: Path) -> tuple[Path, bool]:
-    """Rebuild the exported activation file in ``cache_dir`` under its key; returns (path,
+    """Rebuild the exported file in ``cache_dir`` under its key and kind; returns (path,
     whether it was written: False when a complete file of that key is there already)."""
     exported = read_export(folder)
     attrs = exported.attrs
-    path = activation_path(cache_dir, attrs["model"], attrs["dataset"], attrs["key"])
+    if exported.is_tokens:
+        from .tokens import token_path
+
+        path = token_path(cache_dir, attrs["model"], attrs["dataset"], attrs["key"])
+    else:
+        path = activation_path(cache_dir, attrs["model"], attrs["dataset"], attrs["key"])
     path.parent.mkdir(parents=True, exist_ok=True)
     from filelock import FileLock
 
@@ -278,13 +353,22 @@ def _write_file(path: Path, exported: Exported) -> None:
         SplitData(s, list(exported.ids[s]), np.asarray(exported.labels[s], np.float32))
         for s in exported.ids
     ]
+    row_shape, extras = int(attrs["hidden_size"]), None
+    if exported.is_tokens:
+        from .tokens import extra_datasets, parse_token_spec
+
+        spec = parse_token_spec(str(attrs["tokens"]))
+        row_shape, extras = (spec.slots, int(attrs["hidden_size"])), extra_datasets(spec)
     target = PartialActivationFile.open(
-        path, file_attrs, splits, list(attrs["layers"]), int(attrs["hidden_size"])
+        path, file_attrs, splits, list(attrs["layers"]), row_shape, extras
     )
     try:
         for split in splits:
             acts = np.stack([exported.layers[(split.name, layer)] for layer in attrs["layers"]])
-            target.write_window(split.name, 0, _as_stored(acts, attrs["store_dtype"]))
+            columns = {n: exported.extras[(split.name, n)] for n in extras or {}}
+            target.write_window(
+                split.name, 0, _as_stored(acts, attrs["store_dtype"]), columns or None
+            )
     except BaseException:
         target.close()
         raise

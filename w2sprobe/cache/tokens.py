@@ -140,9 +140,13 @@ def plan_tokens(base: ExtractPlan, spec: TokenSpec, cache_dir: Path, max_bytes: 
             f"{size} or ask for fewer layers or tokens"
         )
     key = short_hash(manifest)
-    model_dir = slug_dir(kind_root(cache_dir, TOKENS_DIR), base.ref.name)
-    folder = slug_dir(model_dir, manifest["dataset"])
-    return TokenPlan(base, spec, key, folder / f"{key}.h5", manifest, size)
+    path = token_path(cache_dir, base.ref.name, manifest["dataset"], key)
+    return TokenPlan(base, spec, key, path, manifest, size)
+
+
+def token_path(cache_dir: Path, model: str, dataset: str, key: str) -> Path:
+    """``<cache>/tokens/<model-slug>/<dataset-slug>/<key>.h5``."""
+    return slug_dir(slug_dir(kind_root(cache_dir, TOKENS_DIR), model), dataset) / f"{key}.h5"
 
 
 class TokenStore:
@@ -179,6 +183,10 @@ class TokenStore:
 
     def close(self) -> None:
         self._h5.close()
+
+    @property
+    def attrs(self) -> dict:
+        return dict(self._h5.attrs)
 
     @property
     def splits(self) -> list[str]:

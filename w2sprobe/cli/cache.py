@@ -398,7 +398,9 @@ def verify(
 def export(
     opts: Options,
     ctl: Control,
-    key: Annotated[str, typer.Argument(metavar="KEY", help="Activation file key (or prefix)")],
+    key: Annotated[
+        str, typer.Argument(metavar="KEY", help="Activation or token file key (or prefix)")
+    ],
     fmt: Annotated[
         str,
         typer.Option(
@@ -415,15 +417,16 @@ def export(
         bool, typer.Option("--force", help="Replace what is at --out already.")
     ] = False,
 ) -> None:
-    """Write an activation file's activations, ids, labels and manifest in an ordinary format."""
-    from ..cache.exchange import check_format, check_target, export_activations
+    """Write an activation or token file's activations, ids, labels (a token file's token
+    ids, positions and lengths too) and manifest in an ordinary format."""
+    from ..cache.exchange import EXPORT_KINDS, check_format, check_target, export_activations
     from ..inventory import scan
 
     check_format(fmt)
-    artifact = scan(opts.cache_dir.absolute()).find(key, "acts")
+    artifact = scan(opts.cache_dir.absolute()).find(key, EXPORT_KINDS)
     folder = Path(out) if out else Path(f"{artifact.key}-{fmt}")
     check_target(folder, force)
-    record = export_activations(artifact.path, folder, fmt, force)
+    record = export_activations(artifact.path, folder, fmt, force, artifact.kind)
     size = sum(f["bytes"] for f in record["files"].values())
     if ctl.as_json:
         return emit_json({"command": "cache export", "path": str(folder), **record})
@@ -437,7 +440,7 @@ def import_(
     ctl: Control,
     path: Annotated[str, typer.Argument(metavar="PATH", help="A folder cache export wrote")],
 ) -> None:
-    """Add an exported activation file to the cache under its key (checked against its
+    """Add an exported activation or token file to the cache under its key (checked against its
     manifest and every file's SHA-256)."""
     from ..cache.exchange import import_activations
     from ..workspace import ensure_writable_dir
