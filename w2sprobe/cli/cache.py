@@ -158,29 +158,25 @@ def _short(value) -> str:
     return text[:8] if len(text) == 16 and text.isalnum() else text  # a hash or fingerprint
 
 
+def _file_columns(title: str, detail: str) -> list:
+    """The columns of an activation-like file: pooled and token files differ only in how
+    each row was reduced (``title`` shows ``detail``: the pooling, or the token spec)."""
+    return [
+        ("key", lambda a: a.key),
+        ("model", lambda a: a.model),
+        ("dataset", lambda a: a.dataset),
+        ("layers", lambda a: layer_summary(a.details["layers"])),
+        ("rows", lambda a: _rows(a.details.get("split_sizes"))),
+        (title, lambda a: a.details.get(detail) or "?"),
+        ("max len", lambda a: a.details.get("max_length") or "?"),
+        ("dtype", lambda a: a.details.get("compute_dtype") or "?"),
+        ("stored", lambda a: a.details.get("store_dtype") or "?"),
+    ]
+
+
 _COLUMNS = {
-    "acts": [
-        ("key", lambda a: a.key),
-        ("model", lambda a: a.model),
-        ("dataset", lambda a: a.dataset),
-        ("layers", lambda a: layer_summary(a.details["layers"])),
-        ("rows", lambda a: _rows(a.details.get("split_sizes"))),
-        ("pool", lambda a: a.details.get("pooling") or "?"),
-        ("max len", lambda a: a.details.get("max_length") or "?"),
-        ("dtype", lambda a: a.details.get("compute_dtype") or "?"),
-        ("stored", lambda a: a.details.get("store_dtype") or "?"),
-    ],
-    "tokens": [
-        ("key", lambda a: a.key),
-        ("model", lambda a: a.model),
-        ("dataset", lambda a: a.dataset),
-        ("layers", lambda a: layer_summary(a.details["layers"])),
-        ("rows", lambda a: _rows(a.details.get("split_sizes"))),
-        ("tokens", lambda a: a.details.get("tokens") or "?"),
-        ("max len", lambda a: a.details.get("max_length") or "?"),
-        ("dtype", lambda a: a.details.get("compute_dtype") or "?"),
-        ("stored", lambda a: a.details.get("store_dtype") or "?"),
-    ],
+    "acts": _file_columns("pool", "pooling"),
+    "tokens": _file_columns("tokens", "tokens"),
     "runs": [
         ("key", lambda a: a.key),
         ("dataset", lambda a: a.dataset),
