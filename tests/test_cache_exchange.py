@@ -265,3 +265,58 @@ def test_a_token_export_reads_with_ordinary_tools(capsys, token_file, tmp_path):
     assert row["id"] == ids[1] and row["lengths"] == lengths[1]
     assert row["token_ids"] == tokens[1].tolist()
     np.testing.assert_array_equal(np.asarray(row["layer_002"], dtype=x.dtype), x[1])
+
+
+def test_an_edited_token_export_is_refused_with_one_line(capsys, token_file, tmp_path):
+    """Edits that keep every file's record consistent (the record rewritten too) still cannot
+    import under the key: an attribute that disagrees with the manifest the key hashes, an
+    array of the wrong shape, a manifest without its attributes."""
+    from w2sprobe.atomic import file_record
+
+    cache, key, _ = token_file
+
+    def export(name: str) -> Path:
+        out = tmp_path / name
+        code, _, err = run(
+            capsys,
+            "cache",
+            "export",
+            key,
+            "--format",
+            "npz",
+            "--out",
+            str(out),
+            "--cache-dir",
+            str(cache),
+        )
+        assert code == 0, err
+        return out
+
+    def rerecord(out: Path) -> None:
+        record = json.loads((out / "w2sprobe_export.json").read_text())
+        for name in record["files"]:
+            record["files"][name] = file_record(out / name)
+        (out / "w2sprobe_export.json").write_text(json.dumps(record))
+
+    spec = export("spec")
+    manifest = json.loads((spec / "manifest.json").read_text())
+    (spec / "manifest.json").write_text(json.dumps({**manifest, "tokens": "last:2"}))
+    shape = export("shape")
+    arrays = dict(np.load(shape / "activations.npz"))
+    arrays["test.layer_002"] = arrays["test.layer_002"][:, :2]
+    np.savez(shape / "activations.npz", **arrays)
+    bare = export("bare")
+    (bare / "manifest.json").write_text(json.dumps({"key": key}))
+    cases = [
+        (spec, "its tokens 'last:2' is not its manifest's 'last:4'"),
+        (shape, "test/layer_002 has shape"),
+        (bare, "manifest.json lacks 'manifest'"),
+    ]
+    for out, message in cases:
+        rerecord(out)
+        code, _, err = run(capsys, "cache", "import", str(out), "--cache-dir", str(out) + "-in")
+        assert code == 2 and err.startswith("error:") and message in err, err
+        assert len(err.strip().splitlines()) == 1
+        assert not Path(str(out) + "-in", "tokens").exists() or not any(
+            Path(str(out) + "-in", "tokens").rglob("*.h5")
+        )

@@ -260,21 +260,62 @@ def read_export(folder: Path) -> Exported:
         problem = record_problem(folder / name, recorded)
         if problem:
             raise UsageError(f"export {folder} is damaged: {name} {problem}")
-    manifest = json.loads(attrs["manifest"])
-    if short_hash(manifest) != attrs["key"] or record.get("key") != attrs["key"]:
-        raise UsageError(
-            f"export {folder}: its key {attrs['key']} is not the hash of its manifest "
-            f"({short_hash(manifest)}); it was changed after export"
-        )
+    _check_attrs(folder, attrs, record)
     reader = {"safetensors": _read_safetensors, "npz": _read_npz, "hf": _read_hf}[fmt]
     names = [layer_name(x) for x in attrs["layers"]] + list(extra_names(attrs))
     try:
         ids, labels, arrays = reader(folder, names)
     except (KeyError, ValueError) as exc:  # the record matched, so the writer made it so
         raise UsageError(f"export {folder} lacks what its manifest lists: {exc}") from None
+    shapes = _row_shapes(attrs)
+    for (split, name), values in arrays.items():
+        expected = (len(ids[split]), *shapes[name])
+        if values.shape != expected or labels[split].shape != expected[:1]:
+            raise UsageError(
+                f"export {folder} is damaged: {split}/{name} has shape {values.shape}, "
+                f"its manifest says {expected}"
+            )
     layers = {(s, x): arrays[(s, layer_name(x))] for s in ids for x in attrs["layers"]}
     extras = {(s, n): arrays[(s, n)] for s in ids for n in extra_names(attrs)}
     return Exported(attrs, ids, labels, layers, extras)
+
+
+def _check_attrs(folder: Path, attrs: dict, record: dict) -> None:
+    """The attributes an import writes must be the ones the key hashes: the key is the hash
+    of the manifest, and every attribute the manifest also states agrees with it."""
+    try:
+        manifest = json.loads(attrs["manifest"])
+        key, carried = attrs["key"], TOKEN_ATTRS if is_token_file(attrs) else CARRIED_ATTRS
+        missing = [name for name in carried if name not in attrs]
+        extra_names(attrs)  # a token spec that does not parse is refused here
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UsageError(f"export {folder} is unreadable: {MANIFEST} lacks {exc}") from None
+    if missing:
+        raise UsageError(f"export {folder} is unreadable: {MANIFEST} lacks {', '.join(missing)}")
+    if short_hash(manifest) != key or record.get("key") != key:
+        raise UsageError(
+            f"export {folder}: its key {key} is not the hash of its manifest "
+            f"({short_hash(manifest)}); it was changed after export"
+        )
+    for name, value in attrs.items():
+        if name in manifest and manifest[name] != value:
+            raise UsageError(
+                f"export {folder}: its {name} {value!r} is not its manifest's "
+                f"{manifest[name]!r}; it was changed after export"
+            )
+
+
+def _row_shapes(attrs: dict) -> dict[str, tuple[int, ...]]:
+    """Stored name -> the shape of one row: ``(D,)`` or ``(K, D)`` per layer, and a token
+    file's columns."""
+    hidden = int(attrs["hidden_size"])
+    if not is_token_file(attrs):
+        return {layer_name(x): (hidden,) for x in attrs["layers"]}
+    from .tokens import extra_datasets, parse_token_spec
+
+    spec = parse_token_spec(str(attrs["tokens"]))
+    shapes = {layer_name(x): (spec.slots, hidden) for x in attrs["layers"]}
+    return shapes | {name: shape for name, (_, shape) in extra_datasets(spec).items()}
 
 
 def _read_safetensors(folder: Path, names: list[str]):
