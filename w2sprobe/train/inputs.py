@@ -26,18 +26,11 @@ def train_config(options: Options, stage: str, loss: str | None = None) -> Train
     lr = t.lr if t.lr is not None else (t.weak_lr if stage == "weak" else t.strong_lr)
     return TrainConfig(
         lr=lr,
-        epochs=t.epochs,
-        batch_size=t.batch_size,
         minibatch=t.minibatch,
-        beta2=t.beta2,
-        warmup_steps=t.warmup_steps,
-        weight_decay=t.weight_decay,
-        eval_every=t.eval_every,
         max_length=options.extract.max_length,
-        loss=loss_config(loss or t.loss, t) if stage == "student" else XentConfig(),
         lora=lora,
         pooling=options.extract.pooling,
-        seed=options.workspace.seed,
+        **_recipe(options, stage, loss),
     )
 
 
@@ -45,18 +38,23 @@ def head_config(options: Options, stage: str, loss: str | None = None) -> HeadCo
     """The head recipe of ``stage``: the study's recipe with the head's learning rate and shape;
     a student learns with ``loss`` (default ``--loss``), weak and ceiling heads with xent."""
     t = options.train
-    return HeadConfig(
-        lr=t.head_lr,
-        epochs=t.epochs,
-        batch_size=t.batch_size,
-        beta2=t.beta2,
-        warmup_steps=t.warmup_steps,
-        weight_decay=t.weight_decay,
-        eval_every=t.eval_every,
-        hidden=t.head_hidden,
-        loss=loss_config(loss or t.loss, t) if stage == "student" else XentConfig(),
-        seed=options.workspace.seed,
-    )
+    return HeadConfig(lr=t.head_lr, hidden=t.head_hidden, **_recipe(options, stage, loss))
+
+
+def _recipe(options: Options, stage: str, loss: str | None) -> dict:
+    """The recipe fields LoRA and head runs share: epochs, batch, AdamW, schedule, evaluation,
+    the loss (a student's ``loss`` or ``--loss``; weak and ceiling runs learn with xent), seed."""
+    t = options.train
+    return {
+        "epochs": t.epochs,
+        "batch_size": t.batch_size,
+        "beta2": t.beta2,
+        "warmup_steps": t.warmup_steps,
+        "weight_decay": t.weight_decay,
+        "eval_every": t.eval_every,
+        "loss": loss_config(loss or t.loss, t) if stage == "student" else XentConfig(),
+        "seed": options.workspace.seed,
+    }
 
 
 def stage_request(options: Options, splits: SplitSet, stage: str, **fields) -> StageRequest:
