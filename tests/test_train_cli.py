@@ -21,10 +21,11 @@ from conftest import run_cli
 
 from w2sprobe.labels import LabelSet, find_label_set, list_label_sets, save_label_set
 from w2sprobe.options import resolve
+from w2sprobe.pgr_rule import pgr_fields
 from w2sprobe.runs import RunRecord, find_runs, read_predictions
 from w2sprobe.study import load_options_splits
 from w2sprobe.train.inputs import stage_request
-from w2sprobe.train.stages import pgr_fields, training_examples
+from w2sprobe.train.stages import training_examples
 
 TINY = (
     "n_train = 120\nn_val = 30\nn_test = 40\n"
@@ -291,17 +292,17 @@ def test_window_radius_is_midweak_of_its_own_labels(pipeline):
 
 def test_pgr_without_a_gap_is_null(tmp_path):
     weak = RunRecord(tmp_path, {"key": "w", "auc": 0.8})
-    no_gap = pgr_fields(0.9, weak, RunRecord(tmp_path, {"key": "c", "auc": 0.8}))
+    no_gap = pgr_fields(0.9, [], weak, RunRecord(tmp_path, {"key": "c", "auc": 0.8}))
     assert no_gap["pgr"] is None  # a zero gap gives no PGR
     # no predictions to resample (these records have none): the point rule, and it fails
     assert no_gap["pgr_unstable"] is True and no_gap["pgr_rule"].startswith("point")
-    assert pgr_fields(0.9, weak, None) == {
+    assert pgr_fields(0.9, [], weak, None) == {
         "weak": {"key": "w", "auc": 0.8},
         "ceiling": None,
         "pgr": None,
         "pgr_constant": False,
     }
-    assert pgr_fields(0.85, weak, RunRecord(tmp_path, {"key": "c", "auc": 0.9}))[
+    assert pgr_fields(0.85, [], weak, RunRecord(tmp_path, {"key": "c", "auc": 0.9}))[
         "pgr"
     ] == pytest.approx(0.5)
 

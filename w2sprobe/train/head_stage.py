@@ -16,9 +16,6 @@ import time
 
 import numpy as np
 
-from ..diagnostics import calibration, diagnostics_of
-from ..errors import UsageError
-from ..metrics import accuracy, roc_auc
 from ..runs import (
     RunRecord,
     SplitPredictions,
@@ -28,7 +25,8 @@ from ..runs import (
 )
 from .head import HeadFit, as_float32, fit_head, predict_head
 from .plans import PREDICT_SPLITS, TRAIN_SPLIT, HeadPlan, HeadRequest
-from .stages import ProgressFn, pgr_fields
+from .run_metrics import stage_metrics
+from .stages import ProgressFn
 
 
 def run_head(plan: HeadPlan, store, progress: ProgressFn | None = None) -> RunRecord:
@@ -72,41 +70,4 @@ def _training_data(request: HeadRequest, store):
 def _metrics(
     plan: HeadPlan, fit: HeadFit, predictions: dict[str, SplitPredictions], n: int, started: float
 ) -> dict:
-    request, test, val = plan.request, predictions["test"], predictions["val"]
-    is_student = request.stage == "student"
-    metrics = {
-        **plan.manifest,
-        "auc": roc_auc(test.labels, test.soft),
-        "accuracy": accuracy(test.labels, test.soft),
-        "n": len(test.ids),
-        "val_auc": fit.best_val_auc,
-        "val_auc_vs_truth": _safe_auc(val.labels, val.soft),
-        "val_selection": "val AUC against the training labels (weak labels for students)",
-        "train_n": n,
-        "steps": fit.steps,
-        "best_step": fit.best_step,
-        "train_seconds": fit.seconds,
-        "elapsed_s": time.perf_counter() - started,
-        "labels": request.labels.name if is_student else None,
-        "labels_key": request.labels.key if is_student else None,
-        "warnings": list(fit.warnings),
-    }
-    if fit.radius is not None:
-        metrics["radius"] = fit.radius
-    if is_student:
-        metrics.update(
-            pgr_fields(metrics["auc"], request.weak, request.ceiling, test.soft, request.min_gap)
-        )
-        metrics["diagnostics"] = diagnostics_of(
-            predictions, "strong_train", request.labels, request.weak, request.ceiling
-        )
-    else:
-        metrics["diagnostics"] = {"test": calibration(test.labels, test.soft)}
-    return metrics
-
-
-def _safe_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    try:
-        return roc_auc(labels, scores)
-    except UsageError:
-        return None
+    return stage_metrics(plan.manifest, plan.request, fit, predictions, n, started)

@@ -21,19 +21,15 @@ import numpy as np
 from filelock import FileLock
 
 from ..data import SplitSet
-from ..diagnostics import calibration, diagnostics_of
 from ..distributed import DistEnv, barrier, current
 from ..errors import UsageError
 from ..labels import LabelSet, save_label_set
-from ..metrics import accuracy, roc_auc
 from ..models import (
     load_tokenizer,
     release_freed_memory,
     resolve_device,
     resolve_dtype,
 )
-from ..pgr_rule import DEFAULT_MIN_GAP
-from ..pgr_rule import pgr_fields as rule_fields
 from ..runs import (
     RunRecord,
     SplitPredictions,
@@ -46,6 +42,7 @@ from .classifier import build_classifier
 from .distributed import from_rank0, main_rank_lock
 from .plans import PREDICT_SPLITS, TRAIN_SPLIT, StagePlan, StageRequest
 from .run_labels import weak_label_set
+from .run_metrics import stage_metrics
 from .trainer import Examples, FitResult, Trainer
 
 # --------------------------------------------------------------------------- running
@@ -170,59 +167,10 @@ def _metrics(
     train_n: int,
     started: float,
 ) -> dict:
-    request, test, val = plan.request, predictions["test"], predictions["val"]
-    metrics = {
-        **plan.manifest,
-        "auc": roc_auc(test.labels, test.soft),
-        "accuracy": accuracy(test.labels, test.soft),
-        "n": len(test.ids),
-        "val_auc": fit.best_val_auc,
-        "val_auc_vs_truth": _safe_auc(val.labels, val.soft),
-        "val_selection": (
-            "val AUC against the training labels (weak labels for students), as the study"
-        ),
-        "train_n": train_n,
-        "steps": fit.steps,
-        "best_step": fit.best_step,
+    """What every trained run records (:mod:`.run_metrics`), and a LoRA fit's tokens."""
+    metrics = stage_metrics(plan.manifest, plan.request, fit, predictions, train_n, started)
+    return metrics | {
         "resumed_from": fit.resumed_from,
         "train_tokens": fit.tokens,
-        "train_seconds": fit.seconds,
         "tokens_per_second": fit.tokens_per_second,
-        "elapsed_s": time.perf_counter() - started,
-        "labels": request.labels.name if request.labels and request.stage == "student" else None,
-        "labels_key": request.labels.key if request.labels and request.stage == "student" else None,
     }
-    # Why a result may mislead (no val AUC to select on, a schedule shorter than its warmup):
-    # recorded with the run, not only printed, so a report can show it later.
-    metrics["warnings"] = list(fit.warnings)
-    if fit.radius is not None:
-        metrics["radius"] = fit.radius
-    if request.stage == "student":
-        metrics.update(
-            pgr_fields(metrics["auc"], request.weak, request.ceiling, test.soft, request.min_gap)
-        )
-        metrics["diagnostics"] = diagnostics_of(
-            predictions, "strong_train", request.labels, request.weak, request.ceiling
-        )
-    else:  # weak and ceiling: how calibrated they are (the weak labels' calibration matters)
-        metrics["diagnostics"] = {"test": calibration(test.labels, test.soft)}
-    return metrics
-
-
-def pgr_fields(
-    auc: float,
-    weak: RunRecord | None,
-    ceiling: RunRecord | None,
-    scores: np.ndarray | None = None,
-    min_gap: float = DEFAULT_MIN_GAP,
-) -> dict:
-    """``pgr``, the runs it was computed against and the PGR rule's verdict
-    (:mod:`w2sprobe.pgr_rule`; null PGR when weak or ceiling is missing)."""
-    return rule_fields(auc, [] if scores is None else scores, weak, ceiling, min_gap)
-
-
-def _safe_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
-    try:
-        return roc_auc(labels, scores)
-    except UsageError:
-        return None
