@@ -126,6 +126,7 @@ def test_export_and_import_bad_input_is_one_error_line(capsys, extracted, monkey
         (["cache", "export", key, "--out", "taken"], "already exists"),
         (["cache", "export", "ffffffffffff", "--out", "x2"], "no acts"),
         (["cache", "import", "taken"], "not a w2sprobe export"),
+        (["cache", "export", key, "--out", "taken/mine.txt/x"], "cannot write the export to"),
     ]
     for args, message in cases:
         code, _, err = run(capsys, *args)

@@ -171,6 +171,13 @@ def export_activations(
     out = Path(out)
     check_target(out, force)
     exported = read_file(path, kind)
+    try:
+        return _write_export(exported, out, fmt, force)
+    except OSError as exc:  # not writable (a full disk is DiskFull, said by the staging)
+        raise UsageError(f"cannot write the export to {out}: {exc.strerror or exc}") from None
+
+
+def _write_export(exported: Exported, out: Path, fmt: str, force: bool) -> dict:
     with staged_folder(out, "export") as staging:
         write_json(staging / MANIFEST, exported.attrs, indent=2)
         {"safetensors": _write_safetensors, "npz": _write_npz, "hf": _write_hf}[fmt](
