@@ -3,15 +3,19 @@
 One row per dataset: weak, head ceiling and each experiment's test AUC, with the PGR in
 brackets where the PGR rule calls it stable; a dataset the rule flags is marked † (gap) or ‡
 (a weak model below chance) and its flags are listed under the table, as the report states
-them:
+them; with ``--times``, the wall time per dataset and step from the study's progress log
+(each logged attempt summed: an attempt killed with its session is not logged):
 
-    python bench/blog_table.py docs/results/blog/report.json
+    python bench/blog_table.py docs/results/blog/report.json \
+        --times docs/results/blog/logs/progress.log
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
+from collections import defaultdict
 from pathlib import Path
 
 COLUMNS = (
@@ -60,11 +64,36 @@ def table(report: dict) -> list[str]:
     return lines
 
 
+STEPS = ("extract-strong", "weak", "extract-weak", "heads")
+LOGGED = re.compile(r"^(\S+) (\S+): exit 0 after (\d+) s$")
+
+
+def times(log: str) -> list[str]:
+    """Seconds per dataset and step (``bench/blog_study.sh``'s log lines), in study order."""
+    seconds: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for line in log.splitlines():
+        found = LOGGED.match(line.strip())
+        if found:
+            seconds[found[1]][found[2]] += int(found[3])
+    head = ["dataset", *STEPS, "total", "extraction share"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for dataset, steps in seconds.items():
+        total = sum(steps.values())
+        extraction = steps["extract-strong"] + steps["extract-weak"]
+        cells = [f"{steps[s]:,}" if s in steps else "—" for s in STEPS]
+        share = f"{extraction / total:.0%}" if total else "—"
+        lines.append(f"| {dataset} | " + " | ".join(cells) + f" | {total:,} | {share} |")
+    return lines
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report", type=Path, help="the study's report.json")
+    parser.add_argument("--times", type=Path, help="the study's progress.log")
     args = parser.parse_args()
     print("\n".join(table(json.loads(args.report.read_text()))))
+    if args.times:
+        print("\n" + "\n".join(times(args.times.read_text())))
 
 
 if __name__ == "__main__":
