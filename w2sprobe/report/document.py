@@ -531,7 +531,7 @@ def _unstable(report: Report) -> list:
             fmt(u["ceiling_auc"]),
             fmt(u["gap"], 4),
             "—" if not u.get("gap_ci") else f"[{u['gap_ci'][0]:+.3f}, {u['gap_ci'][1]:+.3f}]",
-            u["reason"],
+            "the gap" if u["reason"].startswith("gap ") else u["reason"],  # its CI is beside
         ]
         for u in report.unstable
     ]
