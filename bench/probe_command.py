@@ -2,8 +2,9 @@
 
     python bench/probe_command.py --baseline 55c36d1   # vs 55c36d1 (before the start-up work)
     python bench/probe_command.py --baseline HEAD~3 --repeats 5
+    python bench/probe_command.py --baseline a05f57b --probes topo,massmean
 
-What a user waits for: a fresh ``python -m w2sprobe probe --probe logreg|knn`` process, from
+What a user waits for: a fresh ``python -m w2sprobe probe --probe logreg|knn|...`` process, from
 start to the printed result, on a workspace where the activations (strong_train 5,000 rows of
 hidden size 768) and the weak label set are cached, so the command only fits and evaluates.
 The workspace is made once (not timed): SST-2 from the offline mirror (``--n-train 10000``,
@@ -33,6 +34,13 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 SIZES = ["--n-train", "10000", "--n-val", "100", "--n-test", "400"]
+#: The probe commands by name (``--probes``): each probe at the study's settings.
+PROBE_ARGS = {
+    "logreg": ["--probe", "logreg"],
+    "knn": ["--probe", "knn", "--k", "50"],
+    "topo": ["--probe", "topo"],
+    "massmean": ["--probe", "massmean"],
+}
 
 
 def build_model(folder: Path) -> Path:
@@ -119,6 +127,9 @@ def main() -> None:
     parser.add_argument(
         "--workspace", type=Path, help="reuse (or make once, here) the prepared workspace"
     )
+    parser.add_argument(
+        "--probes", default="logreg,knn", help=f"comma-separated: {', '.join(PROBE_ARGS)}"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as scratch:
         scratch = Path(scratch)
@@ -136,7 +147,7 @@ def main() -> None:
             trees = {"before": baseline, "now": REPO}
             header = " | ".join(f"{name}: wall best / median, CPU median" for name in trees)
             print(f"| command | {header} |")
-            for probe in (["--probe", "logreg"], ["--probe", "knn", "--k", "50"]):
+            for probe in (PROBE_ARGS[name] for name in args.probes.split(",")):
                 times: dict[str, list[tuple[float, float]]] = {name: [] for name in trees}
                 for name, tree in trees.items():  # warm-up, not timed: the splits memo
                     run(tree, ["probe", *probe], workspace)
