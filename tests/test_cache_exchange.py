@@ -187,6 +187,14 @@ def _token_contents(path):
         }
 
 
+def _export_tokens(capsys, cache: Path, key: str, fmt: str, out: Path) -> str:
+    """``cache export KEY --format FMT --out OUT`` of the token file; its JSON output."""
+    args = ["cache", "export", key, "--format", fmt, "--out", str(out), "--cache-dir", str(cache)]
+    code, printed, err = run(capsys, *args, "--json")
+    assert code == 0, err
+    return printed
+
+
 @pytest.mark.parametrize("fmt", ["safetensors", "npz", "hf"])
 def test_a_token_file_exports_and_imports_as_itself(capsys, token_file, tmp_path, fmt):
     """Every array of a token-level file, its token ids, positions and lengths too, comes back
@@ -195,21 +203,7 @@ def test_a_token_file_exports_and_imports_as_itself(capsys, token_file, tmp_path
 
     cache, key, path = token_file
     out = tmp_path / f"exp-{fmt}"
-    code, printed, err = run(
-        capsys,
-        "cache",
-        "export",
-        key[:8],
-        "--format",
-        fmt,
-        "--out",
-        str(out),
-        "--cache-dir",
-        str(cache),
-        "--json",
-    )
-    assert code == 0, err
-    assert json.loads(printed)["key"] == key
+    assert json.loads(_export_tokens(capsys, cache, key[:8], fmt, out))["key"] == key
     code, printed, err = run(
         capsys, "cache", "import", str(out), "--cache-dir", str(tmp_path / "in"), "--json"
     )
@@ -237,20 +231,7 @@ def test_a_token_export_reads_with_ordinary_tools(capsys, token_file, tmp_path):
 
     cache, key, path = token_file
     for fmt in ("safetensors", "npz", "hf"):
-        out = str(tmp_path / fmt)
-        code, _, err = run(
-            capsys,
-            "cache",
-            "export",
-            key,
-            "--format",
-            fmt,
-            "--out",
-            out,
-            "--cache-dir",
-            str(cache),
-        )
-        assert code == 0, err
+        _export_tokens(capsys, cache, key, fmt, tmp_path / fmt)
     with TokenStore.open(path) as store:
         x, tokens, lengths = store.get("test", 2), store.token_ids("test"), store.lengths("test")
         ids = store.ids("test")
@@ -277,21 +258,8 @@ def test_an_edited_token_export_is_refused_with_one_line(capsys, token_file, tmp
     cache, key, _ = token_file
 
     def export(name: str) -> Path:
-        out = tmp_path / name
-        code, _, err = run(
-            capsys,
-            "cache",
-            "export",
-            key,
-            "--format",
-            "npz",
-            "--out",
-            str(out),
-            "--cache-dir",
-            str(cache),
-        )
-        assert code == 0, err
-        return out
+        _export_tokens(capsys, cache, key, "npz", tmp_path / name)
+        return tmp_path / name
 
     def rerecord(out: Path) -> None:
         record = json.loads((out / "w2sprobe_export.json").read_text())
