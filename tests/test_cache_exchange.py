@@ -289,3 +289,62 @@ def test_an_edited_token_export_is_refused_with_one_line(capsys, token_file, tmp
         assert not Path(str(out) + "-in", "tokens").exists() or not any(
             Path(str(out) + "-in", "tokens").rglob("*.h5")
         )
+
+
+#: ``python -m w2sprobe ARGS`` where executing torch fails: any ``import torch`` raises.  The
+#: hook fails the import, not the lookup: ``datasets`` looks torch up (``find_spec``) to know it
+#: is installed, and imports it whenever the name is in ``sys.modules``, so neither a failing
+#: lookup nor a ``None`` in ``sys.modules`` would model an installed torch left unimported.
+NO_TORCH = """
+import importlib.abc, importlib.util, runpy, sys
+
+class NoTorch(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "torch":
+            return importlib.util.spec_from_loader(name, self)
+
+    def create_module(self, spec):
+        return None
+
+    def exec_module(self, module):
+        raise ImportError("torch was imported")
+
+sys.meta_path.insert(0, NoTorch())
+sys.argv = ["w2sprobe", *sys.argv[1:]]
+runpy.run_module("w2sprobe", run_name="__main__")
+"""
+
+
+@pytest.mark.parametrize("fmt", ["npz", "hf"])
+def test_npz_and_hf_exchange_needs_no_torch(token_file, extracted, tmp_path, fmt):
+    """Moving files between machines in numpy and arrow formats never starts torch (seconds of
+    import): pooled and token files alike (safetensors' writer is torch's)."""
+    import subprocess
+    import sys
+
+    cache, key, path = token_file
+    root, made = extracted
+    for name, source, kind in (
+        (key, cache, "tokens"),
+        (made["float16"]["key"], root / "c", "acts"),
+    ):
+        out, target = tmp_path / f"{kind}-{fmt}", tmp_path / f"{kind}-in"
+        for args in (
+            [
+                "cache",
+                "export",
+                name,
+                "--format",
+                fmt,
+                "--out",
+                str(out),
+                "--cache-dir",
+                str(source),
+            ],
+            ["cache", "import", str(out), "--cache-dir", str(target)],
+        ):
+            done = subprocess.run(
+                [sys.executable, "-c", NO_TORCH, *args], capture_output=True, text=True
+            )
+            assert done.returncode == 0, done.stderr
+        assert len(list((target / kind).rglob(f"{name}.h5"))) == 1

@@ -24,10 +24,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
-import torch
 
 from ..errors import UsageError, first_line, human_bytes
 from ..hashing import short_hash
@@ -39,6 +39,9 @@ from .plan import ExtractPlan, file_attrs
 from .token_spec import TokenSpec, parse_token_spec
 from .writer import Extra, manifest_json
 
+if TYPE_CHECKING:
+    import torch
+
 #: Bytes a token-level file may take unless ``--max-bytes`` allows more (2 GiB).
 DEFAULT_MAX_BYTES = DEFAULT_MAX_TOKEN_BYTES
 
@@ -49,6 +52,8 @@ TOKENS_DIR = "tokens"
 def slot_positions(lengths: torch.Tensor, spec: TokenSpec) -> torch.Tensor:
     """(rows, K) position of each slot in its row's tokens (``lengths``: tokens per row);
     -1 where the row has no token for the slot.  The one place the selection rule lives."""
+    import torch  # here, not at import: reading, exporting and verifying token files need none
+
     slot = torch.arange(spec.slots, device=lengths.device)
     lengths = lengths.to(torch.long).unsqueeze(1)
     if spec.start is None:
@@ -76,6 +81,8 @@ def token_extras(spec: TokenSpec):
     """(input ids, mask) of a window -> its per-row ``token_ids``, ``positions``, ``lengths``."""
 
     def extras(input_ids: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+        import torch
+
         positions = slot_positions(torch.from_numpy(mask.sum(axis=1)), spec).numpy()
         ids = np.take_along_axis(input_ids, np.maximum(positions, 0), axis=1)
         return {
