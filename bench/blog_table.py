@@ -79,7 +79,7 @@ def times(log: str) -> list[str]:
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for dataset, steps in seconds.items():
         total = sum(steps.values())
-        extraction = steps["extract-strong"] + steps["extract-weak"]
+        extraction = steps.get("extract-strong", 0) + steps.get("extract-weak", 0)
         cells = [f"{steps[s]:,}" if s in steps else "—" for s in STEPS]
         share = f"{extraction / total:.0%}" if total else "—"
         lines.append(f"| {dataset} | " + " | ".join(cells) + f" | {total:,} | {share} |")
