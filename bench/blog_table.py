@@ -3,8 +3,10 @@
 One row per dataset: weak, head ceiling and each experiment's test AUC, with the PGR in
 brackets where the PGR rule calls it stable; a dataset the rule flags is marked † (gap) or ‡
 (a weak model below chance) and its flags are listed under the table, as the report states
-them; with ``--times``, the wall time per dataset and step from the study's progress log
-(each logged attempt summed: an attempt killed with its session is not logged):
+them; with ``--summary``, the headline counts (PGR > 0 per experiment) and paired tests
+against the baseline over the datasets the summary counts; with ``--times``, the wall time per
+dataset and step from the study's progress log (each logged attempt summed: an attempt killed
+with its session is not logged):
 
     python bench/blog_table.py docs/results/blog/report.json \
         --times docs/results/blog/logs/progress.log
@@ -64,6 +66,24 @@ def table(report: dict) -> list[str]:
     return lines
 
 
+def summary(report: dict) -> list[str]:
+    """The issue's headline numbers over the datasets the summary counts (stable, not
+    saturated): PGR > 0 per experiment, and each intervention against the baseline with the
+    report's one-sided paired t-test and Wilcoxon signed-rank p-values."""
+    included = report["included_datasets"]
+    lines = [f"Datasets counted ({len(included)}): {', '.join(included) or 'none'}", ""]
+    for s in report["summary"]:
+        if s["n_datasets"]:
+            median = s["median_pgr"]
+            lines.append(
+                f"- {s['experiment']}: PGR > 0 on {s['positive']} of {s['n_datasets']} "
+                f"(median {median:+.3f})"
+            )
+    lines.append("")
+    lines += [f"- {c['statement']}" for c in report["comparisons"] if c["n"]]
+    return lines
+
+
 STEPS = ("extract-strong", "weak", "extract-weak", "heads")
 LOGGED = re.compile(r"^(\S+) (\S+): exit 0 after (\d+) s$")
 
@@ -90,8 +110,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("report", type=Path, help="the study's report.json")
     parser.add_argument("--times", type=Path, help="the study's progress.log")
+    parser.add_argument("--summary", action="store_true", help="the headline counts and tests")
     args = parser.parse_args()
-    print("\n".join(table(json.loads(args.report.read_text()))))
+    report = json.loads(args.report.read_text())
+    print("\n".join(table(report)))
+    if args.summary:
+        print("\n" + "\n".join(summary(report)))
     if args.times:
         print("\n" + "\n".join(times(args.times.read_text())))
 

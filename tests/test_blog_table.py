@@ -66,3 +66,24 @@ def test_times_sum_every_logged_attempt_per_step():
     )
     assert lines[2] == "| wic | 27 | 17 | — | 51 | 95 | 28% |"
     assert lines[3] == "| sst2 | 171 | — | — | — | 171 | 100% |"
+
+
+def test_summary_counts_only_what_the_report_summarised():
+    report = {
+        "included_datasets": ["alpha", "beta"],
+        "summary": [
+            {"experiment": "xent", "n_datasets": 2, "positive": 1, "median_pgr": -0.05},
+            {"experiment": "kl", "n_datasets": 0, "positive": 0, "median_pgr": None},
+        ],
+        "comparisons": [
+            {"experiment": "logconf", "n": 2, "statement": "logconf better than xent on 2 of 2"},
+            {"experiment": "kl", "n": 0, "statement": "kl better than xent on 0 of 0"},
+        ],
+    }
+    assert blog_table.summary(report) == [
+        "Datasets counted (2): alpha, beta",
+        "",
+        "- xent: PGR > 0 on 1 of 2 (median -0.050)",
+        "",
+        "- logconf better than xent on 2 of 2",
+    ]
