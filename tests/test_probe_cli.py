@@ -234,6 +234,14 @@ def test_bad_probe_input(capsys, cached, args, message):
 FALLBACK_WARNING = "warning: using the stored weak label set"
 
 
+def test_a_sweep_out_folder_that_cannot_be_made_is_one_error_line(capsys, cached):
+    Path("afile").write_text("x")
+    code, out, err = run(capsys, "sweep", "--k", "5,10", "--out", "afile/sub")
+    err = "".join(line for line in err.splitlines(True) if not line.startswith(FALLBACK_WARNING))
+    assert code == 2 and err.startswith("error: cannot create sweep folder afile/sub")
+    assert len(err.strip().splitlines()) == 1
+
+
 def test_weak_labels_from_elsewhere_are_used_and_said(capsys, cached):
     code, out, err = run(capsys, "probe", "--k", "5", "--json")
     assert code == 0, err

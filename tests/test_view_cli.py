@@ -160,6 +160,7 @@ def test_view_prints_the_listing(capsys, cached):
         (["--top", "-1"], "--top must be 0 or more"),
         (["--folds", "1"], "--folds must be at least 2"),
         (["--out", "afile"], "--out afile is a file"),
+        (["--out", "afile/sub"], "cannot create view folder afile/sub"),
         (["--k", "0"], "k"),
     ],
 )

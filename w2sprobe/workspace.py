@@ -73,6 +73,36 @@ def ensure_writable_dir(path: Path) -> Path:
     return path
 
 
+def check_out_dir(path: Path, what: str) -> Path:
+    """Fail early, in one line, when ``--out`` cannot become the folder of a ``what`` (report,
+    view, sweep): a file in its place, or its nearest existing ancestor not a writable folder.
+    Creates nothing, so a command checks before its work."""
+    path = Path(path)
+    if path.exists() or path.is_symlink():
+        if not path.is_dir():
+            raise UsageError(f"--out {path} is a file; give a folder for the {what}")
+        return path
+    ancestor = next(p for p in path.absolute().parents if p.exists())
+    if not ancestor.is_dir():
+        raise UsageError(f"cannot create {what} folder {path}: {ancestor} is not a folder")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise UsageError(f"cannot create {what} folder {path}: {ancestor} is not writable")
+    return path
+
+
+def make_out_dir(path: Path, what: str) -> Path:
+    """Create ``path``, the ``--out`` folder of a ``what`` (report, view, sweep), or raise a
+    one-line UsageError: a file in the way, or a place that cannot be written."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise UsageError(f"{what} folder {path} is a file; give --out a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise UsageError(f"cannot create {what} folder {path}: {exc.strerror or exc}") from None
+    return path
+
+
 def slug(text: str) -> str:
     """A visible, filesystem-safe folder name for a model id, dataset name or path.
 

@@ -296,6 +296,7 @@ def sweep(
     from ..probes.sweep import parse_grid
     from ..report.sweep_files import write_sweep
     from ..vocabulary import check_predicts, probe_kind
+    from ..workspace import check_out_dir
 
     name = opts.probe.probe
     check_predicts(name)
@@ -304,6 +305,8 @@ def sweep(
     grid = parse_grid(grid_text, param, default=getattr(opts.probe, param)) if param else [None]
     for value in grid:  # a bad parameter or backend: before anything is made
         check_probe(opts, name, **({param: value} if param else {}))
+    if out:
+        check_out_dir(Path(out), "sweep")
     study = open_study(opts, ctl)
     rows = request(lambda: study.sweep(name, layers, grid, target=True))
     if ctl.plan:

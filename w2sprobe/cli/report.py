@@ -32,13 +32,12 @@ def report(opts: Options, ctl: Control) -> None:
 
     from ..report import build_report, write_report
     from ..tracking import check_tracker, open_tracker
+    from ..workspace import check_out_dir
 
     check_tracker(opts.workspace.tracker)
     r = opts.report
-    if r.out and Path(r.out).exists() and not Path(r.out).is_dir():
-        from ..errors import UsageError
-
-        raise UsageError(f"--out {r.out} is a file; give a folder for the report")
+    if r.out:
+        check_out_dir(Path(r.out), "report")  # before the bootstrap's work
     baseline = (
         None if opts.sources.get("baseline") == "default" else r.baseline
     )  # absent default: skipped

@@ -66,8 +66,8 @@ def view(
     """
     from ..inspection import build_view, default_out
     from ..probes.inputs import check_probe
-    from ..views.files import check_out_dir
     from ..views.projection import check_projection
+    from ..workspace import check_out_dir
 
     check_projection(projection)
     if top < 0:
@@ -76,10 +76,10 @@ def view(
         raise UsageError(f"--folds must be at least 2, got {folds}")
     check_probe(opts, opts.probe.probe)
     if out is not None:
-        check_out_dir(Path(out))
+        check_out_dir(Path(out), "view")
     study = open_study(opts, ctl)
     folder = Path(out) if out else default_out(study.dataset, study.probe_layer())
-    check_out_dir(folder)
+    check_out_dir(folder, "view")
     built, record = build_view(study, folder, projection, top, folds, align)
     summary = {"command": "view", "path": str(folder), **record}
     if ctl.as_json:

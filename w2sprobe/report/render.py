@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..atomic import write_text
 from ..errors import UsageError
-from ..workspace import kind_root
+from ..workspace import kind_root, make_out_dir
 from . import files as report_files
 from .build import Report
 from .document import Bullets, Code, FigureBlock, Heading, Para, Table, report_blocks
@@ -36,13 +36,7 @@ def write_report(report: Report, out_dir: Path | None = None, fmt: str = "html")
     """Draw the figures and write the report; returns the JSON summary (numbers, figures, files)."""
     if fmt not in FORMATS:
         raise UsageError(f"unknown report format '{fmt}'; choose one of {', '.join(FORMATS)}")
-    out_dir = Path(out_dir) if out_dir is not None else default_out_dir(report)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UsageError(f"report folder {out_dir} is a file; give --out a folder")
-    try:
-        out_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise UsageError(f"cannot create report folder {out_dir}: {exc.strerror}") from None
+    out_dir = make_out_dir(out_dir if out_dir is not None else default_out_dir(report), "report")
     # Unfinished from here until report.json is written again, last: a kill never leaves a
     # torn file in a report that looks complete.
     previous = report_files.begin(out_dir, report.key)

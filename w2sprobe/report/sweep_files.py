@@ -26,7 +26,7 @@ from ..atomic import file_record, record_problem, replacing, write_json, write_t
 from ..errors import UsageError, first_line
 from ..jsonutil import finite
 from ..probes.choice import sweep_choice
-from ..workspace import cache_of, kind_root, rm_hint, slug_dir
+from ..workspace import cache_of, kind_root, make_out_dir, rm_hint, slug_dir
 from .layers import layer_colour_bar, layer_style
 from .plotting import LEGEND_LAYERS
 
@@ -58,8 +58,7 @@ def sweep_folders(cache_dir: Path) -> list[Path]:
 
 def write_sweep(rows: list[dict], out_dir: Path, param: str) -> dict[str, Path]:
     """Tidy table (CSV + JSON) and a plot of the probe's gain over the labels vs ``param``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = make_out_dir(out_dir, "sweep")
     paths = {
         "csv": out_dir / SWEEP_CSV,
         "json": out_dir / SWEEP_JSON,

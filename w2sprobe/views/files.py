@@ -16,8 +16,8 @@ import json
 from pathlib import Path
 
 from ..atomic import file_record, write_json, write_text
-from ..errors import UsageError
 from ..jsonutil import finite
+from ..workspace import check_out_dir, make_out_dir
 from .build import View, disputed_rows
 from .figures import (
     PointColours,
@@ -28,12 +28,6 @@ from .figures import (
 )
 
 VIEW_JSON = "view.json"
-
-
-def check_out_dir(out: Path) -> None:
-    """A folder (or nothing yet) to write the view into."""
-    if out.exists() and not out.is_dir():
-        raise UsageError(f"--out {out} is a file; give a folder for the view")
 
 
 def _csv(rows: list[dict]) -> str:
@@ -48,8 +42,8 @@ def write_view(view: View, out: Path, summary: dict) -> dict:
     """Write every file of ``view`` into ``out``; ``view.json`` (``summary`` + file records)
     last. Returns what ``view.json`` holds."""
     out = Path(out)
-    check_out_dir(out)
-    out.mkdir(parents=True, exist_ok=True)
+    check_out_dir(out, "view")
+    make_out_dir(out, "view")
     (out / VIEW_JSON).unlink(missing_ok=True)  # unfinished until it is back, last
     inputs, coords = view.inputs, view.projection.coords
     names = inputs.names
