@@ -279,7 +279,7 @@ def test_an_edited_token_export_is_refused_with_one_line(capsys, token_file, tmp
     cases = [
         (spec, "its tokens 'last:2' is not its manifest's 'last:4'"),
         (shape, "test/layer_002 has shape"),
-        (bare, "manifest.json lacks 'manifest'"),
+        (bare, "manifest.json lacks model, model_revision"),
     ]
     for out, message in cases:
         rerecord(out)

@@ -290,15 +290,16 @@ def read_export(folder: Path) -> Exported:
 def _check_attrs(folder: Path, attrs: dict, record: dict) -> None:
     """The attributes an import writes must be the ones the key hashes: the key is the hash
     of the manifest, and every attribute the manifest also states agrees with it."""
-    try:
-        manifest = json.loads(attrs["manifest"])
-        key, carried = attrs["key"], TOKEN_ATTRS if is_token_file(attrs) else CARRIED_ATTRS
-        missing = [name for name in carried if name not in attrs]
-        extra_names(attrs)  # a token spec that does not parse is refused here
-    except (KeyError, TypeError, ValueError) as exc:
-        raise UsageError(f"export {folder} is unreadable: {MANIFEST} lacks {exc}") from None
+    carried = TOKEN_ATTRS if is_token_file(attrs) else CARRIED_ATTRS
+    missing = [name for name in carried if name not in attrs]
     if missing:
         raise UsageError(f"export {folder} is unreadable: {MANIFEST} lacks {', '.join(missing)}")
+    try:
+        manifest = json.loads(attrs["manifest"])
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"export {folder} is unreadable: its manifest: {exc}") from None
+    key = attrs["key"]
+    extra_names(attrs)  # a token spec that does not parse is refused here
     if short_hash(manifest) != key or record.get("key") != key:
         raise UsageError(
             f"export {folder}: its key {key} is not the hash of its manifest "
