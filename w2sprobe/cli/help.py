@@ -88,15 +88,18 @@ def _write_sections(command, ctx, formatter) -> None:
             formatter.write_dl(rows)
 
 
-class GroupedCommand(TyperCommand):
-    """A command whose help lists its options by group (see the module doc)."""
+class _PlainHelp:
+    """click's plain help layout (usage, text, sections, epilog), whatever typer's markup mode."""
 
     def format_help(self, ctx, formatter) -> None:
-        # click's plain layout (usage, text, sections, epilog), whatever typer's markup mode
         self.format_usage(ctx, formatter)
         self.format_help_text(ctx, formatter)
         self.format_options(ctx, formatter)
         self.format_epilog(ctx, formatter)
+
+
+class GroupedCommand(_PlainHelp, TyperCommand):
+    """A command whose help lists its options by group (see the module doc)."""
 
     def format_options(self, ctx, formatter) -> None:
         _write_sections(self, ctx, formatter)
@@ -110,14 +113,8 @@ class GroupedCommand(TyperCommand):
         ]
 
 
-class GroupedGroup(TyperGroup):
+class GroupedGroup(_PlainHelp, TyperGroup):
     """A command group: its options by group, then every sub-command with its whole summary."""
-
-    def format_help(self, ctx, formatter) -> None:
-        self.format_usage(ctx, formatter)
-        self.format_help_text(ctx, formatter)
-        self.format_options(ctx, formatter)
-        self.format_epilog(ctx, formatter)
 
     def format_options(self, ctx, formatter) -> None:
         _write_sections(self, ctx, formatter)
