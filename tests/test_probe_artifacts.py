@@ -207,6 +207,12 @@ def test_apply_scores_a_probe_on_another_dataset_and_the_report_shows_it(capsys,
     draws = rng.integers(0, len(ids), size=(200, len(ids)))
     boot = [roc_auc_score(truth[order][d], scores[order][d]) for d in draws]
     assert summary["auc_ci"] == pytest.approx(list(np.percentile(boot, [2.5, 97.5])), abs=1e-9)
+    ci = summary["auc_ci"]
+    # the plain line says the same (the transfer run is cached now)
+    code, out, err = run(capsys, "apply", key, "--dataset", "cola", "--n-boot", "200")
+    assert code == 0, err
+    assert f"on cola test: AUC {summary['auc']:.4f} [{ci[0]:.4f}, {ci[1]:.4f}]" in out
+    assert f"probe {key} (logreg, layer 2, fit on sst2)" in out and summary["path"] in out
     run_folder = Path(summary["path"])
     assert run_folder.parent == Path("c/runs/cola").absolute() or run_folder.parts[-3:-1] == (
         "runs",

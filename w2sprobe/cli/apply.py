@@ -60,7 +60,7 @@ def apply(
     interval = f" [{ci[0]:.4f}, {ci[1]:.4f}]" if ci else ""
     stdout.print(
         f"probe {saved.key} ({saved.name}, layer {saved.layer}, fit on {saved.dataset}) on "
-        f"{study.dataset} test: AUC {fmt(m['auc'], 4)}{interval} (95% bootstrap CI, n={m.get('n')})"
+        f"{study.dataset} test: AUC {fmt(m['auc'])}{interval} (95% bootstrap CI, n={m.get('n')})"
         f"\nrun: {record.folder}",
         highlight=False,
         soft_wrap=True,
