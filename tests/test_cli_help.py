@@ -238,3 +238,22 @@ def test_shell_completion_is_available(capsys, monkeypatch):
     monkeypatch.setenv("COMP_CWORD", "3")
     code, out, _ = run_cli(capsys)
     assert out.split() == ["logreg"]
+
+
+def test_a_table_on_a_narrow_terminal_wraps_its_cells_whole(monkeypatch):
+    """show_table folds a cell that does not fit rather than ending it in "…"."""
+    import io
+
+    from rich.console import Console
+    from rich.table import Table
+
+    from w2sprobe.cli import common
+
+    screen = io.StringIO()
+    monkeypatch.setattr(common, "stdout", Console(file=screen, width=40))
+    table = Table("experiment", "test AUC", "PGR", "weak AUC", "run")
+    table.add_row("logconf", "0.8868", "+0.445", "0.8526", "49b25134fd700cce")
+    common.show_table(table)
+    cells = [line.split("│")[1:-1] for line in screen.getvalue().splitlines() if "│" in line]
+    columns = ["".join(cell.strip() for cell in column) for column in zip(*cells)]
+    assert columns == ["logconf", "0.8868", "+0.445", "0.8526", "49b25134fd700cce"]

@@ -111,7 +111,12 @@ def test_filter_drops_exactly_the_fraction_and_reports_precision(capsys, cached)
     assert stored.manifest["kind"] == "filter" and stored.manifest["parent_name"] == "weak"
 
 
-def test_filter_table_keeps_split_names_whole_at_80_columns(capsys, cached):
+def test_filter_table_keeps_split_names_whole_at_80_columns(capsys, cached, monkeypatch):
+    from rich.console import Console
+
+    from w2sprobe.cli import common
+
+    monkeypatch.setattr(common, "stdout", Console(width=80))  # an 80-column terminal
     code, out, err = run(capsys, "filter", "--probe", "knn", "--k", "10", "--layer", "3")
     assert code == 0, err
     assert "strong_train" in out and "…" not in out

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any
 
@@ -13,8 +14,27 @@ from .progress import GraphReporter, StageBar, stderr
 
 __all__ = ["GraphReporter", "RowProgress", "emit_json", "open_study", "request", "stderr", "stdout"]
 
+#: Width of stdout when it is not a terminal (a pipe, a log file): no table is ever cut.
+PIPE_WIDTH = 1000
+
+
+def _stdout_console() -> Console:
+    # rich lays out a pipe's output at 80 columns, so a wide table reached a log as "0.88…"
+    # where the terminal showed 0.8868; COLUMNS, when set, still decides
+    piped = not sys.stdout.isatty() and "COLUMNS" not in os.environ
+    return Console(width=PIPE_WIDTH if piped else None)
+
+
 #: Tables go to stdout unless ``--json`` claims it; progress and messages go to stderr.
-stdout = Console()
+stdout = _stdout_console()
+
+
+def show_table(table) -> None:
+    """Print a rich table whose cells wrap rather than end in "…" where the terminal is narrow:
+    every digit of an AUC and every character of a key stay on the screen."""
+    for column in table.columns:
+        column.overflow = "fold"
+    stdout.print(table)
 
 
 def emit_json(summary: dict[str, Any]) -> None:

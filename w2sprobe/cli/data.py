@@ -7,7 +7,7 @@ from typing import Annotated, Any, Optional
 import typer
 
 from ..options import Options
-from .common import emit_json, stdout
+from .common import emit_json, show_table, stdout
 from .help import App
 from .params import DATA, Control, options_command
 
@@ -45,7 +45,7 @@ def list_command(opts: Options, ctl: Control) -> None:
             row["name"], hub, row["pools"], _yes_no(row["in_mirror"]), _yes_no(row["train_offline"])
         )
     stdout.print(f"data dir: {data_dir or '(none: hub only)'}")
-    stdout.print(table)
+    show_table(table)
 
 
 #: The dataset a ``data`` sub-command looks at (``show``, ``ids``).
@@ -236,8 +236,8 @@ def _print_show(summary: dict[str, Any]) -> None:
     _line(
         f"source: {report['source']}; seed {report['seed']}; fingerprint {summary['fingerprint']}"
     )
-    stdout.print(_pool_table(report["pools"]))
-    stdout.print(_split_table(report["splits"]))
+    show_table(_pool_table(report["pools"]))
+    show_table(_split_table(report["splits"]))
     for note in report["notes"]:
         _line(f"note: {note}")
     for example in summary["examples"]:

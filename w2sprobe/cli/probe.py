@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..options import SPECS, Options
-from .common import aligned, emit_json, fmt, open_study, request, show_plan, stdout
+from .common import aligned, emit_json, fmt, open_study, request, show_plan, show_table, stdout
 from .params import DATA, Control, group, options_command
 
 ACTIVATIONS = (
@@ -170,7 +170,7 @@ def filter(opts: Options, ctl: Control, name: NameOpt = None) -> None:  # noqa: 
             f"{r['mislabel_rate_before']:.3f} → {r['mislabel_rate_after']:.3f}",
         )
     stdout.print(f"label set {labels.name} ({labels.key})")
-    stdout.print(table)
+    show_table(table)
     _show_probe_key(summary)
     _show_chosen(summary, False)
     if labels.manifest["probe"].get("uses_ground_truth"):
@@ -355,7 +355,7 @@ def sweep(
             f"[{fmt(ci[0])}, {fmt(ci[1])}]" if None not in ci else "",
             marks,
         )
-    stdout.print(table)
+    show_table(table)
     if choice:
         stdout.print(
             f"criterion (lower is better, no test labels): {choice.criterion_name}; per layer, "
@@ -402,7 +402,7 @@ def _show(summary: dict, as_json: bool, keys: tuple[str, ...]) -> None:
         if key in summary:
             # PGR as every output shows it: flagged when the PGR rule says it is unstable
             table.add_row(key, show_pgr(summary, digits=4) if key == "pgr" else fmt(summary[key]))
-    stdout.print(table)
+    show_table(table)
 
 
 def _show_changes(summary: dict, labels, parent, as_json: bool) -> None:

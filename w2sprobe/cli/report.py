@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..options import Options
-from .common import RowProgress, emit_json, stdout
+from .common import RowProgress, emit_json, show_table, stdout
 from .params import Control, options_command
 
 
@@ -91,7 +91,7 @@ def _print(summary: dict) -> None:
             _num(c and c["t_test_p"]),
             _num(c and c["wilcoxon_p"]),
         )
-    stdout.print(table)
+    show_table(table)
     for item in summary["saturated"]:
         stdout.print(
             f"excluded {item['dataset']}: saturated (weak {item['weak_auc']:.4f}, ceiling "

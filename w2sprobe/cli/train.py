@@ -13,7 +13,7 @@ import typer
 from ..errors import UsageError
 from ..options import Options
 from . import help as cli_help
-from .common import emit_json, fmt, open_study, request, show_plan, stdout
+from .common import emit_json, fmt, open_study, request, show_plan, show_table
 from .launch import relaunch_under_torchrun
 from .params import DATA, Control, LauncherOpt, NprocOpt, group, options_command
 
@@ -152,7 +152,7 @@ def _show(runs: list, as_json: bool, notes: list[str], min_gap: float) -> None:
             fmt((row.get("ceiling") or {}).get("auc")),
             row["key"],
         )
-    stdout.print(table)
+    show_table(table)
 
 
 def _summary(run, min_gap: float) -> dict[str, Any]:
