@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -199,12 +200,19 @@ def _write_safetensors(exported: Exported, folder: Path) -> None:
     import torch
     from safetensors.torch import save_file
 
+    def as_tensor(values: np.ndarray):
+        with warnings.catch_warnings():
+            # the store's arrays are read-only: torch warns that it shares their memory, but
+            # safetensors only reads them (a copy would double the export's memory)
+            warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+            return torch.from_numpy(np.ascontiguousarray(values))
+
     bfloat16 = exported.attrs["store_dtype"] == "bfloat16"
     tensors = {}
     for split in exported.ids:
-        tensors[f"{split}/labels"] = torch.from_numpy(np.ascontiguousarray(exported.labels[split]))
+        tensors[f"{split}/labels"] = as_tensor(exported.labels[split])
         for name, values in exported.columns(split).items():
-            tensor = torch.from_numpy(np.ascontiguousarray(values))
+            tensor = as_tensor(values)
             if bfloat16 and name.startswith("layer_"):  # exact: the values are bfloat16's
                 tensor = tensor.to(torch.bfloat16)
             tensors[f"{split}/{name}"] = tensor
@@ -225,7 +233,8 @@ def _write_npz(exported: Exported, folder: Path) -> None:
 
 def _write_hf(exported: Exported, folder: Path) -> None:
     import pyarrow as pa
-    from datasets import Dataset, DatasetDict
+
+    from ..data.sources import datasets_quietly
 
     splits = {}
     for split, ids in exported.ids.items():
@@ -235,8 +244,11 @@ def _write_hf(exported: Exported, folder: Path) -> None:
         }
         for name, values in exported.columns(split).items():
             columns[name] = _fixed_lists(pa, values)
-        splits[split] = Dataset(pa.table(columns))
-    DatasetDict(splits).save_to_disk(str(folder))
+        splits[split] = pa.table(columns)
+    with datasets_quietly() as datasets:  # our progress and messages only, also under --quiet
+        datasets.DatasetDict({s: datasets.Dataset(t) for s, t in splits.items()}).save_to_disk(
+            str(folder)
+        )
 
 
 def _fixed_lists(pa, values: np.ndarray):
@@ -352,9 +364,10 @@ def _read_npz(folder: Path, names: list[str]):
 
 
 def _read_hf(folder: Path, names: list[str]):
-    from datasets import load_from_disk
+    from ..data.sources import datasets_quietly
 
-    splits = load_from_disk(str(folder))
+    with datasets_quietly() as datasets:
+        splits = datasets.load_from_disk(str(folder))
     ids, labels, arrays = {}, {}, {}
     for split, dataset in splits.items():
         table = dataset.data.table

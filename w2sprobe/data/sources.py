@@ -136,7 +136,7 @@ def load_export_split(
         return hub.load_hub_dataset(
             str(base), config=INFERRED_CONFIG, split=split, revision=revision, data_files=files
         )
-    with _datasets_quietly() as datasets:
+    with datasets_quietly() as datasets:
         return datasets.load_dataset(str(base), INFERRED_CONFIG, data_files=files, split=split)
 
 
@@ -148,7 +148,7 @@ class HubReader:
         self.notes: list[str] = []
 
     def __call__(self, split: str) -> RowSource:
-        with _datasets_quietly():
+        with datasets_quietly():
             loaded = load_with_fallback(self.source, split, self.dataset)
         if loaded.notice:
             self.notes.append(loaded.notice)
@@ -290,14 +290,14 @@ def load_user_file(
 
 def _read_table(loader: str, path: Path):
     try:
-        with _datasets_quietly() as datasets:
+        with datasets_quietly() as datasets:
             return datasets.load_dataset(loader, data_files={"train": str(path)}, split="train")
     except Exception as exc:  # noqa: BLE001 - malformed files: the parser's complaint, one line
         raise UsageError(f"cannot read {path}: {first_line(exc)}") from None
 
 
 @contextmanager
-def _datasets_quietly() -> Iterator[Any]:
+def datasets_quietly() -> Iterator[Any]:
     """The ``datasets`` module with its progress bars off: our stderr is for our own messages.
 
     Imported here because it is heavy and only needed once rows are actually loaded.
@@ -334,7 +334,7 @@ def load_data_file(loader: str, path: Path, split: str = "train"):
     if empty:
         raise UsageError(f"cannot read {path}: the file is empty")
     try:
-        with _datasets_quietly() as datasets:
+        with datasets_quietly() as datasets:
             data = datasets.load_dataset(loader, data_files={split: str(path)}, split=split)
     except Exception as exc:  # noqa: BLE001 - malformed files: where and what, one line
         raise UsageError(f"cannot read {path}: {bad_file_reason(path, exc)}") from None
