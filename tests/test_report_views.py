@@ -301,3 +301,40 @@ def test_disputed_texts_are_the_splits_texts_and_a_rebuilt_report_reuses_them(
     bare = _view(build_report(tmp_path, n_boot=0), "sst2")["disputed"]
     assert all(r["text"] is None for r in bare["top"]) and "data ids --id" in bare["texts"]
     assert views.TOP == len(bare["top"])
+
+
+def test_dataset_names_side_by_side_keep_a_gap_between_them():
+    """Two names on one row must not run into each other ("boolq†social_i_qa†" in the blog-size
+    report): B's marker is placed so that its name, set left of it (C's marker blocks the right),
+    would end 1 point short of A's name; it must take another spot."""
+    from w2sprobe.report.figures import _pyplot
+    from w2sprobe.report.views_figures import LABEL_GAP_POINTS, _place_labels
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6.0, 3.0))
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(-1.0, 1.0)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    points = fig.dpi / 72  # display units per point
+    _place_labels(fig, ax, [(0.1, 0.0, "boolq†", False)])
+    a_box = ax.texts[0].get_window_extent(renderer)
+    ax.texts[0].remove()
+    b_name = "social_i_qa†"
+    probe = ax.text(0, 0, b_name, fontsize=6, bbox={"boxstyle": "square,pad=0.05"})
+    b_width = probe.get_window_extent(renderer).width
+    probe.remove()
+    # B's name set right-aligned 4 pt left of its marker ends there; start it 1 pt after A's
+    b_x = a_box.x1 + 1 * points + b_width + 4 * points
+    c_x = b_x + 6 * points  # C's marker sits where B's name would go on the right
+    to_data = ax.transData.inverted()
+    y0 = ax.transData.transform((0, 0))[1]
+    labels = [(0.1, 0.0, "boolq†", False), (to_data.transform((b_x, y0))[0], 0.0, b_name, False),
+              (to_data.transform((c_x, y0))[0], 0.0, "piqa†", False)]  # fmt: skip
+    _place_labels(fig, ax, labels)
+    boxes = {t.get_text(): t.get_window_extent(renderer) for t in ax.texts}
+    a, b = boxes["boolq†"], boxes[b_name]
+    apart_x = a.x1 + LABEL_GAP_POINTS * points <= b.x0 or b.x1 + LABEL_GAP_POINTS * points <= a.x0
+    apart_y = a.y1 <= b.y0 or b.y1 <= a.y0  # stacked rows may touch
+    assert apart_x or apart_y, (a, b)
+    plt.close(fig)

@@ -89,19 +89,25 @@ def alignment_vs_pgr(report: Report):
     return fig, "Weak–strong alignment vs PGR across datasets", caption
 
 
+#: The least space beside a name before the next name or marker, in points: names that touch
+#: side by side read as one ("boolq†social_i_qa†"); stacked rows may touch.
+LABEL_GAP_POINTS = 2.0
+
 #: Where a dataset's name may go, in points from its marker, in order of preference.
 _LABEL_SPOTS = ((4, 2, "left"), (-4, 2, "right"), (4, -8, "left"), (-4, -8, "right"),
-                (4, 9, "left"), (-4, 9, "right"))  # fmt: skip
+                (4, 9, "left"), (-4, 9, "right"), (4, -15, "left"), (-4, -15, "right"),
+                (4, 16, "left"), (-4, 16, "right"))  # fmt: skip
 
 
 def _place_labels(fig, ax, labels: list[tuple]) -> None:
     """Each dataset's name beside its marker, at the first spot of :data:`_LABEL_SPOTS` that
-    stays inside the axes and overlaps neither a name already placed nor another marker (else
-    the spot inside that overlaps least)."""
+    stays inside the axes and comes within :data:`LABEL_GAP_POINTS` (side by side) of neither a
+    name already placed nor another marker (else the spot inside that overlaps least)."""
     from matplotlib.transforms import Bbox
 
     renderer = fig.canvas.get_renderer()
     half = 3.0 * fig.dpi / 72  # a marker's half width, in display units
+    gap = LABEL_GAP_POINTS * fig.dpi / 72
     markers = [ax.transData.transform((x, y)) for x, y, _, _ in labels]
     taken = [Bbox([[mx - half, my - half], [mx + half, my + half]]) for mx, my in markers]
     for index, (x, y, text, stable) in sorted(enumerate(labels), key=lambda t: t[1][:2]):
@@ -122,8 +128,9 @@ def _place_labels(fig, ax, labels: list[tuple]) -> None:
             )
             note.set_in_layout(False)
             box = note.get_window_extent(renderer)
+            clear = box.padded(gap, 0)  # the space it needs beside it (rows may touch)
             cut = not (ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1)  # cut at the edge
-            clash = sum(_overlap(box, other) for other in taken if other is not own)
+            clash = sum(_overlap(clear, other) for other in taken if other is not own)
             score = (cut, clash)
             if best is None or score < best[0]:
                 if best is not None:
