@@ -18,6 +18,7 @@
 #   w2sprobe report --cache-dir WORK_DIR --student head --format md --out docs/results/blog
 set -uo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
+. "$here/bench/background.sh"  # a niced study yields to other sessions too
 work="${1:-blog-cache}"
 phases="${2:-inputs heads}"
 record="$here/docs/results/blog"

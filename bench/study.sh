@@ -13,6 +13,7 @@ set -uo pipefail
 saver=""  # the background loop that saves the record; stopped however the script ends
 trap '[ -n "$saver" ] && kill "$saver" 2> /dev/null' EXIT
 here="$(cd "$(dirname "$0")/.." && pwd)"
+. "$here/bench/background.sh"  # a niced study yields to other sessions too
 work="${1:-study-cache}"
 # what needs only the activations first (minutes: the extraction, the probes, then the sweeps),
 # the students after (about an hour each on quail): a session that ends inside a long dataset
