@@ -101,6 +101,51 @@ def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     return code, out, err
 
 
+def tiny_bert_workspace(
+    capsys, root: Path, tiny_models, layers: str, sizes=(300, 60, 80), settings: str = ""
+) -> dict:
+    """``root`` made a workspace of the tiny BERT on sst2 (its ``w2sprobe.toml``: cache ``c``,
+    ``sizes`` rows of strong_train, val, test, and any further ``settings`` lines), with
+    ``layers`` extracted and a noisy 'weak' label set (:func:`noisy_weak_set`). The data folder
+    comes from ``settings`` or ``W2SPROBE_DATA_DIR``. Returns the activation file's ``path``
+    and the label set's ``ids``, ``truth`` and ``soft`` per split."""
+    import os
+
+    from w2sprobe.cache import list_entries
+
+    n_train, n_val, n_test = sizes
+    (root / "w2sprobe.toml").write_text(
+        f'strong_model = "{tiny_models["bert"]}"\ncache_dir = "c"\n'
+        f"n_train = {n_train}\nn_val = {n_val}\nn_test = {n_test}\n{settings}"
+    )
+    before = Path.cwd()
+    os.chdir(root)
+    try:
+        code, _, err = run_cli(capsys, "extract", "--layers", layers)
+    finally:
+        os.chdir(before)
+    assert code == 0, err
+    path = list_entries(root / "c")[0].path
+    return {"path": path, **noisy_weak_set(path, root / "c")}
+
+
+def noisy_weak_set(acts_path: Path, cache_dir: Path, flip: float = 0.3) -> dict:
+    """A 'weak' label set on an activation file's ids: its ground truth with ``flip`` of the
+    labels flipped (seeded), softened to 0.1 / 0.9; saved in ``cache_dir`` and returned."""
+    import numpy as np
+
+    from w2sprobe.cache import ActivationStore
+    from w2sprobe.labels import LabelSet, save_label_set
+
+    with ActivationStore.open(acts_path) as store:
+        ids = {s: store.ids(s) for s in store.splits}
+        truth = {s: store.labels(s) for s in store.splits}
+    rng = np.random.default_rng(0)
+    soft = {s: np.where(rng.random(len(y)) < flip, 1 - y, y) * 0.8 + 0.1 for s, y in truth.items()}
+    save_label_set(LabelSet("weak", "sst2", ids, soft, {"made": f"{flip:.0%} flips"}), cache_dir)
+    return {"ids": ids, "truth": truth, "soft": soft}
+
+
 @pytest.fixture(scope="session")
 def tiny_models(tmp_path_factory) -> dict[str, Path]:
     """One saved tiny model per architecture, built once per test session."""

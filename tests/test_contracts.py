@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import SHARED_DATA, run_cli, tiny_bert_workspace
 
 import w2sprobe
 from w2sprobe.cache import ActivationStore, list_entries
@@ -82,25 +82,9 @@ def ws(tmp_path, monkeypatch, shared_data, tiny_models, capsys) -> Path:
 
 
 def make_workspace(workspace: Path, tiny_models, capsys) -> None:
-    (workspace / "w2sprobe.toml").write_text(
-        f'strong_model = "{tiny_models["bert"]}"\ncache_dir = "c"\n'
-        f'data_dir = "{Path(__file__).resolve().parents[2] / "shared" / "data"}"\n'
-        "n_train = 200\nn_val = 40\nn_test = 60\nlayer = 2\n"
-    )
-    old = Path.cwd()
-    os.chdir(workspace)
-    try:
-        code, _, err = run_cli(capsys, "extract", "--layers", "1,2")
-        assert code == 0, err
-    finally:
-        os.chdir(old)
-    path = list_entries(workspace / "c")[0].path
-    rng = np.random.default_rng(0)
-    with ActivationStore.open(path) as store:
-        ids = {s: store.ids(s) for s in store.splits}
-        truth = {s: store.labels(s) for s in store.splits}
-    soft = {s: np.where(rng.random(len(y)) < 0.3, 1 - y, y) * 0.8 + 0.1 for s, y in truth.items()}
-    save_label_set(LabelSet("weak", "sst2", ids, soft, {"made": "30% flips"}), workspace / "c")
+    """The tiny BERT's layers 1..2 on sst2 (200 / 40 / 60 rows) and a noisy 'weak' label set."""
+    settings = f'data_dir = "{SHARED_DATA}"\nlayer = 2\n'
+    tiny_bert_workspace(capsys, workspace, tiny_models, "1,2", (200, 40, 60), settings)
 
 
 def relabeled(cache: Path) -> dict:

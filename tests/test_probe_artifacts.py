@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import run_cli, tiny_bert_workspace
 
 from w2sprobe.atomic import host_name
 from w2sprobe.cache import ActivationStore, list_entries
@@ -41,20 +41,7 @@ def cached(tmp_path, monkeypatch, shared_data, tiny_models, capsys):
     """The tiny BERT's layer 2 on sst2 (with a noisy 'weak' label set) and on cola."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("W2SPROBE_DATA_DIR", str(shared_data))
-    (tmp_path / "w2sprobe.toml").write_text(
-        f'strong_model = "{tiny_models["bert"]}"\ncache_dir = "c"\n'
-        "n_train = 300\nn_val = 60\nn_test = 80\n"
-    )
-    code, _, err = run(capsys, "extract", "--layers", LAYER)
-    assert code == 0, err
-    path = list_entries(Path("c"))[0].path
-    rng = np.random.default_rng(0)
-    with ActivationStore.open(path) as store:
-        ids = {s: store.ids(s) for s in store.splits}
-        truth = {s: store.labels(s) for s in store.splits}
-    soft = {s: np.where(rng.random(len(y)) < 0.3, 1 - y, y) * 0.8 + 0.1 for s, y in truth.items()}
-    save_label_set(LabelSet("weak", "sst2", ids, soft, {"made": "30% flips"}), Path("c"))
-    return {"path": path, "tmp": tmp_path}
+    return {**tiny_bert_workspace(capsys, tmp_path, tiny_models, LAYER), "tmp": tmp_path}
 
 
 def fit(capsys, *flags: str) -> dict:

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import run_cli, tiny_bert_workspace
 
-from w2sprobe.cache import ActivationStore, list_entries
+from w2sprobe.cache import ActivationStore
 from w2sprobe.errors import UsageError
 from w2sprobe.labels import (
     LabelSet,
@@ -33,22 +33,7 @@ def cached(tmp_path, monkeypatch, shared_data, tiny_models, capsys):
     """A workspace with the tiny BERT's layers 1..3 on sst2 and a noisy 'weak' label set."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("W2SPROBE_DATA_DIR", str(shared_data))
-    (tmp_path / "w2sprobe.toml").write_text(
-        f'strong_model = "{tiny_models["bert"]}"\ncache_dir = "c"\n'
-        "n_train = 300\nn_val = 60\nn_test = 80\n"
-    )
-    code, _, err = run(capsys, "extract", "--layers", "1,2,3")
-    assert code == 0, err
-    path = list_entries(Path("c"))[0].path
-    rng = np.random.default_rng(0)
-    with ActivationStore.open(path) as store:
-        ids = {s: store.ids(s) for s in store.splits}
-        truth = {s: store.labels(s) for s in store.splits}
-    soft = {s: np.where(rng.random(len(y)) < 0.3, 1 - y, y) * 0.8 + 0.1 for s, y in truth.items()}
-    save_label_set(
-        LabelSet("weak", "sst2", ids, soft, {"made": "ground truth with 30% flips"}), Path("c")
-    )
-    return {"path": path, "ids": ids, "truth": truth, "soft": soft}
+    return tiny_bert_workspace(capsys, tmp_path, tiny_models, "1,2,3")
 
 
 def test_probe_writes_predictions_then_metrics(capsys, cached):

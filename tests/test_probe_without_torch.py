@@ -16,11 +16,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import run_cli
+from conftest import run_cli, tiny_bert_workspace
 
-from w2sprobe.cache import ActivationStore, list_entries
+from w2sprobe.cache import ActivationStore
 from w2sprobe.errors import UsageError
-from w2sprobe.labels import LabelSet, save_label_set
 from w2sprobe.metrics import roc_auc
 from w2sprobe.models import devices
 from w2sprobe.models.devices import device_name, dtype_name, set_cpu_threads
@@ -39,21 +38,10 @@ def workspace(tmp_path, monkeypatch, shared_data, tiny_models, capsys):
     """The tiny BERT's layer 2 on sst2, cached, and a noisy stored 'weak' label set."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("W2SPROBE_DATA_DIR", str(shared_data))
-    (tmp_path / "w2sprobe.toml").write_text(
-        f'strong_model = "{tiny_models["bert"]}"\ncache_dir = "c"\nlayer = 2\n'
-        "n_train = 300\nn_val = 60\nn_test = 80\n"
-    )
-    code, _, err = run_cli(capsys, "extract", "--layers", "2")
-    assert code == 0, err
-    path = list_entries(Path("c"))[0].path
-    with ActivationStore.open(path) as store:
-        ids = {s: store.ids(s) for s in store.splits}
-        truth = {s: store.labels(s) for s in store.splits}
+    made = tiny_bert_workspace(capsys, tmp_path, tiny_models, "2", settings="layer = 2\n")
+    with ActivationStore.open(made["path"]) as store:
         acts = {s: np.asarray(store.get(s, 2)) for s in ("strong_train", "test")}
-    rng = np.random.default_rng(0)
-    soft = {s: np.where(rng.random(len(y)) < 0.3, 1 - y, y) * 0.8 + 0.1 for s, y in truth.items()}
-    save_label_set(LabelSet("weak", "sst2", ids, soft, {"made": "30% flips"}), Path("c"))
-    return {"acts": acts, "soft": soft, "truth": truth, "dir": tmp_path}
+    return {"acts": acts, "soft": made["soft"], "truth": made["truth"], "dir": tmp_path}
 
 
 def _probe_without_torch(folder: Path, *args: str) -> dict:

@@ -8,11 +8,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import run_cli
+from conftest import run_cli, tiny_bert_workspace
 
 from w2sprobe.atomic import file_record
 from w2sprobe.cache import ActivationStore, list_entries
-from w2sprobe.labels import LabelSet, find_label_set, save_label_set
+from w2sprobe.labels import find_label_set
 from w2sprobe.study import load_options_splits
 from w2sprobe.views import cv_auc, direction_cosine, disputed_order, mean_difference, project_2d
 
@@ -24,20 +24,7 @@ def cached(tmp_path, monkeypatch, shared_data, tiny_models, capsys):
     """The tiny BERT's layers 0..3 on sst2 and a 'weak' set: ground truth with 30% flips."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("W2SPROBE_DATA_DIR", str(shared_data))
-    (tmp_path / "w2sprobe.toml").write_text(
-        f'strong_model = "{tiny_models["bert"]}"\ncache_dir = "c"\n'
-        "n_train = 200\nn_val = 50\nn_test = 60\n"
-    )
-    code, _, err = run(capsys, "extract", "--layers", "all")
-    assert code == 0, err
-    path = list_entries(Path("c"))[0].path
-    rng = np.random.default_rng(0)
-    with ActivationStore.open(path) as store:
-        ids = {s: store.ids(s) for s in store.splits}
-        truth = {s: store.labels(s) for s in store.splits}
-    soft = {s: np.where(rng.random(len(y)) < 0.3, 1 - y, y) * 0.8 + 0.1 for s, y in truth.items()}
-    save_label_set(LabelSet("weak", "sst2", ids, soft, {"made": "30% flips"}), Path("c"))
-    return {"path": path, "ids": ids, "truth": truth, "soft": soft}
+    return tiny_bert_workspace(capsys, tmp_path, tiny_models, "all", sizes=(200, 50, 60))
 
 
 def test_view_writes_figures_tables_and_its_record_last(capsys, cached):
@@ -103,7 +90,7 @@ def test_view_align_compares_the_weak_models_activations(capsys, cached, tiny_mo
     )  # fmt: skip
     assert code == 0, err
     alignment = json.loads(out)["alignment"]
-    weak_files = [e for e in list_entries(Path("c")) if e.path != cached["path"]]
+    weak_files = [e for e in list_entries(Path("c")) if e.path.name != cached["path"].name]
     assert len(weak_files) == 1  # the weak model, extracted on the same splits
     with (
         ActivationStore.open(weak_files[0].path) as weak,
