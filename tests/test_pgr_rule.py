@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import test_head_cli
 from conftest import run_cli
 from sklearn.metrics import roc_auc_score
 
@@ -95,20 +96,8 @@ def test_show_and_rejudge_a_recorded_pgr():
     assert not judge({**fine, "weak": {"key": "w", "auc": 0.49}}).unstable
 
 
-TINY = (
-    "n_train = 160\nn_val = 40\nn_test = 60\n"
-    "epochs = 2\neval_every = 3\nwarmup_steps = 2\nstrong_lr = 3e-3\nhead_lr = 1e-2\n"
-)
-
-
-@pytest.fixture
-def workspace(tmp_path, monkeypatch, tiny_models, shared_data):
-    monkeypatch.chdir(tmp_path)
-    (tmp_path / "w2sprobe.toml").write_text(
-        f'weak_model = "{tiny_models["bert"]}"\nstrong_model = "{tiny_models["llama"]}"\n'
-        f'data_dir = "{shared_data}"\ncache_dir = "c"\n{TINY}'
-    )
-    return tmp_path
+#: The head students' tiny workspace (weak BERT, strong Llama, two-epoch recipe).
+workspace = test_head_cli.workspace
 
 
 def _metrics(key: str) -> dict:
