@@ -88,6 +88,28 @@ def build_tiny_model(folder: Path, arch: str, num_layers: int = 3, seed: int = 0
     return folder
 
 
+def modules_imported_by(commands: list[list[str]], modules: tuple[str, ...], cwd: Path) -> list:
+    """Which of ``modules`` a fresh interpreter has imported after running each CLI command of
+    ``commands`` in-process in ``cwd`` (their output swallowed, their exit codes ignored): a
+    subprocess, so the imports are measured, not inherited from the test session."""
+    import ast
+    import subprocess
+    import sys
+
+    probe = (
+        "import sys, io, contextlib\nfrom w2sprobe.cli.app import main\n"
+        f"for args in {commands!r}:\n"
+        "    try:\n"
+        "        with contextlib.redirect_stdout(io.StringIO()):\n"
+        "            main(args)\n"
+        "    except SystemExit:\n        pass\n"
+        f"print(sorted(m for m in {modules!r} if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", probe], cwd=cwd, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    return ast.literal_eval(done.stdout.strip().splitlines()[-1])
+
+
 def run_cli(capsys, *args: str) -> tuple[int, str, str]:
     """Run the w2sprobe CLI in-process; returns (exit code, stdout, stderr)."""
     from w2sprobe.cli.app import main

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import pytest
-from conftest import run_cli
+from conftest import modules_imported_by, run_cli
 
 from w2sprobe.options import SPECS
 
@@ -88,21 +86,10 @@ def test_an_option_is_checked_before_any_work(capsys, tmp_path, monkeypatch):
 
 @pytest.mark.slow  # a subprocess: a fresh interpreter, so imports are measured, not inherited
 def test_instant_commands_import_no_heavy_library(tmp_path):
-    probe = (
-        "import sys, io, contextlib\nfrom w2sprobe.cli.app import main\n"
-        "for args in (['--help'], ['extract', '--help'], ['probe', '--help'], ['run', '--help'], "
-        "['data', 'list'], ['cache', 'ls'], ['config', 'show']):\n"
-        "    try:\n"
-        "        with contextlib.redirect_stdout(io.StringIO()):\n"
-        "            main(args)\n"
-        "    except SystemExit:\n        pass\n"
-        "print(sorted(m for m in ('torch', 'transformers', 'nnsight', 'datasets') "
-        "if m in sys.modules))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
-    )
-    assert done.stdout.strip() == "[]", done.stderr
+    commands = [["--help"], ["extract", "--help"], ["probe", "--help"], ["run", "--help"],
+                ["data", "list"], ["cache", "ls"], ["config", "show"]]  # fmt: skip
+    heavy = ("torch", "transformers", "nnsight", "datasets")
+    assert modules_imported_by(commands, heavy, tmp_path) == []
 
 
 # --------------------------------------------------------------------------- issue 27: help

@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import json
 import random
-import subprocess
-import sys
 
 import pytest
-from conftest import run_cli
+from conftest import modules_imported_by, run_cli
 from data_helpers import mirror_rows
 
 from w2sprobe.data import SPLIT_NAMES, SplitSizes, get_spec, load_splits, text_id
@@ -108,16 +106,5 @@ def test_ids_map_activation_rows_back_to_text(capsys, mirror, tiny_models, tmp_p
 
 @pytest.mark.slow  # a fresh interpreter, so imports are measured, not inherited
 def test_data_ids_imports_no_torch(tmp_path, mirror):
-    probe = (
-        "import sys, io, contextlib\nfrom w2sprobe.cli.app import main\n"
-        f"args = ['data', 'ids', 'sst2', '--data-dir', {str(mirror)!r}, *{SMALL!r}]\n"
-        "try:\n"
-        "    with contextlib.redirect_stdout(io.StringIO()):\n"
-        "        main(args)\n"
-        "except SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('torch', 'transformers', 'nnsight') if m in sys.modules))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
-    )
-    assert done.stdout.strip() == "[]", done.stderr
+    command = ["data", "ids", "sst2", "--data-dir", str(mirror), *SMALL]
+    assert modules_imported_by([command], ("torch", "transformers", "nnsight"), tmp_path) == []

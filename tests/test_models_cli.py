@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 
 import pytest
-from conftest import ARCHS, DECODERS, run_cli
+from conftest import ARCHS, DECODERS, modules_imported_by, run_cli
 
 from w2sprobe.layers import default_probe_layer
 from w2sprobe.models.config import (
@@ -124,21 +122,9 @@ def test_version_is_the_installed_distributions(capsys):
 
 @pytest.mark.slow  # a fresh interpreter, so imports are measured, not inherited
 def test_models_layers_and_version_import_no_heavy_library(tmp_path, tiny_models):
-    folder = Path(tiny_models["bert"])
-    probe = (
-        "import sys, io, contextlib\nfrom w2sprobe.cli.app import main\n"
-        f"for args in (['models', 'layers', {str(folder)!r}], ['--version']):\n"
-        "    try:\n"
-        "        with contextlib.redirect_stdout(io.StringIO()):\n"
-        "            main(args)\n"
-        "    except SystemExit:\n        pass\n"
-        "print(sorted(m for m in ('torch', 'transformers', 'nnsight', 'datasets') "
-        "if m in sys.modules))"
-    )
-    done = subprocess.run(
-        [sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True, check=True
-    )
-    assert done.stdout.strip() == "[]", done.stderr
+    commands = [["models", "layers", str(Path(tiny_models["bert"]))], ["--version"]]
+    heavy = ("torch", "transformers", "nnsight", "datasets")
+    assert modules_imported_by(commands, heavy, tmp_path) == []
 
 
 def test_the_packaged_smollm2_says_it_is_a_dequantised_q4_1_gguf(capsys, tiny_models):

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import modules_imported_by, run_cli
 
 from w2sprobe.tracking import flat_params, numeric_metrics
 
@@ -93,18 +93,8 @@ def test_unknown_tracker_is_refused(workspace, capsys):
 
 @pytest.mark.slow  # a fresh interpreter, so imports are measured, not inherited
 def test_no_tracker_imports_neither_library(workspace):
-    import subprocess
-    import sys
-
-    probe = (
-        "import sys\nfrom w2sprobe.cli.app import main\n"
-        "try:\n    main(['run', '--experiments', 'weak', '--plan', '--quiet'])\n"
-        "except SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('mlflow', 'wandb') if m in sys.modules))"
-    )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+    command = ["run", "--experiments", "weak", "--plan", "--quiet"]
+    assert modules_imported_by([command], ("mlflow", "wandb"), Path.cwd()) == []
 
 
 def test_report_logs_its_figures_to_mlflow(tmp_path, monkeypatch, capsys):
