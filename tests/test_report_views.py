@@ -338,3 +338,25 @@ def test_dataset_names_side_by_side_keep_a_gap_between_them():
     apart_y = a.y1 <= b.y0 or b.y1 <= a.y0  # stacked rows may touch
     assert apart_x or apart_y, (a, b)
     plt.close(fig)
+
+
+def test_dataset_names_avoid_texts_already_there_and_stay_inside_the_axes():
+    """A point on the bottom edge with a clipped point's value written right where its name
+    would first go: the name takes another spot, clear of that text and inside the axes."""
+    from w2sprobe.report.figures import _pyplot
+    from w2sprobe.report.views_figures import _overlap, _place_labels
+
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(4.0, 3.0))
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(-1.0, 1.0)
+    value = ax.annotate("−6.6", (0.5, -1.0), xytext=(6, 4), textcoords="offset points", fontsize=6)
+    fig.canvas.draw()
+    _place_labels(fig, ax, [(0.5, -1.0, "ethics-commonsense†", False)])
+    renderer = fig.canvas.get_renderer()
+    name = next(t for t in ax.texts if t.get_text() == "ethics-commonsense†")
+    box = name.get_window_extent(renderer)
+    assert _overlap(box, value.get_window_extent(renderer)) == 0
+    assert ax.bbox.y0 <= box.y0 and box.y1 <= ax.bbox.y1
+    assert ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1
+    plt.close(fig)

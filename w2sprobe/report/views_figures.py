@@ -102,7 +102,8 @@ _LABEL_SPOTS = ((4, 2, "left"), (-4, 2, "right"), (4, -8, "left"), (-4, -8, "rig
 def _place_labels(fig, ax, labels: list[tuple]) -> None:
     """Each dataset's name beside its marker, at the first spot of :data:`_LABEL_SPOTS` that
     stays inside the axes and comes within :data:`LABEL_GAP_POINTS` (side by side) of neither a
-    name already placed nor another marker (else the spot inside that overlaps least)."""
+    name already placed, another marker nor a text already on the axes (else the spot inside
+    that overlaps least)."""
     from matplotlib.transforms import Bbox
 
     renderer = fig.canvas.get_renderer()
@@ -110,6 +111,8 @@ def _place_labels(fig, ax, labels: list[tuple]) -> None:
     gap = LABEL_GAP_POINTS * fig.dpi / 72
     markers = [ax.transData.transform((x, y)) for x, y, _, _ in labels]
     taken = [Bbox([[mx - half, my - half], [mx + half, my + half]]) for mx, my in markers]
+    # what is written there already (a clipped point's value) is kept clear too
+    taken += [text.get_window_extent(renderer) for text in ax.texts]
     for index, (x, y, text, stable) in sorted(enumerate(labels), key=lambda t: t[1][:2]):
         own = taken[index]
         best = None
@@ -129,7 +132,8 @@ def _place_labels(fig, ax, labels: list[tuple]) -> None:
             note.set_in_layout(False)
             box = note.get_window_extent(renderer)
             clear = box.padded(gap, 0)  # the space it needs beside it (rows may touch)
-            cut = not (ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1)  # cut at the edge
+            inside = ax.bbox.x0 <= box.x0 and box.x1 <= ax.bbox.x1
+            cut = not (inside and ax.bbox.y0 <= box.y0 and box.y1 <= ax.bbox.y1)  # off the axes
             clash = sum(_overlap(clear, other) for other in taken if other is not own)
             score = (cut, clash)
             if best is None or score < best[0]:
