@@ -4,9 +4,9 @@ One row per dataset: weak, head ceiling and each experiment's test AUC, with the
 brackets where the PGR rule calls it stable; a dataset the rule flags is marked † (gap) or ‡
 (a weak model below chance) and its flags are listed under the table, as the report states
 them; with ``--summary``, the headline counts (PGR > 0 per experiment) and paired tests
-against the baseline over the datasets the summary counts, and the same tests on test AUC over
-every dataset (closer to the blog's own comparison, and not limited to the few datasets with a
-stable gap); with ``--times``, the wall time per
+against the baseline over the datasets the summary counts, and the report's same tests on test
+AUC over every dataset (closer to the blog's own comparison, and not limited to the few datasets
+with a stable gap); with ``--times``, the wall time per
 dataset and step from the study's progress log (each logged attempt summed: an attempt killed
 with its session is not logged):
 
@@ -21,8 +21,6 @@ import json
 import re
 from collections import defaultdict
 from pathlib import Path
-
-from w2sprobe.report.stats import paired_comparison
 
 COLUMNS = (
     "xent",
@@ -88,23 +86,16 @@ def summary(report: dict) -> list[str]:
     return lines
 
 
-def auc_comparisons(report: dict, baseline: str = "xent") -> list[str]:
-    """Each experiment against the baseline on test AUC, over every dataset where both ran:
-    wins / losses, the mean difference, one-sided paired t and Wilcoxon p (the report's tests)."""
-    auc = {(r["dataset"], r["experiment"]): r.get("auc") for r in report["rows"]}
+def auc_comparisons(report: dict) -> list[str]:
+    """The report's comparisons with the baseline on test AUC over every dataset
+    (``auc_comparisons``), one line each for this table's experiments."""
     lines = []
-    for experiment in (e for e in COLUMNS if e != baseline):
-        pairs = [
-            (auc[d, experiment], auc[d, baseline])
-            for d in report["datasets"]
-            if auc.get((d, experiment)) is not None and auc.get((d, baseline)) is not None
-        ]
-        if not pairs:
+    for c in report.get("auc_comparisons", []):
+        if c["experiment"] not in COLUMNS or not c["n"]:
             continue
-        c = paired_comparison([a for a, _ in pairs], [b for _, b in pairs])
         lines.append(
-            f"- {experiment} vs {baseline}, test AUC over {c['n']} datasets: better on "
-            f"{c['wins']}, worse on {c['losses']} (mean {c['mean_diff']:+.4f}); one-sided "
+            f"- {c['experiment']} vs {c['baseline']}, test AUC over {c['n']} datasets: better "
+            f"on {c['wins']}, worse on {c['losses']} (mean {c['mean_diff']:+.4f}); one-sided "
             f"paired t p = {_p(c['t_test_p'])}, Wilcoxon p = {_p(c['wilcoxon_p'])}"
         )
     return lines

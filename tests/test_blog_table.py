@@ -89,28 +89,20 @@ def test_summary_counts_only_what_the_report_summarised():
     ]
 
 
-def test_auc_comparisons_over_every_dataset_worked_by_hand():
-    """logconf − xent test AUC = +0.03, +0.01, −0.02 on three datasets (one of them flagged:
-    AUC comparisons count every dataset). By hand: mean +0.00667, sd 0.025166, t = 0.45883 on
-    2 df, one-sided p = 1/2 − t / (2·sqrt(t² + 2)) = 0.3457; Wilcoxon: ranks 3, 1 positive,
-    W+ = 4, and 3 of the 8 sign patterns reach it (4, 5, 6): p = 0.375."""
+def test_auc_comparisons_are_the_reports_lines_for_the_tables_experiments():
+    comparison = {"baseline": "xent", "n": 3, "wins": 2, "losses": 1, "mean_diff": 0.00667,
+                  "t_test_p": 0.3457, "wilcoxon_p": 0.375}  # fmt: skip
     report = {
-        "datasets": ["a", "b", "c"],
-        "rows": [
-            row("a", "xent", 0.60), row("a", "logconf", 0.63),
-            row("b", "xent", 0.70), row("b", "logconf", 0.71),
-            row("c", "xent", 0.80), row("c", "logconf", 0.78),
-            row("c", "entropy", 0.81),  # one dataset only: too few for a p-value
-        ],  # fmt: skip
-        "unstable": [{"dataset": "c", "reason": "gap +0.010 [-0.010, +0.030]"}],
+        "auc_comparisons": [
+            {**comparison, "experiment": "logconf"},
+            {**comparison, "experiment": "s2s-1"},  # not a column of the table
+            {**comparison, "experiment": "entropy", "n": 0},  # ran nowhere beside xent
+            {**comparison, "experiment": "product", "t_test_p": None, "wilcoxon_p": None},
+        ]
     }
-    lines = blog_table.auc_comparisons(report)
-    assert lines[0] == (
+    assert blog_table.auc_comparisons(report) == [
         "- logconf vs xent, test AUC over 3 datasets: better on 2, worse on 1 (mean +0.0067); "
-        "one-sided paired t p = 0.346, Wilcoxon p = 0.375"
-    )
-    assert lines[1] == (
-        "- entropy vs xent, test AUC over 1 datasets: better on 1, worse on 0 (mean +0.0100); "
-        "one-sided paired t p = —, Wilcoxon p = —"
-    )
-    assert len(lines) == 2
+        "one-sided paired t p = 0.346, Wilcoxon p = 0.375",
+        "- product vs xent, test AUC over 3 datasets: better on 2, worse on 1 (mean +0.0067); "
+        "one-sided paired t p = —, Wilcoxon p = —",
+    ]

@@ -16,6 +16,7 @@ from scipy import stats
 from w2sprobe.errors import UsageError
 from w2sprobe.metrics import pgr, roc_auc
 from w2sprobe.report import build_report
+from w2sprobe.report.build import compare_auc_to_baseline
 from w2sprobe.report.document import report_blocks
 from w2sprobe.report.render import to_markdown
 from w2sprobe.report.stats import id_set_seed, resample_indices
@@ -209,11 +210,14 @@ def test_an_experiment_only_on_left_out_datasets_is_named_not_tabulated(tmp_path
     summary = {s["experiment"]: s for s in report.summary}
     assert summary["kl"]["n_datasets"] == 0 and summary["xent"]["n_datasets"] == 2
     markdown = to_markdown(report_blocks(report, [], []), tmp_path)
-    summary_part = markdown.split("## Summary")[1].split("## Results per dataset")[0]
+    summary_part = markdown.split("## Summary")[1].split("On test AUC")[0]
     assert "\n| kl |" not in summary_part and "kl better than" not in summary_part
     assert "\n| logconf |" in summary_part and "logconf better than xent on" in summary_part
     line = "Not summarised (run only on datasets left out of the summary): kl."
     assert summary_part.count(line) == 2  # Summary and Comparisons
+    # on test AUC it is compared where it ran: one dataset, too few for a p-value
+    auc = next(c for c in report.auc_comparisons if c["experiment"] == "kl")
+    assert auc["n"] == 1 and auc["t_test_p"] is None
     assert "| xent | kl | logconf |" in summary_part  # its PGR column per dataset stays
 
 
@@ -285,6 +289,30 @@ def test_unstable_pgr_is_flagged_and_excluded(tmp_path):
     row = report.row("flat", "xent")
     assert row["pgr"] < -1 and row["pgr_unstable"] is True  # still shown, flagged
     assert report.row("hard1", "xent")["pgr_unstable"] is False
+
+
+def test_auc_comparisons_count_every_dataset_unstable_included(tmp_path):
+    """On test AUC the unstable dataset counts: the comparison equals scipy's one-sided paired
+    tests on the AUCs the run files hold, over all three datasets."""
+    tiny_gap_study(tmp_path)
+    report = build_report(tmp_path, n_boot=0)
+    datasets = ["flat", "hard1", "hard2"]
+    xent = np.array([report.row(d, "xent")["auc"] for d in datasets])
+    for c in report.auc_comparisons:
+        other = np.array([report.row(d, c["experiment"])["auc"] for d in datasets])
+        assert c["metric"] == "auc" and c["n"] == 3 and not c["datasets_without_pair"]
+        assert [p["dataset"] for p in c["per_dataset"]] == datasets
+        assert c["wins"] == int((other > xent).sum()) and c["losses"] == int((other < xent).sum())
+        assert c["mean_diff"] == pytest.approx((other - xent).mean())
+        assert c["t_test_p"] == pytest.approx(
+            stats.ttest_rel(other, xent, alternative="greater").pvalue
+        )
+        assert c["statement"].startswith(
+            f"{c['experiment']} has a higher test AUC than xent on {c['wins']} of 3 datasets"
+        )
+    assert report.auc_comparisons  # the study has interventions to compare
+    text = to_markdown(report_blocks(report, [], []), tmp_path)
+    assert "On test AUC" in text and "Interventions vs xent on test AUC" in text
     assert all(r["pgr_unstable"] for r in report.seed_rows if r["dataset"] == "flat" and "pgr" in r)
     # The threshold is a parameter: 0 flags nothing.
     assert build_report(tmp_path, n_boot=0, min_gap=0.0).unstable == []
@@ -673,3 +701,25 @@ def test_a_weak_model_below_chance_makes_the_dataset_unstable(tmp_path):
     [seed_row] = [r for r in report.seed_rows if r["dataset"] == "inverted" and "pgr" in r]
     assert seed_row["pgr_flag"] == item["reason"]  # a seed row by its own pair, same verdict
     assert report.included == ["clear"]
+
+
+def test_auc_comparison_worked_by_hand():
+    """logconf − xent test AUC = +0.03, +0.01, −0.02 on three datasets. By hand: mean
+    +0.00667, sd 0.025166, t = 0.45883 on 2 df, one-sided p = 1/2 − t / (2·sqrt(t² + 2)) =
+    0.3457; Wilcoxon: ranks 3 and 1 positive, W+ = 4, reached by 3 of the 8 sign patterns
+    (4, 5, 6): p = 0.375."""
+    aucs = {("a", "xent"): 0.60, ("a", "logconf"): 0.63, ("b", "xent"): 0.70,
+            ("b", "logconf"): 0.71, ("c", "xent"): 0.80, ("c", "logconf"): 0.78}  # fmt: skip
+    rows = [
+        {"dataset": d, "experiment": e, "stage": "student", "auc": v} for (d, e), v in aucs.items()
+    ]
+    rows.append({"dataset": "a", "experiment": "weak", "stage": "weak", "auc": 0.5})
+    (c,) = compare_auc_to_baseline(rows, ["a", "b", "c"], "xent")
+    assert (c["experiment"], c["n"], c["wins"], c["losses"]) == ("logconf", 3, 2, 1)
+    assert c["mean_diff"] == pytest.approx(0.02 / 3)
+    assert c["t_test_p"] == pytest.approx(0.3457, abs=1e-4)
+    assert c["wilcoxon_p"] == pytest.approx(0.375)
+    assert c["statement"] == (
+        "logconf has a higher test AUC than xent on 2 of 3 datasets (lower on 1); one-sided "
+        "paired t-test p = 0.346, Wilcoxon signed-rank p = 0.375"
+    )

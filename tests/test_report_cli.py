@@ -322,6 +322,15 @@ def test_terminal_summary_says_which_datasets_it_left_out_and_why(capsys, tmp_pa
     assert "2 of 3 datasets (1 with unstable PGR excluded)" in out
     gap = ceiling["auc"] - weak["auc"]
     assert f"excluded flat: PGR unstable (ceiling − weak AUC {gap:+.4f} < 0.02)" in out
+    # on test AUC every dataset counts, the unstable one too
+    assert "AUC won/lost" in out
+    summary = json.loads(
+        run_cli(capsys, "report", "--cache-dir", str(tmp_path / "cache"), "--n-boot", "0",
+                "--out", str(tmp_path / "out"), "--format", "md", "--json")[1]
+    )  # fmt: skip
+    for c in summary["auc_comparisons"]:
+        line = next(x for x in out.splitlines() if x.split() and x.split()[0] == c["experiment"])
+        assert f"{c['wins']}/{c['losses']} of 3" in line
 
 
 def test_terminal_summary_names_a_saturated_dataset(capsys, tmp_path):

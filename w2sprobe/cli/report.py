@@ -77,11 +77,14 @@ def _print(summary: dict) -> None:
         box=box.SIMPLE_HEAD,
     )
     table.add_column("experiment", no_wrap=True)
-    for header in ("n", "median PGR", "mean PGR [95% CI]", "won/lost", "t-test p", "Wilcoxon p"):
+    headers = ("n", "median PGR", "mean PGR [95% CI]", "won/lost", "t-test p", "Wilcoxon p")
+    for header in (*headers, "AUC won/lost", "AUC t-test p"):
         table.add_column(header, justify="right")
     versus = {c["experiment"]: c for c in summary["comparisons"]}
+    # on test AUC over every dataset, unstable PGR or not (the written report says more)
+    on_auc = {c["experiment"]: c for c in summary.get("auc_comparisons", []) if c["n"]}
     for row in summary["summary"]:
-        c = versus.get(row["experiment"])
+        c, a = versus.get(row["experiment"]), on_auc.get(row["experiment"])
         table.add_row(
             row["experiment"],
             str(row["n_datasets"]),
@@ -90,6 +93,8 @@ def _print(summary: dict) -> None:
             f"{c['wins']}/{c['losses']}" if c else "—",
             _num(c and c["t_test_p"]),
             _num(c and c["wilcoxon_p"]),
+            f"{a['wins']}/{a['losses']} of {a['n']}" if a else "—",
+            _num(a and a["t_test_p"]),
         )
     show_table(table)
     for item in summary["saturated"]:

@@ -56,7 +56,8 @@ class Report:
     ``seed_rows``: one per run (AUC, accuracy, PGR, 95% bootstrap CIs); ``rows``: one per
     (dataset, experiment), mean ± standard error over seeds; ``summary``: per experiment across
     the included datasets (neither saturated nor ``unstable``: ceiling − weak AUC below
-    ``options["min_gap"]``); ``comparisons``: each intervention vs the baseline.  Rows with a
+    ``options["min_gap"]``); ``comparisons``: each intervention vs the baseline on PGR over
+    those datasets, ``auc_comparisons`` on test AUC over every dataset.  Rows with a
     PGR carry ``pgr_unstable``; ``run_warnings`` are the warnings the runs recorded; ``setup``
     is what was compared (models, split sizes, seeds, the commands that made the runs).
     """
@@ -89,6 +90,8 @@ class Report:
     #: Views of the cache (report/views.py): per dataset disputed examples and weak-strong
     #: alignment, and alignment vs PGR across datasets.
     views: dict = field(default_factory=dict)
+    #: Each intervention vs the baseline on test AUC over every dataset (compare_auc_to_baseline).
+    auc_comparisons: list[dict] = field(default_factory=list)
 
     @property
     def included(self) -> list[str]:
@@ -119,6 +122,7 @@ class Report:
             "diagnostics": self.diagnostics,
             "summary": self.summary,
             "comparisons": self.comparisons,
+            "auc_comparisons": self.auc_comparisons,
             "rows": self.rows,
             "seed_rows": self.seed_rows,
             "missing": self.missing,
@@ -213,6 +217,7 @@ def build_report(
         saturated=saturated,
         summary=experiment_summary(rows, included, seed),
         comparisons=compare_to_baseline(rows, included, chosen, found.datasets) if chosen else [],
+        auc_comparisons=compare_auc_to_baseline(rows, found.datasets, chosen) if chosen else [],
         missing=found.missing,
         incomplete=found.incomplete,
         sweeps=sweeps,
@@ -652,13 +657,33 @@ def compare_to_baseline(
     pgr = {
         (r["dataset"], r["experiment"]): None if r.get("pgr_unstable") else r["pgr"] for r in rows
     }
+    left_out = [d for d in datasets or [] if d not in included]
+    return [
+        {**c, "excluded_datasets": left_out} for c in _paired(rows, included, baseline, pgr, "pgr")
+    ]
+
+
+def compare_auc_to_baseline(rows: list[dict], datasets: list[str], baseline: str) -> list[dict]:
+    """Each intervention vs ``baseline``, paired by dataset on the (seed-mean) test AUC over
+    every dataset where both ran: an AUC difference needs no ceiling − weak gap, so a dataset
+    whose PGR is unstable or saturated counts here, as every dataset does in the blog's own
+    comparison (a study whose gap is stable on few datasets can still say this much)."""
+    auc = {(r["dataset"], r["experiment"]): r.get("auc") for r in rows}
+    return _paired(rows, datasets, baseline, auc, "auc")
+
+
+def _paired(
+    rows: list[dict], datasets: list[str], baseline: str, values: dict, metric: str
+) -> list[dict]:
+    """The comparisons of every intervention with ``baseline`` on ``values[(dataset,
+    experiment)]`` (None: no value), over ``datasets``."""
     interventions = sorted(
         {r["experiment"] for r in rows if r["stage"] not in REFERENCE_STAGES} - {baseline},
         key=experiment_order,
     )
     out = []
     for experiment in interventions:
-        paired = [(d, pgr.get((d, experiment)), pgr.get((d, baseline))) for d in included]
+        paired = [(d, values.get((d, experiment)), values.get((d, baseline))) for d in datasets]
         both = [(d, x, y) for d, x, y in paired if x is not None and y is not None]
         lacking = [d for d, x, y in paired if x is None or y is None]
         stats = paired_comparison([x for _, x, _ in both], [y for _, _, y in both])
@@ -667,31 +692,37 @@ def compare_to_baseline(
                 "experiment": experiment,
                 "group": experiment_group(experiment),
                 "baseline": baseline,
-                "metric": "pgr",
+                "metric": metric,
                 **stats,
                 "datasets_without_pair": lacking,
-                "excluded_datasets": [d for d in datasets or [] if d not in included],
                 "per_dataset": [
-                    {"dataset": d, "pgr": x, "baseline_pgr": y, "diff": x - y} for d, x, y in both
+                    {"dataset": d, metric: x, f"baseline_{metric}": y, "diff": x - y}
+                    for d, x, y in both
                 ],
-                "statement": comparison_statement(experiment, baseline, stats),
+                "statement": comparison_statement(experiment, baseline, stats, metric),
             }
         )
     return out
 
 
-def comparison_statement(experiment: str, baseline: str, stats: dict) -> str:
+def comparison_statement(experiment: str, baseline: str, stats: dict, metric: str = "pgr") -> str:
     """The blog's sentence.
 
-    For example: "logconf better than xent on 16 of 21 datasets; t-test p = .135, ...".
+    For example: "logconf better than xent on 16 of 21 datasets; t-test p = .135, ..."; on
+    test AUC: "logconf has a higher test AUC than xent on 5 of 16 datasets (lower on 11); ...".
     """
 
     def p(value, note):
         return f"{value:.3g}" if value is not None else f"n/a ({note})"
 
+    if metric == "auc":
+        versus = f"has a higher test AUC than {baseline} on {stats['wins']} of {stats['n']} "
+        versus += f"datasets (lower on {stats['losses']}); "
+    else:
+        versus = f"better than {baseline} on {stats['wins']} of {stats['n']} datasets "
+        versus += f"(worse on {stats['losses']}); "
     return (
-        f"{experiment} better than {baseline} on {stats['wins']} of {stats['n']} datasets "
-        f"(worse on {stats['losses']}); "
+        f"{experiment} {versus}"
         f"one-sided paired t-test p = {p(stats['t_test_p'], stats['t_test_note'])}, "
         f"Wilcoxon signed-rank p = {p(stats['wilcoxon_p'], stats['wilcoxon_note'])}"
     )
