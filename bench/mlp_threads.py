@@ -4,11 +4,13 @@
 products and many tiny vector operations, where torch's threads meet at every operation. Each
 measurement runs in a fresh subprocess with ``torch.set_num_threads(n)``, on seeded float16
 clusters (``probes.py``'s data), hidden 64, l2 1e-2, ``--max-iter`` L-BFGS iterations; best of
-``--repeats``. With ``--busy`` a niced process spins on one core meanwhile (as a background
-study does): a thread that waits for a core stalls the other at every meeting.
+``--repeats``. With ``--busy`` one process per core spins meanwhile under ``nice 19``, each in
+its own session, as a study started with ``setsid nice`` runs: Linux's autogroup gives each
+session an equal CPU share whatever its nice value, so a fit's thread that waits for a core
+stalls the other at every meeting (in this session nice would apply, and nothing would show).
 
     python bench/mlp_threads.py                 # idle machine, about 2 minutes on 2 cores
-    python bench/mlp_threads.py --busy          # beside one busy core
+    python bench/mlp_threads.py --busy          # beside a background study's load
 """
 
 from __future__ import annotations
@@ -54,17 +56,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--max-iter", type=int, default=100)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--busy", action="store_true", help="spin one niced core meanwhile")
+    parser.add_argument("--busy", action="store_true", help="spin every core, niced, meanwhile")
     parser.add_argument("--one", nargs=3, type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         print(json.dumps(measure(*args.one, args.max_iter, args.repeats)))
         return
-    spinner = None
-    if args.busy:
-        spinner = subprocess.Popen(
-            [sys.executable, "-c", SPIN], preexec_fn=lambda: os.nice(19)
-        )  # fmt: skip
+    spinners = [
+        subprocess.Popen([sys.executable, "-c", SPIN], preexec_fn=lambda: os.nice(19),
+                         start_new_session=True)
+        for _ in range(len(os.sched_getaffinity(0)) if args.busy else 0)
+    ]  # fmt: skip
     try:
         print("| rows × dim | 1 thread (s) | 2 threads (s) | 2 / 1 | iterations |")
         print("|---|---|---|---|---|")
@@ -77,7 +79,7 @@ def main() -> None:
                 flush=True,
             )
     finally:
-        if spinner is not None:
+        for spinner in spinners:
             spinner.kill()
 
 

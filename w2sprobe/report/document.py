@@ -457,12 +457,12 @@ def _auc_comparisons(report: Report, baseline: str) -> list:
     compared = [c for c in report.auc_comparisons if c["n"]]
     if not compared:
         return []
-    unstable = len(report.datasets) - len(report.included)
+    left_out = len(report.datasets) - len(report.included)
     return [
         Para(
             "On test AUC (mean over seeds), over every dataset where both ran: an AUC "
             "difference needs no ceiling − weak gap, so the datasets left out of the PGR "
-            f"comparisons above ({unstable} of {len(report.datasets)}) count here, as every "
+            f"comparisons above ({left_out} of {len(report.datasets)}) count here, as every "
             "dataset does in the blog's own comparison. Same one-sided tests."
         ),
         Bullets([c["statement"] for c in compared]),
